@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+// kmsfs: a transparent encrypting FUSE filesystem with envelope encryption under a KMS.
+// Module map: see docs/ARCHITECTURE.md. Dependencies point one way:
+//   COpenSSL <- KMSFSCrypto <- KMSFSFormat <- (FUSE frontend, later) <- kmsfs
+import PackageDescription
+
+let package = Package(
+    name: "kmsfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "kmsfs", targets: ["kmsfs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, reached only through these system-library modules.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CFuse3",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+
+        // Primitives: AES-256-GCM on reusable EVP contexts, digests, HKDF, secrets.
+        .target(name: "KMSFSCrypto", dependencies: ["COpenSSL"]),
+        // The on-disk format of one encrypted file; pure code, no FUSE and no KMS.
+        .target(name: "KMSFSFormat", dependencies: ["KMSFSCrypto"]),
+
+        .executableTarget(
+            name: "kmsfs",
+            dependencies: [
+                "KMSFSCrypto",
+                "KMSFSFormat",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
+        .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto"], exclude: ["Fixtures"]),
+        .testTarget(name: "KMSFSFormatTests", dependencies: ["KMSFSFormat", "KMSFSCrypto"], exclude: ["Fixtures"]),
+    ]
+)

@@ -1,0 +1,31 @@
+import Synchronization
+
+/// Keyed ``AESGCMContext``s for one key, lent to one thread at a time.
+///
+/// Each file key gets a pool, so a context is keyed once and then serves every chunk of that file
+/// on whichever thread (FUSE worker or Dispatch stripe) borrows it. The pool grows to the peak
+/// number of concurrent borrowers and keeps at most ``maximumIdle`` contexts between uses.
+public final class AESGCMContextPool: Sendable {
+    private let key: SecretBytes
+    /// Idle contexts; a borrowed context is owned by its borrower until returned.
+    private let idle = Mutex<[AESGCMContext]>([])
+    public let maximumIdle: Int
+
+    public init(key: SecretBytes, maximumIdle: Int = 16) {
+        precondition(key.count == AESGCM.keyByteCount, "AES-256-GCM takes a 32-byte key")
+        self.key = key
+        self.maximumIdle = maximumIdle
+    }
+
+    /// Runs `body` with a context of its own, made on first need and returned afterwards.
+    /// - Throws: what `body` throws, or ``CryptoError`` if OpenSSL cannot make a context.
+    public func withContext<R>(_ body: (AESGCMContext) throws -> R) throws -> R {
+        let context = try idle.withLock({ $0.popLast() }) ?? AESGCMContext(key: key)
+        defer {
+            idle.withLock { contexts in
+                if contexts.count < maximumIdle { contexts.append(context) }
+            }
+        }
+        return try body(context)
+    }
+}

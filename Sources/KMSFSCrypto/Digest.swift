@@ -1,0 +1,51 @@
+internal import COpenSSL
+
+/// SHA-256 and HMAC-SHA-256 (one-shot; inputs here are small: headers, requests, key IDs).
+public enum SHA256 {
+    public static let byteCount = 32
+
+    public static func hash(_ message: some ContiguousBytes) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: byteCount)
+        var length: UInt32 = 0
+        let ok = message.withUnsafeBytes { message in
+            EVP_Digest(message.baseAddress, message.count, &digest, &length, EVP_sha256(), nil)
+        }
+        // EVP_Digest with a built-in digest fails only when memory is exhausted.
+        precondition(ok == 1 && length == byteCount, "EVP_Digest(SHA-256) failed")
+        return digest
+    }
+}
+
+public enum HMAC {
+    /// HMAC-SHA-256 of `message` under `key`.
+    public static func sha256(key: some ContiguousBytes, message: some ContiguousBytes) -> [UInt8] {
+        var mac = [UInt8](repeating: 0, count: SHA256.byteCount)
+        var length: UInt32 = 0
+        let result = key.withUnsafeBytes { key in
+            message.withUnsafeBytes { message in
+                COpenSSL.HMAC(
+                    EVP_sha256(), key.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(key.count),
+                    message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count,
+                    &mac, &length)
+            }
+        }
+        precondition(result != nil && length == SHA256.byteCount, "HMAC(SHA-256) failed")
+        return mac
+    }
+
+    /// HMAC-SHA-256 keyed with a secret, for derivations whose key must not sit in an array.
+    public static func sha256(key: SecretBytes, message: some ContiguousBytes) -> [UInt8] {
+        key.withUnsafeBytes { key in sha256(key: key, message: message) }
+    }
+}
+
+/// Byte containers whose storage can be lent as raw bytes (arrays, slices, raw buffers).
+public protocol ContiguousBytes {
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+extension Array: ContiguousBytes where Element == UInt8 {}
+extension ArraySlice: ContiguousBytes where Element == UInt8 {}
+extension UnsafeRawBufferPointer: ContiguousBytes {
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
+}

@@ -1,0 +1,80 @@
+/// Offset and size arithmetic between the plaintext view and the ciphertext file.
+///
+/// A file is a 32-byte header, then chunks. Chunk `i` holds plaintext bytes
+/// `[i·P, (i+1)·P)` and is stored at cipher offset `32 + i·C` as `nonce ‖ ciphertext ‖ tag`, where
+/// `P` is the plaintext chunk size and `C = P + 28`. Every chunk but the last is full; the last
+/// (the final chunk) is always short: it holds `size mod P` bytes, so a file whose size is a
+/// multiple of `P` ends with an empty final chunk of 28 bytes. That rule makes the plaintext size a
+/// function of the ciphertext size alone (stat needs no key) and makes a file cut at a chunk
+/// boundary an invalid size rather than a valid shorter file.
+///
+/// Plain and cipher quantities are kept apart by name: `plain…` and `cipher…`.
+public struct ChunkGeometry: Equatable, Sendable {
+    /// Bytes a chunk adds to its plaintext: a 12-byte nonce and a 16-byte tag.
+    public static let chunkOverhead = 28
+    public static let nonceByteCount = 12
+    public static let tagByteCount = 16
+
+    /// Plaintext bytes per chunk (`P`).
+    public let plainChunkSize: Int
+    /// Bytes of a full chunk on disk (`C = P + 28`).
+    public var cipherChunkSize: Int { plainChunkSize + Self.chunkOverhead }
+    /// Bytes before the first chunk.
+    public let headerSize: Int
+
+    public init(plainChunkSize: Int, headerSize: Int = FileHeader.byteCount) {
+        precondition(plainChunkSize > 0)
+        self.plainChunkSize = plainChunkSize
+        self.headerSize = headerSize
+    }
+
+    /// The chunk that holds plaintext byte `plainOffset`.
+    public func chunkIndex(forPlainOffset plainOffset: Int64) -> Int64 {
+        plainOffset / Int64(plainChunkSize)
+    }
+
+    /// The plaintext offset where chunk `index` begins.
+    public func plainOffset(ofChunk index: Int64) -> Int64 {
+        index * Int64(plainChunkSize)
+    }
+
+    /// The ciphertext offset where chunk `index` begins.
+    public func cipherOffset(ofChunk index: Int64) -> Int64 {
+        Int64(headerSize) + index * Int64(cipherChunkSize)
+    }
+
+    /// The index of the final (short, possibly empty) chunk of a file of `plainSize` bytes.
+    public func finalChunkIndex(forPlainSize plainSize: Int64) -> Int64 {
+        plainSize / Int64(plainChunkSize)
+    }
+
+    /// The size of the backing file that holds `plainSize` plaintext bytes.
+    public func cipherSize(forPlainSize plainSize: Int64) -> Int64 {
+        Int64(headerSize) + Int64(cipherLength(forPlainLength: Int(clamping: plainSize), endsFile: true))
+    }
+
+    /// The plaintext size of a backing file of `cipherSize` bytes.
+    /// - Throws: ``FormatError/invalidCipherSize(_:)`` if no valid file has that size: shorter than
+    ///   header plus final chunk, or a remainder that cannot be a final chunk (a cut or an extension).
+    public func plainSize(forCipherSize cipherSize: Int64) throws(FormatError) -> Int64 {
+        let body = cipherSize - Int64(headerSize)
+        guard body >= Int64(Self.chunkOverhead) else { throw .invalidCipherSize(cipherSize) }
+        let fullChunks = body / Int64(cipherChunkSize)
+        let remainder = body % Int64(cipherChunkSize)
+        guard remainder >= Int64(Self.chunkOverhead) else { throw .invalidCipherSize(cipherSize) }
+        return fullChunks * Int64(plainChunkSize) + remainder - Int64(Self.chunkOverhead)
+    }
+
+    /// The number of chunks that hold `plainLength` bytes starting at a chunk boundary; when the
+    /// range ends the file, a final chunk follows the full ones even if it is empty.
+    public func chunkCount(forPlainLength plainLength: Int, endsFile: Bool) -> Int {
+        endsFile ? plainLength / plainChunkSize + 1 : (plainLength + plainChunkSize - 1) / plainChunkSize
+    }
+
+    /// Ciphertext bytes of the chunks that hold `plainLength` bytes from a chunk boundary.
+    /// Without `endsFile`, `plainLength` must be a multiple of the chunk size.
+    public func cipherLength(forPlainLength plainLength: Int, endsFile: Bool) -> Int {
+        precondition(endsFile || plainLength % plainChunkSize == 0, "only the final chunk may be short")
+        return plainLength + chunkCount(forPlainLength: plainLength, endsFile: endsFile) * Self.chunkOverhead
+    }
+}

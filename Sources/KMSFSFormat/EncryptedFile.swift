@@ -1,0 +1,164 @@
+import KMSFSCrypto
+
+/// One encrypted file: plaintext reads, writes and truncation mapped onto its chunks.
+///
+/// Partial chunks are read, decrypted, patched and re-sealed (read-modify-write); the final chunk
+/// is re-sealed whenever the end of the file moves, so the file always ends in a short final
+/// chunk. Growing a file leaves whole chunks as holes rather than writing encrypted zeros.
+///
+/// Not synchronized: the caller serializes operations that touch the same chunks (the FUSE
+/// frontend holds a per-inode lock). Every operation reads the size from the storage, so nothing
+/// is cached between calls.
+public struct EncryptedFile<Storage: CipherStorage> {
+    public let storage: Storage
+    public let cipher: ChunkCipher
+    public var header: FileHeader { cipher.header }
+    var geometry: ChunkGeometry { cipher.geometry }
+
+    /// Starts a new, empty encrypted file in `storage`, which must be empty: writes the header and
+    /// the empty final chunk.
+    public static func create(
+        in storage: Storage, key: SecretBytes, header: FileHeader,
+        parallelism: ChunkParallelism = ChunkParallelism()
+    ) throws -> EncryptedFile {
+        let file = EncryptedFile(storage: storage, cipher: ChunkCipher(key: key, header: header, parallelism: parallelism))
+        try file.initialize()
+        return file
+    }
+
+    /// Opens an existing encrypted file: reads and parses its header. Chunks are authenticated
+    /// as they are read.
+    /// - Throws: ``FormatError`` if the header is missing or unreadable.
+    public init(opening storage: Storage, key: SecretBytes, parallelism: ChunkParallelism = ChunkParallelism()) throws {
+        var bytes = [UInt8](repeating: 0, count: FileHeader.byteCount)
+        let count = try bytes.withUnsafeMutableBytes { try storage.read(into: $0, at: 0) }
+        guard count == FileHeader.byteCount else { throw FormatError.notAnEncryptedFile }
+        let header = try FileHeader(decoding: bytes)
+        self.init(storage: storage, cipher: ChunkCipher(key: key, header: header, parallelism: parallelism))
+    }
+
+    /// A file over `storage` with an existing cipher (for tests and tools that pick the nonces).
+    package init(storage: Storage, cipher: ChunkCipher) {
+        self.storage = storage
+        self.cipher = cipher
+    }
+
+    /// Writes the header and the empty final chunk of a new file.
+    package func initialize() throws {
+        let headerBytes = header.encoded
+        try headerBytes.withUnsafeBytes { try storage.write($0, at: 0) }
+        try sealAndWrite(UnsafeRawBufferPointer(start: nil, count: 0), firstChunk: 0, endsFile: true)
+    }
+
+    /// The plaintext size, from the ciphertext size alone (no key needed).
+    /// - Throws: ``FormatError/invalidCipherSize(_:)`` if the backing file was cut or extended.
+    public func plainSize() throws -> Int64 {
+        try geometry.plainSize(forCipherSize: storage.size())
+    }
+
+    // MARK: Reading
+
+    /// Reads up to `buffer.count` plaintext bytes at `offset`; fewer only at the end of the file.
+    ///
+    /// - Throws: ``FormatError`` if any chunk in the range fails authentication; then nothing of
+    ///   the range is returned (the buffer is zeroed).
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        precondition(offset >= 0)
+        let size = try plainSize()
+        guard offset < size, buffer.count > 0 else { return 0 }
+        let end = min(offset + Int64(buffer.count), size)
+        let first = geometry.chunkIndex(forPlainOffset: offset)
+        let runStart = geometry.plainOffset(ofChunk: first)
+        let runEnd = min(geometry.plainOffset(ofChunk: geometry.chunkIndex(forPlainOffset: end - 1) + 1), size)
+        let wanted = Int(end - offset)
+        if runStart == offset && runEnd == end {
+            // Aligned: decrypt straight into the caller's buffer.
+            try readRun(firstChunk: first, plainLength: wanted, fileSize: size,
+                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]))
+        } else {
+            try withUnsafeTemporaryAllocation(byteCount: Int(runEnd - runStart), alignment: 16) { run in
+                defer { SecretBytes.wipe(run) }
+                try readRun(firstChunk: first, plainLength: run.count, fileSize: size, into: run)
+                let skip = Int(offset - runStart)
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: run[skip..<skip + wanted]))
+            }
+        }
+        return wanted
+    }
+
+    /// Reads and opens the chunks that hold `plainLength` bytes from chunk `firstChunk`.
+    func readRun(firstChunk: Int64, plainLength: Int, fileSize: Int64, into plaintext: UnsafeMutableRawBufferPointer) throws {
+        let endsFile = geometry.plainOffset(ofChunk: firstChunk) + Int64(plainLength) == fileSize
+        let cipherLength = geometry.cipherLength(forPlainLength: plainLength, endsFile: endsFile)
+        let cipherOffset = geometry.cipherOffset(ofChunk: firstChunk)
+        try withUnsafeTemporaryAllocation(byteCount: cipherLength, alignment: 16) { ciphertext in
+            let count = try storage.read(into: ciphertext, at: cipherOffset)
+            // The size said these bytes exist; fewer means the file changed under us.
+            guard count == cipherLength else { throw FormatError.invalidCipherSize(cipherOffset + Int64(count)) }
+            try cipher.open(UnsafeRawBufferPointer(ciphertext), firstChunk: firstChunk, endsFile: endsFile, into: plaintext)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes `bytes` at plaintext `offset`, growing the file if the write ends beyond it. A write
+    /// that starts beyond the end first grows the file with a hole (zeros).
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        precondition(offset >= 0)
+        guard bytes.count > 0 else { return }
+        var size = try plainSize()
+        if offset > size {
+            try truncate(to: offset)
+            size = offset
+        }
+        let end = offset + Int64(bytes.count)
+        let newSize = max(size, end)
+        let first = geometry.chunkIndex(forPlainOffset: offset)
+        let lastTouched = geometry.chunkIndex(forPlainOffset: end - 1)
+        // A write that reaches the old end rewrites through the new final chunk (maybe empty).
+        let endsFile = end >= size
+        let lastRewritten = endsFile ? geometry.finalChunkIndex(forPlainSize: newSize) : lastTouched
+        let runStart = geometry.plainOffset(ofChunk: first)
+        let runEnd = min(geometry.plainOffset(ofChunk: lastRewritten + 1), newSize)
+
+        // Old bytes that share a chunk with the write: before it in the first chunk, and after it
+        // in the last touched chunk (only where the old file had bytes).
+        let keepHead = offset > runStart
+        let tailEnd = min(geometry.plainOffset(ofChunk: lastTouched + 1), size)
+        let keepTail = end < tailEnd
+
+        if !keepHead && !keepTail && runEnd - runStart == Int64(bytes.count) {
+            return try sealAndWrite(bytes, firstChunk: first, endsFile: endsFile)
+        }
+        try withUnsafeTemporaryAllocation(byteCount: Int(runEnd - runStart), alignment: 16) { run in
+            defer { SecretBytes.wipe(run) }
+            if keepHead {
+                try readOld(chunk: first, fileSize: size, into: run, runStart: runStart)
+            }
+            if keepTail && !(keepHead && lastTouched == first) {
+                try readOld(chunk: lastTouched, fileSize: size, into: run, runStart: runStart)
+            }
+            let at = Int(offset - runStart)
+            UnsafeMutableRawBufferPointer(rebasing: run[at..<at + bytes.count]).copyMemory(from: bytes)
+            try sealAndWrite(UnsafeRawBufferPointer(run), firstChunk: first, endsFile: endsFile)
+        }
+    }
+
+    /// Decrypts old chunk `chunk` (as far as the old file has it) into its place in `run`.
+    private func readOld(chunk: Int64, fileSize: Int64, into run: UnsafeMutableRawBufferPointer, runStart: Int64) throws {
+        let chunkStart = geometry.plainOffset(ofChunk: chunk)
+        let length = Int(min(Int64(geometry.plainChunkSize), fileSize - chunkStart))
+        let at = Int(chunkStart - runStart)
+        try readRun(firstChunk: chunk, plainLength: length, fileSize: fileSize,
+                    into: UnsafeMutableRawBufferPointer(rebasing: run[at..<at + length]))
+    }
+
+    /// Seals a run of chunks and stores it with one write.
+    func sealAndWrite(_ plaintext: UnsafeRawBufferPointer, firstChunk: Int64, endsFile: Bool) throws {
+        let cipherLength = geometry.cipherLength(forPlainLength: plaintext.count, endsFile: endsFile)
+        try withUnsafeTemporaryAllocation(byteCount: cipherLength, alignment: 16) { ciphertext in
+            try cipher.seal(plaintext, firstChunk: firstChunk, endsFile: endsFile, into: ciphertext)
+            try storage.write(UnsafeRawBufferPointer(ciphertext), at: geometry.cipherOffset(ofChunk: firstChunk))
+        }
+    }
+}

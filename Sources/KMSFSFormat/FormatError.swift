@@ -1,0 +1,26 @@
+/// Why a backing file could not be read as a kmsfs encrypted file.
+///
+/// Every case means "do not trust these bytes": the FUSE frontend maps all of them to `EIO` and
+/// logs the case, which names the file's problem without revealing content.
+public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The file does not start with a kmsfs header (wrong magic, or shorter than a header).
+    case notAnEncryptedFile
+    /// The header names a format version this build cannot read.
+    case unsupportedVersion(UInt16)
+    /// A header field is out of range (reserved bits set, chunk size not allowed).
+    case corruptHeader(String)
+    /// The ciphertext size matches no valid layout: the file was truncated or extended outside kmsfs.
+    case invalidCipherSize(Int64)
+    /// A chunk failed authentication: changed, moved, taken from another file, or the wrong key.
+    case authenticationFailed(chunk: UInt64)
+
+    public var description: String {
+        switch self {
+        case .notAnEncryptedFile: return "not a kmsfs encrypted file (no valid header)"
+        case let .unsupportedVersion(version): return "unsupported format version \(version)"
+        case let .corruptHeader(reason): return "corrupt header: \(reason)"
+        case let .invalidCipherSize(size): return "ciphertext size \(size) is not a valid layout (truncated or extended)"
+        case let .authenticationFailed(chunk): return "chunk \(chunk) failed authentication"
+        }
+    }
+}

@@ -1,0 +1,15 @@
+import Foundation
+
+/// Bytes from lower- or upper-case hex; traps on malformed fixtures.
+func bytes(hex: String) -> [UInt8] {
+    let digits = Array(hex.utf8)
+    precondition(digits.count % 2 == 0, "odd hex length")
+    return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+}
+
+func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+/// The URL of a file in this test target's Fixtures folder.
+func fixture(_ name: String, file: String = #filePath) -> URL {
+    URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+}
