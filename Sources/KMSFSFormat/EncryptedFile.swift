@@ -64,8 +64,14 @@ public struct EncryptedFile<Storage: CipherStorage> {
     ///   the range is returned (the buffer is zeroed).
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         precondition(offset >= 0)
+        guard buffer.count > 0 else { return 0 }
         let size = try plainSize()
-        guard offset < size, buffer.count > 0 else { return 0 }
+        guard offset < size else {
+            // A read at the end still authenticates the final chunk: otherwise an empty file (or
+            // one cut to a chunk boundary plus 28 bytes) would read as a valid, shorter file.
+            try verifyFinalChunk(fileSize: size)
+            return 0
+        }
         let end = min(offset + Int64(buffer.count), size)
         let first = geometry.chunkIndex(forPlainOffset: offset)
         let runStart = geometry.plainOffset(ofChunk: first)
@@ -84,6 +90,17 @@ public struct EncryptedFile<Storage: CipherStorage> {
             }
         }
         return wanted
+    }
+
+    /// Authenticates the final chunk, which a read ending at the end of the file also covers.
+    func verifyFinalChunk(fileSize: Int64) throws {
+        let final = geometry.finalChunkIndex(forPlainSize: fileSize)
+        let length = Int(fileSize - geometry.plainOffset(ofChunk: final))
+        try withUnsafeTemporaryAllocation(byteCount: max(length, 1), alignment: 16) { plain in
+            defer { SecretBytes.wipe(plain) }
+            try readRun(firstChunk: final, plainLength: length, fileSize: fileSize,
+                        into: UnsafeMutableRawBufferPointer(rebasing: plain[0..<length]))
+        }
     }
 
     /// Reads and opens the chunks that hold `plainLength` bytes from chunk `firstChunk`.
@@ -115,9 +132,11 @@ public struct EncryptedFile<Storage: CipherStorage> {
         let newSize = max(size, end)
         let first = geometry.chunkIndex(forPlainOffset: offset)
         let lastTouched = geometry.chunkIndex(forPlainOffset: end - 1)
-        // A write that reaches the old end rewrites through the new final chunk (maybe empty).
-        let endsFile = end >= size
-        let lastRewritten = endsFile ? geometry.finalChunkIndex(forPlainSize: newSize) : lastTouched
+        // A write that reaches the old end rewrites through the new final chunk (maybe empty);
+        // one inside the final chunk re-seals it as final too.
+        let newFinal = geometry.finalChunkIndex(forPlainSize: newSize)
+        let lastRewritten = end >= size ? newFinal : lastTouched
+        let endsFile = lastRewritten == newFinal
         let runStart = geometry.plainOffset(ofChunk: first)
         let runEnd = min(geometry.plainOffset(ofChunk: lastRewritten + 1), newSize)
 
