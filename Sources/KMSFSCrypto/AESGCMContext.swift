@@ -9,6 +9,7 @@ internal import COpenSSL
 /// ``AESGCMContextPool`` can hand it from thread to thread; the pool guarantees exclusivity.
 public final class AESGCMContext: @unchecked Sendable {
     private let context: OpaquePointer
+    private let reservoir = RandomReservoir()
 
     /// The cipher, fetched once: passing `EVP_aes_256_gcm()` to every init would re-fetch it
     /// from the provider each time under OpenSSL 3.
@@ -27,6 +28,11 @@ public final class AESGCMContext: @unchecked Sendable {
             EVP_CipherInit_ex(context, cipher, nil, key.baseAddress?.assumingMemoryBound(to: UInt8.self), nil, 1)
         }
         guard ok == 1 else { throw CryptoError.fromOpenSSL("EVP_CipherInit_ex") }
+    }
+
+    /// Fills `nonces` with random bytes (RAND_bytes output, fetched in batches by this context).
+    public func randomNonces(_ nonces: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        try reservoir.fill(nonces)
     }
 
     deinit {

@@ -7,24 +7,25 @@
 /// The header binds the chunk to its file (file ID), format version and chunk size; the index
 /// binds it to its position; the flag says whether it ends the file. The wrapped data key is
 /// deliberately absent, so re-wrapping a key never touches chunks.
-struct ChunkAAD: ~Copyable {
+struct ChunkAAD {
     static let byteCount = FileHeader.byteCount + 9
     private let buffer: UnsafeMutableRawBufferPointer
 
-    init(header: [UInt8]) {
+    /// Lends `body` an AAD buffer on the stack, primed with `header`, for a run of chunks.
+    static func with<R>(header: [UInt8], _ body: (inout ChunkAAD) throws -> R) rethrows -> R {
         precondition(header.count == FileHeader.byteCount)
-        buffer = .allocate(byteCount: Self.byteCount, alignment: 8)
-        buffer.copyBytes(from: header)
+        return try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 8) { buffer in
+            buffer.copyBytes(from: header)
+            var aad = ChunkAAD(buffer: buffer)
+            return try body(&aad)
+        }
     }
 
-    deinit { buffer.deallocate() }
+    private init(buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
 
     /// The additional data for chunk `index`, valid until the next call.
     mutating func bytes(chunk index: Int64, isFinal: Bool) -> UnsafeRawBufferPointer {
-        withUnsafeBytes(of: UInt64(index).bigEndian) { index in
-            UnsafeMutableRawBufferPointer(rebasing: buffer[FileHeader.byteCount..<FileHeader.byteCount + 8])
-                .copyMemory(from: index)
-        }
+        buffer.storeBytes(of: UInt64(index).bigEndian, toByteOffset: FileHeader.byteCount, as: UInt64.self)
         buffer[Self.byteCount - 1] = isFinal ? 1 : 0
         return UnsafeRawBufferPointer(buffer)
     }

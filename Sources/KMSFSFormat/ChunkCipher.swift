@@ -43,10 +43,9 @@ public final class ChunkCipher: Sendable {
         let layout = RunLayout(geometry: geometry, plainLength: plaintext.count, endsFile: endsFile)
         precondition(ciphertext.count == layout.cipherLength, "ciphertext buffer does not fit the run")
         try parallelism.forEachStripe(chunkCount: layout.chunkCount, byteCount: plaintext.count) { stripe in
-            try contexts.withContext { context in
-                var aad = ChunkAAD(header: headerBytes)
+            try contexts.withContext { context in try ChunkAAD.with(header: headerBytes) { aad in
                 try withUnsafeTemporaryAllocation(byteCount: stripe.count * ChunkGeometry.nonceByteCount, alignment: 8) { nonceBuffer in
-                    try nonces.fill(nonceBuffer, firstChunk: firstChunk + Int64(stripe.lowerBound))
+                    try nonces.fill(nonceBuffer, firstChunk: firstChunk + Int64(stripe.lowerBound), context: context)
                     for (n, chunk) in stripe.enumerated() {
                         let slot = layout.slot(chunk, in: ciphertext)
                         let nonceStart = n * ChunkGeometry.nonceByteCount
@@ -58,7 +57,7 @@ public final class ChunkCipher: Sendable {
                             ciphertext: slot.text, tag: slot.tag)
                     }
                 }
-            }
+            } }
         }
     }
 
@@ -81,8 +80,7 @@ public final class ChunkCipher: Sendable {
         precondition(plaintext.count == layout.plainLength, "plaintext buffer does not fit the run")
         do {
             try parallelism.forEachStripe(chunkCount: layout.chunkCount, byteCount: ciphertext.count) { stripe in
-                try contexts.withContext { context in
-                    var aad = ChunkAAD(header: headerBytes)
+                try contexts.withContext { context in try ChunkAAD.with(header: headerBytes) { aad in
                     for chunk in stripe {
                         let slot = layout.slot(chunk, in: UnsafeMutableRawBufferPointer(mutating: ciphertext))
                         let output = UnsafeMutableRawBufferPointer(mutating: layout.plain(chunk, in: UnsafeRawBufferPointer(plaintext)))
@@ -100,7 +98,7 @@ public final class ChunkCipher: Sendable {
                             output.initializeMemory(as: UInt8.self, repeating: 0)  // a hole
                         }
                     }
-                }
+                } }
             }
         } catch {
             SecretBytes.wipe(plaintext)

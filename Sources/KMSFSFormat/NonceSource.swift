@@ -3,8 +3,9 @@ import KMSFSCrypto
 /// Where chunk nonces come from. Production uses ``RandomNonceSource``; the known-answer tests of
 /// docs/FORMAT.md use fixed nonces, which must never be used for real data.
 package protocol NonceSource: Sendable {
-    /// Fills `buffer` with one 12-byte nonce for each chunk from `firstChunk` on.
-    func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64) throws
+    /// Fills `buffer` with one 12-byte nonce for each chunk from `firstChunk` on; `context` is the
+    /// cipher context that will seal them (and owns a random reservoir for this thread).
+    func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64, context: AESGCMContext) throws
 }
 
 /// A fresh random 96-bit nonce for every seal. With one data key per file the birthday bound
@@ -12,7 +13,7 @@ package protocol NonceSource: Sendable {
 package struct RandomNonceSource: NonceSource {
     package init() {}
 
-    package func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64) throws {
-        try SecureRandom.fill(buffer)
+    package func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64, context: AESGCMContext) throws {
+        try context.randomNonces(buffer)
     }
 }

@@ -28,7 +28,7 @@ final class MemoryStorage: CipherStorage {
 
 /// Nonces fixed by chunk index, for the known-answer vectors only: A5 A5 A5 A5 ‖ u64be(index).
 struct VectorNonces: NonceSource {
-    func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64) throws {
+    func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64, context: AESGCMContext) throws {
         for n in 0..<(buffer.count / 12) {
             var nonce: [UInt8] = [0xA5, 0xA5, 0xA5, 0xA5]
             withUnsafeBytes(of: UInt64(firstChunk + Int64(n)).bigEndian) { nonce += $0 }

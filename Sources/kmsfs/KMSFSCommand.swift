@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// `kmsfs`: the command-line entry point. Subcommands arrive with their issues (init, mount,
+/// info, fsck, rewrap); today it carries the benchmarks.
+@main
+struct KMSFSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kmsfs",
+        abstract: "A transparent encrypting filesystem with per-file keys wrapped by a KMS.",
+        subcommands: [BenchCommand.self]
+    )
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure kmsfs components on this machine.",
+        subcommands: [CryptoBenchCommand.self]
+    )
+}
