@@ -87,3 +87,25 @@ import Testing
         return (process.terminationStatus, stdout, String(decoding: stderr, as: UTF8.self))
     }
 }
+
+/// docs/FORMAT.md quotes the vectors; it must quote the ones the tests check.
+@Suite struct FormatDocumentTests {
+    @Test func documentQuotesTheCheckedVectors() throws {
+        let docURL = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/FORMAT.md")
+        let document = try String(contentsOf: docURL, encoding: .utf8)
+        let compact = document.filter { !$0.isWhitespace }
+        let vectors = try JSONDecoder().decode(KnownAnswerTests.Vectors.self, from: Data(contentsOf: fixture("format-vectors.json")))
+        for vector in vectors.vectors {
+            #expect(document.contains(vector.fileSHA256), "\(vector.name)")
+            #expect(document.contains(String(vector.finalChunkHex.suffix(32))), "\(vector.name): final tag")
+            if let fileHex = vector.fileHex {
+                // The document splits the bytes into labelled fields; joined, they are the file.
+                let fields = document.components(separatedBy: "\n").filter { $0.first?.isHexDigit == true }
+                    .map { $0.split(separator: " ").prefix { $0.allSatisfy(\.isHexDigit) }.joined() }
+                #expect(compact.contains(fileHex) || fields.joined().contains(fileHex), "\(vector.name): full bytes")
+            }
+        }
+    }
+}
