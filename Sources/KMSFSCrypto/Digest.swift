@@ -4,7 +4,7 @@ internal import COpenSSL
 public enum SHA256 {
     public static let byteCount = 32
 
-    public static func hash(_ message: some ContiguousBytes) -> [UInt8] {
+    public static func hash(_ message: some BorrowableBytes) -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: byteCount)
         var length: UInt32 = 0
         let ok = message.withUnsafeBytes { message in
@@ -18,7 +18,7 @@ public enum SHA256 {
 
 public enum HMAC {
     /// HMAC-SHA-256 of `message` under `key`.
-    public static func sha256(key: some ContiguousBytes, message: some ContiguousBytes) -> [UInt8] {
+    public static func sha256(key: some BorrowableBytes, message: some BorrowableBytes) -> [UInt8] {
         var mac = [UInt8](repeating: 0, count: SHA256.byteCount)
         var length: UInt32 = 0
         let result = key.withUnsafeBytes { key in
@@ -34,18 +34,18 @@ public enum HMAC {
     }
 
     /// HMAC-SHA-256 keyed with a secret, for derivations whose key must not sit in an array.
-    public static func sha256(key: SecretBytes, message: some ContiguousBytes) -> [UInt8] {
+    public static func sha256(key: SecretBytes, message: some BorrowableBytes) -> [UInt8] {
         key.withUnsafeBytes { key in sha256(key: key, message: message) }
     }
 }
 
 /// Byte containers whose storage can be lent as raw bytes (arrays, slices, raw buffers).
-public protocol ContiguousBytes {
+public protocol BorrowableBytes {
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
 }
 
-extension Array: ContiguousBytes where Element == UInt8 {}
-extension ArraySlice: ContiguousBytes where Element == UInt8 {}
-extension UnsafeRawBufferPointer: ContiguousBytes {
+extension Array: BorrowableBytes where Element == UInt8 {}
+extension ArraySlice: BorrowableBytes where Element == UInt8 {}
+extension UnsafeRawBufferPointer: BorrowableBytes {
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
 }
