@@ -40,8 +40,14 @@ let package = Package(
             ]
         ),
 
+        // Helpers shared by the test targets (hex, fixtures); never linked into a product.
+        .target(name: "KMSFSTestSupport", dependencies: ["KMSFSCrypto"], path: "Tests/KMSFSTestSupport"),
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
-        .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto"], exclude: ["Fixtures"]),
-        .testTarget(name: "KMSFSFormatTests", dependencies: ["KMSFSFormat", "KMSFSCrypto"], exclude: ["Fixtures"]),
+        .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto", "KMSFSTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "KMSFSFormatTests",
+            dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSFSTestSupport"],
+            exclude: ["Fixtures"]
+        ),
     ]
 )

@@ -21,14 +21,3 @@ public struct FileID: Hashable, Sendable, CustomStringConvertible {
     /// Lower-case hex, the form used in logs and tools.
     public var description: String { hex(bytes) }
 }
-
-/// Lower-case hex of `bytes`.
-package func hex(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var text = [UInt8]()
-    for byte in bytes {
-        text.append(digits[Int(byte >> 4)])
-        text.append(digits[Int(byte & 0x0f)])
-    }
-    return String(decoding: text, as: UTF8.self)
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KMSFSTestSupport
 @testable import KMSFSCrypto
 
 @Suite struct AESGCMTests {

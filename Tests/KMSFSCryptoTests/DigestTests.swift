@@ -1,4 +1,5 @@
 import Testing
+import KMSFSTestSupport
 import KMSFSCrypto
 
 /// Published vectors: FIPS 180-2 (SHA-256), RFC 4231 (HMAC-SHA-256), RFC 5869 (HKDF).

@@ -1,4 +1,6 @@
+import KMSFSCrypto
 import Testing
+import KMSFSTestSupport
 @testable import KMSFSFormat
 
 @Suite struct HeaderTests {

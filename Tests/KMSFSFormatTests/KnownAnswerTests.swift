@@ -1,6 +1,7 @@
 import Foundation
 import KMSFSCrypto
 import Testing
+import KMSFSTestSupport
 @testable import KMSFSFormat
 
 /// The vectors of docs/FORMAT.md, produced by the independent Python implementation

@@ -1,18 +1,13 @@
 import Foundation
 
 /// Bytes from lower- or upper-case hex; traps on malformed fixtures.
-func bytes(hex: String) -> [UInt8] {
+package func bytes(hex: String) -> [UInt8] {
     let digits = Array(hex.utf8)
     precondition(digits.count % 2 == 0, "odd hex length")
     return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
 }
 
-func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef")
-    return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
-}
-
-/// The URL of a file in this test target's Fixtures folder.
-func fixture(_ name: String, file: String = #filePath) -> URL {
+/// The URL of `name` in the Fixtures folder beside the calling test file.
+package func fixture(_ name: String, file: String = #filePath) -> URL {
     URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
 }
