@@ -21,6 +21,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
             name: "CFuse3",
             pkgConfig: "fuse3",
             providers: [.apt(["libfuse3-dev"])]
@@ -30,6 +35,8 @@ let package = Package(
         .target(name: "KMSFSCrypto", dependencies: ["COpenSSL"]),
         // The on-disk format of one encrypted file; pure code, no FUSE and no KMS.
         .target(name: "KMSFSFormat", dependencies: ["KMSFSCrypto"]),
+        // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
+        .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "CSQLite"]),
 
         .executableTarget(
             name: "kmsfs",
@@ -43,6 +50,7 @@ let package = Package(
         // Helpers shared by the test targets (hex, fixtures); never linked into a product.
         .target(name: "KMSFSTestSupport", dependencies: ["KMSFSCrypto"], path: "Tests/KMSFSTestSupport"),
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
+        .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
         .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "KMSFSFormatTests",

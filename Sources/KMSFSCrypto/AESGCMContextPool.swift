@@ -6,7 +6,8 @@ import Synchronization
 /// on whichever thread (FUSE worker or Dispatch stripe) borrows it. The pool grows to the peak
 /// number of concurrent borrowers and keeps at most ``maximumIdle`` contexts between uses.
 public final class AESGCMContextPool: Sendable {
-    private let key: SecretBytes
+    /// The key every context is keyed with (the key service seals it into its store).
+    package let key: SecretBytes
     /// Idle contexts; a borrowed context is owned by its borrower until returned.
     private let idle = Mutex<[AESGCMContext]>([])
     public let maximumIdle: Int

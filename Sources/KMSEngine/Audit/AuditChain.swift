@@ -1,0 +1,64 @@
+import Foundation
+import KMSFSCrypto
+
+/// The MAC chain over audit records.
+///
+/// `mac(n) = HMAC-SHA-256(K, mac(n−1) ‖ u64 n ‖ record(n))`, with `mac(0)` = 32 zero bytes and
+/// `K = HKDF-SHA-256(root key, info "kmsd audit chain 1")`. Editing, inserting, reordering or
+/// deleting a record breaks every later MAC, and recomputing them needs the root key. Cutting
+/// records off the end leaves a valid shorter chain: the store's `audit_head` names the last
+/// sequence number to tell a cut from a quiet period (see docs/KMS.md for what that covers).
+struct AuditChain {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        return encoder
+    }()
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        return decoder
+    }()
+
+    private let key: SecretBytes
+
+    init(rootKey: RootKey) throws {
+        key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd audit chain 1".utf8), outputByteCount: 32)
+    }
+
+    func mac(previous: [UInt8], sequence: Int64, record: [UInt8]) -> [UInt8] {
+        var message = previous
+        withUnsafeBytes(of: UInt64(sequence).bigEndian) { message += $0 }
+        message += record
+        return HMAC.sha256(key: key, message: message)
+    }
+
+    static let genesis = [UInt8](repeating: 0, count: 32)
+
+    /// The stored head: `u64 sequence ‖ mac(sequence) ‖ HMAC(K, "head" ‖ both)`.
+    func head(sequence: Int64, mac: [UInt8]) -> [UInt8] {
+        var body: [UInt8] = []
+        withUnsafeBytes(of: UInt64(sequence).bigEndian) { body += $0 }
+        body += mac
+        return body + HMAC.sha256(key: key, message: Array("head".utf8) + body)
+    }
+
+    /// The sequence number and MAC a head names, if the head's own MAC verifies.
+    func parseHead(_ head: [UInt8]) -> (Int64, [UInt8])? {
+        guard head.count == 8 + 32 + 32 else { return nil }
+        let body = Array(head[0..<40])
+        guard HMAC.sha256(key: key, message: Array("head".utf8) + body) == Array(head[40...]) else { return nil }
+        let sequence = body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (Int64(sequence), Array(body[8..<40]))
+    }
+}
+
+/// What ``KMSEngine/verifyAudit()`` found.
+public struct AuditVerification: Sendable, Equatable {
+    /// Records that verified, from the first.
+    public var verifiedCount: Int64
+    /// The first problem, or nil if the whole chain verified.
+    public var problem: String?
+    public var isIntact: Bool { problem == nil }
+}

@@ -1,0 +1,110 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The audit trail: records chained in order and written in batches.
+///
+/// Cryptographic calls append to a memory buffer (one short lock) and a background flush writes
+/// the buffer every ``flushInterval`` in one transaction (group commit): a crash loses at most the
+/// records of that last interval, all of them cryptographic-call records. A management change
+/// writes its own record in the same transaction as the change, after flushing what was pending,
+/// so the trail never misses a change that happened nor records one that did not.
+final class AuditLog: Sendable {
+    private struct Chain {
+        var lastSequence: Int64
+        var lastMAC: [UInt8]
+    }
+
+    static let flushInterval = DispatchTimeInterval.milliseconds(100)
+    private let store: any KeyStore
+    private let chain: AuditChain
+    /// Records not yet written. Appends hold this lock only to push.
+    private let pending = Mutex<[AuditRecord]>([])
+    /// Serializes writers, so that sequence numbers and MACs follow commit order. Lock order:
+    /// `writer` before `pending`.
+    private let writer: Mutex<Chain>
+    /// `nonisolated(unsafe)`: a dispatch source is thread-safe; it is only resumed and cancelled.
+    private nonisolated(unsafe) let timer: DispatchSourceTimer
+
+    init(store: any KeyStore, chain: AuditChain, last: SealedAuditRecord?) {
+        self.store = store
+        self.chain = chain
+        self.writer = Mutex(Chain(lastSequence: last?.sequence ?? 0, lastMAC: last?.mac ?? AuditChain.genesis))
+        self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.audit.flush"))
+        timer.schedule(deadline: .now() + Self.flushInterval, repeating: Self.flushInterval)
+        timer.setEventHandler { [weak self] in try? self?.flush() }
+        timer.resume()
+    }
+
+    deinit { timer.cancel() }
+
+    /// Queues a record for the next batch.
+    func append(_ record: AuditRecord) {
+        pending.withLock { $0.append(record) }
+    }
+
+    /// Writes everything pending now.
+    func flush() throws {
+        try commit(changes: [], record: nil)
+    }
+
+    /// Writes what is pending, then `record`, together with `changes`, in one transaction.
+    func commit(changes: [StoreChange], record: AuditRecord?) throws {
+        try writer.withLock { chainState in
+            var batch = pending.withLock { records in
+                defer { records.removeAll(keepingCapacity: true) }
+                return records
+            }
+            if let record { batch.append(record) }
+            guard !batch.isEmpty || !changes.isEmpty else { return }
+            var next = chainState
+            var sealed: [SealedAuditRecord] = []
+            for record in batch {
+                let bytes = Array(try AuditChain.encoder.encode(record))
+                next.lastSequence += 1
+                next.lastMAC = chain.mac(previous: next.lastMAC, sequence: next.lastSequence, record: bytes)
+                sealed.append(SealedAuditRecord(sequence: next.lastSequence, record: bytes, mac: next.lastMAC))
+            }
+            do {
+                let head = StoreChange.putMetadata(name: "audit_head", value: chain.head(sequence: next.lastSequence, mac: next.lastMAC))
+                try store.apply(sealed.isEmpty ? changes : changes + [head], audit: sealed)
+                chainState = next
+            } catch {
+                // Nothing was written: put the crypto-call records back for the next attempt.
+                let requeue = record == nil ? batch : Array(batch.dropLast())
+                pending.withLock { $0.insert(contentsOf: requeue, at: 0) }
+                throw error
+            }
+        }
+    }
+
+    /// Walks the stored chain from the first record and reports the first break.
+    func verify() throws -> AuditVerification {
+        try flush()
+        var previous = AuditChain.genesis
+        var expected: Int64 = 1
+        for record in try store.auditRecords(after: 0) {
+            guard record.sequence == expected else {
+                return AuditVerification(verifiedCount: expected - 1, problem: "record \(expected) is missing (found \(record.sequence) next)")
+            }
+            guard chain.mac(previous: previous, sequence: record.sequence, record: record.record) == record.mac else {
+                return AuditVerification(verifiedCount: expected - 1, problem: "record \(expected) was altered (MAC mismatch)")
+            }
+            previous = record.mac
+            expected += 1
+        }
+        // The head names the last record written, so a cut at the end shows too.
+        let verified = expected - 1
+        if let head = try store.metadata("audit_head") {
+            guard let (sequence, mac) = chain.parseHead(head) else {
+                return AuditVerification(verifiedCount: verified, problem: "the audit head was altered")
+            }
+            guard sequence == verified, mac == previous else {
+                return AuditVerification(verifiedCount: verified, problem: "records \(verified + 1) to \(sequence) are missing from the end")
+            }
+        } else if verified > 0 {
+            return AuditVerification(verifiedCount: verified, problem: "the audit head is missing")
+        }
+        return AuditVerification(verifiedCount: expected - 1, problem: nil)
+    }
+}

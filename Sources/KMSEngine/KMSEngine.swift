@@ -1,0 +1,135 @@
+import Foundation
+import KMSFSCrypto
+import Synchronization
+
+/// The key service: AWS KMS semantics over a sealed key store, with no network in it.
+///
+/// Embedded in kmsfs by default and served on the wire by kmsd. Every operation takes a
+/// ``Caller`` and is audited whether it succeeds or not. Management operations are serialized and
+/// written through to the store (with their audit record) before they take effect in memory;
+/// cryptographic operations read an in-memory snapshot and never touch SQLite.
+public final class KMSEngine: Sendable {
+    let store: any KeyStore
+    let rootKey: RootKey
+    let audit: AuditLog
+    let clock: any EngineClock
+    /// The working state. Held only to read a snapshot or to swap in a committed change.
+    let state: Mutex<EngineState>
+    /// Serializes management operations (draft, commit, swap); taken before `state`.
+    private let management = Mutex(())
+
+    /// Opens (or creates) the key store at `path` under `rootKey`.
+    ///
+    /// - Throws: ``StoreError`` if the store cannot be opened, or if `rootKey` is not the key the
+    ///   store was created with; in that case nothing in the store is changed.
+    public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock()) throws -> KMSEngine {
+        try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock)
+    }
+
+    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock) throws {
+        self.store = store
+        self.rootKey = rootKey
+        self.clock = clock
+        try Self.checkRootKey(rootKey, store: store)
+        let contents = try store.load()
+        var state = EngineState()
+        for record in contents.keys {
+            var material: [UInt32: AESGCMContextPool] = [:]
+            for version in record.versions {
+                guard let sealed = contents.sealedMaterial[record.keyID]?[version.version] else {
+                    throw StoreError("key \(record.keyID) version \(version.version) has no material")
+                }
+                do {
+                    let key = try rootKey.open(sealed, label: record.keyID, version: version.version)
+                    material[version.version] = AESGCMContextPool(key: key, maximumIdle: 8)
+                } catch {
+                    throw StoreError("the material of key \(record.keyID) version \(version.version) does not open under the root key")
+                }
+            }
+            state.keys[record.keyID] = LiveKey(record: record, material: material)
+        }
+        for alias in contents.aliases {
+            state.aliases[.init(account: alias.account, region: alias.region, name: alias.aliasName)] = alias
+        }
+        self.state = Mutex(state)
+        self.audit = AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit)
+    }
+
+    /// A new store records a sealed check value; an existing one must open it under `rootKey`.
+    private static func checkRootKey(_ rootKey: RootKey, store: any KeyStore) throws {
+        let label = "kmsd root key check"
+        if let sealed = try store.metadata("root_check") {
+            guard (try? rootKey.open(sealed, label: label, version: 0)) != nil else {
+                throw StoreError("the root key does not match this key store (nothing was changed)")
+            }
+        } else {
+            let check = try rootKey.seal(try SecretBytes.random(count: 32), label: label, version: 0)
+            try store.apply([.putMetadata(name: "root_check", value: check)], audit: [])
+        }
+    }
+
+    /// Writes pending audit records now (on shutdown, and before reading the trail).
+    public func flushAudit() throws { try audit.flush() }
+
+    /// Verifies the whole audit chain.
+    public func verifyAudit() throws -> AuditVerification { try audit.verify() }
+
+    /// Every audit record, in order (for `kmsd audit tail` and tests).
+    public func auditRecords() throws -> [AuditRecord] {
+        try audit.flush()
+        return try store.auditRecords(after: 0).map { try $0.decoded() }
+    }
+
+    // MARK: Running operations
+
+    func newRecord(_ operation: String, _ caller: Caller, context: EncryptionContext? = nil) -> AuditRecord {
+        AuditRecord(time: clock.now(), operation: operation, principal: caller.principal, account: caller.account,
+                    region: caller.region, keyARN: nil, encryptionContext: context, requestID: caller.requestID,
+                    errorCode: nil, note: nil)
+    }
+
+    /// Runs a read-only or cryptographic operation on a snapshot of the state; audits the outcome
+    /// through the group-committed buffer.
+    func perform<R>(_ operation: String, _ caller: Caller, context: EncryptionContext? = nil,
+                    _ body: (inout AuditRecord, EngineState) throws -> R) throws -> R {
+        var record = newRecord(operation, caller, context: context)
+        let snapshot = state.withLock { $0 }
+        do {
+            let result = try body(&record, snapshot)
+            audit.append(record)
+            return result
+        } catch {
+            let failure = Self.kmsError(error)
+            record.errorCode = failure.code.rawValue
+            audit.append(record)
+            throw failure
+        }
+    }
+
+    /// Runs a management operation: `body` edits a draft of the state and returns the store
+    /// changes; they are committed with the audit record, then the draft becomes the state.
+    func manage<R>(_ operation: String, _ caller: Caller,
+                   _ body: (inout AuditRecord, inout EngineState) throws -> (R, [StoreChange])) throws -> R {
+        try management.withLock { _ in
+            var record = newRecord(operation, caller)
+            var draft = state.withLock { $0 }
+            do {
+                let (result, changes) = try body(&record, &draft)
+                try audit.commit(changes: changes, record: record)
+                state.withLock { $0 = draft }
+                return result
+            } catch {
+                let failure = Self.kmsError(error)
+                record.errorCode = failure.code.rawValue
+                audit.append(record)
+                throw failure
+            }
+        }
+    }
+
+    /// What a caller sees of any failure: KMS errors as they are, anything else as an internal error.
+    static func kmsError(_ error: any Error) -> KMSError {
+        if let error = error as? KMSError { return error }
+        return KMSError(.internalError, "the key service failed: \(error)")
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// What DescribeKey, CreateKey and friends return about a key (AWS `KeyMetadata`).
+public struct KeyMetadata: Sendable, Equatable {
+    public var awsAccountId: String
+    public var keyId: String
+    public var arn: String
+    public var creationDate: Date
+    public var enabled: Bool
+    public var description: String
+    public var keyUsage: KeyUsage
+    public var keyState: KeyState
+    public var deletionDate: Date?
+    public var pendingDeletionWindowInDays: Int?
+    public var origin: Origin
+    public var keyManager: KeyManager
+    public var keySpec: KeySpec
+    /// Deprecated by AWS in favour of `keySpec`, still returned by it.
+    public var customerMasterKeySpec: KeySpec { keySpec }
+    public var encryptionAlgorithms: [EncryptionAlgorithm]
+    public var multiRegion: Bool
+}
+
+/// A tag on a key.
+public struct Tag: Sendable, Equatable, Hashable, Codable {
+    public var tagKey: String
+    public var tagValue: String
+    public init(tagKey: String, tagValue: String) {
+        self.tagKey = tagKey
+        self.tagValue = tagValue
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// Everything the service knows about a key except its material: what the store persists as the
+/// key's row (JSON), and what the engine keeps in memory.
+struct KeyRecord: Codable, Sendable, Equatable {
+    var keyID: String
+    var account: String
+    var region: String
+    var description: String
+    var state: KeyState
+    var usage: KeyUsage
+    var spec: KeySpec
+    var origin: Origin
+    var manager: KeyManager
+    var creationDate: Date
+    var deletionDate: Date?
+    var pendingWindowInDays: Int?
+    var policy: String
+    var multiRegion: Bool
+    var tags: [Tag]
+    var rotationEnabled: Bool
+    var rotationPeriodInDays: Int?
+    var nextRotationDate: Date?
+    /// Backing-key versions, oldest first; the last one encrypts. Empty while PendingImport.
+    var versions: [KeyVersion]
+    /// For an AWS-managed key, the service it belongs to (`alias/aws/<service>`).
+    var service: String?
+
+    var arn: String { ARN.key(keyID, account: account, region: region) }
+    var currentVersion: KeyVersion? { versions.last }
+    var onDemandRotations: Int { versions.filter { $0.rotationType == .onDemand }.count }
+
+    var metadata: KeyMetadata {
+        KeyMetadata(
+            awsAccountId: account, keyId: keyID, arn: arn, creationDate: creationDate,
+            enabled: state == .enabled, description: description, keyUsage: usage, keyState: state,
+            deletionDate: deletionDate, pendingDeletionWindowInDays: state == .pendingDeletion ? pendingWindowInDays : nil,
+            origin: origin, keyManager: manager, keySpec: spec,
+            encryptionAlgorithms: usage == .encryptDecrypt ? [.symmetricDefault] : [], multiRegion: multiRegion)
+    }
+}
+
+/// One backing key of a key: version 1 is the original material, each rotation adds one.
+struct KeyVersion: Codable, Sendable, Equatable {
+    var version: UInt32
+    var creationDate: Date
+    /// nil for the original material.
+    var rotationType: RotationType?
+}
+
+/// An alias row.
+struct AliasRecord: Codable, Sendable, Equatable {
+    var account: String
+    var region: String
+    var aliasName: String
+    /// nil for a predefined AWS-managed alias not yet bound to a key.
+    var targetKeyID: String?
+    var creationDate: Date
+    var lastUpdatedDate: Date
+
+    var arn: String { ARN.alias(aliasName, account: account, region: region) }
+}

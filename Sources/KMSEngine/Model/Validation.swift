@@ -1,0 +1,80 @@
+/// Checks of request members against AWS's constraints, with AWS's messages.
+enum Validate {
+    static func length(_ value: String, _ member: String, _ range: ClosedRange<Int>) throws(KMSError) {
+        guard range.contains(value.count) else {
+            throw KMSError.constraint(value.count > 64 ? String(value.prefix(64)) + "…" : value, member: member,
+                                      "Member must have length \(range.lowerBound == 0 ? "less than or equal to \(range.upperBound)" : "between \(range.lowerBound) and \(range.upperBound)")")
+        }
+    }
+
+    static func range(_ value: Int, _ member: String, _ range: ClosedRange<Int>) throws(KMSError) {
+        guard value >= range.lowerBound else {
+            throw KMSError.constraint(value, member: member, "Member must have value greater than or equal to \(range.lowerBound)")
+        }
+        guard value <= range.upperBound else {
+            throw KMSError.constraint(value, member: member, "Member must have value less than or equal to \(range.upperBound)")
+        }
+    }
+
+    static func limit(_ limit: Int?) throws(KMSError) -> Int {
+        guard let limit else { return 100 }
+        try range(limit, "limit", 1...1000)
+        return limit
+    }
+
+    /// Alias names: `alias/` then AWS's characters, 1–256 in all; `alias/aws/` is AWS's own.
+    static func aliasName(_ name: String, allowReserved: Bool = false) throws(KMSError) {
+        guard (1...256).contains(name.count) else {
+            throw KMSError(.validation, "1 validation error detected: Value at 'aliasName' failed to satisfy constraint: Member must have length between 1 and 256")
+        }
+        let allowed = name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || ":/_-".unicodeScalars.contains($0)
+        }
+        guard allowed, name.hasPrefix("alias/"), name.count > 6 else {
+            throw KMSError(.invalidAliasName, "Alias name \(name) must begin with alias/ and contain only alphanumeric characters, /, _, - and :")
+        }
+        if !allowReserved && name.hasPrefix("alias/aws/") {
+            throw KMSError(.invalidAliasName, "Alias names that begin with alias/aws/ are reserved for AWS managed keys")
+        }
+    }
+
+    static func tags(_ tags: [Tag]) throws(KMSError) {
+        var seen = Set<String>()
+        for tag in tags {
+            guard (1...128).contains(tag.tagKey.count), tag.tagValue.count <= 256 else {
+                throw KMSError(.tag, "Tag keys must have 1 to 128 characters and tag values at most 256")
+            }
+            guard !tag.tagKey.lowercased().hasPrefix("aws:") else {
+                throw KMSError(.tag, "Tag keys that begin with aws: are reserved")
+            }
+            guard seen.insert(tag.tagKey).inserted else { throw KMSError(.tag, "Duplicate tag key \(tag.tagKey)") }
+        }
+    }
+
+    static func encryptionContext(_ context: EncryptionContext) throws(KMSError) {
+        for (key, value) in context where key.isEmpty || key.utf8.count > 8192 || value.utf8.count > 8192 {
+            throw KMSError(.validation, "Encryption context keys must be non-empty, and keys and values at most 8192 bytes")
+        }
+    }
+}
+
+/// Paging through a sorted list with opaque markers.
+enum Paging {
+    /// The page after `marker`: markers are the sort key of the last item returned.
+    static func page<T>(_ items: [T], key: (T) -> String, limit: Int?, marker: String?) throws(KMSError) -> (page: [T], nextMarker: String?) {
+        let limit = try Validate.limit(limit)
+        var start = 0
+        if let marker {
+            guard let decoded = decode(marker) else { throw KMSError(.invalidMarker, "Invalid marker \(marker)") }
+            start = items.firstIndex { key($0) > decoded } ?? items.count
+        }
+        let page = Array(items[start..<min(items.count, start + limit)])
+        let more = start + limit < items.count
+        return (page, more ? encode(key(page[page.count - 1])) : nil)
+    }
+
+    private static func encode(_ key: String) -> String { "m1:" + key }
+    private static func decode(_ marker: String) -> String? {
+        marker.hasPrefix("m1:") && marker.count > 3 ? String(marker.dropFirst(3)) : nil
+    }
+}

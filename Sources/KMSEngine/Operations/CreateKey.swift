@@ -1,0 +1,87 @@
+import Foundation
+import KMSFSCrypto
+
+public struct CreateKeyRequest: Sendable {
+    public var description: String = ""
+    public var keyUsage: KeyUsage = .encryptDecrypt
+    public var keySpec: KeySpec = .symmetricDefault
+    public var origin: Origin = .awsKMS
+    public var policy: String?
+    public var tags: [Tag] = []
+    public var multiRegion: Bool = false
+    public init() {}
+}
+
+public struct CreateKeyResponse: Sendable { public var keyMetadata: KeyMetadata }
+
+extension KMSEngine {
+    /// CreateKey: a new customer-managed key. SYMMETRIC_DEFAULT with origin AWS_KMS gets fresh
+    /// material; origin EXTERNAL starts PendingImport with none.
+    public func createKey(_ request: CreateKeyRequest, caller: Caller) throws -> CreateKeyResponse {
+        try manage("CreateKey", caller) { record, state in
+            let key = try makeKey(request, caller: caller, manager: .customer, service: nil)
+            record.keyARN = key.record.arn
+            state.keys[key.record.keyID] = key
+            return (CreateKeyResponse(keyMetadata: key.record.metadata), try storeChanges(for: key))
+        }
+    }
+
+    /// Builds a new key (record and material) from a request, after validating it.
+    func makeKey(_ request: CreateKeyRequest, caller: Caller, manager: KeyManager, service: String?) throws -> LiveKey {
+        try Validate.length(request.description, "description", 0...8192)
+        try Validate.tags(request.tags)
+        guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
+        guard request.keySpec == .symmetricDefault else {
+            throw KMSError(.unsupportedOperation, "KeySpec \(request.keySpec.rawValue) is not supported by this key service yet")
+        }
+        guard request.keyUsage == .encryptDecrypt else {
+            throw KMSError(.validation, "KeyUsage \(request.keyUsage.rawValue) is not valid for KeySpec SYMMETRIC_DEFAULT")
+        }
+        guard request.origin == .awsKMS || request.origin == .external else {
+            throw KMSError(.unsupportedOperation, "Origin \(request.origin.rawValue) is not supported by this key service")
+        }
+        guard !request.multiRegion else {
+            throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")
+        }
+        if let policy = request.policy { try Self.validatePolicy(policy) }
+        let now = clock.now()
+        let keyID = UUID().uuidString.lowercased()
+        let external = request.origin == .external
+        let record = KeyRecord(
+            keyID: keyID, account: caller.account, region: caller.region, description: request.description,
+            state: external ? .pendingImport : .enabled, usage: request.keyUsage, spec: request.keySpec,
+            origin: request.origin, manager: manager, creationDate: now, deletionDate: nil, pendingWindowInDays: nil,
+            policy: request.policy ?? Self.defaultPolicy(account: caller.account), multiRegion: false, tags: request.tags,
+            rotationEnabled: false, rotationPeriodInDays: nil, nextRotationDate: nil,
+            versions: external ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
+        var material: [UInt32: AESGCMContextPool] = [:]
+        if !external { material[1] = AESGCMContextPool(key: try SecretBytes.random(count: 32), maximumIdle: 8) }
+        return LiveKey(record: record, material: material)
+    }
+
+    /// The store changes that persist a new key: its row and its sealed material.
+    func storeChanges(for key: LiveKey) throws -> [StoreChange] {
+        var changes: [StoreChange] = [.putKey(key.record)]
+        for version in key.record.versions {
+            guard let pool = key.material[version.version] else { continue }
+            changes.append(.putMaterial(keyID: key.record.keyID, version: version.version,
+                                        sealed: try rootKey.seal(pool.key, label: key.record.keyID, version: version.version)))
+        }
+        return changes
+    }
+
+    /// AWS's default key policy: the account's principals may do everything.
+    static func defaultPolicy(account: String) -> String {
+        """
+        {"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions",\
+        "Effect":"Allow","Principal":{"AWS":"arn:aws:iam::\(account):root"},"Action":"kms:*","Resource":"*"}]}
+        """
+    }
+
+    static func validatePolicy(_ policy: String) throws(KMSError) {
+        try Validate.length(policy, "policy", 1...131_072)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(policy.utf8)) as? [String: Any],
+              object["Statement"] != nil
+        else { throw KMSError(.malformedPolicyDocument, "The key policy is not a JSON policy document with a Statement") }
+    }
+}

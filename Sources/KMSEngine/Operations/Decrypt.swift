@@ -1,0 +1,39 @@
+import KMSFSCrypto
+
+public struct DecryptResponse: Sendable {
+    public var keyId: String
+    public var plaintext: SecretBytes
+    public var encryptionAlgorithm: EncryptionAlgorithm
+}
+
+extension KMSEngine {
+    /// Decrypt: the blob names its key, so `keyID` is optional; a given one that is not the
+    /// blob's key is IncorrectKeyException. A wrong context or a changed blob is
+    /// InvalidCiphertextException.
+    public func decrypt(ciphertextBlob: [UInt8], encryptionContext: EncryptionContext = [:], keyID: String? = nil,
+                        encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> DecryptResponse {
+        try perform("Decrypt", caller, context: encryptionContext) { record, state in
+            let (key, plaintext) = try open(ciphertextBlob, context: encryptionContext, keyID: keyID,
+                                            algorithm: encryptionAlgorithm, action: "Decrypt", caller: caller, state: state, record: &record)
+            return DecryptResponse(keyId: key.record.arn, plaintext: plaintext, encryptionAlgorithm: .symmetricDefault)
+        }
+    }
+
+    /// The shared first half of Decrypt and ReEncrypt.
+    func open(_ bytes: [UInt8], context: EncryptionContext, keyID: String?, algorithm: EncryptionAlgorithm,
+              action: String, caller: Caller, state: EngineState, record: inout AuditRecord) throws -> (LiveKey, SecretBytes) {
+        guard (1...6144).contains(bytes.count) else {
+            throw KMSError.constraint("<blob>", member: "ciphertextBlob", "Member must have length between 1 and 6144")
+        }
+        let blob = try CiphertextBlob(parsing: bytes)
+        let key = try usableKey(blob.keyID, action: action, for: caller, in: state, record: &record)
+        if let keyID {
+            let named = try resolve(keyID, for: caller, allowAlias: true, in: state)
+            guard named.record.keyID == key.record.keyID else {
+                throw KMSError(.incorrectKey, "The key ID in the request does not identify the key that encrypted the ciphertext")
+            }
+        }
+        try Self.requireSymmetric(algorithm, key.record)
+        return (key, try openBlob(blob, key: key, context: context))
+    }
+}

@@ -1,0 +1,33 @@
+import KMSFSCrypto
+
+public struct EncryptResponse: Sendable {
+    public var ciphertextBlob: [UInt8]
+    public var keyId: String
+    public var encryptionAlgorithm: EncryptionAlgorithm
+}
+
+extension KMSEngine {
+    /// Encrypt: up to 4096 bytes under a key, bound to `encryptionContext`.
+    public func encrypt(keyID: String, plaintext: SecretBytes, encryptionContext: EncryptionContext = [:],
+                        encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> EncryptResponse {
+        try perform("Encrypt", caller, context: encryptionContext) { record, state in
+            guard (1...4096).contains(plaintext.count) else {
+                throw KMSError.constraint("<sensitive>", member: "plaintext", "Member must have length between 1 and 4096")
+            }
+            try Validate.encryptionContext(encryptionContext)
+            let key = try usableKey(keyID, action: "Encrypt", for: caller, in: state, record: &record)
+            try Self.requireSymmetric(encryptionAlgorithm, key.record)
+            let blob = try sealBlob(plaintext, key: key, context: encryptionContext)
+            return EncryptResponse(ciphertextBlob: blob, keyId: key.record.arn, encryptionAlgorithm: .symmetricDefault)
+        }
+    }
+
+    static func requireSymmetric(_ algorithm: EncryptionAlgorithm, _ key: KeyRecord) throws(KMSError) {
+        guard key.usage == .encryptDecrypt else {
+            throw KMSError(.invalidKeyUsage, "\(key.arn) key usage is \(key.usage.rawValue), not ENCRYPT_DECRYPT")
+        }
+        guard algorithm == .symmetricDefault else {
+            throw KMSError(.invalidKeyUsage, "\(key.arn) does not support \(algorithm.rawValue)")
+        }
+    }
+}

@@ -1,0 +1,11 @@
+import KMSFSCrypto
+
+extension KMSEngine {
+    /// GenerateRandom: 1–1024 random bytes (no key involved).
+    public func generateRandom(numberOfBytes: Int, caller: Caller) throws -> SecretBytes {
+        try perform("GenerateRandom", caller) { _, _ in
+            try Validate.range(numberOfBytes, "numberOfBytes", 1...1024)
+            return try SecretBytes.random(count: numberOfBytes)
+        }
+    }
+}

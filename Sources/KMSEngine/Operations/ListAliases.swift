@@ -1,0 +1,37 @@
+import Foundation
+
+public struct AliasListEntry: Sendable, Equatable {
+    public var aliasName: String
+    public var aliasArn: String
+    public var targetKeyId: String?
+    public var creationDate: Date
+    public var lastUpdatedDate: Date
+}
+
+public struct ListAliasesResponse: Sendable {
+    public var aliases: [AliasListEntry]
+    public var nextMarker: String?
+    public var truncated: Bool
+}
+
+extension KMSEngine {
+    /// ListAliases: the aliases of the caller's account and region, or only those of one key.
+    public func listAliases(keyID: String? = nil, limit: Int? = nil, marker: String? = nil, caller: Caller) throws -> ListAliasesResponse {
+        try perform("ListAliases", caller) { record, state in
+            var target: String?
+            if let keyID {
+                let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
+                record.keyARN = key.record.arn
+                target = key.record.keyID
+            }
+            let aliases = state.aliases.values
+                .filter { $0.account == caller.account && $0.region == caller.region && (target == nil || $0.targetKeyID == target) }
+                .sorted { $0.aliasName < $1.aliasName }
+            let (page, next) = try Paging.page(aliases, key: \.aliasName, limit: limit, marker: marker)
+            return ListAliasesResponse(
+                aliases: page.map { AliasListEntry(aliasName: $0.aliasName, aliasArn: $0.arn, targetKeyId: $0.targetKeyID,
+                                                   creationDate: $0.creationDate, lastUpdatedDate: $0.lastUpdatedDate) },
+                nextMarker: next, truncated: next != nil)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import KMSFSCrypto
+
+public struct ReEncryptResponse: Sendable {
+    public var ciphertextBlob: [UInt8]
+    public var sourceKeyId: String
+    public var keyId: String
+    public var sourceEncryptionAlgorithm: EncryptionAlgorithm
+    public var destinationEncryptionAlgorithm: EncryptionAlgorithm
+}
+
+extension KMSEngine {
+    /// ReEncrypt: decrypts and re-encrypts inside the engine (the plaintext never leaves it),
+    /// possibly under another key and another context.
+    public func reEncrypt(ciphertextBlob: [UInt8], sourceEncryptionContext: EncryptionContext = [:], sourceKeyID: String? = nil,
+                          destinationKeyID: String, destinationEncryptionContext: EncryptionContext = [:],
+                          caller: Caller) throws -> ReEncryptResponse {
+        try perform("ReEncrypt", caller, context: destinationEncryptionContext) { record, state in
+            try Validate.encryptionContext(destinationEncryptionContext)
+            let (source, plaintext) = try open(ciphertextBlob, context: sourceEncryptionContext, keyID: sourceKeyID,
+                                               algorithm: .symmetricDefault, action: "ReEncrypt", caller: caller, state: state, record: &record)
+            let destination = try usableKey(destinationKeyID, action: "ReEncrypt", for: caller, in: state, record: &record)
+            try Self.requireSymmetric(.symmetricDefault, destination.record)
+            let blob = try sealBlob(plaintext, key: destination, context: destinationEncryptionContext)
+            return ReEncryptResponse(ciphertextBlob: blob, sourceKeyId: source.record.arn, keyId: destination.record.arn,
+                                     sourceEncryptionAlgorithm: .symmetricDefault, destinationEncryptionAlgorithm: .symmetricDefault)
+        }
+    }
+}

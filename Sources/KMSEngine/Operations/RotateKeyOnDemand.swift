@@ -1,0 +1,33 @@
+import KMSFSCrypto
+
+extension KMSEngine {
+    /// The number of on-demand rotations AWS allows per key.
+    static let maximumOnDemandRotations = 25
+
+    /// RotateKeyOnDemand: a new backing key now; returns the key ARN. At most 25 per key.
+    public func rotateKeyOnDemand(keyID: String, caller: Caller) throws -> String {
+        try manage("RotateKeyOnDemand", caller) { record, state in
+            let key = try managedKey(keyID, action: "RotateKeyOnDemand", for: caller, in: state, record: &record)
+            try Self.requireRotatable(key.record)
+            guard key.record.onDemandRotations < Self.maximumOnDemandRotations else {
+                throw KMSError(.limitExceeded, "\(key.record.arn) has reached the limit of \(Self.maximumOnDemandRotations) on-demand rotations")
+            }
+            let (rotated, changes) = try rotated(key, type: .onDemand)
+            state.keys[rotated.record.keyID] = rotated
+            return (rotated.record.arn, changes)
+        }
+    }
+
+    /// `key` with one more backing key, which becomes current, and the changes that store it.
+    func rotated(_ key: LiveKey, type: RotationType) throws -> (LiveKey, [StoreChange]) {
+        let version = (key.record.currentVersion?.version ?? 0) + 1
+        let material = try SecretBytes.random(count: 32)
+        var record = key.record
+        record.versions.append(KeyVersion(version: version, creationDate: clock.now(), rotationType: type))
+        var pools = key.material
+        pools[version] = AESGCMContextPool(key: material, maximumIdle: 8)
+        let sealed = try rootKey.seal(material, label: record.keyID, version: version)
+        return (LiveKey(record: record, material: pools),
+                [.putKey(record), .putMaterial(keyID: record.keyID, version: version, sealed: sealed)])
+    }
+}

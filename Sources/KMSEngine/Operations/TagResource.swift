@@ -1,0 +1,13 @@
+extension KMSEngine {
+    /// TagResource: adds or replaces tags (at most 50 per key; `aws:` keys are reserved).
+    public func tagResource(keyID: String, tags: [Tag], caller: Caller) throws {
+        try updateKey("TagResource", keyID: keyID, caller: caller) { key in
+            try Validate.tags(tags)
+            try Self.requireNotPendingDeletion(key)
+            var merged = key.tags.filter { old in !tags.contains { $0.tagKey == old.tagKey } }
+            merged += tags
+            guard merged.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
+            key.tags = merged.sorted { $0.tagKey < $1.tagKey }
+        }
+    }
+}

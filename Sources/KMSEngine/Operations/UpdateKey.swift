@@ -1,0 +1,19 @@
+extension KMSEngine {
+    /// The shape of most management calls: resolve a key (no aliases), authorize, let `change`
+    /// edit its record, persist the record. Returns what `change` returns.
+    func updateKey<R>(_ operation: String, keyID: String, caller: Caller,
+                      _ change: (inout KeyRecord) throws -> R) throws -> R {
+        try manage(operation, caller) { record, state in
+            let key = try managedKey(keyID, action: operation, for: caller, in: state, record: &record)
+            var updated = key.record
+            let result = try change(&updated)
+            state.keys[updated.keyID] = key.with { $0 = updated }
+            return (result, [.putKey(updated)])
+        }
+    }
+
+    /// Refuses changes to a key that is pending deletion, as AWS does.
+    static func requireNotPendingDeletion(_ key: KeyRecord) throws(KMSError) {
+        if key.state == .pendingDeletion { throw KMSError(.invalidState, "\(key.arn) is pending deletion.") }
+    }
+}

@@ -1,0 +1,35 @@
+import KMSFSCrypto
+
+/// Durable storage for the key service: the one interface the engine writes through.
+///
+/// The engine keeps its working state in memory and hands the store a list of changes per
+/// operation, applied atomically together with the audit records that describe them. SQLite is
+/// the embedded implementation; a PostgreSQL one can implement the same protocol.
+protocol KeyStore: Sendable {
+    /// Everything persisted, for the engine to load at start.
+    func load() throws -> StoreContents
+    /// Applies `changes` and appends `audit` in one transaction.
+    func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws
+    /// Every audit record, in order, for verification.
+    func auditRecords(after sequence: Int64) throws -> [SealedAuditRecord]
+    /// A value in the store's metadata table (schema version, root-key check, audit head).
+    func metadata(_ name: String) throws -> [UInt8]?
+}
+
+struct StoreContents {
+    var keys: [KeyRecord]
+    /// Sealed material by key ID and version.
+    var sealedMaterial: [String: [UInt32: [UInt8]]]
+    var aliases: [AliasRecord]
+    var lastAudit: SealedAuditRecord?
+}
+
+enum StoreChange {
+    case putKey(KeyRecord)
+    case putMaterial(keyID: String, version: UInt32, sealed: [UInt8])
+    /// Removes the key, its material, and the aliases that point at it.
+    case deleteKey(keyID: String)
+    case putAlias(AliasRecord)
+    case deleteAlias(account: String, region: String, aliasName: String)
+    case putMetadata(name: String, value: [UInt8])
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Synchronization
+
+/// The key store in one SQLite file.
+///
+/// ```
+/// meta(name TEXT PRIMARY KEY, value BLOB)             schema version, root-key check
+/// keys(key_id TEXT PRIMARY KEY, account, region, record TEXT)   KeyRecord as JSON (no material)
+/// key_material(key_id, version, sealed BLOB)          material sealed under the root key
+/// aliases(account, region, alias_name, record TEXT)   AliasRecord as JSON
+/// audit(seq INTEGER PRIMARY KEY, record BLOB, mac BLOB)   the hash-chained audit trail
+/// ```
+final class SQLiteKeyStore: KeyStore {
+    static let schemaVersion = 1
+    /// The connection, behind the one lock that serializes all store access.
+    private let database: Mutex<SQLiteDatabase>
+
+    init(path: String) throws {
+        let database = try SQLiteDatabase(path: path)
+        try database.transaction {
+            try database.execute("""
+                CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
+                CREATE TABLE IF NOT EXISTS keys(key_id TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, record TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS key_material(
+                    key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+                    version INTEGER NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY(key_id, version));
+                CREATE TABLE IF NOT EXISTS aliases(
+                    account TEXT NOT NULL, region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT,
+                    record TEXT NOT NULL, PRIMARY KEY(account, region, alias_name));
+                CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, record BLOB NOT NULL, mac BLOB NOT NULL);
+                """)
+            let existing = try database.query("SELECT value FROM meta WHERE name = 'schema'").first?.first?.blob
+            if let existing {
+                guard existing == Array(String(Self.schemaVersion).utf8) else {
+                    throw StoreError("\(path) has schema \(String(decoding: existing, as: UTF8.self)); this build reads \(Self.schemaVersion)")
+                }
+            } else {
+                try database.query("INSERT INTO meta(name, value) VALUES('schema', ?1)", [.blob(Array(String(Self.schemaVersion).utf8))])
+            }
+        }
+        self.database = Mutex(database)
+    }
+
+    func load() throws -> StoreContents {
+        let decoder = JSONDecoder()
+        return try database.withLock { db in
+            let keys = try db.query("SELECT record FROM keys").map { row in
+                try decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
+            }
+            var material: [String: [UInt32: [UInt8]]] = [:]
+            for row in try db.query("SELECT key_id, version, sealed FROM key_material") {
+                guard let keyID = row[0].text, let version = row[1].integer, let sealed = row[2].blob else {
+                    throw StoreError("malformed key_material row")
+                }
+                material[keyID, default: [:]][UInt32(version)] = sealed
+            }
+            let aliases = try db.query("SELECT record FROM aliases").map { row in
+                try decoder.decode(AliasRecord.self, from: Data((row[0].text ?? "").utf8))
+            }
+            let last = try db.query("SELECT seq, record, mac FROM audit ORDER BY seq DESC LIMIT 1").first.map(Self.auditRow)
+            return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, lastAudit: try last)
+        }
+    }
+
+    func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        try database.withLock { db in
+            try db.transaction {
+                for change in changes {
+                    switch change {
+                    case let .putKey(record):
+                        let json = String(decoding: try encoder.encode(record), as: UTF8.self)
+                        try db.query("INSERT OR REPLACE INTO keys(key_id, account, region, record) VALUES(?1, ?2, ?3, ?4)",
+                                     [.text(record.keyID), .text(record.account), .text(record.region), .text(json)])
+                    case let .putMaterial(keyID, version, sealed):
+                        try db.query("INSERT INTO key_material(key_id, version, sealed) VALUES(?1, ?2, ?3)",
+                                     [.text(keyID), .integer(Int64(version)), .blob(sealed)])
+                    case let .deleteKey(keyID):
+                        try db.query("DELETE FROM aliases WHERE target_key_id = ?1", [.text(keyID)])
+                        try db.query("DELETE FROM keys WHERE key_id = ?1", [.text(keyID)])
+                    case let .putAlias(alias):
+                        let json = String(decoding: try encoder.encode(alias), as: UTF8.self)
+                        try db.query("""
+                            INSERT OR REPLACE INTO aliases(account, region, alias_name, target_key_id, record)
+                            VALUES(?1, ?2, ?3, ?4, ?5)
+                            """, [.text(alias.account), .text(alias.region), .text(alias.aliasName),
+                                  alias.targetKeyID.map { .text($0) } ?? .null, .text(json)])
+                    case let .deleteAlias(account, region, aliasName):
+                        try db.query("DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
+                                     [.text(account), .text(region), .text(aliasName)])
+                    case let .putMetadata(name, value):
+                        try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(value)])
+                    }
+                }
+                for record in audit {
+                    try db.query("INSERT INTO audit(seq, record, mac) VALUES(?1, ?2, ?3)",
+                                 [.integer(record.sequence), .blob(record.record), .blob(record.mac)])
+                }
+            }
+        }
+    }
+
+    func auditRecords(after sequence: Int64) throws -> [SealedAuditRecord] {
+        try database.withLock { db in
+            try db.query("SELECT seq, record, mac FROM audit WHERE seq > ?1 ORDER BY seq", [.integer(sequence)]).map(Self.auditRow)
+        }
+    }
+
+    func metadata(_ name: String) throws -> [UInt8]? {
+        try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = ?1", [.text(name)]).first?.first?.blob }
+    }
+
+    private static func auditRow(_ row: [SQLiteDatabase.Value]) throws -> SealedAuditRecord {
+        guard let seq = row[0].integer, let record = row[1].blob, let mac = row[2].blob else {
+            throw StoreError("malformed audit row")
+        }
+        return SealedAuditRecord(sequence: seq, record: record, mac: mac)
+    }
+}

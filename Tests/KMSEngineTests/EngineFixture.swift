@@ -1,0 +1,64 @@
+import Foundation
+import KMSFSCrypto
+@testable import KMSEngine
+
+/// A real engine on a real SQLite file in a temporary directory, with a manual clock.
+final class EngineFixture {
+    let directory: URL
+    let rootKey: RootKey
+    let clock = ManualClock()
+    private(set) var engine: KMSEngine
+    let caller = Caller(account: "111122223333", region: "eu-west-1", requestID: "test")
+    let otherAccount = Caller(account: "444455556666", region: "eu-west-1")
+
+    var storePath: String { directory.appendingPathComponent("keys.sqlite").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("kmsd-engine-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        rootKey = try RootKey.generate()
+        engine = try KMSEngine.open(path: directory.appendingPathComponent("keys.sqlite").path, rootKey: rootKey, clock: clock)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    /// Closes and reopens the engine on the same store (flushing the audit first).
+    func reopen() throws {
+        try engine.flushAudit()
+        engine = try KMSEngine.open(path: storePath, rootKey: rootKey, clock: clock)
+    }
+
+    func createKey(_ description: String = "test key") throws -> KeyMetadata {
+        var request = CreateKeyRequest()
+        request.description = description
+        return try engine.createKey(request, caller: caller).keyMetadata
+    }
+
+    /// Every byte of every file in the store's directory (the database, its WAL and journal).
+    func storeBytes() throws -> [UInt8] {
+        try engine.flushAudit()
+        var all: [UInt8] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
+            all += (FileManager.default.contents(atPath: directory.appendingPathComponent(name).path).map(Array.init) ?? [])
+        }
+        return all
+    }
+}
+
+func secret(_ text: String) -> SecretBytes { SecretBytes(copying: Array(text.utf8)) }
+
+func text(_ secret: SecretBytes) -> String { secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) } }
+
+extension Array where Element == UInt8 {
+    /// Whether `needle` occurs anywhere in these bytes.
+    func contains(bytes needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, needle.count <= count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= count - needle.count {
+            if self[i] == first && Array(self[i..<i + needle.count]) == needle { return true }
+            i += 1
+        }
+        return false
+    }
+}
