@@ -71,7 +71,12 @@ final class SQLiteKeyStore: KeyStore {
                     switch change {
                     case let .putKey(record):
                         let json = String(decoding: try encoder.encode(record), as: UTF8.self)
-                        try db.query("INSERT OR REPLACE INTO keys(key_id, account, region, record) VALUES(?1, ?2, ?3, ?4)",
+                        // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and
+                        // the cascade would take the key's material with it.
+                        try db.query("""
+                            INSERT INTO keys(key_id, account, region, record) VALUES(?1, ?2, ?3, ?4)
+                            ON CONFLICT(key_id) DO UPDATE SET record = excluded.record
+                            """,
                                      [.text(record.keyID), .text(record.account), .text(record.region), .text(json)])
                     case let .putMaterial(keyID, version, sealed):
                         try db.query("INSERT INTO key_material(key_id, version, sealed) VALUES(?1, ?2, ?3)",
