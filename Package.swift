@@ -51,6 +51,9 @@ let package = Package(
         .target(name: "KMSFSTestSupport", dependencies: ["KMSFSCrypto"], path: "Tests/KMSFSTestSupport"),
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
+        // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
+        .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],
+                          path: "Tests/KMSEngineCrashWorkload"),
         .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "KMSFSFormatTests",

@@ -55,6 +55,11 @@ public final class KMSEngine: Sendable {
         self.audit = AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit)
     }
 
+    deinit {
+        // Best effort: a clean shutdown loses no audit record.
+        try? audit.flush()
+    }
+
     /// A new store records a sealed check value; an existing one must open it under `rootKey`.
     private static func checkRootKey(_ rootKey: RootKey, store: any KeyStore) throws {
         let label = "kmsd root key check"

@@ -7,7 +7,8 @@ final class EngineFixture {
     let directory: URL
     let rootKey: RootKey
     let clock = ManualClock()
-    private(set) var engine: KMSEngine
+    /// Nil only between ``close()`` and ``reopen()``.
+    private(set) var engine: KMSEngine!
     let caller = Caller(account: "111122223333", region: "eu-west-1", requestID: "test")
     let otherAccount = Caller(account: "444455556666", region: "eu-west-1")
 
@@ -22,9 +23,15 @@ final class EngineFixture {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    /// Closes and reopens the engine on the same store (flushing the audit first).
+    /// Closes the engine (flushing the audit) and releases the store.
+    func close() throws {
+        try engine?.flushAudit()
+        engine = nil
+    }
+
+    /// Closes and reopens the engine on the same store.
     func reopen() throws {
-        try engine.flushAudit()
+        try close()
         engine = try KMSEngine.open(path: storePath, rootKey: rootKey, clock: clock)
     }
 

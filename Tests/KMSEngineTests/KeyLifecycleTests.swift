@@ -59,7 +59,7 @@ import Testing
     @Test func stateTransitions() throws {
         let f = try EngineFixture()
         let key = try f.createKey().keyId
-        let e = f.engine, c = f.caller
+        let e: KMSEngine = f.engine, c = f.caller
         try e.disableKey(keyID: key, caller: c)
         #expect(try e.describeKey(keyID: key, caller: c).keyMetadata.keyState == .disabled)
         try e.disableKey(keyID: key, caller: c)  // idempotent

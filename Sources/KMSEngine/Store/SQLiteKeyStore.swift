@@ -14,9 +14,18 @@ final class SQLiteKeyStore: KeyStore {
     static let schemaVersion = 1
     /// The connection, behind the one lock that serializes all store access.
     private let database: Mutex<SQLiteDatabase>
+    /// An exclusive flock on `<path>.lock`, held while the store is open.
+    private let lockDescriptor: Int32
 
     init(path: String) throws {
-        let database = try SQLiteDatabase(path: path)
+        lockDescriptor = try Self.lockExclusively(path + ".lock")
+        let database: SQLiteDatabase
+        do {
+            database = try SQLiteDatabase(path: path)
+        } catch {
+            close(lockDescriptor)
+            throw error
+        }
         try database.transaction {
             try database.execute("""
                 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -39,6 +48,21 @@ final class SQLiteKeyStore: KeyStore {
             }
         }
         self.database = Mutex(database)
+    }
+
+    deinit { close(lockDescriptor) }
+
+    /// One engine per store: the engine keeps the store's state in memory, so a second writer
+    /// (another kmsd, or kmsfs embedding the same store) would fork the audit chain and lose
+    /// changes. The lock is released by the kernel when the process dies, even by SIGKILL.
+    private static func lockExclusively(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw StoreError("the key store is in use by another process (\(path) is locked)")
+        }
+        return fd
     }
 
     func load() throws -> StoreContents {
@@ -117,9 +141,11 @@ final class SQLiteKeyStore: KeyStore {
     }
 
     private static func auditRow(_ row: [SQLiteDatabase.Value]) throws -> SealedAuditRecord {
-        guard let seq = row[0].integer, let record = row[1].blob, let mac = row[2].blob else {
-            throw StoreError("malformed audit row")
-        }
+        // Bytes whatever the column's type: an edited row may have turned into text, and
+        // verification must report it as altered rather than stop.
+        func bytes(_ value: SQLiteDatabase.Value) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }
+        guard let seq = row[0].integer else { throw StoreError("malformed audit row") }
+        let record = bytes(row[1]), mac = bytes(row[2])
         return SealedAuditRecord(sequence: seq, record: record, mac: mac)
     }
 }

@@ -1,0 +1,130 @@
+import Foundation
+import KMSFSCrypto
+import Testing
+@testable import KMSEngine
+
+@Suite struct StoreAndAuditTests {
+    @Test func wrongRootKeyFailsAndChangesNothing() throws {
+        let f = try EngineFixture()
+        _ = try f.createKey()
+        try f.close()
+        #expect(throws: StoreError.self) { try KMSEngine.open(path: f.storePath, rootKey: try .generate(), clock: f.clock) }
+        let error = try #require(throws: StoreError.self) { try KMSEngine.open(path: f.storePath, rootKey: try .generate(), clock: f.clock) }
+        #expect(error.description.contains("root key does not match"))
+        // Still opens with the right key, with everything in it.
+        try f.reopen()
+        #expect(try f.engine.listKeys(caller: f.caller).keys.count == 1)
+        #expect(try f.engine.verifyAudit().isIntact)
+    }
+
+    @Test func rootKeySources() throws {
+        let f = try EngineFixture()
+        let hexFile = f.directory.appendingPathComponent("root.hex")
+        try Data(f.rootKey.hexEncoded()).write(to: hexFile)
+        let fromHex = try RootKey(loading: .file(hexFile.path))
+        #expect(fromHex.key == f.rootKey.key)
+        let rawFile = f.directory.appendingPathComponent("root.bin")
+        try f.rootKey.key.withUnsafeBytes { try Data($0).write(to: rawFile) }
+        #expect(try RootKey(loading: .file(rawFile.path)).key == f.rootKey.key)
+
+        var pipe: [Int32] = [0, 0]
+        #expect(Foundation.pipe(&pipe) == 0)
+        let bytes = f.rootKey.hexEncoded()
+        _ = bytes.withUnsafeBytes { write(pipe[1], $0.baseAddress, $0.count) }
+        close(pipe[1])
+        #expect(try RootKey(loading: .fileDescriptor(pipe[0])).key == f.rootKey.key)
+        close(pipe[0])
+
+        setenv("CREDENTIALS_DIRECTORY", f.directory.path, 1)
+        defer { unsetenv("CREDENTIALS_DIRECTORY") }
+        #expect(try RootKey(loading: .credential("root.hex")).key == f.rootKey.key)
+        #expect(throws: KMSError.self) { try RootKey(loading: .credential("absent")) }
+        try Data("short".utf8).write(to: rawFile)
+        #expect(throws: KMSError.self) { try RootKey(loading: .file(rawFile.path)) }
+        try Data(String(repeating: "zz", count: 32).utf8).write(to: rawFile)
+        #expect(throws: KMSError.self) { try RootKey(loading: .file(rawFile.path)) }
+    }
+
+    /// Key material, data-key plaintext, plaintexts and the root key never appear in the store's
+    /// files (database, WAL) or in the audit trail; the sealed material does.
+    @Test func noSecretsInTheStoreOrTheAudit() throws {
+        let f = try EngineFixture()
+        let key = try f.createKey().keyId
+        try f.engine.enableKeyRotation(keyID: key, caller: f.caller)
+        _ = try f.engine.rotateKeyOnDemand(keyID: key, caller: f.caller)
+        let dataKey = try f.engine.generateDataKey(keyID: key, keySpec: .aes256, encryptionContext: ["file": "secret-test"], caller: f.caller)
+        let marker = "PLAINTEXT-MARKER-\(UUID().uuidString)"
+        let blob = try f.engine.encrypt(keyID: key, plaintext: secret(marker), caller: f.caller).ciphertextBlob
+        _ = try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller)
+        let files = try f.storeBytes()
+        let audit = try f.engine.auditRecords()
+        let auditBytes = try audit.flatMap { Array(try AuditChain.encoder.encode($0)) }
+        #expect(!audit.isEmpty)
+        let live = try #require(f.engine.state.withLock { $0.keys[key] })
+        var secrets: [[UInt8]] = [f.rootKey.key.withUnsafeBytes { Array($0) }, dataKey.plaintext!.withUnsafeBytes { Array($0) }, Array(marker.utf8)]
+        for pool in live.material.values { secrets.append(pool.key.withUnsafeBytes { Array($0) }) }
+        #expect(secrets.count == 5)
+        for (index, secret) in secrets.enumerated() {
+            #expect(!files.contains(bytes: secret), "secret \(index) found in the store files")
+            #expect(!auditBytes.contains(bytes: secret), "secret \(index) found in the audit trail")
+            #expect(!files.contains(bytes: Array(hex(secret).utf8)), "secret \(index) found in hex in the store files")
+        }
+        #expect(files.contains(bytes: Array("secret-test".utf8)))  // contexts are audited, as CloudTrail does
+    }
+
+    @Test func everyCallIsAuditedAllowedOrRefused() throws {
+        let f = try EngineFixture()
+        let key = try f.createKey()
+        _ = try f.engine.encrypt(keyID: key.keyId, plaintext: secret("x"), encryptionContext: ["a": "b"], caller: f.caller)
+        _ = try? f.engine.describeKey(keyID: "alias/missing", caller: f.caller)
+        _ = try? f.engine.enableKeyRotation(keyID: key.keyId, rotationPeriodInDays: 1, caller: f.caller)
+        let records = try f.engine.auditRecords()
+        #expect(records.map(\.operation) == ["CreateKey", "Encrypt", "DescribeKey", "EnableKeyRotation"])
+        #expect(records.map(\.errorCode) == [nil, nil, "NotFoundException", "ValidationException"])
+        #expect(records[1].keyARN == key.arn && records[1].encryptionContext == ["a": "b"])
+        #expect(records.allSatisfy { $0.account == "111122223333" && $0.region == "eu-west-1" && $0.requestID == "test" })
+        #expect(records[0].principal == "arn:aws:iam::111122223333:root")
+        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 4, problem: nil))
+    }
+
+    /// Editing, deleting, inserting or cutting off records is detected by the chain.
+    @Test func tamperedAuditIsDetected() throws {
+        func fixtureWithTrail() throws -> EngineFixture {
+            let f = try EngineFixture()
+            for _ in 0..<5 { _ = try f.createKey() }
+            try f.engine.flushAudit()
+            return f
+        }
+        func tamper(_ f: EngineFixture, _ sql: String) throws -> AuditVerification {
+            let db = try SQLiteDatabase(path: f.storePath)
+            try db.execute(sql)
+            return try f.engine.verifyAudit()
+        }
+        var f = try fixtureWithTrail()
+        #expect(try f.engine.verifyAudit().isIntact)
+        #expect(try tamper(f, "UPDATE audit SET record = replace(record, 'CreateKey', 'CreateKez') WHERE seq = 3").problem == "record 3 was altered (MAC mismatch)")
+        f = try fixtureWithTrail()
+        #expect(try tamper(f, "DELETE FROM audit WHERE seq = 2").problem?.contains("record 2 is missing") == true)
+        f = try fixtureWithTrail()
+        #expect(try tamper(f, "DELETE FROM audit WHERE seq = 5").problem?.contains("missing from the end") == true)
+        f = try fixtureWithTrail()
+        #expect(try tamper(f, "UPDATE audit SET mac = (SELECT mac FROM audit WHERE seq = 1) WHERE seq = 2").isIntact == false)
+        f = try fixtureWithTrail()
+        #expect(try tamper(f, "UPDATE meta SET value = x'00' WHERE name = 'audit_head'").problem == "the audit head was altered")
+        // A clean trail survives a reopen and keeps chaining.
+        f = try fixtureWithTrail()
+        try f.reopen()
+        _ = try f.createKey()
+        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 6, problem: nil))
+    }
+
+    @Test func concurrentCryptoCallsAreAllAudited() throws {
+        let f = try EngineFixture()
+        let key = try f.createKey().keyId
+        let engine: KMSEngine = f.engine, caller = f.caller
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<250 { _ = try? engine.generateDataKey(keyID: key, keySpec: .aes256, caller: caller) }
+        }
+        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 1001, problem: nil))
+    }
+}
