@@ -43,6 +43,7 @@ let package = Package(
             dependencies: [
                 "KMSFSCrypto",
                 "KMSFSFormat",
+                "KMSEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

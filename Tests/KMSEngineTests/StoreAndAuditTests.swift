@@ -58,7 +58,7 @@ import Testing
         _ = try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller)
         let files = try f.storeBytes()
         let audit = try f.engine.auditRecords()
-        let auditBytes = try audit.flatMap { Array(try AuditChain.encoder.encode($0)) }
+        let auditBytes = audit.flatMap(\.canonicalJSON)
         #expect(!audit.isEmpty)
         let live = try #require(f.engine.state.withLock { $0.keys[key] })
         var secrets: [[UInt8]] = [f.rootKey.key.withUnsafeBytes { Array($0) }, dataKey.plaintext!.withUnsafeBytes { Array($0) }, Array(marker.utf8)]
@@ -116,6 +116,17 @@ import Testing
         try f.reopen()
         _ = try f.createKey()
         #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 6, problem: nil))
+    }
+
+    /// The hand-written canonical JSON reads back as the same record, escapes included.
+    @Test func canonicalJSONRoundTrips() throws {
+        let record = AuditRecord(time: Date(timeIntervalSince1970: 1_800_000_000.123), operation: "Encrypt",
+                                 principal: "arn:aws:iam::111122223333:user/a\"b", account: "111122223333", region: "eu-west-1",
+                                 keyARN: "arn:aws:kms:eu-west-1:111122223333:key/x", encryptionContext: ["z": "1", "a\n": "\\ü"],
+                                 requestID: "r\u{01}", errorCode: nil, note: "n")
+        let bytes = record.canonicalJSON
+        #expect(try SealedAuditRecord(sequence: 1, record: bytes, mac: []).decoded() == record)
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix(#"{"account":"111122223333","encryptionContext":{"a\u000a":"\\ü","z":"1"},"keyARN""#))
     }
 
     @Test func concurrentCryptoCallsAreAllAudited() throws {

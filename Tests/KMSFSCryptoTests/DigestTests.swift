@@ -16,6 +16,16 @@ import KMSFSCrypto
                 == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 
+    /// The reusable context gives the one-shot's MACs, message after message.
+    @Test func hmacContextMatchesOneShot() throws {
+        let context = try HMACContext(key: SecretBytes(copying: Array("Jefe".utf8)))
+        for _ in 0..<3 {
+            #expect(hex(context.mac(Array("what do ya ".utf8), Array("want for nothing?".utf8)))
+                    == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        }
+        #expect(context.mac([1, 2, 3]) == HMAC.sha256(key: Array("Jefe".utf8), message: [UInt8]([1, 2, 3])))
+    }
+
     @Test func hkdfRFC5869Case1() throws {
         let okm = try HKDF.sha256(
             inputKeyMaterial: SecretBytes(copying: [UInt8](repeating: 0x0b, count: 22)),

@@ -1,5 +1,6 @@
 import Foundation
 import KMSFSCrypto
+import Synchronization
 
 /// The MAC chain over audit records.
 ///
@@ -8,47 +9,42 @@ import KMSFSCrypto
 /// deleting a record breaks every later MAC, and recomputing them needs the root key. Cutting
 /// records off the end leaves a valid shorter chain: the store's `audit_head` names the last
 /// sequence number to tell a cut from a quiet period (see docs/KMS.md for what that covers).
-struct AuditChain {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        encoder.dateEncodingStrategy = .millisecondsSince1970
-        return encoder
-    }()
+final class AuditChain: Sendable {
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .millisecondsSince1970
         return decoder
     }()
 
-    private let key: SecretBytes
+    /// Keyed once; used under the audit writer's lock or by one verifier at a time.
+    private let hmac: Mutex<HMACContext>
 
     init(rootKey: RootKey) throws {
-        key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd audit chain 1".utf8), outputByteCount: 32)
+        let key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd audit chain 1".utf8), outputByteCount: 32)
+        hmac = Mutex(try HMACContext(key: key))
     }
 
     func mac(previous: [UInt8], sequence: Int64, record: [UInt8]) -> [UInt8] {
-        var message = previous
-        withUnsafeBytes(of: UInt64(sequence).bigEndian) { message += $0 }
-        message += record
-        return HMAC.sha256(key: key, message: message)
+        hmac.withLock { $0.mac(previous, Self.bigEndian(sequence), record) }
+    }
+
+    private static func bigEndian(_ value: Int64) -> [UInt8] {
+        withUnsafeBytes(of: UInt64(value).bigEndian) { Array($0) }
     }
 
     static let genesis = [UInt8](repeating: 0, count: 32)
 
     /// The stored head: `u64 sequence ‖ mac(sequence) ‖ HMAC(K, "head" ‖ both)`.
     func head(sequence: Int64, mac: [UInt8]) -> [UInt8] {
-        var body: [UInt8] = []
-        withUnsafeBytes(of: UInt64(sequence).bigEndian) { body += $0 }
-        body += mac
-        return body + HMAC.sha256(key: key, message: Array("head".utf8) + body)
+        let body = Self.bigEndian(sequence) + mac
+        return body + hmac.withLock { $0.mac(Array("head".utf8), body) }
     }
 
     /// The sequence number and MAC a head names, if the head's own MAC verifies.
     func parseHead(_ head: [UInt8]) -> (Int64, [UInt8])? {
         guard head.count == 8 + 32 + 32 else { return nil }
         let body = Array(head[0..<40])
-        guard HMAC.sha256(key: key, message: Array("head".utf8) + body) == Array(head[40...]) else { return nil }
+        guard hmac.withLock({ $0.mac(Array("head".utf8), body) }) == Array(head[40...]) else { return nil }
         let sequence = body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return (Int64(sequence), Array(body[8..<40]))
     }

@@ -13,6 +13,9 @@ final class AuditLog: Sendable {
     private struct Chain {
         var lastSequence: Int64
         var lastMAC: [UInt8]
+        /// An empty buffer with capacity, swapped with `pending` at each flush: a new large array
+        /// per flush cost more (fresh pages from the kernel) than encoding the records.
+        var spare: [AuditRecord] = []
     }
 
     static let flushInterval = DispatchTimeInterval.milliseconds(100)
@@ -38,9 +41,17 @@ final class AuditLog: Sendable {
 
     deinit { timer.cancel() }
 
+    /// Records waiting beyond which the caller writes the batch itself: if the background flush
+    /// cannot keep up, callers slow down instead of the buffer (and the crash loss) growing.
+    static let backlogLimit = 20_000
+
     /// Queues a record for the next batch.
     func append(_ record: AuditRecord) {
-        pending.withLock { $0.append(record) }
+        let backlog = pending.withLock { records in
+            records.append(record)
+            return records.count
+        }
+        if backlog >= Self.backlogLimit { try? flush() }
     }
 
     /// Writes everything pending now.
@@ -51,16 +62,19 @@ final class AuditLog: Sendable {
     /// Writes what is pending, then `record`, together with `changes`, in one transaction.
     func commit(changes: [StoreChange], record: AuditRecord?) throws {
         try writer.withLock { chainState in
-            var batch = pending.withLock { records in
-                defer { records.removeAll(keepingCapacity: true) }
-                return records
+            var batch = chainState.spare
+            chainState.spare = []
+            pending.withLock { swap(&$0, &batch) }
+            defer {
+                batch.removeAll(keepingCapacity: true)
+                chainState.spare = batch
             }
             if let record { batch.append(record) }
             guard !batch.isEmpty || !changes.isEmpty else { return }
             var next = chainState
             var sealed: [SealedAuditRecord] = []
             for record in batch {
-                let bytes = Array(try AuditChain.encoder.encode(record))
+                let bytes = record.canonicalJSON
                 next.lastSequence += 1
                 next.lastMAC = chain.mac(previous: next.lastMAC, sequence: next.lastSequence, record: bytes)
                 sealed.append(SealedAuditRecord(sequence: next.lastSequence, record: bytes, mac: next.lastMAC))

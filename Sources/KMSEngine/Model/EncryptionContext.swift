@@ -13,7 +13,7 @@ extension Dictionary where Key == String, Value == String {
     var canonicalEncoding: [UInt8] {
         var bytes: [UInt8] = []
         bytes.appendUInt32(UInt32(count))
-        for (key, value) in sorted(by: { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }) {
+        for (key, value) in sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
             bytes.appendUInt32(UInt32(key.utf8.count))
             bytes += key.utf8
             bytes.appendUInt32(UInt32(value.utf8.count))
