@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import KMSFSCrypto
 import Synchronization
@@ -17,16 +18,23 @@ public final class KMSEngine: Sendable {
     let state: Mutex<EngineState>
     /// Serializes management operations (draft, commit, swap); taken before `state`.
     private let management = Mutex(())
+    /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
+    /// in init; a dispatch source is thread-safe to cancel.
+    private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
 
     /// Opens (or creates) the key store at `path` under `rootKey`.
     ///
+    /// - Parameters:
+    ///   - schedulerInterval: how often due rotations and deletions run in the background; nil
+    ///     for none (the caller runs ``runScheduledTasks()`` itself, as tests do).
     /// - Throws: ``StoreError`` if the store cannot be opened, or if `rootKey` is not the key the
     ///   store was created with; in that case nothing in the store is changed.
-    public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock()) throws -> KMSEngine {
-        try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock)
+    public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
+                            schedulerInterval: Duration? = .seconds(60)) throws -> KMSEngine {
+        try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval)
     }
 
-    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock) throws {
+    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?) throws {
         self.store = store
         self.rootKey = rootKey
         self.clock = clock
@@ -53,9 +61,11 @@ public final class KMSEngine: Sendable {
         }
         self.state = Mutex(state)
         self.audit = AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit)
+        if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
     }
 
     deinit {
+        scheduler?.cancel()
         // Best effort: a clean shutdown loses no audit record.
         try? audit.flush()
     }

@@ -1,6 +1,18 @@
+import Dispatch
 import Foundation
 
 extension KMSEngine {
+    /// Runs ``runScheduledTasks()`` every `interval` on a private queue until the engine is released.
+    /// A failed run (the store unavailable) is retried at the next tick.
+    func startScheduler(every interval: Duration) -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.scheduler"))
+        let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
+        timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(max(1, milliseconds)))
+        timer.setEventHandler { [weak self] in _ = try? self?.runScheduledTasks() }
+        timer.resume()
+        return timer
+    }
+
     /// Carries out what is due at the clock's current time: automatic rotations of enabled keys,
     /// and the destruction of keys whose deletion date has passed (record, material and aliases;
     /// irrecoverable). Returns how many of each. The daemon calls it periodically; tests call it

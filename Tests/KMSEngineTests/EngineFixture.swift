@@ -18,7 +18,7 @@ final class EngineFixture {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("kmsd-engine-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         rootKey = try RootKey.generate()
-        engine = try KMSEngine.open(path: directory.appendingPathComponent("keys.sqlite").path, rootKey: rootKey, clock: clock)
+        engine = try KMSEngine.open(path: directory.appendingPathComponent("keys.sqlite").path, rootKey: rootKey, clock: clock, schedulerInterval: nil)
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }
@@ -32,7 +32,7 @@ final class EngineFixture {
     /// Closes and reopens the engine on the same store.
     func reopen() throws {
         try close()
-        engine = try KMSEngine.open(path: storePath, rootKey: rootKey, clock: clock)
+        engine = try KMSEngine.open(path: storePath, rootKey: rootKey, clock: clock, schedulerInterval: nil)
     }
 
     func createKey(_ description: String = "test key") throws -> KeyMetadata {

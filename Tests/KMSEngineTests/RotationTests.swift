@@ -36,6 +36,24 @@ import Testing
         #expect(try f.engine.runScheduledTasks().rotated == 0)
     }
 
+    /// The engine's own timer carries out due work without anyone calling it.
+    @Test func backgroundSchedulerRunsDueTasks() throws {
+        let f = try EngineFixture()
+        try f.close()
+        let engine = try KMSEngine.open(path: f.storePath, rootKey: f.rootKey, clock: f.clock, schedulerInterval: .milliseconds(20))
+        var request = CreateKeyRequest()
+        request.description = "scheduled"
+        let key = try engine.createKey(request, caller: f.caller).keyMetadata.keyId
+        _ = try engine.scheduleKeyDeletion(keyID: key, pendingWindowInDays: 7, caller: f.caller)
+        f.clock.advance(days: 8)
+        var gone = false
+        for _ in 0..<250 where !gone {
+            usleep(20_000)
+            gone = (try? engine.describeKey(keyID: key, caller: f.caller)) == nil
+        }
+        #expect(gone)
+    }
+
     @Test func disabledKeysAreNotRotated() throws {
         let f = try EngineFixture()
         let key = try f.createKey().keyId

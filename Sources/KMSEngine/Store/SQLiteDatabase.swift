@@ -33,6 +33,8 @@ final class SQLiteDatabase {
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")
         try execute("PRAGMA foreign_keys=ON")
+        // Deleted rows (purged key material) are overwritten, not left in free pages.
+        try execute("PRAGMA secure_delete=ON")
     }
 
     deinit {
