@@ -58,12 +58,11 @@ extension KMSEngine {
         throw KMSError(.accessDenied, "\(caller.principal) is not authorized to perform kms:\(action) on \(key.arn): it is an AWS managed key")
     }
 
-    /// The key a cryptographic call may use: resolved, authorized, and in a usable state.
+    /// The key a cryptographic call may use: resolved (aliases allowed), authorized, and in a
+    /// usable state.
     func usableKey(_ keyID: String, action: String, for caller: Caller, in state: EngineState,
                    record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        let key = try resolve(keyID, for: caller, allowAlias: true, in: state)
-        record.keyARN = key.record.arn
-        try authorize(action, caller, key.record)
+        let key = try authorizedKey(keyID, action: action, allowAlias: true, for: caller, in: state, record: &record)
         try requireUsable(key.record, record: &record)
         return key
     }
@@ -87,7 +86,13 @@ extension KMSEngine {
     /// For management calls: the key, resolved without aliases, authorized for `action`.
     func managedKey(_ keyID: String, action: String, for caller: Caller, in state: EngineState,
                     record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
+        try authorizedKey(keyID, action: action, allowAlias: false, for: caller, in: state, record: &record)
+    }
+
+    /// Resolves `keyID`, names the key in the audit record, and asks ``authorize(_:_:_:)``.
+    private func authorizedKey(_ keyID: String, action: String, allowAlias: Bool, for caller: Caller,
+                               in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
+        let key = try resolve(keyID, for: caller, allowAlias: allowAlias, in: state)
         record.keyARN = key.record.arn
         try authorize(action, caller, key.record)
         return key

@@ -114,10 +114,7 @@ public final class KMSEngine: Sendable {
             audit.append(record)
             return result
         } catch {
-            let failure = Self.kmsError(error)
-            record.errorCode = failure.code.rawValue
-            audit.append(record)
-            throw failure
+            throw auditFailure(error, record: &record)
         }
     }
 
@@ -134,17 +131,17 @@ public final class KMSEngine: Sendable {
                 state.withLock { $0 = draft }
                 return result
             } catch {
-                let failure = Self.kmsError(error)
-                record.errorCode = failure.code.rawValue
-                audit.append(record)
-                throw failure
+                throw auditFailure(error, record: &record)
             }
         }
     }
 
-    /// What a caller sees of any failure: KMS errors as they are, anything else as an internal error.
-    static func kmsError(_ error: any Error) -> KMSError {
-        if let error = error as? KMSError { return error }
-        return KMSError(.internalError, "the key service failed: \(error)")
+    /// Records a refused or failed call and returns what the caller sees: KMS errors as they
+    /// are, anything else (a store failure) as KMSInternalException.
+    private func auditFailure(_ error: any Error, record: inout AuditRecord) -> KMSError {
+        let failure = error as? KMSError ?? KMSError(.internalError, "the key service failed: \(error)")
+        record.errorCode = failure.code.rawValue
+        audit.append(record)
+        return failure
     }
 }
