@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "KMSFSCrypto", dependencies: ["COpenSSL"]),
         // The on-disk format of one encrypted file; pure code, no FUSE and no KMS.
         .target(name: "KMSFSFormat", dependencies: ["KMSFSCrypto"]),
+        // Signature Version 4: signing (clients) and verification (kmsd).
+        .target(name: "AWSSigV4", dependencies: ["KMSFSCrypto"]),
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
         .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "CSQLite"]),
 
@@ -51,6 +53,7 @@ let package = Package(
         // Helpers shared by the test targets (hex, fixtures); never linked into a product.
         .target(name: "KMSFSTestSupport", dependencies: ["KMSFSCrypto"], path: "Tests/KMSFSTestSupport"),
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
+        .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
         .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],

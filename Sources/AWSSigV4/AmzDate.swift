@@ -1,0 +1,50 @@
+import Foundation
+
+/// The two date forms SigV4 meets: `X-Amz-Date` (`20150830T123600Z`) and HTTP `Date`
+/// (`Sun, 30 Aug 2015 12:36:00 GMT`), both UTC.
+public enum AmzDate {
+    public static func format(_ date: Date) -> String {
+        var time = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec)
+    }
+
+    /// Parses `yyyyMMdd'T'HHmmss'Z'`.
+    public static func parse(_ text: String) -> Date? {
+        let digits = Array(text.utf8)
+        guard digits.count == 16, digits[8] == UInt8(ascii: "T"), digits[15] == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int32? {
+            var value: Int32 = 0
+            for d in digits[range] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(d) else { return nil }
+                value = value * 10 + Int32(d - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
+              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = month - 1
+        parts.tm_mday = day
+        parts.tm_hour = hour
+        parts.tm_min = minute
+        parts.tm_sec = second
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+    }
+
+    /// Parses an RFC 7231 IMF-fixdate (`Sun, 30 Aug 2015 12:36:00 GMT`) into the amz form.
+    public static func fromHTTPDate(_ text: String) -> String? {
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        let fields = text.split(separator: " ")
+        guard fields.count == 6, fields[5] == "GMT", let month = months.firstIndex(of: String(fields[2])) else { return nil }
+        let time = fields[4].split(separator: ":")
+        guard time.count == 3, fields[3].count == 4, fields[1].count <= 2 else { return nil }
+        let amz = "\(fields[3])\(String(month + 1).leftPadded(to: 2))\(String(fields[1]).leftPadded(to: 2))T\(time[0])\(time[1])\(time[2])Z"
+        return parse(amz) == nil ? nil : amz
+    }
+}

@@ -1,0 +1,87 @@
+import KMSFSCrypto
+
+/// The Signature Version 4 computation, shared by the signer (clients) and the verifier (kmsd).
+///
+/// ```
+/// canonical request = method \n canonical URI \n canonical query \n canonical headers \n
+///                     signed headers \n hex(SHA-256(body))
+/// string to sign    = "AWS4-HMAC-SHA256" \n amz-date \n scope \n hex(SHA-256(canonical request))
+/// scope             = yyyymmdd / region / service / "aws4_request"
+/// signing key       = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, yyyymmdd), region), service), "aws4_request")
+/// signature         = hex(HMAC(signing key, string to sign))
+/// ```
+public enum SigV4 {
+    public static let algorithm = "AWS4-HMAC-SHA256"
+
+    /// The canonical request for `request`, covering `signedHeaders` (lower-case, sorted).
+    public static func canonicalRequest(_ request: SigV4Request, signedHeaders: [String], payloadHash: String) -> String {
+        let headerLines = signedHeaders.map { name in
+            name + ":" + request.values(name).map(trimmed).joined(separator: ",")
+        }
+        let encoded: [(name: String, value: String)] = request.query.map {
+            (uriEncode($0.0, encodeSlash: true), uriEncode($0.1, encodeSlash: true))
+        }
+        let sorted = encoded.sorted { (a, b) -> Bool in a.name == b.name ? a.value < b.value : a.name < b.name }
+        let query = sorted.map { pair -> String in pair.name + "=" + pair.value }.joined(separator: "&")
+        return [
+            request.method,
+            uriEncode(request.path.isEmpty ? "/" : request.path, encodeSlash: false),
+            query,
+            headerLines.joined(separator: "\n") + "\n",
+            signedHeaders.joined(separator: ";"),
+            payloadHash,
+        ].joined(separator: "\n")
+    }
+
+    public static func stringToSign(amzDate: String, scope: String, canonicalRequest: String) -> String {
+        [algorithm, amzDate, scope, hex(SHA256.hash(Array(canonicalRequest.utf8)))].joined(separator: "\n")
+    }
+
+    public static func signingKey(secret: String, date: String, region: String, service: String) -> [UInt8] {
+        var key = HMAC.sha256(key: Array(("AWS4" + secret).utf8), message: Array(date.utf8))
+        for part in [region, service, "aws4_request"] {
+            key = HMAC.sha256(key: key, message: Array(part.utf8))
+        }
+        return key
+    }
+
+    public static func signature(signingKey: [UInt8], stringToSign: String) -> String {
+        hex(HMAC.sha256(key: signingKey, message: Array(stringToSign.utf8)))
+    }
+
+    public static func payloadHash(_ body: [UInt8]) -> String { hex(SHA256.hash(body)) }
+
+    /// Header values are trimmed and runs of spaces collapsed to one.
+    static func trimmed(_ value: String) -> String {
+        value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+            .trimmingCharacters(in: [" ", "\t"])
+    }
+
+    /// RFC 3986 percent-encoding: unreserved characters stay, everything else is %XX (upper case).
+    static func uriEncode(_ text: String, encodeSlash: Bool) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: "/") where !encodeSlash:
+                out.append("/")
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,41 @@
+/// The parts of an HTTP request that Signature Version 4 covers.
+public struct SigV4Request: Sendable {
+    public var method: String
+    /// The path, decoded (`/` for AWS JSON protocols).
+    public var path: String
+    /// Query parameters as received (decoded), in any order.
+    public var query: [(String, String)]
+    /// Header fields as received; names in any case, a name may repeat.
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(method: String, path: String = "/", query: [(String, String)] = [], headers: [(String, String)], body: [UInt8]) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The values of header `name` (case-insensitive), in order.
+    public func values(_ name: String) -> [String] {
+        let lower = name.lowercased()
+        return headers.filter { $0.0.lowercased() == lower }.map(\.1)
+    }
+
+    public func header(_ name: String) -> String? { values(name).first }
+}
+
+/// An access key as the verifier needs it.
+public struct SigV4Credential: Sendable {
+    public var accessKeyID: String
+    public var secretAccessKey: String
+    /// Required on requests signed with this credential when set (temporary credentials).
+    public var sessionToken: String?
+
+    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil) {
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import KMSFSCrypto
+
+/// Verifies SigV4-signed requests (the Authorization header form), as AWS services do.
+public struct SigV4Verifier: Sendable {
+    /// What a verified request proves: who signed it, for which region.
+    public struct Verified: Sendable, Equatable {
+        public var accessKeyID: String
+        public var region: String
+
+        public init(accessKeyID: String, region: String) {
+            self.accessKeyID = accessKeyID
+            self.region = region
+        }
+    }
+
+    public let service: String
+    /// How far the request's time may be from ours, either way.
+    public let allowedSkew: TimeInterval
+
+    public init(service: String, allowedSkew: TimeInterval = 15 * 60) {
+        self.service = service
+        self.allowedSkew = allowedSkew
+    }
+
+    /// Checks `request`'s signature with the credential `lookup` returns for its access key.
+    ///
+    /// - Throws: ``SigV4Error``: MissingAuthenticationToken (no Authorization), IncompleteSignature
+    ///   (malformed header, wrong scope or service, host not signed), UnrecognizedClient (unknown
+    ///   key or unexpected token), InvalidSignature (mismatch, expired or future date).
+    public func verify(_ request: SigV4Request, now: Date, lookup: (String) -> SigV4Credential?) throws(SigV4Error) -> Verified {
+        guard let authorization = request.header("authorization") else { throw .missing }
+        let parsed = try Self.parse(authorization)
+        let scope = parsed.credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard scope.count == 5, scope[4] == "aws4_request" else {
+            throw .incomplete("Credential should be scoped to a valid region and service, like 'AKID/20150830/us-east-1/\(service)/aws4_request'.")
+        }
+        let (accessKeyID, scopeDate, region, scopeService) = (scope[0], scope[1], scope[2], scope[3])
+        guard scopeService == service else {
+            throw .incomplete("Credential should be scoped to correct service: '\(service)'.")
+        }
+        guard parsed.signedHeaders.contains("host") else {
+            throw .incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        }
+        guard let amzDate = request.header("x-amz-date") ?? request.header("date").flatMap(AmzDate.fromHTTPDate),
+              let requestTime = AmzDate.parse(amzDate)
+        else {
+            throw .incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+        }
+        guard amzDate.hasPrefix(scopeDate), scopeDate.count == 8 else {
+            throw .invalid("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(scopeDate)' != '\(amzDate.prefix(8))', from '\(amzDate)'.")
+        }
+        if requestTime < now.addingTimeInterval(-allowedSkew) {
+            throw .invalid("Signature expired: \(amzDate) is now earlier than \(AmzDate.format(now.addingTimeInterval(-allowedSkew))) (\(AmzDate.format(now)) - \(Int(allowedSkew / 60)) min.)")
+        }
+        if requestTime > now.addingTimeInterval(allowedSkew) {
+            throw .invalid("Signature not yet current: \(amzDate) is still later than \(AmzDate.format(now.addingTimeInterval(allowedSkew))) (\(AmzDate.format(now)) + \(Int(allowedSkew / 60)) min.)")
+        }
+        guard let credential = lookup(accessKeyID) else { throw .unrecognized }
+        let token = request.header("x-amz-security-token")
+        guard token == credential.sessionToken || (token == nil && credential.sessionToken == nil) else { throw .unrecognized }
+
+        // A header the signature names but the request lacks can never match: say so plainly.
+        for name in parsed.signedHeaders where request.values(name).isEmpty {
+            throw .invalid("The request signature we calculated does not match the signature you provided: signed header '\(name)' is missing.")
+        }
+        let canonical = SigV4.canonicalRequest(request, signedHeaders: parsed.signedHeaders, payloadHash: SigV4.payloadHash(request.body))
+        let stringToSign = SigV4.stringToSign(amzDate: amzDate, scope: parsed.credential.split(separator: "/").dropFirst().joined(separator: "/"),
+                                              canonicalRequest: canonical)
+        let key = SigV4.signingKey(secret: credential.secretAccessKey, date: scopeDate, region: region, service: service)
+        let expected = Array(SigV4.signature(signingKey: key, stringToSign: stringToSign).utf8)
+        guard ConstantTime.equal(expected, Array(parsed.signature.utf8)) else { throw .mismatch }
+        return Verified(accessKeyID: accessKeyID, region: region)
+    }
+
+    struct Authorization {
+        var credential: String
+        var signedHeaders: [String]
+        var signature: String
+    }
+
+    /// Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
+    static func parse(_ header: String) throws(SigV4Error) -> Authorization {
+        guard header.hasPrefix(SigV4.algorithm + " ") else {
+            throw .incomplete("Authorization header requires '\(SigV4.algorithm)' as its algorithm.")
+        }
+        var fields: [String: String] = [:]
+        for part in header.dropFirst(SigV4.algorithm.count + 1).split(separator: ",") {
+            let pair = part.trimmingCharacters(in: [" "]).split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { throw .incomplete("Authorization header is malformed: '\(part)'.") }
+            fields[pair[0]] = pair[1]
+        }
+        guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"] else {
+            throw .incomplete("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters.")
+        }
+        let names = signed.split(separator: ";").map { $0.lowercased() }
+        guard !names.isEmpty, names == names.sorted() else {
+            throw .incomplete("SignedHeaders must be lower-case header names sorted and separated by ';'.")
+        }
+        return Authorization(credential: credential, signedHeaders: names, signature: signature)
+    }
+}
