@@ -9,9 +9,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kmsfs", targets: ["kmsfs"]),
+        .executable(name: "kmsd", targets: ["kmsd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // C libraries, reached only through these system-library modules.
@@ -35,10 +37,32 @@ let package = Package(
         .target(name: "KMSFSCrypto", dependencies: ["COpenSSL"]),
         // The on-disk format of one encrypted file; pure code, no FUSE and no KMS.
         .target(name: "KMSFSFormat", dependencies: ["KMSFSCrypto"]),
+        // JSON as the AWS JSON protocol and the audit trail need it: strict parser, compact writer.
+        .target(name: "KMSJSON"),
         // Signature Version 4: signing (clients) and verification (kmsd).
         .target(name: "AWSSigV4", dependencies: ["KMSFSCrypto"]),
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
-        .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "CSQLite"]),
+        .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite"]),
+
+        // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
+        .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
+        // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
+        .target(
+            name: "KMSServer",
+            dependencies: [
+                "KMSWire", "KMSEngine", "AWSSigV4", "KMSFSCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "kmsd",
+            dependencies: [
+                "KMSServer", "KMSEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         .executableTarget(
             name: "kmsfs",
@@ -54,6 +78,7 @@ let package = Package(
         .target(name: "KMSFSTestSupport", dependencies: ["KMSFSCrypto"], path: "Tests/KMSFSTestSupport"),
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
         .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
         .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],

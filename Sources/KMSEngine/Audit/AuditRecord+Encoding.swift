@@ -1,3 +1,5 @@
+import KMSJSON
+
 extension AuditRecord {
     /// The record's canonical bytes: JSON with keys in sorted order, no insignificant space, time
     /// in milliseconds since 1970 — what the chain MAC covers and what the store keeps.
@@ -41,29 +43,5 @@ extension AuditRecord {
         key("time"); out.append(contentsOf: String(Int64((time.timeIntervalSince1970 * 1000).rounded())).utf8)
         out.append(UInt8(ascii: "}"))
         return out
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Appends `text` as a JSON string literal (quotes, backslash and control characters escaped).
-    mutating func appendJSONString(_ text: String) {
-        append(UInt8(ascii: "\""))
-        defer { append(UInt8(ascii: "\"")) }
-        // Most strings (ARNs, IDs, operation names) need no escaping: copy them in one go.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            append(contentsOf: text.utf8)
-            return
-        }
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0..<0x20:
-                let digits = Array("0123456789abcdef".utf8)
-                append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                    digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
-            default: append(byte)
-            }
-        }
     }
 }
