@@ -59,6 +59,13 @@ public final class KMSEngine: Sendable {
         for alias in contents.aliases {
             state.aliases[.init(account: alias.account, region: alias.region, name: alias.aliasName)] = alias
         }
+        for account in contents.accounts { state.accounts[account.accountID] = account }
+        for (key, sealed) in contents.accessKeys {
+            guard let secret = try? rootKey.open(sealed, label: "access key " + key.accessKeyID, version: 0) else {
+                throw StoreError("the secret of access key \(key.accessKeyID) does not open under the root key")
+            }
+            state.accessKeys[key.accessKeyID] = LiveAccessKey(record: key, secret: secret)
+        }
         self.state = Mutex(state)
         self.audit = AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit)
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
@@ -93,6 +100,15 @@ public final class KMSEngine: Sendable {
     public func auditRecords() throws -> [AuditRecord] {
         try audit.flush()
         return try store.auditRecords(after: 0).map { try $0.decoded() }
+    }
+
+    /// Records a request refused before it reached an operation (bad or unknown signature), so
+    /// that the trail holds every call, not only the authenticated ones.
+    public func auditRejectedRequest(operation: String, accessKeyID: String?, region: String, requestID: String, errorCode: String) {
+        var record = newRecord(operation, Caller(account: "", region: region, principal: "unauthenticated", requestID: requestID))
+        record.errorCode = errorCode
+        record.note = accessKeyID.map { "access key \($0)" }
+        audit.append(record)
     }
 
     // MARK: Running operations

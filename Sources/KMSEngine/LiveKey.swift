@@ -32,4 +32,6 @@ struct EngineState {
 
     var keys: [String: LiveKey] = [:]
     var aliases: [AliasID: AliasRecord] = [:]
+    var accounts: [String: AccountRecord] = [:]
+    var accessKeys: [String: LiveAccessKey] = [:]
 }

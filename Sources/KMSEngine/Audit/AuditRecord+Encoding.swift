@@ -7,7 +7,7 @@ extension AuditRecord {
     /// Written by hand because it is on the audit writer's path for every call: Foundation's
     /// JSONEncoder took most of the per-record cost here. JSONDecoder reads it back
     /// (`AuditChain.decoder`), and a test checks that the two agree.
-    var canonicalJSON: [UInt8] {
+    public var canonicalJSON: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320)
         out.append(UInt8(ascii: "{"))

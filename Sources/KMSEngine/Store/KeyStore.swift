@@ -21,6 +21,9 @@ struct StoreContents {
     /// Sealed material by key ID and version.
     var sealedMaterial: [String: [UInt32: [UInt8]]]
     var aliases: [AliasRecord]
+    var accounts: [AccountRecord]
+    /// Access keys with their sealed secrets.
+    var accessKeys: [(AccessKeyRecord, [UInt8])]
     var lastAudit: SealedAuditRecord?
 }
 
@@ -32,4 +35,7 @@ enum StoreChange {
     case putAlias(AliasRecord)
     case deleteAlias(account: String, region: String, aliasName: String)
     case putMetadata(name: String, value: [UInt8])
+    case putAccount(AccountRecord)
+    case putAccessKey(AccessKeyRecord, sealedSecret: [UInt8])
+    case deleteAccessKey(String)
 }

@@ -9,6 +9,8 @@ import Synchronization
 /// key_material(key_id, version, sealed BLOB)          material sealed under the root key
 /// aliases(account, region, alias_name, record TEXT)   AliasRecord as JSON
 /// audit(seq INTEGER PRIMARY KEY, record BLOB, mac BLOB)   the hash-chained audit trail
+/// accounts(account_id, record TEXT)                   AccountRecord as JSON
+/// access_keys(access_key_id, account, record, sealed_secret)   secret sealed under the root key
 /// ```
 final class SQLiteKeyStore: KeyStore {
     static let schemaVersion = 1
@@ -37,6 +39,10 @@ final class SQLiteKeyStore: KeyStore {
                     account TEXT NOT NULL, region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT,
                     record TEXT NOT NULL, PRIMARY KEY(account, region, alias_name));
                 CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, record BLOB NOT NULL, mac BLOB NOT NULL);
+                CREATE TABLE IF NOT EXISTS accounts(account_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS access_keys(
+                    access_key_id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(account_id),
+                    record TEXT NOT NULL, sealed_secret BLOB NOT NULL);
                 """)
             let existing = try database.query("SELECT value FROM meta WHERE name = 'schema'").first?.first?.blob
             if let existing {
@@ -82,7 +88,14 @@ final class SQLiteKeyStore: KeyStore {
                 try decoder.decode(AliasRecord.self, from: Data((row[0].text ?? "").utf8))
             }
             let last = try db.query("SELECT seq, record, mac FROM audit ORDER BY seq DESC LIMIT 1").first.map(Self.auditRow)
-            return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, lastAudit: try last)
+            let accounts = try db.query("SELECT record FROM accounts").map { row in
+                try decoder.decode(AccountRecord.self, from: Data((row[0].text ?? "").utf8))
+            }
+            let accessKeys = try db.query("SELECT record, sealed_secret FROM access_keys").map { row in
+                (try decoder.decode(AccessKeyRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
+            }
+            return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
+                                 accessKeys: accessKeys, lastAudit: try last)
         }
     }
 
@@ -120,6 +133,15 @@ final class SQLiteKeyStore: KeyStore {
                                      [.text(account), .text(region), .text(aliasName)])
                     case let .putMetadata(name, value):
                         try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(value)])
+                    case let .putAccount(account):
+                        let json = String(decoding: try encoder.encode(account), as: UTF8.self)
+                        try db.query("INSERT INTO accounts(account_id, record) VALUES(?1, ?2)", [.text(account.accountID), .text(json)])
+                    case let .putAccessKey(key, sealed):
+                        let json = String(decoding: try encoder.encode(key), as: UTF8.self)
+                        try db.query("INSERT INTO access_keys(access_key_id, account, record, sealed_secret) VALUES(?1, ?2, ?3, ?4)",
+                                     [.text(key.accessKeyID), .text(key.account), .text(json), .blob(sealed)])
+                    case let .deleteAccessKey(id):
+                        try db.query("DELETE FROM access_keys WHERE access_key_id = ?1", [.text(id)])
                     }
                 }
                 for record in audit {

@@ -1,0 +1,148 @@
+import AWSSigV4
+import Foundation
+import KMSEngine
+import KMSWire
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One HTTP connection of kmsd: collects a request, authenticates it, runs it, answers.
+///
+/// Cryptographic and read-only operations run on the event loop (microseconds, memory only);
+/// operations that change the store (and so wait for an fsync) run on the blocking pool so they
+/// never stall the other connections of the loop.
+final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer)
+        /// The body was too large: the rest is dropped and the connection closed after the answer.
+        case discarding
+    }
+
+    private var state = State.idle
+    private let service: KMSProtocol
+    private let authenticator: RequestAuthenticator
+    private let blockingPool: NIOThreadPool
+    private let maximumBodyBytes: Int
+
+    /// Operations that write the store: these go to the blocking pool.
+    static let writingOperations: Set<String> = [
+        "CreateKey", "UpdateKeyDescription", "EnableKey", "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion",
+        "CreateAlias", "UpdateAlias", "DeleteAlias", "TagResource", "UntagResource", "EnableKeyRotation",
+        "DisableKeyRotation", "RotateKeyOnDemand",
+    ]
+
+    init(service: KMSProtocol, authenticator: RequestAuthenticator, blockingPool: NIOThreadPool, maximumBodyBytes: Int) {
+        self.service = service
+        self.authenticator = authenticator
+        self.blockingPool = blockingPool
+        self.maximumBodyBytes = maximumBodyBytes
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case let (.head(head), _):
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maximumBodyBytes {
+                state = .discarding
+                respondTooLarge(context: context, head: head)
+                return
+            }
+            state = .receiving(head, context.channel.allocator.buffer(capacity: 1024))
+        case (.body(var chunk), .receiving(let head, var body)):
+            guard body.readableBytes + chunk.readableBytes <= maximumBodyBytes else {
+                state = .discarding
+                respondTooLarge(context: context, head: head)
+                return
+            }
+            body.writeBuffer(&chunk)
+            state = .receiving(head, body)
+        case (.end, .receiving(let head, let body)):
+            state = .idle
+            handle(context: context, head: head, body: body)
+        case (.body, .discarding), (.body, .idle):
+            break
+        case (.end, .discarding):
+            state = .idle
+        case (.end, .idle):
+            break
+        }
+    }
+
+    private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let requestID = UUID().uuidString.lowercased()
+        let keepAlive = head.isKeepAlive
+        guard head.method == .POST, head.uri == "/" || head.uri.hasPrefix("/?") else {
+            let error = WireError(type: "UnknownOperationException", message: "kmsd takes POST / with X-Amz-Target", status: 404)
+            return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
+        }
+        let bytes = Array(body.readableBytesView)
+        let signed = SigV4Request(method: "POST", path: "/", headers: head.headers.map { ($0.name, $0.value) }, body: bytes)
+        let target = head.headers.first(name: "x-amz-target")
+        let operation = target.map { String($0.dropFirst(KMSProtocol.targetPrefix.count)) } ?? ""
+        let caller: Caller
+        do {
+            caller = try authenticator.caller(for: signed, requestID: requestID)
+        } catch {
+            authenticator.audit(rejected: signed, operation: operation, requestID: requestID, error: error)
+            return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
+        }
+        if Self.writingOperations.contains(operation) {
+            let service = self.service
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            blockingPool.runIfActive(eventLoop: context.eventLoop) {
+                service.handle(target: target, body: bytes, caller: caller)
+            }.whenComplete { result in
+                let (handler, context) = loopBound.value
+                let response = (try? result.get())
+                    ?? KMSProtocol.errorResponse(WireError(type: "KMSInternalException", message: "the server is shutting down", status: 500))
+                handler.write(context: context, response: response, requestID: requestID, keepAlive: keepAlive)
+            }
+        } else {
+            write(context: context, response: service.handle(target: target, body: bytes, caller: caller),
+                  requestID: requestID, keepAlive: keepAlive)
+        }
+    }
+
+    private func respondTooLarge(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let error = WireError(type: "RequestEntityTooLargeException",
+                              message: "The request body is larger than \(maximumBodyBytes) bytes", status: 413)
+        write(context: context, response: KMSProtocol.errorResponse(error), requestID: UUID().uuidString.lowercased(), keepAlive: false)
+    }
+
+    private func write(context: ChannelHandlerContext, response: KMSProtocol.Response, requestID: String, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: KMSProtocol.contentType)
+        headers.add(name: "Content-Length", value: String(response.body.count))
+        headers.add(name: "x-amzn-RequestId", value: requestID)
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+        buffer.writeBytes(response.body)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        let done = context.writeAndFlushPromise(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
+
+extension ChannelHandlerContext {
+    func writeAndFlushPromise(_ data: NIOAny) -> EventLoopPromise<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        writeAndFlush(data, promise: promise)
+        return promise
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import KMSEngine
+import KMSWire
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// kmsd's network side: the listeners, and the handler pipeline on each connection.
+public final class KMSServer: Sendable {
+    public let engine: KMSEngine
+    public let configuration: ServerConfiguration
+    private let group: MultiThreadedEventLoopGroup
+    private let blockingPool: NIOThreadPool
+    private let channels: [any Channel]
+
+    /// The addresses actually bound, in the order of the configured listeners.
+    public var boundAddresses: [String] {
+        channels.map { channel in
+            guard let address = channel.localAddress else { return "?" }
+            if let path = address.pathname { return "unix://\(path)" }
+            return "http://\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+
+    /// Binds every listener and starts serving.
+    /// - Throws: if a listener cannot be bound (address in use, bad path); nothing is left bound.
+    public init(engine: KMSEngine, configuration: ServerConfiguration) throws {
+        self.engine = engine
+        self.configuration = configuration
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let service = KMSProtocol(engine: engine)
+        let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds)
+        let limit = configuration.maximumBodyBytes
+        let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 512)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        KMSHTTPHandler(service: service, authenticator: authenticator, blockingPool: pool, maximumBodyBytes: limit))
+                }
+            }
+        var bound: [any Channel] = []
+        do {
+            for listener in configuration.listeners {
+                switch listener {
+                case let .tcp(host, port):
+                    bound.append(try bootstrap.bind(host: host, port: port).wait())
+                case let .unix(path, mode):
+                    // A stale socket file from a crash would make bind fail; only a socket is removed.
+                    var info = stat()
+                    if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+                    let channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+                    bound.append(channel)
+                    guard chmod(path, mode_t(mode)) == 0 else {
+                        throw ServerError("cannot set mode \(String(mode, radix: 8)) on \(path)")
+                    }
+                }
+            }
+        } catch {
+            for channel in bound { try? channel.close().wait() }
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        self.group = group
+        self.blockingPool = pool
+        self.channels = bound
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then flushes the audit trail.
+    public func shutdown() {
+        for channel in channels { try? channel.close().wait() }
+        try? blockingPool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+        for case let .unix(path, _) in configuration.listeners { unlink(path) }
+        try? engine.flushAudit()
+    }
+}
+
+/// A listener that could not be set up.
+public struct ServerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

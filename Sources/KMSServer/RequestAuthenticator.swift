@@ -1,0 +1,43 @@
+import AWSSigV4
+import Foundation
+import KMSEngine
+import KMSWire
+
+/// Turns a signed HTTP request into a ``Caller``: verifies SigV4 against the engine's access keys;
+/// the account and principal come from the access key, the region from the credential scope.
+struct RequestAuthenticator: Sendable {
+    let engine: KMSEngine
+    let verifier: SigV4Verifier
+
+    init(engine: KMSEngine, allowedSkew: TimeInterval) {
+        self.engine = engine
+        self.verifier = SigV4Verifier(service: "kms", allowedSkew: allowedSkew)
+    }
+
+    func caller(for request: SigV4Request, requestID: String) throws(WireError) -> Caller {
+        do {
+            var principal = ""
+            var account = ""
+            let verified = try verifier.verify(request, now: Date()) { accessKeyID in
+                guard let (record, secret) = engine.accessKey(accessKeyID) else { return nil }
+                principal = record.principal
+                account = record.account
+                return SigV4Credential(accessKeyID: accessKeyID,
+                                       secretAccessKey: secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+            }
+            _ = verified.accessKeyID
+            return Caller(account: account, region: verified.region, principal: principal, requestID: requestID)
+        } catch {
+            throw WireError(type: error.code, message: error.message, status: error.code == "MissingAuthenticationTokenException" ? 403 : 400)
+        }
+    }
+
+    /// Puts a refused request in the audit trail, with what its Authorization header claims.
+    func audit(rejected request: SigV4Request, operation: String, requestID: String, error: WireError) {
+        // Credential=AKID/date/region/service/aws4_request, as claimed (unverified).
+        let scope = request.header("authorization")?.components(separatedBy: "Credential=").dropFirst().first?
+            .split(separator: ",").first?.split(separator: "/").map(String.init) ?? []
+        engine.auditRejectedRequest(operation: operation.isEmpty ? "Unknown" : operation, accessKeyID: scope.first,
+                                    region: scope.count > 2 ? scope[2] : "", requestID: requestID, errorCode: error.type)
+    }
+}

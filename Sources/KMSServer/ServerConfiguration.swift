@@ -1,0 +1,32 @@
+/// Where and how kmsd listens.
+public struct ServerConfiguration: Sendable {
+    public enum Listener: Sendable, Equatable, CustomStringConvertible {
+        /// HTTP over TCP. Port 0 picks a free port (see ``KMSServer/boundAddresses``).
+        case tcp(host: String, port: Int)
+        /// HTTP over a Unix domain socket, created with `mode` (the private-endpoint analog:
+        /// only who may open the file may call).
+        case unix(path: String, mode: UInt16)
+
+        public var description: String {
+            switch self {
+            case let .tcp(host, port): return "http://\(host):\(port)"
+            case let .unix(path, mode): return "unix://\(path) (mode \(String(mode, radix: 8)))"
+            }
+        }
+    }
+
+    public var listeners: [Listener]
+    /// Bodies larger than this are refused with 413 before they are read in full.
+    public var maximumBodyBytes: Int = 1 << 20
+    /// A connection that sends nothing for this long is closed (slow or stuck clients).
+    public var idleTimeoutSeconds: Int64 = 30
+    /// SigV4 clock skew allowed either way.
+    public var allowedSkewSeconds: Double = 15 * 60
+    /// Event-loop threads (defaults to the number of cores).
+    public var threads: Int = System.coreCount
+
+    public init(listeners: [Listener]) { self.listeners = listeners }
+}
+
+import NIOCore
+import NIOPosix

@@ -1,0 +1,12 @@
+import KMSEngine
+import KMSJSON
+
+extension KMSProtocol {
+    /// DescribeKey.
+    static let describeKey: Operation = { m, caller, engine in
+        let keyID = try m.requiredString("KeyId")
+        m.ignore("GrantTokens")
+        try m.finish()
+        return .object([("KeyMetadata", .keyMetadata(try engine.describeKey(keyID: keyID, caller: caller).keyMetadata))])
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import KMSEngine
+import KMSFSCrypto
+import KMSJSON
+
+/// Engine values in their AWS JSON shapes.
+extension JSONValue {
+    static func date(_ date: Date) -> JSONValue { .timestamp(date.timeIntervalSince1970) }
+
+    static func blob(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
+
+    /// A secret (plaintext, data key) in base64: the one place a secret becomes response text.
+    static func secret(_ secret: SecretBytes) -> JSONValue {
+        secret.withUnsafeBytes { .string(Data($0).base64EncodedString()) }
+    }
+
+    static func keyMetadata(_ m: KeyMetadata) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("AWSAccountId", .string(m.awsAccountId)), ("KeyId", .string(m.keyId)), ("Arn", .string(m.arn)),
+            ("CreationDate", .date(m.creationDate)), ("Enabled", .bool(m.enabled)), ("Description", .string(m.description)),
+            ("KeyUsage", .string(m.keyUsage.rawValue)), ("KeyState", .string(m.keyState.rawValue)),
+        ]
+        if let deletion = m.deletionDate { members.append(("DeletionDate", .date(deletion))) }
+        if let window = m.pendingDeletionWindowInDays { members.append(("PendingDeletionWindowInDays", .int(window))) }
+        members += [
+            ("Origin", .string(m.origin.rawValue)), ("KeyManager", .string(m.keyManager.rawValue)),
+            ("CustomerMasterKeySpec", .string(m.customerMasterKeySpec.rawValue)), ("KeySpec", .string(m.keySpec.rawValue)),
+            ("EncryptionAlgorithms", .array(m.encryptionAlgorithms.map { .string($0.rawValue) })),
+            ("MultiRegion", .bool(m.multiRegion)),
+        ]
+        return .object(members)
+    }
+
+    /// A paged list: `name: [...]`, `Truncated`, and `NextMarker` when there is more.
+    static func page(_ name: String, _ items: [JSONValue], nextMarker: String?) -> JSONValue {
+        var members: [(String, JSONValue)] = [(name, .array(items)), ("Truncated", .bool(nextMarker != nil))]
+        if let nextMarker { members.append(("NextMarker", .string(nextMarker))) }
+        return .object(members)
+    }
+
+    static let empty = JSONValue.object([])
+}
