@@ -18,8 +18,9 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private enum State {
         case idle
         case receiving(HTTPRequestHead, ByteBuffer)
-        /// The body was too large: the rest is dropped and the connection closed after the answer.
-        case discarding
+        /// The body was too large and has been answered with 413: the rest of it is read and dropped
+        /// (so that the client can read the answer) up to a bound, then the connection is closed.
+        case discarding(remaining: Int)
     }
 
     private var state = State.idle
@@ -46,15 +47,15 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch (unwrapInboundIn(data), state) {
         case let (.head(head), _):
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maximumBodyBytes {
-                state = .discarding
-                respondTooLarge(context: context, head: head)
+                state = .discarding(remaining: Self.discardLimit)
+                respondTooLarge(context: context)
                 return
             }
             state = .receiving(head, context.channel.allocator.buffer(capacity: 1024))
         case (.body(var chunk), .receiving(let head, var body)):
             guard body.readableBytes + chunk.readableBytes <= maximumBodyBytes else {
-                state = .discarding
-                respondTooLarge(context: context, head: head)
+                state = .discarding(remaining: Self.discardLimit)
+                respondTooLarge(context: context)
                 return
             }
             body.writeBuffer(&chunk)
@@ -62,11 +63,15 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.end, .receiving(let head, let body)):
             state = .idle
             handle(context: context, head: head, body: body)
-        case (.body, .discarding), (.body, .idle):
-            break
+        case (.body(let chunk), .discarding(let remaining)):
+            if chunk.readableBytes >= remaining {
+                context.close(promise: nil)
+            } else {
+                state = .discarding(remaining: remaining - chunk.readableBytes)
+            }
         case (.end, .discarding):
-            state = .idle
-        case (.end, .idle):
+            context.close(promise: nil)
+        case (.body, .idle), (.end, .idle):
             break
         }
     }
@@ -106,13 +111,18 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func respondTooLarge(context: ChannelHandlerContext, head: HTTPRequestHead) {
+    /// How much of an oversized body is drained after the 413 before the connection is cut.
+    static let discardLimit = 16 << 20
+
+    private func respondTooLarge(context: ChannelHandlerContext) {
         let error = WireError(type: "RequestEntityTooLargeException",
                               message: "The request body is larger than \(maximumBodyBytes) bytes", status: 413)
-        write(context: context, response: KMSProtocol.errorResponse(error), requestID: UUID().uuidString.lowercased(), keepAlive: false)
+        write(context: context, response: KMSProtocol.errorResponse(error), requestID: UUID().uuidString.lowercased(),
+              keepAlive: false, closeAfter: false)
     }
 
-    private func write(context: ChannelHandlerContext, response: KMSProtocol.Response, requestID: String, keepAlive: Bool) {
+    private func write(context: ChannelHandlerContext, response: KMSProtocol.Response, requestID: String, keepAlive: Bool,
+                       closeAfter: Bool = true) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: KMSProtocol.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
@@ -124,7 +134,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         buffer.writeBytes(response.body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.writeAndFlushPromise(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        if !keepAlive && closeAfter {
             let channel = context.channel
             done.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }

@@ -21,9 +21,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest request body accepted, in bytes.")
     var maxBodyBytes: Int = 1 << 20
 
+    @Option(help: "Close a connection that sends nothing for this many seconds.")
+    var idleTimeout: Int64 = 30
+
     func run() throws {
         var configuration = ServerConfiguration(listeners: try (listeners.isEmpty ? ["tcp://127.0.0.1:8080"] : listeners).map(Self.parse))
         configuration.maximumBodyBytes = maxBodyBytes
+        configuration.idleTimeoutSeconds = idleTimeout
         let engine = try storeOptions.openEngine(scheduler: true)
         let server = try KMSServer(engine: engine, configuration: configuration)
         for address in server.boundAddresses { print("kmsd: listening on \(address)") }

@@ -1,0 +1,131 @@
+"""Authentication and malformed input over raw HTTP: the right 4xx __type, and a healthy server after."""
+import datetime
+import http.client
+import json
+import socket
+import subprocess
+import os
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import UnixHTTPConnection
+
+
+def healthy(kmsd):
+    status, body, _ = kmsd.raw("ListKeys", {})
+    return status == 200 and "Keys" in body
+
+
+def test_signature_failures(kmsd):
+    with pytest.raises(ClientError) as excinfo:
+        kmsd.client(secret_key="wrong-secret-wrong-secret").list_keys()
+    assert excinfo.value.response["Error"]["Code"] == "InvalidSignatureException"
+    with pytest.raises(ClientError) as excinfo:
+        kmsd.client(access_key="AKIAUNKNOWNUNKNOWN00").list_keys()
+    assert excinfo.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    old = datetime.datetime.utcnow() - datetime.timedelta(minutes=20)
+    status, body, _ = kmsd.raw("ListKeys", {}, when=old)
+    assert status == 400 and body["__type"] == "InvalidSignatureException"
+    assert body["message"].startswith("Signature expired: ")
+    # A signed header changed after signing.
+    headers, payload = kmsd.signed_request("ListKeys", {})
+    headers["X-Amz-Target"] = "TrentService.CreateKey"
+    connection = http.client.HTTPConnection("127.0.0.1", kmsd.port, timeout=10)
+    connection.request("POST", "/", body=payload, headers=headers)
+    response = connection.getresponse()
+    assert response.status == 400 and json.loads(response.read())["__type"] == "InvalidSignatureException"
+    # A tampered body.
+    headers, payload = kmsd.signed_request("ListKeys", {"Limit": 1})
+    connection.request("POST", "/", body=b'{"Limit": 2}', headers=headers)
+    response = connection.getresponse()
+    assert json.loads(response.read())["__type"] == "InvalidSignatureException"
+    # No signature at all.
+    connection.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "TrentService.ListKeys",
+                                                         "Content-Type": "application/x-amz-json-1.1"})
+    response = connection.getresponse()
+    assert response.status == 403 and json.loads(response.read())["__type"] == "MissingAuthenticationTokenException"
+    assert healthy(kmsd)
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"KeyId": "abc"', "SerializationException"),
+    (b"[1, 2]", "SerializationException"),
+    (b'{"Limit": "ten"}', "SerializationException"),
+    (b'{"Limit": true}', "SerializationException"),
+    (b'{"Limit": 0}', "ValidationException"),
+    (b'{"Surprise": 1}', "SerializationException"),
+])
+def test_malformed_list_keys(kmsd, body, expected):
+    status, response, _ = kmsd.raw("ListKeys", body)
+    assert status == 400 and response["__type"] == expected, response
+    assert response["message"]
+    assert healthy(kmsd)
+
+
+def test_malformed_blobs_and_members(kmsd):
+    key = kmsd.client().create_key()["KeyMetadata"]["KeyId"]
+    status, response, _ = kmsd.raw("Decrypt", {"CiphertextBlob": "***not base64***"})
+    assert status == 400 and response["__type"] == "SerializationException"
+    status, response, _ = kmsd.raw("Encrypt", {"KeyId": key})
+    assert status == 400 and response["__type"] == "ValidationException"
+    assert "'plaintext'" in response["message"]
+    status, response, _ = kmsd.raw("Encrypt", {"KeyId": key, "Plaintext": "aGk=", "EncryptionContext": {"a": 1}})
+    assert status == 400 and response["__type"] == "SerializationException"
+    status, response, _ = kmsd.raw("Decrypt", {"CiphertextBlob": "AAAA"})
+    assert status == 400 and response["__type"] == "InvalidCiphertextException"
+    status, response, _ = kmsd.raw("NoSuchOperation", {})
+    assert status == 400 and response["__type"] == "UnknownOperationException"
+    assert healthy(kmsd)
+
+
+def test_huge_body_is_refused(kmsd):
+    status, response, headers = kmsd.raw("Encrypt", b'{"Plaintext": "' + b"A" * (2 << 20) + b'"}')
+    assert status == 413 and response["__type"] == "RequestEntityTooLargeException"
+    assert healthy(kmsd)
+
+
+def test_slow_client_is_dropped_and_others_are_served(kmsd):
+    slow = socket.create_connection(("127.0.0.1", kmsd.port), timeout=10)
+    slow.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+    assert healthy(kmsd)  # another connection is served meanwhile
+    time.sleep(3)  # past the server's 2 s idle timeout in this fixture
+    assert slow.recv(1024) == b""  # the server closed the stuck connection
+    slow.close()
+    assert healthy(kmsd)
+
+
+def test_unix_socket_endpoint(kmsd):
+    assert oct(os.stat(kmsd.socket_path).st_mode & 0o777) == "0o600"
+    headers, payload = kmsd.signed_request("CreateKey", {"Description": "over a socket"}, host="localhost")
+    connection = UnixHTTPConnection(kmsd.socket_path)
+    connection.request("POST", "/", body=payload, headers=headers)
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 200 and body["KeyMetadata"]["Description"] == "over a socket"
+    key = body["KeyMetadata"]["KeyId"]
+    headers, payload = kmsd.signed_request("GenerateDataKey", {"KeyId": key, "KeySpec": "AES_256"}, host="localhost")
+    connection.request("POST", "/", body=payload, headers=headers)
+    response = connection.getresponse()
+    assert response.status == 200 and len(json.loads(response.read())["Plaintext"]) == 44
+
+
+def test_aws_cli(kmsd):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
+               AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    def aws(*args):
+        done = subprocess.run(["aws", "kms", *args, "--endpoint-url", kmsd.endpoint, "--output", "json"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        return done.returncode, done.stdout, done.stderr
+    code, out, err = aws("create-key", "--description", "from the aws CLI")
+    assert code == 0, err
+    key = json.loads(out)["KeyMetadata"]["KeyId"]
+    code, out, err = aws("create-alias", "--alias-name", "alias/cli", "--target-key-id", key)
+    assert code == 0, err
+    code, out, err = aws("generate-data-key", "--key-id", "alias/cli", "--key-spec", "AES_256",
+                         "--encryption-context", "purpose=test")
+    assert code == 0, err
+    assert json.loads(out)["KeyId"].endswith(key)
+    code, out, err = aws("describe-key", "--key-id", "alias/missing")
+    assert code != 0 and "NotFoundException" in err
