@@ -4,6 +4,7 @@ import KMSWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// kmsd's network side: the listeners, and the handler pipeline on each connection.
 public final class KMSServer: Sendable {
@@ -15,10 +16,11 @@ public final class KMSServer: Sendable {
 
     /// The addresses actually bound, in the order of the configured listeners.
     public var boundAddresses: [String] {
-        channels.map { channel in
+        zip(channels, configuration.listeners).map { channel, listener in
             guard let address = channel.localAddress else { return "?" }
             if let path = address.pathname { return "unix://\(path)" }
-            return "http://\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+            let scheme = if case .tls = listener { "https" } else { "http" }
+            return "\(scheme)://\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         }
     }
 
@@ -34,29 +36,38 @@ public final class KMSServer: Sendable {
         let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds)
         let limit = configuration.maximumBodyBytes
         let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 512)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        KMSHTTPHandler(service: service, authenticator: authenticator, blockingPool: pool, maximumBodyBytes: limit))
+        /// One bootstrap per kind of listener: TLS listeners put the TLS handler first.
+        func bootstrap(tls: NIOSSLContext?) -> ServerBootstrap {
+            ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 512)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                        try sync.addHandler(IdleStateHandler(readTimeout: idle))
+                        try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                        try sync.addHandler(
+                            KMSHTTPHandler(service: service, authenticator: authenticator, blockingPool: pool, maximumBodyBytes: limit))
+                    }
                 }
-            }
+        }
+        let plain = bootstrap(tls: nil)
         var bound: [any Channel] = []
         do {
             for listener in configuration.listeners {
                 switch listener {
                 case let .tcp(host, port):
-                    bound.append(try bootstrap.bind(host: host, port: port).wait())
+                    bound.append(try plain.bind(host: host, port: port).wait())
+                case let .tls(host, port, certificate, key):
+                    let context = try Self.tlsContext(certificate: certificate, key: key)
+                    bound.append(try bootstrap(tls: context).bind(host: host, port: port).wait())
                 case let .unix(path, mode):
                     // A stale socket file from a crash would make bind fail; only a socket is removed.
                     var info = stat()
                     if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
-                    let channel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+                    let channel = try plain.bind(unixDomainSocketPath: path).wait()
                     bound.append(channel)
                     guard chmod(path, mode_t(mode)) == 0 else {
                         throw ServerError("cannot set mode \(String(mode, radix: 8)) on \(path)")
@@ -72,6 +83,19 @@ public final class KMSServer: Sendable {
         self.group = group
         self.blockingPool = pool
         self.channels = bound
+    }
+
+    /// A server TLS context: TLS 1.2 or later, the chain and key from PEM files.
+    static func tlsContext(certificate: String, key: String) throws -> NIOSSLContext {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate)
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            configuration.minimumTLSVersion = .tlsv12
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw ServerError("cannot set up TLS with certificate \(certificate) and key \(key): \(error)")
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish, then flushes the audit trail.

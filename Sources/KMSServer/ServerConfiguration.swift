@@ -3,6 +3,8 @@ public struct ServerConfiguration: Sendable {
     public enum Listener: Sendable, Equatable, CustomStringConvertible {
         /// HTTP over TCP. Port 0 picks a free port (see ``KMSServer/boundAddresses``).
         case tcp(host: String, port: Int)
+        /// HTTPS: TLS 1.2 or later with the PEM certificate chain and private key in these files.
+        case tls(host: String, port: Int, certificate: String, key: String)
         /// HTTP over a Unix domain socket, created with `mode` (the private-endpoint analog:
         /// only who may open the file may call).
         case unix(path: String, mode: UInt16)
@@ -10,6 +12,7 @@ public struct ServerConfiguration: Sendable {
         public var description: String {
             switch self {
             case let .tcp(host, port): return "http://\(host):\(port)"
+            case let .tls(host, port, _, _): return "https://\(host):\(port)"
             case let .unix(path, mode): return "unix://\(path) (mode \(String(mode, radix: 8)))"
             }
         }

@@ -14,20 +14,30 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     @Option(name: .customLong("listen"), help: """
-        A listener: tcp://HOST:PORT or unix:///PATH[?mode=0660]. Repeat for several; default tcp://127.0.0.1:8080.
+        A listener: tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH[?mode=0660]. Repeat for several; \
+        default tcp://127.0.0.1:8080.
         """)
     var listeners: [String] = []
 
-    @Option(help: "Largest request body accepted, in bytes.")
-    var maxBodyBytes: Int = 1 << 20
+    @Option(help: "TLS certificate chain (PEM) for tls:// listeners.")
+    var tlsCertificate: String?
 
-    @Option(help: "Close a connection that sends nothing for this many seconds.")
-    var idleTimeout: Int64 = 30
+    @Option(help: "TLS private key (PEM) for tls:// listeners.")
+    var tlsKey: String?
+
+    @Option(help: "Largest request body accepted, in bytes (default 1048576).")
+    var maxBodyBytes: Int?
+
+    @Option(help: "Close a connection that sends nothing for this many seconds (default 30).")
+    var idleTimeout: Int64?
 
     func run() throws {
-        var configuration = ServerConfiguration(listeners: try (listeners.isEmpty ? ["tcp://127.0.0.1:8080"] : listeners).map(Self.parse))
-        configuration.maximumBodyBytes = maxBodyBytes
-        configuration.idleTimeoutSeconds = idleTimeout
+        let file = try storeOptions.configFile()
+        let listenerTexts = !listeners.isEmpty ? listeners : (file?.listen ?? ["tcp://127.0.0.1:8080"])
+        let certificate = tlsCertificate ?? file?.tls?.certificate, key = tlsKey ?? file?.tls?.key
+        var configuration = ServerConfiguration(listeners: try listenerTexts.map { try Self.parse($0, certificate: certificate, key: key) })
+        configuration.maximumBodyBytes = maxBodyBytes ?? file?.maxBodyBytes ?? (1 << 20)
+        configuration.idleTimeoutSeconds = idleTimeout ?? file?.idleTimeout ?? 30
         let engine = try storeOptions.openEngine(scheduler: true)
         let server = try KMSServer(engine: engine, configuration: configuration)
         for address in server.boundAddresses { print("kmsd: listening on \(address)") }
@@ -50,13 +60,18 @@ struct ServeCommand: ParsableCommand {
         print("kmsd: stopped")
     }
 
-    static func parse(_ text: String) throws -> ServerConfiguration.Listener {
-        if text.hasPrefix("tcp://") {
+    static func parse(_ text: String, certificate: String?, key: String?) throws -> ServerConfiguration.Listener {
+        if text.hasPrefix("tcp://") || text.hasPrefix("tls://") {
             let rest = text.dropFirst(6)
             guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
-                throw ValidationError("a TCP listener is tcp://HOST:PORT: \(text)")
+                throw ValidationError("a TCP or TLS listener is tcp://HOST:PORT or tls://HOST:PORT: \(text)")
             }
-            return .tcp(host: String(rest[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+            let host = String(rest[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            guard text.hasPrefix("tls://") else { return .tcp(host: host, port: port) }
+            guard let certificate, let key else {
+                throw ValidationError("\(text) needs --tls-certificate and --tls-key (or tls: in the configuration file)")
+            }
+            return .tls(host: host, port: port, certificate: certificate, key: key)
         }
         if text.hasPrefix("unix://") {
             var path = String(text.dropFirst(7))
@@ -72,6 +87,6 @@ struct ServeCommand: ParsableCommand {
             guard path.hasPrefix("/") else { throw ValidationError("a Unix socket path must be absolute: \(text)") }
             return .unix(path: path, mode: mode)
         }
-        throw ValidationError("unknown listener \(text): use tcp://HOST:PORT or unix:///PATH")
+        throw ValidationError("unknown listener \(text): use tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH")
     }
 }

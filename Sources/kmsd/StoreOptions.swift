@@ -4,8 +4,11 @@ import KMSEngine
 
 /// Where the key store is and where its root key comes from; shared by every subcommand.
 struct StoreOptions: ParsableArguments {
-    @Option(help: "The key store (an SQLite file).")
-    var store: String = "/var/lib/kmsd/keys.sqlite"
+    @Option(help: "A YAML configuration file; flags override its settings.")
+    var config: String?
+
+    @Option(name: .customLong("store"), help: "The key store (an SQLite file). Default: /var/lib/kmsd/keys.sqlite.")
+    var storeFlag: String?
 
     @Option(help: "Read the root key from this file (32 raw bytes or 64 hex digits).")
     var rootKeyFile: String?
@@ -21,10 +24,24 @@ struct StoreOptions: ParsableArguments {
         guard sources <= 1 else { throw ValidationError("give one of --root-key-file, --root-key-fd, --root-key-credential") }
     }
 
+    /// The configuration file's settings, or none.
+    func configFile() throws -> ConfigFile? { try config.map(ConfigFile.load) }
+
+    var store: String {
+        storeFlag ?? (try? configFile()?.store) ?? "/var/lib/kmsd/keys.sqlite"
+    }
+
+    /// Flags first, then the configuration file, then `root.key` beside the store.
     var rootKeySource: RootKey.Source {
         if let rootKeyFD { return .fileDescriptor(rootKeyFD) }
         if let rootKeyCredential { return .credential(rootKeyCredential) }
-        return .file(rootKeyFile ?? (store as NSString).deletingLastPathComponent + "/root.key")
+        if let rootKeyFile { return .file(rootKeyFile) }
+        if let configured = try? configFile()?.rootKey {
+            if let fd = configured.fd { return .fileDescriptor(fd) }
+            if let credential = configured.credential { return .credential(credential) }
+            if let file = configured.file { return .file(file) }
+        }
+        return .file((store as NSString).deletingLastPathComponent + "/root.key")
     }
 
     func openEngine(scheduler: Bool = false) throws -> KMSEngine {

@@ -27,7 +27,7 @@ REGION = "us-east-1"
 class Kmsd:
     """One running kmsd: its endpoint, socket, credentials and log."""
 
-    def __init__(self, directory, idle_timeout=30):
+    def __init__(self, directory, idle_timeout=30, serve_args=None):
         self.directory = directory
         self.store = os.path.join(directory, "keys.sqlite")
         self.socket_path = os.path.join(directory, "kmsd.sock")
@@ -37,10 +37,10 @@ class Kmsd:
         self.secret_key = re.search(r"secret access key: (\S+)", out).group(1)
         self.log_path = os.path.join(directory, "kmsd.log")
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [KMSD, "serve", "--store", self.store, "--listen", "tcp://127.0.0.1:0",
-             "--listen", "unix://%s?mode=0600" % self.socket_path, "--idle-timeout", str(idle_timeout)],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        args = serve_args if serve_args is not None else [
+            "--store", self.store, "--listen", "tcp://127.0.0.1:0",
+            "--listen", "unix://%s?mode=0600" % self.socket_path, "--idle-timeout", str(idle_timeout)]
+        self.process = subprocess.Popen([KMSD, "serve", *args], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
             text = open(self.log_path).read()
@@ -52,8 +52,9 @@ class Kmsd:
         else:
             self.stop()
             raise RuntimeError("kmsd did not become ready: " + open(self.log_path).read())
-        self.endpoint = re.search(r"listening on (http://\S+)", open(self.log_path).read()).group(1)
-        self.port = int(self.endpoint.rsplit(":", 1)[1])
+        self.endpoints = re.findall(r"listening on (\S+)", open(self.log_path).read())
+        self.endpoint = next((e for e in self.endpoints if e.startswith("http")), None)
+        self.port = int(self.endpoint.rsplit(":", 1)[1]) if self.endpoint else None
 
     def client(self, access_key=None, secret_key=None, region=REGION):
         return boto3.client(

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Yams
+
+/// kmsd's configuration file (YAML). Every setting is also a flag; a flag wins over the file.
+///
+/// ```yaml
+/// store: /var/lib/kmsd/keys.sqlite
+/// rootKey:                  # one of file, fd, credential
+///   credential: root.key
+/// listen:
+///   - tcp://127.0.0.1:8080
+///   - tls://0.0.0.0:8443
+///   - unix:///run/kmsd/kmsd.sock?mode=0660
+/// tls:
+///   certificate: /etc/kmsd/tls.crt
+///   key: /etc/kmsd/tls.key
+/// maxBodyBytes: 1048576
+/// idleTimeout: 30
+/// ```
+struct ConfigFile: Decodable {
+    struct RootKeySource: Decodable {
+        var file: String?
+        var fd: Int32?
+        var credential: String?
+    }
+
+    struct TLS: Decodable {
+        var certificate: String
+        var key: String
+    }
+
+    var store: String?
+    var rootKey: RootKeySource?
+    var listen: [String]?
+    var tls: TLS?
+    var maxBodyBytes: Int?
+    var idleTimeout: Int64?
+
+    static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout"]
+
+    /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
+    static func load(_ path: String) throws -> ConfigFile {
+        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw ValidationError("cannot read the configuration file \(path)")
+        }
+        do {
+            if case let .mapping(mapping)? = try Yams.compose(yaml: text) {
+                let unknown = mapping.keys.compactMap(\.string).filter { !knownKeys.contains($0) }
+                guard unknown.isEmpty else {
+                    throw ValidationError("\(path): unknown setting(s) \(unknown.sorted().joined(separator: ", "))")
+                }
+            }
+            return try YAMLDecoder().decode(ConfigFile.self, from: text)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(path): \(error)")
+        }
+    }
+}
