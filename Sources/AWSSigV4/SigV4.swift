@@ -53,7 +53,17 @@ public enum SigV4 {
 
     /// Header values are trimmed and runs of spaces collapsed to one.
     static func trimmed(_ value: String) -> String {
-        value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        // Nearly every value is already trimmed: check on bytes before building a new string.
+        let bytes = value.utf8
+        var previousSpace = true
+        var clean = true
+        for byte in bytes {
+            let space = byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+            if space && previousSpace { clean = false; break }
+            previousSpace = space
+        }
+        if clean && !previousSpace { return value }
+        return value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             .trimmingCharacters(in: [" ", "\t"])
     }
 

@@ -19,8 +19,15 @@ public struct SigV4Request: Sendable {
 
     /// The values of header `name` (case-insensitive), in order.
     public func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
-        return headers.filter { $0.0.lowercased() == lower }.map(\.1)
+        headers.filter { Self.equalIgnoringASCIICase($0.0, name) }.map(\.1)
+    }
+
+    /// Header names are ASCII: compare bytes, folding A–Z, without building lower-cased copies.
+    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        return zip(a.utf8, b.utf8).allSatisfy { x, y in
+            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        }
     }
 
     public func header(_ name: String) -> String? { values(name).first }

@@ -17,6 +17,7 @@ public struct SigV4Verifier: Sendable {
     public let service: String
     /// How far the request's time may be from ours, either way.
     public let allowedSkew: TimeInterval
+    private let signingKeys = SigningKeyCache()
 
     public init(service: String, allowedSkew: TimeInterval = 15 * 60) {
         self.service = service
@@ -65,9 +66,9 @@ public struct SigV4Verifier: Sendable {
             throw .invalid("The request signature we calculated does not match the signature you provided: signed header '\(name)' is missing.")
         }
         let canonical = SigV4.canonicalRequest(request, signedHeaders: parsed.signedHeaders, payloadHash: SigV4.payloadHash(request.body))
-        let stringToSign = SigV4.stringToSign(amzDate: amzDate, scope: parsed.credential.split(separator: "/").dropFirst().joined(separator: "/"),
+        let stringToSign = SigV4.stringToSign(amzDate: amzDate, scope: "\(scopeDate)/\(region)/\(scopeService)/aws4_request",
                                               canonicalRequest: canonical)
-        let key = SigV4.signingKey(secret: credential.secretAccessKey, date: scopeDate, region: region, service: service)
+        let key = signingKeys.key(secret: credential.secretAccessKey, date: scopeDate, region: region, service: service)
         let expected = Array(SigV4.signature(signingKey: key, stringToSign: stringToSign).utf8)
         guard ConstantTime.equal(expected, Array(parsed.signature.utf8)) else { throw .mismatch }
         return Verified(accessKeyID: accessKeyID, region: region)
@@ -79,18 +80,31 @@ public struct SigV4Verifier: Sendable {
         var signature: String
     }
 
-    /// Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
+    /// Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` (on bytes: it
+    /// runs for every request).
     static func parse(_ header: String) throws(SigV4Error) -> Authorization {
-        guard header.hasPrefix(SigV4.algorithm + " ") else {
+        let bytes = Array(header.utf8)
+        let prefix = Array((SigV4.algorithm + " ").utf8)
+        guard bytes.starts(with: prefix) else {
             throw .incomplete("Authorization header requires '\(SigV4.algorithm)' as its algorithm.")
         }
-        var fields: [String: String] = [:]
-        for part in header.dropFirst(SigV4.algorithm.count + 1).split(separator: ",") {
-            let pair = part.trimmingCharacters(in: [" "]).split(separator: "=", maxSplits: 1).map(String.init)
-            guard pair.count == 2 else { throw .incomplete("Authorization header is malformed: '\(part)'.") }
-            fields[pair[0]] = pair[1]
+        var credential: String?, signed: String?, signature: String?
+        for part in bytes[prefix.count...].split(separator: UInt8(ascii: ",")) {
+            var field = part[...]
+            while field.first == UInt8(ascii: " ") { field = field.dropFirst() }
+            while field.last == UInt8(ascii: " ") { field = field.dropLast() }
+            guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else {
+                throw .incomplete("Authorization header is malformed: '\(String(decoding: field, as: UTF8.self))'.")
+            }
+            let value = String(decoding: field[(equals + 1)...], as: UTF8.self)
+            switch String(decoding: field[..<equals], as: UTF8.self) {
+            case "Credential": credential = value
+            case "SignedHeaders": signed = value
+            case "Signature": signature = value
+            default: break
+            }
         }
-        guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"] else {
+        guard let credential, let signed, let signature else {
             throw .incomplete("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters.")
         }
         let names = signed.split(separator: ";").map { $0.lowercased() }

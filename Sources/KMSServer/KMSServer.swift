@@ -47,7 +47,7 @@ public final class KMSServer: Sendable {
                         let sync = channel.pipeline.syncOperations
                         if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                         try sync.addHandler(IdleStateHandler(readTimeout: idle))
-                        try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                        try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(
                             KMSHTTPHandler(service: service, authenticator: authenticator, blockingPool: pool, maximumBodyBytes: limit))
                     }

@@ -45,7 +45,7 @@ extension KMSEngine {
         }
         if let policy = request.policy { try Self.validatePolicy(policy) }
         let now = clock.now()
-        let keyID = UUID().uuidString.lowercased()
+        let keyID = UUID().uuidString.lowercased()  // once per CreateKey: the open(2) of Foundation's UUID does not matter here
         let external = request.origin == .external
         let record = KeyRecord(
             keyID: keyID, account: caller.account, region: caller.region, description: request.description,
