@@ -129,3 +129,48 @@ def test_aws_cli(kmsd):
     assert json.loads(out)["KeyId"].endswith(key)
     code, out, err = aws("describe-key", "--key-id", "alias/missing")
     assert code != 0 and "NotFoundException" in err
+
+
+def test_sigterm_drains_flushes_audit_and_admin_tools_read_it():
+    import tempfile
+    from conftest import Kmsd, KMSD
+    with tempfile.TemporaryDirectory(prefix="kmsd-term-") as directory:
+        server = Kmsd(directory)
+        try:
+            client = server.client()
+            key = client.create_key(Description="audited")["KeyMetadata"]
+            for _ in range(25):
+                client.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256")
+            with pytest.raises(ClientError):
+                server.client(secret_key="not-the-secret-not-the-secret").list_keys()
+        finally:
+            server.stop()
+        assert server.process.returncode == 0
+        log = open(server.log_path).read()
+        assert "kmsd: stopped" in log
+        assert not os.path.exists(server.socket_path)
+        store = ["--store", server.store]
+        verify = subprocess.run([KMSD, "audit", "verify", *store], capture_output=True, text=True)
+        assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+        tail = subprocess.run([KMSD, "audit", "tail", *store, "--key", key["KeyId"]], capture_output=True, text=True, check=True)
+        records = [json.loads(line) for line in tail.stdout.splitlines()]
+        # Every data key made in the last moments before SIGTERM is in the trail.
+        assert [r["operation"] for r in records].count("GenerateDataKey") == 25
+        everything = subprocess.run([KMSD, "audit", "tail", *store, "--limit", "1000"], capture_output=True, text=True, check=True)
+        refused = [json.loads(l) for l in everything.stdout.splitlines() if '"InvalidSignatureException"' in l]
+        assert refused and refused[0]["principal"] == "unauthenticated"
+        # The secret never reaches the log or the store files.
+        assert server.secret_key not in log
+        for name in os.listdir(directory):
+            with open(os.path.join(directory, name), "rb") as f:
+                assert server.secret_key.encode() not in f.read(), name
+        # Admin: accounts and access keys, with the server stopped.
+        created = subprocess.run([KMSD, "admin", "create-access-key", *store, "--account", "111122223333", "--user", "ci"],
+                                 capture_output=True, text=True, check=True).stdout
+        assert "arn:aws:iam::111122223333:user/ci" in created
+        listed = subprocess.run([KMSD, "admin", "list-access-keys", *store], capture_output=True, text=True, check=True).stdout
+        assert len(listed.splitlines()) == 2 and "secret" not in listed.lower()
+        new_id = created.split("access key id: ")[1].split()[0]
+        subprocess.run([KMSD, "admin", "revoke-access-key", *store, new_id], capture_output=True, text=True, check=True)
+        listed = subprocess.run([KMSD, "admin", "list-access-keys", *store], capture_output=True, text=True, check=True).stdout
+        assert new_id not in listed
