@@ -3,10 +3,5 @@ import KMSJSON
 
 extension KMSProtocol {
     /// DisableKey.
-    static let disableKey: Operation = { m, caller, engine in
-        let keyID = try m.requiredString("KeyId")
-        try m.finish()
-        try engine.disableKey(keyID: keyID, caller: caller)
-        return .empty
-    }
+    static let disableKey = keyIDOnly { try $0.disableKey(keyID: $1, caller: $2) }
 }

@@ -3,10 +3,5 @@ import KMSJSON
 
 extension KMSProtocol {
     /// DisableKeyRotation.
-    static let disableKeyRotation: Operation = { m, caller, engine in
-        let keyID = try m.requiredString("KeyId")
-        try m.finish()
-        try engine.disableKeyRotation(keyID: keyID, caller: caller)
-        return .empty
-    }
+    static let disableKeyRotation = keyIDOnly { try $0.disableKeyRotation(keyID: $1, caller: $2) }
 }
