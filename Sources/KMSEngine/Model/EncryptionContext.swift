@@ -10,7 +10,7 @@ extension Dictionary where Key == String, Value == String {
     /// ```
     /// Lengths make every boundary explicit, so `{"ab":"c"}` and `{"a":"bc"}` encode differently
     /// (a plain concatenation would not), and sorting makes the order of the caller's map irrelevant.
-    var canonicalEncoding: [UInt8] {
+    public var canonicalEncoding: [UInt8] {
         var bytes: [UInt8] = []
         bytes.appendUInt32(UInt32(count))
         for (key, value) in sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {

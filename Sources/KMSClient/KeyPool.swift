@@ -1,0 +1,130 @@
+import Dispatch
+import Foundation
+import KMSEngine
+import KMSFSCrypto
+import Synchronization
+
+/// Data keys generated ahead of need, so that creating a file does not wait for the key service.
+///
+/// Each pooled key comes with the random file ID it was made for and the encryption context that
+/// names it, because the context is bound into the wrapped key and cannot be chosen later. Keys are
+/// made in the background whenever the pool falls below ``lowWater``, by up to ``concurrency``
+/// workers, and handed out exactly once. In memory only; ``shutdown()`` (or release) drops them,
+/// and each wipes itself.
+public final class KeyPool: Sendable {
+    /// A data key for one new file.
+    public struct PooledKey: Sendable {
+        public var fileID: [UInt8]
+        public var context: EncryptionContext
+        public var dataKey: DataKey
+    }
+
+    private struct State {
+        var keys: [PooledKey] = []
+        var refilling = 0
+        var stopped = false
+        var lastError: KMSClientError?
+        var generated = 0
+        var served = 0
+        var servedWithoutWaiting = 0
+    }
+
+    public let size: Int
+    public let lowWater: Int
+    public let concurrency: Int
+    private let client: any KMSClient
+    private let keyID: String
+    private let contextFor: @Sendable ([UInt8]) -> EncryptionContext
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "kmsfs.keypool", attributes: .concurrent)
+
+    /// - Parameters:
+    ///   - contextFor: the encryption context of a new file with this 16-byte file ID.
+    ///   - size: keys kept ready; `lowWater`: refill below this; `concurrency`: parallel refills.
+    public init(client: any KMSClient, keyID: String, size: Int = 64, lowWater: Int = 16, concurrency: Int = 2,
+                contextFor: @escaping @Sendable ([UInt8]) -> EncryptionContext) {
+        precondition(size > 0 && lowWater >= 0 && lowWater <= size && concurrency > 0)
+        self.client = client
+        self.keyID = keyID
+        self.size = size
+        self.lowWater = lowWater
+        self.concurrency = concurrency
+        self.contextFor = contextFor
+        refillIfNeeded()
+    }
+
+    deinit { shutdown() }
+
+    /// Counters: keys generated, served, and served straight from the pool.
+    public var statistics: (generated: Int, served: Int, servedWithoutWaiting: Int, ready: Int) {
+        state.withLock { ($0.generated, $0.served, $0.servedWithoutWaiting, $0.keys.count) }
+    }
+
+    /// A key for a new file: from the pool if one is ready, otherwise made now.
+    public func take() throws(KMSClientError) -> PooledKey {
+        let ready: PooledKey? = state.withLock { state in
+            state.served += 1
+            guard !state.keys.isEmpty else { return nil }
+            state.servedWithoutWaiting += 1
+            return state.keys.removeLast()
+        }
+        refillIfNeeded()
+        if let ready { return ready }
+        return try make()
+    }
+
+    /// Stops refilling and drops the ready keys (they wipe themselves).
+    public func shutdown() {
+        state.withLock { state in
+            state.stopped = true
+            state.keys.removeAll()
+        }
+    }
+
+    private func make() throws(KMSClientError) -> PooledKey {
+        let fileID: [UInt8]
+        do {
+            fileID = try SecureRandom.bytes(count: 16)
+        } catch {
+            throw KMSClientError(.unreachable, message: "no random bytes for a file ID: \(error)")
+        }
+        let context = contextFor(fileID)
+        let dataKey = try client.generateDataKey(keyID: keyID, context: context)
+        state.withLock { $0.generated += 1 }
+        return PooledKey(fileID: fileID, context: context, dataKey: dataKey)
+    }
+
+    /// Starts background workers while the pool (with what is being made) is below the low-water
+    /// mark; each fills up to `size`. A failure stops that worker (the next `take` tries again).
+    private func refillIfNeeded() {
+        let workers: Int = state.withLock { state in
+            guard !state.stopped, state.keys.count < lowWater || (state.keys.isEmpty && size > 0) else { return 0 }
+            let start = max(0, concurrency - state.refilling)
+            state.refilling += start
+            return start
+        }
+        for _ in 0..<workers {
+            queue.async { [weak self] in self?.refill() }
+        }
+    }
+
+    private func refill() {
+        defer { state.withLock { $0.refilling -= 1 } }
+        while true {
+            let needed = state.withLock { !$0.stopped && $0.keys.count + $0.refilling - 1 < size }
+            guard needed else { return }
+            do {
+                let key = try make()
+                let kept = state.withLock { state -> Bool in
+                    guard !state.stopped, state.keys.count < size else { return false }
+                    state.keys.append(key)
+                    return true
+                }
+                if !kept { return }
+            } catch {
+                state.withLock { $0.lastError = error }
+                return
+            }
+        }
+    }
+}
