@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite"]),
 
         // The filesystem's door to keys: one protocol, embedded and remote clients, cache and pool.
-        .target(name: "KMSClient", dependencies: ["KMSEngine", "KMSFSCrypto"]),
+        .target(name: "KMSClient", dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON"]),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
-        .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto"]),
+        .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto", "KMSJSON"]),
         .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
         .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],

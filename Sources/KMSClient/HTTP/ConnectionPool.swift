@@ -1,0 +1,46 @@
+import Foundation
+import Synchronization
+
+/// Kept-alive connections to one endpoint, lent to one caller at a time.
+final class ConnectionPool: Sendable {
+    let endpoint: Endpoint
+    let timeout: TimeInterval
+    let maximumIdle: Int
+    /// Idle connections. `HTTPConnection` is not Sendable; the lock hands each to one thread.
+    private let idle = Mutex<[UncheckedConnection]>([])
+
+    init(endpoint: Endpoint, timeout: TimeInterval, maximumIdle: Int = 16) {
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.maximumIdle = maximumIdle
+    }
+
+    /// Sends `request` on a pooled (or new) connection. A kept-alive connection that the server
+    /// closed meanwhile fails before any response byte: the request is then sent once more on a new
+    /// connection, which is not a retry in the backoff sense.
+    func exchange(_ request: [UInt8]) throws -> HTTPConnection.Response {
+        if let pooled = idle.withLock({ $0.popLast() })?.connection {
+            do {
+                return try finish(pooled, request)
+            } catch let failure as HTTPConnection.Failure where failure.beforeResponse {
+                // stale: fall through to a fresh connection
+            }
+        }
+        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout), request)
+    }
+
+    private func finish(_ connection: HTTPConnection, _ request: [UInt8]) throws -> HTTPConnection.Response {
+        let response = try connection.exchange(request)
+        if response.keepAlive {
+            let kept = UncheckedConnection(connection: connection)
+            idle.withLock { if $0.count < maximumIdle { $0.append(kept) } }
+        }
+        return response
+    }
+}
+
+/// `@unchecked Sendable`: a connection in the pool is owned by nobody; the pool's lock hands it
+/// to exactly one borrower.
+private struct UncheckedConnection: @unchecked Sendable {
+    let connection: HTTPConnection
+}

@@ -1,0 +1,204 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One blocking HTTP/1.1 connection (TCP or Unix socket) with send and receive timeouts.
+///
+/// Kept alive between requests by ``ConnectionPool``. Used by one thread at a time.
+final class HTTPConnection {
+    struct Response {
+        var status: Int
+        var headers: [(String, String)]
+        var body: [UInt8]
+        var keepAlive: Bool
+
+        func header(_ name: String) -> String? {
+            headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+        }
+    }
+
+    /// A transport failure: nothing usable came back.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        /// True if the request may not have been sent at all (safe to retry on any connection).
+        let beforeResponse: Bool
+    }
+
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    /// Whether this connection has served a request (a stale kept-alive one may fail at once).
+    private(set) var reused = false
+
+    init(endpoint: Endpoint, timeout: TimeInterval) throws {
+        switch endpoint {
+        case let .tcp(host, port, tls):
+            guard !tls else {
+                throw Failure(description: "https endpoints are not supported by this build yet (use http:// or unix://)", beforeResponse: true)
+            }
+            fd = try Self.connectTCP(host: host, port: port, timeout: timeout)
+        case let .unix(path):
+            fd = try Self.connectUnix(path: path)
+        }
+        var time = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one request and reads its response.
+    func exchange(_ request: [UInt8]) throws -> Response {
+        defer { reused = true }
+        try send(request)
+        return try readResponse()
+    }
+
+    private func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw Failure(description: "send: \(String(cString: strerror(errno)))", beforeResponse: true) }
+            offset += n
+        }
+    }
+
+    /// Reads more bytes into the buffer; false at end of stream.
+    private func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 {
+                let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : String(cString: strerror(errno))
+                throw Failure(description: "receive: \(reason)", beforeResponse: buffer.isEmpty)
+            }
+            if n == 0 { return false }
+            buffer += chunk[0..<n]
+            return true
+        }
+    }
+
+    private func readResponse() throws -> Response {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        var headerEnd: Int?
+        while headerEnd == nil {
+            if let range = buffer.firstRange(of: separator) { headerEnd = range.upperBound; break }
+            guard buffer.count < 64 << 10 else { throw Failure(description: "response headers too large", beforeResponse: false) }
+            guard try fill() else {
+                throw Failure(description: "connection closed before a response", beforeResponse: buffer.isEmpty)
+            }
+        }
+        let head = String(decoding: buffer[0..<headerEnd! - 4], as: UTF8.self)
+        buffer.removeFirst(headerEnd!)
+        let lines = head.components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ", maxSplits: 2)
+        guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]) else {
+            throw Failure(description: "malformed status line", beforeResponse: false)
+        }
+        var headers: [(String, String)] = []
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        var response = Response(status: status, headers: headers, body: [], keepAlive: !lines[0].hasPrefix("HTTP/1.0"))
+        if response.header("connection")?.lowercased() == "close" { response.keepAlive = false }
+        if response.header("transfer-encoding")?.lowercased().contains("chunked") == true {
+            response.body = try readChunked()
+        } else if let length = response.header("content-length").flatMap(Int.init) {
+            while buffer.count < length {
+                guard try fill() else { throw Failure(description: "connection closed in the body", beforeResponse: false) }
+            }
+            response.body = Array(buffer[0..<length])
+            buffer.removeFirst(length)
+        } else {
+            while try fill() {}
+            response.body = buffer
+            buffer = []
+            response.keepAlive = false
+        }
+        return response
+    }
+
+    private func readChunked() throws -> [UInt8] {
+        var body: [UInt8] = []
+        while true {
+            while buffer.firstRange(of: [13, 10]) == nil {
+                guard try fill() else { throw Failure(description: "connection closed in a chunk", beforeResponse: false) }
+            }
+            let lineEnd = buffer.firstRange(of: [13, 10])!
+            let sizeText = String(decoding: buffer[0..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                throw Failure(description: "malformed chunk size", beforeResponse: false)
+            }
+            buffer.removeFirst(lineEnd.upperBound)
+            while buffer.count < size + 2 {
+                guard try fill() else { throw Failure(description: "connection closed in a chunk", beforeResponse: false) }
+            }
+            body += buffer[0..<size]
+            buffer.removeFirst(size + 2)
+            if size == 0 { return body }
+        }
+    }
+
+    private static func connectUnix(path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))", beforeResponse: true) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Failure(description: "socket path too long: \(path)", beforeResponse: true)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "connect \(path): \(reason)", beforeResponse: true)
+        }
+        return fd
+    }
+
+    private static func connectTCP(host: String, port: Int, timeout: TimeInterval) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            throw Failure(description: "cannot resolve \(host)", beforeResponse: true)
+        }
+        defer { freeaddrinfo(list) }
+        var lastError = "no address"
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor {
+            cursor = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+                            info.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 && errno != EINPROGRESS {
+                lastError = String(cString: strerror(errno))
+                close(fd)
+                continue
+            }
+            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&poller, 1, Int32(timeout * 1000))
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            guard ready == 1, error == 0 else {
+                lastError = ready == 0 ? "connect timed out" : String(cString: strerror(error))
+                close(fd)
+                continue
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            return fd
+        }
+        throw Failure(description: "connect \(host):\(port): \(lastError)", beforeResponse: true)
+    }
+}

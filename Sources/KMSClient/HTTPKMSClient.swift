@@ -1,0 +1,174 @@
+import AWSSigV4
+import Foundation
+import KMSEngine
+import KMSFSCrypto
+import KMSJSON
+
+/// A remote key service speaking the AWS KMS JSON 1.1 protocol: kmsd, AWS KMS, moto, LocalStack.
+///
+/// Requests are signed with SigV4 and sent over kept-alive HTTP/1.1 connections (TCP or a Unix
+/// socket). Throttling, 5xx answers and connection failures are retried with capped exponential
+/// backoff and full jitter; other client errors are not retried.
+public final class HTTPKMSClient: KMSClient {
+    public struct Options: Sendable {
+        /// Per attempt: connect, send and receive.
+        public var timeout: TimeInterval = 5
+        /// Attempts in all (1 = no retry).
+        public var maximumAttempts = 4
+        public var baseDelay: TimeInterval = 0.05
+        public var maximumDelay: TimeInterval = 2
+        public init() {}
+    }
+
+    public let configuration: AWSConfiguration
+    public let options: Options
+    private let endpoint: Endpoint
+    private let signer: SigV4Signer
+    private let pool: ConnectionPool
+
+    public init(configuration: AWSConfiguration, options: Options = Options()) throws(KMSClientError) {
+        self.configuration = configuration
+        self.options = options
+        self.endpoint = try Endpoint(parsing: configuration.endpoint)
+        self.signer = SigV4Signer(credential: SigV4Credential(accessKeyID: configuration.accessKeyID,
+                                                              secretAccessKey: configuration.secretAccessKey,
+                                                              sessionToken: configuration.sessionToken),
+                                  region: configuration.region, service: "kms")
+        self.pool = ConnectionPool(endpoint: endpoint, timeout: options.timeout)
+    }
+
+    public func generateDataKey(keyID: String, context: EncryptionContext) throws(KMSClientError) -> DataKey {
+        let r = try call("GenerateDataKey", [("KeyId", .string(keyID)), ("KeySpec", .string("AES_256")), ("EncryptionContext", .context(context))])
+        return DataKey(plaintext: try r.secret("Plaintext"), ciphertextBlob: try r.blob("CiphertextBlob"), keyARN: try r.string("KeyId"))
+    }
+
+    public func decrypt(ciphertextBlob: [UInt8], context: EncryptionContext, keyID: String?) throws(KMSClientError) -> SecretBytes {
+        var members: [(String, JSONValue)] = [("CiphertextBlob", .base64(ciphertextBlob)), ("EncryptionContext", .context(context))]
+        if let keyID { members.append(("KeyId", .string(keyID))) }
+        return try call("Decrypt", members).secret("Plaintext")
+    }
+
+    public func reEncrypt(ciphertextBlob: [UInt8], sourceContext: EncryptionContext, destinationKeyID: String,
+                          destinationContext: EncryptionContext) throws(KMSClientError) -> [UInt8] {
+        try call("ReEncrypt", [("CiphertextBlob", .base64(ciphertextBlob)), ("SourceEncryptionContext", .context(sourceContext)),
+                               ("DestinationKeyId", .string(destinationKeyID)), ("DestinationEncryptionContext", .context(destinationContext))])
+            .blob("CiphertextBlob")
+    }
+
+    public func describeKey(keyID: String) throws(KMSClientError) -> KeyDescription {
+        let metadata = try call("DescribeKey", [("KeyId", .string(keyID))]).object("KeyMetadata")
+        return KeyDescription(keyARN: try metadata.string("Arn"), keyState: try metadata.string("KeyState"),
+                              keyManager: (try? metadata.string("KeyManager")) ?? "CUSTOMER")
+    }
+
+    public func encrypt(keyID: String, plaintext: SecretBytes, context: EncryptionContext) throws(KMSClientError) -> [UInt8] {
+        let encoded = plaintext.withUnsafeBytes { Data($0).base64EncodedString() }
+        return try call("Encrypt", [("KeyId", .string(keyID)), ("Plaintext", .string(encoded)), ("EncryptionContext", .context(context))])
+            .blob("CiphertextBlob")
+    }
+
+    // MARK: The exchange
+
+    /// Sends one operation, retrying what is worth retrying; returns the response members.
+    func call(_ operation: String, _ members: [(String, JSONValue)]) throws(KMSClientError) -> ResponseMembers {
+        let body = JSONValue.object(members).serialized
+        var attempt = 0
+        while true {
+            attempt += 1
+            let outcome = send(operation, body)
+            switch outcome {
+            case let .success(members):
+                return members
+            case let .failure(error, retryable):
+                guard retryable, attempt < options.maximumAttempts else {
+                    if retryable {
+                        throw KMSClientError(.unreachable, code: error.code,
+                                             message: "\(configuration.endpoint) still failing after \(attempt) attempts: \(error.message)")
+                    }
+                    throw error
+                }
+                // Full jitter: a random delay up to the capped exponential bound.
+                let bound = min(options.maximumDelay, options.baseDelay * pow(2, Double(attempt - 1)))
+                Thread.sleep(forTimeInterval: Double.random(in: 0...bound))
+            }
+        }
+    }
+
+    enum Outcome {
+        case success(ResponseMembers)
+        case failure(KMSClientError, retryable: Bool)
+    }
+
+    private func send(_ operation: String, _ body: [UInt8]) -> Outcome {
+        var request = SigV4Request(method: "POST", headers: [
+            ("Host", endpoint.hostHeader), ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", "TrentService." + operation),
+        ], body: body)
+        request = signer.signed(request, at: Date())
+        var text = "POST / HTTP/1.1\r\n"
+        for (name, value) in request.headers { text += "\(name): \(value)\r\n" }
+        text += "Content-Length: \(body.count)\r\n\r\n"
+        let response: HTTPConnection.Response
+        do {
+            response = try pool.exchange(Array(text.utf8) + body)
+        } catch {
+            return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(error)"), retryable: true)
+        }
+        let parsed = try? JSONParser.parse(response.body)
+        if response.status == 200, case let .object(members)? = parsed {
+            return .success(ResponseMembers(members: members))
+        }
+        var code = "HTTP\(response.status)", message = String(decoding: response.body.prefix(200), as: UTF8.self)
+        if case let .object(members)? = parsed {
+            for (name, value) in members {
+                if case let .string(text) = value {
+                    // "__type" may carry a namespace prefix ("com.amazonaws.kms#NotFoundException").
+                    if name == "__type" { code = String(text.split(separator: "#").last ?? Substring(text)) }
+                    if name.lowercased() == "message" { message = text }
+                }
+            }
+        }
+        let error = KMSClientError(awsCode: code, message: message)
+        let throttled = ["ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"].contains(code)
+        return .failure(error, retryable: response.status >= 500 || response.status == 429 || throttled)
+    }
+}
+
+/// The members of a response object, read with the types the client expects.
+struct ResponseMembers {
+    let members: [(String, JSONValue)]
+
+    private func member(_ name: String) throws(KMSClientError) -> JSONValue {
+        guard let value = members.last(where: { $0.0 == name })?.1 else {
+            throw KMSClientError(.invalidRequest, message: "the response has no \(name)")
+        }
+        return value
+    }
+
+    func string(_ name: String) throws(KMSClientError) -> String {
+        guard case let .string(text) = try member(name) else { throw KMSClientError(.invalidRequest, message: "\(name) is not a string") }
+        return text
+    }
+
+    func blob(_ name: String) throws(KMSClientError) -> [UInt8] {
+        guard let data = Data(base64Encoded: try string(name)) else { throw KMSClientError(.invalidRequest, message: "\(name) is not base64") }
+        return Array(data)
+    }
+
+    func secret(_ name: String) throws(KMSClientError) -> SecretBytes {
+        var bytes = try blob(name)
+        return SecretBytes(wiping: &bytes)
+    }
+
+    func object(_ name: String) throws(KMSClientError) -> ResponseMembers {
+        guard case let .object(inner) = try member(name) else { throw KMSClientError(.invalidRequest, message: "\(name) is not an object") }
+        return ResponseMembers(members: inner)
+    }
+}
+
+extension JSONValue {
+    static func base64(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
+    static func context(_ context: EncryptionContext) -> JSONValue {
+        .object(context.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+    }
+}

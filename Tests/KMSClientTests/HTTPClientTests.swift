@@ -1,0 +1,132 @@
+import Foundation
+@testable import KMSClient
+import KMSEngine
+import KMSFSCrypto
+import Synchronization
+import Testing
+
+/// The remote client against real kmsd and moto processes on loopback.
+@Suite(.serialized) struct HTTPClientTests {
+    static func client(_ endpoint: String, _ id: String, _ secret: String, attempts: Int = 4, delay: TimeInterval = 0.05) throws -> HTTPKMSClient {
+        var options = HTTPKMSClient.Options()
+        options.maximumAttempts = attempts
+        options.baseDelay = delay
+        options.timeout = 5
+        return try HTTPKMSClient(configuration: AWSConfiguration(endpoint: endpoint, region: "us-east-1", accessKeyID: id, secretAccessKey: secret),
+                                 options: options)
+    }
+
+    static func createKey(_ client: HTTPKMSClient) throws -> String {
+        try client.call("CreateKey", []).object("KeyMetadata").string("KeyId")
+    }
+
+    @Test func roundTripsOverTCPAndUnixSocket() throws {
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        for endpoint in ["http://127.0.0.1:\(kmsd.port)", "unix://\(kmsd.socketPath)"] {
+            let client = try Self.client(endpoint, kmsd.accessKeyID, kmsd.secret)
+            let key = try Self.createKey(client)
+            let context = ["kmsfs:volume": "v", "kmsfs:file": "01"]
+            let dataKey = try client.generateDataKey(keyID: key, context: context)
+            #expect(dataKey.plaintext.count == 32 && dataKey.keyARN.hasSuffix(key))
+            #expect(try client.decrypt(ciphertextBlob: dataKey.ciphertextBlob, context: context, keyID: nil) == dataKey.plaintext)
+            let other = try Self.createKey(client)
+            let moved = try client.reEncrypt(ciphertextBlob: dataKey.ciphertextBlob, sourceContext: context, destinationKeyID: other, destinationContext: [:])
+            #expect(try client.decrypt(ciphertextBlob: moved, context: [:], keyID: other) == dataKey.plaintext)
+            #expect(try client.describeKey(keyID: key).keyState == "Enabled")
+            let sealed = try client.encrypt(keyID: key, plaintext: SecretBytes(copying: [7, 7]), context: [:])
+            #expect(try client.decrypt(ciphertextBlob: sealed, context: [:], keyID: key) == SecretBytes(copying: [7, 7]))
+            // Many calls reuse kept-alive connections.
+            for _ in 0..<50 { _ = try client.generateDataKey(keyID: key, context: context) }
+        }
+    }
+
+    @Test func errorClassesFromKmsd() throws {
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        let client = try Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, kmsd.secret)
+        let key = try Self.createKey(client)
+        let blob = try client.generateDataKey(keyID: key, context: ["f": "1"]).ciphertextBlob
+
+        let badSecret = try #require(throws: KMSClientError.self) {
+            try Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, "wrong-wrong-wrong-wrong").describeKey(keyID: key)
+        }
+        #expect(badSecret.kind == .accessDenied && badSecret.code == "InvalidSignatureException" && badSecret.errno == EACCES)
+        let unknown = try #require(throws: KMSClientError.self) { try Self.client("http://127.0.0.1:\(kmsd.port)", "AKIANOBODY0000000000", "x").describeKey(keyID: key) }
+        #expect(unknown.kind == .accessDenied)
+        let missing = try #require(throws: KMSClientError.self) { try client.describeKey(keyID: "alias/missing") }
+        #expect(missing.kind == .notFound)
+        let badContext = try #require(throws: KMSClientError.self) { try client.decrypt(ciphertextBlob: blob, context: ["f": "2"], keyID: nil) }
+        #expect(badContext.kind == .invalidCiphertext && badContext.errno == EIO)
+        _ = try client.call("DisableKey", [("KeyId", .string(key))])
+        let disabled = try #require(throws: KMSClientError.self) { try client.decrypt(ciphertextBlob: blob, context: ["f": "1"], keyID: nil) }
+        #expect(disabled.kind == .keyUnusable(state: "Disabled") && disabled.errno == EACCES)
+        _ = try client.call("EnableKey", [("KeyId", .string(key))])
+        _ = try client.call("ScheduleKeyDeletion", [("KeyId", .string(key)), ("PendingWindowInDays", .int(7))])
+        let pending = try #require(throws: KMSClientError.self) { try client.generateDataKey(keyID: key, context: [:]) }
+        #expect(pending.kind == .keyUnusable(state: "PendingDeletion"))
+    }
+
+    @Test func worksAgainstMoto() throws {
+        let moto = try MotoProcess()
+        defer { withExtendedLifetime(moto) {} }
+        let client = try Self.client("http://127.0.0.1:\(moto.port)", "testing", "testing")
+        let key = try Self.createKey(client)
+        let dataKey = try client.generateDataKey(keyID: key, context: ["a": "b"])
+        #expect(try client.decrypt(ciphertextBlob: dataKey.ciphertextBlob, context: ["a": "b"], keyID: nil) == dataKey.plaintext)
+        let missing = try #require(throws: KMSClientError.self) { try client.describeKey(keyID: "alias/none") }
+        #expect(missing.kind == .notFound)
+    }
+
+    /// kmsd stopped and started again while the client retries: the call succeeds once it is back.
+    @Test func survivesAServerRestart() throws {
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        let client = try Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, kmsd.secret, attempts: 8, delay: 0.2)
+        let key = try Self.createKey(client)
+        _ = try client.generateDataKey(keyID: key, context: [:])
+        kmsd.stop()
+        let restarted = Mutex(false)
+        let restarter = Thread {
+            usleep(400_000)
+            try? kmsd.start()
+            restarted.withLock { $0 = true }
+        }
+        restarter.start()
+        let dataKey = try client.generateDataKey(keyID: key, context: [:])
+        #expect(dataKey.plaintext.count == 32)
+        #expect(restarted.withLock { $0 })
+    }
+
+    @Test func unreachableAfterRetriesIsEIO() throws {
+        let client = try Self.client("http://127.0.0.1:\(freePort())", "A", "S", attempts: 3, delay: 0.01)
+        let error = try #require(throws: KMSClientError.self) { try client.describeKey(keyID: "k") }
+        #expect(error.kind == .unreachable && error.errno == EIO && error.message.contains("after 3 attempts"))
+    }
+
+    /// 503 and ThrottlingException are retried with backoff until the service answers; a client
+    /// error is not retried at all.
+    @Test(arguments: [
+        (503, #"{"__type":"ServiceUnavailableException","message":"busy"}"#),
+        (400, #"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
+    ])
+    func retriesTransientFailures(status: Int, body: String) throws {
+        let server = CannedServer(responses: [(status, body), (status, body), (status, body),
+                                              (200, #"{"KeyMetadata":{"Arn":"arn:aws:kms:us-east-1:111122223333:key/k","KeyState":"Enabled"}}"#)])
+        defer { withExtendedLifetime(server) {} }
+        let client = try Self.client("http://127.0.0.1:\(server.port)", "A", "S", attempts: 5, delay: 0.01)
+        #expect(try client.describeKey(keyID: "k").keyState == "Enabled")
+        #expect(server.requests.count == 4)
+        let impatient = try Self.client("http://127.0.0.1:\(server.port)", "A", "S", attempts: 1)
+        _ = try impatient.describeKey(keyID: "k")  // the server now answers 200 only
+    }
+
+    @Test func clientErrorsAreNotRetried() throws {
+        let server = CannedServer(responses: [(400, #"{"__type":"ValidationException","message":"no"}"#)])
+        defer { withExtendedLifetime(server) {} }
+        let client = try Self.client("http://127.0.0.1:\(server.port)", "A", "S", attempts: 5, delay: 0.01)
+        let error = try #require(throws: KMSClientError.self) { try client.describeKey(keyID: "k") }
+        #expect(error.kind == .invalidRequest && error.code == "ValidationException")
+        #expect(server.requests.count == 1)
+    }
+}
