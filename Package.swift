@@ -21,7 +21,7 @@ let package = Package(
         // C libraries, reached only through these system-library modules.
         .systemLibrary(
             name: "COpenSSL",
-            pkgConfig: "libcrypto",
+            pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
@@ -46,8 +46,10 @@ let package = Package(
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
         .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite"]),
 
+        // Client-side TLS over a connected socket (OpenSSL libssl), for the remote KMS client.
+        .target(name: "KMSTLS", dependencies: ["COpenSSL"]),
         // The filesystem's door to keys: one protocol, embedded and remote clients, cache and pool.
-        .target(name: "KMSClient", dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON"]),
+        .target(name: "KMSClient", dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS"]),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.

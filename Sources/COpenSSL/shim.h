@@ -1,4 +1,5 @@
-// The parts of OpenSSL libcrypto (3.x) that kmsfs uses. Only KMSFSCrypto imports this module.
+// The parts of OpenSSL (libcrypto and libssl 3.x) that kmsfs uses. KMSFSCrypto (crypto) and
+// KMSTLS (the client side of TLS) import this module.
 #ifndef KMSFS_COPENSSL_SHIM_H
 #define KMSFS_COPENSSL_SHIM_H
 
@@ -8,5 +9,15 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+/// SSL_CTX_set_min_proto_version and SSL_set_tlsext_host_name are macros over *_ctrl.
+static inline int COpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline int COpenSSL_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
 
 #endif

@@ -6,8 +6,8 @@ import KMSJSON
 
 /// A remote key service speaking the AWS KMS JSON 1.1 protocol: kmsd, AWS KMS, moto, LocalStack.
 ///
-/// Requests are signed with SigV4 and sent over kept-alive HTTP/1.1 connections (TCP or a Unix
-/// socket). Throttling, 5xx answers and connection failures are retried with capped exponential
+/// Requests are signed with SigV4 and sent over kept-alive HTTP/1.1 connections (TCP, TLS 1.2+
+/// with the system's CAs or a given bundle, or a Unix socket). Throttling, 5xx answers and connection failures are retried with capped exponential
 /// backoff and full jitter; other client errors are not retried.
 public final class HTTPKMSClient: KMSClient {
     public struct Options: Sendable {
@@ -17,6 +17,8 @@ public final class HTTPKMSClient: KMSClient {
         public var maximumAttempts = 4
         public var baseDelay: TimeInterval = 0.05
         public var maximumDelay: TimeInterval = 2
+        /// Trusted CAs (PEM) for https endpoints; nil for the system's.
+        public var caBundle: String?
         public init() {}
     }
 
@@ -34,7 +36,7 @@ public final class HTTPKMSClient: KMSClient {
                                                               secretAccessKey: configuration.secretAccessKey,
                                                               sessionToken: configuration.sessionToken),
                                   region: configuration.region, service: "kms")
-        self.pool = ConnectionPool(endpoint: endpoint, timeout: options.timeout)
+        self.pool = ConnectionPool(endpoint: endpoint, timeout: options.timeout, caBundle: options.caBundle)
     }
 
     public func generateDataKey(keyID: String, context: EncryptionContext) throws(KMSClientError) -> DataKey {
@@ -111,6 +113,8 @@ public final class HTTPKMSClient: KMSClient {
         let response: HTTPConnection.Response
         do {
             response = try pool.exchange(Array(text.utf8) + body)
+        } catch let failure as HTTPConnection.Failure {
+            return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(failure)"), retryable: failure.retryable)
         } catch {
             return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(error)"), retryable: true)
         }

@@ -41,6 +41,36 @@ import Testing
         }
     }
 
+    /// https with a self-signed certificate: trusted through a given bundle, refused otherwise
+    /// (and not retried: another attempt cannot fix a certificate).
+    @Test func tlsWithAGivenBundle() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kmsd-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let cert = directory.appendingPathComponent("tls.crt").path, key = directory.appendingPathComponent("tls.key").path
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                             "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        let tlsPort = freePort()
+        let kmsd = try KmsdProcess(extraArguments: ["--listen", "tls://127.0.0.1:\(tlsPort)", "--tls-certificate", cert, "--tls-key", key])
+        defer { kmsd.cleanUp() }
+        var options = HTTPKMSClient.Options()
+        options.caBundle = cert
+        let trusting = try HTTPKMSClient(configuration: AWSConfiguration(endpoint: "https://127.0.0.1:\(tlsPort)", region: "us-east-1",
+                                                                         accessKeyID: kmsd.accessKeyID, secretAccessKey: kmsd.secret), options: options)
+        let keyID = try Self.createKey(trusting)
+        let dataKey = try trusting.generateDataKey(keyID: keyID, context: [:])
+        #expect(try trusting.decrypt(ciphertextBlob: dataKey.ciphertextBlob, context: [:], keyID: nil) == dataKey.plaintext)
+        let untrusting = try Self.client("https://127.0.0.1:\(tlsPort)", kmsd.accessKeyID, kmsd.secret, attempts: 4, delay: 0.01)
+        let refused = try #require(throws: KMSClientError.self) { try untrusting.describeKey(keyID: keyID) }
+        #expect(refused.kind == .unreachable && refused.message.contains("certificate"))
+        #expect(!refused.message.contains("attempts"))  // not retried
+    }
+
     @Test func errorClassesFromKmsd() throws {
         let kmsd = try KmsdProcess()
         defer { kmsd.cleanUp() }

@@ -25,8 +25,11 @@ final class KmsdProcess: @unchecked Sendable {
     let port: Int
     let socketPath: String
     private var process: Process?
+    /// More `kmsd serve` arguments (a TLS listener and its files).
+    private let extraArguments: [String]
 
-    init(port: Int = freePort(), directory: URL? = nil) throws {
+    init(port: Int = freePort(), directory: URL? = nil, extraArguments: [String] = []) throws {
+        self.extraArguments = extraArguments
         let fresh = directory == nil
         self.directory = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("kmsd-client-\(UUID().uuidString)")
         self.port = port
@@ -51,7 +54,7 @@ final class KmsdProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("kmsd")
         process.arguments = ["serve", "--store", directory.appendingPathComponent("keys.sqlite").path,
-                             "--listen", "tcp://127.0.0.1:\(port)", "--listen", "unix://\(socketPath)?mode=0600"]
+                             "--listen", "tcp://127.0.0.1:\(port)", "--listen", "unix://\(socketPath)?mode=0600"] + extraArguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output

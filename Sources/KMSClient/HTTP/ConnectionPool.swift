@@ -5,13 +5,15 @@ import Synchronization
 final class ConnectionPool: Sendable {
     let endpoint: Endpoint
     let timeout: TimeInterval
+    let caBundle: String?
     let maximumIdle: Int
     /// Idle connections. `HTTPConnection` is not Sendable; the lock hands each to one thread.
     private let idle = Mutex<[UncheckedConnection]>([])
 
-    init(endpoint: Endpoint, timeout: TimeInterval, maximumIdle: Int = 16) {
+    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, maximumIdle: Int = 16) {
         self.endpoint = endpoint
         self.timeout = timeout
+        self.caBundle = caBundle
         self.maximumIdle = maximumIdle
     }
 
@@ -26,7 +28,7 @@ final class ConnectionPool: Sendable {
                 // stale: fall through to a fresh connection
             }
         }
-        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout), request)
+        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout, caBundle: caBundle), request)
     }
 
     private func finish(_ connection: HTTPConnection, _ request: [UInt8]) throws -> HTTPConnection.Response {

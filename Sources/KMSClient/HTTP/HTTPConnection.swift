@@ -1,4 +1,5 @@
 import Foundation
+import KMSTLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,20 +24,24 @@ final class HTTPConnection {
         let description: String
         /// True if the request may not have been sent at all (safe to retry on any connection).
         let beforeResponse: Bool
+        /// False for failures that another attempt cannot fix (a certificate that does not verify).
+        var retryable = true
     }
 
     private let fd: Int32
+    /// The TLS session over `fd` for https endpoints.
+    private let tls: TLSClientSession?
     private var buffer: [UInt8] = []
     /// Whether this connection has served a request (a stale kept-alive one may fail at once).
     private(set) var reused = false
 
-    init(endpoint: Endpoint, timeout: TimeInterval) throws {
+    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?) throws {
+        var useTLS = false, tlsHost = ""
         switch endpoint {
         case let .tcp(host, port, tls):
-            guard !tls else {
-                throw Failure(description: "https endpoints are not supported by this build yet (use http:// or unix://)", beforeResponse: true)
-            }
             fd = try Self.connectTCP(host: host, port: port, timeout: timeout)
+            useTLS = tls
+            tlsHost = host
         case let .unix(path):
             fd = try Self.connectUnix(path: path)
         }
@@ -45,6 +50,16 @@ final class HTTPConnection {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if useTLS {
+            do {
+                tls = try TLSClientSession(fd: fd, host: tlsHost, caBundle: caBundle)
+            } catch {
+                close(fd)
+                throw Failure(description: error.description, beforeResponse: true, retryable: !error.isVerificationFailure)
+            }
+        } else {
+            tls = nil
+        }
     }
 
     deinit { close(fd) }
@@ -57,6 +72,10 @@ final class HTTPConnection {
     }
 
     private func send(_ bytes: [UInt8]) throws {
+        if let tls {
+            do { try tls.write(bytes) } catch { throw Failure(description: error.description, beforeResponse: true) }
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -68,6 +87,12 @@ final class HTTPConnection {
 
     /// Reads more bytes into the buffer; false at end of stream.
     private func fill() throws -> Bool {
+        if let tls {
+            let bytes: [UInt8]
+            do { bytes = try tls.read(max: 16384) } catch { throw Failure(description: error.description, beforeResponse: buffer.isEmpty) }
+            buffer += bytes
+            return !bytes.isEmpty
+        }
         var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
