@@ -78,6 +78,7 @@ let package = Package(
                 "KMSFSCrypto",
                 "KMSFSFormat",
                 "KMSEngine",
+                "KMSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -72,7 +72,7 @@ public final class HTTPKMSClient: KMSClient {
     // MARK: The exchange
 
     /// Sends one operation, retrying what is worth retrying; returns the response members.
-    func call(_ operation: String, _ members: [(String, JSONValue)]) throws(KMSClientError) -> ResponseMembers {
+    package func call(_ operation: String, _ members: [(String, JSONValue)]) throws(KMSClientError) -> ResponseMembers {
         let body = JSONValue.object(members).serialized
         var attempt = 0
         while true {
@@ -139,7 +139,7 @@ public final class HTTPKMSClient: KMSClient {
 }
 
 /// The members of a response object, read with the types the client expects.
-struct ResponseMembers {
+package struct ResponseMembers {
     let members: [(String, JSONValue)]
 
     private func member(_ name: String) throws(KMSClientError) -> JSONValue {
@@ -149,22 +149,22 @@ struct ResponseMembers {
         return value
     }
 
-    func string(_ name: String) throws(KMSClientError) -> String {
+    package func string(_ name: String) throws(KMSClientError) -> String {
         guard case let .string(text) = try member(name) else { throw KMSClientError(.invalidRequest, message: "\(name) is not a string") }
         return text
     }
 
-    func blob(_ name: String) throws(KMSClientError) -> [UInt8] {
+    package func blob(_ name: String) throws(KMSClientError) -> [UInt8] {
         guard let data = Data(base64Encoded: try string(name)) else { throw KMSClientError(.invalidRequest, message: "\(name) is not base64") }
         return Array(data)
     }
 
-    func secret(_ name: String) throws(KMSClientError) -> SecretBytes {
+    package func secret(_ name: String) throws(KMSClientError) -> SecretBytes {
         var bytes = try blob(name)
         return SecretBytes(wiping: &bytes)
     }
 
-    func object(_ name: String) throws(KMSClientError) -> ResponseMembers {
+    package func object(_ name: String) throws(KMSClientError) -> ResponseMembers {
         guard case let .object(inner) = try member(name) else { throw KMSClientError(.invalidRequest, message: "\(name) is not an object") }
         return ResponseMembers(members: inner)
     }

@@ -15,6 +15,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure kmsfs components on this machine.",
-        subcommands: [CryptoBenchCommand.self, KMSBenchCommand.self]
+        subcommands: [CryptoBenchCommand.self, KMSBenchCommand.self, ClientBenchCommand.self]
     )
 }
