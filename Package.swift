@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // C libraries, reached only through these system-library modules.
@@ -49,7 +50,10 @@ let package = Package(
         // Client-side TLS over a connected socket (OpenSSL libssl), for the remote KMS client.
         .target(name: "KMSTLS", dependencies: ["COpenSSL"]),
         // The filesystem's door to keys: one protocol, embedded and remote clients, cache and pool.
-        .target(name: "KMSClient", dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS"]),
+        .target(
+            name: "KMSClient",
+            dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log")]
+        ),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
@@ -88,7 +92,10 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
-        .testTarget(name: "KMSClientTests", dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto", "KMSJSON"]),
+        .testTarget(
+            name: "KMSClientTests",
+            dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto", "KMSJSON", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
         .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],

@@ -134,21 +134,45 @@ import Testing
         #expect(error.kind == .unreachable && error.errno == EIO && error.message.contains("after 3 attempts"))
     }
 
-    /// 503 and ThrottlingException are retried with backoff until the service answers; a client
-    /// error is not retried at all.
+    /// A proxy in front of kmsd answers 503, or ThrottlingException, three times, then passes
+    /// requests through: the client retries with backoff, re-signs, and kmsd answers.
     @Test(arguments: [
         (503, #"{"__type":"ServiceUnavailableException","message":"busy"}"#),
         (400, #"{"__type":"ThrottlingException","message":"Rate exceeded"}"#),
     ])
     func retriesTransientFailures(status: Int, body: String) throws {
-        let server = CannedServer(responses: [(status, body), (status, body), (status, body),
-                                              (200, #"{"KeyMetadata":{"Arn":"arn:aws:kms:us-east-1:111122223333:key/k","KeyState":"Enabled"}}"#)])
-        defer { withExtendedLifetime(server) {} }
-        let client = try Self.client("http://127.0.0.1:\(server.port)", "A", "S", attempts: 5, delay: 0.01)
-        #expect(try client.describeKey(keyID: "k").keyState == "Enabled")
-        #expect(server.requests.count == 4)
-        let impatient = try Self.client("http://127.0.0.1:\(server.port)", "A", "S", attempts: 1)
-        _ = try impatient.describeKey(keyID: "k")  // the server now answers 200 only
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        let direct = try Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, kmsd.secret)
+        let key = try Self.createKey(direct)
+        let proxy = CannedServer(responses: [(status, body), (status, body), (status, body)], forwardTo: kmsd.port)
+        defer { withExtendedLifetime(proxy) {} }
+        let client = try Self.client("http://127.0.0.1:\(proxy.port)", kmsd.accessKeyID, kmsd.secret, attempts: 5, delay: 0.01)
+        #expect(try client.describeKey(keyID: key).keyState == "Enabled")
+        #expect(proxy.requests.count == 4)
+        // With fewer attempts than failures, the error says so (EIO).
+        let failing = CannedServer(responses: [(status, body)])
+        defer { withExtendedLifetime(failing) {} }
+        let impatient = try Self.client("http://127.0.0.1:\(failing.port)", kmsd.accessKeyID, kmsd.secret, attempts: 2, delay: 0.01)
+        let error = try #require(throws: KMSClientError.self) { try impatient.describeKey(keyID: key) }
+        #expect(error.kind == .unreachable && error.errno == EIO && failing.requests.count == 2)
+    }
+
+    /// Credentials and endpoint from a profile in a temporary HOME, end to end against kmsd.
+    @Test func profileCredentialsEndToEnd() throws {
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("home-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: home.appendingPathComponent(".aws"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: home) }
+        try "[ci]\naws_access_key_id = \(kmsd.accessKeyID)\naws_secret_access_key = \(kmsd.secret)\n"
+            .write(to: home.appendingPathComponent(".aws/credentials"), atomically: true, encoding: .utf8)
+        try "[profile ci]\nregion = us-east-1\nendpoint_url = unix://\(kmsd.socketPath)\n"
+            .write(to: home.appendingPathComponent(".aws/config"), atomically: true, encoding: .utf8)
+        let configuration = try AWSConfiguration.resolve(environment: ["AWS_PROFILE": "ci"], home: home.path)
+        let client = try HTTPKMSClient(configuration: configuration)
+        let key = try Self.createKey(client)
+        #expect(try client.describeKey(keyID: key).keyARN.hasPrefix("arn:aws:kms:us-east-1:111122223333:key/"))
     }
 
     @Test func clientErrorsAreNotRetried() throws {

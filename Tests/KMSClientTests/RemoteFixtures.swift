@@ -145,14 +145,16 @@ final class Counter: Sendable {
     var count: Int { value.withLock { $0 } }
 }
 
-/// A tiny HTTP server that answers each request with the next canned response and counts them.
+/// A tiny HTTP proxy that answers the first requests with canned responses and counts them;
+/// after those (or with `forwardTo: nil`, repeating the last canned one) it forwards each request
+/// to a real server and relays the answer.
 final class CannedServer: Sendable {
     let port: Int
     let requests = Counter()
     private let listener: Int32
 
-    /// `responses`: (status, JSON body); the last one repeats.
-    init(responses: [(Int, String)]) {
+    /// `responses`: (status, JSON body) answered in turn; then requests go to `forwardTo`.
+    init(responses: [(Int, String)], forwardTo: Int? = nil) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -184,7 +186,27 @@ final class CannedServer: Sendable {
                         if data.count - end.upperBound >= length { break }
                     }
                 }
-                let parts = canned[min(counter.next(), canned.count - 1)].split(separator: "\u{0}", maxSplits: 1).map(String.init)
+                let index = counter.next()
+                if let forwardTo, index >= canned.count {
+                    // Relay to the real server (one request, Connection: close) and back.
+                    let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                    var target = sockaddr_in()
+                    target.sin_family = sa_family_t(AF_INET)
+                    target.sin_port = UInt16(forwardTo).bigEndian
+                    target.sin_addr.s_addr = inet_addr("127.0.0.1")
+                    _ = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                    let closing = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n\r\n", with: "\r\nConnection: close\r\n\r\n", options: [], range: nil)
+                    _ = closing.withCString { send(upstream, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    while true {
+                        let n = recv(upstream, &buffer, buffer.count, 0)
+                        if n <= 0 { break }
+                        _ = buffer.withUnsafeBytes { send(client, $0.baseAddress, n, Int32(MSG_NOSIGNAL)) }
+                    }
+                    close(upstream)
+                    close(client)
+                    continue
+                }
+                let parts = canned[min(index, canned.count - 1)].split(separator: "\u{0}", maxSplits: 1).map(String.init)
                 let (status, body) = (parts[0], parts.count > 1 ? parts[1] : "")
                 let text = "HTTP/1.1 \(status) X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
                 _ = text.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
