@@ -30,6 +30,7 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(
             name: "CFuse3",
             pkgConfig: "fuse3",
@@ -54,6 +55,8 @@ let package = Package(
             name: "KMSClient",
             dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log")]
         ),
+        // A kmsfs volume: its configuration, its key service, init. Used by the CLI and the FUSE frontend.
+        .target(name: "KMSFSVolume", dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSClient", "KMSEngine", "CLinux"]),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
@@ -83,6 +86,7 @@ let package = Package(
                 "KMSFSFormat",
                 "KMSEngine",
                 "KMSClient",
+                "KMSFSVolume",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -92,6 +96,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
+        .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient"]),
         .testTarget(
             name: "KMSClientTests",
             dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto", "KMSJSON", .product(name: "Logging", package: "swift-log")]

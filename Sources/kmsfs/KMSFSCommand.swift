@@ -1,13 +1,13 @@
 import ArgumentParser
 
-/// `kmsfs`: the command-line entry point. Subcommands arrive with their issues (init, mount,
-/// info, fsck, rewrap); today it carries the benchmarks.
+/// `kmsfs`: the command-line entry point. Subcommands arrive with their issues (mount, info,
+/// fsck, rewrap come next); today: init and the benchmarks.
 @main
 struct KMSFSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kmsfs",
         abstract: "A transparent encrypting filesystem with per-file keys wrapped by a KMS.",
-        subcommands: [BenchCommand.self]
+        subcommands: [InitCommand.self, BenchCommand.self]
     )
 }
 

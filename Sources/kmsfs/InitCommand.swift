@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import KMSFSVolume
+
+/// `kmsfs init CIPHERDIR`: a new, empty volume.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a kmsfs volume in an empty backing directory."
+    )
+
+    @Argument(help: "The backing directory (created if absent; must be empty).")
+    var cipherDirectory: String
+
+    @Option(help: "The KMS key for new files (ID, ARN or alias). Default: a new key on the embedded service.")
+    var kmsKey: String?
+
+    @Option(help: "A remote key service (http://, https://, unix://); default: the embedded one.")
+    var kmsEndpoint: String?
+
+    @Option(help: "AWS region for a remote key service (else AWS_REGION, the profile, ...).")
+    var region: String?
+
+    @Option(help: "AWS profile for a remote key service.")
+    var profile: String?
+
+    @Option(help: "Plaintext bytes per chunk: a power of two from 4096 to 1048576.")
+    var chunkSize: Int = 16384
+
+    @Option(help: "Where the embedded key store goes (default: CIPHERDIR.keys beside the volume).")
+    var keyStore: String?
+
+    func run() throws {
+        var options = VolumeInitializer.Options()
+        options.keyID = kmsKey
+        options.chunkSize = chunkSize
+        options.keyStoreDirectory = keyStore
+        if kmsEndpoint != nil || profile != nil || region != nil {
+            options.remote = .init(endpoint: kmsEndpoint, region: region, profile: profile)
+        }
+        do {
+            let volume = try VolumeInitializer.initialize(cipherDirectory: cipherDirectory, options: options)
+            print("volume: \(cipherDirectory) (id \(volume.volumeID), chunk size \(volume.chunkSize))")
+            print("default key: \(volume.defaultKeyID)")
+            if case let .embedded(embedded) = volume.keyService {
+                print("key store: \(embedded.storePath); root key: \(embedded.rootKeyFile)")
+                print("back up the key store with the volume: without it no file can be decrypted")
+            }
+        } catch {
+            throw CommandFailure("kmsfs init: \(error)")
+        }
+    }
+}
+
+/// A failure to report as one line (no usage text: the command line was fine).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
