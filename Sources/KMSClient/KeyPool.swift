@@ -33,7 +33,8 @@ public final class KeyPool: Sendable {
     public let lowWater: Int
     public let concurrency: Int
     private let client: any KMSClient
-    private let keyID: String
+    /// The KMS key the pooled data keys are wrapped under.
+    public let keyID: String
     private let contextFor: @Sendable ([UInt8]) -> EncryptionContext
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "kmsfs.keypool", attributes: .concurrent)

@@ -1,0 +1,58 @@
+import KMSClient
+import KMSEngine
+import KMSFSCrypto
+import KMSFSFormat
+
+/// Data keys of one volume's files: made for new files (through the key pool when there is one)
+/// and unwrapped for existing ones (through the data-key cache).
+public final class FileKeys: Sendable {
+    public let volumeID: String
+    public let chunkSize: Int
+    private let client: any KMSClient
+    private let pool: KeyPool?
+    private let cache: DataKeyCache
+
+    public init(volumeID: String, chunkSize: Int, client: any KMSClient, pool: KeyPool?, cache: DataKeyCache) {
+        self.volumeID = volumeID
+        self.chunkSize = chunkSize
+        self.client = client
+        self.pool = pool
+        self.cache = cache
+    }
+
+    /// The encryption context of a file: the volume and the file, so that a wrapped key copied to
+    /// another file or volume does not unwrap there.
+    public static func context(volumeID: String, fileID: [UInt8]) -> EncryptionContext {
+        ["kmsfs:volume": volumeID, "kmsfs:file": hex(fileID)]
+    }
+
+    /// A new file's header, data key and key attribute, under `keyID` (the pool serves only the
+    /// volume's default key; other keys are asked for directly).
+    public func newFile(keyID: String) throws(KMSClientError) -> (header: FileHeader, key: SecretBytes, attribute: WrappedFileKey) {
+        let fileID: [UInt8], dataKey: DataKey
+        if let pool, pool.keyID == keyID {
+            let pooled = try pool.take()
+            (fileID, dataKey) = (pooled.fileID, pooled.dataKey)
+        } else {
+            do { fileID = try SecureRandom.bytes(count: FileID.byteCount) } catch {
+                throw KMSClientError(.unreachable, message: "no random bytes: \(error)")
+            }
+            dataKey = try client.generateDataKey(keyID: keyID, context: Self.context(volumeID: volumeID, fileID: fileID))
+        }
+        let attribute = WrappedFileKey(fileID: fileID, keyARN: dataKey.keyARN, ciphertextBlob: dataKey.ciphertextBlob)
+        cache.insert(dataKey.plaintext, for: dataKey.ciphertextBlob, context: Self.context(volumeID: volumeID, fileID: fileID))
+        return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), dataKey.plaintext, attribute)
+    }
+
+    /// The data key of an existing file, from its header and key attribute.
+    /// - Throws: ``FileKeyError`` if the attribute is not this file's; ``KMSClientError`` if the
+    ///   service will not unwrap it (a wrong context is `.invalidCiphertext`: EIO).
+    public func key(header: FileHeader, attribute: WrappedFileKey) throws -> SecretBytes {
+        guard attribute.fileID == header.fileID.bytes else { throw FileKeyError.fileIDMismatch }
+        // The context comes from the header (the data), never from the attribute alone.
+        let context = Self.context(volumeID: volumeID, fileID: header.fileID.bytes)
+        return try cache.key(for: attribute.ciphertextBlob, context: context) { () throws(KMSClientError) -> SecretBytes in
+            try client.decrypt(ciphertextBlob: attribute.ciphertextBlob, context: context, keyID: attribute.keyARN)
+        }
+    }
+}

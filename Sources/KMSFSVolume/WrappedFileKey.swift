@@ -1,0 +1,69 @@
+/// The value of a backing file's `user.kmsfs.key` extended attribute: its data key, wrapped by
+/// the KMS, and what is needed to unwrap it.
+///
+/// ```
+/// u8      format (1)
+/// 16      file ID (the same as in the file's header)
+/// u16 BE  n, then n bytes: the wrapping KMS key's ARN (UTF-8)
+/// u16 BE  m, then m bytes: the KMS ciphertext blob of the data key
+/// ```
+///
+/// The blob is bound (encryption context) to the volume ID and the file ID in the *header*, so a
+/// wrapped key copied onto another file does not unwrap there. Re-wrapping under another KMS key
+/// (rewrap, rotation of the wrapping key) rewrites only this attribute, never file data.
+public struct WrappedFileKey: Equatable, Sendable {
+    public static let attributeName = "user.kmsfs.key"
+    static let format: UInt8 = 1
+
+    public var fileID: [UInt8]
+    public var keyARN: String
+    public var ciphertextBlob: [UInt8]
+
+    public init(fileID: [UInt8], keyARN: String, ciphertextBlob: [UInt8]) {
+        precondition(fileID.count == 16 && keyARN.utf8.count <= 0xffff && ciphertextBlob.count <= 0xffff)
+        self.fileID = fileID
+        self.keyARN = keyARN
+        self.ciphertextBlob = ciphertextBlob
+    }
+
+    public var encoded: [UInt8] {
+        var bytes: [UInt8] = [Self.format] + fileID
+        for field in [Array(keyARN.utf8), ciphertextBlob] {
+            bytes += [UInt8(field.count >> 8), UInt8(field.count & 0xff)]
+            bytes += field
+        }
+        return bytes
+    }
+
+    /// - Throws: ``FileKeyError/malformedAttribute`` for anything that is not a format-1 value.
+    public init(decoding bytes: [UInt8]) throws(FileKeyError) {
+        guard bytes.count >= 1 + 16 + 2, bytes[0] == Self.format else { throw .malformedAttribute }
+        var offset = 17
+        func field() throws(FileKeyError) -> [UInt8] {
+            guard offset + 2 <= bytes.count else { throw .malformedAttribute }
+            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            offset += 2
+            guard offset + length <= bytes.count else { throw .malformedAttribute }
+            defer { offset += length }
+            return Array(bytes[offset..<offset + length])
+        }
+        let arn = try field()
+        let blob = try field()
+        guard offset == bytes.count, !blob.isEmpty, let keyARN = String(validating: arn, as: UTF8.self) else { throw .malformedAttribute }
+        self.init(fileID: Array(bytes[1..<17]), keyARN: keyARN, ciphertextBlob: blob)
+    }
+}
+
+public enum FileKeyError: Error, Equatable, CustomStringConvertible {
+    case malformedAttribute
+    case fileIDMismatch
+    case missingAttribute
+
+    public var description: String {
+        switch self {
+        case .malformedAttribute: return "the file's key attribute is malformed"
+        case .fileIDMismatch: return "the file's key attribute belongs to another file"
+        case .missingAttribute: return "the file has no key attribute (copied without extended attributes?)"
+        }
+    }
+}
