@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
-        .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient"]),
+        .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "KMSFSFormat", "KMSFSCrypto", "CLinux"]),
         .testTarget(
             name: "KMSClientTests",
             dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto", "KMSJSON", .product(name: "Logging", package: "swift-log")]

@@ -57,3 +57,29 @@ struct CommandFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// `kmsfs info BACKINGFILE`: the KMS key, encryption context and layout of an encrypted file.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show which KMS key protects a file, like aws s3api head-object (backing files today)."
+    )
+
+    @Argument(help: "A backing file of a kmsfs volume.")
+    var path: String
+
+    func run() throws {
+        do {
+            let (_, volume) = try FileInfo.volume(containing: path)
+            let info = try FileInfo.read(backingPath: path, volume: volume)
+            print("KMS key: \(info.keyARN)")
+            print("encryption context: \(info.encryptionContext.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
+            print("format version: \(info.formatVersion)")
+            print("chunk size: \(info.chunkSize)")
+            print("plaintext size: \(info.plaintextSize)")
+            print("file id: \(info.fileID)")
+        } catch {
+            throw CommandFailure("kmsfs info: \(error)")
+        }
+    }
+}

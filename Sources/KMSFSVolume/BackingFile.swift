@@ -1,0 +1,60 @@
+import CLinux
+import Foundation
+import KMSFSCrypto
+import KMSFSFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Creating and opening backing files: the key attribute, then the header, in that order.
+public enum BackingFile {
+    /// Creates `path` (which must not exist) as a new empty encrypted file under `keyID`.
+    ///
+    /// The key attribute is set and made durable (fsync) before the header and any data: a crash
+    /// can leave an empty file with a key, never data without one.
+    public static func create(path: String, mode: mode_t = 0o600, keys: FileKeys, keyID: String) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
+        let (header, key, attribute) = try keys.newFile(keyID: keyID)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw StorageError(errno: errno, operation: "open(O_CREAT)") }
+        do {
+            let value = attribute.encoded
+            guard fsetxattr(fd, WrappedFileKey.attributeName, value, value.count, 0) == 0 else {
+                throw StorageError(errno: errno, operation: "fsetxattr")
+            }
+            guard fsync(fd) == 0 else { throw StorageError(errno: errno, operation: "fsync") }
+            let file = try EncryptedFile.create(in: FileDescriptorStorage(fd: fd), key: key, header: header)
+            return (fd, file)
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+    }
+
+    /// Opens the encrypted file on `fd`: reads its header and key attribute and unwraps its key.
+    /// - Throws: ``FileKeyError/missingAttribute`` if the attribute is gone (a copy without
+    ///   xattrs), ``FormatError`` for a damaged header, ``KMSClientError`` if the key does not unwrap.
+    public static func open(fd: Int32, keys: FileKeys) throws -> EncryptedFile<FileDescriptorStorage> {
+        let storage = FileDescriptorStorage(fd: fd)
+        let header = try readHeader(storage)
+        let attribute = try readAttribute(fd: fd)
+        return try EncryptedFile(opening: storage, key: keys.key(header: header, attribute: attribute))
+    }
+
+    static func readHeader(_ storage: FileDescriptorStorage) throws -> FileHeader {
+        var bytes = [UInt8](repeating: 0, count: FileHeader.byteCount)
+        let count = try bytes.withUnsafeMutableBytes { try storage.read(into: $0, at: 0) }
+        guard count == FileHeader.byteCount else { throw FormatError.notAnEncryptedFile }
+        return try FileHeader(decoding: bytes)
+    }
+
+    static func readAttribute(fd: Int32) throws -> WrappedFileKey {
+        var value = [UInt8](repeating: 0, count: 4096)
+        let count = fgetxattr(fd, WrappedFileKey.attributeName, &value, value.count)
+        guard count >= 0 else {
+            if errno == ENODATA { throw FileKeyError.missingAttribute }
+            throw StorageError(errno: errno, operation: "fgetxattr")
+        }
+        return try WrappedFileKey(decoding: Array(value[0..<count]))
+    }
+}

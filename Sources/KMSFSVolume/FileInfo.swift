@@ -1,0 +1,45 @@
+import Foundation
+import KMSEngine
+import KMSFSFormat
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `kmsfs info` shows about one encrypted file, the analog of `aws s3api head-object` for
+/// an SSE-KMS object. Read from the header, the key attribute and the size: no key service call.
+public struct FileInfo: Sendable, Equatable {
+    public var keyARN: String
+    public var encryptionContext: EncryptionContext
+    public var formatVersion: Int
+    public var chunkSize: Int
+    public var plaintextSize: Int64
+    public var fileID: String
+
+    /// Describes the backing file at `path` of the volume whose backing directory is `cipherDirectory`.
+    public static func read(backingPath path: String, volume: VolumeConfiguration) throws -> FileInfo {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError(errno: errno, operation: "open \(path)") }
+        defer { close(fd) }
+        let storage = FileDescriptorStorage(fd: fd)
+        let header = try BackingFile.readHeader(storage)
+        let attribute = try BackingFile.readAttribute(fd: fd)
+        let geometry = ChunkGeometry(plainChunkSize: header.chunkSize)
+        return FileInfo(
+            keyARN: attribute.keyARN,
+            encryptionContext: FileKeys.context(volumeID: volume.volumeID, fileID: header.fileID.bytes),
+            formatVersion: Int(header.version), chunkSize: header.chunkSize,
+            plaintextSize: try geometry.plainSize(forCipherSize: storage.size()), fileID: header.fileID.description)
+    }
+
+    /// The volume a backing file belongs to: the nearest directory above it with a `kmsfs.conf`.
+    public static func volume(containing path: String) throws -> (directory: String, configuration: VolumeConfiguration) {
+        var directory = ((path as NSString).standardizingPath as NSString).deletingLastPathComponent
+        while true {
+            if FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(VolumeConfiguration.fileName)) {
+                return (directory, try VolumeConfiguration.load(cipherDirectory: directory))
+            }
+            guard directory != "/" && !directory.isEmpty else { throw VolumeError.notAVolume(path) }
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+    }
+}
