@@ -57,6 +57,8 @@ let package = Package(
         ),
         // A kmsfs volume: its configuration, its key service, init. Used by the CLI and the FUSE frontend.
         .target(name: "KMSFSVolume", dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSClient", "KMSEngine", "CLinux"]),
+        // The mounted filesystem: libfuse3 low-level operations over the backing directory.
+        .target(name: "KMSFSFuse", dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient"]),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
@@ -87,6 +89,7 @@ let package = Package(
                 "KMSEngine",
                 "KMSClient",
                 "KMSFSVolume",
+                "KMSFSFuse",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -96,6 +99,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
+        .testTarget(name: "KMSFSFuseTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient"]),
         .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "KMSFSFormat", "KMSFSCrypto", "CLinux"]),
         .testTarget(
             name: "KMSClientTests",

@@ -11,4 +11,15 @@
 /// FUSE_USE_VERSION as this module was compiled with it, for a check from Swift.
 static inline int CFuse3_use_version(void) { return FUSE_USE_VERSION; }
 
+/// fuse_session_loop_mt is a macro selecting a versioned symbol.
+static inline int CFuse3_session_loop_mt(struct fuse_session *session, struct fuse_loop_config *config) {
+    return fuse_session_loop_mt(session, config);
+}
+
+/// FUSE_ARGS_INIT is a macro: arguments for fuse_session_new.
+static inline struct fuse_args CFuse3_args(int argc, char **argv) {
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    return args;
+}
+
 #endif

@@ -6,4 +6,8 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 
+/// GNU flags that Glibc's Swift module leaves out (it is built without _GNU_SOURCE).
+static const int CLinux_O_PATH = 010000000;
+static const int CLinux_AT_EMPTY_PATH = 0x1000;
+
 #endif

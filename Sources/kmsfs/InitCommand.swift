@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KMSFSFuse
 import KMSFSVolume
 
 /// `kmsfs init CIPHERDIR`: a new, empty volume.
@@ -80,6 +81,27 @@ struct InfoCommand: ParsableCommand {
             print("file id: \(info.fileID)")
         } catch {
             throw CommandFailure("kmsfs info: \(error)")
+        }
+    }
+}
+
+/// `kmsfs mount CIPHERDIR MOUNTPOINT`: the plaintext view, in the foreground until unmounted.
+struct MountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a volume (foreground; unmount with fusermount3 -u or SIGTERM). Read-only listing in this build."
+    )
+
+    @Argument(help: "The volume's backing directory.") var cipherDirectory: String
+    @Argument(help: "Where to mount it.") var mountPoint: String
+    @Option(name: .short, help: "Mount options, comma-separated (passed to FUSE).") var options: String?
+
+    func run() throws {
+        do {
+            try FuseMount.run(cipherDirectory: cipherDirectory, mountPoint: mountPoint,
+                              options: options.map { $0.split(separator: ",").map(String.init) } ?? [])
+        } catch {
+            throw CommandFailure("kmsfs mount: \(error)")
         }
     }
 }

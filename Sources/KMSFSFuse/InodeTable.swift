@@ -1,0 +1,97 @@
+import CLinux
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The inodes the kernel knows, each pinned by an CLinux_O_PATH descriptor on its backing file (as
+/// libfuse's passthrough_ll does), so that renames behind our back never send us to the wrong file.
+///
+/// Keyed by the backing (st_dev, st_ino): hard links share one inode. `lookups` counts the
+/// kernel's references; `forget` subtracts and the entry (and its descriptor) goes at zero.
+final class InodeTable: Sendable {
+    struct Inode: Sendable {
+        let fd: Int32
+        let device: UInt64
+        let backingInode: UInt64
+        var lookups: UInt64
+    }
+
+    private struct State {
+        var inodes: [UInt64: Inode] = [:]
+        var byBacking: [BackingKey: UInt64] = [:]
+        var next: UInt64 = 2  // 1 is FUSE_ROOT_ID
+    }
+
+    private struct BackingKey: Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    static let rootID: UInt64 = 1
+    private let state = Mutex(State())
+
+    init(rootFD: Int32) throws {
+        var info = stat()
+        guard fstat(rootFD, &info) == 0 else { throw FuseError(errno) }
+        state.withLock { state in
+            state.inodes[Self.rootID] = Inode(fd: rootFD, device: UInt64(info.st_dev), backingInode: UInt64(info.st_ino), lookups: 2)
+            state.byBacking[BackingKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))] = Self.rootID
+        }
+    }
+
+    /// The CLinux_O_PATH descriptor of inode `id`.
+    func fd(_ id: UInt64) -> Int32? { state.withLock { $0.inodes[id]?.fd } }
+
+    /// Finds or adds the inode for `name` in directory `parent`, counting one kernel reference.
+    /// Returns the inode ID and the backing file's stat.
+    func lookup(parent: UInt64, name: String) throws -> (UInt64, stat) {
+        guard let parentFD = fd(parent) else { throw FuseError(ENOENT) }
+        let fd = openat(parentFD, name, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw FuseError(errno) }
+        var info = stat()
+        guard fstatat(fd, "", &info, CLinux_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
+            let error = errno
+            close(fd)
+            throw FuseError(error)
+        }
+        let key = BackingKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        let (id, duplicate) = state.withLock { state -> (UInt64, Bool) in
+            if let existing = state.byBacking[key] {
+                state.inodes[existing]?.lookups += 1
+                return (existing, true)
+            }
+            let id = state.next
+            state.next += 1
+            state.inodes[id] = Inode(fd: fd, device: key.device, backingInode: key.inode, lookups: 1)
+            state.byBacking[key] = id
+            return (id, false)
+        }
+        if duplicate { close(fd) }
+        return (id, info)
+    }
+
+    /// The kernel drops `count` references to `id`; the inode goes when none remain.
+    func forget(_ id: UInt64, count: UInt64) {
+        let closing: Int32? = state.withLock { state in
+            guard var inode = state.inodes[id], id != Self.rootID else { return nil }
+            precondition(inode.lookups >= count, "forget below zero for inode \(id)")
+            inode.lookups -= count
+            guard inode.lookups == 0 else {
+                state.inodes[id] = inode
+                return nil
+            }
+            state.inodes[id] = nil
+            state.byBacking[BackingKey(device: inode.device, inode: inode.backingInode)] = nil
+            return inode.fd
+        }
+        if let closing { close(closing) }
+    }
+}
+
+/// An errno to answer the kernel with.
+struct FuseError: Error {
+    let errno: Int32
+    init(_ errno: Int32) { self.errno = errno }
+}

@@ -1,0 +1,99 @@
+import CFuse3
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The low-level operation table: C functions that find the ``Filesystem`` through the request's
+/// userdata and answer with `fuse_reply_*`. Built in a nonisolated function (callbacks defined at
+/// top level would become main-actor state).
+enum Operations {
+    static let attributeTimeout = 1.0
+
+    static func filesystem(_ request: fuse_req_t?) -> Filesystem {
+        Unmanaged<Filesystem>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
+    }
+
+    /// Runs `body` and answers its errno if it throws.
+    static func answer(_ request: fuse_req_t?, _ body: () throws -> Void) {
+        do { try body() } catch let error as FuseError {
+            fuse_reply_err(request, error.errno)
+        } catch {
+            fuse_reply_err(request, EIO)
+        }
+    }
+
+    static let directories = DirectoryHandles()
+
+    static func table() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.lookup = { request, parent, name in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let text = String(cString: name!)
+                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(ENOENT) }
+                let (id, info) = try fs.inodes.lookup(parent: UInt64(parent), name: text)
+                var entry = fuse_entry_param()
+                entry.ino = fuse_ino_t(id)
+                entry.attr = fs.plaintextAttributes(info, id: id)
+                entry.attr_timeout = Operations.attributeTimeout
+                entry.entry_timeout = Operations.attributeTimeout
+                fuse_reply_entry(request, &entry)
+            }
+        }
+        ops.forget = { request, ino, count in
+            Operations.filesystem(request).inodes.forget(UInt64(ino), count: count)
+            fuse_reply_none(request)
+        }
+        ops.getattr = { request, ino, _ in
+            Operations.answer(request) {
+                var attributes = try Operations.filesystem(request).attributes(of: UInt64(ino))
+                fuse_reply_attr(request, &attributes, Operations.attributeTimeout)
+            }
+        }
+        ops.opendir = { request, ino, info in
+            Operations.answer(request) {
+                guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
+                info!.pointee.fh = try Operations.directories.open(fd: fd, isRoot: UInt64(ino) == InodeTable.rootID)
+                fuse_reply_open(request, info)
+            }
+        }
+        ops.readdir = { request, _, size, offset, info in
+            Operations.answer(request) {
+                guard let stream = Operations.directories.stream(info!.pointee.fh) else { throw FuseError(EBADF) }
+                var buffer = [CChar](repeating: 0, count: Int(size))
+                var used = 0
+                seekdir(stream.directory, Int(offset))
+                while let entry = readdir(stream.directory) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                    let next = off_t(telldir(stream.directory))
+                    if stream.isRoot && Filesystem.hiddenRootNames.contains(name) { continue }
+                    var attributes = stat()
+                    attributes.st_ino = entry.pointee.d_ino
+                    attributes.st_mode = mode_t(entry.pointee.d_type) << 12
+                    let needed = buffer.withUnsafeMutableBufferPointer { buffer in
+                        fuse_add_direntry(request, buffer.baseAddress! + used, Int(size) - used, name, &attributes, next)
+                    }
+                    if used + needed > Int(size) { break }
+                    used += needed
+                }
+                fuse_reply_buf(request, buffer, used)
+            }
+        }
+        ops.releasedir = { request, _, info in
+            Operations.directories.close(info!.pointee.fh)
+            fuse_reply_err(request, 0)
+        }
+        ops.statfs = { request, ino in
+            Operations.answer(request) {
+                guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) ?? Operations.filesystem(request).inodes.fd(InodeTable.rootID) else {
+                    throw FuseError(ENOENT)
+                }
+                var info = statvfs()
+                guard fstatvfs(fd, &info) == 0 else { throw FuseError(errno) }
+                fuse_reply_statfs(request, &info)
+            }
+        }
+        return ops
+    }
+}

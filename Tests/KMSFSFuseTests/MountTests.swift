@@ -1,0 +1,104 @@
+import Foundation
+import KMSClient
+import KMSEngine
+import KMSFSVolume
+import Testing
+
+/// A volume mounted by the real `kmsfs mount` process; always unmounted (fusermount3 -u, then
+/// -uz and SIGKILL if needed) when the test ends, pass or fail.
+final class MountedVolume {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("kmsfs-mount-\(UUID().uuidString)").path
+    var cipher: String { root + "/cipher" }
+    var mountPoint: String { root + "/mnt" }
+    let configuration: VolumeConfiguration
+    private var process: Process?
+
+    init() throws {
+        configuration = try VolumeInitializer.initialize(cipherDirectory: root + "/cipher", options: .init())
+        try FileManager.default.createDirectory(atPath: root + "/mnt", withIntermediateDirectories: true)
+    }
+
+    /// Backing files made the way the mount makes them (creation comes to the mount next).
+    func makeFile(_ relativePath: String, contents: [UInt8]) throws {
+        guard case let .embedded(embedded) = configuration.keyService else { return }
+        let engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)), schedulerInterval: nil)
+        let client = EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs"))
+        let keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: nil, cache: DataKeyCache())
+        let (fd, file) = try BackingFile.create(path: cipher + "/" + relativePath, keys: keys, keyID: configuration.defaultKeyID)
+        try contents.withUnsafeBytes { try file.write($0, at: 0) }
+        close(fd)
+    }
+
+    func mount() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kmsfs")
+        process.arguments = ["mount", cipher, mountPoint]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(20)
+        while !isMounted {
+            guard process.isRunning, Date() < deadline else { throw MountFailure() }
+            usleep(20_000)
+        }
+    }
+
+    var isMounted: Bool {
+        ((try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? "").contains(" \(mountPoint) fuse.kmsfs ")
+    }
+
+    func unmount() {
+        if isMounted { run("/bin/fusermount3", "-u", mountPoint) }
+        if isMounted { run("/bin/fusermount3", "-uz", mountPoint) }
+        if let process {
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        }
+        process = nil
+    }
+
+    private func run(_ tool: String, _ arguments: String...) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = arguments
+        p.standardError = FileHandle.nullDevice
+        try? p.run()
+        p.waitUntilExit()
+    }
+
+    deinit {
+        unmount()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    struct MountFailure: Error {}
+}
+
+@Suite(.serialized, .enabled(if: FileManager.default.fileExists(atPath: "/dev/fuse")))
+struct MountTests {
+    /// The plaintext view lists the backing tree (kmsfs.conf hidden) and reports plaintext sizes,
+    /// computed from ciphertext sizes without any key.
+    @Test func listsTreeWithPlaintextSizes() throws {
+        let volume = try MountedVolume()
+        defer { volume.unmount() }
+        try FileManager.default.createDirectory(atPath: volume.cipher + "/docs/deep", withIntermediateDirectories: true)
+        let sizes = [0, 1, 16383, 16384, 16385, 100_000]
+        for size in sizes { try volume.makeFile("docs/f\(size)", contents: [UInt8](repeating: 7, count: size)) }
+        try volume.mount()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: volume.mountPoint) == ["docs"])
+        let listed = try FileManager.default.contentsOfDirectory(atPath: volume.mountPoint + "/docs").sorted()
+        #expect(listed == (["deep"] + sizes.map { "f\($0)" }).sorted())
+        for size in sizes {
+            let attributes = try FileManager.default.attributesOfItem(atPath: volume.mountPoint + "/docs/f\(size)")
+            #expect((attributes[.size] as? Int) == size, "f\(size)")
+            let backing = try FileManager.default.attributesOfItem(atPath: volume.cipher + "/docs/f\(size)")
+            #expect((backing[.size] as? Int) != size)
+        }
+        #expect(!FileManager.default.fileExists(atPath: volume.mountPoint + "/kmsfs.conf"))
+        #expect(!FileManager.default.fileExists(atPath: volume.mountPoint + "/docs/missing"))
+        volume.unmount()
+        #expect(!volume.isMounted)
+    }
+}
