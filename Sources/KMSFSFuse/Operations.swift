@@ -94,6 +94,30 @@ enum Operations {
                 fuse_reply_statfs(request, &info)
             }
         }
+        ops.open = { request, ino, info in
+            Operations.answer(request) {
+                info!.pointee.fh = try Operations.filesystem(request).openFile(UInt64(ino), flags: info!.pointee.flags)
+                fuse_reply_open(request, info)
+            }
+        }
+        ops.read = { request, _, size, offset, info in
+            Operations.answer(request) {
+                guard let entry = Operations.filesystem(request).files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
+                var buffer = [UInt8](repeating: 0, count: size)
+                let count: Int
+                do {
+                    count = try buffer.withUnsafeMutableBytes { try entry.file.read(into: $0, at: Int64(offset)) }
+                } catch {
+                    // A chunk that fails authentication: EIO, never other bytes.
+                    throw FuseError(EIO)
+                }
+                fuse_reply_buf(request, buffer, count)
+            }
+        }
+        ops.release = { request, _, info in
+            Operations.filesystem(request).files.remove(info!.pointee.fh)
+            fuse_reply_err(request, 0)
+        }
         return ops
     }
 }

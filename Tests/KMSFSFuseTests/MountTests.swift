@@ -101,4 +101,34 @@ struct MountTests {
         volume.unmount()
         #expect(!volume.isMounted)
     }
+
+    /// Reads through the mount return the plaintext, across chunk boundaries and at odd offsets;
+    /// a tampered chunk reads as EIO, never as other bytes; writing is refused in this build.
+    @Test func readsPlaintextAndRefusesTamperedChunks() throws {
+        let volume = try MountedVolume()
+        defer { volume.unmount() }
+        let data = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        try volume.makeFile("data.bin", contents: data)
+        try volume.makeFile("tampered.bin", contents: data)
+        // Flip one byte inside the second chunk of the backing file.
+        let backing = volume.cipher + "/tampered.bin"
+        var stored = try #require(FileManager.default.contents(atPath: backing))
+        stored[32 + 16412 + 100] ^= 0x01
+        try stored.write(to: URL(fileURLWithPath: backing))
+        try volume.mount()
+
+        #expect(FileManager.default.contents(atPath: volume.mountPoint + "/data.bin").map(Array.init) == data)
+        let handle = try #require(FileHandle(forReadingAtPath: volume.mountPoint + "/data.bin"))
+        try handle.seek(toOffset: 16380)
+        #expect(Array(try handle.read(upToCount: 10) ?? Data()) == Array(data[16380..<16390]))
+        try handle.close()
+
+        let fd = open(volume.mountPoint + "/tampered.bin", O_RDONLY)
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        #expect(pread(fd, &buffer, 4096, 0) == 4096)  // chunk 0 is intact
+        #expect(Array(buffer) == Array(data[0..<4096]))
+        #expect(pread(fd, &buffer, 4096, 16384) == -1 && errno == EIO)  // chunk 1 is not
+        #expect(open(volume.mountPoint + "/data.bin", O_WRONLY) == -1 && errno == EROFS)
+    }
 }

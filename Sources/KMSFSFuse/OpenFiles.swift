@@ -1,0 +1,36 @@
+import Foundation
+import KMSFSFormat
+import KMSFSVolume
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Open regular files, by the handle number given to the kernel.
+final class OpenFiles: Sendable {
+    /// One open backing file and its cipher. `EncryptedFile` is a value over a descriptor; reads
+    /// are positional, so concurrent reads need no lock (writes will take a per-inode lock).
+    struct Entry: Sendable {
+        let fd: Int32
+        let file: EncryptedFile<FileDescriptorStorage>
+    }
+
+    private let entries = Mutex<(next: UInt64, open: [UInt64: Entry])>((1, [:]))
+
+    func add(_ entry: Entry) -> UInt64 {
+        entries.withLock { table in
+            let handle = table.next
+            table.next += 1
+            table.open[handle] = entry
+            return handle
+        }
+    }
+
+    func entry(_ handle: UInt64) -> Entry? { entries.withLock { $0.open[handle] } }
+
+    func remove(_ handle: UInt64) {
+        if let entry = entries.withLock({ $0.open.removeValue(forKey: handle) }) { Glibc.close(entry.fd) }
+    }
+}
+
+extension EncryptedFile: @unchecked Sendable where Storage: Sendable {}
