@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
-        .testTarget(name: "KMSFSFuseTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient"]),
+        .testTarget(name: "KMSFSFuseTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "CLinux"]),
         .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "KMSFSFormat", "KMSFSCrypto", "CLinux"]),
         .testTarget(
             name: "KMSClientTests",

@@ -10,4 +10,12 @@
 static const int CLinux_O_PATH = 010000000;
 static const int CLinux_AT_EMPTY_PATH = 0x1000;
 
+#include <unistd.h>
+#include <sys/syscall.h>
+
+/// renameat2(2), with RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2).
+static inline int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
 #endif

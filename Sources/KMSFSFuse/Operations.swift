@@ -1,4 +1,5 @@
 import CFuse3
+import CLinux
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -118,6 +119,60 @@ enum Operations {
             Operations.filesystem(request).files.remove(info!.pointee.fh)
             fuse_reply_err(request, 0)
         }
+        ops.mkdir = { request, parent, name, mode in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let text = String(cString: name!)
+                guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
+                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
+                guard mkdirat(parentFD, text, mode) == 0 else { throw FuseError(errno) }
+                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
+            }
+        }
+        ops.unlink = { request, parent, name in
+            Operations.removeEntry(request, parent: parent, name: name, flags: 0)
+        }
+        ops.rmdir = { request, parent, name in
+            Operations.removeEntry(request, parent: parent, name: name, flags: AT_REMOVEDIR)
+        }
+        ops.rename = { request, parent, name, newParent, newName, flags in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let from = String(cString: name!), to = String(cString: newName!)
+                if fs.isHidden(parent: UInt64(parent), name: from) || fs.isHidden(parent: UInt64(newParent), name: to) {
+                    throw FuseError(EPERM)
+                }
+                guard let source = fs.inodes.fd(UInt64(parent)), let target = fs.inodes.fd(UInt64(newParent)) else {
+                    throw FuseError(ENOENT)
+                }
+                // renameat2 carries RENAME_NOREPLACE and RENAME_EXCHANGE straight through.
+                guard CLinux_renameat2(source, from, target, to, flags) == 0 else { throw FuseError(errno) }
+                fuse_reply_err(request, 0)
+            }
+        }
         return ops
+    }
+
+    /// Looks up `name` (just created) and answers with its entry.
+    static func replyEntry(_ request: fuse_req_t?, _ fs: Filesystem, parent: UInt64, name: String) throws {
+        let (id, info) = try fs.inodes.lookup(parent: parent, name: name)
+        var entry = fuse_entry_param()
+        entry.ino = fuse_ino_t(id)
+        entry.attr = fs.plaintextAttributes(info, id: id)
+        entry.attr_timeout = attributeTimeout
+        entry.entry_timeout = attributeTimeout
+        fuse_reply_entry(request, &entry)
+    }
+
+    /// unlink and rmdir.
+    static func removeEntry(_ request: fuse_req_t?, parent: fuse_ino_t, name: UnsafePointer<CChar>?, flags: Int32) {
+        answer(request) {
+            let fs = filesystem(request)
+            let text = String(cString: name!)
+            if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EPERM) }
+            guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
+            guard unlinkat(parentFD, text, flags) == 0 else { throw FuseError(errno) }
+            fuse_reply_err(request, 0)
+        }
     }
 }

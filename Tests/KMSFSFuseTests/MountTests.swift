@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import KMSClient
 import KMSEngine
@@ -130,5 +131,31 @@ struct MountTests {
         #expect(Array(buffer) == Array(data[0..<4096]))
         #expect(pread(fd, &buffer, 4096, 16384) == -1 && errno == EIO)  // chunk 1 is not
         #expect(open(volume.mountPoint + "/data.bin", O_WRONLY) == -1 && errno == EROFS)
+    }
+
+    /// Directories and names: mkdir, rmdir, unlink, rename (with RENAME_NOREPLACE and
+    /// RENAME_EXCHANGE), reflected in the backing directory; kmsfs's own file cannot be touched.
+    @Test func namespaceOperations() throws {
+        let volume = try MountedVolume()
+        defer { volume.unmount() }
+        try volume.makeFile("a.txt", contents: Array("alpha".utf8))
+        try volume.makeFile("b.txt", contents: Array("bravo".utf8))
+        try volume.mount()
+        let m = volume.mountPoint
+        try FileManager.default.createDirectory(atPath: m + "/dir/sub", withIntermediateDirectories: true)
+        #expect(FileManager.default.fileExists(atPath: volume.cipher + "/dir/sub"))
+        try FileManager.default.moveItem(atPath: m + "/a.txt", toPath: m + "/dir/a-moved.txt")
+        #expect(FileManager.default.contents(atPath: m + "/dir/a-moved.txt") == Data("alpha".utf8))
+        #expect(CLinux_renameat2(AT_FDCWD, m + "/b.txt", AT_FDCWD, m + "/dir/a-moved.txt", 1) == -1 && errno == EEXIST)
+        #expect(CLinux_renameat2(AT_FDCWD, m + "/b.txt", AT_FDCWD, m + "/dir/a-moved.txt", 2) == 0)
+        #expect(FileManager.default.contents(atPath: m + "/b.txt") == Data("alpha".utf8))
+        #expect(FileManager.default.contents(atPath: m + "/dir/a-moved.txt") == Data("bravo".utf8))
+        #expect(rmdir(m + "/dir") == -1 && errno == ENOTEMPTY)
+        try FileManager.default.removeItem(atPath: m + "/dir/a-moved.txt")
+        #expect(rmdir(m + "/dir/sub") == 0 && rmdir(m + "/dir") == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: volume.cipher).sorted() == ["b.txt", "kmsfs.conf"])
+        #expect(mkdir(m + "/kmsfs.conf", 0o755) == -1 && errno == EEXIST)
+        #expect(unlink(m + "/kmsfs.conf") == -1)
+        #expect(FileManager.default.fileExists(atPath: volume.cipher + "/kmsfs.conf"))
     }
 }
