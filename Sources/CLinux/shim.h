@@ -13,6 +13,10 @@ static const int CLinux_AT_EMPTY_PATH = 0x1000;
 #include <unistd.h>
 #include <sys/syscall.h>
 
+/// utimensat(2)'s special nanosecond values.
+static const long CLinux_UTIME_NOW = ((1l << 30) - 1l);
+static const long CLinux_UTIME_OMIT = ((1l << 30) - 2l);
+
 /// renameat2(2), with RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2).
 static inline int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);

@@ -8,11 +8,14 @@ import Glibc
 
 /// Open regular files, by the handle number given to the kernel.
 final class OpenFiles: Sendable {
-    /// One open backing file and its cipher. `EncryptedFile` is a value over a descriptor; reads
-    /// are positional, so concurrent reads need no lock (writes will take a per-inode lock).
+    /// One open backing file and its cipher. Operations on one inode are serialized by the
+    /// filesystem's per-inode lock (a write re-seals chunks a concurrent read may be opening).
     struct Entry: Sendable {
         let fd: Int32
         let file: EncryptedFile<FileDescriptorStorage>
+        let inode: UInt64
+        /// O_APPEND: every write goes to the current end, whatever offset the kernel sends.
+        let append: Bool
     }
 
     private let entries = Mutex<(next: UInt64, open: [UInt64: Entry])>((1, [:]))

@@ -103,16 +103,92 @@ enum Operations {
         }
         ops.read = { request, _, size, offset, info in
             Operations.answer(request) {
-                guard let entry = Operations.filesystem(request).files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
+                let fs = Operations.filesystem(request)
+                guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
                 var buffer = [UInt8](repeating: 0, count: size)
                 let count: Int
                 do {
-                    count = try buffer.withUnsafeMutableBytes { try entry.file.read(into: $0, at: Int64(offset)) }
+                    count = try fs.withInodeLock(entry.inode) {
+                        try buffer.withUnsafeMutableBytes { try entry.file.read(into: $0, at: Int64(offset)) }
+                    }
                 } catch {
                     // A chunk that fails authentication: EIO, never other bytes.
-                    throw FuseError(EIO)
+                    throw FuseError(Filesystem.errorNumber(for: error))
                 }
                 fuse_reply_buf(request, buffer, count)
+            }
+        }
+        ops.write = { request, _, data, size, offset, info in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
+                do {
+                    try fs.withInodeLock(entry.inode) {
+                        let at = entry.append ? try entry.file.plainSize() : Int64(offset)
+                        try entry.file.write(UnsafeRawBufferPointer(start: data, count: size), at: at)
+                    }
+                } catch {
+                    throw FuseError(Filesystem.errorNumber(for: error))
+                }
+                fuse_reply_write(request, size)
+            }
+        }
+        ops.create = { request, parent, name, mode, info in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let (id, attributes, handle) = try fs.createFile(parent: UInt64(parent), name: String(cString: name!), mode: mode,
+                                                                 flags: info!.pointee.flags)
+                info!.pointee.fh = handle
+                var entry = fuse_entry_param()
+                entry.ino = fuse_ino_t(id)
+                entry.attr = attributes
+                entry.attr_timeout = Operations.attributeTimeout
+                entry.entry_timeout = Operations.attributeTimeout
+                fuse_reply_create(request, &entry, info)
+            }
+        }
+        ops.setattr = { request, ino, attributes, valid, info in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let id = UInt64(ino)
+                guard let pathFD = fs.inodes.fd(id) else { throw FuseError(ENOENT) }
+                let path = "/proc/self/fd/\(pathFD)"
+                let wanted = attributes!.pointee
+                if valid & FUSE_SET_ATTR_MODE != 0 {
+                    guard chmod(path, wanted.st_mode) == 0 else { throw FuseError(errno) }
+                }
+                if valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID) != 0 {
+                    let uid = valid & FUSE_SET_ATTR_UID != 0 ? wanted.st_uid : uid_t.max
+                    let gid = valid & FUSE_SET_ATTR_GID != 0 ? wanted.st_gid : gid_t.max
+                    guard fchownat(pathFD, "", uid, gid, CLinux_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
+                }
+                if valid & FUSE_SET_ATTR_SIZE != 0 {
+                    do {
+                        try fs.truncate(id, to: Int64(wanted.st_size), handle: info.map { $0.pointee.fh })
+                    } catch {
+                        throw FuseError(Filesystem.errorNumber(for: error))
+                    }
+                }
+                if valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME) != 0 {
+                    let omit = timespec(tv_sec: 0, tv_nsec: CLinux_UTIME_OMIT), now = timespec(tv_sec: 0, tv_nsec: CLinux_UTIME_NOW)
+                    var times = [
+                        valid & FUSE_SET_ATTR_ATIME_NOW != 0 ? now : (valid & FUSE_SET_ATTR_ATIME != 0 ? wanted.st_atim : omit),
+                        valid & FUSE_SET_ATTR_MTIME_NOW != 0 ? now : (valid & FUSE_SET_ATTR_MTIME != 0 ? wanted.st_mtim : omit),
+                    ]
+                    guard utimensat(AT_FDCWD, path, &times, 0) == 0 else { throw FuseError(errno) }
+                }
+                var result = try fs.attributes(of: id)
+                fuse_reply_attr(request, &result, Operations.attributeTimeout)
+            }
+        }
+        ops.flush = { request, _, _ in
+            fuse_reply_err(request, 0)
+        }
+        ops.fsync = { request, _, dataOnly, info in
+            Operations.answer(request) {
+                guard let entry = Operations.filesystem(request).files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
+                guard (dataOnly != 0 ? fdatasync(entry.fd) : fsync(entry.fd)) == 0 else { throw FuseError(errno) }
+                fuse_reply_err(request, 0)
             }
         }
         ops.release = { request, _, info in

@@ -89,7 +89,7 @@ struct InfoCommand: ParsableCommand {
 struct MountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mount",
-        abstract: "Mount a volume (foreground; unmount with fusermount3 -u or SIGTERM). Read-only listing in this build."
+        abstract: "Mount a volume in the foreground; unmount with fusermount3 -u or SIGTERM."
     )
 
     @Argument(help: "The volume's backing directory.") var cipherDirectory: String
