@@ -226,7 +226,100 @@ enum Operations {
                 fuse_reply_err(request, 0)
             }
         }
+        ops.readlink = { request, ino in
+            Operations.answer(request) {
+                guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
+                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                let count = readlinkat(fd, "", &buffer, buffer.count - 1)
+                guard count >= 0 else { throw FuseError(errno) }
+                buffer[count] = 0
+                fuse_reply_readlink(request, buffer)
+            }
+        }
+        ops.symlink = { request, target, parent, name in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let text = String(cString: name!)
+                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
+                guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
+                guard symlinkat(target!, parentFD, text) == 0 else { throw FuseError(errno) }
+                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
+            }
+        }
+        ops.link = { request, ino, newParent, newName in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let text = String(cString: newName!)
+                if fs.isHidden(parent: UInt64(newParent), name: text) { throw FuseError(EEXIST) }
+                guard let fd = fs.inodes.fd(UInt64(ino)), let parentFD = fs.inodes.fd(UInt64(newParent)) else { throw FuseError(ENOENT) }
+                // A hard link shares the inode, and so the key attribute: both names read the same file.
+                guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", parentFD, text, AT_SYMLINK_FOLLOW) == 0 else { throw FuseError(errno) }
+                try Operations.replyEntry(request, fs, parent: UInt64(newParent), name: text)
+            }
+        }
+        ops.setxattr = { request, ino, name, value, size, flags in
+            Operations.answer(request) {
+                let path = try Operations.xattrPath(request, ino, name)
+                guard setxattr(path, name!, value, size, flags) == 0 else { throw FuseError(errno) }
+                fuse_reply_err(request, 0)
+            }
+        }
+        ops.getxattr = { request, ino, name, size in
+            Operations.answer(request) {
+                let path = try Operations.xattrPath(request, ino, name, hiddenError: ENODATA)
+                if size == 0 {
+                    let count = getxattr(path, name!, nil, 0)
+                    guard count >= 0 else { throw FuseError(errno) }
+                    fuse_reply_xattr(request, count)
+                    return
+                }
+                var buffer = [UInt8](repeating: 0, count: size)
+                let count = getxattr(path, name!, &buffer, size)
+                guard count >= 0 else { throw FuseError(errno) }
+                fuse_reply_buf(request, buffer, count)
+            }
+        }
+        ops.listxattr = { request, ino, size in
+            Operations.answer(request) {
+                guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
+                let path = "/proc/self/fd/\(fd)"
+                let total = listxattr(path, nil, 0)
+                guard total >= 0 else { throw FuseError(errno) }
+                var raw = [CChar](repeating: 0, count: total)
+                let count = listxattr(path, &raw, total)
+                guard count >= 0 else { throw FuseError(errno) }
+                // kmsfs's own attributes are not the user's: leave them out of the list.
+                let names = raw[0..<count].split(separator: 0).map { String(cString: Array($0) + [0]) }
+                    .filter { !$0.hasPrefix(Operations.reservedPrefix) }
+                let visible = names.flatMap { Array($0.utf8CString) }
+                if size == 0 {
+                    fuse_reply_xattr(request, visible.count)
+                } else if visible.count > size {
+                    throw FuseError(ERANGE)
+                } else {
+                    fuse_reply_buf(request, visible, visible.count)
+                }
+            }
+        }
+        ops.removexattr = { request, ino, name in
+            Operations.answer(request) {
+                let path = try Operations.xattrPath(request, ino, name)
+                guard removexattr(path, name!) == 0 else { throw FuseError(errno) }
+                fuse_reply_err(request, 0)
+            }
+        }
         return ops
+    }
+
+    /// Extended attributes under this prefix are kmsfs's own (the wrapped key): invisible and
+    /// untouchable through the mount.
+    static let reservedPrefix = "user.kmsfs."
+
+    /// The path to reach inode `ino`'s attributes, refusing kmsfs's reserved names.
+    static func xattrPath(_ request: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, hiddenError: Int32 = EPERM) throws -> String {
+        guard let name, let fd = filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
+        if String(cString: name).hasPrefix(reservedPrefix) { throw FuseError(hiddenError) }
+        return "/proc/self/fd/\(fd)"
     }
 
     /// Looks up `name` (just created) and answers with its entry.

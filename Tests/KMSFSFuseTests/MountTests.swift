@@ -237,4 +237,41 @@ struct MountTests {
         let info = try FileInfo.read(backingPath: volume.cipher + "/log.txt", volume: volume.configuration)
         #expect(info.keyARN == volume.configuration.defaultKeyID && info.plaintextSize == 1)
     }
+
+    /// Symlinks, hard links (sharing one key), and user xattrs with kmsfs's own hidden and protected.
+    @Test func linksAndExtendedAttributes() throws {
+        let volume = try MountedVolume()
+        defer { volume.unmount() }
+        try volume.mount()
+        let m = volume.mountPoint
+        #expect(FileManager.default.createFile(atPath: m + "/target.txt", contents: Data("linked".utf8)))
+        #expect(symlink("target.txt", m + "/soft") == 0)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: m + "/soft") == "target.txt")
+        #expect(FileManager.default.contents(atPath: m + "/soft") == Data("linked".utf8))
+        #expect(link(m + "/target.txt", m + "/hard") == 0)
+        #expect(FileManager.default.contents(atPath: m + "/hard") == Data("linked".utf8))
+        var info = stat()
+        #expect(stat(m + "/hard", &info) == 0 && info.st_nlink == 2)
+        // Writing through one name is read through the other.
+        let fd = open(m + "/hard", O_WRONLY | O_APPEND)
+        #expect(write(fd, "!", 1) == 1)
+        close(fd)
+        #expect(FileManager.default.contents(atPath: m + "/target.txt") == Data("linked!".utf8))
+
+        let path = m + "/target.txt"
+        #expect(setxattr(path, "user.color", "blue", 4, 0) == 0)
+        var value = [UInt8](repeating: 0, count: 16)
+        #expect(getxattr(path, "user.color", &value, 16) == 4 && Array(value[0..<4]) == Array("blue".utf8))
+        var names = [CChar](repeating: 0, count: 256)
+        let count = listxattr(path, &names, 256)
+        let listed = names[0..<max(count, 0)].split(separator: 0).map { String(cString: Array($0) + [0]) }
+        #expect(listed == ["user.color"])  // user.kmsfs.key is not listed
+        #expect(getxattr(path, "user.kmsfs.key", &value, 16) == -1 && errno == ENODATA)
+        #expect(setxattr(path, "user.kmsfs.key", "x", 1, 0) == -1 && errno == EPERM)
+        #expect(removexattr(path, "user.kmsfs.key") == -1 && errno == EPERM)
+        #expect(removexattr(path, "user.color") == 0)
+        // The key attribute is still there on the backing file, and the file still reads.
+        #expect(getxattr(volume.cipher + "/target.txt", "user.kmsfs.key", nil, 0) > 0)
+        #expect(FileManager.default.contents(atPath: path) == Data("linked!".utf8))
+    }
 }
