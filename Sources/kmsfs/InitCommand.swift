@@ -105,3 +105,20 @@ struct MountCommand: ParsableCommand {
         }
     }
 }
+
+/// `kmsfs umount MOUNTPOINT`: unmount (fusermount3 -u), waiting for the daemon to let go.
+struct UmountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "umount", abstract: "Unmount a kmsfs mount.")
+
+    @Argument(help: "The mount point.") var mountPoint: String
+    @Flag(help: "Detach even if busy (fusermount3 -uz).") var lazy = false
+
+    func run() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["fusermount3", lazy ? "-uz" : "-u", mountPoint]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw CommandFailure("kmsfs umount: fusermount3 failed for \(mountPoint)") }
+    }
+}

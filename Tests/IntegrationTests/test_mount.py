@@ -91,3 +91,28 @@ def test_untar_a_source_tree_and_diff(volume):
             detail = subprocess.run(["diff", "-r", os.path.join(expected, top), os.path.join(mount_point, top)],
                                     capture_output=True, text=True)
             assert detail.returncode == 0, detail.stdout[:2000]
+
+
+def test_kmsfs_umount_ends_the_daemon():
+    with tempfile.TemporaryDirectory(prefix="kmsfs-umount-") as root:
+        cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
+        os.mkdir(mount_point)
+        subprocess.run([KMSFS, "init", cipher], check=True, capture_output=True)
+        daemon = subprocess.Popen([KMSFS, "mount", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 20
+            while not mounted(mount_point):
+                assert daemon.poll() is None and time.time() < deadline
+                time.sleep(0.02)
+            with open(os.path.join(mount_point, "f"), "w") as f:
+                f.write("x")
+            subprocess.run([KMSFS, "umount", mount_point], check=True)
+            assert daemon.wait(timeout=10) == 0
+            assert not mounted(mount_point)
+            assert subprocess.run([KMSFS, "umount", mount_point], capture_output=True).returncode != 0
+        finally:
+            if mounted(mount_point):
+                subprocess.run(["fusermount3", "-uz", mount_point], capture_output=True)
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
