@@ -58,7 +58,10 @@ let package = Package(
         // A kmsfs volume: its configuration, its key service, init. Used by the CLI and the FUSE frontend.
         .target(name: "KMSFSVolume", dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSClient", "KMSEngine", "CLinux"]),
         // The mounted filesystem: libfuse3 low-level operations over the backing directory.
-        .target(name: "KMSFSFuse", dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient"]),
+        .target(
+            name: "KMSFSFuse",
+            dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient", .product(name: "Logging", package: "swift-log")]
+        ),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.

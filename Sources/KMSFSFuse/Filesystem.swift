@@ -4,6 +4,7 @@ import Foundation
 import KMSFSFormat
 import KMSClient
 import KMSFSVolume
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,6 +20,8 @@ final class Filesystem: Sendable {
     let keys: FileKeys
     let files = OpenFiles()
     let defaultKeyID: String
+    /// Integrity failures and key-service trouble go here (names inodes and chunks, never data).
+    let logger = Logger(label: "kmsfs")
     /// Striped per-inode locks: operations on one file are serialized, different files run in
     /// parallel. Taken after the inode table's lock, never while answering the kernel.
     private let inodeLocks = (0..<64).map { _ in NSLock() }
@@ -30,8 +33,18 @@ final class Filesystem: Sendable {
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
         geometry = ChunkGeometry(plainChunkSize: configuration.chunkSize)
-        keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize,
-                        client: try configuration.makeKeyClient(), pool: nil, cache: DataKeyCache())
+        let client = try configuration.makeKeyClient()
+        // A remote service gets a key pool, so that creating a file does not wait for a round
+        // trip; the embedded one answers in microseconds and a pool only competes for the cores
+        // (docs/BENCHMARKS.md, KMS client).
+        var pool: KeyPool?
+        if case .remote = configuration.keyService {
+            let volumeID = configuration.volumeID
+            pool = KeyPool(client: client, keyID: configuration.defaultKeyID, size: 64, lowWater: 16, concurrency: 2) {
+                FileKeys.context(volumeID: volumeID, fileID: $0)
+            }
+        }
+        keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: DataKeyCache())
         defaultKeyID = configuration.defaultKeyID
     }
 

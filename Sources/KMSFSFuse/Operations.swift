@@ -1,6 +1,7 @@
 import CFuse3
 import CLinux
 import Foundation
+import KMSFSFormat
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -112,7 +113,11 @@ enum Operations {
                         try buffer.withUnsafeMutableBytes { try entry.file.read(into: $0, at: Int64(offset)) }
                     }
                 } catch {
-                    // A chunk that fails authentication: EIO, never other bytes.
+                    // A chunk that fails authentication: EIO, never other bytes, and a log line.
+                    if let failure = error as? FormatError {
+                        fs.logger.error("integrity failure in inode \(entry.inode): \(failure)",
+                                        metadata: ["fuse.ino": "\(entry.inode)", "kmsfs.offset": "\(offset)"])
+                    }
                     throw FuseError(Filesystem.errorNumber(for: error))
                 }
                 fuse_reply_buf(request, buffer, count)

@@ -11,6 +11,8 @@ final class MountedVolume {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("kmsfs-mount-\(UUID().uuidString)").path
     var cipher: String { root + "/cipher" }
     var mountPoint: String { root + "/mnt" }
+    /// The mount daemon's standard error (its log).
+    var logPath: String { root + "/mount.log" }
     let configuration: VolumeConfiguration
     private var process: Process?
 
@@ -35,7 +37,8 @@ final class MountedVolume {
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kmsfs")
         process.arguments = ["mount", cipher, mountPoint]
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(20)
@@ -130,6 +133,9 @@ struct MountTests {
         #expect(pread(fd, &buffer, 4096, 0) == 4096)  // chunk 0 is intact
         #expect(Array(buffer) == Array(data[0..<4096]))
         #expect(pread(fd, &buffer, 4096, 16384) == -1 && errno == EIO)  // chunk 1 is not
+        // The daemon says which file (inode) and chunk failed, and never shows data.
+        let log = (try? String(contentsOfFile: volume.logPath, encoding: .utf8)) ?? ""
+        #expect(log.contains("integrity failure in inode") && log.contains("chunk 1 failed authentication"), "\(log)")
     }
 
     /// Directories and names: mkdir, rmdir, unlink, rename (with RENAME_NOREPLACE and
