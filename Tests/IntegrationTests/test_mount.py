@@ -116,3 +116,55 @@ def test_kmsfs_umount_ends_the_daemon():
             if daemon.poll() is None:
                 daemon.kill()
                 daemon.wait()
+
+
+def test_volume_on_kmsd_over_a_unix_socket(kmsd):
+    """A volume whose keys come from a real kmsd over its Unix socket: files round-trip, and the
+    wrapped key in the backing file's xattr decrypts at kmsd only with that file's context."""
+    import json
+    client = kmsd.client()
+    key = client.create_key(Description="kmsfs volume")["KeyMetadata"]
+    client.create_alias(AliasName="alias/volume", TargetKeyId=key["KeyId"])
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
+               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    with tempfile.TemporaryDirectory(prefix="kmsfs-remote-") as root:
+        cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
+        os.mkdir(mount_point)
+        subprocess.run([KMSFS, "init", cipher, "--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1",
+                        "--kms-key", "alias/volume"], check=True, capture_output=True, env=env)
+        with open(os.path.join(cipher, "kmsfs.conf")) as f:
+            config = json.load(f)
+        assert config["defaultKeyID"] == key["Arn"] and "remote" in config["keyService"]
+        daemon = subprocess.Popen([KMSFS, "mount", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        try:
+            deadline = time.time() + 20
+            while not mounted(mount_point):
+                assert daemon.poll() is None and time.time() < deadline, daemon.stderr.read()
+                time.sleep(0.02)
+            payload = os.urandom(70000)
+            with open(os.path.join(mount_point, "remote.bin"), "wb") as f:
+                f.write(payload)
+            with open(os.path.join(mount_point, "remote.bin"), "rb") as f:
+                assert f.read() == payload
+        finally:
+            for flags in (["-u"], ["-uz"]):
+                if mounted(mount_point):
+                    subprocess.run(["fusermount3", *flags, mount_point], capture_output=True)
+            try:
+                daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        # The attribute: format byte, 16-byte file ID, u16 ARN length + ARN, u16 blob length + blob.
+        value = os.getxattr(os.path.join(cipher, "remote.bin"), "user.kmsfs.key")
+        file_id = value[1:17]
+        arn_length = int.from_bytes(value[17:19], "big")
+        assert value[19:19 + arn_length].decode() == key["Arn"]
+        offset = 19 + arn_length
+        blob = value[offset + 2:offset + 2 + int.from_bytes(value[offset:offset + 2], "big")]
+        context = {"kmsfs:volume": config["volumeID"], "kmsfs:file": file_id.hex()}
+        assert len(client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]) == 32
+        from botocore.exceptions import ClientError
+        with pytest.raises(ClientError) as excinfo:
+            client.decrypt(CiphertextBlob=blob, EncryptionContext=dict(context, **{"kmsfs:file": "00" * 16}))
+        assert excinfo.value.response["Error"]["Code"] == "InvalidCiphertextException"
