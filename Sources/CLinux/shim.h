@@ -1,5 +1,5 @@
-// Linux system calls that Glibc's Swift module does not export (extended attributes first; the
-// FUSE frontend will add renameat2 and fallocate flags).
+// Linux system calls and flags that Glibc's Swift module does not export: extended attributes,
+// renameat2, fallocate.
 #ifndef KMSFS_CLINUX_SHIM_H
 #define KMSFS_CLINUX_SHIM_H
 
@@ -20,6 +20,12 @@ static const long CLinux_UTIME_OMIT = ((1l << 30) - 2l);
 /// renameat2(2), with RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2).
 static inline int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+/// fallocate(2) and its FALLOC_FL_KEEP_SIZE flag.
+static const int CLinux_FALLOC_FL_KEEP_SIZE = 0x01;
+static inline int CLinux_fallocate(int fd, int mode, off_t offset, off_t length) {
+    return (int)syscall(SYS_fallocate, fd, mode, offset, length);
 }
 
 #endif

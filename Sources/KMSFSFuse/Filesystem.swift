@@ -11,20 +11,21 @@ import Glibc
 
 /// The mounted filesystem's state, reached from every callback through the session's userdata.
 ///
-/// Served so far: lookup, getattr (plaintext sizes from ciphertext sizes, no key), readdir,
-/// statfs, create/open/read/write/truncate (keys through the data-key cache, per-inode locks),
-/// mkdir/rmdir/unlink/rename, chmod/chown/utimens, fsync. Links, symlinks and xattrs come next.
+/// Metadata comes straight from the backing directory (plaintext sizes from ciphertext sizes,
+/// no key); contents go through ``EncryptedFile`` under each inode's ``InodeLock``; keys come
+/// through the data-key cache (existing files) or the key pool (new files under the default key).
 final class Filesystem: Sendable {
     let inodes: InodeTable
     let geometry: ChunkGeometry
     let keys: FileKeys
     let files = OpenFiles()
     let defaultKeyID: String
+    let configuration: VolumeConfiguration
+    let cipherDirectory: String
     /// Integrity failures and key-service trouble go here (names inodes and chunks, never data).
     let logger = Logger(label: "kmsfs")
-    /// Striped per-inode locks: operations on one file are serialized, different files run in
-    /// parallel. Taken after the inode table's lock, never while answering the kernel.
-    private let inodeLocks = (0..<64).map { _ in NSLock() }
+    /// The backing root's identity, where the walk up for a directory's default key stops.
+    let rootIdentity: (device: UInt64, inode: UInt64)
     /// Names at the top of the backing directory that are kmsfs's own, never shown.
     static let hiddenRootNames: Set<String> = [VolumeConfiguration.fileName]
 
@@ -32,6 +33,9 @@ final class Filesystem: Sendable {
         let rootFD = open(cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
+        var rootInfo = stat()
+        guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
+        rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))
         geometry = ChunkGeometry(plainChunkSize: configuration.chunkSize)
         let client = try configuration.makeKeyClient()
         // A remote service gets a key pool, so that creating a file does not wait for a round
@@ -46,13 +50,8 @@ final class Filesystem: Sendable {
         }
         keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: DataKeyCache())
         defaultKeyID = configuration.defaultKeyID
-    }
-
-    func withInodeLock<R>(_ id: UInt64, _ body: () throws -> R) rethrows -> R {
-        let lock = inodeLocks[Int(id % UInt64(inodeLocks.count))]
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+        self.configuration = configuration
+        self.cipherDirectory = cipherDirectory
     }
 
     /// The errno for a failure below the filesystem.
@@ -68,43 +67,51 @@ final class Filesystem: Sendable {
     /// Opens inode `id`'s backing file and unwraps its key. Write access opens the backing file
     /// read-write (partial chunks are read back to be re-sealed); O_TRUNC empties it.
     func openFile(_ id: UInt64, flags: Int32) throws -> UInt64 {
-        guard let pathFD = inodes.fd(id) else { throw FuseError(ENOENT) }
+        guard let pathFD = inodes.fd(id), let lock = inodes.lock(id) else { throw FuseError(ENOENT) }
         let writing = flags & O_ACCMODE != O_RDONLY
         let fd = open("/proc/self/fd/\(pathFD)", (writing ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }
         do {
             let file = try BackingFile.open(fd: fd, keys: keys)
-            if writing && flags & O_TRUNC != 0 { try withInodeLock(id) { try file.truncate(to: 0) } }
-            return files.add(OpenFiles.Entry(fd: fd, file: file, inode: id, append: flags & O_APPEND != 0))
+            if writing && flags & O_TRUNC != 0 { try lock.withWholeFile { try file.truncate(to: 0) } }
+            return files.add(OpenFiles.Entry(fd: fd, file: file, inode: id, lock: lock, append: flags & O_APPEND != 0))
         } catch {
             close(fd)
             throw FuseError(Self.errorNumber(for: error))
         }
     }
 
-    /// Creates `name` in `parent` as a new encrypted file under the default key.
+    /// Creates `name` in `parent` as a new encrypted file under the directory's default key.
     func createFile(parent: UInt64, name: String, mode: mode_t, flags: Int32) throws -> (UInt64, stat, UInt64) {
         guard let parentFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
         if isHidden(parent: parent, name: name) { throw FuseError(EEXIST) }
         let created: (fd: Int32, file: EncryptedFile<FileDescriptorStorage>)
         do {
-            created = try BackingFile.create(path: "/proc/self/fd/\(parentFD)/\(name)", mode: mode, keys: keys, keyID: defaultKeyID)
+            let keyID = try directoryKey(parentFD).keyID
+            created = try BackingFile.create(path: "/proc/self/fd/\(parentFD)/\(name)", mode: mode, keys: keys, keyID: keyID)
         } catch {
             throw FuseError(Self.errorNumber(for: error))
         }
         let (id, info) = try inodes.lookup(parent: parent, name: name)
-        let handle = files.add(OpenFiles.Entry(fd: created.fd, file: created.file, inode: id, append: flags & O_APPEND != 0))
+        guard let lock = inodes.lock(id) else { close(created.fd); throw FuseError(ENOENT) }
+        let handle = files.add(OpenFiles.Entry(fd: created.fd, file: created.file, inode: id, lock: lock, append: flags & O_APPEND != 0))
         return (id, plaintextAttributes(info, id: id), handle)
     }
 
     /// Sets the plaintext size of inode `id`, through `handle` if the caller has one open.
     func truncate(_ id: UInt64, to size: Int64, handle: UInt64?) throws {
         if let handle, let entry = files.entry(handle) {
-            return try withInodeLock(id) { try entry.file.truncate(to: size) }
+            return try entry.lock.withWholeFile { try entry.file.truncate(to: size) }
         }
         let temporary = try openFile(id, flags: O_WRONLY)
         defer { files.remove(temporary) }
-        try withInodeLock(id) { try files.entry(temporary)!.file.truncate(to: size) }
+        let entry = files.entry(temporary)!
+        try entry.lock.withWholeFile { try entry.file.truncate(to: size) }
+    }
+
+    /// The key new files in the backing directory `directoryFD` get (see ``DirectoryKey``).
+    func directoryKey(_ directoryFD: Int32) throws -> (keyID: String, source: DirectoryKey.Source) {
+        try DirectoryKey.resolve(directoryFD: directoryFD, root: rootIdentity, rootPath: cipherDirectory, volumeDefault: defaultKeyID)
     }
 
     /// The plaintext view of a backing file's stat: regular files report their plaintext size.

@@ -16,6 +16,8 @@ final class InodeTable: Sendable {
         let device: UInt64
         let backingInode: UInt64
         var lookups: UInt64
+        /// Guards the file's contents; shared by every handle (and hard link) of the inode.
+        let lock = InodeLock()
     }
 
     private struct State {
@@ -43,6 +45,9 @@ final class InodeTable: Sendable {
 
     /// The CLinux_O_PATH descriptor of inode `id`.
     func fd(_ id: UInt64) -> Int32? { state.withLock { $0.inodes[id]?.fd } }
+
+    /// The content lock of inode `id` (the kernel keeps an inode while it has open handles).
+    func lock(_ id: UInt64) -> InodeLock? { state.withLock { $0.inodes[id]?.lock } }
 
     /// Finds or adds the inode for `name` in directory `parent`, counting one kernel reference.
     /// Returns the inode ID and the backing file's stat.

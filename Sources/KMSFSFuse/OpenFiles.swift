@@ -8,12 +8,13 @@ import Glibc
 
 /// Open regular files, by the handle number given to the kernel.
 final class OpenFiles: Sendable {
-    /// One open backing file and its cipher. Operations on one inode are serialized by the
-    /// filesystem's per-inode lock (a write re-seals chunks a concurrent read may be opening).
+    /// One open backing file and its cipher, with its inode's content lock (a write re-seals
+    /// chunks a concurrent read may be opening: see ``InodeLock``).
     struct Entry: Sendable {
         let fd: Int32
         let file: EncryptedFile<FileDescriptorStorage>
         let inode: UInt64
+        let lock: InodeLock
         /// O_APPEND: every write goes to the current end, whatever offset the kernel sends.
         let append: Bool
     }

@@ -31,6 +31,30 @@ public struct FileInfo: Sendable, Equatable {
             plaintextSize: try geometry.plainSize(forCipherSize: storage.size()), fileID: header.fileID.description)
     }
 
+    /// The lines `kmsfs info` prints, also the value of the mount's `user.kmsfs.info` attribute.
+    public var lines: [String] {
+        [
+            "KMS key: \(keyARN)",
+            "encryption context: " + encryptionContext.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "),
+            "format version: \(formatVersion)",
+            "chunk size: \(chunkSize)",
+            "plaintext size: \(plaintextSize)",
+            "file id: \(fileID)",
+        ]
+    }
+
+    /// The lines describing a directory: the key its new files get, and where that comes from.
+    public static func directoryLines(keyID: String, source: DirectoryKey.Source) -> [String] {
+        switch source {
+        case .directory(let path) where path == ".":
+            return ["default KMS key for new files: \(keyID) (set on this directory, \(DirectoryKey.attributeName))"]
+        case .directory(let path):
+            return ["default KMS key for new files: \(keyID) (inherited from \(path))"]
+        case .volumeDefault:
+            return ["default KMS key for new files: \(keyID) (the volume's default)"]
+        }
+    }
+
     /// The volume a backing file belongs to: the nearest directory above it with a `kmsfs.conf`.
     public static func volume(containing path: String) throws -> (directory: String, configuration: VolumeConfiguration) {
         var directory = ((path as NSString).standardizingPath as NSString).deletingLastPathComponent

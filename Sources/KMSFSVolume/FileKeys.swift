@@ -44,6 +44,13 @@ public final class FileKeys: Sendable {
         return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), dataKey.plaintext, attribute)
     }
 
+    /// Checks that `keyID` can protect new files (it exists, is enabled, is a symmetric
+    /// encryption key this caller may use), by generating one data key and dropping it, with a
+    /// context that says so in the key service's audit trail. Returns the key's ARN.
+    public func checkKey(_ keyID: String) throws(KMSClientError) -> String {
+        try client.generateDataKey(keyID: keyID, context: ["kmsfs:volume": volumeID, "kmsfs:purpose": "check-directory-key"]).keyARN
+    }
+
     /// The data key of an existing file, from its header and key attribute.
     /// - Throws: ``FileKeyError`` if the attribute is not this file's; ``KMSClientError`` if the
     ///   service will not unwrap it (a wrong context is `.invalidCiphertext`: EIO).

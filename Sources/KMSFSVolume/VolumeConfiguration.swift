@@ -50,7 +50,7 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
 }
 
 /// Which key service the volume's keys come from.
-public enum KeyServiceSettings: Sendable, Equatable {
+public enum KeyServiceSettings: Sendable, Equatable, CustomStringConvertible {
     /// The engine in-process, on a store of its own.
     case embedded(Embedded)
     /// An AWS-KMS-compatible endpoint (kmsd, AWS KMS, ...); credentials resolve as the SDKs do.
@@ -78,6 +78,14 @@ public enum KeyServiceSettings: Sendable, Equatable {
 
 /// Stored as `{"embedded": {...}}` or `{"remote": {...}}`.
 extension KeyServiceSettings: Codable {
+    /// For logs and messages: where keys come from (paths and endpoints, never credentials).
+    public var description: String {
+        switch self {
+        case .embedded(let embedded): return "embedded (store \(embedded.storePath))"
+        case .remote(let remote): return "remote (\(remote.endpoint ?? "AWS KMS"), region \(remote.region ?? "from the environment"))"
+        }
+    }
+
     private enum Kind: String, CodingKey { case embedded, remote }
 
     public init(from decoder: any Decoder) throws {

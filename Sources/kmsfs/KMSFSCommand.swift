@@ -1,13 +1,14 @@
 import ArgumentParser
 
-/// `kmsfs`: the command-line entry point. Subcommands arrive with their issues (mount, info,
-/// fsck, rewrap come next); today: init and the benchmarks.
+/// `kmsfs`: the command-line entry point. Mount is the default subcommand, so that
+/// `kmsfs CIPHERDIR MNT -o OPTS` (the form mount.fuse3 runs for `mount -t fuse.kmsfs`) mounts.
 @main
 struct KMSFSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kmsfs",
         abstract: "A transparent encrypting filesystem with per-file keys wrapped by a KMS.",
-        subcommands: [InitCommand.self, MountCommand.self, UmountCommand.self, InfoCommand.self, BenchCommand.self]
+        subcommands: [InitCommand.self, MountCommand.self, UmountCommand.self, InfoCommand.self, BenchCommand.self],
+        defaultSubcommand: MountCommand.self
     )
 }
 

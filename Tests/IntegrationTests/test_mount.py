@@ -26,7 +26,7 @@ def volume():
         cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
         os.mkdir(mount_point)
         subprocess.run([KMSFS, "init", cipher], check=True, capture_output=True)
-        daemon = subprocess.Popen([KMSFS, "mount", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.time() + 20
             while not mounted(mount_point):
@@ -98,7 +98,7 @@ def test_kmsfs_umount_ends_the_daemon():
         cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
         os.mkdir(mount_point)
         subprocess.run([KMSFS, "init", cipher], check=True, capture_output=True)
-        daemon = subprocess.Popen([KMSFS, "mount", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.time() + 20
             while not mounted(mount_point):
@@ -135,7 +135,7 @@ def test_volume_on_kmsd_over_a_unix_socket(kmsd):
         with open(os.path.join(cipher, "kmsfs.conf")) as f:
             config = json.load(f)
         assert config["defaultKeyID"] == key["Arn"] and "remote" in config["keyService"]
-        daemon = subprocess.Popen([KMSFS, "mount", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         try:
             deadline = time.time() + 20
             while not mounted(mount_point):

@@ -35,7 +35,7 @@ final class MountedVolume {
     func mount() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kmsfs")
-        process.arguments = ["mount", cipher, mountPoint]
+        process.arguments = ["mount", "-f", cipher, mountPoint]
         process.standardOutput = FileHandle.nullDevice
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
@@ -46,6 +46,21 @@ final class MountedVolume {
             guard process.isRunning, Date() < deadline else { throw MountFailure() }
             usleep(20_000)
         }
+    }
+
+    /// The mount daemon's log so far.
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// A second key with `alias` in the embedded store, made while unmounted (a mount holds the
+    /// store). Returns its ARN.
+    func makeKey(alias: String) throws -> String {
+        guard case let .embedded(embedded) = configuration.keyService else { throw MountFailure() }
+        let engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)), schedulerInterval: nil)
+        let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
+        let key = try engine.createKey(CreateKeyRequest(), caller: caller).keyMetadata
+        try engine.createAlias(aliasName: alias, targetKeyID: key.keyId, caller: caller)
+        try engine.flushAudit()
+        return key.arn
     }
 
     var isMounted: Bool {

@@ -1,0 +1,93 @@
+import CLinux
+import Foundation
+import KMSFSVolume
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Extended attributes through the mount: the user's own pass through to the backing file;
+/// kmsfs's (`user.kmsfs.*`) are hidden and protected, except two that are meant for users.
+///
+/// - `user.kmsfs.info` (read-only, virtual, on files and directories): what `kmsfs info` says.
+///   Not listed, so that `cp -a` and `rsync -X` do not try to copy it.
+/// - `user.kmsfs.key-id` (on directories): the default key for new files below, checked with
+///   the key service when set. Listed, so that copying a tree keeps its keys.
+extension Filesystem {
+    static let reservedPrefix = "user.kmsfs."
+    static let infoAttribute = "user.kmsfs.info"
+
+    func attribute(_ id: UInt64, name: String) throws -> [UInt8] {
+        let (fd, path) = try backingPath(id)
+        if name == Self.infoAttribute { return try Array((info(fd: fd, path: path).joined(separator: "\n") + "\n").utf8) }
+        if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
+            throw FuseError(ENODATA)
+        }
+        let size = getxattr(path, name, nil, 0)
+        guard size >= 0 else { throw FuseError(errno) }
+        var value = [UInt8](repeating: 0, count: size)
+        let count = getxattr(path, name, &value, size)
+        guard count >= 0 else { throw FuseError(errno) }
+        return Array(value[0..<count])
+    }
+
+    func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32) throws {
+        let (fd, path) = try backingPath(id)
+        if name == DirectoryKey.attributeName {
+            guard isDirectory(fd) else { throw FuseError(EPERM) }
+            guard DirectoryKey.isWellFormed(value) else { throw FuseError(EINVAL) }
+            // A key that cannot make data keys would fail every create below: refuse it now.
+            let keyID = String(decoding: value, as: UTF8.self)
+            do { _ = try keys.checkKey(keyID) } catch {
+                logger.warning("refused \(DirectoryKey.attributeName)=\(keyID) on inode \(id): \(error)")
+                throw FuseError(error.errno)
+            }
+        } else if name.hasPrefix(Self.reservedPrefix) {
+            throw FuseError(EPERM)
+        }
+        guard setxattr(path, name, value, value.count, flags) == 0 else { throw FuseError(errno) }
+    }
+
+    func removeAttribute(_ id: UInt64, name: String) throws {
+        let (fd, path) = try backingPath(id)
+        if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
+            throw FuseError(EPERM)
+        }
+        guard removexattr(path, name) == 0 else { throw FuseError(errno) }
+    }
+
+    func attributeNames(_ id: UInt64) throws -> [String] {
+        let (fd, path) = try backingPath(id)
+        let total = listxattr(path, nil, 0)
+        guard total >= 0 else { throw FuseError(errno) }
+        var raw = [CChar](repeating: 0, count: total)
+        let count = listxattr(path, &raw, total)
+        guard count >= 0 else { throw FuseError(errno) }
+        let directory = isDirectory(fd)
+        return raw[0..<count].split(separator: 0).map { String(cString: Array($0) + [0]) }
+            .filter { !$0.hasPrefix(Self.reservedPrefix) || ($0 == DirectoryKey.attributeName && directory) }
+    }
+
+    /// `kmsfs info` for a file or directory of the mount.
+    func info(fd: Int32, path: String) throws -> [String] {
+        if isDirectory(fd) {
+            let key = try directoryKey(fd)
+            return FileInfo.directoryLines(keyID: key.keyID, source: key.source)
+        }
+        var status = stat()
+        guard fstatat(fd, "", &status, CLinux_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw FuseError(ENODATA) }
+        do { return try FileInfo.read(backingPath: path, volume: configuration).lines } catch {
+            throw FuseError(Self.errorNumber(for: error))
+        }
+    }
+
+    private func backingPath(_ id: UInt64) throws -> (Int32, String) {
+        guard let fd = inodes.fd(id) else { throw FuseError(ENOENT) }
+        return (fd, "/proc/self/fd/\(fd)")
+    }
+
+    private func isDirectory(_ fd: Int32) -> Bool {
+        var status = stat()
+        return fstatat(fd, "", &status, CLinux_AT_EMPTY_PATH) == 0 && status.st_mode & S_IFMT == S_IFDIR
+    }
+}
