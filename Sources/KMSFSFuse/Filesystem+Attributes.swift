@@ -45,6 +45,7 @@ extension Filesystem {
             throw FuseError(EPERM)
         }
         guard setxattr(path, name, value, value.count, flags) == 0 else { throw FuseError(errno) }
+        if name == DirectoryKey.attributeName { directoryKeys.invalidateAll() }
     }
 
     func removeAttribute(_ id: UInt64, name: String) throws {
@@ -53,6 +54,7 @@ extension Filesystem {
             throw FuseError(EPERM)
         }
         guard removexattr(path, name) == 0 else { throw FuseError(errno) }
+        if name == DirectoryKey.attributeName { directoryKeys.invalidateAll() }
     }
 
     func attributeNames(_ id: UInt64) throws -> [String] {

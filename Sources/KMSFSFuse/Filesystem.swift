@@ -19,6 +19,7 @@ final class Filesystem: Sendable {
     let geometry: ChunkGeometry
     let keys: FileKeys
     let files = OpenFiles()
+    let directoryKeys = DirectoryKeyCache()
     let defaultKeyID: String
     let configuration: VolumeConfiguration
     let cipherDirectory: String
@@ -87,8 +88,8 @@ final class Filesystem: Sendable {
         if isHidden(parent: parent, name: name) { throw FuseError(EEXIST) }
         let created: (fd: Int32, file: EncryptedFile<FileDescriptorStorage>)
         do {
-            let keyID = try directoryKey(parentFD).keyID
-            created = try BackingFile.create(path: "/proc/self/fd/\(parentFD)/\(name)", mode: mode, keys: keys, keyID: keyID)
+            let keyID = try directoryKeys.resolve(parent) { try directoryKey(parentFD) }.keyID
+            created = try BackingFile.create(path: name, relativeTo: parentFD, mode: mode, keys: keys, keyID: keyID)
         } catch {
             throw FuseError(Self.errorNumber(for: error))
         }

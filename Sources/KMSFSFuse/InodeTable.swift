@@ -77,8 +77,9 @@ final class InodeTable: Sendable {
         return (id, info)
     }
 
-    /// The kernel drops `count` references to `id`; the inode goes when none remain.
-    func forget(_ id: UInt64, count: UInt64) {
+    /// The kernel drops `count` references to `id`; the inode goes when none remain (then true).
+    @discardableResult
+    func forget(_ id: UInt64, count: UInt64) -> Bool {
         let closing: Int32? = state.withLock { state in
             guard var inode = state.inodes[id], id != Self.rootID else { return nil }
             precondition(inode.lookups >= count, "forget below zero for inode \(id)")
@@ -92,6 +93,7 @@ final class InodeTable: Sendable {
             return inode.fd
         }
         if let closing { close(closing) }
+        return closing != nil
     }
 }
 

@@ -50,7 +50,8 @@ enum Operations {
             }
         }
         ops.forget = { request, ino, count in
-            Operations.filesystem(request).inodes.forget(UInt64(ino), count: count)
+            let fs = Operations.filesystem(request)
+            if fs.inodes.forget(UInt64(ino), count: count) { fs.directoryKeys.forget(UInt64(ino)) }
             fuse_reply_none(request)
         }
         ops.getattr = { request, ino, _ in
@@ -223,6 +224,7 @@ enum Operations {
                 }
                 // renameat2 carries RENAME_NOREPLACE and RENAME_EXCHANGE straight through.
                 guard CLinux_renameat2(source, from, target, to, flags) == 0 else { throw FuseError(errno) }
+                fs.directoryKeys.invalidateAll()
                 fuse_reply_err(request, 0)
             }
         }
