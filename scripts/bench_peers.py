@@ -1,8 +1,8 @@
 """Driver of scripts/bench: kmsfs and its peers on one backing filesystem, in interleaved rounds.
 
 Each peer is mounted once (under DIR/<peer>/mnt, backing store DIR/<peer>/cipher); every round
-runs each workload on every peer in turn (A B C A B C ...), in a fresh directory, with caches
-dropped before the cold workloads. Reports medians, the ratio to gocryptfs and each daemon's
+runs each workload on every peer in turn, in a fresh directory, the order rotating from round to
+round (A B C, B C A, C A B), after a sync, with caches dropped before the cold workloads. Reports medians, the ratio to gocryptfs and each daemon's
 peak RSS (VmHWM), as Markdown (stdout) and JSON (--json). Every mount is undone at the end,
 even on failure or Ctrl-C.
 """
@@ -88,10 +88,18 @@ class Peer:
         raise NotImplementedError
 
     def unmount(self):
+        """Unmounts and waits for the daemon to exit (it may still hold files in the backing store)."""
+        pid = daemon_pid(self.path) if self.fuse else None
         for flags in (["-u"], ["-uz"]):
             if mounted(self.path):
                 subprocess.run(["fusermount3", *flags, self.path], capture_output=True)
                 time.sleep(0.2)
+        end = time.time() + 15
+        while pid is not None and os.path.exists("/proc/%d/cmdline" % pid) and open("/proc/%d/cmdline" % pid, "rb").read():
+            if time.time() > end:
+                os.kill(pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
 
     def rss(self):
         return peak_rss_mib(daemon_pid(self.path)) if self.fuse else None
@@ -197,6 +205,7 @@ class KmsfsOnKmsd(Kmsfs):
                 self.kmsd.kill()
                 self.kmsd.wait()
             self.kmsd = None
+            self.log.close()
 
 
 PEERS = {
@@ -318,6 +327,8 @@ def main():
     parser.add_argument("--small-files", type=int, default=5000)
     parser.add_argument("--source-tree", default=os.path.dirname(os.__file__))
     parser.add_argument("--json", help="write all samples here")
+    parser.add_argument("--tmpfs", metavar="SIZE", help="back every peer with a tmpfs of this size mounted on --dir "
+                        "(the filesystems' own cost, without the disk's noise; tmpfs has user xattrs since Linux 6.6)")
     args = parser.parse_args()
     peers_wanted = args.peers.split(",")
     workloads_wanted = [w for w in ORDER if w in args.workloads.split(",")]
@@ -325,8 +336,12 @@ def main():
     if unknown:
         parser.error("unknown peer or workload: %s" % ", ".join(sorted(unknown)))
 
+    if mounted(args.dir):
+        subprocess.run(["umount", args.dir], check=True)
     shutil.rmtree(args.dir, ignore_errors=True)
     os.makedirs(args.dir)
+    if args.tmpfs:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + args.tmpfs, "kmsfs-bench", args.dir], check=True)
     backing_fs = fs_type(args.dir)
     tarball = os.path.join(args.dir, "tree.tar")
     files = make_tarball(tarball, args.source_tree)
@@ -341,9 +356,14 @@ def main():
         for round_number in range(args.rounds):
             for peer in peers:
                 os.mkdir(os.path.join(peer.path, "r%d" % round_number))
+            # The order rotates from round to round (A B C, B C A, C A B): a peer that always ran
+            # after another's big write would pay for that write's writeback.
+            order = peers[round_number % len(peers):] + peers[:round_number % len(peers)]
             for workload in workloads_wanted:
-                for peer in peers:
+                for peer in order:
                     d = os.path.join(peer.path, "r%d" % round_number)
+                    # Every peer starts with no dirty pages of another's in flight.
+                    os.sync()
                     value, unit = getattr(workloads, METHOD[workload])(d)
                     samples[peer.name][workload].append(value)
                     print("round %d %-14s %-14s %10.2f %s" % (round_number + 1, workload, peer.name, value, unit), file=sys.stderr)
@@ -354,6 +374,8 @@ def main():
     finally:
         for peer in peers:
             peer.unmount()
+        if args.tmpfs and subprocess.run(["umount", args.dir]).returncode != 0:
+            print("bench: could not unmount the tmpfs on %s" % args.dir, file=sys.stderr)
         shutil.rmtree(args.dir, ignore_errors=True)
 
     units = {w: ("MiB/s" if w.startswith("dd") else "IOPS" if w.startswith("fio") else "s") for w in workloads_wanted}

@@ -1,5 +1,6 @@
 """Real applications on a real kmsfs mount (embedded key service). Every mount is undone
 (fusermount3 -u, then -uz, then SIGKILL of the daemon) when the fixture ends, pass or fail."""
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -20,28 +21,47 @@ def mounted(mount_point):
         return any(line.split()[1] == mount_point for line in f)
 
 
-@pytest.fixture()
-def volume():
-    with tempfile.TemporaryDirectory(prefix="kmsfs-app-") as root:
+def unmount(mount_point):
+    """fusermount3 -u, then -uz if it is still there (a busy mount)."""
+    for flags in (["-u"], ["-uz"]):
+        if mounted(mount_point):
+            subprocess.run(["fusermount3", *flags, mount_point], capture_output=True)
+
+
+@contextlib.contextmanager
+def foreground_mount(cipher, mount_point, env=None):
+    """`kmsfs mount -f` until the mount is up; afterwards unmounted and the daemon ended
+    (SIGKILL if it does not end by itself), pass or fail. Yields the daemon process."""
+    daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.time() + 20
+        while not mounted(mount_point):
+            assert daemon.poll() is None and time.time() < deadline, daemon.stderr.read()
+            time.sleep(0.02)
+        yield daemon
+    finally:
+        unmount(mount_point)
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+@contextlib.contextmanager
+def new_volume(prefix, *init_arguments, env=None):
+    """A fresh volume (`kmsfs init`) and an empty mount point, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as root:
         cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
         os.mkdir(mount_point)
-        subprocess.run([KMSFS, "init", cipher], check=True, capture_output=True)
-        daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.time() + 20
-            while not mounted(mount_point):
-                assert daemon.poll() is None and time.time() < deadline, daemon.stderr.read()
-                time.sleep(0.02)
-            yield cipher, mount_point
-        finally:
-            for flags in (["-u"], ["-uz"]):
-                if mounted(mount_point):
-                    subprocess.run(["fusermount3", *flags, mount_point], capture_output=True)
-            try:
-                daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        subprocess.run([KMSFS, "init", cipher, *init_arguments], check=True, capture_output=True, env=env)
+        yield cipher, mount_point
+
+
+@pytest.fixture()
+def volume():
+    with new_volume("kmsfs-app-") as (cipher, mount_point), foreground_mount(cipher, mount_point):
+        yield cipher, mount_point
 
 
 def test_sqlite_integrity_after_10000_inserts(volume):
@@ -94,28 +114,13 @@ def test_untar_a_source_tree_and_diff(volume):
 
 
 def test_kmsfs_umount_ends_the_daemon():
-    with tempfile.TemporaryDirectory(prefix="kmsfs-umount-") as root:
-        cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
-        os.mkdir(mount_point)
-        subprocess.run([KMSFS, "init", cipher], check=True, capture_output=True)
-        daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.time() + 20
-            while not mounted(mount_point):
-                assert daemon.poll() is None and time.time() < deadline
-                time.sleep(0.02)
-            with open(os.path.join(mount_point, "f"), "w") as f:
-                f.write("x")
-            subprocess.run([KMSFS, "umount", mount_point], check=True)
-            assert daemon.wait(timeout=10) == 0
-            assert not mounted(mount_point)
-            assert subprocess.run([KMSFS, "umount", mount_point], capture_output=True).returncode != 0
-        finally:
-            if mounted(mount_point):
-                subprocess.run(["fusermount3", "-uz", mount_point], capture_output=True)
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+    with new_volume("kmsfs-umount-") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
+        with open(os.path.join(mount_point, "f"), "w") as f:
+            f.write("x")
+        subprocess.run([KMSFS, "umount", mount_point], check=True)
+        assert daemon.wait(timeout=10) == 0
+        assert not mounted(mount_point)
+        assert subprocess.run([KMSFS, "umount", mount_point], capture_output=True).returncode != 0
 
 
 def test_volume_on_kmsd_over_a_unix_socket(kmsd):
@@ -127,34 +132,17 @@ def test_volume_on_kmsd_over_a_unix_socket(kmsd):
     client.create_alias(AliasName="alias/volume", TargetKeyId=key["KeyId"])
     env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
                AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    with tempfile.TemporaryDirectory(prefix="kmsfs-remote-") as root:
-        cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
-        os.mkdir(mount_point)
-        subprocess.run([KMSFS, "init", cipher, "--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1",
-                        "--kms-key", "alias/volume"], check=True, capture_output=True, env=env)
+    init = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1", "--kms-key", "alias/volume"]
+    with new_volume("kmsfs-remote-", *init, env=env) as (cipher, mount_point):
         with open(os.path.join(cipher, "kmsfs.conf")) as f:
             config = json.load(f)
         assert config["defaultKeyID"] == key["Arn"] and "remote" in config["keyService"]
-        daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        try:
-            deadline = time.time() + 20
-            while not mounted(mount_point):
-                assert daemon.poll() is None and time.time() < deadline, daemon.stderr.read()
-                time.sleep(0.02)
+        with foreground_mount(cipher, mount_point, env=env):
             payload = os.urandom(70000)
             with open(os.path.join(mount_point, "remote.bin"), "wb") as f:
                 f.write(payload)
             with open(os.path.join(mount_point, "remote.bin"), "rb") as f:
                 assert f.read() == payload
-        finally:
-            for flags in (["-u"], ["-uz"]):
-                if mounted(mount_point):
-                    subprocess.run(["fusermount3", *flags, mount_point], capture_output=True)
-            try:
-                daemon.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
         # The attribute: format byte, 16-byte file ID, u16 ARN length + ARN, u16 blob length + blob.
         value = os.getxattr(os.path.join(cipher, "remote.bin"), "user.kmsfs.key")
         file_id = value[1:17]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test_mount import KMSFS, mounted
+from test_mount import KMSFS, foreground_mount, mounted, new_volume, unmount
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -34,16 +34,11 @@ def daemons_of(cipher):
 @pytest.fixture()
 def volume_dirs():
     """An initialized volume and a mount point; afterwards nothing stays mounted or running."""
-    with tempfile.TemporaryDirectory(prefix="kmsfs-modes-") as root:
-        cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
-        os.mkdir(mount_point)
-        subprocess.run([KMSFS, "init", cipher], check=True, capture_output=True)
+    with new_volume("kmsfs-modes-") as (cipher, mount_point):
         try:
             yield cipher, mount_point
         finally:
-            for flags in (["-u"], ["-uz"]):
-                if mounted(mount_point):
-                    subprocess.run(["fusermount3", *flags, mount_point], capture_output=True)
+            unmount(mount_point)
             deadline = time.time() + 10
             while daemons_of(cipher) and time.time() < deadline:
                 time.sleep(0.05)
@@ -87,12 +82,7 @@ def test_background_mount_failures_are_reported(volume_dirs):
 
 def test_sigterm_unmounts_cleanly_and_keeps_data(volume_dirs):
     cipher, mount_point = volume_dirs
-    daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 20
-        while not mounted(mount_point):
-            assert daemon.poll() is None and time.time() < deadline
-            time.sleep(0.02)
+    with foreground_mount(cipher, mount_point) as daemon:
         payload = os.urandom(100_000)
         with open(os.path.join(mount_point, "kept.bin"), "wb") as f:
             f.write(payload)
@@ -100,10 +90,6 @@ def test_sigterm_unmounts_cleanly_and_keeps_data(volume_dirs):
         assert daemon.wait(timeout=10) == 0
         assert not mounted(mount_point)
         assert b"unmounted" in daemon.stderr.read()
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
     subprocess.run([KMSFS, "mount", cipher, mount_point], check=True, timeout=30)
     with open(os.path.join(mount_point, "kept.bin"), "rb") as f:
         assert f.read() == payload
