@@ -138,9 +138,18 @@ def test_volume_on_kmsd_over_a_unix_socket(kmsd):
             config = json.load(f)
         assert config["defaultKeyID"] == key["Arn"] and "remote" in config["keyService"]
         with foreground_mount(cipher, mount_point, env=env):
+            # Sizes around the 16 KiB chunk boundaries, each file with its own key from kmsd.
+            for size in (0, 1, 16383, 16384, 16385, 32768, 70000, (1 << 20) + 1):
+                payload = os.urandom(size)
+                with open(os.path.join(mount_point, "size-%d.bin" % size), "wb") as f:
+                    f.write(payload)
+                with open(os.path.join(mount_point, "size-%d.bin" % size), "rb") as f:
+                    assert f.read() == payload, size
             payload = os.urandom(70000)
             with open(os.path.join(mount_point, "remote.bin"), "wb") as f:
                 f.write(payload)
+        # After a remount (keys unwrapped again by kmsd) the bytes are the same.
+        with foreground_mount(cipher, mount_point, env=env):
             with open(os.path.join(mount_point, "remote.bin"), "rb") as f:
                 assert f.read() == payload
         # The attribute: format byte, 16-byte file ID, u16 ARN length + ARN, u16 blob length + blob.

@@ -81,6 +81,31 @@ struct ContentConcurrencyTests {
         #expect(fstat(fd, &info) == 0 && info.st_size == 200_010)
     }
 
+    /// Growing a file to 10 GiB with ftruncate writes no 10 GiB: the backing file stays sparse
+    /// (a few chunks allocated), reads of the hole are zeros, and shrinking it back works.
+    @Test func truncateUpIsSparse() throws {
+        let volume = try MountedVolume()
+        defer { volume.unmount() }
+        try volume.mount()
+        let path = volume.mountPoint + "/huge.bin"
+        let fd = open(path, O_RDWR | O_CREAT, 0o600)
+        defer { close(fd) }
+        #expect(pwrite(fd, "head", 4, 0) == 4)
+        let tenGiB: off_t = 10 << 30
+        #expect(ftruncate(fd, tenGiB) == 0)
+        var info = stat(), backing = stat()
+        #expect(fstat(fd, &info) == 0 && info.st_size == tenGiB)
+        #expect(stat(volume.cipher + "/huge.bin", &backing) == 0 && backing.st_size > tenGiB)
+        #expect(backing.st_blocks * 512 < 1 << 20, "allocated \(backing.st_blocks * 512) bytes")
+        var middle = [UInt8](repeating: 1, count: 100_000)
+        #expect(pread(fd, &middle, middle.count, 5 << 30) == 100_000 && middle.allSatisfy { $0 == 0 })
+        var tail = [UInt8](repeating: 1, count: 10)
+        #expect(pread(fd, &tail, 10, tenGiB - 5) == 5 && tail[0..<5].allSatisfy { $0 == 0 })
+        #expect(ftruncate(fd, 4) == 0)
+        var head = [UInt8](repeating: 0, count: 10)
+        #expect(pread(fd, &head, 10, 0) == 4 && Array(head[0..<4]) == Array("head".utf8))
+    }
+
     /// mmap, shared and writable: stores through the mapping reach the backing file (encrypted)
     /// and read back after the mapping is gone and after a remount.
     @Test func sharedWritableMapping() throws {
