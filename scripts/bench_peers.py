@@ -327,6 +327,7 @@ def main():
     parser.add_argument("--small-files", type=int, default=5000)
     parser.add_argument("--source-tree", default=os.path.dirname(os.__file__))
     parser.add_argument("--json", help="write all samples here")
+    parser.add_argument("--chart", help="write a PNG chart of every peer's ratio to gocryptfs here (matplotlib)")
     parser.add_argument("--tmpfs", metavar="SIZE", help="back every peer with a tmpfs of this size mounted on --dir "
                         "(the filesystems' own cost, without the disk's noise; tmpfs has user xattrs since Linux 6.6)")
     args = parser.parse_args()
@@ -400,10 +401,37 @@ def main():
     print("| peak RSS (MiB) | " + " | ".join(["—" if rss.get(n) is None else "%.0f" % rss[n] for n in names] + [""] * len(ratios)) + " |")
     print()
     print("Ratios: kmsfs's figure over gocryptfs's for throughput, gocryptfs's time over kmsfs's for times: above 1× is kmsfs faster.")
+    if args.chart and "gocryptfs" in names:
+        chart(args.chart, names, workloads_wanted, medians)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"samples": samples, "medians": medians, "peak_rss_mib": rss, "units": units, "files": files,
                        "rounds": args.rounds, "size_mib": args.size_mib}, f, indent=1)
+
+
+def chart(path, names, workloads, medians):
+    """Grouped bars: per workload, each peer's figure relative to gocryptfs (above 1 is faster)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    peers = [n for n in names if n != "gocryptfs"]
+    width = 0.8 / max(len(peers), 1)
+    figure, axes = plt.subplots(figsize=(12, 5))
+    for i, peer in enumerate(peers):
+        ratios = []
+        for w in workloads:
+            ratio = medians[peer][w] / medians["gocryptfs"][w]
+            ratios.append(ratio if w in HIGHER_IS_BETTER else 1 / ratio)
+        axes.bar([x + i * width for x in range(len(workloads))], ratios, width, label=peer)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks([x + width * (len(peers) - 1) / 2 for x in range(len(workloads))])
+    axes.set_xticklabels(workloads, rotation=20)
+    axes.set_yscale("log")
+    axes.set_ylabel("speed relative to gocryptfs (log scale; >1 is faster)")
+    axes.set_title("Peer benchmark: medians relative to gocryptfs")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def fs_type(path):

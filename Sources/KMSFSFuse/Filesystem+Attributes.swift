@@ -16,7 +16,12 @@ extension Filesystem {
     static let reservedPrefix = "user.kmsfs."
     static let infoAttribute = "user.kmsfs.info"
 
+    /// The kernel asks for this before every write (to drop file capabilities). Plaintext files
+    /// carry none through kmsfs, and answering without a system call keeps it off the write path.
+    static let capabilityAttribute = "security.capability"
+
     func attribute(_ id: UInt64, name: String) throws -> [UInt8] {
+        if name == Self.capabilityAttribute { throw FuseError(ENODATA) }
         let (fd, path) = try backingPath(id)
         if name == Self.infoAttribute { return try Array((info(fd: fd, path: path).joined(separator: "\n") + "\n").utf8) }
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
@@ -41,7 +46,7 @@ extension Filesystem {
                 logger.warning("refused \(DirectoryKey.attributeName)=\(keyID) on inode \(id): \(error)")
                 throw FuseError(error.errno)
             }
-        } else if name.hasPrefix(Self.reservedPrefix) {
+        } else if name.hasPrefix(Self.reservedPrefix) || name == Self.capabilityAttribute {
             throw FuseError(EPERM)
         }
         guard setxattr(path, name, value, value.count, flags) == 0 else { throw FuseError(errno) }

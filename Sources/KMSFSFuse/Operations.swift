@@ -10,7 +10,11 @@ import Glibc
 /// userdata and answer with `fuse_reply_*`. Built in a nonisolated function (callbacks defined at
 /// top level would become main-actor state).
 enum Operations {
-    static let attributeTimeout = 1.0
+    /// How long the kernel may trust attributes and names (and names that do not exist). kmsfs
+    /// is the only writer of its backing directory while mounted, and every change through it
+    /// updates the kernel's view, so this can be long; changes made to the backing directory
+    /// behind the mount's back show after at most this long.
+    static let attributeTimeout = 10.0
 
     static func filesystem(_ request: fuse_req_t?) -> Filesystem {
         Unmanaged<Filesystem>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
@@ -39,9 +43,16 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
-                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(ENOENT) }
-                let (id, info) = try fs.inodes.lookup(parent: UInt64(parent), name: text)
                 var entry = fuse_entry_param()
+                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(ENOENT) }
+                let id: UInt64, info: stat
+                do { (id, info) = try fs.inodes.lookup(parent: UInt64(parent), name: text) } catch let error as FuseError where error.errno == ENOENT {
+                    // A negative entry: the kernel remembers that the name does not exist (tar and
+                    // compilers ask again and again) until we create it or the timeout passes.
+                    entry.entry_timeout = Operations.attributeTimeout
+                    fuse_reply_entry(request, &entry)
+                    return
+                }
                 entry.ino = fuse_ino_t(id)
                 entry.attr = fs.plaintextAttributes(info, id: id)
                 entry.attr_timeout = Operations.attributeTimeout
@@ -67,27 +78,11 @@ enum Operations {
                 fuse_reply_open(request, info)
             }
         }
-        ops.readdir = { request, _, size, offset, info in
-            Operations.answer(request) {
-                guard let stream = Operations.directories.stream(info!.pointee.fh) else { throw FuseError(EBADF) }
-                var buffer = [CChar](repeating: 0, count: Int(size))
-                var used = 0
-                seekdir(stream.directory, Int(offset))
-                while let entry = readdir(stream.directory) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                    let next = off_t(telldir(stream.directory))
-                    if stream.isRoot && Filesystem.hiddenRootNames.contains(name) { continue }
-                    var attributes = stat()
-                    attributes.st_ino = entry.pointee.d_ino
-                    attributes.st_mode = mode_t(entry.pointee.d_type) << 12
-                    let needed = buffer.withUnsafeMutableBufferPointer { buffer in
-                        fuse_add_direntry(request, buffer.baseAddress! + used, Int(size) - used, name, &attributes, next)
-                    }
-                    if used + needed > Int(size) { break }
-                    used += needed
-                }
-                fuse_reply_buf(request, buffer, used)
-            }
+        ops.readdir = { request, ino, size, offset, info in
+            Operations.listDirectory(request, UInt64(ino), size: size, offset: offset, handle: info!.pointee.fh, plus: false)
+        }
+        ops.readdirplus = { request, ino, size, offset, info in
+            Operations.listDirectory(request, UInt64(ino), size: size, offset: offset, handle: info!.pointee.fh, plus: true)
         }
         ops.releasedir = { request, _, info in
             Operations.directories.close(info!.pointee.fh)
@@ -113,9 +108,11 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
-                var buffer = [UInt8](repeating: 0, count: size)
-                let count = try buffer.withUnsafeMutableBytes { try fs.read(entry, into: $0, at: Int64(offset)) }
-                fuse_reply_buf(request, buffer, count)
+                // Not zero-filled: read fills what it returns, and only that is sent.
+                try withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 16) { buffer in
+                    let count = try fs.read(entry, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]), at: Int64(offset))
+                    fuse_reply_buf(request, buffer.baseAddress, count)
+                }
             }
         }
         ops.write = { request, _, data, size, offset, info in
@@ -285,6 +282,47 @@ enum Operations {
             }
         }
         return ops
+    }
+
+    /// readdir and readdirplus. readdirplus also looks every entry up (one kernel reference each,
+    /// except "." and ".."), so that `ls -l` needs no lookup round trip per name.
+    static func listDirectory(_ request: fuse_req_t?, _ directory: UInt64, size: Int, offset: off_t, handle: UInt64, plus: Bool) {
+        answer(request) {
+            let fs = filesystem(request)
+            guard let stream = directories.stream(handle) else { throw FuseError(EBADF) }
+            withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 8) { buffer in
+                let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+                var used = 0
+                seekdir(stream.directory, Int(offset))
+                while let entry = readdir(stream.directory) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                    let next = off_t(telldir(stream.directory))
+                    if stream.isRoot && Filesystem.hiddenRootNames.contains(name) { continue }
+                    var parameters = fuse_entry_param()
+                    parameters.attr.st_ino = entry.pointee.d_ino
+                    parameters.attr.st_mode = mode_t(entry.pointee.d_type) << 12
+                    var looked: UInt64?
+                    if plus && name != "." && name != ".." {
+                        guard let (id, info) = try? fs.inodes.lookup(parent: directory, name: name) else { continue }
+                        looked = id
+                        parameters.ino = fuse_ino_t(id)
+                        parameters.attr = fs.plaintextAttributes(info, id: id)
+                        parameters.attr_timeout = attributeTimeout
+                        parameters.entry_timeout = attributeTimeout
+                    }
+                    let needed = plus
+                        ? fuse_add_direntry_plus(request, base + used, size - used, name, &parameters, next)
+                        : fuse_add_direntry(request, base + used, size - used, name, &parameters.attr, next)
+                    if used + needed > size {
+                        // Not sent: the kernel never learns of this lookup, so it is undone.
+                        if let looked { fs.inodes.forget(looked, count: 1) }
+                        break
+                    }
+                    used += needed
+                }
+                fuse_reply_buf(request, base, used)
+            }
+        }
     }
 
     /// Answers getxattr/listxattr: the size when asked for it (size 0), else the bytes or ERANGE.
