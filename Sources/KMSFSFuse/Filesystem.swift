@@ -5,6 +5,7 @@ import KMSFSFormat
 import KMSClient
 import KMSFSVolume
 import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,10 @@ final class Filesystem: Sendable {
     let keys: FileKeys
     let files = OpenFiles()
     let directoryKeys = DirectoryKeyCache()
+    /// Whether to ask for the kernel's writeback cache (`-o no_writeback_cache` turns it off).
+    let wantsWritebackCache: Bool
+    /// Whether the kernel granted it (set once, in FUSE's init, before any file is opened).
+    let writebackCache = Atomic<Bool>(false)
     let defaultKeyID: String
     let configuration: VolumeConfiguration
     let cipherDirectory: String
@@ -30,7 +35,8 @@ final class Filesystem: Sendable {
     /// Names at the top of the backing directory that are kmsfs's own, never shown.
     static let hiddenRootNames: Set<String> = [VolumeConfiguration.fileName]
 
-    init(cipherDirectory: String, configuration: VolumeConfiguration) throws {
+    init(cipherDirectory: String, configuration: VolumeConfiguration, writebackCache: Bool = true) throws {
+        wantsWritebackCache = writebackCache
         let rootFD = open(cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
@@ -75,7 +81,7 @@ final class Filesystem: Sendable {
         do {
             let file = try BackingFile.open(fd: fd, keys: keys)
             if writing && flags & O_TRUNC != 0 { try lock.withWholeFile { try file.truncate(to: 0) } }
-            return files.add(OpenFiles.Entry(fd: fd, file: file, inode: id, lock: lock, append: flags & O_APPEND != 0))
+            return files.add(OpenFiles.Entry(fd: fd, file: file, inode: id, lock: lock, append: appends(flags)))
         } catch {
             close(fd)
             throw FuseError(Self.errorNumber(for: error))
@@ -95,8 +101,15 @@ final class Filesystem: Sendable {
         }
         let (id, info) = try inodes.lookup(parent: parent, name: name)
         guard let lock = inodes.lock(id) else { close(created.fd); throw FuseError(ENOENT) }
-        let handle = files.add(OpenFiles.Entry(fd: created.fd, file: created.file, inode: id, lock: lock, append: flags & O_APPEND != 0))
+        let handle = files.add(OpenFiles.Entry(fd: created.fd, file: created.file, inode: id, lock: lock, append: appends(flags)))
         return (id, plaintextAttributes(info, id: id), handle)
+    }
+
+    /// Whether writes through a handle opened with `flags` go to the end whatever their offset:
+    /// O_APPEND, unless the writeback cache is on (the kernel then sends the end's offset itself,
+    /// from its own idea of the size, which is ahead of the backing file's until written back).
+    func appends(_ flags: Int32) -> Bool {
+        flags & O_APPEND != 0 && !writebackCache.load(ordering: .relaxed)
     }
 
     /// Sets the plaintext size of inode `id`, through `handle` if the caller has one open.

@@ -12,6 +12,7 @@ public enum FuseMount {
     static let maxWrite: UInt32 = 1 << 20
 
     /// Mounts `cipherDirectory` on `mountPoint` and serves it until unmounted; blocks.
+    /// `options` are libfuse's mount options, plus kmsfs's `no_writeback_cache`.
     ///
     /// `ready` runs once the mount is in place and the key service answers, before the first
     /// request is served: a background mount tells its parent there that it may exit.
@@ -19,8 +20,11 @@ public enum FuseMount {
     public static func run(cipherDirectory: String, mountPoint: String, options: [String] = [], ready: () -> Void = {}) throws {
         let logger = Logger(label: "kmsfs")
         let configuration = try VolumeConfiguration.load(cipherDirectory: cipherDirectory)
-        let filesystem = try Filesystem(cipherDirectory: cipherDirectory, configuration: configuration)
-        let arguments = ["kmsfs", "-o", (["fsname=" + cipherDirectory, "subtype=kmsfs"] + options).joined(separator: ",")]
+        // kmsfs's own options; the rest are libfuse's.
+        let writeback = !options.contains("no_writeback_cache")
+        let fuseOptions = options.filter { $0 != "writeback_cache" && $0 != "no_writeback_cache" }
+        let filesystem = try Filesystem(cipherDirectory: cipherDirectory, configuration: configuration, writebackCache: writeback)
+        let arguments = ["kmsfs", "-o", (["fsname=" + cipherDirectory, "subtype=kmsfs"] + fuseOptions).joined(separator: ",")]
         var argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var args = CFuse3_args(Int32(argv.count - 1), &argv)
@@ -42,6 +46,9 @@ public enum FuseMount {
         ready()
         let config = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(config) }
+        // One /dev/fuse descriptor per worker thread: a request is read by the thread that
+        // answers it, without waking another.
+        fuse_loop_cfg_set_clone_fd(config, 1)
         // 0: unmounted; a positive number: the signal (SIGTERM, SIGINT, SIGHUP) that ended the
         // loop, after which the deferred unmount runs; negative: -errno.
         let status = CFuse3_session_loop_mt(session, config)

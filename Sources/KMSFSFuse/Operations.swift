@@ -37,7 +37,14 @@ enum Operations {
             // 1 MiB writes: 64 chunks sealed in parallel per request instead of 8 (128 KiB).
             connection!.pointee.max_write = FuseMount.maxWrite
             let fs = Unmanaged<Filesystem>.fromOpaque(userdata!).takeUnretainedValue()
-            fs.logger.info("FUSE connection: protocol \(connection!.pointee.proto_major).\(connection!.pointee.proto_minor), max_write \(connection!.pointee.max_write), max_readahead \(connection!.pointee.max_readahead)")
+            // The kernel's writeback cache gathers small writes into page-sized and larger
+            // requests (untar: 1.7× faster); it then owns sizes, times and O_APPEND offsets.
+            let writeback = UInt32(FUSE_CAP_WRITEBACK_CACHE)
+            if fs.wantsWritebackCache && connection!.pointee.capable & writeback != 0 {
+                connection!.pointee.want |= writeback
+                fs.writebackCache.store(true, ordering: .relaxed)
+            }
+            fs.logger.info("FUSE connection: protocol \(connection!.pointee.proto_major).\(connection!.pointee.proto_minor), max_write \(connection!.pointee.max_write), max_readahead \(connection!.pointee.max_readahead), writeback cache \(fs.writebackCache.load(ordering: .relaxed))")
         }
         ops.lookup = { request, parent, name in
             Operations.answer(request) {

@@ -8,11 +8,13 @@ import Testing
 struct ContentConcurrencyTests {
     /// Four writers, each with its own descriptor and its own 1 MiB region of one file, and two
     /// readers of the whole file, all at once: every read succeeds (no chunk is seen half
-    /// written), and the file ends up as the four regions say, byte for byte.
-    @Test func concurrentWritersOnDisjointRegions() throws {
+    /// written), and the file ends up as the four regions say, byte for byte. Without the
+    /// writeback cache every write reaches the daemon's range locks as it is made; with it, the
+    /// kernel's writeback sends them in batches.
+    @Test(arguments: [["no_writeback_cache"], []]) func concurrentWritersOnDisjointRegions(options: [String]) throws {
         let volume = try MountedVolume()
         defer { volume.unmount() }
-        try volume.mount()
+        try volume.mount(options: options)
         let path = volume.mountPoint + "/shared.bin"
         let region = 1 << 20, writers = 4
         let setup = open(path, O_RDWR | O_CREAT, 0o600)
@@ -52,6 +54,7 @@ struct ContentConcurrencyTests {
         #expect(contents.count == region * writers + 1)
         #expect(Array(contents.prefix(region * writers)) == expected.withLock { $0.flatMap { $0 } })
         #expect(!volume.log.contains("integrity failure"))
+        #expect(volume.log.contains("writeback cache \(options.isEmpty)"))
     }
 
     /// fallocate: mode 0 grows the file (zeros, no data written) and KEEP_SIZE does not; the

@@ -32,12 +32,13 @@ final class MountedVolume {
         close(fd)
     }
 
-    func mount() throws {
+    /// Mounts in the foreground; `options` go to `-o`.
+    func mount(options: [String] = []) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kmsfs")
-        process.arguments = ["mount", "-f", cipher, mountPoint]
+        process.arguments = ["mount", "-f", cipher, mountPoint] + (options.isEmpty ? [] : ["-o", options.joined(separator: ",")])
         process.standardOutput = FileHandle.nullDevice
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
         self.process = process
