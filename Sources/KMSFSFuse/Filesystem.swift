@@ -25,6 +25,8 @@ final class Filesystem: Sendable {
     let wantsWritebackCache: Bool
     /// Whether the kernel granted it (set once, in FUSE's init, before any file is opened).
     let writebackCache = Atomic<Bool>(false)
+    /// Where the volume is mounted (set once mounted; for tuning the mount's read-ahead).
+    let mountPoint = Mutex<String?>(nil)
     let defaultKeyID: String
     let configuration: VolumeConfiguration
     let cipherDirectory: String

@@ -41,6 +41,7 @@ public enum FuseMount {
             throw FuseMountError("cannot mount on \(mountPoint) (does it exist, and is it not already a mount?)")
         }
         defer { fuse_session_unmount(session) }
+        filesystem.mountPoint.withLock { $0 = mountPoint }
         logger.info("mounted \(cipherDirectory) on \(mountPoint)",
                     metadata: ["kmsfs.volume": "\(configuration.volumeID)", "kmsfs.keyService": "\(configuration.keyService)"])
         ready()

@@ -44,6 +44,11 @@ enum Operations {
                 connection!.pointee.want |= writeback
                 fs.writebackCache.store(true, ordering: .relaxed)
             }
+            // The kernel caps the mount's read-ahead with this init's reply, once it has it:
+            // the window can only be widened after that.
+            if let mountPoint = fs.mountPoint.withLock({ $0 }) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { Readahead.raise(mountPoint: mountPoint, logger: fs.logger) }
+            }
             fs.logger.info("FUSE connection: protocol \(connection!.pointee.proto_major).\(connection!.pointee.proto_minor), max_write \(connection!.pointee.max_write), max_readahead \(connection!.pointee.max_readahead), writeback cache \(fs.writebackCache.load(ordering: .relaxed))")
         }
         ops.lookup = { request, parent, name in

@@ -108,13 +108,15 @@ import Testing
         let f = try EmbeddedFixture()
         let key = try f.key()
         let pool = KeyPool(client: f.client, keyID: key, size: 32, lowWater: 16, concurrency: 1, contextFor: Self.context)
+        // Generous deadlines: the refill is a background thread on a shared 2-core machine that
+        // may be compiling at the same time (a CI run once took more than 5 s here).
         var waited = 0
-        while pool.statistics.ready < 32 && waited < 500 { usleep(10_000); waited += 1 }
+        while pool.statistics.ready < 32 && waited < 3000 { usleep(10_000); waited += 1 }
         #expect(pool.statistics.ready == 32)
         for _ in 0..<20 { _ = try pool.take() }
         #expect(pool.statistics.servedWithoutWaiting == 20)
         waited = 0
-        while pool.statistics.ready < 32 && waited < 500 { usleep(10_000); waited += 1 }
+        while pool.statistics.ready < 32 && waited < 3000 { usleep(10_000); waited += 1 }
         #expect(pool.statistics.ready == 32)
         pool.shutdown()
         #expect(pool.statistics.ready == 0)

@@ -54,7 +54,7 @@ struct ContentConcurrencyTests {
         #expect(contents.count == region * writers + 1)
         #expect(Array(contents.prefix(region * writers)) == expected.withLock { $0.flatMap { $0 } })
         #expect(!volume.log.contains("integrity failure"))
-        #expect(volume.log.contains("writeback cache \(options.isEmpty)"))
+        #expect(volume.logSays("writeback cache \(options.isEmpty)"))
     }
 
     /// fallocate: mode 0 grows the file (zeros, no data written) and KEEP_SIZE does not; the
@@ -82,6 +82,31 @@ struct ContentConcurrencyTests {
         // posix_fallocate falls back to writing where fallocate is refused; either way, zeros.
         #expect(posix_fallocate(fd, 200_000, 10) == 0)
         #expect(fstat(fd, &info) == 0 && info.st_size == 200_010)
+    }
+
+    /// The mount asks for 1 MiB writes and, as root, widens the kernel's read-ahead window to
+    /// 4 MiB (after FUSE's init, which would otherwise cap it at 128 KiB).
+    @Test func requestSizesAreTuned() throws {
+        let volume = try MountedVolume()
+        defer { volume.unmount() }
+        try volume.mount()
+        #expect(volume.logSays("max_write 1048576"))
+        guard getuid() == 0 else { return }
+        let mountinfo = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        var device: String?
+        for line in mountinfo.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 4 && fields[4] == volume.mountPoint { device = String(fields[2]) }
+        }
+        let bdi = try #require(device)
+        let deadline = Date().addingTimeInterval(5)
+        var window = ""
+        while Date() < deadline {
+            window = (try? String(contentsOfFile: "/sys/class/bdi/\(bdi)/read_ahead_kb", encoding: .utf8)) ?? ""
+            if window == "4096\n" { break }
+            usleep(50_000)
+        }
+        #expect(window == "4096\n")
     }
 
     /// Growing a file to 10 GiB with ftruncate writes no 10 GiB: the backing file stays sparse

@@ -52,6 +52,16 @@ final class MountedVolume {
     /// The mount daemon's log so far.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    /// Whether the log says `text` within a few seconds (FUSE's init may come after the mount).
+    func logSays(_ text: String) -> Bool {
+        let deadline = Date().addingTimeInterval(5)
+        while !log.contains(text) {
+            guard Date() < deadline else { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
     /// A second key with `alias` in the embedded store, made while unmounted (a mount holds the
     /// store). Returns its ARN.
     func makeKey(alias: String) throws -> String {
