@@ -14,8 +14,10 @@ public enum FuseMount {
     /// Mounts `cipherDirectory` on `mountPoint` and serves it until unmounted; blocks.
     /// `options` are libfuse's mount options, plus kmsfs's `no_writeback_cache`.
     ///
-    /// `ready` runs once the mount is in place and the key service answers, before the first
-    /// request is served: a background mount tells its parent there that it may exit.
+    /// `ready` runs once the mount is in place (and an embedded key store is open), before the
+    /// first request is served: a background mount tells its parent there that it may exit. A
+    /// remote key service is not asked at mount time: it may come up later, and until then
+    /// opens of files whose keys are not cached fail with the client's errno.
     /// - Throws: ``FuseMountError`` if the volume cannot be read or the mount fails.
     public static func run(cipherDirectory: String, mountPoint: String, options: [String] = [], ready: () -> Void = {}) throws {
         let logger = Logger(label: "kmsfs")
