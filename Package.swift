@@ -38,7 +38,7 @@ let package = Package(
         ),
 
         // Primitives: AES-256-GCM on reusable EVP contexts, digests, HKDF, secrets.
-        .target(name: "KMSFSCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "KMSFSCrypto", dependencies: ["COpenSSL", "CLinux"]),
         // The on-disk format of one encrypted file; pure code, no FUSE and no KMS.
         .target(name: "KMSFSFormat", dependencies: ["KMSFSCrypto"]),
         // JSON as the AWS JSON protocol and the audit trail need it: strict parser, compact writer.
@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine",
+                "KMSServer", "KMSEngine", "KMSFSCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -94,6 +94,7 @@ let package = Package(
                 "KMSFSVolume",
                 "KMSFSFuse",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

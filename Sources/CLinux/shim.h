@@ -1,5 +1,5 @@
 // Linux system calls and flags that Glibc's Swift module does not export: extended attributes,
-// renameat2, fallocate.
+// renameat2, fallocate, core-dump control.
 #ifndef KMSFS_CLINUX_SHIM_H
 #define KMSFS_CLINUX_SHIM_H
 
@@ -26,6 +26,18 @@ static inline int CLinux_renameat2(int olddirfd, const char *oldpath, int newdir
 static const int CLinux_FALLOC_FL_KEEP_SIZE = 0x01;
 static inline int CLinux_fallocate(int fd, int mode, off_t offset, off_t length) {
     return (int)syscall(SYS_fallocate, fd, mode, offset, length);
+}
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+/// Keeps key material out of core dumps: no core file (RLIMIT_CORE 0) and not dumpable (which
+/// also keeps other processes of the same user from ptrace and /proc/PID/mem). prctl is
+/// variadic, which Swift cannot call. Returns 0, or -1 with errno.
+static inline int CLinux_disable_core_dumps(void) {
+    struct rlimit none = { 0, 0 };
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return -1;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 #endif

@@ -77,6 +77,7 @@ extension KMSEngine {
             throw KMSError(.disabled, "\(key.arn) is disabled.")
         case .pendingDeletion:
             record.note = "use of a key pending deletion"
+            pendingDeletionAlarm.raise(keyARN: key.arn, record: record)
             throw KMSError(.invalidState, "\(key.arn) is pending deletion.")
         default:
             throw KMSError(.invalidState, "\(key.arn) is \(key.state.rawValue).")

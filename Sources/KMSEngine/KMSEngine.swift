@@ -16,6 +16,7 @@ public final class KMSEngine: Sendable {
     let clock: any EngineClock
     /// The working state. Held only to read a snapshot or to swap in a committed change.
     let state: Mutex<EngineState>
+    let pendingDeletionAlarm = PendingDeletionAlarm()
     /// Serializes management operations (draft, commit, swap); taken before `state`.
     private let management = Mutex(())
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once

@@ -8,6 +8,8 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
     case authenticationFailure
     /// OpenSSL reported a failure that is not an authentication failure.
     case openSSL(operation: String, reason: String)
+    /// The kernel refused a protection of key memory (core dumps, locking).
+    case system(String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,8 @@ public enum CryptoError: Error, Equatable, Sendable, CustomStringConvertible {
             return "authentication failed"
         case let .openSSL(operation, reason):
             return "OpenSSL \(operation) failed: \(reason)"
+        case let .system(reason):
+            return reason
         }
     }
 }

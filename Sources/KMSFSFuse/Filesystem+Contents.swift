@@ -43,17 +43,47 @@ extension Filesystem {
                 let range = InodeLock.Range(first: geometry.chunkIndex(forPlainOffset: offset),
                                             last: geometry.chunkIndex(forPlainOffset: end - 1))
                 let done = try entry.lock.withRange(range, exclusive: true) { () throws -> Bool in
-                    guard end < (try entry.file.plainSize()) else { return false }
+                    let size = try entry.file.plainSize()
+                    guard end < size else { return false }
+                    try reserve(entry, writing: offset, count: bytes.count, size: size)
                     try entry.file.write(bytes, at: offset)
                     return true
                 }
                 if done { return }
             }
             try entry.lock.withWholeFile {
-                try entry.file.write(bytes, at: entry.append ? try entry.file.plainSize() : offset)
+                let size = try entry.file.plainSize()
+                let at = entry.append ? size : offset
+                try reserve(entry, writing: at, count: bytes.count, size: size)
+                try entry.file.write(bytes, at: at)
             }
         } catch {
             throw FuseError(Self.errorNumber(for: error))
+        }
+    }
+
+    /// Reserves the backing space a write needs before it changes any byte: on a full disk the
+    /// writer gets ENOSPC and the file stays as it was. A write cut short midway would leave a
+    /// torn chunk, and not only at the end: a write into a hole (left by a truncate up, or by
+    /// the writeback cache sending a later page first) needs new blocks too. The reservation
+    /// covers the chunks the write seals (as far as the file will reach), and for a write past
+    /// the end also the old final chunk's growth, not the hole between. Filesystems without
+    /// fallocate are written without it.
+    private func reserve(_ entry: OpenFiles.Entry, writing offset: Int64, count: Int, size: Int64) throws {
+        let end = offset + Int64(count)
+        let current = geometry.cipherSize(forPlainSize: size)
+        let reach = geometry.cipherSize(forPlainSize: max(size, end))
+        var ranges: [(Int64, Int64)] = []
+        if offset > size {
+            ranges.append((current, min(reach, geometry.cipherOffset(ofChunk: geometry.finalChunkIndex(forPlainSize: size) + 1))))
+        }
+        let first = geometry.chunkIndex(forPlainOffset: min(offset, size))
+        ranges.append((geometry.cipherOffset(ofChunk: offset > size ? geometry.chunkIndex(forPlainOffset: offset) : first),
+                       min(reach, geometry.cipherOffset(ofChunk: geometry.chunkIndex(forPlainOffset: end) + 1))))
+        for (start, stop) in ranges where stop > start {
+            guard CLinux_fallocate(entry.fd, CLinux_FALLOC_FL_KEEP_SIZE, off_t(start), off_t(stop - start)) != 0 else { continue }
+            if errno == EOPNOTSUPP || errno == ENOSYS { return }
+            throw FuseError(errno)
         }
     }
 

@@ -46,7 +46,9 @@ final class Filesystem: Sendable {
         guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
         rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))
         geometry = ChunkGeometry(plainChunkSize: configuration.chunkSize)
-        let client = try configuration.makeKeyClient()
+        // Refused keys (disabled, pending deletion, no access) and an unreachable service are
+        // logged with the key and its state: the errno alone does not say why an open failed.
+        let client = LoggedKMSClient(try configuration.makeKeyClient(), logger: logger)
         // A remote service gets a key pool, so that creating a file does not wait for a round
         // trip; the embedded one answers in microseconds and a pool only competes for the cores
         // (docs/BENCHMARKS.md, KMS client).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KMSFSCrypto
 import KMSEngine
 import KMSServer
 
@@ -32,6 +33,7 @@ struct ServeCommand: ParsableCommand {
     var idleTimeout: Int64?
 
     func run() throws {
+        try ProcessHardening.disableCoreDumps()
         let file = try storeOptions.configFile()
         let listenerTexts = !listeners.isEmpty ? listeners : (file?.listen ?? ["tcp://127.0.0.1:8080"])
         let certificate = tlsCertificate ?? file?.tls?.certificate, key = tlsKey ?? file?.tls?.key
@@ -39,6 +41,11 @@ struct ServeCommand: ParsableCommand {
         configuration.maximumBodyBytes = maxBodyBytes ?? file?.maxBodyBytes ?? (1 << 20)
         configuration.idleTimeoutSeconds = idleTimeout ?? file?.idleTimeout ?? 30
         let engine = try storeOptions.openEngine(scheduler: true)
+        engine.onPendingDeletionUse { use in
+            print("kmsd: WARNING: \(use.operation) by \(use.principal) used \(use.keyARN), which is pending deletion "
+                  + "(use #\(use.count) since start; cancel the deletion if the key is still needed)")
+            fflush(nil)
+        }
         let server = try KMSServer(engine: engine, configuration: configuration)
         for address in server.boundAddresses { print("kmsd: listening on \(address)") }
         print("kmsd: ready")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KMSFSCrypto
 import KMSFSFuse
 import Logging
 #if canImport(Glibc)
@@ -41,6 +42,8 @@ struct MountCommand: ParsableCommand {
         let cipher = URL(fileURLWithPath: cipherDirectory).standardizedFileURL.path
         let target = URL(fileURLWithPath: mountPoint).standardizedFileURL.path
         let fuse = Self.fuseOptions(options)
+        // Data keys and plaintext pass through this process: never into a core file.
+        do { try ProcessHardening.disableCoreDumps() } catch { throw CommandFailure("kmsfs mount: \(error)") }
         if foreground {
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             do {

@@ -29,10 +29,11 @@ def unmount(mount_point):
 
 
 @contextlib.contextmanager
-def foreground_mount(cipher, mount_point, env=None):
-    """`kmsfs mount -f` until the mount is up; afterwards unmounted and the daemon ended
-    (SIGKILL if it does not end by itself), pass or fail. Yields the daemon process."""
-    daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+def foreground_mount(cipher, mount_point, env=None, extra=()):
+    """`kmsfs mount -f` (plus `extra` arguments) until the mount is up; afterwards unmounted and
+    the daemon ended (SIGKILL if it does not end by itself), pass or fail. Yields the daemon."""
+    daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point, *extra], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.time() + 20
         while not mounted(mount_point):

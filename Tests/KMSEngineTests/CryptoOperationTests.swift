@@ -1,5 +1,6 @@
 import Foundation
 import KMSFSCrypto
+import Synchronization
 import Testing
 @testable import KMSEngine
 
@@ -71,11 +72,18 @@ import Testing
         #expect(throws: KMSError.disabled) { try f.engine.generateDataKey(keyID: key, keySpec: .aes256, caller: f.caller) }
         try f.engine.enableKey(keyID: key, caller: f.caller)
         #expect(text(try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller).plaintext) == "p")
+        let alarms = Mutex<[PendingDeletionUse]>([])
+        f.engine.onPendingDeletionUse { use in alarms.withLock { $0.append(use) } }
         _ = try f.engine.scheduleKeyDeletion(keyID: key, caller: f.caller)
         #expect(throws: KMSError.invalidState) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller) }
         #expect(throws: KMSError.invalidState) { try f.engine.generateDataKey(keyID: key, keySpec: .aes256, caller: f.caller) }
         let uses = try f.engine.auditRecords().filter { $0.note == "use of a key pending deletion" }
         #expect(uses.count == 2)
+        // The alarm: a counter and a listener call per use, naming the key and the operation.
+        #expect(f.engine.pendingDeletionUses == 2)
+        let raised = alarms.withLock { $0 }
+        #expect(raised.map(\.operation) == ["Decrypt", "GenerateDataKey"] && raised.map(\.count) == [1, 2])
+        #expect(raised.allSatisfy { $0.keyARN.hasSuffix(key) })
     }
 
     @Test func generateDataKeyVariants() throws {

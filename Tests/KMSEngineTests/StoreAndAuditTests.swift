@@ -26,6 +26,10 @@ import Testing
         let rawFile = f.directory.appendingPathComponent("root.bin")
         try f.rootKey.key.withUnsafeBytes { try Data($0).write(to: rawFile) }
         #expect(try RootKey(loading: .file(rawFile.path)).key == f.rootKey.key)
+        // A raw key whose last bytes look like line breaks is still 32 raw bytes.
+        let awkward = Array(repeating: UInt8(0x41), count: 30) + [0x0d, 0x0a]
+        try Data(awkward).write(to: rawFile)
+        #expect(try RootKey(loading: .file(rawFile.path)).key == SecretBytes(copying: awkward))
 
         var pipe: [Int32] = [0, 0]
         #expect(Foundation.pipe(&pipe) == 0)

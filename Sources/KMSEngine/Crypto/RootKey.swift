@@ -56,8 +56,10 @@ public struct RootKey: Sendable {
     }
 
     private static func decode(_ raw: inout [UInt8]) throws -> SecretBytes {
-        while let last = raw.last, last == 0x0a || last == 0x0d { raw.removeLast() }
+        // Exactly 32 bytes is a raw key, whatever its last byte is; only the hex form may end
+        // with a line break (a raw key ending in 0x0a once lost that byte here).
         if raw.count == 32 { return SecretBytes(copying: raw) }
+        while let last = raw.last, last == 0x0a || last == 0x0d { raw.removeLast() }
         guard raw.count == 64 else {
             throw KMSError(.internalError, "a root key must be 32 raw bytes or 64 hex digits (found \(raw.count) bytes)")
         }
