@@ -1,6 +1,8 @@
-"""Processes that hold keys keep them out of core files: kmsd and the kmsfs mount daemon run with
-a core-size limit of 0 and are marked not dumpable (the latter is not visible from outside to
-root, so only the limit is checked here)."""
+"""Secrets hygiene. Processes that hold keys keep them out of core files: kmsd and the kmsfs mount
+daemon run with a core-size limit of 0 and are marked not dumpable (the latter is not visible
+from outside to root, so only the limit is checked here). After a session, no data key and no
+plaintext is anywhere at rest or in a log."""
+import json
 import os
 
 import pytest
@@ -22,3 +24,58 @@ def test_kmsd_writes_no_core_files(kmsd):
 def test_the_mount_daemon_writes_no_core_files():
     with new_volume("kmsfs-hygiene-") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
         assert core_limit(daemon.pid) == ["0", "0"]
+
+
+def every_byte_under(directory):
+    """Contents and extended attributes of every file below `directory`."""
+    for base, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(base, name)
+            if os.path.islink(path):
+                continue
+            with open(path, "rb") as f:
+                yield path, f.read()
+            for attribute in os.listxattr(path):
+                yield path + " [" + attribute + "]", os.getxattr(path, attribute)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
+def test_no_key_or_plaintext_at_rest_or_in_logs(kmsd):
+    """After a session of a volume on kmsd — files written, read, renamed, truncated — neither the
+    plaintext nor any file's data key (unwrapped here through kmsd with the file's context) is in
+    the backing directory (contents or xattrs), kmsd's store (with its WAL), its audit trail or
+    log, or the mount daemon's log."""
+    client = kmsd.client()
+    key = client.create_key(Description="hygiene")["KeyMetadata"]
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
+               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    marker = b"KMSFS-PLAINTEXT-MARKER-" + os.urandom(16).hex().encode()
+    payload = (marker + b"\n") * 3000
+    init = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1", "--kms-key", key["Arn"]]
+    with new_volume("kmsfs-scan-", *init, env=env) as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point, env=env) as daemon:
+            for name in ("one.txt", "two.txt"):
+                with open(os.path.join(mount_point, name), "wb") as f:
+                    f.write(payload)
+            with open(os.path.join(mount_point, "one.txt"), "rb") as f:
+                assert f.read() == payload
+            os.rename(os.path.join(mount_point, "two.txt"), os.path.join(mount_point, "three.txt"))
+            os.truncate(os.path.join(mount_point, "three.txt"), 70000)
+        mount_log = daemon.stderr.read()
+        with open(os.path.join(cipher, "kmsfs.conf")) as f:
+            volume_id = json.load(f)["volumeID"]
+        data_keys = []
+        for name in ("one.txt", "three.txt"):
+            value = os.getxattr(os.path.join(cipher, name), "user.kmsfs.key")
+            arn_length = int.from_bytes(value[17:19], "big")
+            offset = 19 + arn_length
+            blob = value[offset + 2:offset + 2 + int.from_bytes(value[offset:offset + 2], "big")]
+            context = {"kmsfs:volume": volume_id, "kmsfs:file": value[1:17].hex()}
+            data_keys.append(client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"])
+        kmsd.stop()
+        places = list(every_byte_under(cipher)) + list(every_byte_under(kmsd.directory)) + [("mount log", mount_log)]
+        assert len(places) > 5
+        for where, data in places:
+            assert marker not in data, "plaintext in " + where
+            for data_key in data_keys:
+                assert len(data_key) == 32 and data_key not in data, "a data key in " + where
