@@ -25,8 +25,8 @@ final class Filesystem: Sendable {
     let wantsWritebackCache: Bool
     /// Whether the kernel granted it (set once, in FUSE's init, before any file is opened).
     let writebackCache = Atomic<Bool>(false)
-    /// Where the volume is mounted (set once mounted; for tuning the mount's read-ahead).
-    let mountPoint = Mutex<String?>(nil)
+    /// Where the volume is mounted (for tuning the mount's read-ahead once FUSE's init is done).
+    let mountPoint: String
     let defaultKeyID: String
     let configuration: VolumeConfiguration
     let cipherDirectory: String
@@ -37,8 +37,9 @@ final class Filesystem: Sendable {
     /// Names at the top of the backing directory that are kmsfs's own, never shown.
     static let hiddenRootNames: Set<String> = [VolumeConfiguration.fileName]
 
-    init(cipherDirectory: String, configuration: VolumeConfiguration, writebackCache: Bool = true) throws {
+    init(cipherDirectory: String, mountPoint: String, configuration: VolumeConfiguration, writebackCache: Bool = true) throws {
         wantsWritebackCache = writebackCache
+        self.mountPoint = mountPoint
         let rootFD = open(cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)

@@ -25,7 +25,8 @@ public enum FuseMount {
         // kmsfs's own options; the rest are libfuse's.
         let writeback = !options.contains("no_writeback_cache")
         let fuseOptions = options.filter { $0 != "writeback_cache" && $0 != "no_writeback_cache" }
-        let filesystem = try Filesystem(cipherDirectory: cipherDirectory, configuration: configuration, writebackCache: writeback)
+        let filesystem = try Filesystem(cipherDirectory: cipherDirectory, mountPoint: mountPoint, configuration: configuration,
+                                        writebackCache: writeback)
         let arguments = ["kmsfs", "-o", (["fsname=" + cipherDirectory, "subtype=kmsfs"] + fuseOptions).joined(separator: ",")]
         var argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -43,7 +44,6 @@ public enum FuseMount {
             throw FuseMountError("cannot mount on \(mountPoint) (does it exist, and is it not already a mount?)")
         }
         defer { fuse_session_unmount(session) }
-        filesystem.mountPoint.withLock { $0 = mountPoint }
         logger.info("mounted \(cipherDirectory) on \(mountPoint)",
                     metadata: ["kmsfs.volume": "\(configuration.volumeID)", "kmsfs.keyService": "\(configuration.keyService)"])
         ready()

@@ -46,9 +46,7 @@ enum Operations {
             }
             // The kernel caps the mount's read-ahead with this init's reply, once it has it:
             // the window can only be widened after that.
-            if let mountPoint = fs.mountPoint.withLock({ $0 }) {
-                DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { Readahead.raise(mountPoint: mountPoint, logger: fs.logger) }
-            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { Readahead.raise(mountPoint: fs.mountPoint, logger: fs.logger) }
             fs.logger.info("FUSE connection: protocol \(connection!.pointee.proto_major).\(connection!.pointee.proto_minor), max_write \(connection!.pointee.max_write), max_readahead \(connection!.pointee.max_readahead), writeback cache \(fs.writebackCache.load(ordering: .relaxed))")
         }
         ops.lookup = { request, parent, name in

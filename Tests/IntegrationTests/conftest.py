@@ -93,6 +93,15 @@ class Kmsd:
             parsed = data
         return response.status, parsed, dict(response.getheaders())
 
+    def client_environment(self, **extra):
+        """An environment in which kmsfs (and the aws CLI) authenticate to this kmsd and nothing else."""
+        return dict(os.environ, AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key,
+                    AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", **extra)
+
+    def volume_arguments(self, key_id):
+        """`kmsfs init` arguments for a volume whose keys come from this kmsd over its Unix socket."""
+        return ["--kms-endpoint", "unix://" + self.socket_path, "--region", REGION, "--kms-key", key_id]
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -31,9 +31,8 @@ def serve(kmsd):
 def test_outage_and_recovery(kmsd):
     client = kmsd.client()
     key = client.create_key(Description="faults")["KeyMetadata"]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    init = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1", "--kms-key", key["Arn"]]
+    env = kmsd.client_environment()
+    init = kmsd.volume_arguments(key["Arn"])
     payloads = {name: os.urandom(40000) for name in ("a", "b", "c")}
     restarted = None
     with new_volume("kmsfs-faults-", *init, env=env) as (cipher, mount_point):

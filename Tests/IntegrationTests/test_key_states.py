@@ -24,9 +24,8 @@ def read(path):
 def test_disable_enable_and_pending_deletion(kmsd):
     client = kmsd.client()
     key = client.create_key(Description="state test")["KeyMetadata"]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    init = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1", "--kms-key", key["Arn"]]
+    env = kmsd.client_environment()
+    init = kmsd.volume_arguments(key["Arn"])
     with new_volume("kmsfs-states-", *init, env=env) as (cipher, mount_point):
         payloads = {name: os.urandom(20000) for name in ("a", "b", "c")}
         with foreground_mount(cipher, mount_point, env=env):

@@ -21,6 +21,15 @@ def mounted(mount_point):
         return any(line.split()[1] == mount_point for line in f)
 
 
+def wrapped_key(backing_path):
+    """A backing file's key attribute, decoded: (file ID, key ARN, KMS ciphertext blob). The
+    layout: format byte, 16-byte file ID, u16 ARN length + ARN, u16 blob length + blob."""
+    value = os.getxattr(backing_path, "user.kmsfs.key")
+    arn_end = 19 + int.from_bytes(value[17:19], "big")
+    blob_length = int.from_bytes(value[arn_end:arn_end + 2], "big")
+    return value[1:17], value[19:arn_end].decode(), value[arn_end + 2:arn_end + 2 + blob_length]
+
+
 def unmount(mount_point):
     """fusermount3 -u, then -uz if it is still there (a busy mount)."""
     for flags in (["-u"], ["-uz"]):
@@ -131,9 +140,8 @@ def test_volume_on_kmsd_over_a_unix_socket(kmsd):
     client = kmsd.client()
     key = client.create_key(Description="kmsfs volume")["KeyMetadata"]
     client.create_alias(AliasName="alias/volume", TargetKeyId=key["KeyId"])
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    init = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1", "--kms-key", "alias/volume"]
+    env = kmsd.client_environment()
+    init = kmsd.volume_arguments("alias/volume")
     with new_volume("kmsfs-remote-", *init, env=env) as (cipher, mount_point):
         with open(os.path.join(cipher, "kmsfs.conf")) as f:
             config = json.load(f)
@@ -153,13 +161,8 @@ def test_volume_on_kmsd_over_a_unix_socket(kmsd):
         with foreground_mount(cipher, mount_point, env=env):
             with open(os.path.join(mount_point, "remote.bin"), "rb") as f:
                 assert f.read() == payload
-        # The attribute: format byte, 16-byte file ID, u16 ARN length + ARN, u16 blob length + blob.
-        value = os.getxattr(os.path.join(cipher, "remote.bin"), "user.kmsfs.key")
-        file_id = value[1:17]
-        arn_length = int.from_bytes(value[17:19], "big")
-        assert value[19:19 + arn_length].decode() == key["Arn"]
-        offset = 19 + arn_length
-        blob = value[offset + 2:offset + 2 + int.from_bytes(value[offset:offset + 2], "big")]
+        file_id, arn, blob = wrapped_key(os.path.join(cipher, "remote.bin"))
+        assert arn == key["Arn"]
         context = {"kmsfs:volume": config["volumeID"], "kmsfs:file": file_id.hex()}
         assert len(client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]) == 32
         from botocore.exceptions import ClientError

@@ -112,8 +112,7 @@ def test_unix_socket_endpoint(kmsd):
 
 
 def test_aws_cli(kmsd):
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-               AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    env = kmsd.client_environment(AWS_DEFAULT_REGION="us-east-1")
     def aws(*args):
         done = subprocess.run(["aws", "kms", *args, "--endpoint-url", kmsd.endpoint, "--output", "json"],
                               env=env, capture_output=True, text=True, timeout=60)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from test_mount import foreground_mount, new_volume
+from test_mount import foreground_mount, new_volume, wrapped_key
 
 
 def core_limit(pid):
@@ -47,11 +47,10 @@ def test_no_key_or_plaintext_at_rest_or_in_logs(kmsd):
     log, or the mount daemon's log."""
     client = kmsd.client()
     key = client.create_key(Description="hygiene")["KeyMetadata"]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    env = kmsd.client_environment()
     marker = b"KMSFS-PLAINTEXT-MARKER-" + os.urandom(16).hex().encode()
     payload = (marker + b"\n") * 3000
-    init = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", "us-east-1", "--kms-key", key["Arn"]]
+    init = kmsd.volume_arguments(key["Arn"])
     with new_volume("kmsfs-scan-", *init, env=env) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point, env=env) as daemon:
             for name in ("one.txt", "two.txt"):
@@ -66,11 +65,8 @@ def test_no_key_or_plaintext_at_rest_or_in_logs(kmsd):
             volume_id = json.load(f)["volumeID"]
         data_keys = []
         for name in ("one.txt", "three.txt"):
-            value = os.getxattr(os.path.join(cipher, name), "user.kmsfs.key")
-            arn_length = int.from_bytes(value[17:19], "big")
-            offset = 19 + arn_length
-            blob = value[offset + 2:offset + 2 + int.from_bytes(value[offset:offset + 2], "big")]
-            context = {"kmsfs:volume": volume_id, "kmsfs:file": value[1:17].hex()}
+            file_id, _, blob = wrapped_key(os.path.join(cipher, name))
+            context = {"kmsfs:volume": volume_id, "kmsfs:file": file_id.hex()}
             data_keys.append(client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"])
         kmsd.stop()
         places = list(every_byte_under(cipher)) + list(every_byte_under(kmsd.directory)) + [("mount log", mount_log)]
