@@ -9,6 +9,9 @@
 /// GNU flags that Glibc's Swift module leaves out (it is built without _GNU_SOURCE).
 static const int CLinux_O_PATH = 010000000;
 static const int CLinux_AT_EMPTY_PATH = 0x1000;
+/// O_TMPFILE (__O_TMPFILE | O_DIRECTORY): an unnamed file in a directory, linked in when complete.
+static const int CLinux_O_TMPFILE = 020200000;
+static const int CLinux_AT_SYMLINK_FOLLOW = 0x400;
 
 #include <unistd.h>
 #include <sys/syscall.h>

@@ -23,7 +23,9 @@ public struct ChunkParallelism: Sendable, Equatable {
     /// Everything on the calling thread.
     public static let serial = ChunkParallelism(cores: 1, stripesPerCore: 1, minimumParallelBytes: .max)
 
-    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    /// Read once: glibc answers sysconf(_SC_NPROCESSORS_ONLN) by opening and parsing
+    /// /sys/devices/system/cpu/online, which every file creation and open would pay for.
+    public static let onlineCores: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// Runs `body` over `0..<chunkCount` split into stripes, in parallel when worth it.
     ///

@@ -6,6 +6,11 @@ import KMSFSCrypto
 /// is re-sealed whenever the end of the file moves, so the file always ends in a short final
 /// chunk. Growing a file leaves whole chunks as holes rather than writing encrypted zeros.
 ///
+/// Crashes: every operation keeps the backing file at a size some file can have, at every
+/// step (the size moves first when growing, last when shrinking), so an operation cut short
+/// leaves at most the chunks it overlaps failing authentication — including bytes of those
+/// chunks written earlier, because a chunk is sealed as a unit. docs/FORMAT.md, "Crashes".
+///
 /// Not synchronized: the caller serializes operations that touch the same chunks (the FUSE
 /// frontend holds a per-inode lock). Every operation reads the size from the storage, so nothing
 /// is cached between calls.
@@ -130,6 +135,13 @@ public struct EncryptedFile<Storage: CipherStorage> {
         }
         let end = offset + Int64(bytes.count)
         let newSize = max(size, end)
+        if newSize > size {
+            // The backing file takes its new size before any chunk is sealed into it, so a
+            // write cut short (a crash, a full disk) leaves a valid size and unauthenticated
+            // chunks only in the range it was writing — never a length no file can have, which
+            // would refuse the whole file.
+            try storage.truncate(to: geometry.cipherSize(forPlainSize: newSize))
+        }
         let first = geometry.chunkIndex(forPlainOffset: offset)
         let lastTouched = geometry.chunkIndex(forPlainOffset: end - 1)
         // A write that reaches the old end rewrites through the new final chunk (maybe empty);

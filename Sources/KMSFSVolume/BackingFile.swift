@@ -6,22 +6,29 @@ import KMSFSFormat
 import Glibc
 #endif
 
-/// Creating and opening backing files: the key attribute, then the header, in that order.
+/// Creating and opening backing files: the key attribute, then the header, then the name.
 public enum BackingFile {
     /// Creates `path` (relative to `directoryFD`; it must not exist) as a new empty encrypted
     /// file under `keyID`.
     ///
-    /// The key attribute is set before the header and any data, in the same inode. No fsync
-    /// here (it would cost a journal commit, about a millisecond, per file): on journaling
-    /// filesystems with ordered metadata (ext4's default data=ordered, XFS, btrfs) the
-    /// attribute is committed no later than the block allocations of data written after it, so
-    /// a crash can leave an empty file with a key, or a file whose data is lost, never data
+    /// The file is built unnamed (O_TMPFILE) — key attribute, header, empty final chunk — and
+    /// linked in under its name only when complete, so a crash at any point leaves either no
+    /// file or a whole empty one, never a name without its key or header. Filesystems without
+    /// O_TMPFILE get the name first and the same order inside it (a crash there can leave an
+    /// empty file without a key, which opens as EIO).
+    ///
+    /// No fsync here (it would cost a journal commit, about a millisecond, per file): on
+    /// journaling filesystems with ordered metadata (ext4's default data=ordered, XFS, btrfs)
+    /// the attribute is committed no later than the link and the block allocations of data
+    /// written after it, so a power loss can leave a file whose data is lost, never data
     /// without its key; and fsync(2) of the file through the mount commits the attribute with
     /// the data. On a filesystem without that ordering, `durableKey` fsyncs here as well.
     public static func create(path: String, relativeTo directoryFD: Int32 = AT_FDCWD, mode: mode_t = 0o600, keys: FileKeys,
                               keyID: String, durableKey: Bool = false) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
         let (header, key, attribute) = try keys.newFile(keyID: keyID)
-        let fd = openat(directoryFD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        var fd = openat(directoryFD, directory(of: path), CLinux_O_TMPFILE | O_RDWR | O_CLOEXEC, mode)
+        let named = fd < 0 && [EOPNOTSUPP, EISDIR, EINVAL, ENOENT].contains(errno)
+        if named { fd = openat(directoryFD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode) }
         guard fd >= 0 else { throw StorageError(errno: errno, operation: "open(O_CREAT)") }
         do {
             let value = attribute.encoded
@@ -32,12 +39,23 @@ public enum BackingFile {
                 guard fsync(fd) == 0 else { throw StorageError(errno: errno, operation: "fsync") }
             }
             let file = try EncryptedFile.create(in: FileDescriptorStorage(fd: fd), key: key, header: header)
+            // Through /proc (AT_SYMLINK_FOLLOW) rather than AT_EMPTY_PATH, which needs
+            // CAP_DAC_READ_SEARCH. EEXIST here is O_EXCL's answer.
+            if !named && linkat(AT_FDCWD, "/proc/self/fd/\(fd)", directoryFD, path, CLinux_AT_SYMLINK_FOLLOW) != 0 {
+                throw StorageError(errno: errno, operation: "linkat")
+            }
             return (fd, file)
         } catch {
             close(fd)
-            unlinkat(directoryFD, path, 0)
+            if named { unlinkat(directoryFD, path, 0) }
             throw error
         }
+    }
+
+    /// The directory part of `path`: "." for a bare name.
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// Opens the encrypted file on `fd`: reads its header and key attribute and unwraps its key.

@@ -2,6 +2,7 @@
 
 Every process started here is stopped (SIGTERM, then SIGKILL) when its fixture ends, whether the
 tests passed or not."""
+import contextlib
 import http.client
 import json
 import os
@@ -126,14 +127,27 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
-@pytest.fixture(scope="module")
-def kmsd():
+@contextlib.contextmanager
+def running_kmsd():
     with tempfile.TemporaryDirectory(prefix="kmsd-test-") as directory:
         server = Kmsd(directory, idle_timeout=2)
         try:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def kmsd():
+    with running_kmsd() as server:
+        yield server
+
+
+@pytest.fixture()
+def own_kmsd():
+    """A kmsd for one test alone: for tests that stop it."""
+    with running_kmsd() as server:
+        yield server
 
 
 @pytest.fixture()
