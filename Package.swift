@@ -113,7 +113,7 @@ let package = Package(
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
         .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],
                           path: "Tests/KMSEngineCrashWorkload"),
-        .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto", "KMSFSTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "KMSFSCryptoTests", dependencies: ["KMSFSCrypto", "CLinux", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "KMSFSFormatTests",
             dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSFSTestSupport"],

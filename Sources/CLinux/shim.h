@@ -43,4 +43,11 @@ static inline int CLinux_disable_core_dumps(void) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/// The soft RLIMIT_MEMLOCK in bytes (RLIM_INFINITY when unlimited), for messages about mlock.
+static inline unsigned long long CLinux_memlock_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return 0;
+    return (unsigned long long)limit.rlim_cur;
+}
+
 #endif

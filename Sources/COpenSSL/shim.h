@@ -20,4 +20,13 @@ static inline int COpenSSL_SSL_set_tlsext_host_name(SSL *ssl, const char *name) 
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
 
+/// OPENSSL_secure_zalloc and OPENSSL_secure_clear_free are macros passing __FILE__/__LINE__;
+/// with none given, a full secure heap returns NULL without touching the error queue.
+static inline void *COpenSSL_secure_zalloc(size_t count) {
+    return CRYPTO_secure_zalloc(count, NULL, 0);
+}
+static inline void COpenSSL_secure_clear_free(void *pointer, size_t count) {
+    CRYPTO_secure_clear_free(pointer, count, NULL, 0);
+}
+
 #endif

@@ -11,12 +11,21 @@ import Synchronization
 /// made in the background whenever the pool falls below ``lowWater``, by up to ``concurrency``
 /// workers, and handed out exactly once. In memory only; ``shutdown()`` (or release) drops them,
 /// and each wipes itself.
+///
+/// A pooled key was generated while its KMS key was usable; handing it out later must not
+/// outlive a decision to stop using the key (DisableKey, ScheduleKeyDeletion, a revoked
+/// grant) for long. So, like the AWS Encryption SDK's data-key cache, keys expire after
+/// ``maximumAge``; and the first refill that the service refuses for the key's state or the
+/// caller's rights drops every ready key, so that the next file's creation asks the service
+/// and gets its refusal.
 public final class KeyPool: Sendable {
     /// A data key for one new file.
     public struct PooledKey: Sendable {
         public var fileID: [UInt8]
         public var context: EncryptionContext
         public var dataKey: DataKey
+        /// When the service made it.
+        public var generated: Date
     }
 
     private struct State {
@@ -27,11 +36,16 @@ public final class KeyPool: Sendable {
         var generated = 0
         var served = 0
         var servedWithoutWaiting = 0
+        var expired = 0
+        var drained = 0
     }
 
     public let size: Int
     public let lowWater: Int
     public let concurrency: Int
+    /// Ready keys older than this are dropped rather than handed out.
+    public let maximumAge: TimeInterval
+    private let now: @Sendable () -> Date
     private let client: any KMSClient
     /// The KMS key the pooled data keys are wrapped under.
     public let keyID: String
@@ -42,9 +56,13 @@ public final class KeyPool: Sendable {
     /// - Parameters:
     ///   - contextFor: the encryption context of a new file with this 16-byte file ID.
     ///   - size: keys kept ready; `lowWater`: refill below this; `concurrency`: parallel refills.
+    ///   - maximumAge: how long a ready key may wait to be handed out.
     public init(client: any KMSClient, keyID: String, size: Int = 64, lowWater: Int = 16, concurrency: Int = 2,
+                maximumAge: TimeInterval = 30, now: @escaping @Sendable () -> Date = { Date() },
                 contextFor: @escaping @Sendable ([UInt8]) -> EncryptionContext) {
-        precondition(size > 0 && lowWater >= 0 && lowWater <= size && concurrency > 0)
+        precondition(size > 0 && lowWater >= 0 && lowWater <= size && concurrency > 0 && maximumAge > 0)
+        self.maximumAge = maximumAge
+        self.now = now
         self.client = client
         self.keyID = keyID
         self.size = size
@@ -56,15 +74,25 @@ public final class KeyPool: Sendable {
 
     deinit { shutdown() }
 
-    /// Counters: keys generated, served, and served straight from the pool.
-    public var statistics: (generated: Int, served: Int, servedWithoutWaiting: Int, ready: Int) {
-        state.withLock { ($0.generated, $0.served, $0.servedWithoutWaiting, $0.keys.count) }
+    /// Counters: keys generated, served, served straight from the pool, ready now, dropped
+    /// for age, and dropped because the service refused a refill.
+    public var statistics: (generated: Int, served: Int, servedWithoutWaiting: Int, ready: Int, expired: Int, drained: Int) {
+        state.withLock { ($0.generated, $0.served, $0.servedWithoutWaiting, $0.keys.count, $0.expired, $0.drained) }
     }
 
-    /// A key for a new file: from the pool if one is ready, otherwise made now.
+    /// A key for a new file: from the pool if one is ready (and young enough), otherwise made now.
     public func take() throws(KMSClientError) -> PooledKey {
+        let oldest = now().addingTimeInterval(-maximumAge)
         let ready: PooledKey? = state.withLock { state in
             state.served += 1
+            // Oldest first in the array: drop the expired prefix, serve the newest.
+            if let firstYoung = state.keys.firstIndex(where: { $0.generated >= oldest }) {
+                state.expired += firstYoung
+                state.keys.removeFirst(firstYoung)
+            } else {
+                state.expired += state.keys.count
+                state.keys.removeAll()
+            }
             guard !state.keys.isEmpty else { return nil }
             state.servedWithoutWaiting += 1
             return state.keys.removeLast()
@@ -92,11 +120,12 @@ public final class KeyPool: Sendable {
         let context = contextFor(fileID)
         let dataKey = try client.generateDataKey(keyID: keyID, context: context)
         state.withLock { $0.generated += 1 }
-        return PooledKey(fileID: fileID, context: context, dataKey: dataKey)
+        return PooledKey(fileID: fileID, context: context, dataKey: dataKey, generated: now())
     }
 
     /// Starts background workers while the pool (with what is being made) is below the low-water
-    /// mark; each fills up to `size`. A failure stops that worker (the next `take` tries again).
+    /// mark; each fills up to `size`. A failure stops that worker (the next `take` tries again);
+    /// a refusal for the key's state or the caller's rights also drops the ready keys.
     private func refillIfNeeded() {
         let workers: Int = state.withLock { state in
             guard !state.stopped, state.keys.count < lowWater || (state.keys.isEmpty && size > 0) else { return 0 }
@@ -123,7 +152,16 @@ public final class KeyPool: Sendable {
                 }
                 if !kept { return }
             } catch {
-                state.withLock { $0.lastError = error }
+                state.withLock { state in
+                    state.lastError = error
+                    switch error.kind {
+                    case .keyUnusable, .accessDenied, .notFound:
+                        state.drained += state.keys.count
+                        state.keys.removeAll()
+                    case .unreachable, .invalidCiphertext, .invalidRequest:
+                        break  // the keys are as good as before
+                    }
+                }
                 return
             }
         }

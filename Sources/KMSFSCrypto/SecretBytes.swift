@@ -34,8 +34,7 @@ public final class SecretBytes: @unchecked Sendable {
     ) throws(E) {
         precondition(count >= 0, "negative secret length")
         // One byte at least, so that an empty secret still has a valid base address.
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
-        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        let buffer = Self.allocate(count)
         do {
             try initializer(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
         } catch {
@@ -68,11 +67,26 @@ public final class SecretBytes: @unchecked Sendable {
         Self.release(buffer, count: count, observer: beforeRelease)
     }
 
+    /// Zeroed bytes from OpenSSL's secure heap — locked in memory and left out of core dumps —
+    /// once ``ProcessHardening/lockKeyMemory(byteCount:)`` has set it up; from the ordinary heap
+    /// before that or when it is full (a key then works, merely unlocked).
+    private static func allocate(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        let size = max(count, 1)
+        guard let base = COpenSSL_secure_zalloc(size) ?? CRYPTO_zalloc(size, nil, 0) else {
+            fatalError("out of memory for a \(size)-byte secret")
+        }
+        return UnsafeMutableRawBufferPointer(start: base, count: size)
+    }
+
     private static func release(_ buffer: UnsafeMutableRawBufferPointer, count: Int, observer: ((UnsafeRawBufferPointer) -> Void)?) {
         wipe(buffer)
         observer?(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-        buffer.deallocate()
+        // Frees from whichever heap the bytes came from (and wipes them once more).
+        COpenSSL_secure_clear_free(buffer.baseAddress, buffer.count)
     }
+
+    /// Whether these bytes live in the secure heap (locked, unless lockKeyMemory said otherwise).
+    public var isInSecureHeap: Bool { CRYPTO_secure_allocated(buffer.baseAddress) == 1 }
 
     /// Lends the secret bytes to `body`; they must not escape it.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {

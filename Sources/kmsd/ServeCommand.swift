@@ -34,6 +34,12 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         try ProcessHardening.disableCoreDumps()
+        // Key material (cached unsealed per key version) and the root key in a locked heap: 4 MiB
+        // holds about 100 000 32-byte secrets.
+        switch ProcessHardening.lockKeyMemory(byteCount: 4 << 20) {
+        case let .locked(byteCount): print("kmsd: key memory: \(byteCount >> 20) MiB locked, out of core dumps")
+        case let .unlocked(reason): print("kmsd: WARNING: key memory not locked, keys may reach swap: \(reason)")
+        }
         let file = try storeOptions.configFile()
         let listenerTexts = !listeners.isEmpty ? listeners : (file?.listen ?? ["tcp://127.0.0.1:8080"])
         let certificate = tlsCertificate ?? file?.tls?.certificate, key = tlsKey ?? file?.tls?.key

@@ -37,6 +37,16 @@ struct MountCommand: ParsableCommand {
             .filter { !mountOnlyOptions.contains($0) && !$0.hasPrefix("x-") && !$0.hasPrefix("comment=") }
     }
 
+    /// Data keys live in a locked heap (after the fork: locks are not inherited). 1 MiB holds
+    /// the data-key cache (4 096 keys), the key pool and the directory keys with room to spare.
+    static func lockKeyMemory() {
+        let logger = Logger(label: "kmsfs")
+        switch ProcessHardening.lockKeyMemory(byteCount: 1 << 20) {
+        case let .locked(byteCount): logger.info("key memory: \(byteCount >> 10) KiB locked, out of core dumps")
+        case let .unlocked(reason): logger.warning("key memory not locked, keys may reach swap: \(reason)")
+        }
+    }
+
     func run() throws {
         // Both paths absolute: a background daemon works from /.
         let cipher = URL(fileURLWithPath: cipherDirectory).standardizedFileURL.path
@@ -46,6 +56,7 @@ struct MountCommand: ParsableCommand {
         do { try ProcessHardening.disableCoreDumps() } catch { throw CommandFailure("kmsfs mount: \(error)") }
         if foreground {
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
+            Self.lockKeyMemory()
             do {
                 try FuseMount.run(cipherDirectory: cipher, mountPoint: target, options: fuse) {
                     SystemdNotify.send("READY=1\nSTATUS=\(cipher) mounted on \(target)")
@@ -58,6 +69,7 @@ struct MountCommand: ParsableCommand {
         let notifier: Daemon.Notifier
         do { notifier = try Daemon.detach() } catch { throw CommandFailure("kmsfs mount: \(error)") }
         SyslogLogHandler.bootstrap(identifier: "kmsfs")
+        Self.lockKeyMemory()
         do {
             try FuseMount.run(cipherDirectory: cipher, mountPoint: target, options: fuse, ready: notifier.ready)
         } catch {

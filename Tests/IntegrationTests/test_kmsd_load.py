@@ -18,7 +18,7 @@ def test_mixed_load_at_64_connections(kmsd):
     figures.update(memory_after_warm_up_kib=start, memory_at_end_kib=end)
     if os.environ.get("KMSD_LOAD_REPORT"):
         with open(os.environ["KMSD_LOAD_REPORT"], "w") as report:
-            json.dump(figures, report, indent=1)
+            json.dump(figures, report)
     assert figures["errors"] == 0, figures["error_samples"]
     assert figures["operations"] > SECONDS * 50, figures
     # No growth: at most 10% and 8 MiB over the resident size after warm-up (allocator slack).

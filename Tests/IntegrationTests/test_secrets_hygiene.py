@@ -1,7 +1,9 @@
 """Secrets hygiene. Processes that hold keys keep them out of core files: kmsd and the kmsfs mount
 daemon run with a core-size limit of 0 and are marked not dumpable (the latter is not visible
-from outside to root, so only the limit is checked here). After a session, no data key and no
-plaintext is anywhere at rest or in a log."""
+from outside to root, so only the limit is checked here). Their keys live in a locked heap
+(OpenSSL's secure heap: mlock, MADV_DONTDUMP), which they announce, and which shows as locked
+memory once a key is in it. After a session, no data key and no plaintext is anywhere at rest or
+in a log."""
 import json
 import os
 
@@ -16,14 +18,27 @@ def core_limit(pid):
     return line.split()[4:6]
 
 
-def test_kmsd_writes_no_core_files(kmsd):
+def locked_kib(pid):
+    """VmLck: memory the process holds locked (the key heap's pages once touched)."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(l for l in f if l.startswith("VmLck:")).split()[1])
+
+
+def test_kmsd_writes_no_core_files_and_locks_its_keys(kmsd):
     assert core_limit(kmsd.process.pid) == ["0", "0"]
+    kmsd.client().create_key(Description="locked")  # key material into the heap
+    assert "kmsd: key memory: 4 MiB locked, out of core dumps" in open(kmsd.log_path).read()
+    assert locked_kib(kmsd.process.pid) > 0
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
-def test_the_mount_daemon_writes_no_core_files():
+def test_the_mount_daemon_writes_no_core_files_and_locks_its_keys():
     with new_volume("kmsfs-hygiene-") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
         assert core_limit(daemon.pid) == ["0", "0"]
+        with open(os.path.join(mount_point, "f"), "wb") as f:
+            f.write(b"a data key into the heap")
+        assert locked_kib(daemon.pid) > 0
+    assert "key memory: 1024 KiB locked, out of core dumps" in daemon.stderr.read().decode()
 
 
 def every_byte_under(directory):

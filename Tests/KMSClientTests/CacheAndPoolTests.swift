@@ -132,4 +132,37 @@ import Testing
         try f.engine.enableKey(keyID: key, caller: f.caller)
         #expect(try pool.take().dataKey.plaintext.count == 32)
     }
+
+    /// Keys generated before a key was disabled are not handed out once they are older than the
+    /// pool's maximum age: the next creation asks the service and is refused.
+    @Test func expiredKeysAreDropped() throws {
+        let f = try EmbeddedFixture()
+        let key = try f.key()
+        let clock = DataKeyCacheTests.Clock()
+        let pool = KeyPool(client: f.client, keyID: key, size: 8, lowWater: 4, concurrency: 1, maximumAge: 30,
+                           now: { clock.time.withLock { $0 } }, contextFor: Self.context)
+        var waited = 0
+        while pool.statistics.ready < 8 && waited < 3000 { usleep(10_000); waited += 1 }
+        try f.engine.disableKey(keyID: key, caller: f.caller)
+        clock.advance(31)
+        let error = try #require(throws: KMSClientError.self) { try pool.take() }
+        #expect(error.kind == .keyUnusable(state: "Disabled"))
+        #expect(pool.statistics.expired == 8)
+    }
+
+    /// The first refill the service refuses for the key's state drops every ready key.
+    @Test func aRefusedRefillDrainsThePool() throws {
+        let f = try EmbeddedFixture()
+        let key = try f.key()
+        let pool = KeyPool(client: f.client, keyID: key, size: 8, lowWater: 8, concurrency: 1, contextFor: Self.context)
+        var waited = 0
+        while pool.statistics.ready < 8 && waited < 3000 { usleep(10_000); waited += 1 }
+        try f.engine.disableKey(keyID: key, caller: f.caller)
+        _ = try pool.take()  // made while the key was enabled; its refill is refused
+        waited = 0
+        while pool.statistics.drained == 0 && waited < 3000 { usleep(10_000); waited += 1 }
+        #expect(pool.statistics.drained == 7 && pool.statistics.ready == 0)
+        let error = try #require(throws: KMSClientError.self) { try pool.take() }
+        #expect(error.kind == .keyUnusable(state: "Disabled"))
+    }
 }

@@ -1,3 +1,4 @@
+import CLinux
 import Testing
 @testable import KMSFSCrypto
 
@@ -45,5 +46,27 @@ import Testing
             }
         }
         #expect(seen == Array(repeating: 0, count: 16))
+    }
+
+    /// Once the key heap is set up, secrets come from it — locked here, where the test runs as
+    /// root or with a sufficient RLIMIT_MEMLOCK — and are still wiped before release.
+    @Test func secretsLiveInTheLockedKeyHeap() throws {
+        let before = try SecretBytes.random(count: 32)
+        let outcome = ProcessHardening.lockKeyMemory(byteCount: 1 << 16)
+        #expect(ProcessHardening.lockKeyMemory(byteCount: 1 << 16) == outcome)
+        if CLinux_memlock_limit() >= 1 << 16 {
+            #expect(outcome == .locked(byteCount: 1 << 16))
+        } else {
+            guard case let .unlocked(reason) = outcome else { Issue.record("locked beyond RLIMIT_MEMLOCK"); return }
+            #expect(reason.contains("RLIMIT_MEMLOCK"))
+        }
+        #expect(!before.isInSecureHeap)
+        var seen: [UInt8] = []
+        do {
+            let secret = try SecretBytes(count: 32, beforeRelease: { seen = Array($0) }) { $0.initializeMemory(as: UInt8.self, repeating: 0xAB) }
+            #expect(secret.isInSecureHeap)
+            #expect(secret.withUnsafeBytes { $0.allSatisfy { $0 == 0xAB } })
+        }
+        #expect(seen == [UInt8](repeating: 0, count: 32))
     }
 }
