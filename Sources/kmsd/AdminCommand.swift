@@ -31,17 +31,30 @@ struct AdminCommand: ParsableCommand {
     }
 
     struct CreateAccessKey: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an access key; the secret is printed once.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create an access key; the secret is printed once.",
+            discussion: """
+            Generated unless given: --access-key-id and --secret-access-key take credentials chosen by the \
+            operator (migrating existing ones, CI fixtures) of AWS's shape — an ID of 16 to 128 letters, \
+            digits and underscores, a secret of 40 characters of A-Z, a-z, 0-9, + and /. The account may be \
+            any 12-digit ID: it is created if it does not exist.
+            """)
         @OptionGroup var storeOptions: StoreOptions
-        @Option(help: "The account the key belongs to.") var account: String
+        @Option(help: "The account the key belongs to (12 digits; created if missing).") var account: String
         @Option(help: "An IAM-style user name; the key then acts as arn:aws:iam::<account>:user/<name>.") var user: String?
         @Option(help: "Use this access key ID instead of a generated one.") var accessKeyID: String?
         @Option(help: "Use this secret instead of a generated one.") var secretAccessKey: String?
+        func validate() throws {
+            guard (accessKeyID == nil) == (secretAccessKey == nil) else {
+                throw ValidationError("give both --access-key-id and --secret-access-key, or neither")
+            }
+        }
         func run() throws {
-            let key = try storeOptions.openEngine().createAccessKey(account: account, userName: user,
-                                                                   accessKeyID: accessKeyID, secretAccessKey: secretAccessKey)
+            let (key, created) = try storeOptions.openEngine().createAccessKey(
+                account: account, userName: user, accessKeyID: accessKeyID, secretAccessKey: secretAccessKey, createAccount: true)
+            if let created { print("account: \(created.accountID) created") }
             print("access key id: \(key.record.accessKeyID)")
-            print("secret access key: \(key.secretAccessKey)")
+            if secretAccessKey == nil { print("secret access key: \(key.secretAccessKey)") }
             print("principal: \(key.record.principal)")
         }
     }

@@ -33,7 +33,7 @@ struct InitCommand: ParsableCommand {
         }
         let engine = try storeOptions.openEngine()
         let created = try engine.createAccount(accountID: account, name: accountName)
-        let key = try engine.createAccessKey(account: created.accountID)
+        let key = try engine.createAccessKey(account: created.accountID).key
         try engine.flushAudit()
         print("key store: \(storeOptions.store)")
         print("account: \(created.accountID) (\(created.name))")

@@ -9,3 +9,10 @@ struct KMSDCommand: ParsableCommand {
         subcommands: [InitCommand.self, ServeCommand.self, AdminCommand.self, AuditCommand.self]
     )
 }
+
+/// A failure at run time (a bad seed file, a refused credential): printed as "Error: …" without
+/// the usage text that ArgumentParser adds to a ValidationError.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -32,6 +32,20 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Close a connection that sends nothing for this many seconds (default 30).")
     var idleTimeout: Int64?
 
+    @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing.")
+    var seed: String?
+
+    @OptionGroup(title: "Development mode") var devOptions: DevOptions
+
+    func validate() throws {
+        guard devOptions.dev else { return }
+        let storeFlags = [storeOptions.config, storeOptions.storeFlag, storeOptions.rootKeyFile, storeOptions.rootKeyCredential]
+        guard storeFlags.allSatisfy({ $0 == nil }), storeOptions.rootKeyFD == nil, listeners.isEmpty, tlsCertificate == nil, tlsKey == nil else {
+            throw ValidationError("--dev makes its own store and listens on 127.0.0.1 only: it takes no --config, --store, root key, --listen or TLS option")
+        }
+        guard (0...65535).contains(devOptions.port) else { throw ValidationError("--port is 0 to 65535") }
+    }
+
     func run() throws {
         try ProcessHardening.disableCoreDumps()
         // Key material (cached unsealed per key version) and the root key in a locked heap: 4 MiB
@@ -40,13 +54,17 @@ struct ServeCommand: ParsableCommand {
         case let .locked(byteCount): print("kmsd: key memory: \(byteCount >> 20) MiB locked, out of core dumps")
         case let .unlocked(reason): print("kmsd: WARNING: key memory not locked, keys may reach swap: \(reason)")
         }
-        let file = try storeOptions.configFile()
-        let listenerTexts = !listeners.isEmpty ? listeners : (file?.listen ?? ["tcp://127.0.0.1:8080"])
+        let file = devOptions.dev ? nil : try storeOptions.configFile()
+        let listenerTexts = devOptions.dev ? ["tcp://127.0.0.1:\(devOptions.port)"]
+            : !listeners.isEmpty ? listeners : (file?.listen ?? ["tcp://127.0.0.1:8080"])
         let certificate = tlsCertificate ?? file?.tls?.certificate, key = tlsKey ?? file?.tls?.key
         var configuration = ServerConfiguration(listeners: try listenerTexts.map { try Self.parse($0, certificate: certificate, key: key) })
         configuration.maximumBodyBytes = maxBodyBytes ?? file?.maxBodyBytes ?? (1 << 20)
         configuration.idleTimeoutSeconds = idleTimeout ?? file?.idleTimeout ?? 30
-        let engine = try storeOptions.openEngine(scheduler: true)
+        let dev = devOptions.dev ? try DevSession.start(devOptions) : nil
+        defer { dev?.remove() }
+        let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)
+        if let seed { try engine.applySeed(from: seed) }
         engine.onPendingDeletionUse { use in
             print("kmsd: WARNING: \(use.operation) by \(use.principal) used \(use.keyARN), which is pending deletion "
                   + "(use #\(use.count) since start; cancel the deletion if the key is still needed)")
@@ -54,6 +72,7 @@ struct ServeCommand: ParsableCommand {
         }
         let server = try KMSServer(engine: engine, configuration: configuration)
         for address in server.boundAddresses { print("kmsd: listening on \(address)") }
+        if let dev, let endpoint = server.boundAddresses.first { dev.announce(endpoint: endpoint, account: devOptions.account) }
         print("kmsd: ready")
         fflush(nil)
 

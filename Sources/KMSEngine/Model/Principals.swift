@@ -17,7 +17,7 @@ public struct AccessKeyRecord: Codable, Sendable, Equatable {
     public var creationDate: Date
 }
 
-/// A new access key with its secret, returned once by ``KMSEngine/createAccessKey(account:userName:accessKeyID:secretAccessKey:)``.
+/// A new access key with its secret, returned once by ``KMSEngine/createAccessKey(account:userName:accessKeyID:secretAccessKey:createAccount:)``.
 public struct NewAccessKey: Sendable {
     public var record: AccessKeyRecord
     public var secretAccessKey: String

@@ -51,6 +51,42 @@ enum Validate {
         }
     }
 
+    /// A key ID: a lowercase UUID, as AWS makes them.
+    static func keyID(_ id: String) throws(KMSError) {
+        let parts = id.split(separator: "-", omittingEmptySubsequences: false).map(\.count)
+        guard parts == [8, 4, 4, 4, 12], id.allSatisfy({ $0 == "-" || $0.isHexDigit && !$0.isUppercase }) else {
+            throw KMSError(.validation, "A key ID is a lowercase UUID, like 1234abcd-12ab-34cd-56ef-1234567890ab: \(id)")
+        }
+    }
+
+    /// An AWS account ID: 12 digits.
+    static func accountID(_ id: String) throws(KMSError) {
+        guard id.count == 12, id.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw KMSError(.validation, "An account ID is 12 digits: \(id)")
+        }
+    }
+
+    /// IAM's constraint on access key IDs: 16 to 128 word characters ([\\w]+).
+    static func accessKeyID(_ id: String) throws(KMSError) {
+        guard (16...128).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            throw KMSError(.validation, "An access key ID is 16 to 128 letters, digits and underscores (IAM's [\\w]+), like AKIAIOSFODNN7EXAMPLE")
+        }
+    }
+
+    /// The shape of every secret access key AWS issues: 40 characters of the base64 alphabet.
+    static func secretAccessKey(_ secret: String) throws(KMSError) {
+        guard secret.count == 40, secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "/") }) else {
+            throw KMSError(.validation, "A secret access key is 40 characters of A-Z, a-z, 0-9, + and /, like AWS's")
+        }
+    }
+
+    /// IAM user names: 1 to 64 of letters, digits and +=,.@_-.
+    static func userName(_ name: String) throws(KMSError) {
+        guard (1...64).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+=,.@_-".contains($0)) }) else {
+            throw KMSError(.validation, "A user name is 1 to 64 of the characters IAM allows (letters, digits, +=,.@_-)")
+        }
+    }
+
     static func encryptionContext(_ context: EncryptionContext) throws(KMSError) {
         for (key, value) in context where key.isEmpty || key.utf8.count > 8192 || value.utf8.count > 8192 {
             throw KMSError(.validation, "Encryption context keys must be non-empty, and keys and values at most 8192 bytes")

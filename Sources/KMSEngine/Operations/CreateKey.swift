@@ -26,8 +26,10 @@ extension KMSEngine {
         }
     }
 
-    /// Builds a new key (record and material) from a request, after validating it.
-    func makeKey(_ request: CreateKeyRequest, caller: Caller, manager: KeyManager, service: String?) throws -> LiveKey {
+    /// Builds a new key (record and material) from a request, after validating it. Seeding
+    /// gives the key ID and, for an EXTERNAL key, the material (enabled at once, as after an import).
+    func makeKey(_ request: CreateKeyRequest, caller: Caller, manager: KeyManager, service: String?,
+                 keyID givenID: String? = nil, material givenMaterial: SecretBytes? = nil) throws -> LiveKey {
         try Validate.length(request.description, "description", 0...8192)
         try Validate.tags(request.tags)
         guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
@@ -45,17 +47,18 @@ extension KMSEngine {
         }
         if let policy = request.policy { try Self.validatePolicy(policy) }
         let now = clock.now()
-        let keyID = UUID().uuidString.lowercased()  // once per CreateKey: the open(2) of Foundation's UUID does not matter here
-        let external = request.origin == .external
+        let keyID = givenID ?? UUID().uuidString.lowercased()  // once per CreateKey: the open(2) of Foundation's UUID does not matter here
+        precondition(givenMaterial == nil || request.origin == .external, "given material makes an EXTERNAL key")
+        let awaitingImport = request.origin == .external && givenMaterial == nil
         let record = KeyRecord(
             keyID: keyID, account: caller.account, region: caller.region, description: request.description,
-            state: external ? .pendingImport : .enabled, usage: request.keyUsage, spec: request.keySpec,
+            state: awaitingImport ? .pendingImport : .enabled, usage: request.keyUsage, spec: request.keySpec,
             origin: request.origin, manager: manager, creationDate: now, deletionDate: nil, pendingWindowInDays: nil,
             policy: request.policy ?? Self.defaultPolicy(account: caller.account), multiRegion: false, tags: request.tags,
             rotationEnabled: false, rotationPeriodInDays: nil, nextRotationDate: nil,
-            versions: external ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
+            versions: awaitingImport ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
         var material: [UInt32: AESGCMContextPool] = [:]
-        if !external { material[1] = AESGCMContextPool(key: try SecretBytes.random(count: 32), maximumIdle: 8) }
+        if !awaitingImport { material[1] = AESGCMContextPool(key: try givenMaterial ?? SecretBytes.random(count: 32), maximumIdle: 8) }
         return LiveKey(record: record, material: material)
     }
 

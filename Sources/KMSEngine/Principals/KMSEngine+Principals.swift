@@ -9,13 +9,7 @@ extension KMSEngine {
     /// Creates an account (a random 12-digit ID unless one is given).
     public func createAccount(accountID: String? = nil, name: String) throws -> AccountRecord {
         try manage("CreateAccount", Self.adminCaller) { _, state in
-            let id = try accountID ?? Self.randomAccountID()
-            guard id.count == 12, id.allSatisfy(\.isASCII), id.allSatisfy(\.isNumber) else {
-                throw KMSError(.validation, "An account ID is 12 digits: \(id)")
-            }
-            guard state.accounts[id] == nil else { throw KMSError(.alreadyExists, "Account \(id) already exists") }
-            let account = AccountRecord(accountID: id, name: name, creationDate: clock.now())
-            state.accounts[id] = account
+            let account = try addAccount(accountID ?? Self.randomAccountID(), name: name, to: &state)
             return (account, [.putAccount(account)])
         }
     }
@@ -25,32 +19,51 @@ extension KMSEngine {
     }
 
     /// Creates an access key for `account` (for its root, or for IAM-style user `userName`). The
-    /// ID and secret are generated unless given (migrating existing credentials).
+    /// ID and secret are generated unless given (migrating existing credentials, CI fixtures);
+    /// given ones must have the shape of AWS's. With `createAccount`, a missing account (any
+    /// 12-digit ID) is created first, in the same change.
     public func createAccessKey(account: String, userName: String? = nil, accessKeyID: String? = nil,
-                                secretAccessKey: String? = nil) throws -> NewAccessKey {
+                                secretAccessKey: String? = nil, createAccount: Bool = false) throws -> (key: NewAccessKey, createdAccount: AccountRecord?) {
         try manage("CreateAccessKey", Self.adminCaller) { record, state in
-            guard state.accounts[account] != nil else { throw KMSError(.notFound, "Account \(account) does not exist") }
-            let id = try accessKeyID ?? Self.randomAccessKeyID()
-            guard (16...128).contains(id.count), id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
-                throw KMSError(.validation, "An access key ID is 16 to 128 letters and digits")
+            var changes: [StoreChange] = []
+            var created: AccountRecord?
+            if createAccount && state.accounts[account] == nil {
+                created = try addAccount(account, name: "account \(account)", to: &state)
+                changes.append(.putAccount(created!))
             }
-            guard state.accessKeys[id] == nil else { throw KMSError(.alreadyExists, "Access key \(id) already exists") }
-            let secret = try secretAccessKey ?? Self.randomSecret()
-            guard (16...128).contains(secret.count), secret.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-                throw KMSError(.validation, "A secret access key is 16 to 128 printable ASCII characters")
-            }
-            if let userName {
-                guard (1...64).contains(userName.count),
-                      userName.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+=,.@_-".contains($0)) })
-                else { throw KMSError(.validation, "A user name is 1 to 64 of the characters IAM allows") }
-            }
-            let principal = userName.map { "arn:aws:iam::\(account):user/\($0)" } ?? "arn:aws:iam::\(account):root"
-            let key = AccessKeyRecord(accessKeyID: id, account: account, principal: principal, creationDate: clock.now())
-            let sealed = try rootKey.seal(SecretBytes(copying: Array(secret.utf8)), label: "access key " + id, version: 0)
-            record.note = "access key \(id) for \(principal)"
-            state.accessKeys[id] = LiveAccessKey(record: key, secret: SecretBytes(copying: Array(secret.utf8)))
-            return (NewAccessKey(record: key, secretAccessKey: secret), [.putAccessKey(key, sealedSecret: sealed)])
+            let (key, change) = try addAccessKey(account: account, userName: userName, accessKeyID: accessKeyID ?? Self.randomAccessKeyID(),
+                                                 secret: secretAccessKey ?? Self.randomSecret(), to: &state)
+            record.note = "access key \(key.record.accessKeyID) for \(key.record.principal)"
+            return ((key, created), changes + [change])
         }
+    }
+
+    /// Adds a validated new account to a draft state.
+    func addAccount(_ id: String, name: String, to state: inout EngineState) throws -> AccountRecord {
+        try Validate.accountID(id)
+        guard state.accounts[id] == nil else { throw KMSError(.alreadyExists, "Account \(id) already exists") }
+        let account = AccountRecord(accountID: id, name: name, creationDate: clock.now())
+        state.accounts[id] = account
+        return account
+    }
+
+    /// Adds a validated new access key to a draft state; the change stores its secret sealed.
+    func addAccessKey(account: String, userName: String?, accessKeyID id: String, secret: String,
+                      to state: inout EngineState) throws -> (NewAccessKey, StoreChange) {
+        guard state.accounts[account] != nil else { throw KMSError(.notFound, "Account \(account) does not exist") }
+        try Validate.accessKeyID(id)
+        guard state.accessKeys[id] == nil else { throw KMSError(.alreadyExists, "Access key \(id) already exists") }
+        try Validate.secretAccessKey(secret)
+        if let userName { try Validate.userName(userName) }
+        let key = AccessKeyRecord(accessKeyID: id, account: account, principal: Self.principal(account: account, userName: userName),
+                                  creationDate: clock.now())
+        let sealed = try rootKey.seal(SecretBytes(copying: Array(secret.utf8)), label: "access key " + id, version: 0)
+        state.accessKeys[id] = LiveAccessKey(record: key, secret: SecretBytes(copying: Array(secret.utf8)))
+        return (NewAccessKey(record: key, secretAccessKey: secret), .putAccessKey(key, sealedSecret: sealed))
+    }
+
+    static func principal(account: String, userName: String?) -> String {
+        userName.map { "arn:aws:iam::\(account):user/\($0)" } ?? "arn:aws:iam::\(account):root"
     }
 
     public func listAccessKeys(account: String? = nil) -> [AccessKeyRecord] {

@@ -1,0 +1,173 @@
+import Foundation
+import KMSFSCrypto
+
+extension KMSEngine {
+    /// Applies `seed` as one change (one transaction, one audit record "Seed"): what is missing
+    /// is created, what exists is compared with the seed and left as it is.
+    ///
+    /// - Throws: ``SeedError`` naming the first entry that conflicts with the store or is invalid
+    ///   (then nothing is applied); other errors if the store fails.
+    @discardableResult
+    public func seed(_ seed: Seed) throws -> SeedOutcome {
+        var refusal: SeedError?
+        do {
+            return try manage("Seed", Self.adminCaller) { record, state in
+                do {
+                    var plan = SeedPlan()
+                    for account in seed.accounts { try plan.apply(account, engine: self, to: &state) }
+                    record.note = "seed: \(plan.outcome.created.count) created, \(plan.outcome.unchanged.count) unchanged"
+                    return (plan.outcome, plan.changes)
+                } catch let error as SeedError {
+                    refusal = error
+                    throw KMSError(.validation, error.description)
+                }
+            }
+        } catch {
+            throw refusal ?? error
+        }
+    }
+}
+
+/// One seed's way through a draft state: what it created, what it found, the store changes.
+private struct SeedPlan {
+    var outcome = SeedOutcome()
+    var changes: [StoreChange] = []
+
+    mutating func apply(_ account: Seed.Account, engine: KMSEngine, to state: inout EngineState) throws {
+        let entry = "account \(account.id)"
+        if let existing = state.accounts[account.id] {
+            if let name = account.name, existing.name != name {
+                throw SeedError.conflict(entry: entry, reason: "it exists named \"\(existing.name)\"; the seed says \"\(name)\"")
+            }
+            outcome.unchanged.append(entry)
+        } else {
+            let created = try invalid(entry) { try engine.addAccount(account.id, name: account.name ?? "account \(account.id)", to: &state) }
+            changes.append(.putAccount(created))
+            outcome.created.append(entry)
+        }
+        for accessKey in account.accessKeys { try apply(accessKey, account: account.id, engine: engine, to: &state) }
+        for key in account.keys { try apply(key, account: account.id, engine: engine, to: &state) }
+    }
+
+    mutating func apply(_ accessKey: Seed.AccessKey, account: String, engine: KMSEngine, to state: inout EngineState) throws {
+        let entry = "access key \(accessKey.id)"
+        guard let existing = state.accessKeys[accessKey.id] else {
+            let (_, change) = try invalid(entry) {
+                try engine.addAccessKey(account: account, userName: accessKey.user, accessKeyID: accessKey.id, secret: accessKey.secret, to: &state)
+            }
+            changes.append(change)
+            outcome.created.append(entry)
+            return
+        }
+        let principal = KMSEngine.principal(account: account, userName: accessKey.user)
+        guard existing.record.principal == principal else {
+            throw SeedError.conflict(entry: entry, reason: "it exists for \(existing.record.principal); the seed says \(principal)")
+        }
+        guard existing.secret == SecretBytes(copying: Array(accessKey.secret.utf8)) else {
+            throw SeedError.conflict(entry: entry, reason: "it exists with a different secret")
+        }
+        outcome.unchanged.append(entry)
+    }
+
+    mutating func apply(_ key: Seed.Key, account: String, engine: KMSEngine, to state: inout EngineState) throws {
+        let entry = key.name
+        if let id = key.id { try invalid(entry) { try Validate.keyID(id) } }
+        if let material = key.material, material.count != 32 {
+            throw SeedError.invalid(entry: entry, reason: "material is 32 bytes (AES-256), not \(material.count)")
+        }
+        if key.material != nil && key.rotationPeriodInDays != nil {
+            throw SeedError.invalid(entry: entry, reason: "a key with given material cannot rotate automatically (like imported material)")
+        }
+        if let days = key.rotationPeriodInDays { try invalid(entry) { try Validate.range(days, "rotationPeriodInDays", 90...2560) } }
+        let found: String?
+        if let id = key.id {
+            found = state.keys[id] == nil ? nil : id
+        } else if let alias = key.aliases.first {
+            found = state.aliases[EngineState.AliasID(account: account, region: key.region, name: alias)]?.targetKeyID
+        } else {
+            throw SeedError.invalid(entry: entry, reason: "a key needs an id or an alias, to be found again at the next start")
+        }
+        let keyID: String
+        if let found, let live = state.keys[found] {
+            try compare(live, with: key, account: account, entry: entry)
+            outcome.unchanged.append(entry)
+            keyID = found
+        } else {
+            var request = CreateKeyRequest()
+            request.description = key.description
+            request.tags = key.tags
+            request.origin = key.material == nil ? .awsKMS : .external
+            let caller = Caller(account: account, region: key.region, principal: KMSEngine.principal(account: account, userName: nil),
+                                requestID: "seed")
+            var live = try invalid(entry) {
+                try engine.makeKey(request, caller: caller, manager: .customer, service: nil, keyID: key.id, material: key.material)
+            }
+            if let days = key.rotationPeriodInDays {
+                let now = engine.clock.now()
+                live = live.with {
+                    $0.rotationEnabled = true
+                    $0.rotationPeriodInDays = days
+                    $0.nextRotationDate = now.addingTimeInterval(Double(days) * 86_400)
+                }
+            }
+            keyID = live.record.keyID
+            state.keys[keyID] = live
+            changes += try engine.storeChanges(for: live)
+            outcome.created.append(entry)
+        }
+        for alias in key.aliases { try apply(alias: alias, keyID: keyID, account: account, region: key.region, engine: engine, to: &state) }
+    }
+
+    /// An existing key against its seed entry: every declared attribute must match.
+    func compare(_ live: LiveKey, with key: Seed.Key, account: String, entry: String) throws {
+        let record = live.record
+        guard record.account == account, record.region == key.region else {
+            throw SeedError.conflict(entry: entry, reason: "it exists as \(record.arn)")
+        }
+        guard record.manager == .customer, record.spec == .symmetricDefault, record.usage == .encryptDecrypt else {
+            throw SeedError.conflict(entry: entry, reason: "it exists, but is not a symmetric customer-managed key")
+        }
+        guard record.state != .pendingDeletion else {
+            throw SeedError.conflict(entry: entry, reason: "it exists, but is pending deletion")
+        }
+        var differences: [String] = []
+        if record.description != key.description { differences.append("description") }
+        if Set(record.tags) != Set(key.tags) { differences.append("tags") }
+        if (record.rotationEnabled ? record.rotationPeriodInDays : nil) != key.rotationPeriodInDays { differences.append("rotation") }
+        if let material = key.material {
+            if record.origin != .external || live.material[1]?.key != material { differences.append("material") }
+        } else if record.origin != .awsKMS {
+            differences.append("material (it has given material; the seed gives none)")
+        }
+        guard differences.isEmpty else {
+            throw SeedError.conflict(entry: entry, reason: "it exists with a different \(differences.joined(separator: ", "))")
+        }
+    }
+
+    mutating func apply(alias: String, keyID: String, account: String, region: String, engine: KMSEngine, to state: inout EngineState) throws {
+        let entry = "alias \(alias)"
+        try invalid(entry) { try Validate.aliasName(alias) }
+        let id = EngineState.AliasID(account: account, region: region, name: alias)
+        if let existing = state.aliases[id] {
+            guard existing.targetKeyID == keyID else {
+                throw SeedError.conflict(entry: entry, reason: "it points at key \(existing.targetKeyID ?? "none"); the seed says \(keyID)")
+            }
+            outcome.unchanged.append(entry)
+            return
+        }
+        let now = engine.clock.now()
+        let record = AliasRecord(account: account, region: region, aliasName: alias, targetKeyID: keyID, creationDate: now, lastUpdatedDate: now)
+        state.aliases[id] = record
+        changes.append(.putAlias(record))
+        outcome.created.append(entry)
+    }
+
+    /// Runs a validating step; its KMS error becomes an invalid-entry error naming `entry`.
+    func invalid<R>(_ entry: String, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let error as KMSError {
+            throw SeedError.invalid(entry: entry, reason: error.message)
+        }
+    }
+}
