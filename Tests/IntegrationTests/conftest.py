@@ -104,14 +104,19 @@ class Kmsd:
         return ["--kms-endpoint", "unix://" + self.socket_path, "--region", REGION, "--kms-key", key_id]
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.log.close()
+
+
+def stop_process(process):
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not ended within 10 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

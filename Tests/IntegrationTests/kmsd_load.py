@@ -6,7 +6,6 @@ import base64
 import http.client
 import json
 import multiprocessing
-import os
 import random
 import time
 

@@ -19,7 +19,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 

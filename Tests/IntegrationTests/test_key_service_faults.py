@@ -13,14 +13,13 @@ import http.client
 import http.server
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import KMSD, REGION
+from conftest import KMSD, REGION, stop_process
 from test_mount import foreground_mount, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
@@ -83,12 +82,7 @@ def test_outage_and_recovery(own_kmsd):
         finally:
             if restarted is not None:
                 process, log = restarted
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process)
                 log.close()
 
 

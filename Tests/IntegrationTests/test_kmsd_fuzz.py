@@ -14,7 +14,6 @@ import socket
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
-import pytest
 
 from conftest import REGION
 

@@ -72,6 +72,14 @@ import Testing
     }
 }
 
+/// Waits up to 30 s for a background refill to bring `condition` about. Generous: the refill is a
+/// background thread on a shared 2-core machine that may be compiling at the same time (a CI run
+/// once took more than 5 s here).
+func waitFor(_ condition: () -> Bool) {
+    var waited = 0
+    while !condition() && waited < 3000 { usleep(10_000); waited += 1 }
+}
+
 @Suite struct KeyPoolTests {
     static func context(_ fileID: [UInt8]) -> EncryptionContext {
         ["kmsfs:volume": "test", "kmsfs:file": fileID.map { String($0, radix: 16) }.joined()]
@@ -108,15 +116,11 @@ import Testing
         let f = try EmbeddedFixture()
         let key = try f.key()
         let pool = KeyPool(client: f.client, keyID: key, size: 32, lowWater: 16, concurrency: 1, contextFor: Self.context)
-        // Generous deadlines: the refill is a background thread on a shared 2-core machine that
-        // may be compiling at the same time (a CI run once took more than 5 s here).
-        var waited = 0
-        while pool.statistics.ready < 32 && waited < 3000 { usleep(10_000); waited += 1 }
+        waitFor { pool.statistics.ready == 32 }
         #expect(pool.statistics.ready == 32)
         for _ in 0..<20 { _ = try pool.take() }
         #expect(pool.statistics.servedWithoutWaiting == 20)
-        waited = 0
-        while pool.statistics.ready < 32 && waited < 3000 { usleep(10_000); waited += 1 }
+        waitFor { pool.statistics.ready == 32 }
         #expect(pool.statistics.ready == 32)
         pool.shutdown()
         #expect(pool.statistics.ready == 0)
@@ -141,8 +145,7 @@ import Testing
         let clock = DataKeyCacheTests.Clock()
         let pool = KeyPool(client: f.client, keyID: key, size: 8, lowWater: 4, concurrency: 1, maximumAge: 30,
                            now: { clock.time.withLock { $0 } }, contextFor: Self.context)
-        var waited = 0
-        while pool.statistics.ready < 8 && waited < 3000 { usleep(10_000); waited += 1 }
+        waitFor { pool.statistics.ready == 8 }
         try f.engine.disableKey(keyID: key, caller: f.caller)
         clock.advance(31)
         let error = try #require(throws: KMSClientError.self) { try pool.take() }
@@ -155,12 +158,10 @@ import Testing
         let f = try EmbeddedFixture()
         let key = try f.key()
         let pool = KeyPool(client: f.client, keyID: key, size: 8, lowWater: 8, concurrency: 1, contextFor: Self.context)
-        var waited = 0
-        while pool.statistics.ready < 8 && waited < 3000 { usleep(10_000); waited += 1 }
+        waitFor { pool.statistics.ready == 8 }
         try f.engine.disableKey(keyID: key, caller: f.caller)
         _ = try pool.take()  // made while the key was enabled; its refill is refused
-        waited = 0
-        while pool.statistics.drained == 0 && waited < 3000 { usleep(10_000); waited += 1 }
+        waitFor { pool.statistics.drained > 0 }
         #expect(pool.statistics.drained == 7 && pool.statistics.ready == 0)
         let error = try #require(throws: KMSClientError.self) { try pool.take() }
         #expect(error.kind == .keyUnusable(state: "Disabled"))
