@@ -17,6 +17,7 @@ import Yams
 ///   key: /etc/kmsd/tls.key
 /// maxBodyBytes: 1048576
 /// idleTimeout: 30
+/// seed: /etc/kmsd/seed.yaml    # applied at every start (see SeedFile)
 /// ```
 struct ConfigFile: Decodable {
     struct RootKeySource: Decodable {
@@ -36,8 +37,9 @@ struct ConfigFile: Decodable {
     var tls: TLS?
     var maxBodyBytes: Int?
     var idleTimeout: Int64?
+    var seed: String?
 
-    static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout"]
+    static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "seed"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
     static func load(_ path: String) throws -> ConfigFile {

@@ -32,7 +32,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Close a connection that sends nothing for this many seconds (default 30).")
     var idleTimeout: Int64?
 
-    @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing.")
+    @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing (config: seed).")
     var seed: String?
 
     @OptionGroup(title: "Development mode") var devOptions: DevOptions
@@ -64,7 +64,7 @@ struct ServeCommand: ParsableCommand {
         let dev = devOptions.dev ? try DevSession.start(devOptions) : nil
         defer { dev?.remove() }
         let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)
-        if let seed { try engine.applySeed(from: seed) }
+        if let seed = seed ?? file?.seed { try engine.applySeed(from: seed) }
         engine.onPendingDeletionUse { use in
             print("kmsd: WARNING: \(use.operation) by \(use.principal) used \(use.keyARN), which is pending deletion "
                   + "(use #\(use.count) since start; cancel the deletion if the key is still needed)")

@@ -227,3 +227,16 @@ def test_given_credentials_work_and_malformed_ones_are_refused(tmp_path):
     with serve("--store", store, "--listen", "tcp://127.0.0.1:0") as kmsd:
         arn = kms(kmsd.endpoint, OTHER).create_key()["KeyMetadata"]["Arn"]
         assert ":777788889999:key/" in arn
+
+
+def test_the_configuration_file_names_a_seed(tmp_path):
+    store = str(tmp_path / "keys.sqlite")
+    subprocess.run([KMSD, "init", "--store", store, "--account", ACCOUNT], check=True, capture_output=True)
+    (tmp_path / "seed.yaml").write_text(
+        'accounts:\n  - id: "%s"\n    accessKeys: [{id: %s, secret: %s}]\n    keys: [{aliases: [alias/configured]}]\n'
+        % (ACCOUNT, WELL_KNOWN[0], WELL_KNOWN[1]))
+    config = tmp_path / "kmsd.yaml"
+    config.write_text("store: %s\nlisten: [tcp://127.0.0.1:0]\nseed: %s\n" % (store, tmp_path / "seed.yaml"))
+    with serve("--config", str(config)) as kmsd:
+        assert "3 created, 1 unchanged" in kmsd.output, kmsd.output
+        assert kms(kmsd.endpoint, WELL_KNOWN).describe_key(KeyId="alias/configured")["KeyMetadata"]["Enabled"]
