@@ -7,8 +7,8 @@ import KMSEngine
 struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage accounts and access keys (with kmsd stopped).",
-        subcommands: [CreateAccount.self, ListAccounts.self, CreateAccessKey.self, ListAccessKeys.self, RevokeAccessKey.self]
+        abstract: "Manage accounts and access keys, or apply a seed file (with kmsd stopped).",
+        subcommands: [CreateAccount.self, ListAccounts.self, CreateAccessKey.self, ListAccessKeys.self, RevokeAccessKey.self, ApplySeed.self]
     )
 
     struct CreateAccount: ParsableCommand {
@@ -77,6 +77,18 @@ struct AdminCommand: ParsableCommand {
         func run() throws {
             try storeOptions.openEngine().revokeAccessKey(accessKeyID)
             print("revoked \(accessKeyID)")
+        }
+    }
+
+    struct ApplySeed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "seed", abstract: "Apply a seed file to the store now, as `kmsd serve --seed` does at start.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "The seed file (YAML).") var file: String
+        func run() throws {
+            let engine = try storeOptions.openEngine()
+            try engine.applySeed(from: file)
+            try engine.flushAudit()
         }
     }
 }

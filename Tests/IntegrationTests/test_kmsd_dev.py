@@ -240,3 +240,17 @@ def test_the_configuration_file_names_a_seed(tmp_path):
     with serve("--config", str(config)) as kmsd:
         assert "3 created, 1 unchanged" in kmsd.output, kmsd.output
         assert kms(kmsd.endpoint, WELL_KNOWN).describe_key(KeyId="alias/configured")["KeyMetadata"]["Enabled"]
+
+
+def test_admin_applies_a_seed_to_a_stopped_store(tmp_path):
+    store = str(tmp_path / "keys.sqlite")
+    subprocess.run([KMSD, "init", "--store", store, "--account", ACCOUNT], check=True, capture_output=True)
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(seed_text())
+    applied = subprocess.run([KMSD, "admin", "seed", "--store", store, str(seed)], capture_output=True, text=True)
+    assert applied.returncode == 0 and "9 created, 1 unchanged" in applied.stdout, applied.stderr
+    with serve("--store", store, "--listen", "tcp://127.0.0.1:0", "--seed", str(seed)) as kmsd:
+        assert "0 created, 10 unchanged" in kmsd.output, kmsd.output
+    seed.write_text(seed_text().replace("description: app data", "description: changed"))
+    refused = subprocess.run([KMSD, "admin", "seed", "--store", store, str(seed)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "seed conflict in key %s" % APP_KEY in refused.stderr
