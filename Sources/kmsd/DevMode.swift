@@ -26,19 +26,18 @@ struct DevOptions: ParsableArguments {
     @Option(help: "Dev mode: the secret access key (default $AWS_SECRET_ACCESS_KEY, else AWS's documented example).")
     var secretAccessKey: String?
 
-    /// Credentials: flags, then the environment (both or neither), then the well-known pair.
-    var credentials: (id: String, secret: String) {
-        get throws {
-            if accessKeyID != nil || secretAccessKey != nil {
-                guard let accessKeyID, let secretAccessKey else {
-                    throw ValidationError("give both --access-key-id and --secret-access-key, or neither")
-                }
-                return (accessKeyID, secretAccessKey)
-            }
-            let environment = ProcessInfo.processInfo.environment
-            if let id = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"] { return (id, secret) }
-            return (Self.wellKnownAccessKeyID, Self.wellKnownSecret)
+    func validate() throws {
+        guard (accessKeyID == nil) == (secretAccessKey == nil) else {
+            throw ValidationError("give both --access-key-id and --secret-access-key, or neither")
         }
+    }
+
+    /// Credentials: flags, then the environment (both), then the well-known pair.
+    var credentials: (id: String, secret: String) {
+        if let accessKeyID, let secretAccessKey { return (accessKeyID, secretAccessKey) }
+        let environment = ProcessInfo.processInfo.environment
+        if let id = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"] { return (id, secret) }
+        return (Self.wellKnownAccessKeyID, Self.wellKnownSecret)
     }
 }
 
@@ -50,7 +49,7 @@ struct DevSession {
     let secret: String
 
     static func start(_ options: DevOptions) throws -> DevSession {
-        let (id, secret) = try options.credentials
+        let (id, secret) = options.credentials
         var template = Array(URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("kmsd-dev-XXXXXX").path.utf8CString)
         guard let made = mkdtemp(&template) else { throw CommandFailure("cannot make a temporary directory: \(String(cString: strerror(errno)))") }
         let directory = String(cString: made)

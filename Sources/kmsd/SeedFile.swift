@@ -70,8 +70,6 @@ struct SeedFile: Decodable {
         do {
             if let node = try Yams.compose(yaml: text) { try checkSettings(node, level: "", at: "") }
             file = try YAMLDecoder().decode(SeedFile.self, from: text)
-        } catch let error as CommandFailure {
-            throw CommandFailure("\(path): \(error)")
         } catch {
             throw CommandFailure("\(path): \(error)")
         }
