@@ -182,7 +182,7 @@ def test_slow_hanging_and_throttling_key_service(kmsd):
             data, elapsed = timed_read(path("b"))
             assert data == payloads["b"] and elapsed >= 1.5
             data, elapsed = timed_read(path("a"))
-            assert data == payloads["a"] and elapsed < 1.0
+            assert data == payloads["a"] and elapsed < 1.5  # less than one delayed answer
 
             # Hung: no answer within the client's per-attempt timeout. The open is EIO after the
             # client's attempts; meanwhile cached files are read and written without waiting.
@@ -202,7 +202,7 @@ def test_slow_hanging_and_throttling_key_service(kmsd):
             waiter.start()
             time.sleep(1)
             data, elapsed = timed_read(path("a"))
-            assert data == payloads["a"] and elapsed < 1.0
+            assert data == payloads["a"] and elapsed < 5  # far less than the 20 s a hung call takes
             held.seek(10)
             held.write(b"written while the service hung")
             held.flush()

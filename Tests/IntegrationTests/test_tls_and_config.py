@@ -1,7 +1,9 @@
 """kmsd with a YAML configuration file and a TLS listener (self-signed certificate)."""
 import os
+import socket
 import subprocess
 import tempfile
+import time
 
 import boto3
 import botocore.config
@@ -59,17 +61,31 @@ def s_client(port, version):
     return done.returncode, done.stdout + done.stderr
 
 
+def wait_until_listening(process, port, seconds=20):
+    """s_server takes a moment to bind; a fixed sleep lost that race on a loaded CI machine."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "openssl s_server exited with %d" % process.returncode
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("openssl s_server did not listen on port %d within %d s" % (port, seconds))
+
+
 def test_tls_below_1_2_is_refused(tls_kmsd):
     port = int(tls_kmsd.endpoints[0].rsplit(":", 1)[1])
     # Control: this machine's openssl can speak TLS 1.1 to a server that allows it, so a refusal
     # below is kmsd's doing, not the client's.
-    control_port = 20000 + os.getpid() % 20000
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        control_port = probe.getsockname()[1]
     control = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % control_port, "-cert", tls_kmsd.certificate,
                                 "-key", tls_kmsd.certificate.replace(".crt", ".key"), "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import time
-        time.sleep(0.5)
+        wait_until_listening(control, control_port)
         code, out = s_client(control_port, "tls1_1")
         assert "Protocol  : TLSv1.1" in out and "Cipher is (NONE)" not in out, out
     finally:
