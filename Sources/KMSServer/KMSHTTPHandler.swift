@@ -24,6 +24,9 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private var state = State.idle
+    /// A request is being answered: the idle timeout is for silent clients, not for slow answers
+    /// (a store write waiting on a stalled disk must not cost the client its connection).
+    private var answering = false
     private let service: KMSProtocol
     private let authenticator: RequestAuthenticator
     private let blockingPool: NIOThreadPool
@@ -62,6 +65,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
             state = .idle
+            answering = true
             handle(context: context, head: head, body: body)
         case (.body(let chunk), .discarding(let remaining)):
             if chunk.readableBytes >= remaining {
@@ -123,6 +127,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func write(context: ChannelHandlerContext, response: KMSProtocol.Response, requestID: String, keepAlive: Bool,
                        closeAfter: Bool = true) {
+        answering = false
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: KMSProtocol.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))
@@ -142,7 +147,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+            if !answering { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

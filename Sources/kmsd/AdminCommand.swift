@@ -45,9 +45,7 @@ struct AdminCommand: ParsableCommand {
         @Option(help: "Use this access key ID instead of a generated one.") var accessKeyID: String?
         @Option(help: "Use this secret instead of a generated one.") var secretAccessKey: String?
         func validate() throws {
-            guard (accessKeyID == nil) == (secretAccessKey == nil) else {
-                throw ValidationError("give both --access-key-id and --secret-access-key, or neither")
-            }
+            try validateGivenCredentials(accessKeyID: accessKeyID, secretAccessKey: secretAccessKey)
         }
         func run() throws {
             let (key, created) = try storeOptions.openEngine().createAccessKey(

@@ -27,9 +27,7 @@ struct DevOptions: ParsableArguments {
     var secretAccessKey: String?
 
     func validate() throws {
-        guard (accessKeyID == nil) == (secretAccessKey == nil) else {
-            throw ValidationError("give both --access-key-id and --secret-access-key, or neither")
-        }
+        try validateGivenCredentials(accessKeyID: accessKeyID, secretAccessKey: secretAccessKey)
     }
 
     /// Credentials: flags, then the environment (both), then the well-known pair.

@@ -109,11 +109,12 @@ class Kmsd:
 
 
 def stop_process(process):
-    """SIGTERM (a clean shutdown), then SIGKILL if it has not ended within 10 s."""
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not ended within 30 s (a debug build
+    on a loaded machine can take a few seconds to drain and flush)."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -133,9 +134,9 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 @contextlib.contextmanager
-def running_kmsd():
+def running_kmsd(idle_timeout=30):
     with tempfile.TemporaryDirectory(prefix="kmsd-test-") as directory:
-        server = Kmsd(directory, idle_timeout=2)
+        server = Kmsd(directory, idle_timeout=idle_timeout)
         try:
             yield server
         finally:

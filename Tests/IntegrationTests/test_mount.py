@@ -44,9 +44,13 @@ def foreground_mount(cipher, mount_point, env=None, extra=()):
     daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point, *extra], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, env=env)
     try:
-        deadline = time.time() + 20
+        deadline = time.time() + 30
         while not mounted(mount_point):
-            assert daemon.poll() is None and time.time() < deadline, daemon.stderr.read()
+            if daemon.poll() is not None:
+                raise AssertionError("kmsfs mount exited: " + daemon.stderr.read().decode(errors="replace"))
+            if time.time() > deadline:
+                daemon.kill()  # so that reading its stderr ends
+                raise AssertionError("not mounted within 30 s: " + daemon.stderr.read().decode(errors="replace"))
             time.sleep(0.02)
         yield daemon
     finally:

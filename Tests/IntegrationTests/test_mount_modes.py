@@ -31,6 +31,16 @@ def daemons_of(cipher):
     return found
 
 
+def daemons_end(cipher, seconds=30):
+    """Whether the volume's daemons have all exited within `seconds` (after an unmount)."""
+    deadline = time.time() + seconds
+    while daemons_of(cipher):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.fixture()
 def volume_dirs():
     """An initialized volume and a mount point; afterwards nothing stays mounted or running."""
@@ -39,9 +49,7 @@ def volume_dirs():
             yield cipher, mount_point
         finally:
             unmount(mount_point)
-            deadline = time.time() + 10
-            while daemons_of(cipher) and time.time() < deadline:
-                time.sleep(0.05)
+            daemons_end(cipher)
             for pid in daemons_of(cipher):
                 os.kill(pid, signal.SIGKILL)
             assert not mounted(mount_point)
@@ -63,10 +71,7 @@ def test_background_mount_and_info(volume_dirs):
     again = subprocess.run([KMSFS, "mount", cipher, mount_point], capture_output=True, text=True, timeout=30)
     assert again.returncode == 1 and "kmsfs mount:" in again.stderr
     subprocess.run([KMSFS, "umount", mount_point], check=True)
-    deadline = time.time() + 10
-    while daemons_of(cipher) and time.time() < deadline:
-        time.sleep(0.05)
-    assert not daemons_of(cipher) and not mounted(mount_point)
+    assert daemons_end(cipher) and not mounted(mount_point)
 
 
 def test_background_mount_failures_are_reported(volume_dirs):
@@ -122,8 +127,7 @@ def test_a_key_attribute_moved_to_another_file_reads_as_eio(volume_dirs):
         with open(os.path.join(mount_point, name), "w") as f:
             f.write("contents of " + name)
     subprocess.run([KMSFS, "umount", mount_point], check=True)
-    while daemons_of(cipher):
-        time.sleep(0.05)
+    assert daemons_end(cipher)
     # Offline, someone copies a's wrapped key onto b, and strips c's.
     os.setxattr(os.path.join(cipher, "b.txt"), "user.kmsfs.key", os.getxattr(os.path.join(cipher, "a.txt"), "user.kmsfs.key"))
     os.removexattr(os.path.join(cipher, "c.txt"), "user.kmsfs.key")

@@ -5,12 +5,14 @@ import json
 import socket
 import subprocess
 import os
+import sqlite3
+import threading
 import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import UnixHTTPConnection
+from conftest import UnixHTTPConnection, running_kmsd
 
 
 def healthy(kmsd):
@@ -86,7 +88,15 @@ def test_huge_body_is_refused(kmsd):
     assert healthy(kmsd)
 
 
-def test_slow_client_is_dropped_and_others_are_served(kmsd):
+@pytest.fixture(scope="module")
+def impatient_kmsd():
+    """A kmsd that drops connections silent for 2 s."""
+    with running_kmsd(idle_timeout=2) as server:
+        yield server
+
+
+def test_slow_client_is_dropped_and_others_are_served(impatient_kmsd):
+    kmsd = impatient_kmsd
     slow = socket.create_connection(("127.0.0.1", kmsd.port), timeout=10)
     slow.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
     assert healthy(kmsd)  # another connection is served meanwhile
@@ -94,6 +104,25 @@ def test_slow_client_is_dropped_and_others_are_served(kmsd):
     assert slow.recv(1024) == b""  # the server closed the stuck connection
     slow.close()
     assert healthy(kmsd)
+
+
+def test_slow_answer_keeps_its_connection(impatient_kmsd):
+    """The idle timeout is for silent clients: a request the server takes 3.5 s to answer (its
+    store write waits on a lock another process holds) is answered on the same connection."""
+    kmsd = impatient_kmsd
+    locker = sqlite3.connect(kmsd.store, isolation_level=None, timeout=10, check_same_thread=False)
+    locker.execute("BEGIN IMMEDIATE")  # takes the store's write lock
+    release = threading.Timer(3.5, locker.rollback)
+    release.start()
+    try:
+        started = time.monotonic()
+        status, body, _ = kmsd.raw("CreateKey", {"Description": "after a wait"})
+        waited = time.monotonic() - started
+    finally:
+        release.join()
+        locker.close()
+    assert status == 200 and body["KeyMetadata"]["Description"] == "after a wait", body
+    assert waited >= 3, waited  # it did wait on the lock, past the idle timeout
 
 
 def test_unix_socket_endpoint(kmsd):

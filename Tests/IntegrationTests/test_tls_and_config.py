@@ -1,6 +1,7 @@
 """kmsd with a YAML configuration file and a TLS listener (self-signed certificate)."""
 import os
-import socket
+import re
+import select
 import subprocess
 import tempfile
 import time
@@ -61,31 +62,32 @@ def s_client(port, version):
     return done.returncode, done.stdout + done.stderr
 
 
-def wait_until_listening(process, port, seconds=20):
-    """s_server takes a moment to bind; a fixed sleep lost that race on a loaded CI machine."""
+def accepted_port(process, seconds=20):
+    """The port `openssl s_server -accept 127.0.0.1:0` chose, from its ACCEPT line: it listens
+    from then on (a fixed sleep before connecting lost the race on a loaded CI machine)."""
     deadline = time.monotonic() + seconds
+    seen = b""
     while time.monotonic() < deadline:
-        assert process.poll() is None, "openssl s_server exited with %d" % process.returncode
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("openssl s_server did not listen on port %d within %d s" % (port, seconds))
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            data = os.read(process.stdout.fileno(), 4096)
+            assert data, "openssl s_server exited: %r" % seen
+            seen += data
+            found = re.search(rb"ACCEPT 127\.0\.0\.1:(\d+)", seen)
+            if found:
+                return int(found.group(1))
+    raise AssertionError("openssl s_server did not listen within %d s: %r" % (seconds, seen))
 
 
 def test_tls_below_1_2_is_refused(tls_kmsd):
     port = int(tls_kmsd.endpoints[0].rsplit(":", 1)[1])
     # Control: this machine's openssl can speak TLS 1.1 to a server that allows it, so a refusal
     # below is kmsd's doing, not the client's.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        control_port = probe.getsockname()[1]
-    control = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:%d" % control_port, "-cert", tls_kmsd.certificate,
+    control = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", tls_kmsd.certificate,
                                 "-key", tls_kmsd.certificate.replace(".crt", ".key"), "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
-                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_until_listening(control, control_port)
+        control_port = accepted_port(control)
         code, out = s_client(control_port, "tls1_1")
         assert "Protocol  : TLSv1.1" in out and "Cipher is (NONE)" not in out, out
     finally:

@@ -112,20 +112,24 @@ import Testing
     @Test func survivesAServerRestart() throws {
         let kmsd = try KmsdProcess()
         defer { kmsd.cleanUp() }
-        let client = try Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, kmsd.secret, attempts: 8, delay: 0.2)
+        // 30 attempts with capped, jittered backoff: well over 20 s, for a debug kmsd starting on a loaded machine.
+        let client = try Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, kmsd.secret, attempts: 30, delay: 0.2)
         let key = try Self.createKey(client)
         _ = try client.generateDataKey(keyID: key, context: [:])
         kmsd.stop()
-        let restarted = Mutex(false)
+        let restarting = Mutex(false)
+        let started = DispatchSemaphore(value: 0)
         let restarter = Thread {
             usleep(400_000)
+            restarting.withLock { $0 = true }  // before start(): kmsd answers as soon as it binds
             try? kmsd.start()
-            restarted.withLock { $0 = true }
+            started.signal()
         }
         restarter.start()
         let dataKey = try client.generateDataKey(keyID: key, context: [:])
         #expect(dataKey.plaintext.count == 32)
-        #expect(restarted.withLock { $0 })
+        #expect(restarting.withLock { $0 })
+        #expect(started.wait(timeout: .now() + 60) == .success)  // start() has returned before the clean-up stops kmsd
     }
 
     @Test func unreachableAfterRetriesIsEIO() throws {

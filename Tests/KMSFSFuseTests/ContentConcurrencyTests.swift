@@ -99,7 +99,7 @@ struct ContentConcurrencyTests {
             if fields.count > 4 && fields[4] == volume.mountPoint { device = String(fields[2]) }
         }
         let bdi = try #require(device)
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(30)
         var window = ""
         while Date() < deadline {
             window = (try? String(contentsOfFile: "/sys/class/bdi/\(bdi)/read_ahead_kb", encoding: .utf8)) ?? ""

@@ -52,9 +52,9 @@ final class MountedVolume {
     /// The mount daemon's log so far.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    /// Whether the log says `text` within a few seconds (FUSE's init may come after the mount).
+    /// Whether the log says `text` within 30 s (FUSE's init may come after the mount).
     func logSays(_ text: String) -> Bool {
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(30)
         while !log.contains(text) {
             guard Date() < deadline else { return false }
             usleep(20_000)
