@@ -29,7 +29,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest request body accepted, in bytes (default 1048576).")
     var maxBodyBytes: Int?
 
-    @Option(help: "Close a connection that sends nothing for this many seconds (default 30).")
+    @Option(help: "Close a connection whose client sends nothing for this many seconds, unless an answer is pending (default 30).")
     var idleTimeout: Int64?
 
     @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing (config: seed).")
