@@ -67,7 +67,7 @@ struct KMSBenchCommand: ParsableCommand {
         counts.initialize(repeating: 0)
         defer { counts.deallocate() }
         let start = clock.now
-        try withoutActuallyEscaping(call) { call in
+        withoutActuallyEscaping(call) { call in
             let shared = BenchShared(call: call, counts: counts)
             DispatchQueue.concurrentPerform(iterations: threads) { thread in
                 var n = 0

@@ -39,10 +39,11 @@ struct MountCommand: ParsableCommand {
 
     /// Data keys live in a locked heap (after the fork: locks are not inherited). 1 MiB holds
     /// the data-key cache (4 096 keys), the key pool and the directory keys with room to spare.
-    static func lockKeyMemory() {
+    /// A daemon announces the lock; a command (fsck) only warns when it is refused.
+    static func lockKeyMemory(announce: Bool = true) {
         let logger = Logger(label: "kmsfs")
         switch ProcessHardening.lockKeyMemory(byteCount: 1 << 20) {
-        case let .locked(byteCount): logger.info("key memory: \(byteCount >> 10) KiB locked, out of core dumps")
+        case let .locked(byteCount): if announce { logger.info("key memory: \(byteCount >> 10) KiB locked, out of core dumps") }
         case let .unlocked(reason): logger.warning("key memory not locked, keys may reach swap: \(reason)")
         }
     }

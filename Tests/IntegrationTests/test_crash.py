@@ -6,7 +6,9 @@ fsyncs) on a mount whose daemon is killed with SIGKILL at a random moment; after
 - every durable byte is there — fsynced bytes with the writeback cache; without it, every byte of
   every write(2) that returned (it reached the backing file before the reply);
 - no chunk fails authentication unless the file was changed there since its bytes became
-  durable (the operations a crash may cut short), counting the final chunks the change moved.
+  durable (the operations a crash may cut short), counting the final chunks the change moved;
+- `kmsfs fsck`, run between the crash and the remount, names exactly the chunks that the mount
+  then refuses, and no file as unreadable.
 
 What a crash may tear is stated in docs/FORMAT.md ("Crashes"). The trials run on one volume,
 which carries its files from trial to trial (files with torn chunks are removed after being
@@ -16,13 +18,14 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
 
 import pytest
 
-from test_mount import foreground_mount, new_volume
+from test_mount import KMSFS, foreground_mount, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -200,6 +203,24 @@ def read_chunks(path, size):
     return chunks, failed
 
 
+def fsck_torn_chunks(cipher):
+    """`kmsfs fsck`'s verdict on the unmounted volume: {path: set of failed chunk indices}."""
+    done = subprocess.run([KMSFS, "fsck", cipher], capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 4), done
+    torn = {}
+    for line in done.stdout.splitlines()[:-1]:
+        assert line.startswith("DAMAGED "), line  # never UNREADABLE: every key unwraps, every size is valid
+        path, verdict = line[len("DAMAGED "):].split(": ", 1)
+        chunks = torn.setdefault(path, set())
+        for first, last in re.findall(r"(\d+)-(\d+)", verdict.split(";")[0] if verdict.startswith("bytes") else ""):
+            chunks.update(range(int(first) // CHUNK, int(last) // CHUNK + 1))
+        end = re.search(r"its end at byte (\d+) fails", verdict)
+        if end:
+            chunks.add(int(end.group(1)) // CHUNK)
+    assert (done.returncode == 4) == bool(torn), done
+    return torn
+
+
 def settle(files, in_flight, present):
     """Makes the model match the namespace operation the crash cut short, as the tree shows it
     went: a create happened if its file is there, an unlink or rename if its source is gone."""
@@ -216,9 +237,10 @@ def settle(files, in_flight, present):
                 files[path] = model
 
 
-def check(root, files, in_flight):
-    """The remounted tree against the model. Returns the number of torn chunks; removes the
-    files that have them and makes what was read the new durable content of the others."""
+def check(root, files, in_flight, fsck_torn):
+    """The remounted tree against the model and fsck's verdict. Returns the number of torn
+    chunks; removes the files that have them and makes what was read the new durable content
+    of the others."""
     present = set()
     for directory in DIRS:
         for name in os.listdir(os.path.join(root, directory)):
@@ -226,12 +248,20 @@ def check(root, files, in_flight):
                 present.add(os.path.join(directory, name))
     settle(files, in_flight, present)
     assert present == set(files), "files present %r, expected %r" % (sorted(present), sorted(files))
+    assert set(fsck_torn) <= present, (fsck_torn, present)
     torn = 0
     for p in sorted(present):
         full = os.path.join(root, p)
         model = files[p]
         size = os.stat(full).st_size
         chunks, failed = read_chunks(full, size)
+        # fsck names what the mount refuses. It may name one chunk more: an empty final chunk
+        # behind a failing last full chunk (or in an empty file), which no read can single out.
+        named, final = fsck_torn.get(p, set()), size // CHUNK
+        hidden = {final} if size % CHUNK == 0 and (size == 0 or final - 1 in failed) else set()
+        assert set(failed) <= named <= set(failed) | hidden, "%s: the mount refuses chunks %r, fsck named %r" % (
+            p, failed, named)
+        failed = sorted(named)
         for index in failed:
             assert model.may_tear(index), "%s: chunk %d fails authentication but was not being changed (changes %r)" % (
                 p, index, model.changed)
@@ -281,8 +311,9 @@ def test_sigkill_at_random_moments(cache):
                     killer.join()
                     writer.close_all()
                 assert daemon.wait(timeout=10) == -signal.SIGKILL
+            fsck_torn = fsck_torn_chunks(cipher)
             with foreground_mount(cipher, mount_point, extra=extra):
-                torn = check(mount_point, files, writer.in_flight)
+                torn = check(mount_point, files, writer.in_flight, fsck_torn)
             figures["torn_chunks"] += torn
             figures["trials_with_torn_chunks"] += torn > 0
     if os.environ.get("KMSFS_CRASH_REPORT"):

@@ -1,0 +1,102 @@
+import Foundation
+import KMSClient
+import KMSFSFormat
+
+/// `kmsfs fsck`: every file of a backing directory read the way a mount reads it, chunk by chunk,
+/// so that an operator learns after a crash (or a suspected tampering) which files and which
+/// plaintext byte ranges will read as EIO — without reading the whole volume through a mount and
+/// stopping at the first bad chunk of each file. Read-only: repairing means deciding which
+/// bytes to give up, which is the owner's call.
+public struct VolumeCheck {
+    /// One file's problem. Paths are relative to the backing directory (names are not encrypted).
+    public enum Finding: Sendable, Equatable, CustomStringConvertible {
+        /// The whole file reads as EIO: no usable key (attribute missing, malformed or another
+        /// file's; key refused by the key service), header or size.
+        case unreadable(path: String, reason: String)
+        /// These plaintext byte ranges read as EIO, and so do reads that reach the end of the file
+        /// when `failingEnd` is its size (its final chunk, which holds no bytes, fails); the rest
+        /// of the file reads.
+        case damaged(path: String, ranges: [Range<Int64>], failingEnd: Int64?)
+        /// These plaintext byte ranges are holes: they read as zeros, unauthenticated.
+        case holes(path: String, ranges: [Range<Int64>])
+
+        public var description: String {
+            switch self {
+            case let .unreadable(path, reason): return "UNREADABLE \(path): \(reason)"
+            case let .damaged(path, ranges, failingEnd):
+                let parts = (ranges.isEmpty ? [] : ["bytes \(Self.text(ranges)) fail authentication"])
+                    + (failingEnd.map { ["its end at byte \($0) fails authentication (reads that reach it fail)"] } ?? [])
+                return "DAMAGED \(path): " + parts.joined(separator: "; ")
+            case let .holes(path, ranges): return "HOLES \(path): bytes \(Self.text(ranges)) read as zeros (sparse, unauthenticated)"
+            }
+        }
+
+        static func text(_ ranges: [Range<Int64>]) -> String {
+            ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")
+        }
+    }
+
+    public struct Report: Sendable {
+        public var filesChecked = 0
+        public var findings: [Finding] = []
+        /// Whether every file reads whole (holes are not damage).
+        public var isClean: Bool {
+            !findings.contains { if case .holes = $0 { false } else { true } }
+        }
+    }
+
+    let cipherDirectory: String
+    let keys: FileKeys
+
+    public init(cipherDirectory: String, keys: FileKeys) {
+        self.cipherDirectory = cipherDirectory
+        self.keys = keys
+    }
+
+    /// Checks every regular file under the backing directory, in name order.
+    /// - Throws: the ``KMSClientError`` of an unreachable key service (nothing can be concluded
+    ///   about the files then), or the error of a directory that cannot be listed.
+    public func run() throws -> Report {
+        var report = Report()
+        try walk("", into: &report)
+        return report
+    }
+
+    private func walk(_ relative: String, into report: inout Report) throws {
+        let directory = relative.isEmpty ? cipherDirectory : cipherDirectory + "/" + relative
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted() {
+            if relative.isEmpty && name == VolumeConfiguration.fileName { continue }
+            let path = relative.isEmpty ? name : relative + "/" + name
+            var info = stat()
+            guard lstat(cipherDirectory + "/" + path, &info) == 0 else { continue }  // gone meanwhile
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: try walk(path, into: &report)
+            case S_IFREG:
+                report.filesChecked += 1
+                report.findings += try check(path)
+            default: continue  // symbolic links and special files carry no encrypted content
+            }
+        }
+    }
+
+    /// One file's findings: none when it reads whole and has no holes.
+    func check(_ path: String) throws -> [Finding] {
+        let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return [.unreadable(path: path, reason: String(cString: strerror(errno)))] }
+        defer { close(fd) }
+        let chunks: ChunkCheck
+        do {
+            chunks = try BackingFile.open(fd: fd, keys: keys).checkChunks()
+        } catch let error as KMSClientError where error.kind == .unreachable {
+            throw error
+        } catch {
+            return [.unreadable(path: path, reason: "\(error)")]
+        }
+        var findings: [Finding] = []
+        if !chunks.failed.isEmpty {
+            findings.append(.damaged(path: path, ranges: chunks.failedRanges, failingEnd: chunks.endFails ? chunks.plainSize : nil))
+        }
+        if !chunks.holes.isEmpty { findings.append(.holes(path: path, ranges: chunks.holeRanges)) }
+        return findings
+    }
+}
