@@ -25,13 +25,13 @@ public struct ChunkCheck: Sendable, Equatable {
     /// The plaintext byte ranges of the holes, adjacent ones merged.
     public var holeRanges: [Range<Int64>] { ranges(of: holes) }
 
-    /// The final chunk holds no bytes (the size is a multiple of the chunk size, or zero) and fails:
-    /// no range is lost, but every read that reaches the end of the file authenticates that chunk
-    /// and fails.
-    public var endFails: Bool {
+    /// The file's size when its final chunk holds no bytes (the size is a multiple of the chunk
+    /// size, or zero) and fails: no range is lost, but every read that reaches the end of the file
+    /// authenticates that chunk and fails. Nil otherwise.
+    public var failingEnd: Int64? {
         let geometry = ChunkGeometry(plainChunkSize: chunkSize)
         let final = geometry.finalChunkIndex(forPlainSize: plainSize)
-        return failed.last == final && geometry.plainOffset(ofChunk: final) == plainSize
+        return failed.last == final && geometry.plainOffset(ofChunk: final) == plainSize ? plainSize : nil
     }
 
     private func ranges(of chunks: [Int64]) -> [Range<Int64>] {

@@ -94,7 +94,7 @@ public struct VolumeCheck {
         }
         var findings: [Finding] = []
         if !chunks.failed.isEmpty {
-            findings.append(.damaged(path: path, ranges: chunks.failedRanges, failingEnd: chunks.endFails ? chunks.plainSize : nil))
+            findings.append(.damaged(path: path, ranges: chunks.failedRanges, failingEnd: chunks.failingEnd))
         }
         if !chunks.holes.isEmpty { findings.append(.holes(path: path, ranges: chunks.holeRanges)) }
         return findings
