@@ -56,7 +56,10 @@ let package = Package(
             dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log")]
         ),
         // A kmsfs volume: its configuration, its key service, init. Used by the CLI and the FUSE frontend.
-        .target(name: "KMSFSVolume", dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSClient", "KMSEngine", "CLinux"]),
+        .target(
+            name: "KMSFSVolume",
+            dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSClient", "KMSEngine", "CLinux", .product(name: "Logging", package: "swift-log")]
+        ),
         // The mounted filesystem: libfuse3 low-level operations over the backing directory.
         .target(
             name: "KMSFSFuse",
@@ -103,7 +106,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
-        .testTarget(name: "KMSFSFuseTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "CLinux"]),
+        .testTarget(name: "KMSFSFuseTests", dependencies: ["KMSFSVolume", "KMSFSFormat", "KMSEngine", "KMSClient", "CLinux"]),
         .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "KMSFSFormat", "KMSFSCrypto", "CLinux"]),
         .testTarget(
             name: "KMSClientTests",

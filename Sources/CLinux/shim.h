@@ -50,4 +50,21 @@ static inline unsigned long long CLinux_memlock_limit(void) {
     return (unsigned long long)limit.rlim_cur;
 }
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit (the mount pins one descriptor per inode
+/// the kernel knows). Returns the soft limit in force afterwards, 0 if it cannot be read.
+static inline unsigned long long CLinux_raise_descriptor_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = { limit.rlim_max, limit.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = limit.rlim_max;
+    }
+    return (unsigned long long)limit.rlim_cur;
+}
+
+#include <sys/file.h>
+
+/// flock(2) with LOCK_EX | LOCK_NB: 0, or -1 with errno (EWOULDBLOCK when another holds it).
+static inline int CLinux_try_lock_exclusive(int fd) { return flock(fd, LOCK_EX | LOCK_NB); }
+
 #endif

@@ -6,23 +6,28 @@ import KMSFSCrypto
 /// spread over the cores by ``ChunkParallelism``; each stripe borrows one keyed context from the
 /// file's ``AESGCMContextPool`` and draws its nonces in one call.
 ///
-/// Holes: a full, non-final chunk whose stored bytes are all zero reads as zeros without
-/// authentication (a sparse region left by truncating up). docs/FORMAT.md says what this allows.
+/// Holes: under ``HolePolicy/sparse`` only, a full, non-final chunk whose stored bytes are all
+/// zero reads as zeros without authentication (a sparse region left by truncating up).
+/// docs/FORMAT.md says what this allows.
 public final class ChunkCipher: Sendable {
     public let header: FileHeader
     public let geometry: ChunkGeometry
     public let parallelism: ChunkParallelism
+    public let holes: HolePolicy
     private let headerBytes: [UInt8]
     private let contexts: AESGCMContextPool
     private let nonces: any NonceSource
 
     /// A cipher for the file described by `header`, under its data key `key` (32 bytes).
-    public convenience init(key: SecretBytes, header: FileHeader, parallelism: ChunkParallelism = ChunkParallelism()) {
-        self.init(key: key, header: header, parallelism: parallelism, nonces: RandomNonceSource())
+    public convenience init(key: SecretBytes, header: FileHeader, holes: HolePolicy = .sealed,
+                            parallelism: ChunkParallelism = ChunkParallelism()) {
+        self.init(key: key, header: header, holes: holes, parallelism: parallelism, nonces: RandomNonceSource())
     }
 
-    package init(key: SecretBytes, header: FileHeader, parallelism: ChunkParallelism, nonces: any NonceSource) {
+    package init(key: SecretBytes, header: FileHeader, holes: HolePolicy = .sealed, parallelism: ChunkParallelism,
+                 nonces: any NonceSource) {
         self.header = header
+        self.holes = holes
         self.geometry = ChunkGeometry(plainChunkSize: header.chunkSize)
         self.parallelism = parallelism
         self.headerBytes = header.encoded
@@ -92,7 +97,7 @@ public final class ChunkCipher: Sendable {
                                 ciphertext: UnsafeRawBufferPointer(slot.text), tag: UnsafeRawBufferPointer(slot.tag),
                                 plaintext: output)
                         } catch CryptoError.authenticationFailure {
-                            guard !layout.isFinal(chunk), slot.whole.allSatisfy({ $0 == 0 }) else {
+                            guard holes == .sparse, !layout.isFinal(chunk), slot.whole.allSatisfy({ $0 == 0 }) else {
                                 throw FormatError.authenticationFailed(chunk: UInt64(index))
                             }
                             output.initializeMemory(as: UInt8.self, repeating: 0)  // a hole

@@ -28,6 +28,23 @@ public struct ChunkGeometry: Equatable, Sendable {
         self.headerSize = headerSize
     }
 
+    /// The largest plaintext size whose backing file size fits in an `Int64`. Every size and
+    /// offset a caller brings is checked against it (``checkedEnd(offset:count:)``) before any
+    /// arithmetic here, so no input can overflow: larger is ``FormatError/fileTooLarge``
+    /// (EFBIG). The backing filesystem's own limit is usually far lower and answers EFBIG itself.
+    public var maximumPlainSize: Int64 {
+        ((Int64.max - Int64(headerSize)) / Int64(cipherChunkSize) - 1) * Int64(plainChunkSize)
+    }
+
+    /// `offset + count`, if both are non-negative and the end is a size a file may have.
+    /// - Throws: ``FormatError/fileTooLarge`` otherwise (a negative value included).
+    public func checkedEnd(offset: Int64, count: Int64) throws(FormatError) -> Int64 {
+        guard offset >= 0, count >= 0 else { throw .fileTooLarge }
+        let (end, overflow) = offset.addingReportingOverflow(count)
+        guard !overflow, end <= maximumPlainSize else { throw .fileTooLarge }
+        return end
+    }
+
     /// The chunk that holds plaintext byte `plainOffset`.
     public func chunkIndex(forPlainOffset plainOffset: Int64) -> Int64 {
         plainOffset / Int64(plainChunkSize)
@@ -48,9 +65,11 @@ public struct ChunkGeometry: Equatable, Sendable {
         plainSize / Int64(plainChunkSize)
     }
 
-    /// The size of the backing file that holds `plainSize` plaintext bytes.
+    /// The size of the backing file that holds `plainSize` plaintext bytes (at most
+    /// ``maximumPlainSize``).
     public func cipherSize(forPlainSize plainSize: Int64) -> Int64 {
-        Int64(headerSize) + Int64(cipherLength(forPlainLength: Int(clamping: plainSize), endsFile: true))
+        precondition(plainSize >= 0 && plainSize <= maximumPlainSize, "plaintext size out of range")
+        return Int64(headerSize) + Int64(cipherLength(forPlainLength: Int(clamping: plainSize), endsFile: true))
     }
 
     /// The plaintext size of a backing file of `cipherSize` bytes.

@@ -12,4 +12,12 @@ public protocol CipherStorage {
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws
     /// Sets the size; growing leaves a zero-filled (ideally sparse) gap.
     func truncate(to size: Int64) throws
+    /// Reserves space for bytes `[offset, offset + count)` without changing the size, so that a
+    /// full disk fails the operation before it changes any byte (fallocate(KEEP_SIZE)).
+    /// Storage that cannot reserve does nothing.
+    func reserve(at offset: Int64, count: Int64) throws
+}
+
+extension CipherStorage {
+    public func reserve(at offset: Int64, count: Int64) throws {}
 }

@@ -8,8 +8,9 @@ public struct ChunkCheck: Sendable, Equatable {
     public var chunkSize: Int
     /// Chunks that fail authentication: torn by a crash, or changed outside kmsfs.
     public var failed: [Int64] = []
-    /// Full non-final chunks stored as zeros. They read as zeros without authentication — a sparse
-    /// region, or a chunk someone zeroed, which the format cannot tell apart (docs/FORMAT.md).
+    /// Full non-final chunks stored as zeros in a sparse file (``HolePolicy/sparse``). They read
+    /// as zeros without authentication — a hole, or a chunk someone zeroed, which the format
+    /// cannot tell apart (docs/FORMAT.md). In a sealed file such a chunk is in ``failed``.
     public var holes: [Int64] = []
 
     public init(plainSize: Int64, chunkSize: Int, failed: [Int64] = [], holes: [Int64] = []) {
@@ -70,7 +71,7 @@ extension EncryptedFile {
                     let offset = geometry.cipherOffset(ofChunk: chunk)
                     let count = try storage.read(into: stored, at: offset)
                     guard count == stored.count else { throw FormatError.invalidCipherSize(offset + Int64(count)) }
-                    if !isFinal && stored.allSatisfy({ $0 == 0 }) {
+                    if !isFinal && cipher.holes == .sparse && stored.allSatisfy({ $0 == 0 }) {
                         check.holes.append(chunk)
                         continue
                     }

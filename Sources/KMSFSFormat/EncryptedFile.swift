@@ -23,10 +23,10 @@ public struct EncryptedFile<Storage: CipherStorage> {
     /// Starts a new, empty encrypted file in `storage`, which must be empty: writes the header and
     /// the empty final chunk.
     public static func create(
-        in storage: Storage, key: SecretBytes, header: FileHeader,
+        in storage: Storage, key: SecretBytes, header: FileHeader, holes: HolePolicy = .sealed,
         parallelism: ChunkParallelism = ChunkParallelism()
     ) throws -> EncryptedFile {
-        let file = EncryptedFile(storage: storage, cipher: ChunkCipher(key: key, header: header, parallelism: parallelism))
+        let file = EncryptedFile(storage: storage, cipher: ChunkCipher(key: key, header: header, holes: holes, parallelism: parallelism))
         try file.initialize()
         return file
     }
@@ -34,12 +34,13 @@ public struct EncryptedFile<Storage: CipherStorage> {
     /// Opens an existing encrypted file: reads and parses its header. Chunks are authenticated
     /// as they are read.
     /// - Throws: ``FormatError`` if the header is missing or unreadable.
-    public init(opening storage: Storage, key: SecretBytes, parallelism: ChunkParallelism = ChunkParallelism()) throws {
+    public init(opening storage: Storage, key: SecretBytes, holes: HolePolicy = .sealed,
+                parallelism: ChunkParallelism = ChunkParallelism()) throws {
         var bytes = [UInt8](repeating: 0, count: FileHeader.byteCount)
         let count = try bytes.withUnsafeMutableBytes { try storage.read(into: $0, at: 0) }
         guard count == FileHeader.byteCount else { throw FormatError.notAnEncryptedFile }
         let header = try FileHeader(decoding: bytes)
-        self.init(storage: storage, cipher: ChunkCipher(key: key, header: header, parallelism: parallelism))
+        self.init(storage: storage, cipher: ChunkCipher(key: key, header: header, holes: holes, parallelism: parallelism))
     }
 
     /// A file over `storage` with an existing cipher (for tests and tools that pick the nonces).
@@ -97,6 +98,15 @@ public struct EncryptedFile<Storage: CipherStorage> {
         return wanted
     }
 
+    /// Checks what a reader that never reaches the end would otherwise take on trust: that the
+    /// backing size is one a file can have, and that the final chunk authenticates (so a file
+    /// cut at a chunk boundary, or to its header, fails here). An open must call it: the kernel
+    /// sends no read for a file it believes empty and serves cached pages without asking.
+    /// - Throws: ``FormatError`` for an impossible size or a final chunk that fails.
+    public func verifyEnd() throws {
+        try verifyFinalChunk(fileSize: plainSize())
+    }
+
     /// Authenticates the final chunk, which a read ending at the end of the file also covers.
     func verifyFinalChunk(fileSize: Int64) throws {
         let final = geometry.finalChunkIndex(forPlainSize: fileSize)
@@ -124,16 +134,20 @@ public struct EncryptedFile<Storage: CipherStorage> {
     // MARK: Writing
 
     /// Writes `bytes` at plaintext `offset`, growing the file if the write ends beyond it. A write
-    /// that starts beyond the end first grows the file with a hole (zeros).
+    /// that starts beyond the end first grows the file with zeros (sealed, or a hole).
+    ///
+    /// The backing space the write needs is reserved before any byte changes, so a full disk
+    /// fails it with ENOSPC and leaves the file as it was.
+    /// - Throws: ``FormatError/fileTooLarge`` past ``ChunkGeometry/maximumPlainSize``.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
-        precondition(offset >= 0)
+        let end = try geometry.checkedEnd(offset: offset, count: Int64(bytes.count))
         guard bytes.count > 0 else { return }
         var size = try plainSize()
+        try reserveForWrite(offset: offset, end: end, size: size)
         if offset > size {
             try truncate(to: offset)
             size = offset
         }
-        let end = offset + Int64(bytes.count)
         let newSize = max(size, end)
         if newSize > size {
             // The backing file takes its new size before any chunk is sealed into it, so a

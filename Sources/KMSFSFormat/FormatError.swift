@@ -1,7 +1,7 @@
 /// Why a backing file could not be read as a kmsfs encrypted file.
 ///
-/// Every case means "do not trust these bytes": the FUSE frontend maps all of them to `EIO` and
-/// logs the case, which names the file's problem without revealing content.
+/// Every case but ``fileTooLarge`` means "do not trust these bytes": the FUSE frontend maps them
+/// to `EIO` and logs the case, which names the file's problem without revealing content.
 public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The file does not start with a kmsfs header (wrong magic, or shorter than a header).
     case notAnEncryptedFile
@@ -13,6 +13,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidCipherSize(Int64)
     /// A chunk failed authentication: changed, moved, taken from another file, or the wrong key.
     case authenticationFailed(chunk: UInt64)
+    /// A size or offset beyond what a file can hold (``ChunkGeometry/maximumPlainSize``): EFBIG.
+    case fileTooLarge
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .corruptHeader(reason): return "corrupt header: \(reason)"
         case let .invalidCipherSize(size): return "ciphertext size \(size) is not a valid layout (truncated or extended)"
         case let .authenticationFailed(chunk): return "chunk \(chunk) failed authentication"
+        case .fileTooLarge: return "size or offset beyond the largest file this format holds"
         }
     }
 }

@@ -35,13 +35,20 @@ extension Filesystem {
         return Array(value[0..<count])
     }
 
-    func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32) throws {
+    func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32, requester: Requester) throws {
         let (fd, path) = try backingPath(id)
         if name == DirectoryKey.attributeName {
             guard isDirectory(fd) else { throw FuseError(EPERM) }
             guard DirectoryKey.isWellFormed(value) else { throw FuseError(EINVAL) }
-            // A key that cannot make data keys would fail every create below: refuse it now.
+            try mayChooseKey(fd, requester: requester)
             let keyID = String(decoding: value, as: UTF8.self)
+            // Only keys the volume's authenticated configuration allows: whoever may write a
+            // directory must not be able to send its new files to a key of their choosing.
+            guard volume.allows(keyID) else {
+                logger.warning("refused \(DirectoryKey.attributeName)=\(keyID) on inode \(id) by uid \(requester.uid): not a key this volume allows (kmsfs init --allow-key)")
+                throw FuseError(EACCES)
+            }
+            // A key that cannot make data keys would fail every create below: refuse it now.
             do { _ = try keys.checkKey(keyID) } catch {
                 logger.warning("refused \(DirectoryKey.attributeName)=\(keyID) on inode \(id): \(error)")
                 throw FuseError(error.errno)
@@ -53,11 +60,12 @@ extension Filesystem {
         if name == DirectoryKey.attributeName { directoryKeys.invalidateAll() }
     }
 
-    func removeAttribute(_ id: UInt64, name: String) throws {
+    func removeAttribute(_ id: UInt64, name: String, requester: Requester) throws {
         let (fd, path) = try backingPath(id)
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
             throw FuseError(EPERM)
         }
+        if name == DirectoryKey.attributeName { try mayChooseKey(fd, requester: requester) }
         guard removexattr(path, name) == 0 else { throw FuseError(errno) }
         if name == DirectoryKey.attributeName { directoryKeys.invalidateAll() }
     }
@@ -86,6 +94,14 @@ extension Filesystem {
         do { return try FileInfo.read(backingPath: path, volume: configuration).lines } catch {
             throw FuseError(Self.errorNumber(for: error))
         }
+    }
+
+    /// Only a directory's owner (or root) chooses the key of its new files, whoever else may
+    /// write there: EPERM, as for chmod by a non-owner.
+    private func mayChooseKey(_ fd: Int32, requester: Requester) throws {
+        var status = stat()
+        guard fstatat(fd, "", &status, CLinux_AT_EMPTY_PATH) == 0 else { throw FuseError(errno) }
+        guard requester.uid == 0 || requester.uid == status.st_uid else { throw FuseError(EPERM) }
     }
 
     private func backingPath(_ id: UInt64) throws -> (Int32, String) {

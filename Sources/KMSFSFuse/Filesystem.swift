@@ -25,6 +25,12 @@ final class Filesystem: Sendable {
     let wantsWritebackCache: Bool
     /// Whether the kernel granted it (set once, in FUSE's init, before any file is opened).
     let writebackCache = Atomic<Bool>(false)
+    /// The open volume: its lock, verified configuration and key-service stack.
+    let volume: Volume
+    /// What gaps in growing files are made of (the volume's choice, once verified).
+    var holes: HolePolicy { volume.holes }
+    /// Whether the daemon runs as root, and so gives every node it creates to its creator.
+    let runsAsRoot = geteuid() == 0
     /// Where the volume is mounted (for tuning the mount's read-ahead once FUSE's init is done).
     let mountPoint: String
     let defaultKeyID: String
@@ -35,43 +41,33 @@ final class Filesystem: Sendable {
     /// The backing root's identity, where the walk up for a directory's default key stops.
     let rootIdentity: (device: UInt64, inode: UInt64)
     /// Names at the top of the backing directory that are kmsfs's own, never shown.
-    static let hiddenRootNames: Set<String> = [VolumeConfiguration.fileName]
+    static let hiddenRootNames: Set<String> = VolumeConfiguration.reservedNames
 
-    init(cipherDirectory: String, mountPoint: String, configuration: VolumeConfiguration, writebackCache: Bool = true) throws {
+    init(volume: Volume, mountPoint: String, writebackCache: Bool = true) throws {
         wantsWritebackCache = writebackCache
         self.mountPoint = mountPoint
+        self.volume = volume
+        cipherDirectory = volume.cipherDirectory
         let rootFD = open(cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
         var rootInfo = stat()
         guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
         rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))
-        geometry = ChunkGeometry(plainChunkSize: configuration.chunkSize)
-        // Refused keys (disabled, pending deletion, no access) and an unreachable service are
-        // logged with the key and its state: the errno alone does not say why an open failed.
-        let client = LoggedKMSClient(try configuration.makeKeyClient(), logger: logger)
-        // A remote service gets a key pool, so that creating a file does not wait for a round
-        // trip; the embedded one answers in microseconds and a pool only competes for the cores
-        // (docs/BENCHMARKS.md, KMS client).
-        var pool: KeyPool?
-        if case .remote = configuration.keyService {
-            let volumeID = configuration.volumeID
-            pool = KeyPool(client: client, keyID: configuration.defaultKeyID, size: 64, lowWater: 16, concurrency: 2) {
-                FileKeys.context(volumeID: volumeID, fileID: $0)
-            }
-        }
-        keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: DataKeyCache())
-        defaultKeyID = configuration.defaultKeyID
-        self.configuration = configuration
-        self.cipherDirectory = cipherDirectory
+        geometry = ChunkGeometry(plainChunkSize: volume.configuration.chunkSize)
+        keys = volume.keys
+        defaultKeyID = volume.configuration.defaultKeyID
+        configuration = volume.configuration
     }
 
-    /// The errno for a failure below the filesystem.
+    /// The errno for a failure below the filesystem: the one place errors become errnos.
+    /// Whatever says "these bytes cannot be trusted" (format, key attribute) is EIO.
     static func errorNumber(for error: any Error) -> Int32 {
         switch error {
         case let error as FuseError: return error.errno
         case let error as StorageError: return error.errno
         case let error as KMSClientError: return error.errno
+        case FormatError.fileTooLarge: return EFBIG
         default: return EIO
         }
     }
@@ -84,23 +80,33 @@ final class Filesystem: Sendable {
         let fd = open("/proc/self/fd/\(pathFD)", (writing ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }
         do {
-            let file = try BackingFile.open(fd: fd, keys: keys)
-            if writing && flags & O_TRUNC != 0 { try lock.withWholeFile { try file.truncate(to: 0) } }
+            let file = try BackingFile.open(fd: fd, keys: keys, holes: holes)
+            if writing && flags & O_TRUNC != 0 {
+                try lock.withWholeFile { try file.truncate(to: 0) }
+            } else {
+                // The kernel may never send a read (a file it believes empty, pages it has):
+                // an impossible size or a cut end fails here, not as an empty or short file.
+                try lock.withRange(InodeLock.Range(first: 0, last: .max), exclusive: false) { try file.verifyEnd() }
+            }
             return files.add(OpenFiles.Entry(fd: fd, file: file, inode: id, lock: lock, append: appends(flags)))
         } catch {
             close(fd)
+            logFailure(error, inode: id, offset: 0, length: 0)
             throw FuseError(Self.errorNumber(for: error))
         }
     }
 
-    /// Creates `name` in `parent` as a new encrypted file under the directory's default key.
-    func createFile(parent: UInt64, name: String, mode: mode_t, flags: Int32) throws -> (UInt64, stat, UInt64) {
+    /// Creates `name` in `parent` as a new encrypted file under the directory's default key,
+    /// owned by `requester` (see ``owner(for:parentFD:)``).
+    func createFile(parent: UInt64, name: String, mode: mode_t, flags: Int32, requester: Requester) throws -> (UInt64, stat, UInt64) {
         guard let parentFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
         if isHidden(parent: parent, name: name) { throw FuseError(EEXIST) }
         let created: (fd: Int32, file: EncryptedFile<FileDescriptorStorage>)
         do {
+            try volume.requireVerified()
             let keyID = try directoryKeys.resolve(parent) { try directoryKey(parentFD) }.keyID
-            created = try BackingFile.create(path: name, relativeTo: parentFD, mode: mode, keys: keys, keyID: keyID)
+            created = try BackingFile.create(path: name, relativeTo: parentFD, mode: mode, owner: owner(for: requester, parentFD: parentFD),
+                                             keys: keys, keyID: keyID, holes: holes)
         } catch {
             throw FuseError(Self.errorNumber(for: error))
         }
@@ -130,7 +136,10 @@ final class Filesystem: Sendable {
 
     /// The key new files in the backing directory `directoryFD` get (see ``DirectoryKey``).
     func directoryKey(_ directoryFD: Int32) throws -> (keyID: String, source: DirectoryKey.Source) {
-        try DirectoryKey.resolve(directoryFD: directoryFD, root: rootIdentity, rootPath: cipherDirectory, volumeDefault: defaultKeyID)
+        try DirectoryKey.resolve(directoryFD: directoryFD, root: rootIdentity, rootPath: cipherDirectory, volumeDefault: defaultKeyID,
+                                 allowed: configuration.allowedKeyIDs) { ignored in
+            logger.warning("ignored \(DirectoryKey.attributeName)=\(ignored) in the backing directory: not a key this volume's configuration allows")
+        }
     }
 
     /// The plaintext view of a backing file's stat: regular files report their plaintext size.

@@ -1,4 +1,5 @@
 import CFuse3
+import CLinux
 import Foundation
 import KMSFSVolume
 import Logging
@@ -11,23 +12,40 @@ public enum FuseMount {
     /// The largest write the kernel sends in one request (libfuse's buffer holds 256 pages).
     static let maxWrite: UInt32 = 1 << 20
 
+    /// kmsfs's own mount options (`-o`); every other option is libfuse's.
+    public struct Options: Sendable {
+        /// Where keys come from (`kms_endpoint=`, `region=`, `profile=`, `key_store=`).
+        public var keyService = KeyServiceOptions()
+        /// `allow_offline`: mount even when the key service cannot be reached.
+        public var allowOffline = false
+        /// `no_writeback_cache` turns it off.
+        public var writebackCache = true
+        /// libfuse's options (`allow_other`, `ro`, ...).
+        public var fuse: [String] = []
+        public init() {}
+    }
+
     /// Mounts `cipherDirectory` on `mountPoint` and serves it until unmounted; blocks.
-    /// `options` are libfuse's mount options, plus kmsfs's `no_writeback_cache`.
     ///
-    /// `ready` runs once the mount is in place (and an embedded key store is open), before the
-    /// first request is served: a background mount tells its parent there that it may exit. A
-    /// remote key service is not asked at mount time: it may come up later, and until then
-    /// opens of files whose keys are not cached fail with the client's errno.
-    /// - Throws: ``FuseMountError`` if the volume cannot be read or the mount fails.
-    public static func run(cipherDirectory: String, mountPoint: String, options: [String] = [], ready: () -> Void = {}) throws {
+    /// `ready` runs once the mount is in place, before the first request is served: a
+    /// background mount tells its parent there that it may exit. By then the volume is locked
+    /// against a second mount and its key service has verified the configuration (one real
+    /// call with the mount's credentials), unless `allowOffline` let an unreachable service pass.
+    /// - Throws: ``VolumeError`` (in use, tampered configuration, key service refused or
+    ///   unreachable), ``FuseMountError`` if the mount fails.
+    public static func run(cipherDirectory: String, mountPoint: String, options: Options = Options(), ready: () -> Void = {}) throws {
         let logger = Logger(label: "kmsfs")
-        let configuration = try VolumeConfiguration.load(cipherDirectory: cipherDirectory)
-        // kmsfs's own options; the rest are libfuse's.
-        let writeback = !options.contains("no_writeback_cache")
-        let fuseOptions = options.filter { $0 != "writeback_cache" && $0 != "no_writeback_cache" }
-        let filesystem = try Filesystem(cipherDirectory: cipherDirectory, mountPoint: mountPoint, configuration: configuration,
-                                        writebackCache: writeback)
-        let arguments = ["kmsfs", "-o", (["fsname=" + cipherDirectory, "subtype=kmsfs"] + fuseOptions).joined(separator: ",")]
+        // One O_PATH descriptor per inode the kernel knows: take all the descriptors allowed.
+        let descriptors = CLinux_raise_descriptor_limit()
+        let volume = try Volume(cipherDirectory: cipherDirectory, options: options.keyService, allowOffline: options.allowOffline, logger: logger)
+        let configuration = volume.configuration
+        let filesystem = try Filesystem(volume: volume, mountPoint: mountPoint, writebackCache: options.writebackCache)
+        // The kernel checks every request against the attributes kmsfs reports, with the
+        // caller's credentials (it makes no check at all without this); and modes are the ones
+        // the kernel sends, with the caller's umask applied, not narrowed by the daemon's.
+        let fuseOptions = ["fsname=" + cipherDirectory, "subtype=kmsfs", "default_permissions"] + options.fuse.filter { $0 != "default_permissions" }
+        umask(0)
+        let arguments = ["kmsfs", "-o", fuseOptions.joined(separator: ",")]
         var argv = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var args = CFuse3_args(Int32(argv.count - 1), &argv)
@@ -35,7 +53,7 @@ public enum FuseMount {
         let userdata = Unmanaged.passRetained(filesystem).toOpaque()
         defer { Unmanaged<Filesystem>.fromOpaque(userdata).release() }
         guard let session = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata) else {
-            throw FuseMountError("cannot create a FUSE session (unknown mount option in \(options)?)")
+            throw FuseMountError("cannot create a FUSE session (unknown mount option in \(options.fuse)?)")
         }
         defer { fuse_session_destroy(session) }
         guard fuse_set_signal_handlers(session) == 0 else { throw FuseMountError("cannot install signal handlers") }
@@ -45,7 +63,8 @@ public enum FuseMount {
         }
         defer { fuse_session_unmount(session) }
         logger.info("mounted \(cipherDirectory) on \(mountPoint)",
-                    metadata: ["kmsfs.volume": "\(configuration.volumeID)", "kmsfs.keyService": "\(configuration.keyService)"])
+                    metadata: ["kmsfs.volume": "\(configuration.volumeID)", "kmsfs.keyService": "\(configuration.keyService)",
+                               "kmsfs.descriptors": "\(descriptors)"])
         ready()
         let config = fuse_loop_cfg_create()
         defer { fuse_loop_cfg_destroy(config) }

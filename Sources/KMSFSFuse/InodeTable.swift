@@ -98,7 +98,8 @@ final class InodeTable: Sendable {
 }
 
 /// An errno to answer the kernel with.
-struct FuseError: Error {
+struct FuseError: Error, CustomStringConvertible {
     let errno: Int32
     init(_ errno: Int32) { self.errno = errno }
+    var description: String { String(cString: strerror(errno)) }
 }

@@ -145,7 +145,7 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 let (id, attributes, handle) = try fs.createFile(parent: UInt64(parent), name: String(cString: name!), mode: mode,
-                                                                 flags: info!.pointee.flags)
+                                                                 flags: info!.pointee.flags, requester: Requester(request))
                 info!.pointee.fh = handle
                 var entry = fuse_entry_param()
                 entry.ino = fuse_ino_t(id)
@@ -210,6 +210,28 @@ enum Operations {
                 guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
                 if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
                 guard mkdirat(parentFD, text, mode) == 0 else { throw FuseError(errno) }
+                try fs.giveNode(text, in: parentFD, to: Requester(request), mode: mode | S_IFDIR)
+                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
+            }
+        }
+        ops.mknod = { request, parent, name, mode, device in
+            Operations.answer(request) {
+                let fs = Operations.filesystem(request)
+                let text = String(cString: name!)
+                guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
+                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
+                if mode & S_IFMT == S_IFREG {
+                    // mknod(2) of a regular file: an empty encrypted file like any other.
+                    let (_, _, handle) = try fs.createFile(parent: UInt64(parent), name: text, mode: mode & 0o7777, flags: O_WRONLY,
+                                                           requester: Requester(request))
+                    fs.files.remove(handle)
+                    fs.inodes.forget(try fs.inodes.lookup(parent: UInt64(parent), name: text).0, count: 1)
+                } else {
+                    // FIFOs, sockets and devices have no contents to encrypt: they live as
+                    // themselves in the backing directory (the kernel checked CAP_MKNOD).
+                    guard mknodat(parentFD, text, mode, dev_t(device)) == 0 else { throw FuseError(errno) }
+                    try fs.giveNode(text, in: parentFD, to: Requester(request), mode: mode)
+                }
                 try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
             }
         }
@@ -252,6 +274,7 @@ enum Operations {
                 if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
                 guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
                 guard symlinkat(target!, parentFD, text) == 0 else { throw FuseError(errno) }
+                try fs.giveNode(text, in: parentFD, to: Requester(request), mode: S_IFLNK | 0o777)
                 try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
             }
         }
@@ -269,7 +292,8 @@ enum Operations {
         ops.setxattr = { request, ino, name, value, size, flags in
             Operations.answer(request) {
                 let bytes = Array(UnsafeRawBufferPointer(start: value, count: size))
-                try Operations.filesystem(request).setAttribute(UInt64(ino), name: String(cString: name!), value: bytes, flags: flags)
+                try Operations.filesystem(request).setAttribute(UInt64(ino), name: String(cString: name!), value: bytes, flags: flags,
+                                                                requester: Requester(request))
                 fuse_reply_err(request, 0)
             }
         }
@@ -287,7 +311,7 @@ enum Operations {
         }
         ops.removexattr = { request, ino, name in
             Operations.answer(request) {
-                try Operations.filesystem(request).removeAttribute(UInt64(ino), name: String(cString: name!))
+                try Operations.filesystem(request).removeAttribute(UInt64(ino), name: String(cString: name!), requester: Requester(request))
                 fuse_reply_err(request, 0)
             }
         }
@@ -303,6 +327,12 @@ enum Operations {
             withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 8) { buffer in
                 let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
                 var used = 0
+                var unlooked = (0, "")
+                defer {
+                    if unlooked.0 > 0 {
+                        fs.logger.warning("readdirplus: \(unlooked.0) entries of inode \(directory) listed without a lookup: \(unlooked.1)")
+                    }
+                }
                 seekdir(stream.directory, Int(offset))
                 while let entry = readdir(stream.directory) {
                     let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
@@ -313,12 +343,21 @@ enum Operations {
                     parameters.attr.st_mode = mode_t(entry.pointee.d_type) << 12
                     var looked: UInt64?
                     if plus && name != "." && name != ".." {
-                        guard let (id, info) = try? fs.inodes.lookup(parent: directory, name: name) else { continue }
-                        looked = id
-                        parameters.ino = fuse_ino_t(id)
-                        parameters.attr = fs.plaintextAttributes(info, id: id)
-                        parameters.attr_timeout = attributeTimeout
-                        parameters.entry_timeout = attributeTimeout
+                        do {
+                            let (id, info) = try fs.inodes.lookup(parent: directory, name: name)
+                            looked = id
+                            parameters.ino = fuse_ino_t(id)
+                            parameters.attr = fs.plaintextAttributes(info, id: id)
+                            parameters.attr_timeout = attributeTimeout
+                            parameters.entry_timeout = attributeTimeout
+                        } catch let error as FuseError where error.errno == ENOENT {
+                            continue  // removed since readdir saw it: no longer part of the listing
+                        } catch {
+                            // Out of descriptors, say: the name is still listed, without the
+                            // lookup (node ID 0 tells the kernel so); a later stat of it gets the
+                            // error itself. A listing never silently loses an entry.
+                            unlooked = (unlooked.0 + 1, "\(error)")
+                        }
                     }
                     let needed = plus
                         ? fuse_add_direntry_plus(request, base + used, size - used, name, &parameters, next)

@@ -23,14 +23,24 @@ public enum BackingFile {
     /// written after it, so a power loss can leave a file whose data is lost, never data
     /// without its key; and fsync(2) of the file through the mount commits the attribute with
     /// the data. On a filesystem without that ordering, `durableKey` fsyncs here as well.
-    public static func create(path: String, relativeTo directoryFD: Int32 = AT_FDCWD, mode: mode_t = 0o600, keys: FileKeys,
-                              keyID: String, durableKey: Bool = false) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
+    ///
+    /// `owner` (uid, gid) is set before the name appears, and with it the setuid/setgid bits of
+    /// `mode` that chown(2) clears.
+    public static func create(path: String, relativeTo directoryFD: Int32 = AT_FDCWD, mode: mode_t = 0o600,
+                              owner: (uid: uid_t, gid: gid_t)? = nil, keys: FileKeys, keyID: String, holes: HolePolicy = .sealed,
+                              durableKey: Bool = false) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
         let (header, key, attribute) = try keys.newFile(keyID: keyID)
         var fd = openat(directoryFD, directory(of: path), CLinux_O_TMPFILE | O_RDWR | O_CLOEXEC, mode)
         let named = fd < 0 && [EOPNOTSUPP, EISDIR, EINVAL, ENOENT].contains(errno)
         if named { fd = openat(directoryFD, path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode) }
         guard fd >= 0 else { throw StorageError(errno: errno, operation: "open(O_CREAT)") }
         do {
+            if let owner {
+                guard fchown(fd, owner.uid, owner.gid) == 0 else { throw StorageError(errno: errno, operation: "fchown") }
+                if mode & (S_ISUID | S_ISGID) != 0 {
+                    guard fchmod(fd, mode & 0o7777) == 0 else { throw StorageError(errno: errno, operation: "fchmod") }
+                }
+            }
             let value = attribute.encoded
             guard fsetxattr(fd, WrappedFileKey.attributeName, value, value.count, 0) == 0 else {
                 throw StorageError(errno: errno, operation: "fsetxattr")
@@ -38,7 +48,7 @@ public enum BackingFile {
             if durableKey {
                 guard fsync(fd) == 0 else { throw StorageError(errno: errno, operation: "fsync") }
             }
-            let file = try EncryptedFile.create(in: FileDescriptorStorage(fd: fd), key: key, header: header)
+            let file = try EncryptedFile.create(in: FileDescriptorStorage(fd: fd), key: key, header: header, holes: holes)
             // Through /proc (AT_SYMLINK_FOLLOW) rather than AT_EMPTY_PATH, which needs
             // CAP_DAC_READ_SEARCH. EEXIST here is O_EXCL's answer.
             if !named && linkat(AT_FDCWD, "/proc/self/fd/\(fd)", directoryFD, path, CLinux_AT_SYMLINK_FOLLOW) != 0 {
@@ -61,11 +71,11 @@ public enum BackingFile {
     /// Opens the encrypted file on `fd`: reads its header and key attribute and unwraps its key.
     /// - Throws: ``FileKeyError/missingAttribute`` if the attribute is gone (a copy without
     ///   xattrs), ``FormatError`` for a damaged header, ``KMSClientError`` if the key does not unwrap.
-    public static func open(fd: Int32, keys: FileKeys) throws -> EncryptedFile<FileDescriptorStorage> {
+    public static func open(fd: Int32, keys: FileKeys, holes: HolePolicy = .sealed) throws -> EncryptedFile<FileDescriptorStorage> {
         let storage = FileDescriptorStorage(fd: fd)
         let header = try readHeader(storage)
         let attribute = try readAttribute(fd: fd)
-        return try EncryptedFile(opening: storage, key: keys.key(header: header, attribute: attribute))
+        return try EncryptedFile(opening: storage, key: keys.key(header: header, attribute: attribute), holes: holes)
     }
 
     static func readHeader(_ storage: FileDescriptorStorage) throws -> FileHeader {

@@ -23,14 +23,22 @@ public enum DirectoryKey {
     /// The key for new files in the backing directory `directoryFD` (any descriptor, O_PATH too):
     /// the nearest `user.kmsfs.key-id` at or above it, up to the volume's root directory
     /// (`root`, at `rootPath`, which only names the source).
+    ///
+    /// The attribute is data in the untrusted backing directory: a value that is not the
+    /// volume's default key or one of `allowed` (the authenticated configuration's list) is
+    /// passed to `ignored` and skipped, as if unset — never followed.
     public static func resolve(directoryFD: Int32, root: (device: UInt64, inode: UInt64), rootPath: String,
-                               volumeDefault: String) throws -> (keyID: String, source: Source) {
+                               volumeDefault: String, allowed: [String],
+                               ignored: (String) -> Void = { _ in }) throws -> (keyID: String, source: Source) {
         var current = dup(directoryFD)
         guard current >= 0 else { throw StorageError(errno: errno, operation: "dup") }
         defer { close(current) }
         for level in 0..<4096 {
             if let keyID = try value(at: "/proc/self/fd/\(current)") {
-                return (keyID, .directory(level == 0 ? "." : relativePath(of: current, rootPath: rootPath)))
+                if keyID == volumeDefault || allowed.contains(keyID) {
+                    return (keyID, .directory(level == 0 ? "." : relativePath(of: current, rootPath: rootPath)))
+                }
+                ignored(keyID)
             }
             var info = stat()
             guard fstatat(current, "", &info, CLinux_AT_EMPTY_PATH) == 0 else { throw StorageError(errno: errno, operation: "fstatat") }

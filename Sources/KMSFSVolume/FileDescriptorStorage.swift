@@ -48,6 +48,16 @@ public struct FileDescriptorStorage: CipherStorage, Sendable {
             guard errno == EINTR else { throw StorageError(errno: errno, operation: "ftruncate") }
         }
     }
+
+    /// fallocate(FALLOC_FL_KEEP_SIZE); filesystems without fallocate are written without it.
+    public func reserve(at offset: Int64, count: Int64) throws {
+        guard count > 0 else { return }
+        while CLinux_fallocate(fd, CLinux_FALLOC_FL_KEEP_SIZE, off_t(offset), off_t(count)) != 0 {
+            if errno == EINTR { continue }
+            if errno == EOPNOTSUPP || errno == ENOSYS { return }
+            throw StorageError(errno: errno, operation: "fallocate")
+        }
+    }
 }
 
 /// A system call failure on a backing file, with its errno (passed through to FUSE as is).

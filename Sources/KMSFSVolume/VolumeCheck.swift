@@ -47,10 +47,12 @@ public struct VolumeCheck {
 
     let cipherDirectory: String
     let keys: FileKeys
+    let holes: HolePolicy
 
-    public init(cipherDirectory: String, keys: FileKeys) {
+    public init(cipherDirectory: String, keys: FileKeys, holes: HolePolicy) {
         self.cipherDirectory = cipherDirectory
         self.keys = keys
+        self.holes = holes
     }
 
     /// Checks every regular file under the backing directory, in name order.
@@ -65,7 +67,7 @@ public struct VolumeCheck {
     private func walk(_ relative: String, into report: inout Report) throws {
         let directory = relative.isEmpty ? cipherDirectory : cipherDirectory + "/" + relative
         for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted() {
-            if relative.isEmpty && name == VolumeConfiguration.fileName { continue }
+            if relative.isEmpty && VolumeConfiguration.reservedNames.contains(name) { continue }
             let path = relative.isEmpty ? name : relative + "/" + name
             var info = stat()
             guard lstat(cipherDirectory + "/" + path, &info) == 0 else { continue }  // gone meanwhile
@@ -86,7 +88,7 @@ public struct VolumeCheck {
         defer { close(fd) }
         let chunks: ChunkCheck
         do {
-            chunks = try BackingFile.open(fd: fd, keys: keys).checkChunks()
+            chunks = try BackingFile.open(fd: fd, keys: keys, holes: holes).checkChunks()
         } catch let error as KMSClientError where error.kind == .unreachable {
             throw error
         } catch {

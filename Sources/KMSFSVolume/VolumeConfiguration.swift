@@ -1,51 +1,84 @@
 import Foundation
+import KMSFSFormat
 
 /// A volume's settings, stored as `kmsfs.conf` (JSON) at the top of the backing directory.
 ///
-/// It holds no secret: the key store and root key of the embedded service live outside the
-/// backing directory (``KeyServiceSettings/Embedded``), so that a copy of the ciphertext alone
-/// carries no key.
+/// The backing directory is untrusted, so this file is too: what in it decides which key
+/// protects new files (the default key, the keys directories may name, the hole policy, the
+/// chunk size) is authenticated by ``seal``, a MAC under a key only the volume's key service
+/// can unwrap (``VolumeSeal``), checked at every mount. Where keys come from — the endpoint,
+/// region and profile of a remote service, the embedded store's location — never comes from
+/// this file: the mount takes it from its own command line, the environment or the machine's
+/// record of the volume (``TrustedVolume``). It holds no secret.
 public struct VolumeConfiguration: Codable, Sendable, Equatable {
     public static let fileName = "kmsfs.conf"
-    public static let currentFormatVersion = 1
+    public static let currentFormatVersion = 2
+    /// Names at the top of the backing directory that are kmsfs's own, never shown in the mount.
+    public static let reservedNames: Set<String> = [fileName]
 
     /// Random; names the volume in every file's encryption context.
     public var volumeID: String
     public var formatVersion: Int
     /// Plaintext bytes per chunk for new files.
     public var chunkSize: Int
-    /// The KMS key new files use unless a directory names another (ID, ARN or alias).
+    /// The KMS key new files use unless a directory names another (an ARN).
     public var defaultKeyID: String
+    /// Keys (IDs, ARNs or aliases, as given) that directories may name for their new files,
+    /// besides the default key.
+    public var allowedKeyIDs: [String]
+    /// What gaps in growing files are made of.
+    public var holes: HolePolicy
     public var keyService: KeyServiceSettings
+    /// The MAC over all of the above; nil only while a configuration is being made.
+    public var seal: VolumeSeal?
 
     public init(volumeID: String, formatVersion: Int = currentFormatVersion, chunkSize: Int, defaultKeyID: String,
-                keyService: KeyServiceSettings) {
+                allowedKeyIDs: [String] = [], holes: HolePolicy = .sealed, keyService: KeyServiceSettings) {
         self.volumeID = volumeID
         self.formatVersion = formatVersion
         self.chunkSize = chunkSize
         self.defaultKeyID = defaultKeyID
+        self.allowedKeyIDs = allowedKeyIDs
+        self.holes = holes
         self.keyService = keyService
     }
 
+    /// Reads `kmsfs.conf`. Nothing in it is trusted until ``VolumeSeal/verify(_:client:trusted:)``.
+    /// - Throws: ``VolumeError`` for a missing, malformed or unsupported configuration.
     public static func load(cipherDirectory: String) throws -> VolumeConfiguration {
         let path = (cipherDirectory as NSString).appendingPathComponent(fileName)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw VolumeError.notAVolume(cipherDirectory)
         }
-        let configuration = try JSONDecoder().decode(VolumeConfiguration.self, from: data)
-        guard configuration.formatVersion == currentFormatVersion else {
-            throw VolumeError.unsupportedFormat(configuration.formatVersion)
-        }
+        struct Version: Decodable { let formatVersion: Int }
+        guard let version = try? JSONDecoder().decode(Version.self, from: data) else { throw VolumeError.malformedConfiguration(path) }
+        guard version.formatVersion == currentFormatVersion else { throw VolumeError.unsupportedFormat(version.formatVersion) }
+        guard let configuration = try? JSONDecoder().decode(VolumeConfiguration.self, from: data),
+              FileHeader.allowedChunkSizes.contains(configuration.chunkSize), configuration.seal != nil
+        else { throw VolumeError.malformedConfiguration(path) }
         return configuration
+    }
+
+    /// The bytes the seal's MAC covers: every setting, one per line, in a fixed order (a
+    /// format of our own, so that no JSON encoder's choices can change them).
+    var authenticatedBytes: [UInt8] {
+        var lines = ["kmsfs volume configuration", "formatVersion=\(formatVersion)", "volumeID=\(volumeID)",
+                     "chunkSize=\(chunkSize)", "defaultKeyID=\(defaultKeyID)", "holes=\(holes.rawValue)"]
+        lines += allowedKeyIDs.map { "allowedKeyID=\($0)" }
+        switch keyService {
+        case let .embedded(embedded): lines += ["keyService=embedded", "account=\(embedded.account)", "region=\(embedded.region)"]
+        case .remote: lines += ["keyService=remote"]
+        }
+        lines.append("sealKeyARN=\(seal?.keyARN ?? "")")
+        // A value with a line break could make two configurations read alike.
+        return Array(lines.map { $0.replacingOccurrences(of: "\n", with: "\\n") }.joined(separator: "\n").utf8)
     }
 
     func write(cipherDirectory: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let path = (cipherDirectory as NSString).appendingPathComponent(Self.fileName)
-        guard FileManager.default.createFile(atPath: path, contents: try encoder.encode(self), attributes: [.posixPermissions: 0o644]) else {
-            throw VolumeError.io("cannot write \(path)")
-        }
+        try SecretFile.write(Array(try encoder.encode(self)), to: path, mode: 0o644)
     }
 }
 
@@ -56,13 +89,15 @@ public enum KeyServiceSettings: Sendable, Equatable, CustomStringConvertible {
     /// An AWS-KMS-compatible endpoint (kmsd, AWS KMS, ...); credentials resolve as the SDKs do.
     case remote(Remote)
 
+    /// The embedded service's account and Region in its store. Where the store is comes from
+    /// the mount (``EmbeddedStore``), never from here.
     public struct Embedded: Codable, Sendable, Equatable {
-        public var storePath: String
-        public var rootKeyFile: String
         public var account: String
         public var region: String
     }
 
+    /// A remote service. These are what `kmsfs init` was given, kept as a hint for messages
+    /// only: a mount never goes where the backing directory says (``TrustedVolume``).
     public struct Remote: Codable, Sendable, Equatable {
         public var endpoint: String?
         public var region: String?
@@ -81,8 +116,8 @@ extension KeyServiceSettings: Codable {
     /// For logs and messages: where keys come from (paths and endpoints, never credentials).
     public var description: String {
         switch self {
-        case .embedded(let embedded): return "embedded (store \(embedded.storePath))"
-        case .remote(let remote): return "remote (\(remote.endpoint ?? "AWS KMS"), region \(remote.region ?? "from the environment"))"
+        case .embedded(let embedded): return "embedded (account \(embedded.account))"
+        case .remote: return "remote"
         }
     }
 
@@ -111,6 +146,13 @@ extension KeyServiceSettings: Codable {
 public enum VolumeError: Error, Equatable, CustomStringConvertible {
     case notAVolume(String)
     case unsupportedFormat(Int)
+    case malformedConfiguration(String)
+    /// The configuration's seal does not verify: changed behind kmsfs's back.
+    case tamperedConfiguration(String)
+    /// Another mount (or fsck) holds the volume.
+    case inUse(String)
+    /// The key service could not be asked, or refused (the reason in the service's words).
+    case keyService(String)
     case alreadyInitialized(String)
     case notEmpty(String)
     case noUserXattrs(String, reason: String)
@@ -119,7 +161,14 @@ public enum VolumeError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .notAVolume(path): return "\(path) is not a kmsfs volume (no \(VolumeConfiguration.fileName))"
-        case let .unsupportedFormat(version): return "volume format \(version) is not supported by this kmsfs"
+        case let .unsupportedFormat(version):
+            return version == 1
+                ? "volume format 1 keeps its configuration unauthenticated (the backing directory could choose where keys go); this kmsfs mounts format 2 only: make a new volume with kmsfs init and copy the files over"
+                : "volume format \(version) is not supported by this kmsfs"
+        case let .malformedConfiguration(path): return "\(path) is not a valid kmsfs configuration"
+        case let .tamperedConfiguration(reason): return "the volume's configuration was changed outside kmsfs: \(reason); refusing to mount"
+        case let .inUse(holder): return "the volume is \(holder)"
+        case let .keyService(reason): return reason
         case let .alreadyInitialized(path): return "\(path) is already a kmsfs volume"
         case let .notEmpty(path): return "\(path) is not empty: kmsfs init needs an empty directory"
         case let .noUserXattrs(path, reason):

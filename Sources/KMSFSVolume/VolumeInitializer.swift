@@ -15,6 +15,10 @@ public enum VolumeInitializer {
         public var chunkSize: Int = FileHeader.defaultChunkSize
         /// Where the embedded key store goes; `<cipher directory>.keys` (beside the volume) when nil.
         public var keyStoreDirectory: String?
+        /// Keys directories may name for their new files, besides the default key.
+        public var allowedKeyIDs: [String] = []
+        /// What gaps in growing files are made of.
+        public var holes: HolePolicy = .sealed
         public init() {}
     }
 
@@ -39,28 +43,30 @@ public enum VolumeInitializer {
 
         let volumeID = UUID().uuidString.lowercased()
         let settings: KeyServiceSettings
+        let client: any KMSClient
         let keyID: String
         if let remote = options.remote {
             guard let given = options.keyID else {
                 throw VolumeError.io("a volume on a remote key service needs --kms-key (an ID, ARN or alias of a key there)")
             }
-            let client = try HTTPKMSClient(configuration: AWSConfiguration.resolve(.init(endpoint: remote.endpoint, region: remote.region,
-                                                                                         profile: remote.profile)))
+            client = try HTTPKMSClient(configuration: AWSConfiguration.resolve(.init(endpoint: remote.endpoint, region: remote.region,
+                                                                                    profile: remote.profile)))
             keyID = try client.describeKey(keyID: given).keyARN
             settings = .remote(remote)
         } else {
-            let directory = options.keyStoreDirectory ?? (cipherDirectory as NSString).standardizingPath + ".keys"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let embedded = KeyServiceSettings.Embedded(storePath: (directory as NSString).appendingPathComponent("keys.sqlite"),
-                                                       rootKeyFile: (directory as NSString).appendingPathComponent("root.key"),
-                                                       account: try randomAccount(), region: "local")
-            if !FileManager.default.fileExists(atPath: embedded.rootKeyFile) {
+            let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: options.keyStoreDirectory))
+            try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let embedded = KeyServiceSettings.Embedded(account: try randomAccount(), region: "local")
+            if !FileManager.default.fileExists(atPath: store.rootKeyFile) {
                 let rootKey = try RootKey.generate()
-                guard FileManager.default.createFile(atPath: embedded.rootKeyFile, contents: Data(rootKey.hexEncoded()),
-                                                     attributes: [.posixPermissions: 0o600])
-                else { throw VolumeError.io("cannot write \(embedded.rootKeyFile)") }
+                try SecretFile.write(Array(rootKey.hexEncoded()), to: store.rootKeyFile, mode: 0o600)
             }
-            let engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)),
+            if !FileManager.default.fileExists(atPath: store.storePath) {
+                // SQLite takes an empty file for a new database and gives its journal files the
+                // database's mode: 0600 from the first byte.
+                try SecretFile.write([], to: store.storePath, mode: 0o600)
+            }
+            let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)),
                                             schedulerInterval: nil)
             let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
             if let given = options.keyID {
@@ -72,11 +78,24 @@ public enum VolumeInitializer {
                 try engine.createAlias(aliasName: "alias/kmsfs/\(volumeID)", targetKeyID: key.keyId, caller: caller)
                 keyID = key.arn
             }
-            try engine.flushAudit()
+            client = EmbeddedKMSClient(engine: engine, caller: caller)
             settings = .embedded(embedded)
         }
-        let configuration = VolumeConfiguration(volumeID: volumeID, chunkSize: options.chunkSize, defaultKeyID: keyID, keyService: settings)
+        var configuration = VolumeConfiguration(volumeID: volumeID, chunkSize: options.chunkSize, defaultKeyID: keyID,
+                                                allowedKeyIDs: options.allowedKeyIDs, holes: options.holes, keyService: settings)
+        for allowed in options.allowedKeyIDs {
+            // A key new files cannot be made under would fail every create below its directory.
+            do { _ = try client.describeKey(keyID: allowed) } catch {
+                throw VolumeError.keyService("--allow-key \(allowed): \(KeyServiceProblem.describe(error))")
+            }
+        }
+        try VolumeSeal.seal(&configuration, client: client)
+        if case let .remote(remote) = settings {
+            try TrustedVolume(endpoint: remote.endpoint, region: remote.region, profile: remote.profile,
+                              sealKeyARN: configuration.seal!.keyARN).save(volumeID: volumeID)
+        }
         try configuration.write(cipherDirectory: cipherDirectory)
+        if let engine = (client as? EmbeddedKMSClient)?.engine { try engine.flushAudit() }
         return configuration
     }
 

@@ -14,11 +14,12 @@ enum Daemon {
     struct Notifier {
         let fd: Int32
 
-        /// The mount is up: detach from the terminal and let the parent exit 0.
-        func ready() {
+        /// The mount is up: detach from the terminal (keeping standard error when it is the
+        /// log file) and let the parent exit 0.
+        func ready(keepStandardError: Bool = false) {
             let null = open("/dev/null", O_RDWR)
             if null >= 0 {
-                for target in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] { dup2(null, target) }
+                for target in [STDIN_FILENO, STDOUT_FILENO] + (keepStandardError ? [] : [STDERR_FILENO]) { dup2(null, target) }
                 if null > STDERR_FILENO { close(null) }
             }
             _ = chdir("/")
@@ -37,7 +38,7 @@ enum Daemon {
 
     /// Forks. The parent waits for the child's word and exits with it (never returns); the child
     /// starts a new session and returns its notifier.
-    static func detach() throws -> Notifier {
+    static func detach(announce: String? = nil) throws -> Notifier {
         let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 1
         guard threads == 1 else { throw DaemonError("cannot go to the background with \(threads) threads running; use -f") }
         var pipeFDs: [Int32] = [0, 0]
@@ -61,7 +62,10 @@ enum Daemon {
                 break
             }
             let text = String(decoding: reply, as: UTF8.self)
-            if text == "ok" { exit(0) }
+            if text == "ok" {
+                if let announce { FileHandle.standardError.write(Data((announce + "\n").utf8)) }
+                exit(0)
+            }
             let reason = text.hasPrefix("error: ") ? String(text.dropFirst(7)) : "the mount daemon exited before mounting"
             FileHandle.standardError.write(Data("kmsfs mount: \(reason)\n".utf8))
             exit(1)

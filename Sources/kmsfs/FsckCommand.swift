@@ -23,8 +23,13 @@ struct FsckCommand: ParsableCommand {
     @Argument(help: "The volume's backing directory.")
     var cipherDirectory: String
 
-    @Flag(help: "Also list holes: ranges stored as zeros, which read as zeros without authentication.")
+    @Flag(help: "Also list holes: ranges stored as zeros, which read as zeros without authentication (sparse volumes).")
     var holes = false
+
+    @Option(help: "The remote key service (as for kmsfs mount).") var kmsEndpoint: String?
+    @Option(help: "AWS region of a remote key service.") var region: String?
+    @Option(help: "AWS profile of a remote key service.") var profile: String?
+    @Option(help: "The embedded key store's directory (default: CIPHERDIR.keys).") var keyStore: String?
 
     func run() throws {
         // Data keys and chunk plaintext pass through this process as through a mount.
@@ -32,10 +37,11 @@ struct FsckCommand: ParsableCommand {
         MountCommand.lockKeyMemory(announce: false)
         let report: VolumeCheck.Report
         do {
-            let configuration = try VolumeConfiguration.load(cipherDirectory: cipherDirectory)
-            let keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize,
-                                client: try configuration.makeKeyClient(), pool: nil, cache: DataKeyCache())
-            report = try VolumeCheck(cipherDirectory: cipherDirectory, keys: keys).run()
+            // The same lock and configuration check as a mount: never beside a mount.
+            let volume = try Volume(cipherDirectory: cipherDirectory,
+                                    options: KeyServiceOptions(endpoint: kmsEndpoint, region: region, profile: profile, keyStore: keyStore),
+                                    pooled: false)
+            report = try VolumeCheck(cipherDirectory: cipherDirectory, keys: volume.keys, holes: volume.holes).run()
         } catch {
             FileHandle.standardError.write(Data("kmsfs fsck: \(error)\n".utf8))
             throw ExitCode(8)

@@ -55,7 +55,7 @@ struct InfoCommand: ParsableCommand {
         guard fd >= 0 else { throw InfoError("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let key = try DirectoryKey.resolve(directoryFD: fd, root: (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino)),
-                                           rootPath: rootPath, volumeDefault: volume.defaultKeyID)
+                                           rootPath: rootPath, volumeDefault: volume.defaultKeyID, allowed: volume.allowedKeyIDs)
         return FileInfo.directoryLines(keyID: key.keyID, source: key.source)
     }
 }

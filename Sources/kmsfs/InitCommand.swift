@@ -28,14 +28,22 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Plaintext bytes per chunk: a power of two from 4096 to 1048576.")
     var chunkSize: Int = 16384
 
-    @Option(help: "Where the embedded key store goes (default: CIPHERDIR.keys beside the volume).")
+    @Option(help: "Where the embedded key store goes (default: CIPHERDIR.keys beside the volume; elsewhere, mounts need --key-store).")
     var keyStore: String?
+
+    @Option(name: .customLong("allow-key"), help: "A key that directories may name for their new files (user.kmsfs.key-id); may repeat.")
+    var allowedKeys: [String] = []
+
+    @Flag(help: "Keep gaps of growing files as holes (fast 10 GiB truncates) at the price of zeroed chunks reading as zeros unauthenticated.")
+    var sparse = false
 
     func run() throws {
         var options = VolumeInitializer.Options()
         options.keyID = kmsKey
         options.chunkSize = chunkSize
         options.keyStoreDirectory = keyStore
+        options.allowedKeyIDs = allowedKeys
+        options.holes = sparse ? .sparse : .sealed
         if kmsEndpoint != nil || profile != nil || region != nil {
             options.remote = .init(endpoint: kmsEndpoint, region: region, profile: profile)
         }
@@ -43,8 +51,9 @@ struct InitCommand: ParsableCommand {
             let volume = try VolumeInitializer.initialize(cipherDirectory: cipherDirectory, options: options)
             print("volume: \(cipherDirectory) (id \(volume.volumeID), chunk size \(volume.chunkSize))")
             print("default key: \(volume.defaultKeyID)")
-            if case let .embedded(embedded) = volume.keyService {
-                print("key store: \(embedded.storePath); root key: \(embedded.rootKeyFile)")
+            if case .embedded = volume.keyService {
+                let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: keyStore))
+                print("key store: \(store.directory) (root key \(store.rootKeyFile), unprotected: keep it apart from copies of the volume)")
                 print("back up the key store with the volume: without it no file can be decrypted")
             }
         } catch {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KMSFSCrypto
 import KMSFSFuse
+import KMSFSVolume
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -24,17 +25,49 @@ struct MountCommand: ParsableCommand {
     @Argument(help: "Where to mount it.") var mountPoint: String
     @Flag(name: [.short, .long], help: "Stay in the foreground, logging to standard error (for systemd and debugging).")
     var foreground = false
-    @Option(name: .short, parsing: .singleValue, help: "Mount options, comma-separated (FUSE's, such as allow_other or ro); may repeat.")
+    @Option(name: .short, parsing: .singleValue, help: """
+        Mount options, comma-separated; may repeat. FUSE's (allow_other, ro, ...) and kmsfs's: kms_endpoint=URL, \
+        region=R, profile=P, key_store=DIR, allow_offline, log=PATH, no_writeback_cache.
+        """)
     var options: [String] = []
+    @Option(help: "The remote key service (http://, https://, unix://); default: this machine's record of the volume, then AWS_ENDPOINT_URL_KMS, ~/.aws.")
+    var kmsEndpoint: String?
+    @Option(help: "AWS region of a remote key service.") var region: String?
+    @Option(help: "AWS profile of a remote key service.") var profile: String?
+    @Option(help: "The embedded key store's directory (default: CIPHERDIR.keys).") var keyStore: String?
+    @Flag(help: "Mount even if the key service cannot be reached (files whose keys are not cached wait for it).")
+    var allowOffline = false
+    @Option(help: "Where a background mount logs when there is no syslog (default: ~/.local/state/kmsfs/kmsfs.log).")
+    var log: String?
 
     /// Options meant for mount(8), fstab or systemd, not for FUSE (mount.fuse3 drops some of
     /// them, not all, depending on how it was called).
     static let mountOnlyOptions: Set<String> = ["defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "rw"]
 
-    /// The FUSE options from the `-o` arguments.
-    static func fuseOptions(_ arguments: [String]) -> [String] {
-        arguments.flatMap { $0.split(separator: ",").map(String.init) }
-            .filter { !mountOnlyOptions.contains($0) && !$0.hasPrefix("x-") && !$0.hasPrefix("comment=") }
+    /// The `-o` arguments, split into kmsfs's settings (flags win) and FUSE's options.
+    func mountOptions() -> (FuseMount.Options, log: String?) {
+        var result = FuseMount.Options()
+        var logPath = log
+        result.keyService = KeyServiceOptions(endpoint: kmsEndpoint, region: region, profile: profile, keyStore: keyStore)
+        result.allowOffline = allowOffline
+        for option in options.flatMap({ $0.split(separator: ",").map(String.init) }) {
+            let (name, value) = option.firstIndex(of: "=").map { (String(option[..<$0]), String(option[option.index(after: $0)...])) } ?? (option, "")
+            switch name {
+            case "kms_endpoint": result.keyService.endpoint = result.keyService.endpoint ?? value
+            case "region": result.keyService.region = result.keyService.region ?? value
+            case "profile": result.keyService.profile = result.keyService.profile ?? value
+            case "key_store": result.keyService.keyStore = result.keyService.keyStore ?? value
+            case "allow_offline": result.allowOffline = true
+            case "log": logPath = logPath ?? value
+            case "no_writeback_cache": result.writebackCache = false
+            case "writeback_cache": result.writebackCache = true
+            default:
+                if !Self.mountOnlyOptions.contains(option) && !option.hasPrefix("x-") && !option.hasPrefix("comment=") {
+                    result.fuse.append(option)
+                }
+            }
+        }
+        return (result, logPath)
     }
 
     /// Data keys live in a locked heap (after the fork: locks are not inherited). 1 MiB holds
@@ -52,14 +85,15 @@ struct MountCommand: ParsableCommand {
         // Both paths absolute: a background daemon works from /.
         let cipher = URL(fileURLWithPath: cipherDirectory).standardizedFileURL.path
         let target = URL(fileURLWithPath: mountPoint).standardizedFileURL.path
-        let fuse = Self.fuseOptions(options)
+        var (mount, logPath) = mountOptions()
+        if let store = mount.keyService.keyStore { mount.keyService.keyStore = URL(fileURLWithPath: store).standardizedFileURL.path }
         // Data keys and plaintext pass through this process: never into a core file.
         do { try ProcessHardening.disableCoreDumps() } catch { throw CommandFailure("kmsfs mount: \(error)") }
         if foreground {
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             Self.lockKeyMemory()
             do {
-                try FuseMount.run(cipherDirectory: cipher, mountPoint: target, options: fuse) {
+                try FuseMount.run(cipherDirectory: cipher, mountPoint: target, options: mount) {
                     SystemdNotify.send("READY=1\nSTATUS=\(cipher) mounted on \(target)")
                 }
             } catch {
@@ -67,18 +101,41 @@ struct MountCommand: ParsableCommand {
             }
             return
         }
+        // A background daemon's log must reach someone: syslog when there is one, else a file,
+        // and the command says which before it returns.
+        let logFile = try BackgroundLog.open(path: logPath)
         let notifier: Daemon.Notifier
-        do { notifier = try Daemon.detach() } catch { throw CommandFailure("kmsfs mount: \(error)") }
-        SyslogLogHandler.bootstrap(identifier: "kmsfs")
+        do { notifier = try Daemon.detach(announce: logFile.map { "kmsfs: logging to \($0.path)" }) } catch { throw CommandFailure("kmsfs mount: \(error)") }
+        if let logFile {
+            LoggingSystem.bootstrap(StreamLogHandler.standardError)
+            dup2(logFile.fd, STDERR_FILENO)
+        } else {
+            SyslogLogHandler.bootstrap(identifier: "kmsfs")
+        }
         Self.lockKeyMemory()
         do {
-            try FuseMount.run(cipherDirectory: cipher, mountPoint: target, options: fuse, ready: notifier.ready)
+            try FuseMount.run(cipherDirectory: cipher, mountPoint: target, options: mount) { notifier.ready(keepStandardError: logFile != nil) }
         } catch {
             // Before `ready` the parent prints this; after it, the log has it.
             notifier.fail("\(error)")
             Logger(label: "kmsfs").error("mount of \(cipher) on \(target) ended: \(error)")
             throw ExitCode.failure
         }
+    }
+}
+
+/// The file a background mount logs to when the machine has no syslog socket.
+enum BackgroundLog {
+    /// nil when syslog is there and no file was asked for; else the open file (append, 0600).
+    static func open(path: String?) throws -> (fd: Int32, path: String)? {
+        if path == nil && FileManager.default.fileExists(atPath: "/dev/log") { return nil }
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "/root"
+        let chosen = URL(fileURLWithPath: path ?? home + "/.local/state/kmsfs/kmsfs.log").standardizedFileURL.path
+        try? FileManager.default.createDirectory(atPath: (chosen as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o700])
+        let fd = Glibc.open(chosen, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CommandFailure("kmsfs mount: cannot open the log \(chosen): \(String(cString: strerror(errno)))") }
+        return (fd, chosen)
     }
 }
 

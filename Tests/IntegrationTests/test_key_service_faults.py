@@ -74,7 +74,7 @@ def test_outage_and_recovery(own_kmsd):
                 with open(path("c"), "rb") as f:
                     assert f.read() == payloads["c"]
                 held.close()
-            assert "KMS unreachable" in daemon.stderr.read().decode()
+            assert "KMS unreachable" in daemon.read_log().decode()
             with foreground_mount(cipher, mount_point, env=env):
                 for name, data in (("a", payloads["a"]), ("b", expected_b), ("c", payloads["c"])):
                     with open(os.path.join(mount_point, name), "rb") as f:
@@ -228,7 +228,7 @@ def test_slow_hanging_and_throttling_key_service(kmsd):
             for name in "cef":
                 assert timed_read(path(name))[0] == payloads[name]
             held.close()
-        log = daemon.stderr.read().decode()
+        log = daemon.read_log().decode()
         assert "ThrottlingException" in log and "KMS unreachable" in log
         expected_g = payloads["g"][:10] + b"written while the service hung" + payloads["g"][40:]
         with foreground_mount(cipher, mount_point, env=env):

@@ -41,7 +41,7 @@ def test_disable_enable_and_pending_deletion(kmsd):
             assert excinfo.value.errno == errno.EACCES
             client.enable_key(KeyId=key["KeyId"])
             assert read(os.path.join(mount_point, "a")) == payloads["a"]
-        log = daemon.stderr.read().decode()
+        log = daemon.read_log().decode()
         assert "Disabled" in log and key["KeyId"] in log
 
         client.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)

@@ -40,17 +40,27 @@ def unmount(mount_point):
 @contextlib.contextmanager
 def foreground_mount(cipher, mount_point, env=None, extra=()):
     """`kmsfs mount -f` (plus `extra` arguments) until the mount is up; afterwards unmounted and
-    the daemon ended (SIGKILL if it does not end by itself), pass or fail. Yields the daemon."""
+    the daemon ended (SIGKILL if it does not end by itself), pass or fail. Yields the daemon.
+    Its log goes to a file (a pipe nobody reads would stop a daemon that logs much)."""
+    log = tempfile.TemporaryFile()
     daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point, *extra], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=env)
+                              stderr=log, env=env)
+
+    def read_log():
+        log.seek(0)
+        return log.read()
+    daemon.read_log = read_log  # the daemon's log so far, bytes (also after the mount ended)
+
+    def logged():
+        return read_log().decode(errors="replace")
     try:
         deadline = time.time() + 30
         while not mounted(mount_point):
             if daemon.poll() is not None:
-                raise AssertionError("kmsfs mount exited: " + daemon.stderr.read().decode(errors="replace"))
+                raise AssertionError("kmsfs mount exited: " + logged())
             if time.time() > deadline:
-                daemon.kill()  # so that reading its stderr ends
-                raise AssertionError("not mounted within 30 s: " + daemon.stderr.read().decode(errors="replace"))
+                daemon.kill()
+                raise AssertionError("not mounted within 30 s: " + logged())
             time.sleep(0.02)
         yield daemon
     finally:

@@ -94,7 +94,7 @@ def test_sigterm_unmounts_cleanly_and_keeps_data(volume_dirs):
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0
         assert not mounted(mount_point)
-        assert b"unmounted" in daemon.stderr.read()
+        assert b"unmounted" in daemon.read_log()
     subprocess.run([KMSFS, "mount", cipher, mount_point], check=True, timeout=30)
     with open(os.path.join(mount_point, "kept.bin"), "rb") as f:
         assert f.read() == payload

@@ -38,7 +38,7 @@ def test_the_mount_daemon_writes_no_core_files_and_locks_its_keys():
         with open(os.path.join(mount_point, "f"), "wb") as f:
             f.write(b"a data key into the heap")
         assert locked_kib(daemon.pid) > 0
-    assert "key memory: 1024 KiB locked, out of core dumps" in daemon.stderr.read().decode()
+    assert "key memory: 1024 KiB locked, out of core dumps" in daemon.read_log().decode()
 
 
 def every_byte_under(directory):
@@ -75,7 +75,7 @@ def test_no_key_or_plaintext_at_rest_or_in_logs(kmsd):
                 assert f.read() == payload
             os.rename(os.path.join(mount_point, "two.txt"), os.path.join(mount_point, "three.txt"))
             os.truncate(os.path.join(mount_point, "three.txt"), 70000)
-        mount_log = daemon.stderr.read()
+        mount_log = daemon.read_log()
         with open(os.path.join(cipher, "kmsfs.conf")) as f:
             volume_id = json.load(f)["volumeID"]
         data_keys = []

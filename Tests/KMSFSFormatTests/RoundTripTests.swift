@@ -49,7 +49,7 @@ import Testing
 
     /// Growing to 10 GiB writes at most two chunks: the rest is a hole that reads as zeros.
     @Test func sparseGrowth() throws {
-        let (file, _) = try makeFile(chunkSize: 65536)
+        let (file, key) = try makeFile(chunkSize: 65536)
         try file.write(Array("head".utf8), at: 0)
         final class CountingStorage: CipherStorage {
             let inner: MemoryStorage
@@ -72,7 +72,7 @@ import Testing
             func truncate(to size: Int64) throws { sizeAfterTruncate = size }
         }
         let counting = CountingStorage(file.storage)
-        let big = EncryptedFile(storage: counting, cipher: file.cipher)
+        let big = EncryptedFile(storage: counting, cipher: ChunkCipher(key: key, header: file.header, holes: .sparse))
         try big.truncate(to: 10 << 30)
         #expect(try big.plainSize() == 10 << 30)
         #expect(counting.written <= 2 * file.cipher.geometry.cipherChunkSize)

@@ -9,8 +9,8 @@ import Testing
     func rejects(_ bytes: [UInt8], key: SecretBytes) -> Bool { readAll(bytes, key: key) == nil }
 
     /// Reads the whole file from `bytes`; nil if any step reports an integrity error.
-    func readAll(_ bytes: [UInt8], key: SecretBytes) -> [UInt8]? {
-        guard let file = try? EncryptedFile(opening: MemoryStorage(bytes), key: key) else { return nil }
+    func readAll(_ bytes: [UInt8], key: SecretBytes, holes: HolePolicy = .sealed) -> [UInt8]? {
+        guard let file = try? EncryptedFile(opening: MemoryStorage(bytes), key: key, holes: holes) else { return nil }
         return try? file.readAll()
     }
 
@@ -126,14 +126,16 @@ import Testing
         #expect(rejects(empty.storage.bytes, key: try .random(count: 32)))
     }
 
-    /// The documented limit: a whole non-final chunk replaced by zeros reads as a hole (zeros),
-    /// as it must for sparse files; a zeroed final chunk is still detected.
-    @Test func zeroedChunksAreHolesExceptTheFinalOne() throws {
+    /// A whole non-final chunk replaced by zeros fails in a sealed file (the default); in a
+    /// sparse file it reads as a hole (zeros): the documented limit of ``HolePolicy/sparse``. A
+    /// zeroed final chunk is detected either way.
+    @Test func zeroedChunksFailUnlessSparseAndNeverTheFinalOne() throws {
         let (file, key) = try makeFile(chunkSize: 4096)
         try file.write(patternBytes(2 * 4096 + 10), at: 0)
         var stored = file.storage.bytes
         stored.replaceSubrange(32..<32 + 4124, with: [UInt8](repeating: 0, count: 4124))
-        #expect(readAll(stored, key: key) == [UInt8](repeating: 0, count: 4096) + Array(patternBytes(2 * 4096 + 10)[4096...]))
+        #expect(rejects(stored, key: key))
+        #expect(readAll(stored, key: key, holes: .sparse) == [UInt8](repeating: 0, count: 4096) + Array(patternBytes(2 * 4096 + 10)[4096...]))
         var finalZeroed = file.storage.bytes
         finalZeroed.replaceSubrange((32 + 2 * 4124)..., with: [UInt8](repeating: 0, count: 38))
         #expect(rejects(finalZeroed, key: key))

@@ -2,6 +2,7 @@ import CLinux
 import Foundation
 import KMSClient
 import KMSEngine
+import KMSFSFormat
 import KMSFSVolume
 import Testing
 
@@ -16,15 +17,18 @@ final class MountedVolume {
     let configuration: VolumeConfiguration
     private var process: Process?
 
-    init() throws {
-        configuration = try VolumeInitializer.initialize(cipherDirectory: root + "/cipher", options: .init())
+    init(holes: HolePolicy = .sealed) throws {
+        var options = VolumeInitializer.Options()
+        options.holes = holes
+        configuration = try VolumeInitializer.initialize(cipherDirectory: root + "/cipher", options: options)
         try FileManager.default.createDirectory(atPath: root + "/mnt", withIntermediateDirectories: true)
     }
 
     /// Backing files made the way the mount makes them (creation comes to the mount next).
     func makeFile(_ relativePath: String, contents: [UInt8]) throws {
         guard case let .embedded(embedded) = configuration.keyService else { return }
-        let engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)), schedulerInterval: nil)
+        let store = EmbeddedStore.of(cipherDirectory: cipher, options: .init())
+        let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
         let client = EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs"))
         let keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: nil, cache: DataKeyCache())
         let (fd, file) = try BackingFile.create(path: cipher + "/" + relativePath, keys: keys, keyID: configuration.defaultKeyID)
@@ -66,12 +70,19 @@ final class MountedVolume {
     /// store). Returns its ARN.
     func makeKey(alias: String) throws -> String {
         guard case let .embedded(embedded) = configuration.keyService else { throw MountFailure() }
-        let engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)), schedulerInterval: nil)
-        let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
-        let key = try engine.createKey(CreateKeyRequest(), caller: caller).keyMetadata
-        try engine.createAlias(aliasName: alias, targetKeyID: key.keyId, caller: caller)
-        try engine.flushAudit()
-        return key.arn
+        let store = EmbeddedStore.of(cipherDirectory: cipher, options: .init())
+        let arn: String
+        do {
+            let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
+            let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
+            let key = try engine.createKey(CreateKeyRequest(), caller: caller).keyMetadata
+            try engine.createAlias(aliasName: alias, targetKeyID: key.keyId, caller: caller)
+            try engine.flushAudit()
+            arn = key.arn
+        }
+        // Directories may name it (the volume's sealed allow-list), by alias or by ARN.
+        try VolumeConfiguration.allowKeys([alias, arn], cipherDirectory: cipher)
+        return arn
     }
 
     var isMounted: Bool {

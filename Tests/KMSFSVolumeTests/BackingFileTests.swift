@@ -19,7 +19,8 @@ import Testing
         init() throws {
             configuration = try VolumeInitializer.initialize(cipherDirectory: root + "/cipher", options: .init())
             guard case let .embedded(embedded) = configuration.keyService else { throw VolumeError.io("not embedded") }
-            engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)), schedulerInterval: nil)
+            let store = EmbeddedStore.of(cipherDirectory: root + "/cipher", options: .init())
+            engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
             client = EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs"))
         }
         deinit { try? FileManager.default.removeItem(atPath: root) }

@@ -17,7 +17,7 @@ import Testing
     /// A file of `size` patterned bytes, written through the format as a mount writes it.
     func make(_ name: String, size: Int) throws {
         try FileManager.default.createDirectory(atPath: BackingFile.directory(of: v.cipher + "/" + name), withIntermediateDirectories: true)
-        let (fd, file) = try BackingFile.create(path: v.cipher + "/" + name, keys: v.keys(), keyID: v.configuration.defaultKeyID)
+        let (fd, file) = try BackingFile.create(path: v.cipher + "/" + name, keys: v.keys(), keyID: v.configuration.defaultKeyID, holes: .sparse)
         defer { close(fd) }
         let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         try bytes.withUnsafeBytes { try file.write($0, at: 0) }
@@ -36,14 +36,14 @@ import Testing
     /// The stored offset of chunk `n`'s ciphertext (past its nonce).
     func inChunk(_ n: Int) -> Int { FileHeader.byteCount + n * (chunk + ChunkGeometry.chunkOverhead) + 20 }
 
-    func run() throws -> [VolumeCheck.Finding] { try VolumeCheck(cipherDirectory: v.cipher, keys: v.keys()).run().findings }
+    func run() throws -> [VolumeCheck.Finding] { try VolumeCheck(cipherDirectory: v.cipher, keys: v.keys(), holes: .sparse).run().findings }
 
     @Test func aCleanVolumeHasNoFindings() throws {
         for (name, size) in [("empty", 0), ("small", 100), ("exact", 2 * chunk), ("nested/deeper/big", 5 * chunk + 3)] {
             try make(name, size: size)
         }
         symlink("small", v.cipher + "/link")
-        let report = try VolumeCheck(cipherDirectory: v.cipher, keys: v.keys()).run()
+        let report = try VolumeCheck(cipherDirectory: v.cipher, keys: v.keys(), holes: .sparse).run()
         #expect(report.filesChecked == 4 && report.findings.isEmpty && report.isClean)
     }
 
@@ -76,7 +76,7 @@ import Testing
         #expect(findings.contains(.damaged(path: "d-end", ranges: [], failingEnd: 2 * c)))
         #expect(findings.contains(.holes(path: "e-sparse", ranges: [c..<2 * c])))
         #expect(!findings.contains { "\($0)".contains("f-untouched") })
-        #expect(!(try VolumeCheck(cipherDirectory: v.cipher, keys: v.keys()).run().isClean))
+        #expect(!(try VolumeCheck(cipherDirectory: v.cipher, keys: v.keys(), holes: .sparse).run().isClean))
     }
 
     /// The ranges fsck reports are exactly the ones a read through the format refuses.
@@ -94,7 +94,7 @@ import Testing
         #expect(failingEnd == nil)
         let fd = open(v.cipher + "/f", O_RDONLY)
         defer { close(fd) }
-        let file = try BackingFile.open(fd: fd, keys: v.keys())
+        let file = try BackingFile.open(fd: fd, keys: v.keys(), holes: .sparse)
         var buffer = [UInt8](repeating: 0, count: 64)
         for offset in stride(from: Int64(0), to: Int64(6 * chunk + 500), by: 4001) {
             let readable = (try? buffer.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }) != nil

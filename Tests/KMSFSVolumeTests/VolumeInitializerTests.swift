@@ -18,17 +18,18 @@ import Testing
         #expect(try VolumeConfiguration.load(cipherDirectory: scratch.cipher) == configuration)
         #expect(configuration.chunkSize == 16384)
         guard case let .embedded(embedded) = configuration.keyService else { Issue.record("not embedded"); return }
+        let store = EmbeddedStore.of(cipherDirectory: scratch.cipher, options: .init())
         // The key store and root key live beside the backing directory, not inside it.
-        #expect(embedded.storePath == scratch.cipher + ".keys/keys.sqlite")
+        #expect(store.storePath == scratch.cipher + ".keys/keys.sqlite")
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.cipher) == [VolumeConfiguration.fileName])
-        let mode = try FileManager.default.attributesOfItem(atPath: embedded.rootKeyFile)[.posixPermissions] as? Int
+        let mode = try FileManager.default.attributesOfItem(atPath: store.rootKeyFile)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         // The configuration holds no secret.
         let text = try String(contentsOfFile: scratch.cipher + "/" + VolumeConfiguration.fileName, encoding: .utf8)
-        let rootKeyHex = try String(contentsOfFile: embedded.rootKeyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let rootKeyHex = try String(contentsOfFile: store.rootKeyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!text.contains(rootKeyHex))
         // The default key exists, with its alias, and makes data keys for the volume's files.
-        let engine = try KMSEngine.open(path: embedded.storePath, rootKey: RootKey(loading: .file(embedded.rootKeyFile)), schedulerInterval: nil)
+        let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
         let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
         let byAlias = try engine.describeKey(keyID: "alias/kmsfs/\(configuration.volumeID)", caller: caller).keyMetadata
         #expect(byAlias.arn == configuration.defaultKeyID)
