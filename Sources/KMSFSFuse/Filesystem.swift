@@ -84,9 +84,13 @@ final class Filesystem: Sendable {
             if writing && flags & O_TRUNC != 0 {
                 try lock.withWholeFile { try file.truncate(to: 0) }
             } else {
-                // The kernel may never send a read (a file it believes empty, pages it has):
-                // an impossible size or a cut end fails here, not as an empty or short file.
-                try lock.withRange(InodeLock.Range(first: 0, last: .max), exclusive: false) { try file.verifyEnd() }
+                // The kernel sends no read for a file it believes empty: an impossible size, or
+                // a file cut to its header, fails here rather than reading as an empty file.
+                // (A non-empty file's end is authenticated by every read that reaches it; a
+                // crash-torn final chunk then fails only those reads, not every open.)
+                try lock.withRange(InodeLock.Range(first: 0, last: .max), exclusive: false) {
+                    if try file.plainSize() == 0 { try file.verifyEnd() }
+                }
             }
             return files.add(OpenFiles.Entry(fd: fd, file: file, inode: id, lock: lock, append: appends(flags)))
         } catch {

@@ -51,7 +51,7 @@ def test_enospc_then_recovery(options):
             # The key store lives outside the small filesystem: only the ciphertext fills it.
             subprocess.run([KMSFS, "init", cipher, "--key-store", os.path.join(root, "keys")], check=True, capture_output=True)
             kept = os.urandom(300_000)
-            with foreground_mount(cipher, mount_point, extra=options):
+            with foreground_mount(cipher, mount_point, extra=[*options, "--key-store", os.path.join(root, "keys")]):
                 with open(os.path.join(mount_point, "kept.bin"), "wb") as f:
                     f.write(kept)
                 written, error = fill(os.path.join(mount_point, "fill.bin"))
@@ -84,7 +84,7 @@ def test_enospc_then_recovery(options):
                 again = os.urandom(1_000_000)
                 with open(os.path.join(mount_point, "again.bin"), "wb") as f:
                     f.write(again)
-            with foreground_mount(cipher, mount_point, extra=options):
+            with foreground_mount(cipher, mount_point, extra=[*options, "--key-store", os.path.join(root, "keys")]):
                 for name in os.listdir(mount_point):
                     with open(os.path.join(mount_point, name), "rb") as f:
                         f.read()  # every file decrypts: no EIO

@@ -33,9 +33,10 @@ def test_disable_enable_and_pending_deletion(kmsd):
                 with open(os.path.join(mount_point, name), "wb") as f:
                     f.write(data)
 
-        client.disable_key(KeyId=key["KeyId"])
-        # A fresh mount has no cached keys: every open asks kmsd.
+        # A fresh mount has no cached keys: every open asks kmsd. (A mount verifies its
+        # configuration with the volume's key, so the key is disabled once it is up.)
         with foreground_mount(cipher, mount_point, env=env) as daemon:
+            client.disable_key(KeyId=key["KeyId"])
             with pytest.raises(OSError) as excinfo:
                 read(os.path.join(mount_point, "a"))
             assert excinfo.value.errno == errno.EACCES
@@ -44,8 +45,9 @@ def test_disable_enable_and_pending_deletion(kmsd):
         log = daemon.read_log().decode()
         assert "Disabled" in log and key["KeyId"] in log
 
-        client.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
         with foreground_mount(cipher, mount_point, env=env):
+            client.disable_key(KeyId=key["KeyId"])
+            client.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
             for name in ("b", "c"):
                 with pytest.raises(OSError) as excinfo:
                     read(os.path.join(mount_point, name))

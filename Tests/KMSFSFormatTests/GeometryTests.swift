@@ -42,4 +42,25 @@ import Testing
             #expect(try geometry.plainSize(forCipherSize: geometry.cipherSize(forPlainSize: plain)) == plain)
         }
     }
+
+    /// Sizes and offsets from outside are checked before any arithmetic: the largest size maps to
+    /// a backing size that fits, one byte more (or an overflowing or negative end) is
+    /// FormatError.fileTooLarge, and a file refuses to grow past it without changing.
+    @Test(arguments: [4096, 16384, 1 << 20])
+    func hugeSizesAreErrorsNotTraps(chunkSize: Int) throws {
+        let geometry = ChunkGeometry(plainChunkSize: chunkSize)
+        let largest = geometry.maximumPlainSize
+        #expect(geometry.cipherSize(forPlainSize: largest) > largest)
+        #expect(try geometry.plainSize(forCipherSize: geometry.cipherSize(forPlainSize: largest)) == largest)
+        #expect(try geometry.checkedEnd(offset: largest - 10, count: 10) == largest)
+        for (offset, count) in [(largest, Int64(1)), (Int64.max, Int64(1)), (Int64.max - 5, Int64(1 << 20)), (-1, Int64(1)), (0, Int64(-1))] {
+            #expect(throws: FormatError.fileTooLarge) { try geometry.checkedEnd(offset: offset, count: count) }
+        }
+        let (file, _) = try makeFile(chunkSize: chunkSize)
+        try file.write(Array("kept".utf8), at: 0)
+        #expect(throws: FormatError.fileTooLarge) { try file.truncate(to: 9_223_372_036_854_775_000) }
+        #expect(throws: FormatError.fileTooLarge) { try file.write(Array("x".utf8), at: Int64.max - 1) }
+        #expect(throws: FormatError.fileTooLarge) { try file.allocate(offset: Int64.max - 2, length: 4, keepSize: false) }
+        #expect(try file.plainSize() == 4)
+    }
 }
