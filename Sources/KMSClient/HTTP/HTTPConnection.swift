@@ -8,6 +8,8 @@ import Glibc
 ///
 /// Kept alive between requests by ``ConnectionPool``. Used by one thread at a time.
 final class HTTPConnection {
+    /// The largest answer body accepted (16 MiB): far above any KMS answer, far below memory.
+    static let maximumBodyByteCount = 16 << 20
     struct Response {
         var status: Int
         var headers: [(String, String)]
@@ -133,14 +135,21 @@ final class HTTPConnection {
         if response.header("connection")?.lowercased() == "close" { response.keepAlive = false }
         if response.header("transfer-encoding")?.lowercased().contains("chunked") == true {
             response.body = try readChunked()
-        } else if let length = response.header("content-length").flatMap(Int.init) {
+        } else if let text = response.header("content-length") {
+            // A length from the network is checked before it is used: negative, malformed or
+            // larger than any KMS answer (AWS's largest is well under 1 MiB) is refused, never a trap.
+            guard let length = Int(text), length >= 0, length <= Self.maximumBodyByteCount else {
+                throw Failure(description: "invalid Content-Length \(text.prefix(32))", beforeResponse: false)
+            }
             while buffer.count < length {
                 guard try fill() else { throw Failure(description: "connection closed in the body", beforeResponse: false) }
             }
             response.body = Array(buffer[0..<length])
             buffer.removeFirst(length)
         } else {
-            while try fill() {}
+            while try fill() {
+                guard buffer.count <= Self.maximumBodyByteCount else { throw Failure(description: "answer too large", beforeResponse: false) }
+            }
             response.body = buffer
             buffer = []
             response.keepAlive = false
