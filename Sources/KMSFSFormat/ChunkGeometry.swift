@@ -74,14 +74,19 @@ public struct ChunkGeometry: Equatable, Sendable {
 
     /// The plaintext size of a backing file of `cipherSize` bytes.
     /// - Throws: ``FormatError/invalidCipherSize(_:)`` if no valid file has that size: shorter than
-    ///   header plus final chunk, or a remainder that cannot be a final chunk (a cut or an extension).
+    ///   header plus final chunk, a remainder that cannot be a final chunk (a cut or an extension),
+    ///   or more than ``maximumPlainSize`` allows.
     public func plainSize(forCipherSize cipherSize: Int64) throws(FormatError) -> Int64 {
         let body = cipherSize - Int64(headerSize)
         guard body >= Int64(Self.chunkOverhead) else { throw .invalidCipherSize(cipherSize) }
         let fullChunks = body / Int64(cipherChunkSize)
         let remainder = body % Int64(cipherChunkSize)
         guard remainder >= Int64(Self.chunkOverhead) else { throw .invalidCipherSize(cipherSize) }
-        return fullChunks * Int64(plainChunkSize) + remainder - Int64(Self.chunkOverhead)
+        let plainSize = fullChunks * Int64(plainChunkSize) + remainder - Int64(Self.chunkOverhead)
+        // A (sparse) backing file near 2^63 bytes would map past the largest size, where the
+        // arithmetic of the next write could overflow: no valid file is that large.
+        guard plainSize <= maximumPlainSize else { throw .invalidCipherSize(cipherSize) }
+        return plainSize
     }
 
     /// The number of chunks that hold `plainLength` bytes starting at a chunk boundary; when the

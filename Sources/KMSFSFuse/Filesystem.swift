@@ -18,7 +18,7 @@ import Glibc
 final class Filesystem: Sendable {
     let inodes: InodeTable
     let geometry: ChunkGeometry
-    let keys: FileKeys
+    var keys: FileKeys { volume.keys }
     let files = OpenFiles()
     let directoryKeys = DirectoryKeyCache()
     /// Whether to ask for the kernel's writeback cache (`-o no_writeback_cache` turns it off).
@@ -33,9 +33,9 @@ final class Filesystem: Sendable {
     let runsAsRoot = geteuid() == 0
     /// Where the volume is mounted (for tuning the mount's read-ahead once FUSE's init is done).
     let mountPoint: String
-    let defaultKeyID: String
-    let configuration: VolumeConfiguration
-    let cipherDirectory: String
+    var defaultKeyID: String { volume.configuration.defaultKeyID }
+    var configuration: VolumeConfiguration { volume.configuration }
+    var cipherDirectory: String { volume.cipherDirectory }
     /// Integrity failures and key-service trouble go here (names inodes and chunks, never data).
     let logger = Logger(label: "kmsfs")
     /// The backing root's identity, where the walk up for a directory's default key stops.
@@ -47,17 +47,13 @@ final class Filesystem: Sendable {
         wantsWritebackCache = writebackCache
         self.mountPoint = mountPoint
         self.volume = volume
-        cipherDirectory = volume.cipherDirectory
-        let rootFD = open(cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        let rootFD = open(volume.cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
         var rootInfo = stat()
         guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
         rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))
         geometry = ChunkGeometry(plainChunkSize: volume.configuration.chunkSize)
-        keys = volume.keys
-        defaultKeyID = volume.configuration.defaultKeyID
-        configuration = volume.configuration
     }
 
     /// The errno for a failure below the filesystem: the one place errors become errnos.

@@ -222,10 +222,11 @@ enum Operations {
                 if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
                 if mode & S_IFMT == S_IFREG {
                     // mknod(2) of a regular file: an empty encrypted file like any other.
-                    let (_, _, handle) = try fs.createFile(parent: UInt64(parent), name: text, mode: mode & 0o7777, flags: O_WRONLY,
-                                                           requester: Requester(request))
+                    // createFile counted a lookup for its own reply; replyEntry below counts the one sent.
+                    let (id, _, handle) = try fs.createFile(parent: UInt64(parent), name: text, mode: mode & 0o7777, flags: O_WRONLY,
+                                                            requester: Requester(request))
                     fs.files.remove(handle)
-                    fs.inodes.forget(try fs.inodes.lookup(parent: UInt64(parent), name: text).0, count: 1)
+                    fs.inodes.forget(id, count: 1)
                 } else {
                     // FIFOs, sockets and devices have no contents to encrypt: they live as
                     // themselves in the backing directory (the kernel checked CAP_MKNOD).

@@ -47,6 +47,6 @@ public struct TrustedVolume: Codable, Sendable, Equatable {
         try FileManager.default.createDirectory(atPath: Self.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try SecretFile.write(Array(try encoder.encode(self)), to: Self.path(volumeID: volumeID), mode: 0o600)
+        try AtomicFile.write(Array(try encoder.encode(self)), to: Self.path(volumeID: volumeID), mode: 0o600)
     }
 }

@@ -62,7 +62,10 @@ public final class Volume: Sendable {
         }
         keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: DataKeyCache())
         if isVerified, case .remote = configuration.keyService {
-            try remember(options: options, record: record)
+            // Not remembering costs the next mount its flags, not this mount its keys.
+            do { try remember(options: options, record: record) } catch {
+                logger.warning("cannot record the volume's key service on this machine: \(error)")
+            }
         }
     }
 

@@ -43,7 +43,7 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
         self.keyService = keyService
     }
 
-    /// Reads `kmsfs.conf`. Nothing in it is trusted until ``VolumeSeal/verify(_:client:trusted:)``.
+    /// Reads `kmsfs.conf`. Nothing in it is trusted until ``VolumeSeal/verify(_:client:expectedKeyARN:)``.
     /// - Throws: ``VolumeError`` for a missing, malformed or unsupported configuration.
     public static func load(cipherDirectory: String) throws -> VolumeConfiguration {
         let path = (cipherDirectory as NSString).appendingPathComponent(fileName)
@@ -53,32 +53,40 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
         struct Version: Decodable { let formatVersion: Int }
         guard let version = try? JSONDecoder().decode(Version.self, from: data) else { throw VolumeError.malformedConfiguration(path) }
         guard version.formatVersion == currentFormatVersion else { throw VolumeError.unsupportedFormat(version.formatVersion) }
+        // The volume ID names files outside the backing directory (``TrustedVolume``): a UUID only.
         guard let configuration = try? JSONDecoder().decode(VolumeConfiguration.self, from: data),
-              FileHeader.allowedChunkSizes.contains(configuration.chunkSize), configuration.seal != nil
+              FileHeader.allowedChunkSizes.contains(configuration.chunkSize), configuration.seal != nil,
+              UUID(uuidString: configuration.volumeID) != nil, configuration.volumeID == configuration.volumeID.lowercased()
         else { throw VolumeError.malformedConfiguration(path) }
         return configuration
     }
 
-    /// The bytes the seal's MAC covers: every setting, one per line, in a fixed order (a
-    /// format of our own, so that no JSON encoder's choices can change them).
+    /// The bytes the seal's MAC covers: every setting, in a fixed order, each as
+    /// `u32 length ‖ name ‖ u32 length ‖ value` (a format of our own: no JSON encoder's choices
+    /// can change it, and no value, whatever bytes it holds, makes two configurations alike).
     var authenticatedBytes: [UInt8] {
-        var lines = ["kmsfs volume configuration", "formatVersion=\(formatVersion)", "volumeID=\(volumeID)",
-                     "chunkSize=\(chunkSize)", "defaultKeyID=\(defaultKeyID)", "holes=\(holes.rawValue)"]
-        lines += allowedKeyIDs.map { "allowedKeyID=\($0)" }
+        var fields: [(String, String)] = [("formatVersion", "\(formatVersion)"), ("volumeID", volumeID), ("chunkSize", "\(chunkSize)"),
+                                          ("defaultKeyID", defaultKeyID), ("holes", holes.rawValue)]
+        fields += allowedKeyIDs.map { ("allowedKeyID", $0) }
         switch keyService {
-        case let .embedded(embedded): lines += ["keyService=embedded", "account=\(embedded.account)", "region=\(embedded.region)"]
-        case .remote: lines += ["keyService=remote"]
+        case let .embedded(embedded): fields += [("keyService", "embedded"), ("account", embedded.account), ("region", embedded.region)]
+        case .remote: fields += [("keyService", "remote")]
         }
-        lines.append("sealKeyARN=\(seal?.keyARN ?? "")")
-        // A value with a line break could make two configurations read alike.
-        return Array(lines.map { $0.replacingOccurrences(of: "\n", with: "\\n") }.joined(separator: "\n").utf8)
+        fields.append(("sealKeyARN", seal?.keyARN ?? ""))
+        var bytes = Array("kmsfs volume configuration".utf8)
+        for (name, value) in fields {
+            for part in [Array(name.utf8), Array(value.utf8)] {
+                bytes += withUnsafeBytes(of: UInt32(part.count).bigEndian, Array.init) + part
+            }
+        }
+        return bytes
     }
 
     func write(cipherDirectory: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let path = (cipherDirectory as NSString).appendingPathComponent(Self.fileName)
-        try SecretFile.write(Array(try encoder.encode(self)), to: path, mode: 0o644)
+        try AtomicFile.write(Array(try encoder.encode(self)), to: path, mode: 0o644)
     }
 }
 

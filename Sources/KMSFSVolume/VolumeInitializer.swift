@@ -59,12 +59,12 @@ public enum VolumeInitializer {
             let embedded = KeyServiceSettings.Embedded(account: try randomAccount(), region: "local")
             if !FileManager.default.fileExists(atPath: store.rootKeyFile) {
                 let rootKey = try RootKey.generate()
-                try SecretFile.write(Array(rootKey.hexEncoded()), to: store.rootKeyFile, mode: 0o600)
+                try AtomicFile.write(Array(rootKey.hexEncoded()), to: store.rootKeyFile, mode: 0o600)
             }
             if !FileManager.default.fileExists(atPath: store.storePath) {
                 // SQLite takes an empty file for a new database and gives its journal files the
                 // database's mode: 0600 from the first byte.
-                try SecretFile.write([], to: store.storePath, mode: 0o600)
+                try AtomicFile.write([], to: store.storePath, mode: 0o600)
             }
             let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)),
                                             schedulerInterval: nil)

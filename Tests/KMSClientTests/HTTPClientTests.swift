@@ -179,6 +179,25 @@ import Testing
         #expect(try client.describeKey(keyID: key).keyARN.hasPrefix("arn:aws:kms:us-east-1:111122223333:key/"))
     }
 
+    /// Lengths from the network are checked before use: a negative, huge or malformed
+    /// Content-Length or chunk size is an error of the client (EIO after the retries), never a
+    /// trap of the process that holds the mount.
+    @Test(arguments: [
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n{}\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\n{}\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ])
+    func hostileLengthsAreErrors(answer: String) throws {
+        let server = CannedServer(responses: [(0, answer)])
+        defer { withExtendedLifetime(server) {} }
+        let client = try Self.client("http://127.0.0.1:\(server.port)", "A", "S", attempts: 2, delay: 0.01)
+        let error = try #require(throws: KMSClientError.self) { try client.describeKey(keyID: "k") }
+        #expect(error.errno == EIO)
+    }
+
     @Test func clientErrorsAreNotRetried() throws {
         let server = CannedServer(responses: [(400, #"{"__type":"ValidationException","message":"no"}"#)])
         defer { withExtendedLifetime(server) {} }

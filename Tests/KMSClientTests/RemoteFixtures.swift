@@ -154,6 +154,7 @@ final class CannedServer: Sendable {
     private let listener: Int32
 
     /// `responses`: (status, JSON body) answered in turn; then requests go to `forwardTo`.
+    /// Status 0 sends the body as the whole raw answer (for malformed ones).
     init(responses: [(Int, String)], forwardTo: Int? = nil) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
@@ -208,7 +209,7 @@ final class CannedServer: Sendable {
                 }
                 let parts = canned[min(index, canned.count - 1)].split(separator: "\u{0}", maxSplits: 1).map(String.init)
                 let (status, body) = (parts[0], parts.count > 1 ? parts[1] : "")
-                let text = "HTTP/1.1 \(status) X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                let text = status == "0" ? body : "HTTP/1.1 \(status) X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
                 _ = text.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
                 close(client)
             }

@@ -56,6 +56,13 @@ import Testing
         for (offset, count) in [(largest, Int64(1)), (Int64.max, Int64(1)), (Int64.max - 5, Int64(1 << 20)), (-1, Int64(1)), (0, Int64(-1))] {
             #expect(throws: FormatError.fileTooLarge) { try geometry.checkedEnd(offset: offset, count: count) }
         }
+        // A backing file that large (sparse, planted) has no valid plaintext size at all.
+        #expect(throws: FormatError.invalidCipherSize(Int64.max)) { try geometry.plainSize(forCipherSize: Int64.max) }
+        // One whose final chunk is well formed (remainder C - 1) but which holds more than the
+        // largest size: refused by the bound itself.
+        let chunks = (Int64.max - 32) / Int64(geometry.cipherChunkSize)
+        let pastLargest = 32 + (chunks - 1) * Int64(geometry.cipherChunkSize) + Int64(geometry.cipherChunkSize - 1)
+        #expect(throws: FormatError.invalidCipherSize(pastLargest)) { try geometry.plainSize(forCipherSize: pastLargest) }
         let (file, _) = try makeFile(chunkSize: chunkSize)
         try file.write(Array("kept".utf8), at: 0)
         #expect(throws: FormatError.fileTooLarge) { try file.truncate(to: 9_223_372_036_854_775_000) }

@@ -161,12 +161,16 @@ final class HTTPConnection {
         var body: [UInt8] = []
         while true {
             while buffer.firstRange(of: [13, 10]) == nil {
+                guard buffer.count < 4096 else { throw Failure(description: "chunk size line too long", beforeResponse: false) }
                 guard try fill() else { throw Failure(description: "connection closed in a chunk", beforeResponse: false) }
             }
             let lineEnd = buffer.firstRange(of: [13, 10])!
             let sizeText = String(decoding: buffer[0..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
-                throw Failure(description: "malformed chunk size", beforeResponse: false)
+            // Sizes from the network are checked before use: negative or past the body limit is
+            // refused, never a trap.
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0,
+                  size <= Self.maximumBodyByteCount - body.count else {
+                throw Failure(description: "malformed or oversized chunk size", beforeResponse: false)
             }
             buffer.removeFirst(lineEnd.upperBound)
             while buffer.count < size + 2 {

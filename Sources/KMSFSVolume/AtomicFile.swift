@@ -3,10 +3,11 @@ import Foundation
 import Glibc
 #endif
 
-/// Files written whole with their final mode from the first byte: created under a temporary
-/// name with `open(O_CREAT | O_EXCL, mode)` (never a wider mode chmod'ed later, which leaves a
-/// window in which anyone may open the file), written, fsync'ed and renamed over the target.
-enum SecretFile {
+/// Files written whole, with their final mode from the first byte: secrets, and files a reader
+/// must never see half of. Created under a temporary name with `open(O_CREAT | O_EXCL, mode)`
+/// (never a wider mode chmod'ed later, which leaves a window in which anyone may open the
+/// file), written, fsync'ed and renamed over the target.
+enum AtomicFile {
     static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws {
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
