@@ -51,9 +51,12 @@ public final class DataKeyCache: Sendable {
     } }
 
     /// The cached plaintext of `blob` under `context`, or the one `unwrap` returns (then cached).
-    public func key(for blob: [UInt8], context: EncryptionContext,
+    /// `keyID`, the key the caller names for the blob, is part of the entry: a stored key
+    /// attribute naming another key is then refused as the key service refuses it, whether or
+    /// not the same blob was unwrapped before.
+    public func key(for blob: [UInt8], keyID: String? = nil, context: EncryptionContext,
                     unwrap: () throws(KMSClientError) -> SecretBytes) throws(KMSClientError) -> SecretBytes {
-        let name = Self.name(blob, context)
+        let name = Self.name(blob, keyID, context)
         let time = now()
         let cached: SecretBytes? = state.withLock { state in
             state.clock += 1
@@ -79,8 +82,8 @@ public final class DataKeyCache: Sendable {
     }
 
     /// Puts a key in the cache directly (a file just created with a pooled key).
-    public func insert(_ key: SecretBytes, for blob: [UInt8], context: EncryptionContext) {
-        insert(key, name: Self.name(blob, context), time: now())
+    public func insert(_ key: SecretBytes, for blob: [UInt8], keyID: String? = nil, context: EncryptionContext) {
+        insert(key, name: Self.name(blob, keyID, context), time: now())
     }
 
     /// Drops every entry (on unmount, or when the service says a key changed state).
@@ -103,7 +106,13 @@ public final class DataKeyCache: Sendable {
         }
     }
 
-    static func name(_ blob: [UInt8], _ context: EncryptionContext) -> [UInt8] {
-        SHA256.hash(blob + [0] + context.canonicalEncoding)
+    static func name(_ blob: [UInt8], _ keyID: String?, _ context: EncryptionContext) -> [UInt8] {
+        // Length-prefixed: no blob, key ID and context run into another's.
+        var bytes: [UInt8] = []
+        for part in [blob, Array((keyID ?? "").utf8), context.canonicalEncoding] {
+            let count = UInt32(truncatingIfNeeded: part.count)
+            bytes += [UInt8(count >> 24), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)] + part
+        }
+        return SHA256.hash(bytes)
     }
 }

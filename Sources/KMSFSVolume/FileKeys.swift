@@ -40,7 +40,7 @@ public final class FileKeys: Sendable {
             dataKey = try client.generateDataKey(keyID: keyID, context: Self.context(volumeID: volumeID, fileID: fileID))
         }
         let attribute = WrappedFileKey(fileID: fileID, keyARN: dataKey.keyARN, ciphertextBlob: dataKey.ciphertextBlob)
-        cache.insert(dataKey.plaintext, for: dataKey.ciphertextBlob, context: Self.context(volumeID: volumeID, fileID: fileID))
+        cache.insert(dataKey.plaintext, for: dataKey.ciphertextBlob, keyID: dataKey.keyARN, context: Self.context(volumeID: volumeID, fileID: fileID))
         return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), dataKey.plaintext, attribute)
     }
 
@@ -58,7 +58,7 @@ public final class FileKeys: Sendable {
         guard attribute.fileID == header.fileID.bytes else { throw FileKeyError.fileIDMismatch }
         // The context comes from the header (the data), never from the attribute alone.
         let context = Self.context(volumeID: volumeID, fileID: header.fileID.bytes)
-        return try cache.key(for: attribute.ciphertextBlob, context: context) { () throws(KMSClientError) -> SecretBytes in
+        return try cache.key(for: attribute.ciphertextBlob, keyID: attribute.keyARN, context: context) { () throws(KMSClientError) -> SecretBytes in
             try client.decrypt(ciphertextBlob: attribute.ciphertextBlob, context: context, keyID: attribute.keyARN)
         }
     }

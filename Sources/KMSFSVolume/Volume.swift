@@ -41,6 +41,12 @@ public final class Volume: Sendable {
         // logged with the key and its state: the errno alone does not say why an open failed.
         client = LoggedKMSClient(plainClient, logger: logger)
         trustedSealKey = record?.sealKeyARN
+        if case .embedded = configuration.keyService {
+            let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: options)
+            if (try? store.protectionKind()) == .unprotected {
+                logger.warning("the root key of \(store.directory) is stored unprotected (root.key): a copy of it with the volume decrypts every file; protect it with kmsfs protect")
+            }
+        }
         var isVerified = false
         do {
             try VolumeSeal.verify(configuration, client: client, expectedKeyARN: trustedSealKey)

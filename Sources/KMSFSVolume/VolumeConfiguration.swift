@@ -165,6 +165,8 @@ public enum VolumeError: Error, Equatable, CustomStringConvertible {
     case notEmpty(String)
     case noUserXattrs(String, reason: String)
     case io(String)
+    /// The embedded store's root key cannot be had: no passphrase, a wrong one, a missing key file.
+    case rootKey(String)
 
     public var description: String {
         switch self {
@@ -182,6 +184,7 @@ public enum VolumeError: Error, Equatable, CustomStringConvertible {
         case let .noUserXattrs(path, reason):
             return "\(path) does not support user extended attributes (\(reason)); kmsfs keeps each file's wrapped key in one, so it refuses this filesystem"
         case let .io(message): return message
+        case let .rootKey(reason): return "root key: \(reason)"
         }
     }
 }

@@ -19,6 +19,11 @@ public enum VolumeInitializer {
         public var allowedKeyIDs: [String] = []
         /// What gaps in growing files are made of.
         public var holes: HolePolicy = .sealed
+        /// How a new embedded store keeps its root key (the library's default is for tests; the
+        /// command asks or warns).
+        public var rootKeyProtection: RootKeyProtection = .unprotected
+        /// What unlocks an existing store's root key (a store shared by several volumes).
+        public var unlock = RootKeyUnlock()
         public init() {}
     }
 
@@ -57,17 +62,22 @@ public enum VolumeInitializer {
             let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: options.keyStoreDirectory))
             try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let embedded = KeyServiceSettings.Embedded(account: try randomAccount(), region: "local")
-            if !FileManager.default.fileExists(atPath: store.rootKeyFile) {
-                let rootKey = try RootKey.generate()
-                try AtomicFile.write(Array(rootKey.hexEncoded()), to: store.rootKeyFile, mode: 0o600)
+            let rootKey: RootKey
+            if try store.protectionKind() == .none {
+                if case let .keyFile(path) = options.rootKeyProtection {
+                    try refuseKeyFile(path, inside: [cipherDirectory, store.directory])
+                }
+                rootKey = try RootKey.generate()
+                try store.keep(rootKey, as: options.rootKeyProtection)
+            } else {
+                rootKey = try store.loadRootKey(options.unlock)
             }
             if !FileManager.default.fileExists(atPath: store.storePath) {
                 // SQLite takes an empty file for a new database and gives its journal files the
                 // database's mode: 0600 from the first byte.
                 try AtomicFile.write([], to: store.storePath, mode: 0o600)
             }
-            let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)),
-                                            schedulerInterval: nil)
+            let engine = try KMSEngine.open(path: store.storePath, rootKey: rootKey, schedulerInterval: nil)
             let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
             if let given = options.keyID {
                 keyID = try engine.describeKey(keyID: given, caller: caller).keyMetadata.arn
@@ -102,5 +112,16 @@ public enum VolumeInitializer {
     static func randomAccount() throws -> String {
         let digits = try SecureRandom.bytes(count: 12).map { String($0 % 10) }.joined()
         return "1" + digits.dropFirst()
+    }
+
+    /// A key file inside the volume or its store would travel with every copy of them.
+    public static func refuseKeyFile(_ path: String, inside directories: [String]) throws {
+        let file = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        for directory in directories {
+            let root = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+            if file == root || file.hasPrefix(root + "/") {
+                throw VolumeError.rootKey("the key file \(path) is inside \(directory): keep it apart from the volume and its store")
+            }
+        }
     }
 }

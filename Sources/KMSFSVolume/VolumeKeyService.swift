@@ -10,29 +10,15 @@ public struct KeyServiceOptions: Sendable, Equatable {
     public var profile: String?
     /// The embedded key store's directory; `CIPHERDIR.keys` beside the volume when nil.
     public var keyStore: String?
-    public init(endpoint: String? = nil, region: String? = nil, profile: String? = nil, keyStore: String? = nil) {
+    /// What unlocks the embedded store's root key, if it is protected.
+    public var unlock: RootKeyUnlock
+    public init(endpoint: String? = nil, region: String? = nil, profile: String? = nil, keyStore: String? = nil,
+                unlock: RootKeyUnlock = RootKeyUnlock()) {
         self.endpoint = endpoint
         self.region = region
         self.profile = profile
         self.keyStore = keyStore
-    }
-}
-
-/// An embedded key store: a directory outside the backing directory with the SQLite store and
-/// the root key. By default beside the volume (`CIPHERDIR.keys`), so that a volume moved
-/// together with it keeps working and a restored copy never reaches another copy's store.
-public struct EmbeddedStore: Sendable, Equatable {
-    public let directory: String
-    public var storePath: String { (directory as NSString).appendingPathComponent("keys.sqlite") }
-    public var rootKeyFile: String { (directory as NSString).appendingPathComponent("root.key") }
-
-    public init(directory: String) { self.directory = (directory as NSString).standardizingPath }
-
-    /// `CIPHERDIR.keys`, or the store `options` name.
-    public static func of(cipherDirectory: String, options: KeyServiceOptions) -> EmbeddedStore {
-        if let keyStore = options.keyStore { return EmbeddedStore(directory: keyStore) }
-        let absolute = URL(fileURLWithPath: cipherDirectory).standardizedFileURL.path
-        return EmbeddedStore(directory: absolute + ".keys")
+        self.unlock = unlock
     }
 }
 
@@ -52,7 +38,7 @@ extension VolumeConfiguration {
             guard FileManager.default.fileExists(atPath: store.storePath) else {
                 throw VolumeError.keyService("the volume's embedded key store is not at \(store.directory) (moved? name it with --key-store)")
             }
-            let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)))
+            let engine = try store.openEngine(options.unlock, schedulerInterval: .seconds(60))
             return (EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")), nil)
         case let .remote(hint):
             let record = TrustedVolume.load(volumeID: volumeID)

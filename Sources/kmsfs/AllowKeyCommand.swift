@@ -12,16 +12,13 @@ struct AllowKeyCommand: ParsableCommand {
 
     @Argument(help: "The volume's backing directory.") var cipherDirectory: String
     @Argument(help: "Key IDs, ARNs or aliases, exactly as directories will name them.") var keyIDs: [String]
-    @Option(help: "The remote key service (as for kmsfs mount).") var kmsEndpoint: String?
-    @Option(help: "AWS region of a remote key service.") var region: String?
-    @Option(help: "AWS profile of a remote key service.") var profile: String?
-    @Option(help: "The embedded key store's directory (default: CIPHERDIR.keys).") var keyStore: String?
+    @OptionGroup var keyService: KeyServiceFlags
 
     func run() throws {
         do {
             let configuration = try VolumeConfiguration.allowKeys(
                 keyIDs, cipherDirectory: cipherDirectory,
-                options: KeyServiceOptions(endpoint: kmsEndpoint, region: region, profile: profile, keyStore: keyStore))
+                options: keyService.resolved(cipherDirectory: cipherDirectory))
             print("keys directories may name: \(([configuration.defaultKeyID] + configuration.allowedKeyIDs).joined(separator: ", "))")
         } catch {
             throw CommandFailure("kmsfs allow-key: \(error)")

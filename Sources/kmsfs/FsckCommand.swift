@@ -26,10 +26,7 @@ struct FsckCommand: ParsableCommand {
     @Flag(help: "Also list holes: ranges stored as zeros, which read as zeros without authentication (sparse volumes).")
     var holes = false
 
-    @Option(help: "The remote key service (as for kmsfs mount).") var kmsEndpoint: String?
-    @Option(help: "AWS region of a remote key service.") var region: String?
-    @Option(help: "AWS profile of a remote key service.") var profile: String?
-    @Option(help: "The embedded key store's directory (default: CIPHERDIR.keys).") var keyStore: String?
+    @OptionGroup var keyService: KeyServiceFlags
 
     func run() throws {
         // Data keys and chunk plaintext pass through this process as through a mount.
@@ -39,7 +36,7 @@ struct FsckCommand: ParsableCommand {
         do {
             // The same lock and configuration check as a mount: never beside a mount.
             let volume = try Volume(cipherDirectory: cipherDirectory,
-                                    options: KeyServiceOptions(endpoint: kmsEndpoint, region: region, profile: profile, keyStore: keyStore),
+                                    options: keyService.resolved(cipherDirectory: cipherDirectory),
                                     pooled: false)
             report = try VolumeCheck(cipherDirectory: cipherDirectory, keys: volume.keys, holes: volume.holes).run()
         } catch {

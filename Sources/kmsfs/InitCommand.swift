@@ -37,6 +37,9 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Keep gaps of growing files as holes (fast 10 GiB truncates) at the price of zeroed chunks reading as zeros unauthenticated.")
     var sparse = false
 
+    @OptionGroup(title: "Protecting the embedded store's root key (default: a passphrase asked on the terminal)")
+    var protection: RootKeyProtectionFlags
+
     func run() throws {
         var options = VolumeInitializer.Options()
         options.keyID = kmsKey
@@ -48,12 +51,23 @@ struct InitCommand: ParsableCommand {
             options.remote = .init(endpoint: kmsEndpoint, region: region, profile: profile)
         }
         do {
+            let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: keyStore))
+            if options.remote == nil {
+                if try store.protectionKind() == .none {
+                    options.rootKeyProtection = try protection.chosen(forNewStore: store)
+                } else {
+                    // A store that several volumes share: unlock it as a mount would.
+                    options.unlock = try KeyServiceFlags.unlocking(KeyServiceOptions(keyStore: keyStore), cipherDirectory: cipherDirectory,
+                                                                  passphraseFile: protection.passphraseFile).unlock
+                }
+            }
             let volume = try VolumeInitializer.initialize(cipherDirectory: cipherDirectory, options: options)
             print("volume: \(cipherDirectory) (id \(volume.volumeID), chunk size \(volume.chunkSize))")
             print("default key: \(volume.defaultKeyID)")
             if case .embedded = volume.keyService {
-                let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: keyStore))
-                print("key store: \(store.directory) (root key \(store.rootKeyFile), unprotected: keep it apart from copies of the volume)")
+                let kind = try store.protectionKind()
+                print("key store: \(store.directory) (root key protected by \(kind))")
+                if kind == .unprotected { RootKeyProtectionFlags.warnUnprotected(store) }
                 print("back up the key store with the volume: without it no file can be decrypted")
             }
         } catch {

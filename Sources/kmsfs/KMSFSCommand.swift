@@ -7,7 +7,7 @@ struct KMSFSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kmsfs",
         abstract: "A transparent encrypting filesystem with per-file keys wrapped by a KMS.",
-        subcommands: [InitCommand.self, MountCommand.self, AllowKeyCommand.self, UmountCommand.self, InfoCommand.self, FsckCommand.self, BenchCommand.self],
+        subcommands: [InitCommand.self, MountCommand.self, AllowKeyCommand.self, ProtectCommand.self, UmountCommand.self, InfoCommand.self, FsckCommand.self, BenchCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

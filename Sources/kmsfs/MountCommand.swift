@@ -27,14 +27,11 @@ struct MountCommand: ParsableCommand {
     var foreground = false
     @Option(name: .short, parsing: .singleValue, help: """
         Mount options, comma-separated; may repeat. FUSE's (allow_other, ro, ...) and kmsfs's: kms_endpoint=URL, \
-        region=R, profile=P, key_store=DIR, allow_offline, log=PATH, no_writeback_cache.
+        region=R, profile=P, key_store=DIR, passphrase_file=FILE, root_key_file=FILE, allow_offline, log=PATH, \
+        no_writeback_cache.
         """)
     var options: [String] = []
-    @Option(help: "The remote key service (http://, https://, unix://); default: this machine's record of the volume, then AWS_ENDPOINT_URL_KMS, ~/.aws.")
-    var kmsEndpoint: String?
-    @Option(help: "AWS region of a remote key service.") var region: String?
-    @Option(help: "AWS profile of a remote key service.") var profile: String?
-    @Option(help: "The embedded key store's directory (default: CIPHERDIR.keys).") var keyStore: String?
+    @OptionGroup var keyService: KeyServiceFlags
     @Flag(help: "Mount even if the key service cannot be reached (files whose keys are not cached wait for it).")
     var allowOffline = false
     @Option(help: "Where a background mount logs when there is no syslog (default: ~/.local/state/kmsfs/kmsfs.log).")
@@ -45,10 +42,11 @@ struct MountCommand: ParsableCommand {
     static let mountOnlyOptions: Set<String> = ["defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "rw"]
 
     /// The `-o` arguments, split into kmsfs's settings (flags win) and FUSE's options.
-    func mountOptions() -> (FuseMount.Options, log: String?) {
+    func mountOptions() -> (FuseMount.Options, log: String?, passphraseFile: String?) {
         var result = FuseMount.Options()
         var logPath = log
-        result.keyService = KeyServiceOptions(endpoint: kmsEndpoint, region: region, profile: profile, keyStore: keyStore)
+        var passphraseFile = keyService.passphraseFile
+        result.keyService = keyService.given
         result.allowOffline = allowOffline
         for option in options.flatMap({ $0.split(separator: ",").map(String.init) }) {
             let (name, value) = option.firstIndex(of: "=").map { (String(option[..<$0]), String(option[option.index(after: $0)...])) } ?? (option, "")
@@ -57,6 +55,8 @@ struct MountCommand: ParsableCommand {
             case "region": result.keyService.region = result.keyService.region ?? value
             case "profile": result.keyService.profile = result.keyService.profile ?? value
             case "key_store": result.keyService.keyStore = result.keyService.keyStore ?? value
+            case "passphrase_file": passphraseFile = passphraseFile ?? value
+            case "root_key_file": result.keyService.unlock.keyFile = result.keyService.unlock.keyFile ?? value
             case "allow_offline": result.allowOffline = true
             case "log": logPath = logPath ?? value
             case "no_writeback_cache": result.writebackCache = false
@@ -67,7 +67,7 @@ struct MountCommand: ParsableCommand {
                 }
             }
         }
-        return (result, logPath)
+        return (result, logPath, passphraseFile)
     }
 
     /// Data keys live in a locked heap (after the fork: locks are not inherited). 1 MiB holds
@@ -85,8 +85,15 @@ struct MountCommand: ParsableCommand {
         // Both paths absolute: a background daemon works from /.
         let cipher = URL(fileURLWithPath: cipherDirectory).standardizedFileURL.path
         let target = URL(fileURLWithPath: mountPoint).standardizedFileURL.path
-        var (mount, logPath) = mountOptions()
+        var (mount, logPath, passphraseFile) = mountOptions()
         if let store = mount.keyService.keyStore { mount.keyService.keyStore = URL(fileURLWithPath: store).standardizedFileURL.path }
+        if let file = mount.keyService.unlock.keyFile { mount.keyService.unlock.keyFile = URL(fileURLWithPath: file).standardizedFileURL.path }
+        // Asked here, before a background mount leaves the terminal.
+        do {
+            mount.keyService = try KeyServiceFlags.unlocking(mount.keyService, cipherDirectory: cipher, passphraseFile: passphraseFile)
+        } catch {
+            throw CommandFailure("kmsfs mount: \(error)")
+        }
         // Data keys and plaintext pass through this process: never into a core file.
         do { try ProcessHardening.disableCoreDumps() } catch { throw CommandFailure("kmsfs mount: \(error)") }
         if foreground {

@@ -78,7 +78,8 @@ def new_volume(prefix, *init_arguments, env=None):
     with tempfile.TemporaryDirectory(prefix=prefix) as root:
         cipher, mount_point = os.path.join(root, "cipher"), os.path.join(root, "mnt")
         os.mkdir(mount_point)
-        subprocess.run([KMSFS, "init", cipher, *init_arguments], check=True, capture_output=True, env=env)
+        # No terminal: a passphrase is never asked; the root key is unprotected unless chosen.
+        subprocess.run([KMSFS, "init", cipher, *init_arguments], check=True, capture_output=True, env=env, stdin=subprocess.DEVNULL)
         yield cipher, mount_point
 
 

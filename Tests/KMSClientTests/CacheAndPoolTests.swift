@@ -36,6 +36,20 @@ import Testing
         #expect(statistics.hits == 2 && statistics.misses == 3 && statistics.evictions == 1 && statistics.entries == 2)
     }
 
+    /// A stored attribute naming another key for a cached blob is not answered from the cache:
+    /// the key service decides, as it does on a cold cache.
+    @Test func theNamedKeyIsPartOfTheEntry() throws {
+        let cache = DataKeyCache(capacity: 8, ttl: 60)
+        var unwraps = 0
+        for keyID in ["arn:a", "arn:a", "arn:b", nil] {
+            _ = try cache.key(for: [7], keyID: keyID, context: [:]) { () throws(KMSClientError) -> SecretBytes in
+                unwraps += 1
+                return SecretBytes(copying: [7])
+            }
+        }
+        #expect(unwraps == 3)
+    }
+
     @Test func boundedLeastRecentlyUsedFirst() throws {
         let cache = DataKeyCache(capacity: 3, ttl: 600)
         var unwraps = 0

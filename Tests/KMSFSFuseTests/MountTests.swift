@@ -28,7 +28,7 @@ final class MountedVolume {
     func makeFile(_ relativePath: String, contents: [UInt8]) throws {
         guard case let .embedded(embedded) = configuration.keyService else { return }
         let store = EmbeddedStore.of(cipherDirectory: cipher, options: .init())
-        let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
+        let engine = try store.openEngine()
         let client = EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs"))
         let keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: nil, cache: DataKeyCache())
         let (fd, file) = try BackingFile.create(path: cipher + "/" + relativePath, keys: keys, keyID: configuration.defaultKeyID)
@@ -73,7 +73,7 @@ final class MountedVolume {
         let store = EmbeddedStore.of(cipherDirectory: cipher, options: .init())
         let arn: String
         do {
-            let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
+            let engine = try store.openEngine()
             let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
             let key = try engine.createKey(CreateKeyRequest(), caller: caller).keyMetadata
             try engine.createAlias(aliasName: alias, targetKeyID: key.keyId, caller: caller)

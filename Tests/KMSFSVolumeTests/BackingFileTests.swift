@@ -20,7 +20,7 @@ import Testing
             configuration = try VolumeInitializer.initialize(cipherDirectory: root + "/cipher", options: .init())
             guard case let .embedded(embedded) = configuration.keyService else { throw VolumeError.io("not embedded") }
             let store = EmbeddedStore.of(cipherDirectory: root + "/cipher", options: .init())
-            engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
+            engine = try store.openEngine()
             client = EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs"))
         }
         deinit { try? FileManager.default.removeItem(atPath: root) }

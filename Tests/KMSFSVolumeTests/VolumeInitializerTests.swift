@@ -29,7 +29,7 @@ import Testing
         let rootKeyHex = try String(contentsOfFile: store.rootKeyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!text.contains(rootKeyHex))
         // The default key exists, with its alias, and makes data keys for the volume's files.
-        let engine = try KMSEngine.open(path: store.storePath, rootKey: RootKey(loading: .file(store.rootKeyFile)), schedulerInterval: nil)
+        let engine = try store.openEngine()
         let caller = Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs")
         let byAlias = try engine.describeKey(keyID: "alias/kmsfs/\(configuration.volumeID)", caller: caller).keyMetadata
         #expect(byAlias.arn == configuration.defaultKeyID)

@@ -7,7 +7,8 @@ import KMSFSCrypto
 /// systemd credential (`$CREDENTIALS_DIRECTORY/<name>`, from LoadCredential= or
 /// LoadCredentialEncrypted=), as 32 raw bytes or 64 hex digits (a trailing newline is allowed).
 public struct RootKey: Sendable {
-    let key: SecretBytes
+    /// The key itself: for the engine, and for the volume that re-protects it (`kmsfs protect`).
+    package let key: SecretBytes
     private let sealer: AESGCMContextPool
 
     public enum Source: Sendable, Equatable {

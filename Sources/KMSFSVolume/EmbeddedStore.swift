@@ -1,0 +1,156 @@
+import Foundation
+import KMSEngine
+import KMSFSCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An embedded key store: a directory outside the backing directory with the SQLite store and
+/// what gives its root key. By default beside the volume (`CIPHERDIR.keys`), so that a volume
+/// moved together with it keeps working and a restored copy never reaches another copy's store.
+///
+/// The root key is found through `root-key.json` (``RootKeyRecord``: passphrase, key file
+/// elsewhere, systemd credential) or, unprotected, as `root.key` in the clear. A record wins
+/// over a `root.key` beside it; either way the engine checks the key against the store.
+public struct EmbeddedStore: Sendable, Equatable {
+    public let directory: String
+    public var storePath: String { path("keys.sqlite") }
+    /// The unprotected form: the root key in hex.
+    public var rootKeyFile: String { path("root.key") }
+    var recordFile: String { path(RootKeyRecord.fileName) }
+
+    public init(directory: String) { self.directory = (directory as NSString).standardizingPath }
+
+    /// `CIPHERDIR.keys`, or the store `options` name.
+    public static func of(cipherDirectory: String, options: KeyServiceOptions) -> EmbeddedStore {
+        if let keyStore = options.keyStore { return EmbeddedStore(directory: keyStore) }
+        let absolute = URL(fileURLWithPath: cipherDirectory).standardizedFileURL.path
+        return EmbeddedStore(directory: absolute + ".keys")
+    }
+
+    private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    /// How the root key is kept, as commands describe it and decide what to ask for.
+    public enum ProtectionKind: Equatable, Sendable, CustomStringConvertible {
+        case passphrase
+        case keyFile(String)
+        case credential(String)
+        case unprotected
+        /// No root key yet (a new store).
+        case none
+
+        public var description: String {
+            switch self {
+            case .passphrase: return "a passphrase (scrypt)"
+            case let .keyFile(path): return "the key file \(path)"
+            case let .credential(name): return "the systemd credential \(name)"
+            case .unprotected: return "nothing: root.key beside the store, in the clear"
+            case .none: return "no root key yet"
+            }
+        }
+    }
+
+    public func protectionKind() throws -> ProtectionKind {
+        if let record = try RootKeyRecord.load(path: recordFile) {
+            switch record.protection {
+            case .passphrase: return .passphrase
+            case .keyFile: return .keyFile(record.keyFile ?? "?")
+            case .credential: return .credential(record.credential ?? "?")
+            }
+        }
+        return FileManager.default.fileExists(atPath: rootKeyFile) ? .unprotected : .none
+    }
+
+    /// The root key, unlocked with what the command was given.
+    /// - Throws: ``VolumeError/rootKey(_:)`` naming what is missing or wrong.
+    public func loadRootKey(_ unlock: RootKeyUnlock) throws -> RootKey {
+        guard let record = try RootKeyRecord.load(path: recordFile) else {
+            guard FileManager.default.fileExists(atPath: rootKeyFile) else {
+                throw VolumeError.rootKey("the key store \(directory) has no root key (neither \(RootKeyRecord.fileName) nor root.key)")
+            }
+            return try load(.file(rootKeyFile))
+        }
+        switch record.protection {
+        case .passphrase:
+            guard let passphrase = unlock.passphrase else {
+                throw VolumeError.rootKey("the key store's root key is protected by a passphrase: give --passphrase-file FILE (or -o passphrase_file=FILE), or run on a terminal to be asked")
+            }
+            return RootKey(try record.open(passphrase: passphrase))
+        case .keyFile:
+            guard let path = unlock.keyFile ?? record.keyFile else { throw VolumeError.rootKey("the root key record names no key file") }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw VolumeError.rootKey("the root key file \(path) is not there (kept elsewhere? give --root-key-file PATH)")
+            }
+            return try load(.file(path))
+        case .credential:
+            guard let name = record.credential else { throw VolumeError.rootKey("the root key record names no credential") }
+            return try SystemdCredential.read(name: name, store: record.credentialStore ?? RootKeyProtection.defaultCredentialStore)
+        }
+    }
+
+    /// The engine on this store, its root key unlocked with `unlock`; `schedulerInterval` as
+    /// ``KMSEngine/open(path:rootKey:clock:schedulerInterval:)`` (a mount runs due rotations).
+    public func openEngine(_ unlock: RootKeyUnlock = RootKeyUnlock(), schedulerInterval: Duration? = nil) throws -> KMSEngine {
+        try KMSEngine.open(path: storePath, rootKey: loadRootKey(unlock), schedulerInterval: schedulerInterval)
+    }
+
+    /// Keeps `rootKey` as `protection` says, then removes every other form (an unprotected
+    /// `root.key` is overwritten before it is unlinked). The record is written first, so a crash
+    /// in between leaves a store that still opens.
+    public func keep(_ rootKey: RootKey, as protection: RootKeyProtection) throws {
+        let previous = try RootKeyRecord.load(path: recordFile)
+        switch protection {
+        case let .passphrase(passphrase):
+            try RootKeyRecord.sealing(rootKey.key, passphrase: passphrase).write(path: recordFile)
+        case let .keyFile(path):
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            if FileManager.default.fileExists(atPath: absolute) {
+                guard try load(.file(absolute)).key == rootKey.key else {
+                    throw VolumeError.rootKey("\(absolute) exists and holds another key: name a new file (kmsfs creates it 0600)")
+                }
+            } else {
+                try Self.writeHex(rootKey, to: absolute)
+            }
+            var record = RootKeyRecord(protection: .keyFile)
+            record.keyFile = absolute
+            try record.write(path: recordFile)
+        case let .credential(name, store):
+            try SystemdCredential.write(rootKey, name: name, store: store)
+            var record = RootKeyRecord(protection: .credential)
+            record.credential = name
+            record.credentialStore = store
+            try record.write(path: recordFile)
+        case .unprotected:
+            try Self.writeHex(rootKey, to: rootKeyFile)
+            if previous != nil { unlink(recordFile) }
+            return
+        }
+        Self.shred(rootKeyFile)
+    }
+
+    /// The key in hex in a new 0600 file; the hex copy is wiped afterwards.
+    static func writeHex(_ rootKey: RootKey, to path: String) throws {
+        var hex = rootKey.hexEncoded()
+        defer { hex.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+        try AtomicFile.write(hex, to: path, mode: 0o600)
+    }
+
+    /// Overwrites a file with zeros before unlinking it: on a filesystem that writes in place
+    /// the old bytes are gone; copies made before (backups, snapshots) still hold them.
+    static func shred(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return }
+        var status = stat()
+        if fstat(fd, &status) == 0 && status.st_size > 0 {
+            let zeros = [UInt8](repeating: 0, count: Int(status.st_size))
+            _ = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            fsync(fd)
+        }
+        close(fd)
+        unlink(path)
+    }
+
+    private func load(_ source: RootKey.Source) throws -> RootKey {
+        do { return try RootKey(loading: source) } catch { throw VolumeError.rootKey("\(error)") }
+    }
+}

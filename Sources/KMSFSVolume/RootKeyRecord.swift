@@ -1,0 +1,117 @@
+import Foundation
+import KMSFSCrypto
+
+/// How an embedded store's root key is protected, chosen at `kmsfs init` or `kmsfs protect`.
+///
+/// The root key seals every key in the store, so whoever has it and a copy of the volume reads
+/// every file. Kept beside the store in the clear (``unprotected``), a stolen disk or backup
+/// carries it; each other form keeps it where a copy of the volume and its store does not reach.
+public enum RootKeyProtection: Sendable {
+    /// Sealed under a key derived from this passphrase with scrypt (``Scrypt/Cost/interactive``).
+    case passphrase(SecretBytes)
+    /// The root key itself in a file the operator keeps elsewhere (another disk, a USB key).
+    case keyFile(String)
+    /// A systemd credential: `systemd-creds encrypt` seals it with the TPM where there is one
+    /// (else the machine's credential secret), into `store/name`.
+    case credential(name: String, store: String)
+    /// `root.key` beside the store, in the clear: for demos and tests only.
+    case unprotected
+
+    public static let defaultCredentialStore = "/etc/credstore.encrypted"
+}
+
+/// What a command was given to unlock a protected root key: never read from the volume.
+public struct RootKeyUnlock: Sendable, Equatable {
+    public var passphrase: SecretBytes?
+    /// Overrides the key file the store records (a key file that moved, a mounted USB key).
+    public var keyFile: String?
+    public init(passphrase: SecretBytes? = nil, keyFile: String? = nil) {
+        self.passphrase = passphrase
+        self.keyFile = keyFile
+    }
+}
+
+/// `root-key.json` in the store's directory: how to get the root key. Holds no secret in the
+/// clear: a passphrase-sealed key is `nonce ‖ AES-256-GCM ‖ tag` under the scrypt-derived key,
+/// with the record's cost and salt as additional data (a changed cost or salt fails to open).
+struct RootKeyRecord: Codable, Equatable {
+    static let fileName = "root-key.json"
+    static let currentFormat = 1
+
+    enum Kind: String, Codable {
+        case passphrase
+        case keyFile = "key-file"
+        case credential = "systemd-credential"
+    }
+
+    var format: Int
+    var protection: Kind
+    var scrypt: Scrypt.Cost?
+    var salt: String?
+    var sealed: String?
+    var keyFile: String?
+    var credential: String?
+    var credentialStore: String?
+
+    init(protection: Kind) {
+        format = Self.currentFormat
+        self.protection = protection
+    }
+
+    static func load(path: String) throws -> RootKeyRecord? {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if FileManager.default.fileExists(atPath: path) { throw VolumeError.rootKey("\(path) cannot be read") }
+            return nil
+        }
+        guard data.count <= 64 << 10, let record = try? JSONDecoder().decode(RootKeyRecord.self, from: data) else {
+            throw VolumeError.rootKey("\(path) is not a valid root key record")
+        }
+        guard record.format == currentFormat else { throw VolumeError.rootKey("\(path) has format \(record.format); this kmsfs reads \(currentFormat)") }
+        return record
+    }
+
+    func write(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(Array(try encoder.encode(self)) + [0x0a], to: path, mode: 0o600)
+    }
+
+    /// The additional data of the sealed key: what the derivation depends on.
+    static func sealedAAD(cost: Scrypt.Cost, salt: [UInt8]) -> [UInt8] {
+        Array("kmsfs root key 1 scrypt \(cost.n) \(cost.r) \(cost.p) ".utf8) + salt
+    }
+
+    /// A record sealing `rootKey` under `passphrase`.
+    static func sealing(_ rootKey: SecretBytes, passphrase: SecretBytes, cost: Scrypt.Cost = .interactive) throws -> RootKeyRecord {
+        let salt = try SecureRandom.bytes(count: 32)
+        let nonce = try SecureRandom.bytes(count: AESGCM.nonceByteCount)
+        let kek = try Scrypt.derive(passphrase: passphrase, salt: salt, cost: cost, byteCount: AESGCM.keyByteCount)
+        var plain = rootKey.withUnsafeBytes { Array($0) }
+        defer { plain.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+        let sealed = try AESGCM.seal(key: kek, nonce: nonce, additionalData: sealedAAD(cost: cost, salt: salt), plaintext: plain)
+        var record = RootKeyRecord(protection: .passphrase)
+        record.scrypt = cost
+        record.salt = Data(salt).base64EncodedString()
+        record.sealed = Data(nonce + sealed).base64EncodedString()
+        return record
+    }
+
+    /// The root key this passphrase-sealed record holds.
+    /// - Throws: ``VolumeError/rootKey(_:)`` "wrong passphrase" when it does not open.
+    func open(passphrase: SecretBytes) throws -> SecretBytes {
+        guard let cost = scrypt, cost.isAcceptable, let salt = salt.flatMap({ Data(base64Encoded: $0) }),
+              let sealed = sealed.flatMap({ Data(base64Encoded: $0) }), salt.count >= 16,
+              sealed.count == AESGCM.nonceByteCount + AESGCM.keyByteCount + AESGCM.tagByteCount
+        else { throw VolumeError.rootKey("the root key record is damaged (cost, salt or sealed key)") }
+        let kek = try Scrypt.derive(passphrase: passphrase, salt: Array(salt), cost: cost, byteCount: AESGCM.keyByteCount)
+        let bytes = Array(sealed)
+        do {
+            var plain = try AESGCM.open(key: kek, nonce: Array(bytes[0..<AESGCM.nonceByteCount]),
+                                        additionalData: Self.sealedAAD(cost: cost, salt: Array(salt)),
+                                        sealed: Array(bytes[AESGCM.nonceByteCount...]))
+            return SecretBytes(wiping: &plain)
+        } catch CryptoError.authenticationFailure {
+            throw VolumeError.rootKey("wrong passphrase (or a changed root key record)")
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import KMSEngine
+import KMSFSCrypto
+import KMSFSVolume
+
+/// `kmsfs protect CIPHERDIR --to FORM`: changes how the embedded store's root key is protected
+/// (a new passphrase, a key file elsewhere, a systemd credential). The key itself stays, so no
+/// file or key in the store changes; copies of the store made before keep the old protection.
+struct ProtectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "protect",
+        abstract: "Change how an unmounted volume's embedded key store protects its root key.",
+        discussion: """
+        FORM is passphrase (asked on the terminal, or --new-passphrase-file), key-file:PATH, credential:NAME \
+        or unprotected. The current protection is unlocked as a mount would (--passphrase-file, --root-key-file). \
+        Backups and copies of the store made before keep the protection they had.
+        """
+    )
+
+    @Argument(help: "The volume's backing directory.") var cipherDirectory: String
+    @Option(help: "The new protection: passphrase, key-file:PATH, credential:NAME or unprotected.") var to: String
+    @Option(help: "Read the new passphrase from this file's first line.") var newPassphraseFile: String?
+    @Option(help: "Where a new encrypted credential goes.") var credentialStore: String = RootKeyProtection.defaultCredentialStore
+    @OptionGroup var keyService: KeyServiceFlags
+
+    func run() throws {
+        do {
+            // The lock a mount takes: the store is not re-protected under a running mount.
+            let lock = try VolumeLock(cipherDirectory: cipherDirectory)
+            defer { withExtendedLifetime(lock) {} }
+            let options = try keyService.resolved(cipherDirectory: cipherDirectory)
+            let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: options)
+            guard FileManager.default.fileExists(atPath: store.storePath) else {
+                throw CommandFailure("no embedded key store at \(store.directory) (a volume on a remote key service has none; name a moved one with --key-store)")
+            }
+            let rootKey = try store.loadRootKey(options.unlock)
+            // Proves the key is this store's before anything is rewritten.
+            _ = try KMSEngine.open(path: store.storePath, rootKey: rootKey, schedulerInterval: nil)
+            let protection = try newProtection(store: store)
+            let previous = try store.protectionKind()
+            try store.keep(rootKey, as: protection)
+            let now = try store.protectionKind()
+            print("key store: \(store.directory) (root key protected by \(now))")
+            if case let .keyFile(path) = previous, now != previous {
+                print("the key file \(path) still holds the root key: destroy it once no copy of the store needs it")
+            }
+            if case .unprotected = protection { RootKeyProtectionFlags.warnUnprotected(store) }
+        } catch let failure as CommandFailure {
+            throw CommandFailure("kmsfs protect: \(failure.description)")
+        } catch {
+            throw CommandFailure("kmsfs protect: \(error)")
+        }
+    }
+
+    private func newProtection(store: EmbeddedStore) throws -> RootKeyProtection {
+        let (form, argument) = to.firstIndex(of: ":").map { (String(to[..<$0]), String(to[to.index(after: $0)...])) } ?? (to, "")
+        switch form {
+        case "passphrase":
+            if let newPassphraseFile { return .passphrase(try Passphrase.read(file: newPassphraseFile)) }
+            guard Passphrase.canAsk else { throw CommandFailure("no terminal to ask the new passphrase on: give --new-passphrase-file") }
+            return .passphrase(try Passphrase.ask("New passphrase for \(store.directory): ", confirm: true))
+        case "key-file" where !argument.isEmpty:
+            try VolumeInitializer.refuseKeyFile(argument, inside: [cipherDirectory, store.directory])
+            return .keyFile(URL(fileURLWithPath: argument).standardizedFileURL.path)
+        case "credential" where !argument.isEmpty:
+            return .credential(name: argument, store: credentialStore)
+        case "unprotected":
+            return .unprotected
+        default:
+            throw CommandFailure("--to \(to): expected passphrase, key-file:PATH, credential:NAME or unprotected")
+        }
+    }
+}

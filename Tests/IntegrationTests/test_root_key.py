@@ -1,0 +1,169 @@
+"""The embedded store's root key against a stolen disk: a copy of the volume and its key store
+(what a thief or a leaked backup has) decrypts nothing without what kmsfs init kept apart — a
+passphrase, a key file elsewhere, a systemd credential. Through real mounts; every mount is
+undone when its test ends."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from test_mount import KMSFS, foreground_mount, new_volume
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root")
+
+SECRET = b"the payroll, 2026\n" * 100
+
+
+def write_secret(cipher, mount_point, extra=()):
+    with foreground_mount(cipher, mount_point, extra=list(extra)):
+        with open(os.path.join(mount_point, "payroll"), "wb") as f:
+            f.write(SECRET)
+
+
+def mount_fails(cipher, mount_point, *extra, env=None):
+    """A background mount that must fail: its stderr (exit status 1 asserted)."""
+    result = subprocess.run([KMSFS, "mount", cipher, mount_point, *extra], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, env=env)
+    assert result.returncode == 1, result.stderr
+    return result.stderr
+
+
+def reads_secret(cipher, mount_point, extra=(), env=None):
+    with foreground_mount(cipher, mount_point, extra=list(extra), env=env):
+        return open(os.path.join(mount_point, "payroll"), "rb").read() == SECRET
+
+
+def steal(cipher):
+    """What a thief copies: the backing directory and its key store, attributes included."""
+    root = os.path.dirname(cipher)
+    stolen = os.path.join(root, "stolen")
+    subprocess.run(["cp", "-a", cipher, stolen], check=True)
+    subprocess.run(["cp", "-a", cipher + ".keys", stolen + ".keys"], check=True)
+    return stolen
+
+
+def passphrase_file(directory, name, text):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    return path
+
+
+def test_a_stolen_copy_of_a_passphrase_protected_volume_does_not_decrypt(tmp_path):
+    right = passphrase_file(tmp_path, "right", "correct horse battery staple")
+    wrong = passphrase_file(tmp_path, "wrong", "correct horse battery stapler")
+    with new_volume("kmsfs-pass-", "--passphrase-file", right) as (cipher, mount_point):
+        store = cipher + ".keys"
+        assert sorted(n for n in os.listdir(store) if not n.startswith("keys.sqlite")) == ["root-key.json"]
+        record = json.load(open(os.path.join(store, "root-key.json")))
+        assert record["protection"] == "passphrase" and record["scrypt"]["n"] >= 1 << 17
+        assert os.stat(os.path.join(store, "root-key.json")).st_mode & 0o777 == 0o600
+        write_secret(cipher, mount_point, ["--passphrase-file", right])
+        stolen = steal(cipher)
+        assert "protected by a passphrase" in mount_fails(stolen, mount_point)
+        assert "wrong passphrase" in mount_fails(stolen, mount_point, "--passphrase-file", wrong)
+        fsck = subprocess.run([KMSFS, "fsck", stolen], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert fsck.returncode == 8 and "passphrase" in fsck.stderr
+        # The copy is complete: with the passphrase it reads, so only the passphrase was missing.
+        assert reads_secret(stolen, mount_point, ["-o", "passphrase_file=" + right])
+
+
+def test_a_changed_root_key_record_is_refused_without_effort(tmp_path):
+    right = passphrase_file(tmp_path, "right", "a passphrase")
+    with new_volume("kmsfs-record-", "--passphrase-file", right) as (cipher, mount_point):
+        path = os.path.join(cipher + ".keys", "root-key.json")
+        original = json.load(open(path))
+        edits = {
+            "a cheaper derivation": lambda r: r["scrypt"].update(n=1 << 10),
+            "a derivation that would take 1 TiB": lambda r: r["scrypt"].update(n=1 << 30, r=1024),
+            "another salt": lambda r: r.update(salt=r["salt"][::-1]),
+            "a flipped sealed key": lambda r: r.update(sealed=("A" if r["sealed"][0] != "A" else "B") + r["sealed"][1:]),
+            "a cut sealed key": lambda r: r.update(sealed=r["sealed"][:20]),
+        }
+        for name, edit in edits.items():
+            record = json.loads(json.dumps(original))
+            edit(record)
+            with open(path, "w") as f:
+                json.dump(record, f)
+            stderr = mount_fails(cipher, mount_point, "--passphrase-file", right)
+            assert "root key" in stderr, name
+        with open(path, "w") as f:
+            json.dump(original, f)
+        write_secret(cipher, mount_point, ["--passphrase-file", right])
+
+
+def test_a_root_key_file_kept_elsewhere(tmp_path):
+    key_file = str(tmp_path / "usb" / "volume.key")
+    os.mkdir(tmp_path / "usb")
+    with new_volume("kmsfs-keyfile-", "--root-key-file", key_file) as (cipher, mount_point):
+        assert os.stat(key_file).st_mode & 0o777 == 0o600
+        assert not os.path.exists(os.path.join(cipher + ".keys", "root.key"))
+        write_secret(cipher, mount_point)
+        stolen = steal(cipher)
+        os.rename(key_file, key_file + ".away")  # the USB key is not plugged in (or not stolen)
+        assert "is not there" in mount_fails(stolen, mount_point)
+        assert reads_secret(stolen, mount_point, ["--root-key-file", key_file + ".away"])
+        # Another 32-byte key in its place opens nothing: the store checks its root key.
+        with open(key_file, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        assert "does not match" in mount_fails(stolen, mount_point)
+    root = tmp_path / "inside"
+    result = subprocess.run([KMSFS, "init", str(root / "c"), "--root-key-file", str(root / "c" / "root.key")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "keep it apart" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("systemd-creds"), reason="needs systemd-creds")
+def test_a_root_key_sealed_as_a_systemd_credential(tmp_path):
+    credentials = str(tmp_path / "credstore")
+    with new_volume("kmsfs-cred-", "--root-key-credential", "kmsfs-test", "--credential-store", credentials) as (cipher, mount_point):
+        sealed = os.path.join(credentials, "kmsfs-test")
+        assert os.stat(sealed).st_mode & 0o077 == 0
+        write_secret(cipher, mount_point)  # as root, outside a unit: systemd-creds decrypt
+        stolen = steal(cipher)
+        # What a unit gets from LoadCredentialEncrypted=: the credential decrypted in
+        # $CREDENTIALS_DIRECTORY; that is what a mount in a unit reads.
+        given = tmp_path / "given"
+        given.mkdir(mode=0o700)
+        subprocess.run(["systemd-creds", "decrypt", "--name=kmsfs-test", sealed, str(given / "kmsfs-test")], check=True,
+                       capture_output=True)
+        os.rename(sealed, sealed + ".elsewhere")  # another machine: not this credential store
+        assert "systemd credential kmsfs-test" in mount_fails(stolen, mount_point)
+        assert reads_secret(stolen, mount_point, env=dict(os.environ, CREDENTIALS_DIRECTORY=str(given)))
+        # A sealed credential that was changed does not decrypt.
+        blob = bytearray(open(sealed + ".elsewhere", "rb").read())
+        blob[len(blob) // 2] ^= 1
+        with open(sealed, "wb") as f:
+            f.write(blob)
+        assert "systemd-creds decrypt" in mount_fails(stolen, mount_point)
+
+
+def test_protect_changes_the_protection_and_keeps_every_file(tmp_path):
+    first = passphrase_file(tmp_path, "first", "first passphrase")
+    second = passphrase_file(tmp_path, "second", "second passphrase")
+    with new_volume("kmsfs-protect-", "--unprotected") as (cipher, mount_point):
+        store = cipher + ".keys"
+        write_secret(cipher, mount_point)
+        before = steal(cipher)  # a backup made while unprotected keeps its key (README says so)
+        with foreground_mount(cipher, mount_point):
+            busy = subprocess.run([KMSFS, "protect", cipher, "--to", "passphrase", "--new-passphrase-file", first],
+                                  capture_output=True, text=True)
+            assert busy.returncode == 1 and "already mounted at" in busy.stderr
+        subprocess.run([KMSFS, "protect", cipher, "--to", "passphrase", "--new-passphrase-file", first], check=True,
+                       capture_output=True)
+        assert not os.path.exists(os.path.join(store, "root.key"))
+        assert "protected by a passphrase" in mount_fails(cipher, mount_point)
+        assert reads_secret(cipher, mount_point, ["--passphrase-file", first])
+        # A new passphrase: the old one no longer opens it.
+        change = subprocess.run([KMSFS, "protect", cipher, "--to", "passphrase", "--passphrase-file", first,
+                                 "--new-passphrase-file", second], capture_output=True, text=True)
+        assert change.returncode == 0, change.stderr
+        assert "wrong passphrase" in mount_fails(cipher, mount_point, "--passphrase-file", first)
+        # As a systemd unit gives it: Environment=KMSFS_PASSPHRASE_FILE=%d/passphrase.
+        assert reads_secret(cipher, mount_point, env=dict(os.environ, KMSFS_PASSPHRASE_FILE=second))
+        wrong = subprocess.run([KMSFS, "protect", cipher, "--to", "unprotected", "--passphrase-file", first],
+                               capture_output=True, text=True)
+        assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
+        assert reads_secret(before, mount_point)
