@@ -7,7 +7,7 @@ internal import COpenSSL
 ///
 /// Not thread-safe: one thread at a time. It is `@unchecked Sendable` only so that an
 /// ``AESGCMContextPool`` can hand it from thread to thread; the pool guarantees exclusivity.
-public final class AESGCMContext: @unchecked Sendable {
+public final class AESGCMContext: KeyedContext, @unchecked Sendable {
     private let context: OpaquePointer
     private let reservoir = RandomReservoir()
 

@@ -4,7 +4,7 @@ import KMSFSCrypto
 ///
 /// This is the only place chunk bytes are encrypted or authenticated. A run of several chunks is
 /// spread over the cores by ``ChunkParallelism``; each stripe borrows one keyed context from the
-/// file's ``AESGCMContextPool`` and draws its nonces in one call.
+/// file's ``XAESGCMContextPool`` and draws its nonces in one call.
 ///
 /// Holes: under ``HolePolicy/sparse`` only, a full, non-final chunk whose stored bytes are all
 /// zero reads as zeros without authentication (a sparse region left by truncating up).
@@ -15,7 +15,7 @@ public final class ChunkCipher: Sendable {
     public let parallelism: ChunkParallelism
     public let holes: HolePolicy
     private let headerBytes: [UInt8]
-    private let contexts: AESGCMContextPool
+    private let contexts: XAESGCMContextPool
     private let nonces: any NonceSource
 
     /// A cipher for the file described by `header`, under its data key `key` (32 bytes).
@@ -31,7 +31,7 @@ public final class ChunkCipher: Sendable {
         self.geometry = ChunkGeometry(plainChunkSize: header.chunkSize)
         self.parallelism = parallelism
         self.headerBytes = header.encoded
-        self.contexts = AESGCMContextPool(key: key, maximumIdle: parallelism.cores * parallelism.stripesPerCore)
+        self.contexts = XAESGCMContextPool(key: key, maximumIdle: parallelism.cores * parallelism.stripesPerCore)
         self.nonces = nonces
     }
 

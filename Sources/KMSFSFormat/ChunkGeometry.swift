@@ -1,23 +1,25 @@
+import KMSFSCrypto
+
 /// Offset and size arithmetic between the plaintext view and the ciphertext file.
 ///
 /// A file is a 32-byte header, then chunks. Chunk `i` holds plaintext bytes
 /// `[i·P, (i+1)·P)` and is stored at cipher offset `32 + i·C` as `nonce ‖ ciphertext ‖ tag`, where
-/// `P` is the plaintext chunk size and `C = P + 28`. Every chunk but the last is full; the last
+/// `P` is the plaintext chunk size and `C = P + 40`. Every chunk but the last is full; the last
 /// (the final chunk) is always short: it holds `size mod P` bytes, so a file whose size is a
-/// multiple of `P` ends with an empty final chunk of 28 bytes. That rule makes the plaintext size a
+/// multiple of `P` ends with an empty final chunk of 40 bytes. That rule makes the plaintext size a
 /// function of the ciphertext size alone (stat needs no key) and makes a file cut at a chunk
 /// boundary an invalid size rather than a valid shorter file.
 ///
 /// Plain and cipher quantities are kept apart by name: `plain…` and `cipher…`.
 public struct ChunkGeometry: Equatable, Sendable {
-    /// Bytes a chunk adds to its plaintext: a 12-byte nonce and a 16-byte tag.
-    public static let chunkOverhead = 28
-    public static let nonceByteCount = 12
+    /// Bytes a chunk adds to its plaintext: a 24-byte XAES-256-GCM nonce and a 16-byte tag.
+    public static let chunkOverhead = nonceByteCount + tagByteCount
+    public static let nonceByteCount = XAESGCMContext.nonceByteCount
     public static let tagByteCount = 16
 
     /// Plaintext bytes per chunk (`P`).
     public let plainChunkSize: Int
-    /// Bytes of a full chunk on disk (`C = P + 28`).
+    /// Bytes of a full chunk on disk (`C = P + 40`).
     public var cipherChunkSize: Int { plainChunkSize + Self.chunkOverhead }
     /// Bytes before the first chunk.
     public let headerSize: Int

@@ -19,7 +19,10 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notAnEncryptedFile: return "not a kmsfs encrypted file (no valid header)"
-        case let .unsupportedVersion(version): return "unsupported format version \(version)"
+        case let .unsupportedVersion(version):
+            return version == 1
+                ? "format version 1 (AES-GCM with 96-bit nonces, written before kmsfs bounded seals per key): copy the file into a new volume with the kmsfs that wrote it"
+                : "unsupported format version \(version)"
         case let .corruptHeader(reason): return "corrupt header: \(reason)"
         case let .invalidCipherSize(size): return "ciphertext size \(size) is not a valid layout (truncated or extended)"
         case let .authenticationFailed(chunk): return "chunk \(chunk) failed authentication"

@@ -12,7 +12,8 @@ import KMSFSFormat
 /// record of the volume (``TrustedVolume``). It holds no secret.
 public struct VolumeConfiguration: Codable, Sendable, Equatable {
     public static let fileName = "kmsfs.conf"
-    public static let currentFormatVersion = 2
+    /// 3: files in format 2 (XAES-256-GCM chunks); 2: sealed configuration, format-1 files.
+    public static let currentFormatVersion = 3
     /// Names at the top of the backing directory that are kmsfs's own, never shown in the mount.
     public static let reservedNames: Set<String> = [fileName]
 
@@ -172,9 +173,14 @@ public enum VolumeError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .notAVolume(path): return "\(path) is not a kmsfs volume (no \(VolumeConfiguration.fileName))"
         case let .unsupportedFormat(version):
-            return version == 1
-                ? "volume format 1 keeps its configuration unauthenticated (the backing directory could choose where keys go); this kmsfs mounts format 2 only: make a new volume with kmsfs init and copy the files over"
-                : "volume format \(version) is not supported by this kmsfs"
+            switch version {
+            case 1:
+                return "volume format 1 keeps its configuration unauthenticated (the backing directory could choose where keys go); this kmsfs mounts format 3 only: make a new volume with kmsfs init and copy the files over"
+            case 2:
+                return "volume format 2 seals chunks with 96-bit random nonces (about 2^32 seals per file key); this kmsfs mounts format 3 only (XAES-256-GCM): make a new volume with kmsfs init and copy the files over with the kmsfs that made it"
+            default:
+                return "volume format \(version) is not supported by this kmsfs"
+            }
         case let .malformedConfiguration(path): return "\(path) is not a valid kmsfs configuration"
         case let .tamperedConfiguration(reason): return "the volume's configuration was changed outside kmsfs: \(reason); refusing to mount"
         case let .inUse(holder): return "the volume is \(holder)"

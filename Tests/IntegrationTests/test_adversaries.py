@@ -218,7 +218,7 @@ def test_cut_and_zeroed_backing_files_never_read_as_something_else():
     """Cuts at every length up to two chunks (and past), whole chunks zeroed, the final chunk
     removed: through the kernel (cat, mmap, stat), each is EIO, never an empty or short file."""
     with new_volume("kmsfs-cuts-", "--chunk-size", "4096") as (cipher, mount_point):
-        chunk, cipher_chunk = 4096, 4096 + 28
+        chunk, cipher_chunk = 4096, 4096 + 40
         plaintext = random.Random(7).randbytes(2 * chunk + 100)
         with foreground_mount(cipher, mount_point):
             with open(os.path.join(mount_point, "original"), "wb") as f:
@@ -304,7 +304,7 @@ def rewrite_configuration(cipher, edit):
         json.dump(configuration, f)
 
 
-@pytest.mark.parametrize("change", ["holes", "allowedKeyIDs", "defaultKeyID", "chunkSize", "seal", "format1"])
+@pytest.mark.parametrize("change", ["holes", "allowedKeyIDs", "defaultKeyID", "chunkSize", "seal", "format1", "format2"])
 def test_a_changed_configuration_is_refused_at_mount(change):
     with new_volume("kmsfs-conf-") as (cipher, mount_point):
         def edit(configuration):
@@ -319,11 +319,11 @@ def test_a_changed_configuration_is_refused_at_mount(change):
             elif change == "seal":
                 configuration["seal"]["mac"] = "00" * 32
             else:
-                configuration["formatVersion"] = 1
+                configuration["formatVersion"] = int(change[-1])
         rewrite_configuration(cipher, edit)
         result = subprocess.run([KMSFS, "mount", cipher, mount_point], capture_output=True, text=True, timeout=60)
         assert result.returncode == 1 and not mounted(mount_point)
-        assert ("changed outside kmsfs" in result.stderr or "format 1" in result.stderr), result.stderr
+        assert ("changed outside kmsfs" in result.stderr or "volume format %s" % change[-1] in result.stderr), result.stderr
 
 
 def test_a_directory_key_planted_in_the_backing_directory_is_not_followed():

@@ -15,7 +15,7 @@ from test_mount import KMSFS, foreground_mount, new_volume
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
 CHUNK = 16384
-STORED_CHUNK = CHUNK + 28
+STORED_CHUNK = CHUNK + 40  # 24-byte nonce, 16-byte tag
 HEADER = 32
 
 

@@ -126,3 +126,65 @@ import KMSFSTestSupport
 }
 
 import Synchronization
+
+/// XAES-256-GCM: C2SP's published vectors, and what the per-seal key derivation must give.
+@Suite struct XAESGCMTests {
+    func seal(key: UInt8, nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        let context = try XAESGCMContext(key: SecretBytes(copying: [UInt8](repeating: key, count: 32)))
+        var output = [UInt8](repeating: 0, count: plaintext.count + 16)
+        try output.withUnsafeMutableBytes { out in
+            try nonce.withUnsafeBytes { nonce in try aad.withUnsafeBytes { aad in try plaintext.withUnsafeBytes { plain in
+                try context.seal(nonce: nonce, additionalData: aad, plaintext: plain,
+                                 ciphertext: UnsafeMutableRawBufferPointer(rebasing: out[0..<plain.count]),
+                                 tag: UnsafeMutableRawBufferPointer(rebasing: out[plain.count...]))
+            } } }
+        }
+        return output
+    }
+
+    func open(key: UInt8, nonce: [UInt8], sealed: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        let context = try XAESGCMContext(key: SecretBytes(copying: [UInt8](repeating: key, count: 32)))
+        var plaintext = [UInt8](repeating: 0, count: sealed.count - 16)
+        try plaintext.withUnsafeMutableBytes { plain in
+            try nonce.withUnsafeBytes { nonce in try aad.withUnsafeBytes { aad in try sealed.withUnsafeBytes { sealed in
+                try context.open(nonce: nonce, additionalData: aad, ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<plain.count]),
+                                 tag: UnsafeRawBufferPointer(rebasing: sealed[plain.count...]), plaintext: plain)
+            } } }
+        }
+        return plaintext
+    }
+
+    @Test func c2spVectors() throws {
+        let nonce = Array("ABCDEFGHIJKLMNOPQRSTUVWX".utf8), plaintext = Array("XAES-256-GCM".utf8)
+        #expect(hex(try seal(key: 1, nonce: nonce, plaintext: plaintext, aad: []))
+                == "ce546ef63c9cc60765923609" + "b33a9a1974e96e52daf2fcf7075e2271")
+        #expect(hex(try seal(key: 3, nonce: nonce, plaintext: plaintext, aad: Array("c2sp.org/XAES-256-GCM".utf8)))
+                == "986ec1832593df5443a17943" + "7fd083bf3fdb41abd740a21f71eb769d")
+    }
+
+    /// Each half of the nonce matters (the first derives the key, the second is GCM's nonce),
+    /// and one context serves any number of seals and opens in turn.
+    @Test func everyNonceBitCountsAndContextsAreReusable() throws {
+        let nonce = Array("ABCDEFGHIJKLMNOPQRSTUVWX".utf8), plaintext = Array("XAES-256-GCM".utf8)
+        let sealed = try seal(key: 1, nonce: nonce, plaintext: plaintext, aad: [9])
+        #expect(try open(key: 1, nonce: nonce, sealed: sealed, aad: [9]) == plaintext)
+        for bit in [0, 95, 96, 191] {
+            var changed = nonce
+            changed[bit / 8] ^= 1 << (bit % 8)
+            #expect(throws: CryptoError.authenticationFailure) { try open(key: 1, nonce: changed, sealed: sealed, aad: [9]) }
+        }
+        #expect(throws: CryptoError.authenticationFailure) { try open(key: 2, nonce: nonce, sealed: sealed, aad: [9]) }
+        let context = try XAESGCMContext(key: SecretBytes(copying: [UInt8](repeating: 1, count: 32)))
+        for round in 0..<3 {
+            var n = nonce
+            n[0] = UInt8(round)
+            var out = [UInt8](repeating: 0, count: plaintext.count + 16)
+            try out.withUnsafeMutableBytes { out in try n.withUnsafeBytes { n in try plaintext.withUnsafeBytes { p in
+                try context.seal(nonce: n, additionalData: UnsafeRawBufferPointer(start: nil, count: 0), plaintext: p,
+                                 ciphertext: UnsafeMutableRawBufferPointer(rebasing: out[0..<p.count]),
+                                 tag: UnsafeMutableRawBufferPointer(rebasing: out[p.count...]))
+            } } }
+            #expect(out == (try seal(key: 1, nonce: n, plaintext: plaintext, aad: [])))
+        }
+    }
+}

@@ -24,13 +24,13 @@ import Testing
 
     @Test func layoutOfAFileAtAChunkBoundaryEndsWithAnEmptyFinalChunk() {
         let geometry = ChunkGeometry(plainChunkSize: 4096)
-        #expect(geometry.cipherSize(forPlainSize: 0) == 32 + 28)
-        #expect(geometry.cipherSize(forPlainSize: 4096) == 32 + 4124 + 28)
-        #expect(geometry.cipherSize(forPlainSize: 4097) == 32 + 4124 + 29)
+        #expect(geometry.cipherSize(forPlainSize: 0) == 32 + 40)
+        #expect(geometry.cipherSize(forPlainSize: 4096) == 32 + 4136 + 40)
+        #expect(geometry.cipherSize(forPlainSize: 4097) == 32 + 4136 + 41)
         #expect(geometry.finalChunkIndex(forPlainSize: 4096) == 1)
         #expect(geometry.chunkCount(forPlainLength: 8192, endsFile: true) == 3)
         #expect(geometry.chunkCount(forPlainLength: 8192, endsFile: false) == 2)
-        #expect(geometry.cipherOffset(ofChunk: 3) == 32 + 3 * 4124)
+        #expect(geometry.cipherOffset(ofChunk: 3) == 32 + 3 * 4136)
         #expect(geometry.chunkIndex(forPlainOffset: 4095) == 0)
         #expect(geometry.chunkIndex(forPlainOffset: 4096) == 1)
     }

@@ -27,7 +27,7 @@ import Testing
         // The first failing chunk is the one reported, whichever stripe finishes first.
         var damaged = a
         damaged[damaged.count - 1] ^= 1
-        damaged[4124 + 50] ^= 1
+        damaged[4136 + 50] ^= 1
         #expect(throws: FormatError.authenticationFailed(chunk: 8)) {
             try opened.withUnsafeMutableBytes { o in try damaged.withUnsafeBytes { try parallel.open($0, firstChunk: 7, endsFile: true, into: o) } }
         }

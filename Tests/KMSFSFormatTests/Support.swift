@@ -26,13 +26,16 @@ final class MemoryStorage: CipherStorage {
     }
 }
 
-/// Nonces fixed by chunk index, for the known-answer vectors only: A5 A5 A5 A5 ‖ u64be(index).
+/// Nonces fixed by chunk index, for the known-answer vectors only:
+/// A5 A5 A5 A5 ‖ u64be(index) ‖ 12 × 5A (the first half varies, so each chunk derives its own key).
 struct VectorNonces: NonceSource {
-    func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64, context: AESGCMContext) throws {
-        for n in 0..<(buffer.count / 12) {
+    func fill(_ buffer: UnsafeMutableRawBufferPointer, firstChunk: Int64, context: XAESGCMContext) throws {
+        let size = ChunkGeometry.nonceByteCount
+        for n in 0..<(buffer.count / size) {
             var nonce: [UInt8] = [0xA5, 0xA5, 0xA5, 0xA5]
             withUnsafeBytes(of: UInt64(firstChunk + Int64(n)).bigEndian) { nonce += $0 }
-            UnsafeMutableRawBufferPointer(rebasing: buffer[n * 12..<n * 12 + 12]).copyBytes(from: nonce)
+            nonce += [UInt8](repeating: 0x5A, count: 12)
+            UnsafeMutableRawBufferPointer(rebasing: buffer[n * size..<(n + 1) * size]).copyBytes(from: nonce)
         }
     }
 }

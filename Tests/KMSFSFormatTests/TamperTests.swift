@@ -36,7 +36,7 @@ import Testing
         let (file, key) = try makeFile(chunkSize: 4096)
         try file.write(patternBytes(3 * 4096), at: 0)
         var stored = file.storage.bytes
-        stored[32 + 2 * 4124 + 100] ^= 1  // inside chunk 2
+        stored[32 + 2 * 4136 + 100] ^= 1  // inside chunk 2
         let tampered = try EncryptedFile(opening: MemoryStorage(stored), key: key)
         var buffer = [UInt8](repeating: 0xEE, count: 3 * 4096)
         #expect(throws: FormatError.authenticationFailed(chunk: 2)) {
@@ -51,7 +51,7 @@ import Testing
         let (file, key) = try makeFile(chunkSize: 4096)
         try file.write(patternBytes(3 * 4096 + 10), at: 0)
         var stored = file.storage.bytes
-        let c = 4124
+        let c = 4136
         let chunk0 = Array(stored[32..<32 + c]), chunk1 = Array(stored[32 + c..<32 + 2 * c])
         stored.replaceSubrange(32..<32 + c, with: chunk1)
         stored.replaceSubrange(32 + c..<32 + 2 * c, with: chunk0)
@@ -69,7 +69,7 @@ import Testing
         try a.write(patternBytes(2 * 4096 + 5, seed: 1), at: 0)
         try b.write(patternBytes(2 * 4096 + 5, seed: 2), at: 0)
         var stored = a.storage.bytes
-        stored.replaceSubrange(32 + 4124..<32 + 2 * 4124, with: b.storage.bytes[32 + 4124..<32 + 2 * 4124])
+        stored.replaceSubrange(32 + 4136..<32 + 2 * 4136, with: b.storage.bytes[32 + 4136..<32 + 2 * 4136])
         let spliced = try EncryptedFile(opening: MemoryStorage(stored), key: key)
         #expect(try spliced.read(10, at: 0) == Array(patternBytes(10, seed: 1)))
         #expect(throws: FormatError.authenticationFailed(chunk: 1)) { try spliced.read(10, at: 4096) }
@@ -90,8 +90,8 @@ import Testing
         for chunk in Int64(0)...geometry.finalChunkIndex(forPlainSize: Int64(size)) {
             let cut = Int(geometry.cipherOffset(ofChunk: chunk))
             #expect(rejects(Array(stored[0..<cut]), key: key), "cut at chunk \(chunk)")
-            if cut + 28 < stored.count {
-                #expect(rejects(Array(stored[0..<cut + 28]), key: key), "cut after chunk \(chunk)'s overhead")
+            if cut + 40 < stored.count {
+                #expect(rejects(Array(stored[0..<cut + 40]), key: key), "cut after chunk \(chunk)'s overhead")
             }
         }
         #expect(rejects(Array(stored.dropLast()), key: key))
@@ -133,11 +133,11 @@ import Testing
         let (file, key) = try makeFile(chunkSize: 4096)
         try file.write(patternBytes(2 * 4096 + 10), at: 0)
         var stored = file.storage.bytes
-        stored.replaceSubrange(32..<32 + 4124, with: [UInt8](repeating: 0, count: 4124))
+        stored.replaceSubrange(32..<32 + 4136, with: [UInt8](repeating: 0, count: 4136))
         #expect(rejects(stored, key: key))
         #expect(readAll(stored, key: key, holes: .sparse) == [UInt8](repeating: 0, count: 4096) + Array(patternBytes(2 * 4096 + 10)[4096...]))
         var finalZeroed = file.storage.bytes
-        finalZeroed.replaceSubrange((32 + 2 * 4124)..., with: [UInt8](repeating: 0, count: 38))
+        finalZeroed.replaceSubrange((32 + 2 * 4136)..., with: [UInt8](repeating: 0, count: 50))
         #expect(rejects(finalZeroed, key: key))
     }
 }

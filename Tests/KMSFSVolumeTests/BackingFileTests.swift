@@ -51,7 +51,7 @@ import Testing
 
         let info = try FileInfo.read(backingPath: path, volume: FileInfo.volume(containing: path).configuration)
         #expect(info.keyARN == v.configuration.defaultKeyID && info.plaintextSize == Int64(secret.count))
-        #expect(info.chunkSize == 16384 && info.formatVersion == 1)
+        #expect(info.chunkSize == 16384 && info.formatVersion == FileHeader.currentVersion && FileHeader.currentVersion == 2)
         #expect(info.encryptionContext == ["kmsfs:volume": v.configuration.volumeID, "kmsfs:file": info.fileID])
         #expect(throws: StorageError.self) { try BackingFile.create(path: path, keys: v.keys(), keyID: v.configuration.defaultKeyID) }
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""A second, independent implementation of the kmsfs file format (docs/FORMAT.md), version 1.
+"""A second, independent implementation of the kmsfs file format (docs/FORMAT.md), version 2.
 
 It exists to prove the spec is complete: it shares no code with the Swift implementation, uses
-Python's `cryptography` package for AES-256-GCM, and the Swift tests check that the two agree
+Python's `cryptography` package for AES-256 (ECB, for XAES's key derivation) and AES-256-GCM, and the Swift tests check that the two agree
 byte for byte (known-answer vectors) and that this one decrypts what Swift writes.
 
   kmsfs_format.py vectors              print the known-answer vectors as JSON
@@ -13,12 +13,13 @@ import json
 import struct
 import sys
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 MAGIC = b"KMSF"
-VERSION = 1
+VERSION = 2
 HEADER_SIZE = 32
-NONCE_SIZE = 12
+NONCE_SIZE = 24
 TAG_SIZE = 16
 OVERHEAD = NONCE_SIZE + TAG_SIZE
 
@@ -44,6 +45,27 @@ def parse_header(data):
     return chunk_size, data[12:28]
 
 
+def xaes_key(key, nonce):
+    """XAES-256-GCM (C2SP): the AES-256 key for this 24-byte nonce, derived from its first half."""
+    aes = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    l = int.from_bytes(aes.update(bytes(16)), "big")
+    k1 = (l << 1) & ((1 << 128) - 1)
+    if l >> 127:
+        k1 ^= 0x87
+    k1 = k1.to_bytes(16, "big")
+    m1 = b"\x00\x01X\x00" + nonce[:12]
+    m2 = b"\x00\x02X\x00" + nonce[:12]
+    return aes.update(bytes(a ^ b for a, b in zip(m1, k1)) + bytes(a ^ b for a, b in zip(m2, k1)))
+
+
+def xaes_seal(key, nonce, plaintext, aad):
+    return AESGCM(xaes_key(key, nonce)).encrypt(nonce[12:], plaintext, aad)
+
+
+def xaes_open(key, nonce, sealed, aad):
+    return AESGCM(xaes_key(key, nonce)).decrypt(nonce[12:], sealed, aad)
+
+
 def aad(header, index, final):
     return header + struct.pack(">QB", index, 1 if final else 0)
 
@@ -57,7 +79,7 @@ def encrypt(key, file_id, chunk_size, plaintext, nonce_for):
         final = index == full
         piece = plaintext[index * chunk_size:(index * chunk_size + (rest if final else chunk_size))]
         nonce = nonce_for(index)
-        out += nonce + AESGCM(key).encrypt(nonce, piece, aad(header, index, final))
+        out += nonce + xaes_seal(key, nonce, piece, aad(header, index, final))
     return bytes(out)
 
 
@@ -75,7 +97,7 @@ def decrypt(key, data):
         start = HEADER_SIZE + index * cipher_chunk
         slot = data[start:start + (rest if final else cipher_chunk)]
         try:
-            plain += AESGCM(key).decrypt(slot[:NONCE_SIZE], slot[NONCE_SIZE:], aad(header, index, final))
+            plain += xaes_open(key, slot[:NONCE_SIZE], slot[NONCE_SIZE:], aad(header, index, final))
         except Exception:
             if not final and slot == bytes(len(slot)):
                 plain += bytes(chunk_size)  # a hole
@@ -90,8 +112,8 @@ VECTOR_CHUNK_SIZE = 4096
 
 
 def vector_nonce(index):
-    """Fixed nonces for the vectors only: A5 A5 A5 A5 ‖ index (u64 big-endian)."""
-    return b"\xa5" * 4 + struct.pack(">Q", index)
+    """Fixed nonces for the vectors only: A5 A5 A5 A5 ‖ index (u64 big-endian) ‖ 12 × 5A."""
+    return b"\xa5" * 4 + struct.pack(">Q", index) + b"\x5a" * 12
 
 
 VECTOR_PLAINTEXTS = {
@@ -117,7 +139,14 @@ def vectors():
             "finalChunkHex": data[HEADER_SIZE + (len(plaintext) // VECTOR_CHUNK_SIZE) * (VECTOR_CHUNK_SIZE + OVERHEAD):].hex(),
         })
     return {"key": VECTOR_KEY.hex(), "fileID": VECTOR_FILE_ID.hex(), "chunkSize": VECTOR_CHUNK_SIZE,
-            "nonce": "a5a5a5a5 || u64be(chunk index)", "vectors": result}
+            "nonce": "a5a5a5a5 || u64be(chunk index) || 5a x 12", "vectors": result}
+
+
+# C2SP's XAES-256-GCM vectors: the derivation above is the published one.
+assert xaes_seal(b"\x01" * 32, b"ABCDEFGHIJKLMNOPQRSTUVWX", b"XAES-256-GCM", b"").hex() == \
+    "ce546ef63c9cc60765923609" "b33a9a1974e96e52daf2fcf7075e2271"
+assert xaes_seal(b"\x03" * 32, b"ABCDEFGHIJKLMNOPQRSTUVWX", b"XAES-256-GCM", b"c2sp.org/XAES-256-GCM").hex() == \
+    "986ec1832593df5443a17943" "7fd083bf3fdb41abd740a21f71eb769d"
 
 
 def main(argv):
