@@ -110,7 +110,7 @@ public final class HTTPKMSClient: KMSClient {
         var text = "POST / HTTP/1.1\r\n"
         for (name, value) in request.headers { text += "\(name): \(value)\r\n" }
         text += "Content-Length: \(body.count)\r\n\r\n"
-        let response: HTTPConnection.Response
+        var response: HTTPConnection.Response
         do {
             response = try pool.exchange(Array(text.utf8) + body)
         } catch let failure as HTTPConnection.Failure {
@@ -118,9 +118,16 @@ public final class HTTPKMSClient: KMSClient {
         } catch {
             return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(error)"), retryable: true)
         }
+        // The answer may hold a data key: it goes from the body into the key heap, and the body
+        // is wiped whatever happens next.
+        defer { response.body.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+        var secrets: [String: SecretBytes] = [:]
+        if response.status == 200, let plaintext = SecretMember.take("Plaintext", from: &response.body) {
+            secrets["Plaintext"] = plaintext
+        }
         let parsed = try? JSONParser.parse(response.body)
         if response.status == 200, case let .object(members)? = parsed {
-            return .success(ResponseMembers(members: members))
+            return .success(ResponseMembers(members: members, secrets: secrets))
         }
         var code = "HTTP\(response.status)", message = String(decoding: response.body.prefix(200), as: UTF8.self)
         if case let .object(members)? = parsed {
@@ -141,6 +148,8 @@ public final class HTTPKMSClient: KMSClient {
 /// The members of a response object, read with the types the client expects.
 package struct ResponseMembers {
     let members: [(String, JSONValue)]
+    /// Members taken out of the body before parsing (``SecretMember``).
+    var secrets: [String: SecretBytes] = [:]
 
     private func member(_ name: String) throws(KMSClientError) -> JSONValue {
         guard let value = members.last(where: { $0.0 == name })?.1 else {
@@ -160,6 +169,7 @@ package struct ResponseMembers {
     }
 
     package func secret(_ name: String) throws(KMSClientError) -> SecretBytes {
+        if let taken = secrets[name] { return taken }
         var bytes = try blob(name)
         return SecretBytes(wiping: &bytes)
     }

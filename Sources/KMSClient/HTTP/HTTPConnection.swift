@@ -1,4 +1,5 @@
 import Foundation
+import KMSFSCrypto
 import KMSTLS
 #if canImport(Glibc)
 import Glibc
@@ -7,6 +8,12 @@ import Glibc
 /// One blocking HTTP/1.1 connection (TCP or Unix socket) with send and receive timeouts.
 ///
 /// Kept alive between requests by ``ConnectionPool``. Used by one thread at a time.
+///
+/// Answers carry data keys (base64 in a JSON body), so every byte this connection has read is
+/// wiped once consumed: the receive buffer keeps its capacity (no reallocation leaves a copy
+/// behind for typical answers), consumed ranges and temporary reads are zeroed, and the caller
+/// wipes the body it is given (``HTTPKMSClient``). OpenSSL's own record buffers (https) and the
+/// kernel's socket buffers are beyond its reach.
 final class HTTPConnection {
     /// The largest answer body accepted (16 MiB): far above any KMS answer, far below memory.
     static let maximumBodyByteCount = 16 << 20
@@ -33,7 +40,11 @@ final class HTTPConnection {
     private let fd: Int32
     /// The TLS session over `fd` for https endpoints.
     private let tls: TLSClientSession?
-    private var buffer: [UInt8] = []
+    private var buffer: [UInt8] = {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(64 << 10)
+        return buffer
+    }()
     /// Whether this connection has served a request (a stale kept-alive one may fail at once).
     private(set) var reused = false
 
@@ -90,12 +101,14 @@ final class HTTPConnection {
     /// Reads more bytes into the buffer; false at end of stream.
     private func fill() throws -> Bool {
         if let tls {
-            let bytes: [UInt8]
+            var bytes: [UInt8]
             do { bytes = try tls.read(max: 16384) } catch { throw Failure(description: error.description, beforeResponse: buffer.isEmpty) }
+            defer { bytes.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
             buffer += bytes
             return !bytes.isEmpty
         }
         var chunk = [UInt8](repeating: 0, count: 16384)
+        defer { chunk.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
@@ -120,7 +133,7 @@ final class HTTPConnection {
             }
         }
         let head = String(decoding: buffer[0..<headerEnd! - 4], as: UTF8.self)
-        buffer.removeFirst(headerEnd!)
+        consume(headerEnd!)
         let lines = head.components(separatedBy: "\r\n")
         let statusParts = lines[0].split(separator: " ", maxSplits: 2)
         guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/1."), let status = Int(statusParts[1]) else {
@@ -145,13 +158,13 @@ final class HTTPConnection {
                 guard try fill() else { throw Failure(description: "connection closed in the body", beforeResponse: false) }
             }
             response.body = Array(buffer[0..<length])
-            buffer.removeFirst(length)
+            consume(length)
         } else {
             while try fill() {
                 guard buffer.count <= Self.maximumBodyByteCount else { throw Failure(description: "answer too large", beforeResponse: false) }
             }
-            response.body = buffer
-            buffer = []
+            response.body = Array(buffer)
+            consume(buffer.count)
             response.keepAlive = false
         }
         return response
@@ -159,6 +172,7 @@ final class HTTPConnection {
 
     private func readChunked() throws -> [UInt8] {
         var body: [UInt8] = []
+        body.reserveCapacity(64 << 10)
         while true {
             while buffer.firstRange(of: [13, 10]) == nil {
                 guard buffer.count < 4096 else { throw Failure(description: "chunk size line too long", beforeResponse: false) }
@@ -172,14 +186,26 @@ final class HTTPConnection {
                   size <= Self.maximumBodyByteCount - body.count else {
                 throw Failure(description: "malformed or oversized chunk size", beforeResponse: false)
             }
-            buffer.removeFirst(lineEnd.upperBound)
+            consume(lineEnd.upperBound)
             while buffer.count < size + 2 {
                 guard try fill() else { throw Failure(description: "connection closed in a chunk", beforeResponse: false) }
             }
             body += buffer[0..<size]
-            buffer.removeFirst(size + 2)
+            consume(size + 2)
             if size == 0 { return body }
         }
+    }
+
+    /// Drops the first `count` bytes of the buffer. The rest moves down and every byte it leaves
+    /// behind is zeroed (Array.removeFirst would leave a stale copy of the buffer's tail — an
+    /// answer's last bytes, where its data key is — beyond the new end).
+    private func consume(_ count: Int) {
+        buffer.withUnsafeMutableBytes { all in
+            let rest = all.count - count
+            if rest > 0 { memmove(all.baseAddress!, all.baseAddress! + count, rest) }
+            SecretBytes.wipe(UnsafeMutableRawBufferPointer(rebasing: all[rest...]))
+        }
+        buffer.removeLast(count)
     }
 
     private static func connectUnix(path: String) throws -> Int32 {
