@@ -37,13 +37,13 @@ extension Filesystem {
         return (requester.uid, gid)
     }
 
-    /// Gives `name` in `parentFD` (just made by mkdir, mknod or symlink) to its creator, keeping
-    /// the setuid/setgid bits of `mode` that chown(2) clears on non-directories.
-    func giveNode(_ name: String, in parentFD: Int32, to requester: Requester, mode: mode_t) throws {
-        guard let owner = owner(for: requester, parentFD: parentFD) else { return }
-        guard fchownat(parentFD, name, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
+    /// Gives `entry` (just made by mkdir, mknod or symlink) to its creator, keeping the
+    /// setuid/setgid bits of `mode` that chown(2) clears on non-directories.
+    func giveNode(_ entry: BackingTree.Entry, to requester: Requester, mode: mode_t) throws {
+        guard let owner = owner(for: requester, parentFD: entry.directoryFD) else { return }
+        try tree.setOwner(entry, uid: owner.uid, gid: owner.gid)
         if mode & (S_ISUID | S_ISGID) != 0 && mode & S_IFMT != S_IFDIR && mode & S_IFMT != S_IFLNK {
-            guard fchmodat(parentFD, name, mode & 0o7777, 0) == 0 else { throw FuseError(errno) }
+            try tree.setMode(entry, mode: mode & 0o7777)
         }
     }
 }

@@ -17,6 +17,8 @@ import Glibc
 /// through the data-key cache (existing files) or the key pool (new files under the default key).
 final class Filesystem: Sendable {
     let inodes: InodeTable
+    /// Every name-taking call on the backing directory goes through it.
+    let tree: BackingTree
     let geometry: ChunkGeometry
     var keys: FileKeys { volume.keys }
     let files = OpenFiles()
@@ -40,9 +42,6 @@ final class Filesystem: Sendable {
     let logger = Logger(label: "kmsfs")
     /// The backing root's identity, where the walk up for a directory's default key stops.
     let rootIdentity: (device: UInt64, inode: UInt64)
-    /// Names at the top of the backing directory that are kmsfs's own, never shown.
-    static let hiddenRootNames: Set<String> = VolumeConfiguration.reservedNames
-
     init(volume: Volume, mountPoint: String, writebackCache: Bool = true) throws {
         wantsWritebackCache = writebackCache
         self.mountPoint = mountPoint
@@ -50,6 +49,7 @@ final class Filesystem: Sendable {
         let rootFD = open(volume.cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
+        tree = BackingTree(inodes: inodes)
         var rootInfo = stat()
         guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
         rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))
@@ -99,18 +99,17 @@ final class Filesystem: Sendable {
     /// Creates `name` in `parent` as a new encrypted file under the directory's default key,
     /// owned by `requester` (see ``owner(for:parentFD:)``).
     func createFile(parent: UInt64, name: String, mode: mode_t, flags: Int32, requester: Requester) throws -> (UInt64, stat, UInt64) {
-        guard let parentFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
-        if isHidden(parent: parent, name: name) { throw FuseError(EEXIST) }
+        let entry = try tree.entry(name, in: parent, for: .create)
         let created: (fd: Int32, file: EncryptedFile<FileDescriptorStorage>)
         do {
             try volume.requireVerified()
-            let keyID = try directoryKeys.resolve(parent) { try directoryKey(parentFD) }.keyID
-            created = try BackingFile.create(path: name, relativeTo: parentFD, mode: mode, owner: owner(for: requester, parentFD: parentFD),
-                                             keys: keys, keyID: keyID, holes: holes)
+            let keyID = try directoryKeys.resolve(parent) { try directoryKey(entry.directoryFD) }.keyID
+            created = try tree.createFile(entry, mode: mode, owner: owner(for: requester, parentFD: entry.directoryFD),
+                                          keys: keys, keyID: keyID, holes: holes)
         } catch {
             throw FuseError(Self.errorNumber(for: error))
         }
-        let (id, info) = try inodes.lookup(parent: parent, name: name)
+        let (id, info) = try tree.lookup(name, in: parent)
         guard let lock = inodes.lock(id) else { close(created.fd); throw FuseError(ENOENT) }
         let handle = files.add(OpenFiles.Entry(fd: created.fd, file: created.file, inode: id, lock: lock, append: appends(flags)))
         return (id, plaintextAttributes(info, id: id), handle)
@@ -157,9 +156,5 @@ final class Filesystem: Sendable {
         var info = stat()
         guard fstatat(fd, "", &info, CLinux_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
         return plaintextAttributes(info, id: id)
-    }
-
-    func isHidden(parent: UInt64, name: String) -> Bool {
-        parent == InodeTable.rootID && Self.hiddenRootNames.contains(name)
     }
 }

@@ -49,12 +49,10 @@ final class InodeTable: Sendable {
     /// The content lock of inode `id` (the kernel keeps an inode while it has open handles).
     func lock(_ id: UInt64) -> InodeLock? { state.withLock { $0.inodes[id]?.lock } }
 
-    /// Finds or adds the inode for `name` in directory `parent`, counting one kernel reference.
-    /// Returns the inode ID and the backing file's stat.
-    func lookup(parent: UInt64, name: String) throws -> (UInt64, stat) {
-        guard let parentFD = fd(parent) else { throw FuseError(ENOENT) }
-        let fd = openat(parentFD, name, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw FuseError(errno) }
+    /// Finds or adds the inode of the backing node `fd` (an O_PATH descriptor, which the table
+    /// takes over: kept for a new inode, closed for a known one), counting one kernel reference.
+    /// Returns the inode ID and the backing file's stat. (Names are ``BackingTree``'s.)
+    func adopt(_ fd: Int32) throws -> (UInt64, stat) {
         var info = stat()
         guard fstatat(fd, "", &info, CLinux_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
             let error = errno

@@ -54,9 +54,8 @@ enum Operations {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
                 var entry = fuse_entry_param()
-                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(ENOENT) }
                 let id: UInt64, info: stat
-                do { (id, info) = try fs.inodes.lookup(parent: UInt64(parent), name: text) } catch let error as FuseError where error.errno == ENOENT {
+                do { (id, info) = try fs.tree.lookup(text, in: UInt64(parent)) } catch let error as FuseError where error.errno == ENOENT {
                     // A negative entry: the kernel remembers that the name does not exist (tar and
                     // compilers ask again and again) until we create it or the timeout passes.
                     entry.entry_timeout = Operations.attributeTimeout
@@ -207,10 +206,9 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
-                guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
-                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
-                guard mkdirat(parentFD, text, mode) == 0 else { throw FuseError(errno) }
-                try fs.giveNode(text, in: parentFD, to: Requester(request), mode: mode | S_IFDIR)
+                let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
+                try fs.tree.makeDirectory(entry, mode: mode)
+                try fs.giveNode(entry, to: Requester(request), mode: mode | S_IFDIR)
                 try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
             }
         }
@@ -218,8 +216,7 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
-                guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
-                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
+                let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
                 if mode & S_IFMT == S_IFREG {
                     // mknod(2) of a regular file: an empty encrypted file like any other.
                     // createFile counted a lookup for its own reply; replyEntry below counts the one sent.
@@ -228,10 +225,9 @@ enum Operations {
                     fs.files.remove(handle)
                     fs.inodes.forget(id, count: 1)
                 } else {
-                    // FIFOs, sockets and devices have no contents to encrypt: they live as
-                    // themselves in the backing directory (the kernel checked CAP_MKNOD).
-                    guard mknodat(parentFD, text, mode, dev_t(device)) == 0 else { throw FuseError(errno) }
-                    try fs.giveNode(text, in: parentFD, to: Requester(request), mode: mode)
+                    // FIFOs, sockets and devices (the kernel checked CAP_MKNOD).
+                    try fs.tree.makeNode(entry, mode: mode, device: dev_t(device))
+                    try fs.giveNode(entry, to: Requester(request), mode: mode)
                 }
                 try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
             }
@@ -245,15 +241,9 @@ enum Operations {
         ops.rename = { request, parent, name, newParent, newName, flags in
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
-                let from = String(cString: name!), to = String(cString: newName!)
-                if fs.isHidden(parent: UInt64(parent), name: from) || fs.isHidden(parent: UInt64(newParent), name: to) {
-                    throw FuseError(EPERM)
-                }
-                guard let source = fs.inodes.fd(UInt64(parent)), let target = fs.inodes.fd(UInt64(newParent)) else {
-                    throw FuseError(ENOENT)
-                }
-                // renameat2 carries RENAME_NOREPLACE and RENAME_EXCHANGE straight through.
-                guard CLinux_renameat2(source, from, target, to, flags) == 0 else { throw FuseError(errno) }
+                let source = try fs.tree.entry(String(cString: name!), in: UInt64(parent), for: .change)
+                let target = try fs.tree.entry(String(cString: newName!), in: UInt64(newParent), for: .change)
+                try fs.tree.rename(source, to: target, flags: flags)
                 fs.directoryKeys.invalidateAll()
                 fuse_reply_err(request, 0)
             }
@@ -272,10 +262,9 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
-                if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EEXIST) }
-                guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
-                guard symlinkat(target!, parentFD, text) == 0 else { throw FuseError(errno) }
-                try fs.giveNode(text, in: parentFD, to: Requester(request), mode: S_IFLNK | 0o777)
+                let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
+                try fs.tree.makeSymlink(entry, target: target!)
+                try fs.giveNode(entry, to: Requester(request), mode: S_IFLNK | 0o777)
                 try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
             }
         }
@@ -283,10 +272,10 @@ enum Operations {
             Operations.answer(request) {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: newName!)
-                if fs.isHidden(parent: UInt64(newParent), name: text) { throw FuseError(EEXIST) }
-                guard let fd = fs.inodes.fd(UInt64(ino)), let parentFD = fs.inodes.fd(UInt64(newParent)) else { throw FuseError(ENOENT) }
+                let entry = try fs.tree.entry(text, in: UInt64(newParent), for: .create)
+                guard let fd = fs.inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
                 // A hard link shares the inode, and so the key attribute: both names read the same file.
-                guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", parentFD, text, AT_SYMLINK_FOLLOW) == 0 else { throw FuseError(errno) }
+                try fs.tree.link(fd, as: entry)
                 try Operations.replyEntry(request, fs, parent: UInt64(newParent), name: text)
             }
         }
@@ -336,16 +325,16 @@ enum Operations {
                 }
                 seekdir(stream.directory, Int(offset))
                 while let entry = readdir(stream.directory) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                    let backingName = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
                     let next = off_t(telldir(stream.directory))
-                    if stream.isRoot && Filesystem.hiddenRootNames.contains(name) { continue }
+                    guard let name = fs.tree.listedName(backingName, inRoot: stream.isRoot) else { continue }
                     var parameters = fuse_entry_param()
                     parameters.attr.st_ino = entry.pointee.d_ino
                     parameters.attr.st_mode = mode_t(entry.pointee.d_type) << 12
                     var looked: UInt64?
                     if plus && name != "." && name != ".." {
                         do {
-                            let (id, info) = try fs.inodes.lookup(parent: directory, name: name)
+                            let (id, info) = try fs.tree.lookup(name, in: directory)
                             looked = id
                             parameters.ino = fuse_ino_t(id)
                             parameters.attr = fs.plaintextAttributes(info, id: id)
@@ -388,7 +377,7 @@ enum Operations {
 
     /// Looks up `name` (just created) and answers with its entry.
     static func replyEntry(_ request: fuse_req_t?, _ fs: Filesystem, parent: UInt64, name: String) throws {
-        let (id, info) = try fs.inodes.lookup(parent: parent, name: name)
+        let (id, info) = try fs.tree.lookup(name, in: parent)
         var entry = fuse_entry_param()
         entry.ino = fuse_ino_t(id)
         entry.attr = fs.plaintextAttributes(info, id: id)
@@ -401,10 +390,7 @@ enum Operations {
     static func removeEntry(_ request: fuse_req_t?, parent: fuse_ino_t, name: UnsafePointer<CChar>?, flags: Int32) {
         answer(request) {
             let fs = filesystem(request)
-            let text = String(cString: name!)
-            if fs.isHidden(parent: UInt64(parent), name: text) { throw FuseError(EPERM) }
-            guard let parentFD = fs.inodes.fd(UInt64(parent)) else { throw FuseError(ENOENT) }
-            guard unlinkat(parentFD, text, flags) == 0 else { throw FuseError(errno) }
+            try fs.tree.remove(fs.tree.entry(String(cString: name!), in: UInt64(parent), for: .change), flags: flags)
             fuse_reply_err(request, 0)
         }
     }
