@@ -20,8 +20,8 @@ public enum Scrypt {
         /// as much, and a mount pays it once.
         public static let interactive = Cost(n: 1 << 17, r: 8, p: 1)
 
-        /// The memory one derivation takes, or nil when it overflows or exceeds `limit`.
-        public func memory(limit: UInt64 = 1 << 32) -> UInt64? {
+        /// The memory one derivation takes, or nil when it overflows or exceeds `limit` (1 GiB).
+        public func memory(limit: UInt64 = 1 << 30) -> UInt64? {
             let (block, o1) = r.multipliedReportingOverflow(by: 128)
             let (blocks, o2) = block.multipliedReportingOverflow(by: n)
             let (lanes, o3) = block.multipliedReportingOverflow(by: p)
@@ -30,11 +30,14 @@ public enum Scrypt {
             return !o4 && total <= limit ? total : nil
         }
 
-        /// Costs a stored record may name: `n` a power of two from 2^10, at most 4 GiB of memory,
-        /// `p` at most 16. A record outside them is refused, so a planted one cannot make a
-        /// mount spin or allocate without bound, nor make the derivation trivially cheap.
+        /// Costs a stored record may name: `n` a power of two from 2^10, at most 1 GiB of memory
+        /// and 8 times ``interactive``'s work (n·r·p), `p` at most 16. A record outside them is
+        /// refused, so a planted one cannot make a mount spin or allocate for minutes.
         public var isAcceptable: Bool {
-            n >= 1 << 10 && n.nonzeroBitCount == 1 && (1...32).contains(r) && (1...16).contains(p) && memory() != nil
+            guard n >= 1 << 10, n.nonzeroBitCount == 1, (1...32).contains(r), (1...16).contains(p), memory() != nil else { return false }
+            let (nr, o1) = n.multipliedReportingOverflow(by: r)
+            let (work, o2) = nr.multipliedReportingOverflow(by: p)
+            return !o1 && !o2 && work <= 8 * Self.interactive.n * Self.interactive.r * Self.interactive.p
         }
     }
 

@@ -26,5 +26,13 @@ enum AtomicFile {
             unlink(temporary)
             throw VolumeError.io("cannot write \(path): \(failure)")
         }
+        // The rename is durable before anything that relies on it (a root.key shredded after
+        // its record is written).
+        let directory = Glibc.open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+                                   O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
     }
 }

@@ -63,29 +63,57 @@ public struct EmbeddedStore: Sendable, Equatable {
 
     /// The root key, unlocked with what the command was given.
     /// - Throws: ``VolumeError/rootKey(_:)`` naming what is missing or wrong.
+    /// A passphrase given for a store that is not protected by one is refused, not ignored: the
+    /// store may have been replaced by one whose keys someone else holds.
     public func loadRootKey(_ unlock: RootKeyUnlock) throws -> RootKey {
+        try GuardedFile.checkDirectory(directory, what: "the key store")
+        let passphrase = unlock.passphrase?.take()
         guard let record = try RootKeyRecord.load(path: recordFile) else {
             guard FileManager.default.fileExists(atPath: rootKeyFile) else {
                 throw VolumeError.rootKey("the key store \(directory) has no root key (neither \(RootKeyRecord.fileName) nor root.key)")
             }
-            return try load(.file(rootKeyFile))
+            try refuseUnused(passphrase, kind: .unprotected)
+            return try loadKeyFile(rootKeyFile)
         }
         switch record.protection {
         case .passphrase:
-            guard let passphrase = unlock.passphrase else {
+            guard let passphrase else {
                 throw VolumeError.rootKey("the key store's root key is protected by a passphrase: give --passphrase-file FILE (or -o passphrase_file=FILE), or run on a terminal to be asked")
             }
             return RootKey(try record.open(passphrase: passphrase))
         case .keyFile:
             guard let path = unlock.keyFile ?? record.keyFile else { throw VolumeError.rootKey("the root key record names no key file") }
+            try refuseUnused(passphrase, kind: .keyFile(path))
             guard FileManager.default.fileExists(atPath: path) else {
                 throw VolumeError.rootKey("the root key file \(path) is not there (kept elsewhere? give --root-key-file PATH)")
             }
-            return try load(.file(path))
+            return try loadKeyFile(path)
         case .credential:
             guard let name = record.credential else { throw VolumeError.rootKey("the root key record names no credential") }
+            try refuseUnused(passphrase, kind: .credential(name))
             return try SystemdCredential.read(name: name, store: record.credentialStore ?? RootKeyProtection.defaultCredentialStore)
         }
+    }
+
+    private func refuseUnused(_ passphrase: SecretBytes?, kind: ProtectionKind) throws {
+        guard passphrase != nil else { return }
+        throw VolumeError.rootKey("a passphrase was given, but the key store \(directory) is protected by \(kind): refusing (was the store replaced?)")
+    }
+
+    /// A root key in a file (hex or raw), checked as a key: a regular file of at most 1 KiB that
+    /// only its owner (the caller or root) may read.
+    private func loadKeyFile(_ path: String) throws -> RootKey {
+        let fd = try GuardedFile.open(path, what: "the root key file", maximumSize: 1024, access: .ownerOnly)
+        defer { close(fd) }
+        do { return try RootKey(loading: .fileDescriptor(fd)) } catch {
+            throw VolumeError.rootKey("the root key file \(path) holds no root key (32 raw bytes or 64 hex digits)")
+        }
+    }
+
+    /// Whether a root.key in the clear lies beside a record (left by an interrupted kmsfs
+    /// protect, or planted): it is not used, but a copy of the store carries it.
+    public var hasStrayClearKey: Bool {
+        FileManager.default.fileExists(atPath: recordFile) && FileManager.default.fileExists(atPath: rootKeyFile)
     }
 
     /// The engine on this store, its root key unlocked with `unlock`; `schedulerInterval` as
@@ -104,8 +132,13 @@ public struct EmbeddedStore: Sendable, Equatable {
             try RootKeyRecord.sealing(rootKey.key, passphrase: passphrase).write(path: recordFile)
         case let .keyFile(path):
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            try Self.refuseKeyFile(absolute, inside: [directory])
+            var keyFile = stat(), clear = stat()
+            if stat(absolute, &keyFile) == 0, stat(rootKeyFile, &clear) == 0, keyFile.st_dev == clear.st_dev, keyFile.st_ino == clear.st_ino {
+                throw VolumeError.rootKey("\(absolute) is the store's own root.key under another name (a hard link): name a file of its own")
+            }
             if FileManager.default.fileExists(atPath: absolute) {
-                guard try load(.file(absolute)).key == rootKey.key else {
+                guard try loadKeyFile(absolute).key == rootKey.key else {
                     throw VolumeError.rootKey("\(absolute) exists and holds another key: name a new file (kmsfs creates it 0600)")
                 }
             } else {
@@ -136,12 +169,14 @@ public struct EmbeddedStore: Sendable, Equatable {
     }
 
     /// Overwrites a file with zeros before unlinking it: on a filesystem that writes in place
-    /// the old bytes are gone; copies made before (backups, snapshots) still hold them.
+    /// the old bytes are gone; copies made before (backups, snapshots) still hold them. A file
+    /// with other hard links is only unlinked: zeroing it would zero them too (a `cp -al`
+    /// backup, or the very key file a mistaken command named).
     static func shred(_ path: String) {
-        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return }
         var status = stat()
-        if fstat(fd, &status) == 0 && status.st_size > 0 {
+        if fstat(fd, &status) == 0 && status.st_mode & S_IFMT == S_IFREG && status.st_nlink == 1 && status.st_size > 0 {
             let zeros = [UInt8](repeating: 0, count: Int(status.st_size))
             _ = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
             fsync(fd)
@@ -150,7 +185,24 @@ public struct EmbeddedStore: Sendable, Equatable {
         unlink(path)
     }
 
-    private func load(_ source: RootKey.Source) throws -> RootKey {
-        do { return try RootKey(loading: source) } catch { throw VolumeError.rootKey("\(error)") }
+    /// Refuses a key file inside any of `directories` (it would travel with every copy of them)
+    /// or that is the store's own root.key. Compared by device and inode, ancestor by ancestor
+    /// from the file's existing parent, so symlinks, `..` and bind mounts do not get around it.
+    public static func refuseKeyFile(_ path: String, inside directories: [String]) throws {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        var forbidden: [(dev_t, ino_t, String)] = []
+        for directory in directories {
+            var status = stat()
+            if stat(directory, &status) == 0 { forbidden.append((status.st_dev, status.st_ino, directory)) }
+        }
+        var ancestor = (absolute as NSString).deletingLastPathComponent
+        while true {
+            var status = stat()
+            if stat(ancestor, &status) == 0, let hit = forbidden.first(where: { $0.0 == status.st_dev && $0.1 == status.st_ino }) {
+                throw VolumeError.rootKey("the key file \(path) is inside \(hit.2): keep it apart from the volume and its store")
+            }
+            if ancestor == "/" || ancestor.isEmpty { break }
+            ancestor = (ancestor as NSString).deletingLastPathComponent
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KMSFSCrypto
+import Synchronization
 
 /// How an embedded store's root key is protected, chosen at `kmsfs init` or `kmsfs protect`.
 ///
@@ -18,17 +19,31 @@ public enum RootKeyProtection: Sendable {
     case unprotected
 
     public static let defaultCredentialStore = "/etc/credstore.encrypted"
+
+    /// Whether systemd-creds seals with a TPM2 here; without one a credential is sealed with a
+    /// secret on this machine's disk, which a copy of the whole disk carries.
+    public static var credentialsUseTPM2: Bool { SystemdCredential.hasTPM2 }
+}
+
+/// A passphrase that is used once: the unlock that needs it takes it, and it is released (and
+/// wiped) then, not kept for the life of a mount.
+public final class OneTimePassphrase: Sendable {
+    private let value: Mutex<SecretBytes?>
+    public init(_ passphrase: SecretBytes) { value = Mutex(passphrase) }
+    func take() -> SecretBytes? { value.withLock { taken in defer { taken = nil }; return taken } }
 }
 
 /// What a command was given to unlock a protected root key: never read from the volume.
 public struct RootKeyUnlock: Sendable, Equatable {
-    public var passphrase: SecretBytes?
+    public var passphrase: OneTimePassphrase?
     /// Overrides the key file the store records (a key file that moved, a mounted USB key).
     public var keyFile: String?
-    public init(passphrase: SecretBytes? = nil, keyFile: String? = nil) {
+    public init(passphrase: OneTimePassphrase? = nil, keyFile: String? = nil) {
         self.passphrase = passphrase
         self.keyFile = keyFile
     }
+
+    public static func == (a: RootKeyUnlock, b: RootKeyUnlock) -> Bool { a.passphrase === b.passphrase && a.keyFile == b.keyFile }
 }
 
 /// `root-key.json` in the store's directory: how to get the root key. Holds no secret in the
@@ -59,11 +74,10 @@ struct RootKeyRecord: Codable, Equatable {
     }
 
     static func load(path: String) throws -> RootKeyRecord? {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            if FileManager.default.fileExists(atPath: path) { throw VolumeError.rootKey("\(path) cannot be read") }
-            return nil
-        }
-        guard data.count <= 64 << 10, let record = try? JSONDecoder().decode(RootKeyRecord.self, from: data) else {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        let data = Data(try GuardedFile.read(path, what: "the root key record", maximumSize: 64 << 10, access: .ownerWritable))
+        guard let record = try? JSONDecoder().decode(RootKeyRecord.self, from: data) else {
             throw VolumeError.rootKey("\(path) is not a valid root key record")
         }
         guard record.format == currentFormat else { throw VolumeError.rootKey("\(path) has format \(record.format); this kmsfs reads \(currentFormat)") }

@@ -45,6 +45,8 @@ public final class Volume: Sendable {
             let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: options)
             if (try? store.protectionKind()) == .unprotected {
                 logger.warning("the root key of \(store.directory) is stored unprotected (root.key): a copy of it with the volume decrypts every file; protect it with kmsfs protect")
+            } else if store.hasStrayClearKey {
+                logger.warning("\(store.rootKeyFile) holds a root key in the clear beside \(RootKeyRecord.fileName) (an interrupted kmsfs protect, or planted): it is not used; run kmsfs protect again to remove it")
             }
         }
         var isVerified = false

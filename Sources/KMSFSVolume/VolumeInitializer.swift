@@ -65,7 +65,7 @@ public enum VolumeInitializer {
             let rootKey: RootKey
             if try store.protectionKind() == .none {
                 if case let .keyFile(path) = options.rootKeyProtection {
-                    try refuseKeyFile(path, inside: [cipherDirectory, store.directory])
+                    try EmbeddedStore.refuseKeyFile(path, inside: [cipherDirectory, store.directory])
                 }
                 rootKey = try RootKey.generate()
                 try store.keep(rootKey, as: options.rootKeyProtection)
@@ -112,16 +112,5 @@ public enum VolumeInitializer {
     static func randomAccount() throws -> String {
         let digits = try SecureRandom.bytes(count: 12).map { String($0 % 10) }.joined()
         return "1" + digits.dropFirst()
-    }
-
-    /// A key file inside the volume or its store would travel with every copy of them.
-    public static func refuseKeyFile(_ path: String, inside directories: [String]) throws {
-        let file = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-        for directory in directories {
-            let root = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
-            if file == root || file.hasPrefix(root + "/") {
-                throw VolumeError.rootKey("the key file \(path) is inside \(directory): keep it apart from the volume and its store")
-            }
-        }
     }
 }

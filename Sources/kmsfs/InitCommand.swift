@@ -53,12 +53,17 @@ struct InitCommand: ParsableCommand {
         do {
             let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: keyStore))
             if options.remote == nil {
-                if try store.protectionKind() == .none {
+                let kind = try store.protectionKind()
+                if kind == .none {
                     options.rootKeyProtection = try protection.chosen(forNewStore: store)
                 } else {
                     // A store that several volumes share: unlock it as a mount would.
-                    options.unlock = try KeyServiceFlags.unlocking(KeyServiceOptions(keyStore: keyStore), cipherDirectory: cipherDirectory,
-                                                                  passphraseFile: protection.passphraseFile).unlock
+                    guard !protection.choosesProtection else {
+                        throw CommandFailure("the key store \(store.directory) exists, protected by \(kind): it keeps that (change it with kmsfs protect)")
+                    }
+                    options.unlock = try KeyServiceFlags.unlocking(
+                        KeyServiceOptions(keyStore: keyStore, unlock: RootKeyUnlock(keyFile: protection.rootKeyFile)),
+                        cipherDirectory: cipherDirectory, passphraseFile: protection.passphraseFile).unlock
                 }
             }
             let volume = try VolumeInitializer.initialize(cipherDirectory: cipherDirectory, options: options)
@@ -68,6 +73,7 @@ struct InitCommand: ParsableCommand {
                 let kind = try store.protectionKind()
                 print("key store: \(store.directory) (root key protected by \(kind))")
                 if kind == .unprotected { RootKeyProtectionFlags.warnUnprotected(store) }
+                RootKeyProtectionFlags.warnWithoutTPM(options.rootKeyProtection)
                 print("back up the key store with the volume: without it no file can be decrypted")
             }
         } catch {

@@ -33,12 +33,12 @@ struct KeyServiceFlags: ParsableArguments {
         var options = options
         // The environment's form is for systemd units: Environment=KMSFS_PASSPHRASE_FILE=%d/name.
         if let passphraseFile = passphraseFile ?? ProcessInfo.processInfo.environment["KMSFS_PASSPHRASE_FILE"] {
-            options.unlock.passphrase = try Passphrase.read(file: passphraseFile)
+            options.unlock.passphrase = OneTimePassphrase(try Passphrase.read(file: passphraseFile))
             return options
         }
         let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: options)
         if (try? store.protectionKind()) == .passphrase, Passphrase.canAsk {
-            options.unlock.passphrase = try Passphrase.ask("Passphrase for \(cipherDirectory): ")
+            options.unlock.passphrase = OneTimePassphrase(try Passphrase.ask("Passphrase for \(cipherDirectory): "))
         }
         return options
     }

@@ -94,6 +94,9 @@ struct MountCommand: ParsableCommand {
         } catch {
             throw CommandFailure("kmsfs mount: \(error)")
         }
+        // Said where the user is looking, not only in a background mount's log.
+        let store = EmbeddedStore.of(cipherDirectory: cipher, options: mount.keyService)
+        if !foreground, (try? store.protectionKind()) == .unprotected { RootKeyProtectionFlags.warnUnprotected(store) }
         // Data keys and plaintext pass through this process: never into a core file.
         do { try ProcessHardening.disableCoreDumps() } catch { throw CommandFailure("kmsfs mount: \(error)") }
         if foreground {

@@ -1,5 +1,6 @@
 import Foundation
 import KMSFSCrypto
+import KMSFSVolume
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,25 +11,21 @@ enum Passphrase {
     /// Whether a terminal is there to ask on.
     static var canAsk: Bool { isatty(STDIN_FILENO) == 1 }
 
-    /// The file's first line (a trailing line break is not part of it).
+    /// The longest passphrase taken, from a file or the terminal alike.
+    static let maximumByteCount = 1024
+
+    /// The whole file, less one trailing line break (`\n` or `\r\n`): a line of text or a
+    /// binary key file, never cut at an inner line break. The file must be private to its owner
+    /// (the caller or root), as ssh wants its keys.
     static func read(file path: String) throws -> SecretBytes {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CommandFailure("cannot read the passphrase file \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
+        var bytes = try GuardedFile.read(path, what: "the passphrase file", maximumSize: maximumByteCount + 2, access: .ownerOnly)
         defer { bytes.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
-        var count = 0
-        while count < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw CommandFailure("cannot read the passphrase file \(path): \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            count += n
-        }
-        guard count < bytes.count else { throw CommandFailure("the passphrase file \(path) is longer than 4 KiB") }
-        let line = bytes[0..<count].firstIndex(where: { $0 == 0x0a || $0 == 0x0d }) ?? count
-        guard line > 0 else { throw CommandFailure("the passphrase file \(path) is empty") }
-        return SecretBytes(copying: bytes[0..<line])
+        var count = bytes.count
+        if count > 0 && bytes[count - 1] == 0x0a { count -= 1 }
+        if count > 0 && bytes[count - 1] == 0x0d && count < bytes.count { count -= 1 }
+        guard count > 0 else { throw CommandFailure("the passphrase file \(path) is empty") }
+        guard count <= maximumByteCount else { throw CommandFailure("the passphrase in \(path) is longer than \(maximumByteCount) bytes") }
+        return SecretBytes(copying: bytes[0..<count])
     }
 
     /// Asks on the terminal; with `confirm`, twice, and the answers must agree.
@@ -58,7 +55,7 @@ enum Passphrase {
             if hasTerminal { tcsetattr(input, TCSAFLUSH, &saved) }
             _ = write(tty >= 0 ? tty : STDERR_FILENO, "\n", 1)
         }
-        var line = [UInt8](repeating: 0, count: 1024)
+        var line = [UInt8](repeating: 0, count: maximumByteCount + 1)
         defer { line.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
         var count = 0
         while count < line.count {
@@ -70,6 +67,7 @@ enum Passphrase {
             line[count] = byte
             count += 1
         }
+        guard count <= maximumByteCount else { throw CommandFailure("a passphrase is at most \(maximumByteCount) bytes") }
         return SecretBytes(copying: line[0..<count])
     }
 }

@@ -45,6 +45,10 @@ struct ProtectCommand: ParsableCommand {
             if case let .keyFile(path) = previous, now != previous {
                 print("the key file \(path) still holds the root key: destroy it once no copy of the store needs it")
             }
+            if case let .credential(name) = previous, now != previous {
+                print("the sealed credential \(name) still holds the root key on this machine: remove it once no copy of the store needs it")
+            }
+            RootKeyProtectionFlags.warnWithoutTPM(protection)
             if case .unprotected = protection { RootKeyProtectionFlags.warnUnprotected(store) }
         } catch let failure as CommandFailure {
             throw CommandFailure("kmsfs protect: \(failure.description)")
@@ -61,10 +65,10 @@ struct ProtectCommand: ParsableCommand {
             guard Passphrase.canAsk else { throw CommandFailure("no terminal to ask the new passphrase on: give --new-passphrase-file") }
             return .passphrase(try Passphrase.ask("New passphrase for \(store.directory): ", confirm: true))
         case "key-file" where !argument.isEmpty:
-            try VolumeInitializer.refuseKeyFile(argument, inside: [cipherDirectory, store.directory])
+            try EmbeddedStore.refuseKeyFile(argument, inside: [cipherDirectory, store.directory])
             return .keyFile(URL(fileURLWithPath: argument).standardizedFileURL.path)
         case "credential" where !argument.isEmpty:
-            return .credential(name: argument, store: credentialStore)
+            return .credential(name: argument, store: URL(fileURLWithPath: credentialStore).standardizedFileURL.path)
         case "unprotected":
             return .unprotected
         default:

@@ -7,7 +7,7 @@ import KMSFSVolume
 struct RootKeyProtectionFlags: ParsableArguments {
     @Option(help: "Protect it with the passphrase on this file's first line (scrypt, 128 MiB).")
     var passphraseFile: String?
-    @Option(help: "Keep it in this file instead (created 0600; or an existing key file), kept apart from the volume: another disk, a USB key.")
+    @Option(help: "Keep it in this new file instead (created 0600), kept apart from the volume: another disk, a USB key.")
     var rootKeyFile: String?
     @Option(help: "Seal it with systemd-creds (the TPM2 where there is one) as this credential, for LoadCredentialEncrypted=.")
     var rootKeyCredential: String?
@@ -27,7 +27,9 @@ struct RootKeyProtectionFlags: ParsableArguments {
     func chosen(forNewStore store: EmbeddedStore) throws -> RootKeyProtection {
         if let passphraseFile { return .passphrase(try Passphrase.read(file: passphraseFile)) }
         if let rootKeyFile { return .keyFile(URL(fileURLWithPath: rootKeyFile).standardizedFileURL.path) }
-        if let rootKeyCredential { return .credential(name: rootKeyCredential, store: credentialStore) }
+        if let rootKeyCredential {
+            return .credential(name: rootKeyCredential, store: URL(fileURLWithPath: credentialStore).standardizedFileURL.path)
+        }
         if unprotected { return .unprotected }
         guard Passphrase.canAsk else {
             FileHandle.standardError.write(Data("kmsfs init: no terminal to ask a passphrase on, and no protection chosen\n".utf8))
@@ -35,6 +37,19 @@ struct RootKeyProtectionFlags: ParsableArguments {
         }
         return .passphrase(try Passphrase.ask("New passphrase for the key store \(store.directory): ", confirm: true))
     }
+
+    /// Said once a store is protected by a credential on a machine without a TPM2.
+    static func warnWithoutTPM(_ protection: RootKeyProtection) {
+        guard case .credential = protection, !RootKeyProtection.credentialsUseTPM2 else { return }
+        FileHandle.standardError.write(Data("""
+            WARNING: this machine has no TPM2: systemd-creds sealed the root key with /var/lib/systemd/credential.secret,
+            WARNING: which is on this disk. A copy of the whole disk decrypts the volume; a copy of the volume and its store alone does not.
+
+            """.utf8))
+    }
+
+    /// Options that choose a protection, when the store already has one (a store shared by volumes).
+    var choosesProtection: Bool { rootKeyCredential != nil || unprotected }
 
     static func warnUnprotected(_ store: EmbeddedStore) {
         FileHandle.standardError.write(Data("""

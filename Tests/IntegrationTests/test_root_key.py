@@ -45,9 +45,11 @@ def steal(cipher):
 
 
 def passphrase_file(directory, name, text):
+    """A passphrase file as kmsfs wants it: private to its owner (0600, created so)."""
     path = os.path.join(directory, name)
-    with open(path, "w") as f:
-        f.write(text + "\n")
+    data = text if isinstance(text, bytes) else (text + "\n").encode()
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(data)
     return path
 
 
@@ -106,7 +108,7 @@ def test_a_root_key_file_kept_elsewhere(tmp_path):
         assert "is not there" in mount_fails(stolen, mount_point)
         assert reads_secret(stolen, mount_point, ["--root-key-file", key_file + ".away"])
         # Another 32-byte key in its place opens nothing: the store checks its root key.
-        with open(key_file, "w") as f:
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
             f.write(os.urandom(32).hex() + "\n")
         assert "does not match" in mount_fails(stolen, mount_point)
     root = tmp_path / "inside"
@@ -129,6 +131,7 @@ def test_a_root_key_sealed_as_a_systemd_credential(tmp_path):
         given.mkdir(mode=0o700)
         subprocess.run(["systemd-creds", "decrypt", "--name=kmsfs-test", sealed, str(given / "kmsfs-test")], check=True,
                        capture_output=True)
+        os.chmod(given / "kmsfs-test", 0o400)  # as systemd hands credentials over
         os.rename(sealed, sealed + ".elsewhere")  # another machine: not this credential store
         assert "systemd credential kmsfs-test" in mount_fails(stolen, mount_point)
         assert reads_secret(stolen, mount_point, env=dict(os.environ, CREDENTIALS_DIRECTORY=str(given)))
@@ -167,3 +170,62 @@ def test_protect_changes_the_protection_and_keeps_every_file(tmp_path):
                                capture_output=True, text=True)
         assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
         assert reads_secret(before, mount_point)
+
+
+def test_what_a_planted_or_mistaken_file_cannot_do(tmp_path):
+    """Files that decide where a root key comes from are checked before use: a record naming a
+    FIFO or a huge file fails at once; a key file others can read, a passphrase file others can
+    read, a key file that is the store's own root.key (a hard link) or lies in the store through
+    a symlink are refused, and nothing is destroyed; a passphrase given for a store that takes
+    none is refused (the store may have been swapped)."""
+    with new_volume("kmsfs-planted-", "--unprotected") as (cipher, mount_point):
+        store = cipher + ".keys"
+        write_secret(cipher, mount_point)
+        right = passphrase_file(tmp_path, "right", "a passphrase")
+        # A passphrase for a store that takes none.
+        assert "was the store replaced" in mount_fails(cipher, mount_point, "--passphrase-file", right)
+        # A passphrase file others may read.
+        loose = passphrase_file(tmp_path, "loose", "a passphrase")
+        os.chmod(loose, 0o644)
+        assert "mode 644" in mount_fails(cipher, mount_point, "--passphrase-file", loose)
+        # The store's root.key under another name: refused, and the key survives.
+        (tmp_path / "usb").mkdir()
+        os.link(os.path.join(store, "root.key"), str(tmp_path / "usb" / "linked.key"))
+        result = subprocess.run([KMSFS, "protect", cipher, "--to", "key-file:" + str(tmp_path / "usb" / "linked.key")],
+                                capture_output=True, text=True)
+        assert result.returncode == 1 and "hard link" in result.stderr
+        # A new key file inside the store, reached through a symlink.
+        os.symlink(store, str(tmp_path / "into-store"))
+        result = subprocess.run([KMSFS, "protect", cipher, "--to", "key-file:" + str(tmp_path / "into-store" / "k.key")],
+                                capture_output=True, text=True)
+        assert result.returncode == 1 and "keep it apart" in result.stderr
+        assert reads_secret(cipher, mount_point)
+        # A key file others can read is refused at mount.
+        key_file = str(tmp_path / "usb" / "volume.key")
+        subprocess.run([KMSFS, "protect", cipher, "--to", "key-file:" + key_file], check=True, capture_output=True)
+        os.chmod(key_file, 0o644)
+        assert "mode 644" in mount_fails(cipher, mount_point)
+        os.chmod(key_file, 0o600)
+        assert reads_secret(cipher, mount_point)
+        # A record naming a FIFO, or a huge sparse file, as the key file: refused at once.
+        record_path = os.path.join(store, "root-key.json")
+        record = json.load(open(record_path))
+        os.mkfifo(str(tmp_path / "fifo"), 0o600)
+        with open(str(tmp_path / "huge"), "wb") as f:
+            f.truncate(1 << 30)
+        os.chmod(str(tmp_path / "huge"), 0o600)
+        for planted, reason in ((str(tmp_path / "fifo"), "not a regular file"), (str(tmp_path / "huge"), "too large")):
+            record["keyFile"] = planted
+            with open(record_path, "w") as f:
+                json.dump(record, f)
+            assert reason in mount_fails(cipher, mount_point)
+
+
+def test_a_binary_passphrase_file_is_used_whole(tmp_path):
+    """A key file used as a passphrase (random bytes, inner line breaks) is taken whole, less one
+    trailing line break: its first line alone does not unlock it."""
+    whole = passphrase_file(tmp_path, "whole", b"Q\n" + bytes(range(256)) * 2 + b"\n")
+    first_line = passphrase_file(tmp_path, "first", "Q")
+    with new_volume("kmsfs-binary-", "--passphrase-file", whole) as (cipher, mount_point):
+        write_secret(cipher, mount_point, ["--passphrase-file", whole])
+        assert "wrong passphrase" in mount_fails(cipher, mount_point, "--passphrase-file", first_line)

@@ -15,12 +15,14 @@ import KMSFSCrypto
     /// A planted record cannot make a mount allocate without bound, nor make guessing cheap.
     @Test func unacceptableCostsAreRefusedBeforeAnyWork() {
         for cost in [Scrypt.Cost(n: 512, r: 8, p: 1), Scrypt.Cost(n: 1000, r: 8, p: 1), Scrypt.Cost(n: 1 << 30, r: 32, p: 1),
-                     Scrypt.Cost(n: 1 << 17, r: 0, p: 1), Scrypt.Cost(n: 1 << 17, r: 8, p: 17), Scrypt.Cost(n: 1 << 62, r: 32, p: 16)] {
+                     Scrypt.Cost(n: 1 << 17, r: 0, p: 1), Scrypt.Cost(n: 1 << 17, r: 8, p: 17), Scrypt.Cost(n: 1 << 62, r: 32, p: 16),
+                     Scrypt.Cost(n: 1 << 22, r: 7, p: 1), Scrypt.Cost(n: 1 << 17, r: 8, p: 16), Scrypt.Cost(n: 1 << 21, r: 8, p: 1)] {
             #expect(!cost.isAcceptable)
             #expect(throws: CryptoError.self) {
                 try Scrypt.derive(passphrase: SecretBytes(copying: [1]), salt: [2], cost: cost, byteCount: 32)
             }
         }
         #expect(Scrypt.Cost.interactive.isAcceptable && Scrypt.Cost.interactive.memory() == 128 << 20 + 1024)
+        #expect(Scrypt.Cost(n: 1 << 19, r: 8, p: 1).isAcceptable && Scrypt.Cost(n: 1 << 17, r: 8, p: 8).isAcceptable)
     }
 }
