@@ -61,10 +61,10 @@ public struct EmbeddedStore: Sendable, Equatable {
         return FileManager.default.fileExists(atPath: rootKeyFile) ? .unprotected : .none
     }
 
-    /// The root key, unlocked with what the command was given.
+    /// The root key, unlocked with what the command was given. A passphrase given for a store
+    /// that is not protected by one is refused, not ignored: the store may have been replaced by
+    /// one whose keys someone else holds.
     /// - Throws: ``VolumeError/rootKey(_:)`` naming what is missing or wrong.
-    /// A passphrase given for a store that is not protected by one is refused, not ignored: the
-    /// store may have been replaced by one whose keys someone else holds.
     public func loadRootKey(_ unlock: RootKeyUnlock) throws -> RootKey {
         try GuardedFile.checkDirectory(directory, what: "the key store")
         let passphrase = unlock.passphrase?.take()
