@@ -10,7 +10,7 @@ struct KeyServiceFlags: ParsableArguments {
     @Option(help: "AWS region of a remote key service.") var region: String?
     @Option(help: "AWS profile of a remote key service.") var profile: String?
     @Option(help: "The embedded key store's directory (default: CIPHERDIR.keys).") var keyStore: String?
-    @Option(help: "Read the passphrase of the embedded store's root key from this file (one line); else it is asked on the terminal.")
+    @Option(help: "Read the passphrase of the embedded store's root key from this file (all of it, less a trailing line break; mode 0600); else it is asked on the terminal.")
     var passphraseFile: String?
     @Option(help: "The embedded store's root key file, if it moved from where kmsfs init put it.")
     var rootKeyFile: String?

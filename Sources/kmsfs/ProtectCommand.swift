@@ -20,7 +20,7 @@ struct ProtectCommand: ParsableCommand {
 
     @Argument(help: "The volume's backing directory.") var cipherDirectory: String
     @Option(help: "The new protection: passphrase, key-file:PATH, credential:NAME or unprotected.") var to: String
-    @Option(help: "Read the new passphrase from this file's first line.") var newPassphraseFile: String?
+    @Option(help: "Read the new passphrase from this file (as --passphrase-file).") var newPassphraseFile: String?
     @Option(help: "Where a new encrypted credential goes.") var credentialStore: String = RootKeyProtection.defaultCredentialStore
     @OptionGroup var keyService: KeyServiceFlags
 

@@ -5,7 +5,7 @@ import KMSFSVolume
 /// How `kmsfs init` protects a new embedded store's root key. Without a choice: a passphrase
 /// asked on the terminal; with no terminal, unprotected — and said so loudly.
 struct RootKeyProtectionFlags: ParsableArguments {
-    @Option(help: "Protect it with the passphrase on this file's first line (scrypt, 128 MiB).")
+    @Option(help: "Protect it with the passphrase in this file (all of it, less a trailing line break; mode 0600; scrypt, 128 MiB).")
     var passphraseFile: String?
     @Option(help: "Keep it in this new file instead (created 0600), kept apart from the volume: another disk, a USB key.")
     var rootKeyFile: String?

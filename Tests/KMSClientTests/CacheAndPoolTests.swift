@@ -91,7 +91,7 @@ import Testing
 /// once took more than 5 s here).
 func waitFor(_ condition: () -> Bool) {
     var waited = 0
-    while !condition() && waited < 3000 { usleep(10_000); waited += 1 }
+    while !condition() && waited < 12_000 { usleep(10_000); waited += 1 }  // up to 2 min: CI runs suites in parallel
 }
 
 @Suite struct KeyPoolTests {
