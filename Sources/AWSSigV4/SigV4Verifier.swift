@@ -17,11 +17,16 @@ public struct SigV4Verifier: Sendable {
     public let service: String
     /// How far the request's time may be from ours, either way.
     public let allowedSkew: TimeInterval
+    /// Headers a request must sign besides `host`, when it carries them: what decides the
+    /// operation (`x-amz-target` for the JSON protocols) must be covered, or a captured request
+    /// signed over host and date alone could be replayed as another operation.
+    public let requiredSignedHeaders: [String]
     private let signingKeys = SigningKeyCache()
 
-    public init(service: String, allowedSkew: TimeInterval = 15 * 60) {
+    public init(service: String, allowedSkew: TimeInterval = 15 * 60, requiredSignedHeaders: [String] = []) {
         self.service = service
         self.allowedSkew = allowedSkew
+        self.requiredSignedHeaders = requiredSignedHeaders.map { $0.lowercased() }
     }
 
     /// Checks `request`'s signature with the credential `lookup` returns for its access key.
@@ -42,6 +47,9 @@ public struct SigV4Verifier: Sendable {
         }
         guard parsed.signedHeaders.contains("host") else {
             throw .incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        }
+        for name in requiredSignedHeaders where !parsed.signedHeaders.contains(name) && !request.values(name).isEmpty {
+            throw .incomplete("'\(name)' must be a 'SignedHeader' in the AWS Authorization.")
         }
         guard let amzDate = request.header("x-amz-date") ?? request.header("date").flatMap(AmzDate.fromHTTPDate),
               let requestTime = AmzDate.parse(amzDate)

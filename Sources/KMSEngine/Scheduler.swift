@@ -27,30 +27,41 @@ extension KMSEngine {
             }
         }
         var rotations = 0, deletions = 0
-        let service = Caller(account: "", region: "", principal: "kms.amazonaws.com", requestID: "scheduler")
         for key in due {
-            let caller = Caller(account: key.account, region: key.region, principal: service.principal, requestID: service.requestID)
-            if key.state == .pendingDeletion {
-                try manage("DeleteKey", caller) { record, state in
-                    record.keyARN = key.arn
-                    state.keys[key.keyID] = nil
-                    state.aliases = state.aliases.filter { $0.value.targetKeyID != key.keyID }
-                    return ((), [.deleteKey(keyID: key.keyID)])
-                }
-                deletions += 1
-            } else {
-                try manage("RotateKey", caller) { record, state in
-                    guard let live = state.keys[key.keyID] else { return ((), []) }
-                    record.keyARN = key.arn
-                    var (next, changes) = try rotated(live, type: .automatic)
-                    next = next.with { $0.nextRotationDate = now.addingTimeInterval(Double($0.rotationPeriodInDays ?? 365) * 86_400) }
-                    state.keys[key.keyID] = next
-                    changes[0] = .putKey(next.record)
-                    return ((), changes)
-                }
-                rotations += 1
+            switch try carryOut(key, now: now) {
+            case .deleted: deletions += 1
+            case .rotated: rotations += 1
+            case .nothing: break
             }
         }
         return (rotations, deletions)
+    }
+
+    enum ScheduledOutcome { case deleted, rotated, nothing }
+
+    /// Deletes or rotates `due` (as the list of due keys saw it) if it is still due now. The
+    /// check is repeated under the management lock, against the key as it is then: a
+    /// CancelKeyDeletion (or DisableKeyRotation, or a deletion) between the list and this step
+    /// wins, and the key is left alone — the list is only a hint.
+    func carryOut(_ due: KeyRecord, now: Date) throws -> ScheduledOutcome {
+        let caller = Caller(account: due.account, region: due.region, principal: "kms.amazonaws.com", requestID: "scheduler")
+        let deleting = due.state == .pendingDeletion
+        return try manage(deleting ? "DeleteKey" : "RotateKey", caller) { record, state in
+            guard let live = state.keys[due.keyID] else { return (.nothing, []) }
+            let key = live.record
+            record.keyARN = key.arn
+            if deleting {
+                guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }
+                state.keys[key.keyID] = nil
+                state.aliases = state.aliases.filter { $0.value.targetKeyID != key.keyID }
+                return (.deleted, [.deleteKey(keyID: key.keyID)])
+            }
+            guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now else { return (.nothing, []) }
+            var (next, changes) = try rotated(live, type: .automatic)
+            next = next.with { $0.nextRotationDate = now.addingTimeInterval(Double($0.rotationPeriodInDays ?? 365) * 86_400) }
+            state.keys[key.keyID] = next
+            changes[0] = .putKey(next.record)
+            return (.rotated, changes)
+        }
     }
 }

@@ -11,7 +11,9 @@ struct RequestAuthenticator: Sendable {
 
     init(engine: KMSEngine, allowedSkew: TimeInterval) {
         self.engine = engine
-        self.verifier = SigV4Verifier(service: "kms", allowedSkew: allowedSkew)
+        // X-Amz-Target names the operation: a signature that does not cover it proves nothing
+        // about which operation was asked for (every AWS SDK signs it).
+        self.verifier = SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"])
     }
 
     func caller(for request: SigV4Request, requestID: String) throws(WireError) -> Caller {

@@ -97,6 +97,17 @@ import Testing
             r.headers = r.headers.map { $0.0 == "Authorization" ? ($0.0, $0.1.replacingOccurrences(of: "content-type;host;", with: "content-type;")) : $0 }
         }
         #expect(hostUnsigned?.code == "IncompleteSignatureException")
+        // A required header (the operation's X-Amz-Target) present but outside the signature.
+        var request = Self.request(try Self.vectors()["kms-list-keys"]!)
+        request.headers = request.headers.map {
+            $0.0 == "Authorization" ? ($0.0, $0.1.replacingOccurrences(of: ";x-amz-target", with: "")) : $0
+        }
+        #expect(request.header("authorization")?.contains("x-amz-target") == false)
+        let verifier = SigV4Verifier(service: "kms", requiredSignedHeaders: ["X-Amz-Target"])
+        #expect(throws: SigV4Error.self) { try verifier.verify(request, now: Self.time) { _ in Self.credential } }
+        do { _ = try verifier.verify(request, now: Self.time) { _ in Self.credential } } catch {
+            #expect(error.code == "IncompleteSignatureException" && error.message.contains("x-amz-target"))
+        }
         // Scoped to another service.
         let otherService = try rejection { r in
             r.headers = r.headers.map { $0.0 == "Authorization" ? ($0.0, $0.1.replacingOccurrences(of: "/kms/", with: "/s3/")) : $0 }

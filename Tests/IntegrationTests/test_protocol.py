@@ -202,3 +202,28 @@ def test_sigterm_drains_flushes_audit_and_admin_tools_read_it():
         subprocess.run([KMSD, "admin", "revoke-access-key", *store, new_id], capture_output=True, text=True, check=True)
         listed = subprocess.run([KMSD, "admin", "list-access-keys", *store], capture_output=True, text=True, check=True).stdout
         assert new_id not in listed
+
+
+def test_an_operation_header_outside_the_signature_is_refused(kmsd):
+    """A request signed over host and date alone (X-Amz-Target added after signing) proves
+    nothing about its operation: refused as IncompleteSignatureException, and the DisableKey it
+    would have become did not happen."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    from conftest import REGION
+    key = kmsd.client().create_key(Description="target")["KeyMetadata"]["KeyId"]
+    body = json.dumps({"KeyId": key}).encode()
+    request = botocore.awsrequest.AWSRequest(method="POST", url="http://127.0.0.1:%d/" % kmsd.port,
+                                             headers={"Content-Type": "application/x-amz-json-1.1"}, data=body)
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(kmsd.access_key, kmsd.secret_key), "kms", REGION).add_auth(request)
+    headers = dict(request.headers.items())
+    assert "x-amz-target" not in headers["Authorization"].lower()
+    headers["X-Amz-Target"] = "TrentService.DisableKey"
+    connection = http.client.HTTPConnection("127.0.0.1", kmsd.port, timeout=10)
+    connection.request("POST", "/", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    assert response.status == 400 and answer["__type"] == "IncompleteSignatureException", answer
+    assert "x-amz-target" in answer["message"]
+    assert kmsd.client().describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"

@@ -101,6 +101,27 @@ import Testing
         #expect(throws: KMSError.unsupportedOperation) { try f.engine.enableKeyRotation(keyID: key.keyId, caller: f.caller) }
     }
 
+    /// A CancelKeyDeletion that lands between the scheduler's list of due keys and its step on
+    /// one of them wins: the step re-checks the key under the lock and leaves it alone.
+    @Test func aCancelledDeletionIsNeverCarriedOut() throws {
+        let f = try EngineFixture()
+        let key = try f.createKey().keyId
+        let blob = try f.engine.encrypt(keyID: key, plaintext: secret("stay"), caller: f.caller).ciphertextBlob
+        _ = try f.engine.scheduleKeyDeletion(keyID: key, pendingWindowInDays: 7, caller: f.caller)
+        f.clock.advance(days: 8)
+        let stale = try #require(f.engine.state.withLock { $0.keys[key]?.record })  // what the scheduler listed
+        _ = try f.engine.cancelKeyDeletion(keyID: key, caller: f.caller)
+        #expect(try f.engine.carryOut(stale, now: f.clock.now()) == .nothing)
+        #expect(try f.engine.runScheduledTasks().deleted == 0)
+        try f.engine.enableKey(keyID: key, caller: f.caller)
+        #expect(try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller).plaintext == secret("stay"))
+        // And one still pending is carried out by the same step.
+        _ = try f.engine.scheduleKeyDeletion(keyID: key, pendingWindowInDays: 7, caller: f.caller)
+        f.clock.advance(days: 8)
+        let due = try #require(f.engine.state.withLock { $0.keys[key]?.record })
+        #expect(try f.engine.carryOut(due, now: f.clock.now()) == .deleted)
+    }
+
     /// After the deletion date the scheduler destroys the key: gone from every view, and its
     /// ciphertexts no longer decrypt; before it, nothing happens.
     @Test func purgeAfterTheDeletionDate() throws {
