@@ -17,6 +17,7 @@ public final class KMSEngine: Sendable {
     /// The working state. Held only to read a snapshot or to swap in a committed change.
     let state: Mutex<EngineState>
     let pendingDeletionAlarm = PendingDeletionAlarm()
+    let rejectedRequests = RejectedRequests()
     /// Serializes management operations (draft, commit, swap); taken before `state`.
     private let management = Mutex(())
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
@@ -105,10 +106,17 @@ public final class KMSEngine: Sendable {
 
     /// Records a request refused before it reached an operation (bad or unknown signature), so
     /// that the trail holds every call, not only the authenticated ones.
+    /// What the request claims is capped, and such records are rate limited
+    /// (``RejectedRequests``): unauthenticated input decides neither their size nor their number.
     public func auditRejectedRequest(operation: String, accessKeyID: String?, region: String, requestID: String, errorCode: String) {
-        var record = newRecord(operation, Caller(account: "", region: region, principal: "unauthenticated", requestID: requestID))
-        record.errorCode = errorCode
-        record.note = accessKeyID.map { "access key \($0)" }
+        let (recorded, dropped) = rejectedRequests.admit(at: clock.now())
+        guard recorded else { return }
+        let caller = Caller(account: "", region: RejectedRequests.capped(region, limit: 32), principal: "unauthenticated", requestID: requestID)
+        var record = newRecord(RejectedRequests.capped(operation, limit: 64), caller)
+        record.errorCode = RejectedRequests.capped(errorCode, limit: 64)
+        var notes = accessKeyID.map { ["access key \(RejectedRequests.capped($0, limit: 128))"] } ?? []
+        if dropped > 0 { notes.append("\(dropped) refused requests before this one not recorded (rate limit)") }
+        record.note = notes.isEmpty ? nil : notes.joined(separator: "; ")
         audit.append(record)
     }
 

@@ -227,3 +227,29 @@ def test_an_operation_header_outside_the_signature_is_refused(kmsd):
     assert response.status == 400 and answer["__type"] == "IncompleteSignatureException", answer
     assert "x-amz-target" in answer["message"]
     assert kmsd.client().describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_refused_requests_cannot_fill_the_store(own_kmsd):
+    """300 requests with 20 KB of claimed credential and a 5 KB operation name, refused before
+    any key is used: the store grows by little (fields capped, records rate limited), and kmsd
+    answers every one and stays healthy."""
+    def store_bytes():
+        return sum(os.path.getsize(os.path.join(own_kmsd.directory, n)) for n in os.listdir(own_kmsd.directory)
+                   if n.startswith("keys.sqlite"))
+    own_kmsd.client().list_keys()
+    before = store_bytes()
+    connection = http.client.HTTPConnection("127.0.0.1", own_kmsd.port, timeout=10)
+    authorization = ("AWS4-HMAC-SHA256 Credential=" + "A" * 20000 + "/20260101/us-east-1/kms/aws4_request, "
+                     "SignedHeaders=host;x-amz-date, Signature=" + "0" * 64)
+    for _ in range(300):
+        connection.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "TrentService." + "B" * 5000,
+                                                             "Content-Type": "application/x-amz-json-1.1",
+                                                             "X-Amz-Date": "20260101T000000Z", "Authorization": authorization})
+        response = connection.getresponse()
+        response.read()
+        assert response.status in (400, 403, 404)
+    own_kmsd.client().list_keys()  # flushes the audit buffer with a write of its own
+    time.sleep(1.5)
+    grown = store_bytes() - before
+    assert grown < 1 << 20, "the store grew by %d bytes" % grown
+    assert healthy(own_kmsd)

@@ -143,3 +143,29 @@ import Testing
         #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 1001, problem: nil))
     }
 }
+
+/// Refused, unauthenticated requests cannot fill the store: what they claim is capped and their
+/// records are rate limited (100 at once, then 10 a second), with the dropped ones counted.
+@Suite struct RejectedRequestAuditTests {
+    @Test func cappedAndRateLimited() throws {
+        let f = try EngineFixture()
+        let before = try f.engine.auditRecords().count
+        let huge = String(repeating: "A", count: 10_000)
+        for n in 0..<1_000 {
+            f.engine.auditRejectedRequest(operation: huge, accessKeyID: huge + "\u{7}\n", region: huge, requestID: "r\(n)", errorCode: "InvalidSignatureException")
+        }
+        try f.engine.flushAudit()
+        var records = try f.engine.auditRecords().dropFirst(before)
+        #expect(records.count == 100)
+        for record in records {
+            #expect(record.operation.count <= 65 && record.region.count <= 33 && (record.note?.count ?? 0) < 200)
+            #expect(record.note?.contains("\n") == false)
+        }
+        f.clock.advance(days: 1.0 / 86_400)
+        f.engine.auditRejectedRequest(operation: "ListKeys", accessKeyID: "AKIA", region: "us-east-1", requestID: "after", errorCode: "InvalidSignatureException")
+        try f.engine.flushAudit()
+        records = try f.engine.auditRecords().dropFirst(before)
+        #expect(records.count == 101)
+        #expect(records.last?.note == "access key AKIA; 900 refused requests before this one not recorded (rate limit)")
+    }
+}
