@@ -64,11 +64,8 @@ public final class XAESGCMContext: KeyedContext, @unchecked Sendable {
             for i in 0..<15 { out[i] = out[i] << 1 | out[i + 1] >> 7 }
             out[15] = out[15] << 1 ^ (carry == 1 ? 0x87 : 0)
         }
-        if let failure {
-            EVP_CIPHER_CTX_free(derivation)
-            EVP_CIPHER_CTX_free(gcm)
-            throw failure
-        }
+        // Every stored property is set: a throw from here runs deinit, which frees the contexts.
+        if let failure { throw failure }
     }
 
     deinit {

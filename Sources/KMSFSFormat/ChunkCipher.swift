@@ -155,7 +155,7 @@ struct RunLayout {
     }
 }
 
-/// One stored chunk: `nonce (12) ‖ ciphertext ‖ tag (16)`.
+/// One stored chunk: `nonce (24) ‖ ciphertext ‖ tag (16)`.
 struct ChunkSlot {
     let whole: UnsafeMutableRawBufferPointer
     var nonce: UnsafeMutableRawBufferPointer { .init(rebasing: whole[0..<ChunkGeometry.nonceByteCount]) }

@@ -74,7 +74,7 @@ public struct EncryptedFile<Storage: CipherStorage> {
         let size = try plainSize()
         guard offset < size else {
             // A read at the end still authenticates the final chunk: otherwise an empty file (or
-            // one cut to a chunk boundary plus 28 bytes) would read as a valid, shorter file.
+            // one cut to a chunk boundary plus 40 bytes) would read as a valid, shorter file.
             try verifyFinalChunk(fileSize: size)
             return 0
         }

@@ -109,7 +109,11 @@ final class Filesystem: Sendable {
         } catch {
             throw FuseError(Self.errorNumber(for: error))
         }
-        let (id, info) = try tree.lookup(name, in: parent)
+        let id: UInt64, info: stat
+        do { (id, info) = try tree.lookup(name, in: parent) } catch {
+            close(created.fd)  // renamed away before it could be looked up
+            throw error
+        }
         guard let lock = inodes.lock(id) else { close(created.fd); throw FuseError(ENOENT) }
         let handle = files.add(OpenFiles.Entry(fd: created.fd, file: created.file, inode: id, lock: lock, append: appends(flags)))
         return (id, plaintextAttributes(info, id: id), handle)

@@ -129,7 +129,11 @@ public struct EmbeddedStore: Sendable, Equatable {
         let previous = try RootKeyRecord.load(path: recordFile)
         switch protection {
         case let .passphrase(passphrase):
-            try RootKeyRecord.sealing(rootKey.key, passphrase: passphrase).write(path: recordFile)
+            let record = try RootKeyRecord.sealing(rootKey.key, passphrase: passphrase)
+            guard try record.open(passphrase: passphrase) == rootKey.key else {
+                throw VolumeError.rootKey("the sealed root key does not open: nothing was changed")
+            }
+            try record.write(path: recordFile)
         case let .keyFile(path):
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
             try Self.refuseKeyFile(absolute, inside: [directory])
@@ -137,18 +141,20 @@ public struct EmbeddedStore: Sendable, Equatable {
             if stat(absolute, &keyFile) == 0, stat(rootKeyFile, &clear) == 0, keyFile.st_dev == clear.st_dev, keyFile.st_ino == clear.st_ino {
                 throw VolumeError.rootKey("\(absolute) is the store's own root.key under another name (a hard link): name a file of its own")
             }
-            if FileManager.default.fileExists(atPath: absolute) {
-                guard try loadKeyFile(absolute).key == rootKey.key else {
-                    throw VolumeError.rootKey("\(absolute) exists and holds another key: name a new file (kmsfs creates it 0600)")
-                }
-            } else {
-                try Self.writeHex(rootKey, to: absolute)
+            if !FileManager.default.fileExists(atPath: absolute) { try Self.writeHex(rootKey, to: absolute) }
+            // Read back as a mount will read it (a filesystem that ignores modes, vfat, fails
+            // here, before the clear copy is gone, not at the next mount).
+            guard try loadKeyFile(absolute).key == rootKey.key else {
+                throw VolumeError.rootKey("\(absolute) exists and holds another key: name a new file (kmsfs creates it 0600)")
             }
             var record = RootKeyRecord(protection: .keyFile)
             record.keyFile = absolute
             try record.write(path: recordFile)
         case let .credential(name, store):
             try SystemdCredential.write(rootKey, name: name, store: store)
+            guard try SystemdCredential.read(name: name, store: store).key == rootKey.key else {
+                throw VolumeError.rootKey("the credential \(name) does not give the root key back: nothing was changed")
+            }
             var record = RootKeyRecord(protection: .credential)
             record.credential = name
             record.credentialStore = store
@@ -158,7 +164,9 @@ public struct EmbeddedStore: Sendable, Equatable {
             if previous != nil { unlink(recordFile) }
             return
         }
-        Self.shred(rootKeyFile)
+        guard Self.shred(rootKeyFile) else {
+            throw VolumeError.rootKey("the root key is now protected, but \(rootKeyFile) (the clear copy) could not be removed: remove it by hand")
+        }
     }
 
     /// The key in hex in a new 0600 file; the hex copy is wiped afterwards.
@@ -172,9 +180,11 @@ public struct EmbeddedStore: Sendable, Equatable {
     /// the old bytes are gone; copies made before (backups, snapshots) still hold them. A file
     /// with other hard links is only unlinked: zeroing it would zero them too (a `cp -al`
     /// backup, or the very key file a mistaken command named).
-    static func shred(_ path: String) {
+    /// Returns whether the file is gone (or was never there).
+    @discardableResult
+    static func shred(_ path: String) -> Bool {
         let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return unlink(path) == 0 || errno == ENOENT }
         var status = stat()
         if fstat(fd, &status) == 0 && status.st_mode & S_IFMT == S_IFREG && status.st_nlink == 1 && status.st_size > 0 {
             let zeros = [UInt8](repeating: 0, count: Int(status.st_size))
@@ -182,7 +192,7 @@ public struct EmbeddedStore: Sendable, Equatable {
             fsync(fd)
         }
         close(fd)
-        unlink(path)
+        return unlink(path) == 0 || errno == ENOENT
     }
 
     /// Refuses a key file inside any of `directories` (it would travel with every copy of them)

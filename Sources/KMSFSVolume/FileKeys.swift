@@ -39,6 +39,7 @@ public final class FileKeys: Sendable {
             }
             dataKey = try client.generateDataKey(keyID: keyID, context: Self.context(volumeID: volumeID, fileID: fileID))
         }
+        try Self.checkSize(dataKey.plaintext)
         let attribute = WrappedFileKey(fileID: fileID, keyARN: dataKey.keyARN, ciphertextBlob: dataKey.ciphertextBlob)
         cache.insert(dataKey.plaintext, for: dataKey.ciphertextBlob, keyID: dataKey.keyARN, context: Self.context(volumeID: volumeID, fileID: fileID))
         return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), dataKey.plaintext, attribute)
@@ -59,7 +60,17 @@ public final class FileKeys: Sendable {
         // The context comes from the header (the data), never from the attribute alone.
         let context = Self.context(volumeID: volumeID, fileID: header.fileID.bytes)
         return try cache.key(for: attribute.ciphertextBlob, keyID: attribute.keyARN, context: context) { () throws(KMSClientError) -> SecretBytes in
-            try client.decrypt(ciphertextBlob: attribute.ciphertextBlob, context: context, keyID: attribute.keyARN)
+            let key = try client.decrypt(ciphertextBlob: attribute.ciphertextBlob, context: context, keyID: attribute.keyARN)
+            try Self.checkSize(key)
+            return key
+        }
+    }
+
+    /// A data key is 32 bytes; a key service (or a relay) answering otherwise is an error, not
+    /// a trap further down in the cipher.
+    static func checkSize(_ key: SecretBytes) throws(KMSClientError) {
+        guard key.count == 32 else {
+            throw KMSClientError(.invalidCiphertext, message: "the key service answered a data key of \(key.count) bytes, not 32")
         }
     }
 }

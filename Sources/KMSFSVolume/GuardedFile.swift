@@ -1,4 +1,5 @@
 import Foundation
+import KMSFSCrypto
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,6 +45,7 @@ public enum GuardedFile {
         let fd = try open(path, what: what, maximumSize: maximumSize, access: access)
         defer { close(fd) }
         var bytes = [UInt8](repeating: 0, count: maximumSize + 1)
+        defer { bytes.withUnsafeMutableBytes { SecretBytes.wipe($0) } }  // a passphrase may pass through
         var count = 0
         while count < bytes.count {
             let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
@@ -59,7 +61,7 @@ public enum GuardedFile {
     /// A directory that holds them: owned by the caller or root, writable by no one else.
     static func checkDirectory(_ path: String, what: String) throws {
         var status = stat()
-        guard lstat(path, &status) == 0 else { return }  // a missing store is reported by what needs it
+        guard stat(path, &status) == 0 else { return }  // a missing store is reported by what needs it
         guard status.st_mode & S_IFMT == S_IFDIR else { throw VolumeError.rootKey("\(what) \(path) is not a directory") }
         try check(status, path: path, what: what, access: .ownerWritable)
     }

@@ -66,6 +66,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.end, .receiving(let head, let body)):
             state = .idle
             answering = true
+            context.triggerUserOutboundEvent(ConnectionGuard.Event.requestReceived, promise: nil)
             handle(context: context, head: head, body: body)
         case (.body(let chunk), .discarding(let remaining)):
             if chunk.readableBytes >= remaining {
@@ -128,6 +129,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func write(context: ChannelHandlerContext, response: KMSProtocol.Response, requestID: String, keepAlive: Bool,
                        closeAfter: Bool = true) {
         answering = false
+        context.triggerUserOutboundEvent(ConnectionGuard.Event.answerSent, promise: nil)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: KMSProtocol.contentType)
         headers.add(name: "Content-Length", value: String(response.body.count))

@@ -36,6 +36,8 @@ public final class KMSServer: Sendable {
         let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds)
         let limit = configuration.maximumBodyBytes
         let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
+        let requestDeadline = TimeAmount.seconds(configuration.requestTimeoutSeconds)
+        let connections = ConnectionGuard.Count(limit: configuration.maximumConnections)
         /// One bootstrap per kind of listener: TLS listeners put the TLS handler first.
         func bootstrap(tls: NIOSSLContext?) -> ServerBootstrap {
             ServerBootstrap(group: group)
@@ -46,6 +48,7 @@ public final class KMSServer: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                        try sync.addHandler(ConnectionGuard(count: connections, deadline: requestDeadline))
                         try sync.addHandler(IdleStateHandler(readTimeout: idle))
                         try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(

@@ -23,6 +23,10 @@ public struct ServerConfiguration: Sendable {
     public var maximumBodyBytes: Int = 1 << 20
     /// A connection that sends nothing for this long is closed (slow or stuck clients).
     public var idleTimeoutSeconds: Int64 = 30
+    /// A request must arrive whole (head and body) within this long of its first byte.
+    public var requestTimeoutSeconds: Int64 = 10
+    /// Connections open at once, over every listener; more are closed when accepted.
+    public var maximumConnections: Int = 1000
     /// SigV4 clock skew allowed either way.
     public var allowedSkewSeconds: Double = 15 * 60
     /// Event-loop threads (defaults to the number of cores).

@@ -17,6 +17,8 @@ import Yams
 ///   key: /etc/kmsd/tls.key
 /// maxBodyBytes: 1048576
 /// idleTimeout: 30
+/// requestTimeout: 10           # a request must arrive whole within this many seconds
+/// maxConnections: 1000
 /// seed: /etc/kmsd/seed.yaml    # applied at every start (see SeedFile)
 /// ```
 struct ConfigFile: Decodable {
@@ -37,9 +39,12 @@ struct ConfigFile: Decodable {
     var tls: TLS?
     var maxBodyBytes: Int?
     var idleTimeout: Int64?
+    var requestTimeout: Int64?
+    var maxConnections: Int?
     var seed: String?
 
-    static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "seed"]
+    static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
+                                         "maxConnections", "seed"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
     static func load(_ path: String) throws -> ConfigFile {

@@ -32,6 +32,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Close a connection whose client sends nothing for this many seconds, unless an answer is pending (default 30).")
     var idleTimeout: Int64?
 
+    @Option(help: "Close a connection whose request has not arrived whole this many seconds after its first byte (default 10).")
+    var requestTimeout: Int64?
+
+    @Option(help: "Connections open at once, over every listener; more are closed when accepted (default 1000).")
+    var maxConnections: Int?
+
     @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing (config: seed).")
     var seed: String?
 
@@ -61,6 +67,18 @@ struct ServeCommand: ParsableCommand {
         var configuration = ServerConfiguration(listeners: try listenerTexts.map { try Self.parse($0, certificate: certificate, key: key) })
         configuration.maximumBodyBytes = maxBodyBytes ?? file?.maxBodyBytes ?? (1 << 20)
         configuration.idleTimeoutSeconds = idleTimeout ?? file?.idleTimeout ?? 30
+        configuration.requestTimeoutSeconds = max(1, requestTimeout ?? file?.requestTimeout ?? 10)
+        configuration.maximumConnections = max(1, maxConnections ?? file?.maxConnections ?? 1000)
+        // Every connection is a descriptor: the soft limit goes to the hard one, and a limit
+        // below the connection limit is said (kmsd would stop accepting before refusing).
+        var descriptors = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &descriptors) == 0 {
+            descriptors.rlim_cur = descriptors.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &descriptors)
+            if descriptors.rlim_cur < rlim_t(configuration.maximumConnections + 64) {
+                print("kmsd: WARNING: \(descriptors.rlim_cur) descriptors for up to \(configuration.maximumConnections) connections: raise LimitNOFILE or lower --max-connections")
+            }
+        }
         let dev = devOptions.dev ? try DevSession.start(devOptions) : nil
         defer { dev?.remove() }
         let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)

@@ -28,7 +28,7 @@ REGION = "us-east-1"
 class Kmsd:
     """One running kmsd: its endpoint, socket, credentials and log."""
 
-    def __init__(self, directory, idle_timeout=30, serve_args=None):
+    def __init__(self, directory, idle_timeout=30, serve_args=None, extra_args=()):
         self.directory = directory
         self.store = os.path.join(directory, "keys.sqlite")
         self.socket_path = os.path.join(directory, "kmsd.sock")
@@ -40,7 +40,7 @@ class Kmsd:
         self.log = open(self.log_path, "w")
         args = serve_args if serve_args is not None else [
             "--store", self.store, "--listen", "tcp://127.0.0.1:0",
-            "--listen", "unix://%s?mode=0600" % self.socket_path, "--idle-timeout", str(idle_timeout)]
+            "--listen", "unix://%s?mode=0600" % self.socket_path, "--idle-timeout", str(idle_timeout), *extra_args]
         self.process = subprocess.Popen([KMSD, "serve", *args], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -134,9 +134,9 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 @contextlib.contextmanager
-def running_kmsd(idle_timeout=30):
+def running_kmsd(idle_timeout=30, extra_args=()):
     with tempfile.TemporaryDirectory(prefix="kmsd-test-") as directory:
-        server = Kmsd(directory, idle_timeout=idle_timeout)
+        server = Kmsd(directory, idle_timeout=idle_timeout, extra_args=extra_args)
         try:
             yield server
         finally:

@@ -253,3 +253,53 @@ def test_refused_requests_cannot_fill_the_store(own_kmsd):
     grown = store_bytes() - before
     assert grown < 1 << 20, "the store grew by %d bytes" % grown
     assert healthy(own_kmsd)
+
+
+def closed_within(sock, seconds):
+    """Seconds until the server closed `sock` (EOF or reset), or None if it stayed open."""
+    sock.settimeout(0.2)
+    start = time.time()
+    while time.time() - start < seconds:
+        try:
+            if sock.recv(1024) == b"":
+                return time.time() - start
+        except socket.timeout:
+            pass
+        except OSError:
+            return time.time() - start
+    return None
+
+
+def test_slow_and_numerous_clients_cannot_hold_kmsd():
+    """A client trickling a byte every half second (which keeps the idle timeout away) is cut off
+    at the request deadline; past the connection limit a new connection is closed at once; the
+    ones within the limit, and a client after the others left, are served."""
+    with running_kmsd(extra_args=["--request-timeout", "2", "--max-connections", "20"]) as server:
+        trickler = socket.create_connection(("127.0.0.1", server.port))
+        trickler.send(b"POST / HTTP/1.1\r\n")
+        start = time.time()
+        closed = None
+        while closed is None and time.time() - start < 10:
+            try:
+                trickler.send(b"X")
+            except OSError:
+                closed = time.time() - start
+                break
+            closed = closed_within(trickler, 0.5)
+            if closed is not None:
+                closed = time.time() - start
+        assert closed is not None and closed < 6, "a trickling client held its connection for %s s" % closed
+        trickler.close()
+        held = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=5) for _ in range(20)]
+        for connection in held:
+            connection.connect()
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", server.port))
+        assert closed_within(extra, 3) is not None, "a connection past the limit stayed open"
+        status, body, _ = server.raw("ListKeys", {}, connection=held[0])
+        assert status == 200, body
+        for connection in held:
+            connection.close()
+        time.sleep(0.3)
+        assert server.client().list_keys()["Keys"] == []
+        assert healthy(server)

@@ -154,7 +154,7 @@ struct MountTests {
         // Flip one byte inside the second chunk of the backing file.
         let backing = volume.cipher + "/tampered.bin"
         var stored = try #require(FileManager.default.contents(atPath: backing))
-        stored[32 + 16412 + 100] ^= 0x01
+        stored[32 + ChunkGeometry(plainChunkSize: 16384).cipherChunkSize + 100] ^= 0x01
         try stored.write(to: URL(fileURLWithPath: backing))
         try volume.mount()
 

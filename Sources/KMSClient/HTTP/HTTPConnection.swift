@@ -75,7 +75,11 @@ final class HTTPConnection {
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        // A failed exchange may have left part of an answer here.
+        buffer.withUnsafeMutableBytes { SecretBytes.wipe($0) }
+        close(fd)
+    }
 
     /// Sends one request and reads its response.
     func exchange(_ request: [UInt8]) throws -> Response {
@@ -173,6 +177,15 @@ final class HTTPConnection {
     private func readChunked() throws -> [UInt8] {
         var body: [UInt8] = []
         body.reserveCapacity(64 << 10)
+        do {
+            return try readChunks(into: &body)
+        } catch {
+            body.withUnsafeMutableBytes { SecretBytes.wipe($0) }
+            throw error
+        }
+    }
+
+    private func readChunks(into body: inout [UInt8]) throws -> [UInt8] {
         while true {
             while buffer.firstRange(of: [13, 10]) == nil {
                 guard buffer.count < 4096 else { throw Failure(description: "chunk size line too long", beforeResponse: false) }
