@@ -139,3 +139,14 @@ def test_remote_data_keys_leave_no_base64_copy_in_the_mount_daemon(kmsd):
             assert any(volume_id.encode() in data for _, data in regions)  # the scan sees the heap
             found = [where for where, data in regions for text in encoded if text in data]
             assert found == [], "base64 data keys in the daemon's memory, in: %s" % found[:3]
+
+
+def test_kmsd_store_files_are_private_from_the_start(own_kmsd):
+    """The store (sealed material, the audit trail) and its journal files are 0600 from their
+    creation, whatever the umask (kmsd init runs with the default 022 here)."""
+    own_kmsd.client().create_key(Description="journal")  # makes the WAL and shared-memory files
+    names = [n for n in os.listdir(own_kmsd.directory) if n.startswith("keys.sqlite")]
+    assert "keys.sqlite" in names and len(names) >= 2, names
+    for name in names:
+        mode = os.stat(os.path.join(own_kmsd.directory, name)).st_mode & 0o777
+        assert mode & 0o077 == 0, "%s has mode %o" % (name, mode)

@@ -1,4 +1,7 @@
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One SQLite connection: the only file in the engine that calls the sqlite3 C API.
 ///
@@ -20,6 +23,11 @@ final class SQLiteDatabase {
 
     init(path: String) throws {
         var handle: OpaquePointer?
+        // A new store is created 0600 before SQLite sees it (SQLite would create it with the
+        // umask's mode, and gives its journal files the database's mode): sealed material and
+        // an audit trail of who used which key are no one else's to read.
+        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if created >= 0 { close(created) }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
