@@ -45,6 +45,9 @@ let package = Package(
         .target(name: "KMSJSON"),
         // Signature Version 4: signing (clients) and verification (kmsd).
         .target(name: "AWSSigV4", dependencies: ["KMSFSCrypto"]),
+        // Authorization as a pure evaluator: the IAM policy language (key, identity and endpoint
+        // policies) against a request's principal, action, resource and condition keys. No store, no HTTP.
+        .target(name: "KMSAuthorization", dependencies: ["KMSJSON"]),
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
         .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite"]),
 
@@ -106,6 +109,7 @@ let package = Package(
         .testTarget(name: "CFuse3Tests", dependencies: ["CFuse3"]),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "KMSFSTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "KMSJSONTests", dependencies: ["KMSJSON"]),
+        .testTarget(name: "KMSAuthorizationTests", dependencies: ["KMSAuthorization"]),
         .testTarget(name: "KMSFSFuseTests", dependencies: ["KMSFSVolume", "KMSFSFormat", "KMSEngine", "KMSClient", "CLinux"]),
         .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "KMSFSFormat", "KMSFSCrypto", "CLinux"]),
         .testTarget(

@@ -1,0 +1,72 @@
+/// Evaluates one policy for one request: a pure function, no store, no network.
+///
+/// A statement applies when its principal, action and resource match and every condition holds.
+/// An applying Deny wins over any Allow; without one, an applying Allow allows — directly when
+/// it names the caller (or everyone), or by delegation when it names the caller's account, in
+/// which case the account's identity policies must allow too (AWS's "the key policy gives the
+/// account access"). How key policy, identity policies, grants and endpoint policies combine is
+/// the caller's to combine (issue 15: the engine's decision point, next).
+public enum Evaluator {
+    public enum Outcome: Sendable, Equatable {
+        /// An applying Deny (its Sid, if it has one).
+        case denied(sid: String?)
+        /// An applying Allow; `delegated` when it applies only by naming the caller's account.
+        case allowed(sid: String?, delegated: Bool)
+        /// No statement applies: denied implicitly, unless something else allows.
+        case notApplicable
+    }
+
+    public static func evaluate(_ policy: Policy, _ request: AuthorizationRequest) -> Outcome {
+        var allow: (sid: String?, delegated: Bool)?
+        for statement in policy.statements {
+            guard let principal = principalMatch(statement.principal, request.principal),
+                  matches(statement.action, { Wildcard.matches($0, request.action, ignoringCase: true) }),
+                  statement.resource.map({ matches($0, { Wildcard.matches($0, request.resource) }) }) ?? true,
+                  statement.conditions.allSatisfy({ $0.isSatisfied(by: request) })
+            else { continue }
+            switch statement.effect {
+            case .deny: return .denied(sid: statement.sid)
+            case .allow:
+                let delegated = principal == .account
+                // A direct allow is kept over a delegated one.
+                if allow == nil || (allow!.delegated && !delegated) { allow = (statement.sid, delegated) }
+            }
+        }
+        return allow.map { .allowed(sid: $0.sid, delegated: $0.delegated) } ?? .notApplicable
+    }
+
+    enum PrincipalMatch { case direct, account }
+
+    /// How `pattern` names `principal`, or nil if it does not. No `Principal` element (an
+    /// identity policy) names the identity it is attached to: direct.
+    static func principalMatch(_ match: Policy.Match<Policy.PrincipalPattern>?, _ principal: AuthorizationRequest.Principal) -> PrincipalMatch? {
+        guard let match else { return .direct }
+        switch match {
+        case let .any(patterns):
+            let found = patterns.compactMap { names($0, principal) }
+            return found.contains(.direct) ? .direct : found.first
+        case let .none(patterns):
+            return patterns.contains { names($0, principal) != nil } ? nil : .direct
+        }
+    }
+
+    static func names(_ pattern: Policy.PrincipalPattern, _ principal: AuthorizationRequest.Principal) -> PrincipalMatch? {
+        switch pattern {
+        case .everyone: return .direct
+        case let .service(name): return principal.service == name ? .direct : nil
+        case let .aws(text):
+            guard principal.service == nil else { return nil }
+            if text == principal.account || text == "arn:aws:iam::\(principal.account):root" {
+                return principal.arn == "arn:aws:iam::\(principal.account):root" ? .direct : .account
+            }
+            return text == principal.arn || text == principal.roleARN ? .direct : nil
+        }
+    }
+
+    static func matches(_ match: Policy.Match<String>, _ test: (String) -> Bool) -> Bool {
+        switch match {
+        case let .any(patterns): return patterns.contains(where: test)
+        case let .none(patterns): return !patterns.contains(where: test)
+        }
+    }
+}
