@@ -33,7 +33,8 @@ public final class KMSServer: Sendable {
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         let service = KMSProtocol(engine: engine)
-        let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds)
+        let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds,
+                                                 onUnknownAccessKey: configuration.onUnknownAccessKey)
         let limit = configuration.maximumBodyBytes
         let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
         let requestDeadline = TimeAmount.seconds(configuration.requestTimeoutSeconds)

@@ -8,9 +8,11 @@ import KMSWire
 struct RequestAuthenticator: Sendable {
     let engine: KMSEngine
     let verifier: SigV4Verifier
+    let onUnknownAccessKey: (@Sendable (String) -> Void)?
 
-    init(engine: KMSEngine, allowedSkew: TimeInterval) {
+    init(engine: KMSEngine, allowedSkew: TimeInterval, onUnknownAccessKey: (@Sendable (String) -> Void)? = nil) {
         self.engine = engine
+        self.onUnknownAccessKey = onUnknownAccessKey
         // X-Amz-Target names the operation: a signature that does not cover it proves nothing
         // about which operation was asked for (every AWS SDK signs it).
         self.verifier = SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"])
@@ -21,7 +23,10 @@ struct RequestAuthenticator: Sendable {
             var principal = ""
             var account = ""
             let verified = try verifier.verify(request, now: Date()) { accessKeyID in
-                guard let (record, secret) = engine.accessKey(accessKeyID) else { return nil }
+                guard let (record, secret) = engine.accessKey(accessKeyID) else {
+                    onUnknownAccessKey?(String(accessKeyID.prefix(128)))
+                    return nil
+                }
                 principal = record.principal
                 account = record.account
                 return SigV4Credential(accessKeyID: accessKeyID,

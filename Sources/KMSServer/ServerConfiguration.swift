@@ -29,6 +29,9 @@ public struct ServerConfiguration: Sendable {
     public var maximumConnections: Int = 1000
     /// SigV4 clock skew allowed either way.
     public var allowedSkewSeconds: Double = 15 * 60
+    /// Told of every request signed with an access key the store does not know (dev mode logs
+    /// them: a test pointed at the wrong credentials should say so). Never given the secret.
+    public var onUnknownAccessKey: (@Sendable (String) -> Void)?
     /// Event-loop threads (defaults to the number of cores).
     public var threads: Int = System.coreCount
 

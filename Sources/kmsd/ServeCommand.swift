@@ -81,6 +81,13 @@ struct ServeCommand: ParsableCommand {
         }
         let dev = devOptions.dev ? try DevSession.start(devOptions) : nil
         defer { dev?.remove() }
+        if let dev {
+            let known = dev.accessKeyID
+            configuration.onUnknownAccessKey = { unknown in
+                print("kmsd: dev: a request signed with access key \(unknown), which this dev server does not know (it knows \(known)): UnrecognizedClientException")
+                fflush(nil)
+            }
+        }
         let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)
         if let seed = seed ?? file?.seed { try engine.applySeed(from: seed) }
         engine.onPendingDeletionUse { use in

@@ -97,6 +97,10 @@ def test_dev_mode_serves_the_printed_credentials_and_refuses_others():
         assert wrong_secret.returncode != 0 and "InvalidSignatureException" in wrong_secret.stderr
         unknown = aws(kmsd.endpoint, OTHER, "list-keys")
         assert unknown.returncode != 0 and "UnrecognizedClientException" in unknown.stderr
+        deadline = time.time() + 5
+        while "does not know" not in kmsd.output and time.time() < deadline:
+            time.sleep(0.1)
+        assert "a request signed with access key %s, which this dev server does not know" % OTHER[0] in kmsd.output
     assert kmsd.process.returncode == 0
     assert not os.path.exists(store), "the throwaway store outlived kmsd"
 
@@ -111,10 +115,15 @@ def test_dev_mode_takes_the_account_and_credentials_it_is_given():
         assert printed_credentials(kmsd.output) == WELL_KNOWN
         assert kms(kmsd.endpoint, WELL_KNOWN).list_keys()["Keys"] == []
 
-    # Refusals: a malformed secret, a store option with --dev.
-    with serve("--dev", "--port", "0", env=dict(env, AWS_SECRET_ACCESS_KEY="test")) as refused:
+    # Whatever the environment holds, as LocalStack and moto take it: test/test, testing/testing.
+    for pair in (("test", "test"), ("testing", "testing")):
+        with serve("--dev", "--port", "0", env=dict(env, AWS_ACCESS_KEY_ID=pair[0], AWS_SECRET_ACCESS_KEY=pair[1])) as lenient:
+            assert printed_credentials(lenient.output) == pair
+            assert kms(lenient.endpoint, pair).list_keys()["Keys"] == []
+    # Refusals: an access key ID no Authorization header can carry, a store option with --dev.
+    with serve("--dev", "--port", "0", env=dict(env, AWS_ACCESS_KEY_ID="a/b", AWS_SECRET_ACCESS_KEY="test")) as refused:
         assert refused.process.wait(timeout=10) != 0
-        assert "secret access key is 40 characters" in refused.output
+        assert "access key ID is 1 to 128 printable characters" in refused.output
     with serve("--dev", "--store", "/tmp/nope.sqlite") as refused:
         assert refused.process.wait(timeout=10) != 0
         assert "--dev makes its own store" in refused.output

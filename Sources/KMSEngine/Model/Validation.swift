@@ -73,6 +73,16 @@ enum Validate {
         }
     }
 
+    /// Any credential SigV4 can carry: 1 to 128 printable ASCII characters without spaces; an
+    /// access key ID (which the Authorization header carries) also without its separators
+    /// (`/`, `,`, `=`).
+    static func signableCredential(_ text: String, what: String, inHeader: Bool) throws(KMSError) {
+        let separators: String = inHeader ? "/,=" : ""
+        guard (1...128).contains(text.count), text.allSatisfy({ $0.isASCII && ($0.asciiValue ?? 0) > 0x20 && $0 != "\u{7f}" && !separators.contains($0) }) else {
+            throw KMSError(.validation, "A \(what) is 1 to 128 printable characters without spaces\(inHeader ? ", /, , or =" : "")")
+        }
+    }
+
     /// The shape of every secret access key AWS issues: 40 characters of the base64 alphabet.
     static func secretAccessKey(_ secret: String) throws(KMSError) {
         guard secret.count == 40, secret.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "/") }) else {

@@ -22,8 +22,11 @@ extension KMSEngine {
     /// ID and secret are generated unless given (migrating existing credentials, CI fixtures);
     /// given ones must have the shape of AWS's. With `createAccount`, a missing account (any
     /// 12-digit ID) is created first, in the same change.
+    /// `anyShape` takes given credentials of any shape a SigV4 header can carry (dev mode: the
+    /// `test`/`test` of LocalStack and moto), not only AWS's.
     public func createAccessKey(account: String, userName: String? = nil, accessKeyID: String? = nil,
-                                secretAccessKey: String? = nil, createAccount: Bool = false) throws -> (key: NewAccessKey, createdAccount: AccountRecord?) {
+                                secretAccessKey: String? = nil, createAccount: Bool = false,
+                                anyShape: Bool = false) throws -> (key: NewAccessKey, createdAccount: AccountRecord?) {
         try manage("CreateAccessKey", Self.adminCaller) { record, state in
             var changes: [StoreChange] = []
             var created: AccountRecord?
@@ -32,7 +35,7 @@ extension KMSEngine {
                 changes.append(.putAccount(created!))
             }
             let (key, change) = try addAccessKey(account: account, userName: userName, accessKeyID: accessKeyID ?? Self.randomAccessKeyID(),
-                                                 secret: secretAccessKey ?? Self.randomSecret(), to: &state)
+                                                 secret: secretAccessKey ?? Self.randomSecret(), anyShape: anyShape, to: &state)
             record.note = "access key \(key.record.accessKeyID) for \(key.record.principal)"
             return ((key, created), changes + [change])
         }
@@ -48,12 +51,17 @@ extension KMSEngine {
     }
 
     /// Adds a validated new access key to a draft state; the change stores its secret sealed.
-    func addAccessKey(account: String, userName: String?, accessKeyID id: String, secret: String,
+    func addAccessKey(account: String, userName: String?, accessKeyID id: String, secret: String, anyShape: Bool = false,
                       to state: inout EngineState) throws -> (NewAccessKey, StoreChange) {
         guard state.accounts[account] != nil else { throw KMSError(.notFound, "Account \(account) does not exist") }
-        try Validate.accessKeyID(id)
+        if anyShape {
+            try Validate.signableCredential(id, what: "access key ID", inHeader: true)
+            try Validate.signableCredential(secret, what: "secret access key", inHeader: false)
+        } else {
+            try Validate.accessKeyID(id)
+            try Validate.secretAccessKey(secret)
+        }
         guard state.accessKeys[id] == nil else { throw KMSError(.alreadyExists, "Access key \(id) already exists") }
-        try Validate.secretAccessKey(secret)
         if let userName { try Validate.userName(userName) }
         let key = AccessKeyRecord(accessKeyID: id, account: account, principal: Self.principal(account: account, userName: userName),
                                   creationDate: clock.now())
