@@ -34,7 +34,7 @@ public final class KMSServer: Sendable {
         pool.start()
         let service = KMSProtocol(engine: engine)
         let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds,
-                                                 onUnknownAccessKey: configuration.onUnknownAccessKey)
+                                                 hostNames: configuration.hostNames, onUnknownAccessKey: configuration.onUnknownAccessKey)
         let limit = configuration.maximumBodyBytes
         let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
         let requestDeadline = TimeAmount.seconds(configuration.requestTimeoutSeconds)

@@ -9,9 +9,12 @@ struct RequestAuthenticator: Sendable {
     let engine: KMSEngine
     let verifier: SigV4Verifier
     let onUnknownAccessKey: (@Sendable (String) -> Void)?
+    /// Lower-cased host names requests must be signed for; empty takes any.
+    let hostNames: Set<String>
 
-    init(engine: KMSEngine, allowedSkew: TimeInterval, onUnknownAccessKey: (@Sendable (String) -> Void)? = nil) {
+    init(engine: KMSEngine, allowedSkew: TimeInterval, hostNames: [String] = [], onUnknownAccessKey: (@Sendable (String) -> Void)? = nil) {
         self.engine = engine
+        self.hostNames = Set(hostNames.map { $0.lowercased() })
         self.onUnknownAccessKey = onUnknownAccessKey
         // X-Amz-Target names the operation: a signature that does not cover it proves nothing
         // about which operation was asked for (every AWS SDK signs it).
@@ -19,6 +22,16 @@ struct RequestAuthenticator: Sendable {
     }
 
     func caller(for request: SigV4Request, requestID: String) throws(WireError) -> Caller {
+        if !hostNames.isEmpty {
+            // The Host header is signed (the verifier insists), so checking it here checks what
+            // the client signed for.
+            let host = Self.hostName(request.header("host") ?? "")
+            guard hostNames.contains(host) else {
+                throw WireError(type: "InvalidSignatureException",
+                                message: "The request was signed for host '\(host.prefix(255))'; this kmsd serves \(hostNames.sorted().joined(separator: ", "))",
+                                status: 400)
+            }
+        }
         do {
             var principal = ""
             var account = ""
@@ -37,6 +50,13 @@ struct RequestAuthenticator: Sendable {
         } catch {
             throw WireError(type: error.code, message: error.message, status: error.code == "MissingAuthenticationTokenException" ? 403 : 400)
         }
+    }
+
+    /// The host of a Host header, without its port (`[::1]:8080` → `[::1]`), lower-cased.
+    static func hostName(_ header: String) -> String {
+        let text = header.trimmingCharacters(in: .whitespaces).lowercased()
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") { return String(text[...close]) }
+        return String(text.split(separator: ":", maxSplits: 1).first ?? "")
     }
 
     /// Puts a refused request in the audit trail, with what its Authorization header claims.

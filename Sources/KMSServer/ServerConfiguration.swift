@@ -29,6 +29,10 @@ public struct ServerConfiguration: Sendable {
     public var maximumConnections: Int = 1000
     /// SigV4 clock skew allowed either way.
     public var allowedSkewSeconds: Double = 15 * 60
+    /// The host names requests must be signed for (`--host-name`; the Host header, port aside,
+    /// compared without case); empty takes any. A request signed for another service's host —
+    /// with credentials that also work there — is then refused, not served.
+    public var hostNames: [String] = []
     /// Told of every request signed with an access key the store does not know (dev mode logs
     /// them: a test pointed at the wrong credentials should say so). Never given the secret.
     public var onUnknownAccessKey: (@Sendable (String) -> Void)?

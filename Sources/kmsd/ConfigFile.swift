@@ -19,6 +19,7 @@ import Yams
 /// idleTimeout: 30
 /// requestTimeout: 10           # a request must arrive whole within this many seconds
 /// maxConnections: 1000
+/// hostNames: [kms.example.internal]   # serve only requests signed for these hosts
 /// seed: /etc/kmsd/seed.yaml    # applied at every start (see SeedFile)
 /// ```
 struct ConfigFile: Decodable {
@@ -41,10 +42,11 @@ struct ConfigFile: Decodable {
     var idleTimeout: Int64?
     var requestTimeout: Int64?
     var maxConnections: Int?
+    var hostNames: [String]?
     var seed: String?
 
     static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
-                                         "maxConnections", "seed"]
+                                         "maxConnections", "hostNames", "seed"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
     static func load(_ path: String) throws -> ConfigFile {

@@ -38,6 +38,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Connections open at once, over every listener; more are closed when accepted (default 1000).")
     var maxConnections: Int?
 
+    @Option(name: .customLong("host-name"), help: "Serve only requests signed for this host name (the Host header, port aside); may repeat. Default: any.")
+    var hostNames: [String] = []
+
     @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing (config: seed).")
     var seed: String?
 
@@ -69,6 +72,7 @@ struct ServeCommand: ParsableCommand {
         configuration.idleTimeoutSeconds = idleTimeout ?? file?.idleTimeout ?? 30
         configuration.requestTimeoutSeconds = max(1, requestTimeout ?? file?.requestTimeout ?? 10)
         configuration.maximumConnections = max(1, maxConnections ?? file?.maxConnections ?? 1000)
+        configuration.hostNames = hostNames.isEmpty ? (file?.hostNames ?? []) : hostNames
         // Every connection is a descriptor: the soft limit goes to the hard one, and a limit
         // below the connection limit is said (kmsd would stop accepting before refusing).
         var descriptors = rlimit()

@@ -303,3 +303,21 @@ def test_slow_and_numerous_clients_cannot_hold_kmsd():
         time.sleep(0.3)
         assert server.client().list_keys()["Keys"] == []
         assert healthy(server)
+
+
+def test_host_name_refuses_requests_signed_for_another_host():
+    """With --host-name, a request signed for another host (the same credentials replayed from
+    somewhere they are also valid) is refused with the reason; one signed for the named host
+    with any port, is served."""
+    with running_kmsd(extra_args=["--host-name", "kms.example.internal"]) as server:
+        status, body, _ = server.raw("ListKeys", {})  # signed for 127.0.0.1:PORT
+        assert status == 400 and body["__type"] == "InvalidSignatureException"
+        assert "signed for host '127.0.0.1'" in body["message"] and "kms.example.internal" in body["message"]
+        for host in ("kms.example.internal", "kms.example.internal:8443"):
+            headers, payload = server.signed_request("ListKeys", {}, host=host)
+            headers["Host"] = host  # what a client of that host name sends (botocore signs it from the URL)
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.request("POST", "/", body=payload, headers=headers)
+            response = connection.getresponse()
+            assert response.status == 200, response.read()
+            response.read()
