@@ -50,14 +50,8 @@ public final class AESGCMContext: KeyedContext, @unchecked Sendable {
     ) throws(CryptoError) {
         precondition(ciphertext.count == plaintext.count && tag.count == AESGCM.tagByteCount)
         try start(nonce: nonce, additionalData: additionalData, encrypting: true)
-        try update(input: plaintext, output: ciphertext)
-        var outLength: Int32 = 0
-        guard EVP_CipherFinal_ex(context, nil, &outLength) == 1 else {
-            throw CryptoError.fromOpenSSL("EVP_CipherFinal_ex")
-        }
-        guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(tag.count), tag.baseAddress) == 1 else {
-            throw CryptoError.fromOpenSSL("EVP_CTRL_GCM_GET_TAG")
-        }
+        try EVPGCM.update(context, input: plaintext, output: ciphertext)
+        try EVPGCM.finishSeal(context, tag: tag)
     }
 
     /// Opens `ciphertext` into `plaintext` (same length; may be the same memory) if `tag` verifies.
@@ -74,16 +68,8 @@ public final class AESGCMContext: KeyedContext, @unchecked Sendable {
         precondition(ciphertext.count == plaintext.count && tag.count == AESGCM.tagByteCount)
         do throws(CryptoError) {
             try start(nonce: nonce, additionalData: additionalData, encrypting: false)
-            try update(input: ciphertext, output: plaintext)
-            let tagPointer = UnsafeMutableRawPointer(mutating: tag.baseAddress)
-            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(tag.count), tagPointer) == 1 else {
-                throw CryptoError.fromOpenSSL("EVP_CTRL_GCM_SET_TAG")
-            }
-            var outLength: Int32 = 0
-            guard EVP_CipherFinal_ex(context, nil, &outLength) == 1 else {
-                ERR_clear_error()
-                throw CryptoError.authenticationFailure
-            }
+            try EVPGCM.update(context, input: ciphertext, output: plaintext)
+            try EVPGCM.finishOpen(context, tag: tag)
         } catch {
             SecretBytes.wipe(plaintext)
             throw error
@@ -99,27 +85,6 @@ public final class AESGCMContext: KeyedContext, @unchecked Sendable {
         guard EVP_CipherInit_ex(context, nil, nil, nil, noncePointer, encrypting ? 1 : 0) == 1 else {
             throw CryptoError.fromOpenSSL("EVP_CipherInit_ex")
         }
-        if additionalData.count > 0 {
-            var outLength: Int32 = 0
-            let aad = additionalData.baseAddress?.assumingMemoryBound(to: UInt8.self)
-            guard EVP_CipherUpdate(context, nil, &outLength, aad, Int32(additionalData.count)) == 1 else {
-                throw CryptoError.fromOpenSSL("EVP_CipherUpdate(aad)")
-            }
-        }
-    }
-
-    /// Runs the cipher over `input` in pieces that fit OpenSSL's `int` lengths.
-    private func update(input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) throws(CryptoError) {
-        var offset = 0
-        while offset < input.count {
-            let step = min(input.count - offset, 1 << 30)
-            var outLength: Int32 = 0
-            let inPointer = (input.baseAddress! + offset).assumingMemoryBound(to: UInt8.self)
-            let outPointer = (output.baseAddress! + offset).assumingMemoryBound(to: UInt8.self)
-            guard EVP_CipherUpdate(context, outPointer, &outLength, inPointer, Int32(step)) == 1 else {
-                throw CryptoError.fromOpenSSL("EVP_CipherUpdate")
-            }
-            offset += step
-        }
+        try EVPGCM.additionalData(context, additionalData)
     }
 }

@@ -85,12 +85,8 @@ public final class XAESGCMContext: KeyedContext, @unchecked Sendable {
     ) throws(CryptoError) {
         precondition(ciphertext.count == plaintext.count && tag.count == AESGCM.tagByteCount)
         try start(nonce: nonce, additionalData: additionalData, encrypting: true)
-        try update(input: plaintext, output: ciphertext)
-        var outLength: Int32 = 0
-        guard EVP_CipherFinal_ex(gcm, nil, &outLength) == 1 else { throw CryptoError.fromOpenSSL("EVP_CipherFinal_ex") }
-        guard EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_GET_TAG, Int32(tag.count), tag.baseAddress) == 1 else {
-            throw CryptoError.fromOpenSSL("EVP_CTRL_GCM_GET_TAG")
-        }
+        try EVPGCM.update(gcm, input: plaintext, output: ciphertext)
+        try EVPGCM.finishSeal(gcm, tag: tag)
     }
 
     /// Opens `ciphertext` into `plaintext` if `tag` verifies.
@@ -102,15 +98,8 @@ public final class XAESGCMContext: KeyedContext, @unchecked Sendable {
         precondition(ciphertext.count == plaintext.count && tag.count == AESGCM.tagByteCount)
         do throws(CryptoError) {
             try start(nonce: nonce, additionalData: additionalData, encrypting: false)
-            try update(input: ciphertext, output: plaintext)
-            guard EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, Int32(tag.count), UnsafeMutableRawPointer(mutating: tag.baseAddress)) == 1 else {
-                throw CryptoError.fromOpenSSL("EVP_CTRL_GCM_SET_TAG")
-            }
-            var outLength: Int32 = 0
-            guard EVP_CipherFinal_ex(gcm, nil, &outLength) == 1 else {
-                ERR_clear_error()
-                throw CryptoError.authenticationFailure
-            }
+            try EVPGCM.update(gcm, input: ciphertext, output: plaintext)
+            try EVPGCM.finishOpen(gcm, tag: tag)
         } catch {
             SecretBytes.wipe(plaintext)
             throw error
@@ -140,25 +129,6 @@ public final class XAESGCMContext: KeyedContext, @unchecked Sendable {
             return keyed
         }
         guard ok else { throw CryptoError.fromOpenSSL("XAES-256-GCM key derivation") }
-        if additionalData.count > 0 {
-            var outLength: Int32 = 0
-            guard EVP_CipherUpdate(gcm, nil, &outLength, additionalData.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                   Int32(additionalData.count)) == 1 else {
-                throw CryptoError.fromOpenSSL("EVP_CipherUpdate(aad)")
-            }
-        }
-    }
-
-    private func update(input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer) throws(CryptoError) {
-        var offset = 0
-        while offset < input.count {
-            let step = min(input.count - offset, 1 << 30)
-            var outLength: Int32 = 0
-            guard EVP_CipherUpdate(gcm, (output.baseAddress! + offset).assumingMemoryBound(to: UInt8.self), &outLength,
-                                   (input.baseAddress! + offset).assumingMemoryBound(to: UInt8.self), Int32(step)) == 1 else {
-                throw CryptoError.fromOpenSSL("EVP_CipherUpdate")
-            }
-            offset += step
-        }
+        try EVPGCM.additionalData(gcm, additionalData)
     }
 }
