@@ -41,6 +41,7 @@ public final class KMSEngine: Sendable {
         self.rootKey = rootKey
         self.clock = clock
         try Self.checkRootKey(rootKey, store: store)
+        try store.authenticateRecords(with: RecordAuthenticator(rootKey: rootKey))
         let contents = try store.load()
         var state = EngineState()
         for record in contents.keys {

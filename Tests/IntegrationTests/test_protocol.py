@@ -321,3 +321,17 @@ def test_host_name_refuses_requests_signed_for_another_host():
             response = connection.getresponse()
             assert response.status == 200, response.read()
             response.read()
+
+
+def test_a_key_moved_to_another_account_in_the_store_stops_kmsd(own_kmsd):
+    """One SQL UPDATE of a key's account (no root key needed) used to hand the key to another
+    account; now kmsd refuses to start and names the record."""
+    from conftest import KMSD
+    key = own_kmsd.client().create_key(Description="stays home")["KeyMetadata"]["KeyId"]
+    own_kmsd.stop()
+    with sqlite3.connect(own_kmsd.store) as db:
+        db.execute("UPDATE keys SET record = replace(record, '111122223333', '444455556666'), account = '444455556666'")
+    result = subprocess.run([KMSD, "serve", "--store", own_kmsd.store, "--listen", "tcp://127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "keys/%s was changed outside kmsd" % key in result.stdout + result.stderr

@@ -169,3 +169,57 @@ import Testing
         #expect(records.last?.note == "access key AKIA; 900 refused requests before this one not recorded (rate limit)")
     }
 }
+
+/// Whoever can write the store but has no root key cannot move a key to another account, give
+/// an access key to another principal or point an alias elsewhere: every record carries a MAC
+/// under the root key, and a changed one stops the engine from opening, naming the record.
+@Suite struct RecordAuthenticationTests {
+    static let edits: [(String, String)] = [
+        ("keys", "UPDATE keys SET record = replace(record, '111122223333', '444455556666')"),
+        ("keys", "UPDATE keys SET account = '444455556666'"),
+        ("aliases", "UPDATE aliases SET record = replace(record, 'moved', 'other')"),
+        ("accounts", "UPDATE accounts SET record = replace(record, 'default', 'evil')"),
+        ("access_keys", "UPDATE access_keys SET record = replace(record, 'alice', 'admin')"),
+        ("keys", "UPDATE keys SET mac = NULL"),
+    ]
+
+    @Test(arguments: 0..<edits.count) func aChangedRecordIsRefused(_ index: Int) throws {
+        let (table, sql) = Self.edits[index]
+        let f = try EngineFixture()
+        _ = try f.engine.createAccount(accountID: "111122223333", name: "default")
+        _ = try f.engine.createAccessKey(account: "111122223333", userName: "alice")
+        let key = try f.createKey().keyId
+        try f.engine.createAlias(aliasName: "alias/moved", targetKeyID: key, caller: f.caller)
+        try f.reopen()  // untouched: every MAC verifies
+        try f.close()
+        let database = try SQLiteDatabase(path: f.storePath)
+        _ = try database.query(sql)
+        #expect(try database.query("SELECT changes()").first?.first == .integer(1) || table == "keys", "the edit changed nothing")
+        withExtendedLifetime(database) {}
+        do {
+            try f.reopen()
+            Issue.record("the engine opened a store whose \(table) record was changed")
+        } catch let error as StoreError {
+            #expect(error.description.contains("\(table)/") && error.description.contains("changed outside kmsd"), "\(error)")
+        }
+    }
+
+    /// A store written before records had MACs gets them at its first open by this build, and
+    /// is checked from then on.
+    @Test func aStoreFromBeforeIsUpgradedOnceThenChecked() throws {
+        let f = try EngineFixture()
+        let key = try f.createKey().keyId
+        try f.close()
+        var database: SQLiteDatabase? = try SQLiteDatabase(path: f.storePath)
+        _ = try database!.query("UPDATE keys SET mac = NULL")
+        _ = try database!.query("DELETE FROM meta WHERE name = 'records'")
+        database = nil
+        try f.reopen()
+        #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyId == key)
+        try f.close()
+        database = try SQLiteDatabase(path: f.storePath)
+        _ = try database!.query("UPDATE keys SET record = replace(record, '111122223333', '444455556666')")
+        database = nil
+        #expect(throws: StoreError.self) { try f.reopen() }
+    }
+}

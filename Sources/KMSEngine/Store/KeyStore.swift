@@ -6,7 +6,11 @@ import KMSFSCrypto
 /// operation, applied atomically together with the audit records that describe them. SQLite is
 /// the embedded implementation; a PostgreSQL one can implement the same protocol.
 protocol KeyStore: Sendable {
+    /// From now on every record is written with its MAC and checked on load (records of a store
+    /// written before are given theirs once, here).
+    func authenticateRecords(with authenticator: RecordAuthenticator) throws
     /// Everything persisted, for the engine to load at start.
+    /// - Throws: ``StoreError`` naming a record whose MAC does not verify.
     func load() throws -> StoreContents
     /// Applies `changes` and appends `audit` in one transaction.
     func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws

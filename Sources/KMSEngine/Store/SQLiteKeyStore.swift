@@ -12,12 +12,22 @@ import Synchronization
 /// accounts(account_id, record TEXT)                   AccountRecord as JSON
 /// access_keys(access_key_id, account, record, sealed_secret)   secret sealed under the root key
 /// ```
+/// keys, aliases, accounts and access_keys also carry `mac`: ``RecordAuthenticator``'s MAC over
+/// the table and every column the engine reads, checked at every load.
 final class SQLiteKeyStore: KeyStore {
     static let schemaVersion = 1
     /// The connection, behind the one lock that serializes all store access.
     private let database: Mutex<SQLiteDatabase>
     /// An exclusive flock on `<path>.lock`, held while the store is open.
     private let lockDescriptor: Int32
+    private let authenticator = Mutex<RecordAuthenticator?>(nil)
+    /// The tables whose rows carry a MAC, and the columns it covers (in order).
+    static let authenticated: [(table: String, columns: [String])] = [
+        ("keys", ["key_id", "account", "region", "record"]),
+        ("aliases", ["account", "region", "alias_name", "target_key_id", "record"]),
+        ("accounts", ["account_id", "record"]),
+        ("access_keys", ["access_key_id", "account", "record"]),
+    ]
 
     init(path: String) throws {
         lockDescriptor = try Self.lockExclusively(path + ".lock")
@@ -44,6 +54,10 @@ final class SQLiteKeyStore: KeyStore {
                     access_key_id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(account_id),
                     record TEXT NOT NULL, sealed_secret BLOB NOT NULL);
                 """)
+            for (table, _) in Self.authenticated {
+                let columns = try database.query("PRAGMA table_info(\(table))").compactMap { $0[1].text }
+                if !columns.contains("mac") { try database.execute("ALTER TABLE \(table) ADD COLUMN mac BLOB") }
+            }
             let existing = try database.query("SELECT value FROM meta WHERE name = 'schema'").first?.first?.blob
             if let existing {
                 guard existing == Array(String(Self.schemaVersion).utf8) else {
@@ -71,9 +85,47 @@ final class SQLiteKeyStore: KeyStore {
         return fd
     }
 
+    func authenticateRecords(with authenticator: RecordAuthenticator) throws {
+        try database.withLock { db in
+            // A store written before records had MACs gets them now, once: what it holds is
+            // trusted as it is at this upgrade (the root key already checked), then checked always.
+            if try db.query("SELECT value FROM meta WHERE name = 'records'").first?.first?.blob != Array("1".utf8) {
+                try db.transaction {
+                    for (table, columns) in Self.authenticated {
+                        for row in try db.query("SELECT rowid, \(columns.joined(separator: ", ")) FROM \(table)") {
+                            let mac = authenticator.mac(table: table, row.dropFirst().map { $0.text ?? "" })
+                            try db.query("UPDATE \(table) SET mac = ?1 WHERE rowid = ?2", [.blob(mac), row[0]])
+                        }
+                    }
+                    try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES('records', ?1)", [.blob(Array("1".utf8))])
+                }
+            }
+        }
+        self.authenticator.withLock { $0 = authenticator }
+    }
+
+    /// Refuses the store if any record's MAC does not verify.
+    private func verifyRecords(_ db: SQLiteDatabase) throws {
+        guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
+        for (table, columns) in Self.authenticated {
+            for row in try db.query("SELECT mac, \(columns.joined(separator: ", ")) FROM \(table)") {
+                let fields = row.dropFirst().map { $0.text ?? "" }
+                guard authenticator.verifies(row[0].blob, table: table, Array(fields)) else {
+                    throw StoreError("the record \(table)/\(fields.first ?? "?") was changed outside kmsd (its MAC does not verify under the root key): refusing to open the store")
+                }
+            }
+        }
+    }
+
+    private func mac(_ table: String, _ fields: [String?]) -> SQLiteDatabase.Value {
+        guard let authenticator = authenticator.withLock({ $0 }) else { return .null }
+        return .blob(authenticator.mac(table: table, fields.map { $0 ?? "" }))
+    }
+
     func load() throws -> StoreContents {
         let decoder = JSONDecoder()
         return try database.withLock { db in
+            try verifyRecords(db)
             let keys = try db.query("SELECT record FROM keys").map { row in
                 try decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
             }
@@ -111,10 +163,11 @@ final class SQLiteKeyStore: KeyStore {
                         // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and
                         // the cascade would take the key's material with it.
                         try db.query("""
-                            INSERT INTO keys(key_id, account, region, record) VALUES(?1, ?2, ?3, ?4)
-                            ON CONFLICT(key_id) DO UPDATE SET record = excluded.record
+                            INSERT INTO keys(key_id, account, region, record, mac) VALUES(?1, ?2, ?3, ?4, ?5)
+                            ON CONFLICT(key_id) DO UPDATE SET record = excluded.record, mac = excluded.mac
                             """,
-                                     [.text(record.keyID), .text(record.account), .text(record.region), .text(json)])
+                                     [.text(record.keyID), .text(record.account), .text(record.region), .text(json),
+                                      mac("keys", [record.keyID, record.account, record.region, json])])
                     case let .putMaterial(keyID, version, sealed):
                         try db.query("INSERT INTO key_material(key_id, version, sealed) VALUES(?1, ?2, ?3)",
                                      [.text(keyID), .integer(Int64(version)), .blob(sealed)])
@@ -124,10 +177,11 @@ final class SQLiteKeyStore: KeyStore {
                     case let .putAlias(alias):
                         let json = String(decoding: try encoder.encode(alias), as: UTF8.self)
                         try db.query("""
-                            INSERT OR REPLACE INTO aliases(account, region, alias_name, target_key_id, record)
-                            VALUES(?1, ?2, ?3, ?4, ?5)
+                            INSERT OR REPLACE INTO aliases(account, region, alias_name, target_key_id, record, mac)
+                            VALUES(?1, ?2, ?3, ?4, ?5, ?6)
                             """, [.text(alias.account), .text(alias.region), .text(alias.aliasName),
-                                  alias.targetKeyID.map { .text($0) } ?? .null, .text(json)])
+                                  alias.targetKeyID.map { .text($0) } ?? .null, .text(json),
+                                  mac("aliases", [alias.account, alias.region, alias.aliasName, alias.targetKeyID, json])])
                     case let .deleteAlias(account, region, aliasName):
                         try db.query("DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
                                      [.text(account), .text(region), .text(aliasName)])
@@ -135,11 +189,13 @@ final class SQLiteKeyStore: KeyStore {
                         try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(value)])
                     case let .putAccount(account):
                         let json = String(decoding: try encoder.encode(account), as: UTF8.self)
-                        try db.query("INSERT INTO accounts(account_id, record) VALUES(?1, ?2)", [.text(account.accountID), .text(json)])
+                        try db.query("INSERT INTO accounts(account_id, record, mac) VALUES(?1, ?2, ?3)",
+                                     [.text(account.accountID), .text(json), mac("accounts", [account.accountID, json])])
                     case let .putAccessKey(key, sealed):
                         let json = String(decoding: try encoder.encode(key), as: UTF8.self)
-                        try db.query("INSERT INTO access_keys(access_key_id, account, record, sealed_secret) VALUES(?1, ?2, ?3, ?4)",
-                                     [.text(key.accessKeyID), .text(key.account), .text(json), .blob(sealed)])
+                        try db.query("INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                     [.text(key.accessKeyID), .text(key.account), .text(json), .blob(sealed),
+                                      mac("access_keys", [key.accessKeyID, key.account, json])])
                     case let .deleteAccessKey(id):
                         try db.query("DELETE FROM access_keys WHERE access_key_id = ?1", [.text(id)])
                     }
