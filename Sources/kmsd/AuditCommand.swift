@@ -24,22 +24,62 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct Tail: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print audit records as JSON lines.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print audit records (JSON lines, or text); works while kmsd runs.",
+            discussion: "Reads the store read-only, beside a running kmsd. It does not verify the chain: kmsd audit verify does.")
         @OptionGroup var storeOptions: StoreOptions
-        @Option(help: "Only records about this key (ID or ARN).") var key: String?
+        @Option(help: "Only records about this key (ID, ARN or alias/NAME).") var key: String?
         @Option(help: "Only records at or after this time (ISO 8601, e.g. 2026-11-23T10:00:00Z).") var since: String?
-        @Option(help: "At most this many records (the newest).") var limit: Int = 100
+        @Option(help: "At most this many records (the newest) before following.") var limit: Int = 100
+        @Flag(name: [.short, .long], help: "Keep printing records as kmsd writes them (until interrupted).") var follow = false
+        @Option(help: "json (one canonical JSON record per line) or text (time, operation, principal, key, outcome).")
+        var format: Format = .json
+
+        enum Format: String, ExpressibleByArgument { case json, text }
+
         func run() throws {
             var sinceDate: Date?
             if let since {
                 guard let date = ISO8601DateFormatter().date(from: since) else { throw ValidationError("--since takes an ISO 8601 time") }
                 sinceDate = date
             }
-            let records = try storeOptions.openEngine().auditRecords().filter { record in
-                (key == nil || record.keyARN == key || record.keyARN?.hasSuffix("/" + key!) == true)
-                    && (sinceDate == nil || record.time >= sinceDate!)
+            let reader: AuditReader
+            do { reader = try AuditReader(path: storeOptions.store) } catch { throw ValidationError("\(error)") }
+            let keyIDs: [String]? = try key.map { key in key.hasPrefix("alias/") ? try reader.keyIDs(forAlias: key) : [key] }
+            func selected(_ record: AuditRecord) -> Bool {
+                if let sinceDate, record.time < sinceDate { return false }
+                guard let keyIDs else { return true }
+                return keyIDs.contains { id in record.keyARN == id || record.keyARN?.hasSuffix("/" + id) == true }
             }
-            for record in records.suffix(limit) { print(String(decoding: record.canonicalJSON, as: UTF8.self)) }
+            var last: Int64 = 0
+            let first = try reader.records(after: 0)
+            last = first.last?.sequence ?? 0
+            for (_, record) in first.filter({ selected($0.record) }).suffix(limit) { print(line(record)) }
+            fflush(nil)
+            while follow {
+                Thread.sleep(forTimeInterval: 0.5)
+                let more = try reader.records(after: last)
+                guard let newest = more.last else { continue }
+                last = newest.sequence
+                for (_, record) in more where selected(record) { print(line(record)) }
+                fflush(nil)
+            }
+        }
+
+        func line(_ record: AuditRecord) -> String {
+            switch format {
+            case .json: return String(decoding: record.canonicalJSON, as: UTF8.self)
+            case .text:
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                var parts = [formatter.string(from: record.time), record.operation, record.principal, record.keyARN ?? "-",
+                             record.errorCode ?? "ok"]
+                if let context = record.encryptionContext, !context.isEmpty {
+                    parts.append("context " + context.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+                }
+                if let note = record.note { parts.append("(\(note))") }
+                return parts.joined(separator: "  ")
+            }
         }
     }
 }

@@ -335,3 +335,35 @@ def test_a_key_moved_to_another_account_in_the_store_stops_kmsd(own_kmsd):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "keys/%s was changed outside kmsd" % key in result.stdout + result.stderr
+
+
+def test_audit_tail_follows_a_running_kmsd(own_kmsd):
+    """`kmsd audit tail` reads the trail beside a running kmsd (no need to stop it), takes an
+    alias for --key, prints text, and with --follow prints records as kmsd writes them."""
+    from conftest import KMSD
+    client = own_kmsd.client()
+    key = client.create_key(Description="followed")["KeyMetadata"]["KeyId"]
+    client.create_alias(AliasName="alias/followed", TargetKeyId=key)
+    other = client.create_key(Description="not followed")["KeyMetadata"]["KeyId"]
+    client.generate_data_key(KeyId=key, KeySpec="AES_256")
+    client.generate_data_key(KeyId=other, KeySpec="AES_256")
+    time.sleep(0.5)  # the audit buffer is written every 100 ms
+    tail = subprocess.run([KMSD, "audit", "tail", "--store", own_kmsd.store, "--key", "alias/followed"],
+                          capture_output=True, text=True, timeout=30)
+    assert tail.returncode == 0, tail.stderr
+    records = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert [r["operation"] for r in records if r["operation"] == "GenerateDataKey"] == ["GenerateDataKey"]
+    assert all(r.get("keyARN", "").endswith(key) for r in records)
+    follower = subprocess.Popen([KMSD, "audit", "tail", "--store", own_kmsd.store, "--key", key, "--follow", "--format", "text",
+                                 "--limit", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        client.encrypt(KeyId=key, Plaintext=b"followed", EncryptionContext={"purpose": "test"})
+        deadline = time.time() + 10
+        line = ""
+        while time.time() < deadline and "Encrypt" not in line:
+            line = follower.stdout.readline()
+        assert "Encrypt" in line and key in line and "context purpose=test" in line and "  ok" in line, line
+    finally:
+        follower.kill()
+        follower.wait()

@@ -21,14 +21,18 @@ final class SQLiteDatabase {
     private var statements: [String: OpaquePointer] = [:]
     let path: String
 
-    init(path: String) throws {
+    /// `readOnly`: a reader beside the process that owns the store (`kmsd audit tail` while
+    /// kmsd runs): WAL mode lets it read committed transactions without a lock on the store.
+    init(path: String, readOnly: Bool = false) throws {
         var handle: OpaquePointer?
         // A new store is created 0600 before SQLite sees it (SQLite would create it with the
         // umask's mode, and gives its journal files the database's mode): sealed material and
         // an audit trail of who used which key are no one else's to read.
-        let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if created >= 0 { close(created) }
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        if !readOnly {
+            let created = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if created >= 0 { close(created) }
+        }
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -38,6 +42,7 @@ final class SQLiteDatabase {
         self.handle = handle
         self.path = path
         sqlite3_busy_timeout(handle, 5000)
+        if readOnly { return }
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")
         try execute("PRAGMA foreign_keys=ON")

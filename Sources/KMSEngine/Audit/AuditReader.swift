@@ -1,0 +1,28 @@
+import Foundation
+
+/// Reads the audit trail of a store that another process (kmsd) owns: read-only, without the
+/// store's lock, seeing every committed record — `kmsd audit tail` while kmsd runs, `--follow`
+/// included. It does not verify the chain (that needs the root key: `kmsd audit verify`).
+public final class AuditReader {
+    private let database: SQLiteDatabase
+
+    public init(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError("no key store at \(path)") }
+        database = try SQLiteDatabase(path: path, readOnly: true)
+    }
+
+    /// The records after sequence number `sequence`, in order, with their sequence numbers.
+    public func records(after sequence: Int64) throws -> [(sequence: Int64, record: AuditRecord)] {
+        try database.query("SELECT seq, record, mac FROM audit WHERE seq > ?1 ORDER BY seq", [.integer(sequence)]).map { row in
+            guard let seq = row[0].integer, let bytes = row[1].blob ?? row[1].text.map({ Array($0.utf8) }) else {
+                throw StoreError("malformed audit row")
+            }
+            return (seq, try SealedAuditRecord(sequence: seq, record: bytes, mac: []).decoded())
+        }
+    }
+
+    /// The key IDs an alias name (`alias/...`) points at, in any account and region.
+    public func keyIDs(forAlias name: String) throws -> [String] {
+        try database.query("SELECT target_key_id FROM aliases WHERE alias_name = ?1", [.text(name)]).compactMap { $0[0].text }
+    }
+}
