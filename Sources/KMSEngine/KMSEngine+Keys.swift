@@ -3,7 +3,7 @@ import Foundation
 extension KMSEngine {
     /// The actions a caller may take on an AWS-managed key, and only through its service.
     static let serviceUsableActions: Set<String> = [
-        "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+        "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
     ]
     /// Actions anyone in the account may take on an AWS-managed key.
     static let readActions: Set<String> = [

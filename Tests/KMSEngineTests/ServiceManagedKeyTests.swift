@@ -23,6 +23,23 @@ import Testing
         #expect(throws: KMSError.accessDenied) { try f.engine.disableKey(keyID: key.keyId, caller: f.caller) }
         #expect(throws: KMSError.accessDenied) { try f.engine.scheduleKeyDeletion(keyID: key.keyId, caller: f.caller) }
         #expect(throws: KMSError.accessDenied) { try f.engine.tagResource(keyID: key.keyId, tags: [Tag(tagKey: "a", tagValue: "b")], caller: f.caller) }
+        // ReEncrypt is two permissions: kms:ReEncryptFrom on the source, kms:ReEncryptTo on the destination.
+        let own = try f.createKey().keyId
+        let ownBlob = try f.engine.encrypt(keyID: own, plaintext: secret("moved"), caller: f.caller).ciphertextBlob
+        let intoManaged = try f.engine.reEncrypt(ciphertextBlob: ownBlob, destinationKeyID: "alias/aws/kmsfs", caller: viaKMSFS).ciphertextBlob
+        #expect(try f.engine.reEncrypt(ciphertextBlob: intoManaged, destinationKeyID: own, caller: viaKMSFS).keyId.hasSuffix(own))
+        do {
+            _ = try f.engine.reEncrypt(ciphertextBlob: ownBlob, destinationKeyID: "alias/aws/kmsfs", caller: f.caller)
+            Issue.record("re-encrypted into an AWS managed key without its service")
+        } catch let error as KMSError {
+            #expect(error.code == .accessDenied && error.message.contains("kms:ReEncryptTo"))
+        }
+        do {
+            _ = try f.engine.reEncrypt(ciphertextBlob: intoManaged, destinationKeyID: own, caller: f.caller)
+            Issue.record("re-encrypted out of an AWS managed key without its service")
+        } catch let error as KMSError {
+            #expect(error.code == .accessDenied && error.message.contains("kms:ReEncryptFrom"))
+        }
         #expect(throws: KMSError.invalidAliasName) { try f.engine.deleteAlias(aliasName: "alias/aws/kmsfs", caller: f.caller) }
         #expect(throws: KMSError.invalidAliasName) { try f.engine.createAlias(aliasName: "alias/aws/kmsfs2", targetKeyID: key.keyId, caller: f.caller) }
         try f.reopen()

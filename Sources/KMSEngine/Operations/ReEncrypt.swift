@@ -17,8 +17,9 @@ extension KMSEngine {
         try perform("ReEncrypt", caller, context: destinationEncryptionContext) { record, state in
             try Validate.encryptionContext(destinationEncryptionContext)
             let (source, plaintext) = try open(ciphertextBlob, context: sourceEncryptionContext, keyID: sourceKeyID,
-                                               algorithm: .symmetricDefault, action: "ReEncrypt", caller: caller, state: state, record: &record)
-            let destination = try usableKey(destinationKeyID, action: "ReEncrypt", for: caller, in: state, record: &record)
+                                               algorithm: .symmetricDefault, action: "ReEncryptFrom", caller: caller, state: state, record: &record)
+            // Two permissions, as in AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on the destination.
+            let destination = try usableKey(destinationKeyID, action: "ReEncryptTo", for: caller, in: state, record: &record)
             try Self.requireSymmetric(.symmetricDefault, destination.record)
             let blob = try sealBlob(plaintext, key: destination, context: destinationEncryptionContext)
             return ReEncryptResponse(ciphertextBlob: blob, sourceKeyId: source.record.arn, keyId: destination.record.arn,
