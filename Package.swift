@@ -49,7 +49,7 @@ let package = Package(
         // policies) against a request's principal, action, resource and condition keys. No store, no HTTP.
         .target(name: "KMSAuthorization", dependencies: ["KMSJSON"]),
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
-        .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite"]),
+        .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite", "KMSAuthorization"]),
 
         // Client-side TLS over a connected socket (OpenSSL libssl), for the remote KMS client.
         .target(name: "KMSTLS", dependencies: ["COpenSSL"]),

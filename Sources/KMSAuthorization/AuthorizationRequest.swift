@@ -1,6 +1,6 @@
 /// Who asks to do what to which resource, with the condition keys the request carries: all an
 /// evaluation sees. Built by the engine (or a test); the evaluator reads nothing else.
-public struct AuthorizationRequest: Sendable, Equatable {
+public struct AuthorizationRequest: Sendable {
     public struct Principal: Sendable, Equatable {
         /// `arn:aws:iam::ACCOUNT:root`, `...:user/NAME`, `...:role/NAME`, or
         /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`; for a service, its name.
@@ -17,33 +17,45 @@ public struct AuthorizationRequest: Sendable, Equatable {
             self.roleARN = roleARN
             self.service = service
         }
+
+        /// Whether this is the account's root principal (`arn:aws:iam::ACCOUNT:root`).
+        public var isAccountRoot: Bool { service == nil && arn == "arn:aws:iam::\(account):root" }
     }
 
     public var principal: Principal
     /// `kms:Decrypt`, `kms:ReEncryptFrom`, ...
     public var action: String
-    /// The key's ARN.
+    /// The resource's ARN (a key's, a role's), or `*` for account-level actions.
     public var resource: String
-    /// Condition keys, looked up without regard to case (`kms:EncryptionContext:Name` keeps the
-    /// case of its context key, as AWS compares context keys case-sensitively).
-    public private(set) var values: [String: [String]]
+    /// Condition key → values, given the normalized key (``normalized(_:)``). A closure, so that
+    /// the engine computes only the keys a policy asks about (most requests meet policies with few
+    /// or no conditions, and this is on the path of every cryptographic call).
+    private let lookup: @Sendable (String) -> [String]?
 
+    /// A request whose condition keys are all given up front (tests, rarely-called operations).
     public init(principal: Principal, action: String, resource: String, values: [String: [String]] = [:]) {
+        var normalizedValues: [String: [String]] = [:]
+        for (key, value) in values { normalizedValues[Self.normalized(key)] = value }
+        let given = normalizedValues
+        self.init(principal: principal, action: action, resource: resource) { given[$0] }
+    }
+
+    /// A request whose condition keys are computed on demand by `lookup` (given normalized keys).
+    public init(principal: Principal, action: String, resource: String, lookup: @escaping @Sendable (String) -> [String]?) {
         self.principal = principal
         self.action = action
         self.resource = resource
-        self.values = [:]
-        for (key, value) in values { self.values[Self.normalized(key)] = value }
+        self.lookup = lookup
     }
 
     /// The values of condition key `key`, or nil when the request does not carry it.
-    public func values(for key: String) -> [String]? { values[Self.normalized(key)] }
+    public func values(for key: String) -> [String]? { lookup(Self.normalized(key)) }
 
     /// Condition key names are case-insensitive, except the part after
     /// `kms:EncryptionContext:` (an encryption context key is compared as written).
-    static func normalized(_ key: String) -> String {
+    public static func normalized(_ key: String) -> String {
         let prefix = "kms:encryptioncontext:"
-        if key.lowercased().hasPrefix(prefix) { return prefix + key.dropFirst(prefix.count) }
+        if key.utf8.count > prefix.utf8.count, key.lowercased().hasPrefix(prefix) { return prefix + key.dropFirst(prefix.count) }
         return key.lowercased()
     }
 }

@@ -1,68 +1,68 @@
 import Foundation
 
 extension KMSEngine {
-    /// The actions a caller may take on an AWS-managed key, and only through its service.
-    static let serviceUsableActions: Set<String> = [
-        "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-    ]
-    /// Actions anyone in the account may take on an AWS-managed key.
-    static let readActions: Set<String> = [
-        "DescribeKey", "GetKeyRotationStatus", "ListResourceTags", "ListKeyRotations", "GetKeyPolicy", "ListAliases",
-    ]
-
-    /// Finds the key `keyID` names for `caller`: a key ID or key ARN, or (when `allowAlias`) an
-    /// alias name or alias ARN, in the caller's account and region.
+    /// Finds the key `keyID` names for `caller`: a key ID or alias name in the caller's account
+    /// and region, or a key ARN or (when `allowAlias`) alias ARN in any account of the region —
+    /// whether another account's key may be used is the decision point's to say, from its policy.
     func resolve(_ keyID: String, for caller: Caller, allowAlias: Bool, in state: EngineState) throws(KMSError) -> LiveKey {
         let reference = try KeyReference(parsing: keyID)
         if reference.isAlias && !allowAlias {
             throw KMSError(.notFound, "Invalid keyId \(keyID): this operation takes a key ID or key ARN, not an alias")
         }
-        let id: String
+        let id: String, account: String
         switch reference {
         case let .keyID(value):
-            id = value
-        case let .keyARN(account, region, value):
-            guard account == caller.account else {
-                throw KMSError(.accessDenied, "\(caller.principal) is not authorized to use keys of account \(account)")
-            }
+            (id, account) = (value, caller.account)
+        case let .keyARN(keyAccount, region, value):
             guard region == caller.region else { throw KMSError(.notFound, "Key '\(keyID)' does not exist") }
-            id = value
+            (id, account) = (value, keyAccount)
         case let .aliasName(name):
-            id = try aliasTarget(name, account: caller.account, region: caller.region, in: state)
-        case let .aliasARN(account, region, name):
-            guard account == caller.account else {
-                throw KMSError(.accessDenied, "\(caller.principal) is not authorized to use keys of account \(account)")
-            }
+            (id, account) = (try aliasTarget(name, account: caller.account, region: caller.region, in: state), caller.account)
+        case let .aliasARN(aliasAccount, region, name):
             guard region == caller.region else { throw KMSError(.notFound, "Alias \(keyID) is not found.") }
-            id = try aliasTarget(name, account: account, region: region, in: state)
+            (id, account) = (try aliasTarget(name, account: aliasAccount, region: region, in: state, caller: caller), aliasAccount)
         }
-        guard let key = state.keys[id], key.record.account == caller.account, key.record.region == caller.region else {
-            throw KMSError(.notFound, "Key '\(ARN.key(id, account: caller.account, region: caller.region))' does not exist")
+        guard let key = state.keys[id], key.record.account == account, key.record.region == caller.region else {
+            let arn = ARN.key(id, account: account, region: caller.region)
+            // Another account's keys are not listed to whoever asks: a missing one is refused
+            // like an existing one the caller may not use.
+            guard account == caller.account else { throw Self.foreignKeyDenied(caller, arn) }
+            throw KMSError(.notFound, "Key '\(arn)' does not exist")
         }
         return key
     }
 
-    private func aliasTarget(_ name: String, account: String, region: String, in state: EngineState) throws(KMSError) -> String {
+    private func aliasTarget(_ name: String, account: String, region: String, in state: EngineState,
+                             caller: Caller? = nil) throws(KMSError) -> String {
         guard let target = state.aliases[.init(account: account, region: region, name: name)]?.targetKeyID else {
-            throw KMSError(.notFound, "Alias \(ARN.alias(name, account: account, region: region)) is not found.")
+            let arn = ARN.alias(name, account: account, region: region)
+            if let caller, account != caller.account { throw Self.foreignKeyDenied(caller, arn) }
+            throw KMSError(.notFound, "Alias \(arn) is not found.")
         }
         return target
     }
 
-    /// The one authorization decision point. Today: principals of the key's account may do
-    /// everything to customer-managed keys; AWS-managed keys may be read by them and used only
-    /// through their service. Key policies and grants will be evaluated here.
-    func authorize(_ action: String, _ caller: Caller, _ key: KeyRecord) throws(KMSError) {
-        guard key.manager == .aws, !Self.readActions.contains(action) else { return }
-        if Self.serviceUsableActions.contains(action), let service = key.service, caller.viaService == service { return }
-        throw KMSError(.accessDenied, "\(caller.principal) is not authorized to perform kms:\(action) on \(key.arn): it is an AWS managed key")
+    private static func foreignKeyDenied(_ caller: Caller, _ arn: String) -> KMSError {
+        KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform this operation on resource: \(arn) because no resource-based policy allows it")
     }
 
-    /// The key a cryptographic call may use: resolved (aliases allowed), authorized, and in a
-    /// usable state.
-    func usableKey(_ keyID: String, action: String, for caller: Caller, in state: EngineState,
-                   record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        let key = try authorizedKey(keyID, action: action, allowAlias: true, for: caller, in: state, record: &record)
+    /// `kms:RequestAlias`: the alias a request named its key by, if it did.
+    static func requestAlias(_ keyID: String) -> [String: [String]] {
+        if keyID.hasPrefix("alias/") { return ["kms:requestalias": [keyID]] }
+        if keyID.hasPrefix("arn:"), let range = keyID.range(of: ":alias/") {
+            return ["kms:requestalias": [String(keyID[keyID.index(after: range.lowerBound)...])]]
+        }
+        return [:]
+    }
+
+    /// The key a cryptographic call may use: resolved (aliases allowed), authorized with the
+    /// call's context, and in a usable state.
+    func usableKey(_ keyID: String, action: KMSAction, for caller: Caller, context: EncryptionContext? = nil,
+                   extra: [String: [String]] = [:], in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
+        let key = try resolve(keyID, for: caller, allowAlias: true, in: state)
+        record.keyARN = record.keyARN ?? key.record.arn
+        try authorize(action, caller, key: key, context: context, extra: extra.merging(Self.requestAlias(keyID)) { a, _ in a },
+                      in: state, record: &record)
         try requireUsable(key.record, record: &record)
         return key
     }
@@ -84,18 +84,19 @@ extension KMSEngine {
         }
     }
 
-    /// For management calls: the key, resolved without aliases, authorized for `action`.
-    func managedKey(_ keyID: String, action: String, for caller: Caller, in state: EngineState,
-                    record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        try authorizedKey(keyID, action: action, allowAlias: false, for: caller, in: state, record: &record)
+    /// For management and read calls: the key, resolved (aliases only when `allowAlias`),
+    /// authorized for `action`.
+    func managedKey(_ keyID: String, action: KMSAction, allowAlias: Bool = false, extra: [String: [String]] = [:],
+                    for caller: Caller, in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
+        let key = try resolve(keyID, for: caller, allowAlias: allowAlias, in: state)
+        record.keyARN = record.keyARN ?? key.record.arn
+        try authorize(action, caller, key: key, extra: extra, in: state, record: &record)
+        return key
     }
 
-    /// Resolves `keyID`, names the key in the audit record, and asks ``authorize(_:_:_:)``.
-    private func authorizedKey(_ keyID: String, action: String, allowAlias: Bool, for caller: Caller,
-                               in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        let key = try resolve(keyID, for: caller, allowAlias: allowAlias, in: state)
-        record.keyARN = key.record.arn
-        try authorize(action, caller, key.record)
-        return key
+    /// Authorizes an action on the caller's account rather than a key (CreateKey, ListKeys, ...).
+    func authorizeAccount(_ action: KMSAction, _ caller: Caller, extra: [String: [String]] = [:], in state: EngineState,
+                          record: inout AuditRecord) throws(KMSError) {
+        try authorize(action, caller, target: .account(caller.account), extra: extra, in: state, record: &record)
     }
 }

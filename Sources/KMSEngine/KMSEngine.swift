@@ -69,6 +69,8 @@ public final class KMSEngine: Sendable {
             }
             state.accessKeys[key.accessKeyID] = LiveAccessKey(record: key, secret: secret)
         }
+        for grant in contents.grants { state.grants[grant.keyID, default: [:]][grant.grantID] = grant }
+        for identity in contents.identities { state.identities[identity.arn] = LiveIdentity(record: identity) }
         self.state = Mutex(state)
         self.audit = AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit)
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }

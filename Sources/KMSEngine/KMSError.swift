@@ -26,6 +26,18 @@ public struct KMSError: Error, Sendable, CustomStringConvertible {
         public static let accessDenied = Code(rawValue: "AccessDeniedException")
         public static let malformedPolicyDocument = Code(rawValue: "MalformedPolicyDocumentException")
         public static let internalError = Code(rawValue: "KMSInternalException")
+        public static let invalidGrantToken = Code(rawValue: "InvalidGrantTokenException")
+        public static let invalidGrantID = Code(rawValue: "InvalidGrantIdException")
+        /// The call would have succeeded (DryRun).
+        public static let dryRun = Code(rawValue: "DryRunOperationException")
+        // IAM and STS, as their query APIs name them.
+        public static let noSuchEntity = Code(rawValue: "NoSuchEntity")
+        public static let entityAlreadyExists = Code(rawValue: "EntityAlreadyExists")
+        public static let deleteConflict = Code(rawValue: "DeleteConflict")
+        public static let malformedIdentityPolicy = Code(rawValue: "MalformedPolicyDocument")
+        public static let iamLimitExceeded = Code(rawValue: "LimitExceeded")
+        public static let iamValidation = Code(rawValue: "ValidationError")
+        public static let expiredToken = Code(rawValue: "ExpiredTokenException")
     }
 
     public let code: Code
@@ -69,4 +81,8 @@ extension KMSError {
     public static let tag = KMSError(.tag, "")
     public static let unsupportedOperation = KMSError(.unsupportedOperation, "")
     public static let accessDenied = KMSError(.accessDenied, "")
+    public static let malformedPolicyDocument = KMSError(.malformedPolicyDocument, "")
+    public static let dryRun = KMSError(.dryRun, "")
+    public static let invalidGrantID = KMSError(.invalidGrantID, "")
+    public static let noSuchEntity = KMSError(.noSuchEntity, "")
 }

@@ -1,28 +1,33 @@
+import KMSAuthorization
 import KMSFSCrypto
 
-/// A key as the engine serves it: its record and its backing keys, ready to use.
+/// A key as the engine serves it: its record, its parsed key policy and its backing keys, ready to use.
 ///
 /// Immutable: a change makes a new `LiveKey` (sharing the unchanged material), so a cryptographic
 /// call takes a snapshot under a short lock and does its work outside any lock. Each backing key
-/// sits in a pool of pre-keyed AES-GCM contexts, so no SQLite read or key setup is on the hot path.
+/// sits in a pool of pre-keyed AES-GCM contexts, and the policy is parsed once, so no SQLite read,
+/// key setup or JSON parse is on the hot path.
 final class LiveKey: Sendable {
     let record: KeyRecord
     /// Backing keys by version.
     let material: [UInt32: AESGCMContextPool]
+    /// The key policy the decision point evaluates.
+    let policy: Policy
 
-    init(record: KeyRecord, material: [UInt32: AESGCMContextPool]) {
+    init(record: KeyRecord, material: [UInt32: AESGCMContextPool], policy: Policy? = nil) {
         self.record = record
         self.material = material
+        self.policy = policy ?? KeyPolicies.effective(for: record)
     }
 
     func with(_ change: (inout KeyRecord) -> Void) -> LiveKey {
         var record = self.record
         change(&record)
-        return LiveKey(record: record, material: material)
+        return LiveKey(record: record, material: material, policy: record.policy == self.record.policy ? policy : nil)
     }
 }
 
-/// The engine's working state: every key and alias, by identity.
+/// The engine's working state: every key, alias, grant and identity, by identity.
 struct EngineState {
     struct AliasID: Hashable {
         var account: String
@@ -34,4 +39,8 @@ struct EngineState {
     var aliases: [AliasID: AliasRecord] = [:]
     var accounts: [String: AccountRecord] = [:]
     var accessKeys: [String: LiveAccessKey] = [:]
+    /// Users and roles by ARN.
+    var identities: [String: LiveIdentity] = [:]
+    /// Grants by key ID, then grant ID.
+    var grants: [String: [String: GrantRecord]] = [:]
 }

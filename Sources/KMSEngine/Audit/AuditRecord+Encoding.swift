@@ -19,9 +19,10 @@ extension AuditRecord {
             out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
             out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
         }
-        // Keys in sorted order: account, encryptionContext, errorCode, keyARN, note, operation,
+        // Keys in sorted order: account, decision, encryptionContext, errorCode, keyARN, note, operation,
         // principal, region, requestID, time.
         key("account"); out.appendJSONString(account)
+        if let decision { key("decision"); out.appendJSONString(decision) }
         if let encryptionContext {
             key("encryptionContext")
             out.append(UInt8(ascii: "{"))

@@ -13,6 +13,9 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     public var requestID: String
     /// The AWS error code when the call was refused or failed; nil on success.
     public var errorCode: String?
+    /// What the authorization decision point decided and which statement, policy or grant
+    /// decided it (one entry per decision: ReEncrypt has two).
+    public var decision: String?
     /// Why the call is notable beyond its outcome (for example a key pending deletion was used).
     public var note: String?
 }

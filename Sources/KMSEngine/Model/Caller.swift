@@ -1,25 +1,43 @@
+import KMSAuthorization
+
 /// Who is calling, from where: the context every engine operation runs in.
 ///
-/// The wire layer fills it from the verified SigV4 credential (principal, account) and the
-/// credential scope (region); the embedded client fills it from the volume's configuration.
+/// The wire layer fills it from the verified SigV4 credential (principal, account), the
+/// credential scope (region) and the connection (source address, TLS, the listener's endpoint
+/// policy); the embedded client fills it from the volume's configuration.
 public struct Caller: Sendable, Equatable {
     /// A 12-digit AWS account ID.
     public var account: String
     /// The region, for example `us-east-1`.
     public var region: String
-    /// The principal's ARN: `arn:aws:iam::<account>:root` or a user or role ARN.
+    /// The principal's ARN: `arn:aws:iam::<account>:root`, a user or role ARN, or an assumed-role
+    /// session ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`).
     public var principal: String
     /// An ID for this request, echoed in the audit trail.
     public var requestID: String
     /// The service calling on the principal's behalf (`kms:ViaService`), if any. Only such calls
     /// may use that service's AWS-managed key.
     public var viaService: String?
+    /// The client's address (`aws:SourceIp`), when it came over the network.
+    public var sourceIP: String?
+    /// Whether the request came over TLS (`aws:SecureTransport`); nil in process.
+    public var secureTransport: Bool?
+    /// The policy of the endpoint the request came through, if it has one: it can only narrow
+    /// what the other policies allow (AWS's VPC endpoint policies).
+    public var endpointPolicy: Policy?
 
-    public init(account: String, region: String, principal: String? = nil, requestID: String = "", viaService: String? = nil) {
+    public init(account: String, region: String, principal: String? = nil, requestID: String = "", viaService: String? = nil,
+                sourceIP: String? = nil, secureTransport: Bool? = nil, endpointPolicy: Policy? = nil) {
         self.account = account
         self.region = region
         self.principal = principal ?? "arn:aws:iam::\(account):root"
         self.requestID = requestID
         self.viaService = viaService
+        self.sourceIP = sourceIP
+        self.secureTransport = secureTransport
+        self.endpointPolicy = endpointPolicy
     }
+
+    /// The role of an assumed-role session, nil for other principals.
+    public var roleARN: String? { PrincipalARN.role(ofSession: principal) }
 }

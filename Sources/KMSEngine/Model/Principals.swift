@@ -15,6 +15,14 @@ public struct AccessKeyRecord: Codable, Sendable, Equatable {
     /// `arn:aws:iam::<account>:root` or `arn:aws:iam::<account>:user/<name>`.
     public var principal: String
     public var creationDate: Date
+    /// `Active` or `Inactive` (IAM's UpdateAccessKey); nil, in records written before, is Active.
+    public var status: String?
+
+    public var isActive: Bool { status == nil || status == "Active" }
+    /// The IAM user the key belongs to, nil for an account root's key.
+    public var userName: String? {
+        principal.range(of: ":user/").map { String(principal[$0.upperBound...]) }
+    }
 }
 
 /// A new access key with its secret, returned once by ``KMSEngine/createAccessKey(account:userName:accessKeyID:secretAccessKey:createAccount:)``.

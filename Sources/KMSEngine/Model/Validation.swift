@@ -91,9 +91,12 @@ enum Validate {
     }
 
     /// IAM user names: 1 to 64 of letters, digits and +=,.@_-.
-    static func userName(_ name: String) throws(KMSError) {
-        guard (1...64).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+=,.@_-".contains($0)) }) else {
-            throw KMSError(.validation, "A user name is 1 to 64 of the characters IAM allows (letters, digits, +=,.@_-)")
+    static func userName(_ name: String) throws(KMSError) { try iamName(name, "user name", 64, code: .validation) }
+
+    /// IAM names (users, roles: 64; policies: 128; role session names: 2–64) of the characters IAM allows.
+    static func iamName(_ name: String, _ what: String, _ maximum: Int, minimum: Int = 1, code: KMSError.Code = .iamValidation) throws(KMSError) {
+        guard (minimum...maximum).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+=,.@_-".contains($0)) }) else {
+            throw KMSError(code, "A \(what) is \(minimum) to \(maximum) of the characters IAM allows (letters, digits, +=,.@_-): '\(name.prefix(128))'")
         }
     }
 

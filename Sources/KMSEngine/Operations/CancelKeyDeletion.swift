@@ -2,7 +2,7 @@ extension KMSEngine {
     /// CancelKeyDeletion: PendingDeletion → Disabled (as AWS: the key must be enabled again).
     /// Returns the key ARN.
     public func cancelKeyDeletion(keyID: String, caller: Caller) throws -> String {
-        try updateKey("CancelKeyDeletion", keyID: keyID, caller: caller) { key in
+        try updateKey(.cancelKeyDeletion, keyID: keyID, caller: caller) { key in
             guard key.state == .pendingDeletion else {
                 throw KMSError(.invalidState, "\(key.arn) is not pending deletion.")
             }

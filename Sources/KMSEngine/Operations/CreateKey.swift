@@ -9,6 +9,8 @@ public struct CreateKeyRequest: Sendable {
     public var policy: String?
     public var tags: [Tag] = []
     public var multiRegion: Bool = false
+    /// Skips the lockout check on `policy` (AWS's BypassPolicyLockoutSafetyCheck).
+    public var bypassPolicyLockoutSafetyCheck: Bool = false
     public init() {}
 }
 
@@ -19,8 +21,18 @@ extension KMSEngine {
     /// material; origin EXTERNAL starts PendingImport with none.
     public func createKey(_ request: CreateKeyRequest, caller: Caller) throws -> CreateKeyResponse {
         try manage("CreateKey", caller) { record, state in
+            var conditions = Self.requestTags(request.tags)
+            conditions["kms:keyspec"] = [request.keySpec.rawValue]
+            conditions["kms:keyusage"] = [request.keyUsage.rawValue]
+            conditions["kms:keyorigin"] = [request.origin.rawValue]
+            conditions["kms:multiregion"] = [String(request.multiRegion)]
+            conditions["kms:bypasspolicylockoutsafetycheck"] = [String(request.bypassPolicyLockoutSafetyCheck)]
+            try authorizeAccount(.createKey, caller, extra: conditions, in: state, record: &record)
             let key = try makeKey(request, caller: caller, manager: .customer, service: nil)
             record.keyARN = key.record.arn
+            if request.policy != nil {
+                try checkKeyPolicy(key, caller: caller, bypassLockoutCheck: request.bypassPolicyLockoutSafetyCheck, in: state)
+            }
             state.keys[key.record.keyID] = key
             return (CreateKeyResponse(keyMetadata: key.record.metadata), try storeChanges(for: key))
         }
@@ -45,7 +57,9 @@ extension KMSEngine {
         guard !request.multiRegion else {
             throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")
         }
-        if let policy = request.policy { try Self.validatePolicy(policy) }
+        let policyText = request.policy ?? (manager == .aws && service != nil
+            ? KeyPolicies.awsManagedPolicy(account: caller.account, service: service!) : KeyPolicies.defaultPolicy(account: caller.account))
+        let policy = try KeyPolicies.parsed(policyText)
         let now = clock.now()
         let keyID = givenID ?? UUID().uuidString.lowercased()  // once per CreateKey: the open(2) of Foundation's UUID does not matter here
         precondition(givenMaterial == nil || request.origin == .external, "given material makes an EXTERNAL key")
@@ -54,12 +68,12 @@ extension KMSEngine {
             keyID: keyID, account: caller.account, region: caller.region, description: request.description,
             state: awaitingImport ? .pendingImport : .enabled, usage: request.keyUsage, spec: request.keySpec,
             origin: request.origin, manager: manager, creationDate: now, deletionDate: nil, pendingWindowInDays: nil,
-            policy: request.policy ?? Self.defaultPolicy(account: caller.account), multiRegion: false, tags: request.tags,
+            policy: policyText, multiRegion: false, tags: request.tags,
             rotationEnabled: false, rotationPeriodInDays: nil, nextRotationDate: nil,
             versions: awaitingImport ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
         var material: [UInt32: AESGCMContextPool] = [:]
         if !awaitingImport { material[1] = AESGCMContextPool(key: try givenMaterial ?? SecretBytes.random(count: 32), maximumIdle: 8) }
-        return LiveKey(record: record, material: material)
+        return LiveKey(record: record, material: material, policy: policy)
     }
 
     /// The store changes that persist a new key: its row and its sealed material.
@@ -71,20 +85,5 @@ extension KMSEngine {
                                         sealed: try rootKey.seal(pool.key, label: key.record.keyID, version: version.version)))
         }
         return changes
-    }
-
-    /// AWS's default key policy: the account's principals may do everything.
-    static func defaultPolicy(account: String) -> String {
-        """
-        {"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions",\
-        "Effect":"Allow","Principal":{"AWS":"arn:aws:iam::\(account):root"},"Action":"kms:*","Resource":"*"}]}
-        """
-    }
-
-    static func validatePolicy(_ policy: String) throws(KMSError) {
-        try Validate.length(policy, "policy", 1...131_072)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(policy.utf8)) as? [String: Any],
-              object["Statement"] != nil
-        else { throw KMSError(.malformedPolicyDocument, "The key policy is not a JSON policy document with a Statement") }
     }
 }

@@ -14,19 +14,23 @@ extension KMSEngine {
                         encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> DecryptResponse {
         try perform("Decrypt", caller, context: encryptionContext) { record, state in
             let (key, plaintext) = try open(ciphertextBlob, context: encryptionContext, keyID: keyID,
-                                            algorithm: encryptionAlgorithm, action: "Decrypt", caller: caller, state: state, record: &record)
+                                            algorithm: encryptionAlgorithm, action: .decrypt, caller: caller, state: state, record: &record)
             return DecryptResponse(keyId: key.record.arn, plaintext: plaintext, encryptionAlgorithm: .symmetricDefault)
         }
     }
 
     /// The shared first half of Decrypt and ReEncrypt.
     func open(_ bytes: [UInt8], context: EncryptionContext, keyID: String?, algorithm: EncryptionAlgorithm,
-              action: String, caller: Caller, state: EngineState, record: inout AuditRecord) throws -> (LiveKey, SecretBytes) {
+              action: KMSAction, caller: Caller, state: EngineState, record: inout AuditRecord) throws -> (LiveKey, SecretBytes) {
         guard (1...6144).contains(bytes.count) else {
             throw KMSError.constraint("<blob>", member: "ciphertextBlob", "Member must have length between 1 and 6144")
         }
         let blob = try CiphertextBlob(parsing: bytes)
-        let key = try usableKey(blob.keyID, action: action, for: caller, in: state, record: &record)
+        // The blob names its key by ID alone; IDs are unique across accounts, so its ARN is found
+        // here and the key of another account is reached (and authorized) by it.
+        let reference = state.keys[blob.keyID]?.record.arn ?? blob.keyID
+        let key = try usableKey(reference, action: action, for: caller, context: context,
+                                extra: ["kms:encryptionalgorithm": [algorithm.rawValue]], in: state, record: &record)
         if let keyID {
             let named = try resolve(keyID, for: caller, allowAlias: true, in: state)
             guard named.record.keyID == key.record.keyID else {

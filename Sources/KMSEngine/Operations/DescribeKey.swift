@@ -4,9 +4,8 @@ extension KMSEngine {
     /// DescribeKey: the key's metadata; takes key ID, key ARN, alias name or alias ARN.
     public func describeKey(keyID: String, caller: Caller) throws -> DescribeKeyResponse {
         try perform("DescribeKey", caller) { record, state in
-            let key = try resolve(keyID, for: caller, allowAlias: true, in: state)
-            record.keyARN = key.record.arn
-            try authorize("DescribeKey", caller, key.record)
+            let key = try managedKey(keyID, action: .describeKey, allowAlias: true, extra: Self.requestAlias(keyID),
+                                     for: caller, in: state, record: &record)
             return DescribeKeyResponse(keyMetadata: key.record.metadata)
         }
     }

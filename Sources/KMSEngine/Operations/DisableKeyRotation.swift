@@ -1,7 +1,7 @@
 extension KMSEngine {
     /// DisableKeyRotation: no more automatic rotations; existing versions stay.
     public func disableKeyRotation(keyID: String, caller: Caller) throws {
-        try updateKey("DisableKeyRotation", keyID: keyID, caller: caller) { key in
+        try updateKey(.disableKeyRotation, keyID: keyID, caller: caller) { key in
             try Self.requireRotatable(key)
             key.rotationEnabled = false
             key.nextRotationDate = nil

@@ -2,7 +2,8 @@ extension KMSEngine {
     /// EnableKeyRotation: rotate automatically every 90–2560 days (default 365). Symmetric keys
     /// with AWS_KMS material only.
     public func enableKeyRotation(keyID: String, rotationPeriodInDays: Int? = nil, caller: Caller) throws {
-        try updateKey("EnableKeyRotation", keyID: keyID, caller: caller) { key in
+        try updateKey(.enableKeyRotation, keyID: keyID,
+                      extra: rotationPeriodInDays.map { ["kms:rotationperiodindays": [String($0)]] } ?? [:], caller: caller) { key in
             let days = rotationPeriodInDays ?? 365
             try Validate.range(days, "rotationPeriodInDays", 90...2560)
             try Self.requireRotatable(key)

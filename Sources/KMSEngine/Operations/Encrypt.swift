@@ -15,7 +15,8 @@ extension KMSEngine {
                 throw KMSError.constraint("<sensitive>", member: "plaintext", "Member must have length between 1 and 4096")
             }
             try Validate.encryptionContext(encryptionContext)
-            let key = try usableKey(keyID, action: "Encrypt", for: caller, in: state, record: &record)
+            let key = try usableKey(keyID, action: .encrypt, for: caller, context: encryptionContext,
+                                    extra: ["kms:encryptionalgorithm": [encryptionAlgorithm.rawValue]], in: state, record: &record)
             try Self.requireSymmetric(encryptionAlgorithm, key.record)
             let blob = try sealBlob(plaintext, key: key, context: encryptionContext)
             return EncryptResponse(ciphertextBlob: blob, keyId: key.record.arn, encryptionAlgorithm: .symmetricDefault)

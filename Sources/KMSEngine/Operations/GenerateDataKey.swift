@@ -12,20 +12,20 @@ extension KMSEngine {
     /// (1–1024) — exactly one of them — in plaintext and sealed under the key.
     public func generateDataKey(keyID: String, keySpec: DataKeySpec? = nil, numberOfBytes: Int? = nil,
                                 encryptionContext: EncryptionContext = [:], caller: Caller) throws -> GenerateDataKeyResponse {
-        try generateDataKey("GenerateDataKey", keyID: keyID, keySpec: keySpec, numberOfBytes: numberOfBytes,
+        try generateDataKey(.generateDataKey, keyID: keyID, keySpec: keySpec, numberOfBytes: numberOfBytes,
                             encryptionContext: encryptionContext, returnPlaintext: true, caller: caller)
     }
 
     /// GenerateDataKeyWithoutPlaintext: the same, sealed form only.
     public func generateDataKeyWithoutPlaintext(keyID: String, keySpec: DataKeySpec? = nil, numberOfBytes: Int? = nil,
                                                 encryptionContext: EncryptionContext = [:], caller: Caller) throws -> GenerateDataKeyResponse {
-        try generateDataKey("GenerateDataKeyWithoutPlaintext", keyID: keyID, keySpec: keySpec, numberOfBytes: numberOfBytes,
+        try generateDataKey(.generateDataKeyWithoutPlaintext, keyID: keyID, keySpec: keySpec, numberOfBytes: numberOfBytes,
                             encryptionContext: encryptionContext, returnPlaintext: false, caller: caller)
     }
 
-    private func generateDataKey(_ operation: String, keyID: String, keySpec: DataKeySpec?, numberOfBytes: Int?,
+    private func generateDataKey(_ action: KMSAction, keyID: String, keySpec: DataKeySpec?, numberOfBytes: Int?,
                                  encryptionContext: EncryptionContext, returnPlaintext: Bool, caller: Caller) throws -> GenerateDataKeyResponse {
-        try perform(operation, caller, context: encryptionContext) { record, state in
+        try perform(action.operation, caller, context: encryptionContext) { record, state in
             let count: Int
             switch (keySpec, numberOfBytes) {
             case let (spec?, nil): count = spec.byteCount
@@ -36,7 +36,7 @@ extension KMSEngine {
                 throw KMSError(.validation, "Please specify either number of bytes or key spec.")
             }
             try Validate.encryptionContext(encryptionContext)
-            let key = try usableKey(keyID, action: operation, for: caller, in: state, record: &record)
+            let key = try usableKey(keyID, action: action, for: caller, context: encryptionContext, in: state, record: &record)
             try Self.requireSymmetric(.symmetricDefault, key.record)
             let dataKey = try SecretBytes.random(count: count)
             let blob = try sealBlob(dataKey, key: key, context: encryptionContext)

@@ -18,9 +18,14 @@ extension KMSEngine {
     /// ListAliases: the aliases of the caller's account and region, or only those of one key.
     public func listAliases(keyID: String? = nil, limit: Int? = nil, marker: String? = nil, caller: Caller) throws -> ListAliasesResponse {
         try perform("ListAliases", caller) { record, state in
+            // Account-level, as AWS: with a KeyId, still kms:ListAliases on the account, not the key.
+            try authorizeAccount(.listAliases, caller, in: state, record: &record)
             var target: String?
             if let keyID {
                 let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
+                guard key.record.account == caller.account else {
+                    throw KMSError(.notFound, "Key '\(keyID)' does not exist")
+                }
                 record.keyARN = key.record.arn
                 target = key.record.keyID
             }

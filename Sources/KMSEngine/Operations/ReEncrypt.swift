@@ -16,11 +16,15 @@ extension KMSEngine {
                           caller: Caller) throws -> ReEncryptResponse {
         try perform("ReEncrypt", caller, context: destinationEncryptionContext) { record, state in
             try Validate.encryptionContext(destinationEncryptionContext)
-            let (source, plaintext) = try open(ciphertextBlob, context: sourceEncryptionContext, keyID: sourceKeyID,
-                                               algorithm: .symmetricDefault, action: "ReEncryptFrom", caller: caller, state: state, record: &record)
-            // Two permissions, as in AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on the destination.
-            let destination = try usableKey(destinationKeyID, action: "ReEncryptTo", for: caller, in: state, record: &record)
+            // Two permissions, as in AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on
+            // the destination — both decided before anything is decrypted.
+            let sourceID = try CiphertextBlob(parsing: ciphertextBlob).keyID
+            let sameKey = (try? resolve(destinationKeyID, for: caller, allowAlias: true, in: state))?.record.keyID == sourceID
+            let destination = try usableKey(destinationKeyID, action: .reEncryptTo, for: caller, context: destinationEncryptionContext,
+                                            extra: ["kms:reencryptonsamekey": [String(sameKey)]], in: state, record: &record)
             try Self.requireSymmetric(.symmetricDefault, destination.record)
+            let (source, plaintext) = try open(ciphertextBlob, context: sourceEncryptionContext, keyID: sourceKeyID,
+                                               algorithm: .symmetricDefault, action: .reEncryptFrom, caller: caller, state: state, record: &record)
             let blob = try sealBlob(plaintext, key: destination, context: destinationEncryptionContext)
             return ReEncryptResponse(ciphertextBlob: blob, sourceKeyId: source.record.arn, keyId: destination.record.arn,
                                      sourceEncryptionAlgorithm: .symmetricDefault, destinationEncryptionAlgorithm: .symmetricDefault)

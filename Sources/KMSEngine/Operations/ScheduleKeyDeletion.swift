@@ -11,7 +11,8 @@ extension KMSEngine {
     /// ScheduleKeyDeletion: the key becomes PendingDeletion (unusable) and is destroyed, with its
     /// material, after 7–30 days (default 30) unless CancelKeyDeletion comes first.
     public func scheduleKeyDeletion(keyID: String, pendingWindowInDays: Int? = nil, caller: Caller) throws -> ScheduleKeyDeletionResponse {
-        try updateKey("ScheduleKeyDeletion", keyID: keyID, caller: caller) { key in
+        try updateKey(.scheduleKeyDeletion, keyID: keyID,
+                      extra: ["kms:schedulekeydeletionpendingwindowindays": [String(pendingWindowInDays ?? 30)]], caller: caller) { key in
             let days = pendingWindowInDays ?? 30
             try Validate.range(days, "pendingWindowInDays", 7...30)
             try Self.requireNotPendingDeletion(key)

@@ -1,10 +1,10 @@
 extension KMSEngine {
     /// The shape of most management calls: resolve a key (no aliases), authorize, let `change`
     /// edit its record, persist the record. Returns what `change` returns.
-    func updateKey<R>(_ operation: String, keyID: String, caller: Caller,
+    func updateKey<R>(_ action: KMSAction, keyID: String, extra: [String: [String]] = [:], caller: Caller,
                       _ change: (inout KeyRecord) throws -> R) throws -> R {
-        try manage(operation, caller) { record, state in
-            let key = try managedKey(keyID, action: operation, for: caller, in: state, record: &record)
+        try manage(action.operation, caller) { record, state in
+            let key = try managedKey(keyID, action: action, extra: extra, for: caller, in: state, record: &record)
             var updated = key.record
             let result = try change(&updated)
             state.keys[updated.keyID] = key.with { $0 = updated }

@@ -37,7 +37,7 @@ extension KMSEngine {
             let (key, change) = try addAccessKey(account: account, userName: userName, accessKeyID: accessKeyID ?? Self.randomAccessKeyID(),
                                                  secret: secretAccessKey ?? Self.randomSecret(), anyShape: anyShape, to: &state)
             record.note = "access key \(key.record.accessKeyID) for \(key.record.principal)"
-            return ((key, created), changes + [change])
+            return ((key, created), changes + change)
         }
     }
 
@@ -52,7 +52,7 @@ extension KMSEngine {
 
     /// Adds a validated new access key to a draft state; the change stores its secret sealed.
     func addAccessKey(account: String, userName: String?, accessKeyID id: String, secret: String, anyShape: Bool = false,
-                      to state: inout EngineState) throws -> (NewAccessKey, StoreChange) {
+                      to state: inout EngineState) throws -> (NewAccessKey, [StoreChange]) {
         guard state.accounts[account] != nil else { throw KMSError(.notFound, "Account \(account) does not exist") }
         if anyShape {
             try Validate.signableCredential(id, what: "access key ID", inHeader: true)
@@ -62,12 +62,24 @@ extension KMSEngine {
             try Validate.secretAccessKey(secret)
         }
         guard state.accessKeys[id] == nil else { throw KMSError(.alreadyExists, "Access key \(id) already exists") }
-        if let userName { try Validate.userName(userName) }
+        var changes: [StoreChange] = []
+        if let userName {
+            try Validate.userName(userName)
+            // The admin's access key for a user name makes the user, as `aws iam create-user`
+            // would have (with no policies: it may do what key policies name it for).
+            let arn = IdentityRecord.arn(.user, account: account, name: userName)
+            if state.identities[arn] == nil {
+                let user = IdentityRecord(kind: .user, account: account, name: userName, id: "AIDA" + (try Self.randomIAMID()),
+                                          creationDate: clock.now(), description: nil, tags: [], policies: [:])
+                state.identities[arn] = LiveIdentity(record: user)
+                changes.append(.putIdentity(user))
+            }
+        }
         let key = AccessKeyRecord(accessKeyID: id, account: account, principal: Self.principal(account: account, userName: userName),
-                                  creationDate: clock.now())
+                                  creationDate: clock.now(), status: "Active")
         let sealed = try rootKey.seal(SecretBytes(copying: Array(secret.utf8)), label: "access key " + id, version: 0)
         state.accessKeys[id] = LiveAccessKey(record: key, secret: SecretBytes(copying: Array(secret.utf8)))
-        return (NewAccessKey(record: key, secretAccessKey: secret), .putAccessKey(key, sealedSecret: sealed))
+        return (NewAccessKey(record: key, secretAccessKey: secret), changes + [.putAccessKey(key, sealedSecret: sealed)])
     }
 
     static func principal(account: String, userName: String?) -> String {
@@ -91,9 +103,9 @@ extension KMSEngine {
         }
     }
 
-    /// The secret and identity of an access key, for signature verification.
+    /// The secret and identity of an active access key, for signature verification.
     public func accessKey(_ accessKeyID: String) -> (record: AccessKeyRecord, secret: SecretBytes)? {
-        state.withLock { $0.accessKeys[accessKeyID].map { ($0.record, $0.secret) } }
+        state.withLock { $0.accessKeys[accessKeyID].flatMap { $0.record.isActive ? ($0.record, $0.secret) : nil } }
     }
 
     static func randomAccountID() throws -> String {

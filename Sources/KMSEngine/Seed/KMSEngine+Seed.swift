@@ -55,7 +55,7 @@ private struct SeedPlan {
             let (_, change) = try invalid(entry) {
                 try engine.addAccessKey(account: account, userName: accessKey.user, accessKeyID: accessKey.id, secret: accessKey.secret, to: &state)
             }
-            changes.append(change)
+            changes += change
             outcome.created.append(entry)
             return
         }

@@ -26,15 +26,17 @@ struct StoreContents {
     var sealedMaterial: [String: [UInt32: [UInt8]]]
     var aliases: [AliasRecord]
     var accounts: [AccountRecord]
-    /// Access keys with their sealed secrets.
+    /// Access keys with their sealed secrets (upserted: a status change rewrites the row).
     var accessKeys: [(AccessKeyRecord, [UInt8])]
     var lastAudit: SealedAuditRecord?
+    var grants: [GrantRecord]
+    var identities: [IdentityRecord]
 }
 
 enum StoreChange {
     case putKey(KeyRecord)
     case putMaterial(keyID: String, version: UInt32, sealed: [UInt8])
-    /// Removes the key, its material, and the aliases that point at it.
+    /// Removes the key, its material, its grants, and the aliases that point at it.
     case deleteKey(keyID: String)
     case putAlias(AliasRecord)
     case deleteAlias(account: String, region: String, aliasName: String)
@@ -42,4 +44,9 @@ enum StoreChange {
     case putAccount(AccountRecord)
     case putAccessKey(AccessKeyRecord, sealedSecret: [UInt8])
     case deleteAccessKey(String)
+    case putGrant(GrantRecord)
+    case deleteGrant(grantID: String)
+    /// A user or role, with its policies.
+    case putIdentity(IdentityRecord)
+    case deleteIdentity(arn: String)
 }

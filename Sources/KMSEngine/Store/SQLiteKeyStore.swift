@@ -11,8 +11,10 @@ import Synchronization
 /// audit(seq INTEGER PRIMARY KEY, record BLOB, mac BLOB)   the hash-chained audit trail
 /// accounts(account_id, record TEXT)                   AccountRecord as JSON
 /// access_keys(access_key_id, account, record, sealed_secret)   secret sealed under the root key
+/// grants(grant_id, key_id, record TEXT)               GrantRecord as JSON
+/// identities(arn, account, record TEXT)               IAM users and roles (IdentityRecord) as JSON
 /// ```
-/// keys, aliases, accounts and access_keys also carry `mac`: ``RecordAuthenticator``'s MAC over
+/// keys, aliases, accounts, access_keys, grants and identities also carry `mac`: ``RecordAuthenticator``'s MAC over
 /// the table and every column the engine reads, checked at every load.
 final class SQLiteKeyStore: KeyStore {
     static let schemaVersion = 1
@@ -27,6 +29,8 @@ final class SQLiteKeyStore: KeyStore {
         ("aliases", ["account", "region", "alias_name", "target_key_id", "record"]),
         ("accounts", ["account_id", "record"]),
         ("access_keys", ["access_key_id", "account", "record"]),
+        ("grants", ["grant_id", "key_id", "record"]),
+        ("identities", ["arn", "account", "record"]),
     ]
 
     init(path: String) throws {
@@ -53,6 +57,8 @@ final class SQLiteKeyStore: KeyStore {
                 CREATE TABLE IF NOT EXISTS access_keys(
                     access_key_id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(account_id),
                     record TEXT NOT NULL, sealed_secret BLOB NOT NULL);
+                CREATE TABLE IF NOT EXISTS grants(grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
+                CREATE TABLE IF NOT EXISTS identities(arn TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
                 """)
             for (table, _) in Self.authenticated {
                 let columns = try database.query("PRAGMA table_info(\(table))").compactMap { $0[1].text }
@@ -146,8 +152,14 @@ final class SQLiteKeyStore: KeyStore {
             let accessKeys = try db.query("SELECT record, sealed_secret FROM access_keys").map { row in
                 (try decoder.decode(AccessKeyRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
             }
+            let grants = try db.query("SELECT record FROM grants").map { row in
+                try decoder.decode(GrantRecord.self, from: Data((row[0].text ?? "").utf8))
+            }
+            let identities = try db.query("SELECT record FROM identities").map { row in
+                try decoder.decode(IdentityRecord.self, from: Data((row[0].text ?? "").utf8))
+            }
             return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
-                                 accessKeys: accessKeys, lastAudit: try last)
+                                 accessKeys: accessKeys, lastAudit: try last, grants: grants, identities: identities)
         }
     }
 
@@ -173,6 +185,7 @@ final class SQLiteKeyStore: KeyStore {
                                      [.text(keyID), .integer(Int64(version)), .blob(sealed)])
                     case let .deleteKey(keyID):
                         try db.query("DELETE FROM aliases WHERE target_key_id = ?1", [.text(keyID)])
+                        try db.query("DELETE FROM grants WHERE key_id = ?1", [.text(keyID)])
                         try db.query("DELETE FROM keys WHERE key_id = ?1", [.text(keyID)])
                     case let .putAlias(alias):
                         let json = String(decoding: try encoder.encode(alias), as: UTF8.self)
@@ -193,11 +206,26 @@ final class SQLiteKeyStore: KeyStore {
                                      [.text(account.accountID), .text(json), mac("accounts", [account.accountID, json])])
                     case let .putAccessKey(key, sealed):
                         let json = String(decoding: try encoder.encode(key), as: UTF8.self)
-                        try db.query("INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        try db.query("""
+                            INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)
+                            ON CONFLICT(access_key_id) DO UPDATE SET record = excluded.record, sealed_secret = excluded.sealed_secret, mac = excluded.mac
+                            """,
                                      [.text(key.accessKeyID), .text(key.account), .text(json), .blob(sealed),
                                       mac("access_keys", [key.accessKeyID, key.account, json])])
                     case let .deleteAccessKey(id):
                         try db.query("DELETE FROM access_keys WHERE access_key_id = ?1", [.text(id)])
+                    case let .putGrant(grant):
+                        let json = String(decoding: try encoder.encode(grant), as: UTF8.self)
+                        try db.query("INSERT OR REPLACE INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)",
+                                     [.text(grant.grantID), .text(grant.keyID), .text(json), mac("grants", [grant.grantID, grant.keyID, json])])
+                    case let .deleteGrant(grantID):
+                        try db.query("DELETE FROM grants WHERE grant_id = ?1", [.text(grantID)])
+                    case let .putIdentity(identity):
+                        let json = String(decoding: try encoder.encode(identity), as: UTF8.self)
+                        try db.query("INSERT OR REPLACE INTO identities(arn, account, record, mac) VALUES(?1, ?2, ?3, ?4)",
+                                     [.text(identity.arn), .text(identity.account), .text(json), mac("identities", [identity.arn, identity.account, json])])
+                    case let .deleteIdentity(arn):
+                        try db.query("DELETE FROM identities WHERE arn = ?1", [.text(arn)])
                     }
                 }
                 for record in audit {

@@ -1,0 +1,33 @@
+public struct ListGrantsResponse: Sendable {
+    public var grants: [GrantRecord]
+    public var nextMarker: String?
+    public var truncated: Bool
+}
+
+extension KMSEngine {
+    /// ListGrants: the grants of a key (key ID or ARN), optionally only one grant ID or one grantee.
+    public func listGrants(keyID: String, grantID: String? = nil, granteePrincipal: String? = nil, limit: Int? = nil,
+                           marker: String? = nil, caller: Caller) throws -> ListGrantsResponse {
+        try perform("ListGrants", caller) { record, state in
+            let key = try managedKey(keyID, action: .listGrants, for: caller, in: state, record: &record)
+            let grants = (state.grants[key.record.keyID] ?? [:]).values
+                .filter { (grantID == nil || $0.grantID == grantID) && (granteePrincipal == nil || $0.granteePrincipal == granteePrincipal) }
+                .sorted { $0.grantID < $1.grantID }
+            let (page, next) = try Paging.page(grants, key: \.grantID, limit: limit, marker: marker)
+            return ListGrantsResponse(grants: page, nextMarker: next, truncated: next != nil)
+        }
+    }
+
+    /// ListRetirableGrants: the grants, on any key, that `retiringPrincipal` may retire.
+    public func listRetirableGrants(retiringPrincipal: String, limit: Int? = nil, marker: String? = nil,
+                                    caller: Caller) throws -> ListGrantsResponse {
+        try perform("ListRetirableGrants", caller) { record, state in
+            try Validate.length(retiringPrincipal, "retiringPrincipal", 1...256)
+            try authorizeAccount(.listRetirableGrants, caller, in: state, record: &record)
+            let grants = state.grants.values.flatMap(\.values).filter { $0.retiringPrincipal == retiringPrincipal }
+                .sorted { $0.grantID < $1.grantID }
+            let (page, next) = try Paging.page(grants, key: \.grantID, limit: limit, marker: marker)
+            return ListGrantsResponse(grants: page, nextMarker: next, truncated: next != nil)
+        }
+    }
+}

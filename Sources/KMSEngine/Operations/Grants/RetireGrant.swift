@@ -1,0 +1,78 @@
+extension KMSEngine {
+    /// RetireGrant: the grant's end, by its token or by key and grant ID, at the hands of its
+    /// retiring principal, its grantee (when the grant allows RetireGrant), or the root of the
+    /// account it lives in — as AWS, whatever the key policy says.
+    public func retireGrant(grantToken: String? = nil, keyID: String? = nil, grantID: String? = nil, dryRun: Bool = false,
+                            caller: Caller) throws {
+        try manage("RetireGrant", caller) { record, state in
+            let grant: GrantRecord
+            if let grantToken {
+                try Self.validateGrantToken(grantToken)
+                guard let found = state.grants.values.lazy.flatMap(\.values).first(where: { $0.token == grantToken }) else {
+                    throw KMSError(.invalidGrantToken, "The grant token is not valid (the grant may have been retired or revoked)")
+                }
+                grant = found
+            } else if let keyID, let grantID {
+                let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
+                guard let found = state.grants[key.record.keyID]?[grantID] else {
+                    throw KMSError(.invalidGrantID, "Grant ID \(grantID) is not a grant of \(key.record.arn)")
+                }
+                grant = found
+            } else {
+                throw KMSError(.validation, "RetireGrant takes GrantToken, or KeyId and GrantId")
+            }
+            record.keyARN = grant.keyARN
+            let role = caller.roleARN
+            let reason: String?
+            if grant.retiringPrincipal == caller.principal || (role != nil && grant.retiringPrincipal == role) {
+                reason = "retiring principal"
+            } else if grant.operations.contains("RetireGrant"),
+                      grant.allows(.retireGrant, principalARN: caller.principal, roleARN: role, context: nil) {
+                reason = "grantee with RetireGrant"
+            } else if caller.principal == "arn:aws:iam::\(grant.issuingAccount):root" {
+                reason = "root of the grant's account"
+            } else {
+                reason = nil
+            }
+            let entry = "\(reason == nil ? "denied" : "allowed") kms:RetireGrant on grant \(grant.grantID): \(reason ?? "neither retiring principal, grantee with RetireGrant, nor the account root")"
+            record.decision = entry
+            guard reason != nil else {
+                throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:RetireGrant on resource: \(grant.keyARN)")
+            }
+            if dryRun { throw KMSError(.dryRun, "The request would have succeeded, but the DryRun option is set.") }
+            return ((), removeGrant(grant, from: &state, record: &record))
+        }
+    }
+
+    /// RevokeGrant: removes a grant, for who the key policy allows kms:RevokeGrant.
+    public func revokeGrant(keyID: String, grantID: String, dryRun: Bool = false, caller: Caller) throws {
+        try manage("RevokeGrant", caller) { record, state in
+            let key = try managedKey(keyID, action: .revokeGrant, for: caller, in: state, record: &record)
+            guard let grant = state.grants[key.record.keyID]?[grantID] else {
+                throw KMSError(.invalidGrantID, "Grant ID \(grantID) is not a grant of \(key.record.arn)")
+            }
+            if dryRun { throw KMSError(.dryRun, "The request would have succeeded, but the DryRun option is set.") }
+            return ((), removeGrant(grant, from: &state, record: &record))
+        }
+    }
+
+    private func removeGrant(_ grant: GrantRecord, from state: inout EngineState, record: inout AuditRecord) -> [StoreChange] {
+        state.grants[grant.keyID]?[grant.grantID] = nil
+        if state.grants[grant.keyID]?.isEmpty == true { state.grants[grant.keyID] = nil }
+        record.note = "grant \(grant.grantID)"
+        return [.deleteGrant(grantID: grant.grantID)]
+    }
+
+    /// Grant tokens as a request carries them (`GrantTokens`, RetireGrant's `GrantToken`): at
+    /// most 10, each 1–8192 characters and one this service issued. Grants here are usable the
+    /// moment CreateGrant returns, so a token has nothing more to do than be well formed.
+    public static func validateGrantToken(_ token: String) throws(KMSError) {
+        try Validate.length(token, "grantToken", 1...8192)
+        guard token.hasPrefix(grantTokenPrefix) else { throw KMSError(.invalidGrantToken, "The grant token is not valid") }
+    }
+
+    public static func validateGrantTokens(_ tokens: [String]) throws(KMSError) {
+        guard tokens.count <= 10 else { throw KMSError.constraint(tokens.count, member: "grantTokens", "Member must have length less than or equal to 10") }
+        for token in tokens { try validateGrantToken(token) }
+    }
+}
