@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "KMSServer",
             dependencies: [
-                "KMSWire", "KMSEngine", "AWSSigV4", "KMSFSCrypto",
+                "KMSWire", "KMSEngine", "KMSAuthorization", "AWSSigV4", "KMSFSCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine", "KMSFSCrypto",
+                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -67,6 +67,11 @@ extension KMSEngine {
         return key
     }
 
+    /// The point where a DryRun stops: everything decided, nothing done.
+    static func endDryRun(_ caller: Caller) throws(KMSError) {
+        if caller.dryRun { throw KMSError(.dryRun, "The request would have succeeded, but the DryRun option is set.") }
+    }
+
     /// Key states as AWS enforces them for use: Disabled → DisabledException; PendingDeletion,
     /// PendingImport and the rest → KMSInvalidStateException.
     func requireUsable(_ key: KeyRecord, record: inout AuditRecord) throws(KMSError) {

@@ -28,19 +28,17 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// (a store write waiting on a stalled disk must not cost the client its connection).
     private var answering = false
     private let service: KMSProtocol
+    private let query: QueryProtocol
+    private let endpoint: Endpoint
     private let authenticator: RequestAuthenticator
     private let blockingPool: NIOThreadPool
     private let maximumBodyBytes: Int
 
-    /// Operations that write the store: these go to the blocking pool.
-    static let writingOperations: Set<String> = [
-        "CreateKey", "UpdateKeyDescription", "EnableKey", "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion",
-        "CreateAlias", "UpdateAlias", "DeleteAlias", "TagResource", "UntagResource", "EnableKeyRotation",
-        "DisableKeyRotation", "RotateKeyOnDemand",
-    ]
-
-    init(service: KMSProtocol, authenticator: RequestAuthenticator, blockingPool: NIOThreadPool, maximumBodyBytes: Int) {
+    init(service: KMSProtocol, query: QueryProtocol, endpoint: Endpoint, authenticator: RequestAuthenticator,
+         blockingPool: NIOThreadPool, maximumBodyBytes: Int) {
         self.service = service
+        self.query = query
+        self.endpoint = endpoint
         self.authenticator = authenticator
         self.blockingPool = blockingPool
         self.maximumBodyBytes = maximumBodyBytes
@@ -90,29 +88,65 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let bytes = Array(body.readableBytesView)
         let signed = SigV4Request(method: "POST", path: "/", headers: head.headers.map { ($0.name, $0.value) }, body: bytes)
+        let connection = endpoint.connection(remote: context.channel.remoteAddress)
         let target = head.headers.first(name: "x-amz-target")
+        if target == nil, head.headers.first(name: "content-type")?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true {
+            return handleQuery(context: context, signed: signed, body: bytes, connection: connection, requestID: requestID, keepAlive: keepAlive)
+        }
         let operation = target.map { String($0.dropFirst(KMSProtocol.targetPrefix.count)) } ?? ""
         let caller: Caller
         do {
-            caller = try authenticator.caller(for: signed, requestID: requestID)
+            caller = try authenticator.caller(for: signed, service: "kms", connection: connection, requestID: requestID)
         } catch {
             authenticator.audit(rejected: signed, operation: operation, requestID: requestID, error: error)
             return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
         }
-        if Self.writingOperations.contains(operation) {
-            let service = self.service
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            blockingPool.runIfActive(eventLoop: context.eventLoop) {
-                service.handle(target: target, body: bytes, caller: caller)
-            }.whenComplete { result in
-                let (handler, context) = loopBound.value
-                let response = (try? result.get())
-                    ?? KMSProtocol.errorResponse(WireError(type: "KMSInternalException", message: "the server is shutting down", status: 500))
-                handler.write(context: context, response: response, requestID: requestID, keepAlive: keepAlive)
-            }
-        } else {
-            write(context: context, response: service.handle(target: target, body: bytes, caller: caller),
-                  requestID: requestID, keepAlive: keepAlive)
+        let service = self.service
+        run(context: context, writes: KMSProtocol.writes(operation), requestID: requestID, keepAlive: keepAlive) {
+            let response = service.handle(target: target, body: bytes, caller: caller)
+            return (response.status, response.body, KMSProtocol.contentType)
+        }
+    }
+
+    /// IAM and STS: the query protocol, signed for the `iam` or `sts` service.
+    private func handleQuery(context: ChannelHandlerContext, signed: SigV4Request, body: [UInt8], connection: Endpoint.Connection,
+                             requestID: String, keepAlive: Bool) {
+        guard let route = QueryProtocol.route(body: body) else {
+            let response = QueryProtocol.errorResponse(type: "InvalidAction", message: "kmsd serves no such IAM or STS action", requestID: requestID)
+            return write(context: context, status: response.status, body: response.body, contentType: QueryProtocol.contentType,
+                         requestID: requestID, keepAlive: keepAlive)
+        }
+        let caller: Caller
+        do {
+            caller = try authenticator.caller(for: signed, service: route.service, connection: connection, requestID: requestID)
+        } catch {
+            authenticator.audit(rejected: signed, operation: route.action, requestID: requestID, error: error)
+            let response = QueryProtocol.errorResponse(type: error.type, message: error.message, service: route.service, requestID: requestID)
+            return write(context: context, status: response.status, body: response.body, contentType: QueryProtocol.contentType,
+                         requestID: requestID, keepAlive: keepAlive)
+        }
+        let query = self.query
+        run(context: context, writes: route.writes, requestID: requestID, keepAlive: keepAlive) {
+            let response = query.handle(body: body, caller: caller)
+            return (response.status, response.body, QueryProtocol.contentType)
+        }
+    }
+
+    /// Runs an authenticated request: on the event loop when it only reads memory, on the
+    /// blocking pool when it writes the store (an fsync must not stall the loop's other connections).
+    private func run(context: ChannelHandlerContext, writes: Bool, requestID: String, keepAlive: Bool,
+                     _ work: @escaping @Sendable () -> (Int, [UInt8], String)) {
+        guard writes else {
+            let (status, body, type) = work()
+            return write(context: context, status: status, body: body, contentType: type, requestID: requestID, keepAlive: keepAlive)
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        blockingPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
+            let (handler, context) = loopBound.value
+            let (status, body, type) = (try? result.get())
+                ?? (500, KMSProtocol.errorResponse(WireError(type: "KMSInternalException", message: "the server is shutting down", status: 500)).body,
+                    KMSProtocol.contentType)
+            handler.write(context: context, status: status, body: body, contentType: type, requestID: requestID, keepAlive: keepAlive)
         }
     }
 
@@ -128,17 +162,23 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func write(context: ChannelHandlerContext, response: KMSProtocol.Response, requestID: String, keepAlive: Bool,
                        closeAfter: Bool = true) {
+        write(context: context, status: response.status, body: response.body, contentType: KMSProtocol.contentType,
+              requestID: requestID, keepAlive: keepAlive, closeAfter: closeAfter)
+    }
+
+    private func write(context: ChannelHandlerContext, status: Int, body: [UInt8], contentType: String, requestID: String,
+                       keepAlive: Bool, closeAfter: Bool = true) {
         answering = false
         context.triggerUserOutboundEvent(ConnectionGuard.Event.answerSent, promise: nil)
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: KMSProtocol.contentType)
-        headers.add(name: "Content-Length", value: String(response.body.count))
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "x-amzn-RequestId", value: requestID)
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
-        buffer.writeBytes(response.body)
+        var buffer = context.channel.allocator.buffer(capacity: body.count)
+        buffer.writeBytes(body)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let done = context.writeAndFlushPromise(wrapOutboundOut(.end(nil)))
         if !keepAlive && closeAfter {

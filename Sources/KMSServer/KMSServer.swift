@@ -1,4 +1,5 @@
 import Foundation
+import KMSAuthorization
 import KMSEngine
 import KMSWire
 import NIOCore
@@ -33,6 +34,7 @@ public final class KMSServer: Sendable {
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         let service = KMSProtocol(engine: engine)
+        let query = QueryProtocol(engine: engine)
         let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds,
                                                  hostNames: configuration.hostNames, onUnknownAccessKey: configuration.onUnknownAccessKey)
         let limit = configuration.maximumBodyBytes
@@ -40,7 +42,9 @@ public final class KMSServer: Sendable {
         let requestDeadline = TimeAmount.seconds(configuration.requestTimeoutSeconds)
         let connections = ConnectionGuard.Count(limit: configuration.maximumConnections)
         /// One bootstrap per kind of listener: TLS listeners put the TLS handler first.
-        func bootstrap(tls: NIOSSLContext?) -> ServerBootstrap {
+        func bootstrap(tls: NIOSSLContext?, policy: Policy?) -> ServerBootstrap {
+            let endpoint = Endpoint(secure: tls != nil, policy: policy)
+            return
             ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 512)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -53,20 +57,22 @@ public final class KMSServer: Sendable {
                         try sync.addHandler(IdleStateHandler(readTimeout: idle))
                         try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(
-                            KMSHTTPHandler(service: service, authenticator: authenticator, blockingPool: pool, maximumBodyBytes: limit))
+                            KMSHTTPHandler(service: service, query: query, endpoint: endpoint, authenticator: authenticator,
+                                           blockingPool: pool, maximumBodyBytes: limit))
                     }
                 }
         }
-        let plain = bootstrap(tls: nil)
         var bound: [any Channel] = []
         do {
             for listener in configuration.listeners {
+                let policy = configuration.endpointPolicies[listener]
+                let plain = bootstrap(tls: nil, policy: policy)
                 switch listener {
                 case let .tcp(host, port):
                     bound.append(try plain.bind(host: host, port: port).wait())
                 case let .tls(host, port, certificate, key):
                     let context = try Self.tlsContext(certificate: certificate, key: key)
-                    bound.append(try bootstrap(tls: context).bind(host: host, port: port).wait())
+                    bound.append(try bootstrap(tls: context, policy: policy).bind(host: host, port: port).wait())
                 case let .unix(path, mode):
                     // A stale socket file from a crash would make bind fail; only a socket is removed.
                     var info = stat()

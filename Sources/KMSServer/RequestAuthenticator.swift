@@ -7,7 +7,9 @@ import KMSWire
 /// the account and principal come from the access key, the region from the credential scope.
 struct RequestAuthenticator: Sendable {
     let engine: KMSEngine
-    let verifier: SigV4Verifier
+    /// One verifier per service a signature may be scoped to: `kms` (the JSON protocol), `iam`
+    /// and `sts` (the query protocol).
+    let verifiers: [String: SigV4Verifier]
     let onUnknownAccessKey: (@Sendable (String) -> Void)?
     /// Lower-cased host names requests must be signed for; empty takes any.
     let hostNames: Set<String>
@@ -18,10 +20,20 @@ struct RequestAuthenticator: Sendable {
         self.onUnknownAccessKey = onUnknownAccessKey
         // X-Amz-Target names the operation: a signature that does not cover it proves nothing
         // about which operation was asked for (every AWS SDK signs it).
-        self.verifier = SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"])
+        self.verifiers = [
+            "kms": SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"]),
+            "iam": SigV4Verifier(service: "iam", allowedSkew: allowedSkew),
+            "sts": SigV4Verifier(service: "sts", allowedSkew: allowedSkew),
+        ]
     }
 
-    func caller(for request: SigV4Request, requestID: String) throws(WireError) -> Caller {
+    /// The verified caller of a request signed for `service`, with what its connection says
+    /// (address, TLS, endpoint policy). Temporary credentials (`ASIA…` with
+    /// X-Amz-Security-Token) are verified against the session the token carries.
+    func caller(for request: SigV4Request, service: String, connection: Endpoint.Connection, requestID: String) throws(WireError) -> Caller {
+        guard let verifier = verifiers[service] else {
+            throw WireError(type: "InvalidSignatureException", message: "kmsd does not serve \(service)")
+        }
         if !hostNames.isEmpty {
             // The Host header is signed (the verifier insists), so checking it here checks what
             // the client signed for.
@@ -32,10 +44,27 @@ struct RequestAuthenticator: Sendable {
                                 status: 400)
             }
         }
+        var principal = ""
+        var account = ""
+        var sessionFailure: KMSError?
         do {
-            var principal = ""
-            var account = ""
+            let token = request.header("x-amz-security-token")
             let verified = try verifier.verify(request, now: Date()) { accessKeyID in
+                if let token {
+                    do {
+                        let session = try engine.session(token: token, accessKeyID: accessKeyID)
+                        principal = session.principal
+                        account = session.account
+                        return SigV4Credential(accessKeyID: accessKeyID,
+                                               secretAccessKey: session.secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) },
+                                               sessionToken: token)
+                    } catch let error as KMSError {
+                        sessionFailure = error
+                        return nil
+                    } catch {
+                        return nil
+                    }
+                }
                 guard let (record, secret) = engine.accessKey(accessKeyID) else {
                     onUnknownAccessKey?(String(accessKeyID.prefix(128)))
                     return nil
@@ -46,9 +75,15 @@ struct RequestAuthenticator: Sendable {
                                        secretAccessKey: secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
             }
             _ = verified.accessKeyID
-            return Caller(account: account, region: verified.region, principal: principal, requestID: requestID)
-        } catch {
+            return Caller(account: account, region: verified.region, principal: principal, requestID: requestID,
+                          sourceIP: connection.sourceIP, secureTransport: connection.secure, endpointPolicy: connection.policy)
+        } catch let error as SigV4Error {
+            if let sessionFailure {
+                throw WireError(type: sessionFailure.code.rawValue, message: sessionFailure.message, status: 400)
+            }
             throw WireError(type: error.code, message: error.message, status: error.code == "MissingAuthenticationTokenException" ? 403 : 400)
+        } catch {
+            throw WireError(type: "InvalidSignatureException", message: "the signature could not be checked", status: 400)
         }
     }
 

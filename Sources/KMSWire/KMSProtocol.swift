@@ -34,7 +34,7 @@ public struct KMSProtocol: Sendable {
                 throw WireError(type: "UnknownOperationException", message: "Unknown operation \(name)")
             }
             var members = try Members(operation: name, body: body)
-            let result = try operation(&members, caller, engine)
+            let result = try operation.handler(&members, caller, engine)
             return Response(status: 200, body: result.serialized)
         } catch let error as WireError {
             return Self.errorResponse(error)
@@ -49,17 +49,53 @@ public struct KMSProtocol: Sendable {
         Response(status: error.status, body: JSONValue.object([("__type", .string(error.type)), ("message", .string(error.message))]).serialized)
     }
 
-    static let operations: [String: Operation] = [
-        "CreateKey": createKey, "DescribeKey": describeKey, "ListKeys": listKeys,
-        "UpdateKeyDescription": updateKeyDescription, "EnableKey": enableKey, "DisableKey": disableKey,
-        "ScheduleKeyDeletion": scheduleKeyDeletion, "CancelKeyDeletion": cancelKeyDeletion,
-        "Encrypt": encrypt, "Decrypt": decrypt, "ReEncrypt": reEncrypt,
-        "GenerateDataKey": generateDataKey, "GenerateDataKeyWithoutPlaintext": generateDataKeyWithoutPlaintext,
-        "GenerateRandom": generateRandom,
-        "CreateAlias": createAlias, "UpdateAlias": updateAlias, "DeleteAlias": deleteAlias, "ListAliases": listAliases,
-        "TagResource": tagResource, "UntagResource": untagResource, "ListResourceTags": listResourceTags,
-        "EnableKeyRotation": enableKeyRotation, "DisableKeyRotation": disableKeyRotation,
-        "GetKeyRotationStatus": getKeyRotationStatus, "RotateKeyOnDemand": rotateKeyOnDemand,
-        "ListKeyRotations": listKeyRotations, "GetKeyPolicy": getKeyPolicy,
-    ]
+    /// One operation as the protocol serves it: its name, whether it writes the store (and so
+    /// runs on the server's blocking pool, off the event loop), and its handler (codec and engine
+    /// call). The engine declares the typed actions each one is authorized as.
+    struct OperationSpec: Sendable {
+        let name: String
+        let writes: Bool
+        let handler: Operation
+    }
+
+    /// The registry: every operation served, declared once.
+    static let operations: [String: OperationSpec] = Dictionary(uniqueKeysWithValues: [
+        OperationSpec(name: "CreateKey", writes: true, handler: createKey),
+        OperationSpec(name: "DescribeKey", writes: false, handler: describeKey),
+        OperationSpec(name: "ListKeys", writes: false, handler: listKeys),
+        OperationSpec(name: "UpdateKeyDescription", writes: true, handler: updateKeyDescription),
+        OperationSpec(name: "EnableKey", writes: true, handler: enableKey),
+        OperationSpec(name: "DisableKey", writes: true, handler: disableKey),
+        OperationSpec(name: "ScheduleKeyDeletion", writes: true, handler: scheduleKeyDeletion),
+        OperationSpec(name: "CancelKeyDeletion", writes: true, handler: cancelKeyDeletion),
+        OperationSpec(name: "Encrypt", writes: false, handler: encrypt),
+        OperationSpec(name: "Decrypt", writes: false, handler: decrypt),
+        OperationSpec(name: "ReEncrypt", writes: false, handler: reEncrypt),
+        OperationSpec(name: "GenerateDataKey", writes: false, handler: generateDataKey),
+        OperationSpec(name: "GenerateDataKeyWithoutPlaintext", writes: false, handler: generateDataKeyWithoutPlaintext),
+        OperationSpec(name: "GenerateRandom", writes: false, handler: generateRandom),
+        OperationSpec(name: "CreateAlias", writes: true, handler: createAlias),
+        OperationSpec(name: "UpdateAlias", writes: true, handler: updateAlias),
+        OperationSpec(name: "DeleteAlias", writes: true, handler: deleteAlias),
+        OperationSpec(name: "ListAliases", writes: false, handler: listAliases),
+        OperationSpec(name: "TagResource", writes: true, handler: tagResource),
+        OperationSpec(name: "UntagResource", writes: true, handler: untagResource),
+        OperationSpec(name: "ListResourceTags", writes: false, handler: listResourceTags),
+        OperationSpec(name: "EnableKeyRotation", writes: true, handler: enableKeyRotation),
+        OperationSpec(name: "DisableKeyRotation", writes: true, handler: disableKeyRotation),
+        OperationSpec(name: "GetKeyRotationStatus", writes: false, handler: getKeyRotationStatus),
+        OperationSpec(name: "RotateKeyOnDemand", writes: true, handler: rotateKeyOnDemand),
+        OperationSpec(name: "ListKeyRotations", writes: false, handler: listKeyRotations),
+        OperationSpec(name: "GetKeyPolicy", writes: false, handler: getKeyPolicy),
+        OperationSpec(name: "PutKeyPolicy", writes: true, handler: putKeyPolicy),
+        OperationSpec(name: "ListKeyPolicies", writes: false, handler: listKeyPolicies),
+        OperationSpec(name: "CreateGrant", writes: true, handler: createGrant),
+        OperationSpec(name: "ListGrants", writes: false, handler: listGrants),
+        OperationSpec(name: "ListRetirableGrants", writes: false, handler: listRetirableGrants),
+        OperationSpec(name: "RetireGrant", writes: true, handler: retireGrant),
+        OperationSpec(name: "RevokeGrant", writes: true, handler: revokeGrant),
+    ].map { ($0.name, $0) })
+
+    /// Whether `name` writes the store (the server runs it off the event loop).
+    public static func writes(_ name: String) -> Bool { operations[name]?.writes ?? false }
 }

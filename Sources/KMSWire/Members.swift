@@ -144,8 +144,26 @@ struct Members {
         return value
     }
 
-    /// Accepted and ignored: GrantTokens (grants do not exist yet, so no token can grant anything).
-    mutating func ignore(_ names: String...) { for name in names { read.insert(name) } }
+    /// `GrantTokens`: checked (at most 10, each one this service issued). Grants are usable as
+    /// soon as CreateGrant returns, so a valid token adds nothing to the decision.
+    mutating func grantTokens() throws(WireError) {
+        guard let tokens = try stringList("GrantTokens") else { return }
+        do { try KMSEngine.validateGrantTokens(tokens) } catch { throw WireError(error) }
+    }
+
+    /// `DryRun`: the caller, marked when the request is a dry run.
+    mutating func dryRun(_ caller: Caller) throws(WireError) -> Caller {
+        var caller = caller
+        caller.dryRun = try bool("DryRun") ?? false
+        return caller
+    }
+
+    /// A structure member, as its raw JSON object.
+    mutating func object(_ name: String) throws(WireError) -> [(String, JSONValue)]? {
+        guard let value = take(name) else { return nil }
+        guard case let .object(pairs) = value else { throw Self.typeError(name, "an object", value) }
+        return pairs
+    }
 
     /// Refuses members the operation did not read.
     func finish() throws(WireError) {

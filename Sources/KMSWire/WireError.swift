@@ -20,6 +20,12 @@ public struct WireError: Error, Equatable, Sendable {
     static func validation(_ message: String) -> WireError { WireError(type: "ValidationException", message: message) }
 
     init(_ error: KMSError) {
-        self.init(type: error.code.rawValue, message: error.message, status: error.code == .internalError ? 500 : 400)
+        let status: Int
+        switch error.code {
+        case .internalError: status = 500
+        case .dryRun: status = 412
+        default: status = 400
+        }
+        self.init(type: error.code.rawValue, message: error.message, status: status)
     }
 }

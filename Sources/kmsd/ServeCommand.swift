@@ -1,4 +1,5 @@
 import ArgumentParser
+import KMSAuthorization
 import Dispatch
 import Foundation
 import KMSFSCrypto
@@ -15,8 +16,8 @@ struct ServeCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     @Option(name: .customLong("listen"), help: """
-        A listener: tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH[?mode=0660]. Repeat for several; \
-        default tcp://127.0.0.1:8080.
+        A listener: tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH[?mode=0660], with &policy=FILE (or ?policy=FILE) \
+        for an endpoint policy that limits what it serves. Repeat for several; default tcp://127.0.0.1:8080.
         """)
     var listeners: [String] = []
 
@@ -67,7 +68,13 @@ struct ServeCommand: ParsableCommand {
         let listenerTexts = devOptions.dev ? ["tcp://127.0.0.1:\(devOptions.port)"]
             : !listeners.isEmpty ? listeners : (file?.listen ?? ["tcp://127.0.0.1:8080"])
         let certificate = tlsCertificate ?? file?.tls?.certificate, key = tlsKey ?? file?.tls?.key
-        var configuration = ServerConfiguration(listeners: try listenerTexts.map { try Self.parse($0, certificate: certificate, key: key) })
+        let parsed = try listenerTexts.map { try Self.parse($0, certificate: certificate, key: key) }
+        var configuration = ServerConfiguration(listeners: parsed.map(\.0))
+        for (listener, path) in parsed {
+            guard let path else { continue }
+            configuration.endpointPolicies[listener] = try Self.endpointPolicy(path)
+            print("kmsd: \(listener) serves what its endpoint policy \(path) allows")
+        }
         configuration.maximumBodyBytes = maxBodyBytes ?? file?.maxBodyBytes ?? (1 << 20)
         configuration.idleTimeoutSeconds = idleTimeout ?? file?.idleTimeout ?? 30
         configuration.requestTimeoutSeconds = max(1, requestTimeout ?? file?.requestTimeout ?? 10)
@@ -121,33 +128,51 @@ struct ServeCommand: ParsableCommand {
         print("kmsd: stopped")
     }
 
-    static func parse(_ text: String, certificate: String?, key: String?) throws -> ServerConfiguration.Listener {
-        if text.hasPrefix("tcp://") || text.hasPrefix("tls://") {
-            let rest = text.dropFirst(6)
+    /// Parses a listener, `SCHEME://ADDRESS[?mode=0660][&policy=/path/endpoint-policy.json]`, and
+    /// returns it with the path of its endpoint policy, if it names one.
+    static func parse(_ text: String, certificate: String?, key: String?) throws -> (ServerConfiguration.Listener, policy: String?) {
+        var address = Substring(text), mode: UInt16?, policy: String?
+        if let question = text.firstIndex(of: "?") {
+            address = text[..<question]
+            for parameter in text[text.index(after: question)...].split(separator: "&") {
+                if parameter.hasPrefix("mode="), let value = UInt16(parameter.dropFirst(5), radix: 8), text.hasPrefix("unix://") {
+                    mode = value
+                } else if parameter.hasPrefix("policy="), parameter.count > 7 {
+                    policy = String(parameter.dropFirst(7))
+                } else {
+                    throw ValidationError("unknown listener option \(parameter) in \(text): mode=0660 (unix only), policy=PATH")
+                }
+            }
+        }
+        if address.hasPrefix("tcp://") || address.hasPrefix("tls://") {
+            let rest = address.dropFirst(6)
             guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
                 throw ValidationError("a TCP or TLS listener is tcp://HOST:PORT or tls://HOST:PORT: \(text)")
             }
             let host = String(rest[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            guard text.hasPrefix("tls://") else { return .tcp(host: host, port: port) }
+            guard address.hasPrefix("tls://") else { return (.tcp(host: host, port: port), policy) }
             guard let certificate, let key else {
                 throw ValidationError("\(text) needs --tls-certificate and --tls-key (or tls: in the configuration file)")
             }
-            return .tls(host: host, port: port, certificate: certificate, key: key)
+            return (.tls(host: host, port: port, certificate: certificate, key: key), policy)
         }
-        if text.hasPrefix("unix://") {
-            var path = String(text.dropFirst(7))
-            var mode: UInt16 = 0o660
-            if let question = path.firstIndex(of: "?") {
-                let query = path[path.index(after: question)...]
-                path = String(path[..<question])
-                guard query.hasPrefix("mode="), let value = UInt16(query.dropFirst(5), radix: 8) else {
-                    throw ValidationError("a Unix listener is unix:///PATH[?mode=0660]: \(text)")
-                }
-                mode = value
-            }
+        if address.hasPrefix("unix://") {
+            let path = String(address.dropFirst(7))
             guard path.hasPrefix("/") else { throw ValidationError("a Unix socket path must be absolute: \(text)") }
-            return .unix(path: path, mode: mode)
+            return (.unix(path: path, mode: mode ?? 0o660), policy)
         }
         throw ValidationError("unknown listener \(text): use tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH")
+    }
+
+    /// An endpoint policy file: a resource policy (it names principals), read once at start.
+    static func endpointPolicy(_ path: String) throws -> Policy {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read the endpoint policy \(path)")
+        }
+        do {
+            return try Policy(json: Array(data), kind: .resource)
+        } catch {
+            throw ValidationError("the endpoint policy \(path) is not valid: \(error.reason)")
+        }
     }
 }

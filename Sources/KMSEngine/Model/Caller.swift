@@ -25,6 +25,9 @@ public struct Caller: Sendable, Equatable {
     /// The policy of the endpoint the request came through, if it has one: it can only narrow
     /// what the other policies allow (AWS's VPC endpoint policies).
     public var endpointPolicy: Policy?
+    /// DryRun: authorize and check the key's state, then stop with DryRunOperationException
+    /// instead of doing the work.
+    public var dryRun: Bool = false
 
     public init(account: String, region: String, principal: String? = nil, requestID: String = "", viaService: String? = nil,
                 sourceIP: String? = nil, secureTransport: Bool? = nil, endpointPolicy: Policy? = nil) {

@@ -19,6 +19,10 @@ public enum KMSAction: String, Sendable, CaseIterable {
     case getKeyPolicy = "kms:GetKeyPolicy", putKeyPolicy = "kms:PutKeyPolicy", listKeyPolicies = "kms:ListKeyPolicies"
     case createGrant = "kms:CreateGrant", listGrants = "kms:ListGrants", retireGrant = "kms:RetireGrant"
     case revokeGrant = "kms:RevokeGrant", listRetirableGrants = "kms:ListRetirableGrants"
+    // kms: operations of the asymmetric and HMAC key specs (grantable; issue 16 serves them)
+    case sign = "kms:Sign", verify = "kms:Verify", getPublicKey = "kms:GetPublicKey"
+    case generateDataKeyPair = "kms:GenerateDataKeyPair", generateDataKeyPairWithoutPlaintext = "kms:GenerateDataKeyPairWithoutPlaintext"
+    case generateMac = "kms:GenerateMac", verifyMac = "kms:VerifyMac", deriveSharedSecret = "kms:DeriveSharedSecret"
     // iam: identities (the subset of IAM kmsd serves)
     case iamCreateUser = "iam:CreateUser", iamDeleteUser = "iam:DeleteUser", iamGetUser = "iam:GetUser", iamListUsers = "iam:ListUsers"
     case iamCreateAccessKey = "iam:CreateAccessKey", iamUpdateAccessKey = "iam:UpdateAccessKey"
@@ -35,7 +39,9 @@ public enum KMSAction: String, Sendable, CaseIterable {
     /// The operations a grant may allow (CreateGrant's `Operations`), by their action.
     public static let grantable: [String: KMSAction] = {
         let actions: [KMSAction] = [.decrypt, .encrypt, .generateDataKey, .generateDataKeyWithoutPlaintext, .reEncryptFrom,
-                                    .reEncryptTo, .createGrant, .retireGrant, .describeKey]
+                                    .reEncryptTo, .createGrant, .retireGrant, .describeKey, .sign, .verify, .getPublicKey,
+                                    .generateDataKeyPair, .generateDataKeyPairWithoutPlaintext, .generateMac, .verifyMac,
+                                    .deriveSharedSecret]
         return Dictionary(uniqueKeysWithValues: actions.map { ($0.operation, $0) })
     }()
 

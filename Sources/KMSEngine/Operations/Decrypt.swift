@@ -38,6 +38,7 @@ extension KMSEngine {
             }
         }
         try Self.requireSymmetric(algorithm, key.record)
+        try Self.endDryRun(caller)
         return (key, try openBlob(blob, key: key, context: context))
     }
 }

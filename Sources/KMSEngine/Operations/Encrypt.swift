@@ -18,6 +18,7 @@ extension KMSEngine {
             let key = try usableKey(keyID, action: .encrypt, for: caller, context: encryptionContext,
                                     extra: ["kms:encryptionalgorithm": [encryptionAlgorithm.rawValue]], in: state, record: &record)
             try Self.requireSymmetric(encryptionAlgorithm, key.record)
+            try Self.endDryRun(caller)
             let blob = try sealBlob(plaintext, key: key, context: encryptionContext)
             return EncryptResponse(ciphertextBlob: blob, keyId: key.record.arn, encryptionAlgorithm: .symmetricDefault)
         }

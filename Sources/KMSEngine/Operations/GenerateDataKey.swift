@@ -38,6 +38,7 @@ extension KMSEngine {
             try Validate.encryptionContext(encryptionContext)
             let key = try usableKey(keyID, action: action, for: caller, context: encryptionContext, in: state, record: &record)
             try Self.requireSymmetric(.symmetricDefault, key.record)
+            try Self.endDryRun(caller)
             let dataKey = try SecretBytes.random(count: count)
             let blob = try sealBlob(dataKey, key: key, context: encryptionContext)
             return GenerateDataKeyResponse(ciphertextBlob: blob, plaintext: returnPlaintext ? dataKey : nil, keyId: key.record.arn)

@@ -136,3 +136,10 @@ final class LiveAccessKey: Sendable {
         self.secret = secret
     }
 }
+
+extension KMSEngine {
+    /// When an account was created (IAM's GetUser for an account root).
+    public func accountCreationDate(_ account: String) -> Date {
+        state.withLock { $0.accounts[account]?.creationDate ?? Date(timeIntervalSince1970: 0) }
+    }
+}

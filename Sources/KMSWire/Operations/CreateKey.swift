@@ -14,7 +14,7 @@ extension KMSProtocol {
         request.policy = try m.string("Policy")
         request.tags = try m.tags("Tags") ?? []
         request.multiRegion = try m.bool("MultiRegion") ?? false
-        _ = try m.bool("BypassPolicyLockoutSafetyCheck")
+        request.bypassPolicyLockoutSafetyCheck = try m.bool("BypassPolicyLockoutSafetyCheck") ?? false
         try m.finish()
         return .object([("KeyMetadata", .keyMetadata(try engine.createKey(request, caller: caller).keyMetadata))])
     }

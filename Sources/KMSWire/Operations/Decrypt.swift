@@ -8,7 +8,8 @@ extension KMSProtocol {
         let context = try m.stringMap("EncryptionContext") ?? [:]
         let keyID = try m.string("KeyId")
         let algorithm = try m.enumeration("EncryptionAlgorithm", EncryptionAlgorithm.self) ?? .symmetricDefault
-        m.ignore("GrantTokens")
+        try m.grantTokens()
+        let caller = try m.dryRun(caller)
         try m.finish()
         let r = try engine.decrypt(ciphertextBlob: blob, encryptionContext: context, keyID: keyID, encryptionAlgorithm: algorithm, caller: caller)
         return .object([("KeyId", .string(r.keyId)), ("Plaintext", .secret(r.plaintext)),

@@ -8,7 +8,8 @@ extension KMSProtocol {
         let plaintext = try m.requiredSecret("Plaintext")
         let context = try m.stringMap("EncryptionContext") ?? [:]
         let algorithm = try m.enumeration("EncryptionAlgorithm", EncryptionAlgorithm.self) ?? .symmetricDefault
-        m.ignore("GrantTokens")
+        try m.grantTokens()
+        let caller = try m.dryRun(caller)
         try m.finish()
         let r = try engine.encrypt(keyID: keyID, plaintext: plaintext, encryptionContext: context, encryptionAlgorithm: algorithm, caller: caller)
         return .object([("CiphertextBlob", .blob(r.ciphertextBlob)), ("KeyId", .string(r.keyId)),

@@ -11,7 +11,8 @@ extension KMSProtocol {
         let destinationContext = try m.stringMap("DestinationEncryptionContext") ?? [:]
         _ = try m.enumeration("SourceEncryptionAlgorithm", EncryptionAlgorithm.self)
         _ = try m.enumeration("DestinationEncryptionAlgorithm", EncryptionAlgorithm.self)
-        m.ignore("GrantTokens")
+        try m.grantTokens()
+        let caller = try m.dryRun(caller)
         try m.finish()
         let r = try engine.reEncrypt(ciphertextBlob: blob, sourceEncryptionContext: sourceContext, sourceKeyID: sourceKeyID,
                                      destinationKeyID: destinationKeyID, destinationEncryptionContext: destinationContext, caller: caller)

@@ -8,7 +8,6 @@ public struct CreateGrantRequest: Sendable {
     public var operations: [String]
     public var constraints: GrantConstraints?
     public var name: String?
-    public var dryRun: Bool = false
 
     public init(keyID: String, granteePrincipal: String, operations: [String]) {
         self.keyID = keyID
@@ -67,7 +66,7 @@ extension KMSEngine {
             case .enabled, .disabled, .pendingImport: break
             default: throw KMSError(.invalidState, "\(key.record.arn) is \(key.record.state.rawValue).")
             }
-            if request.dryRun { throw KMSError(.dryRun, "The request would have succeeded, but the DryRun option is set.") }
+            try Self.endDryRun(caller)
             var grants = state.grants[key.record.keyID] ?? [:]
             if let name = request.name, let existing = grants.values.first(where: {
                 $0.name == name && $0.granteePrincipal == request.granteePrincipal && $0.retiringPrincipal == request.retiringPrincipal

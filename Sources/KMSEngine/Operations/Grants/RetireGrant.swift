@@ -2,7 +2,7 @@ extension KMSEngine {
     /// RetireGrant: the grant's end, by its token or by key and grant ID, at the hands of its
     /// retiring principal, its grantee (when the grant allows RetireGrant), or the root of the
     /// account it lives in — as AWS, whatever the key policy says.
-    public func retireGrant(grantToken: String? = nil, keyID: String? = nil, grantID: String? = nil, dryRun: Bool = false,
+    public func retireGrant(grantToken: String? = nil, keyID: String? = nil, grantID: String? = nil,
                             caller: Caller) throws {
         try manage("RetireGrant", caller) { record, state in
             let grant: GrantRecord
@@ -39,19 +39,19 @@ extension KMSEngine {
             guard reason != nil else {
                 throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:RetireGrant on resource: \(grant.keyARN)")
             }
-            if dryRun { throw KMSError(.dryRun, "The request would have succeeded, but the DryRun option is set.") }
+            try Self.endDryRun(caller)
             return ((), removeGrant(grant, from: &state, record: &record))
         }
     }
 
     /// RevokeGrant: removes a grant, for who the key policy allows kms:RevokeGrant.
-    public func revokeGrant(keyID: String, grantID: String, dryRun: Bool = false, caller: Caller) throws {
+    public func revokeGrant(keyID: String, grantID: String, caller: Caller) throws {
         try manage("RevokeGrant", caller) { record, state in
             let key = try managedKey(keyID, action: .revokeGrant, for: caller, in: state, record: &record)
             guard let grant = state.grants[key.record.keyID]?[grantID] else {
                 throw KMSError(.invalidGrantID, "Grant ID \(grantID) is not a grant of \(key.record.arn)")
             }
-            if dryRun { throw KMSError(.dryRun, "The request would have succeeded, but the DryRun option is set.") }
+            try Self.endDryRun(caller)
             return ((), removeGrant(grant, from: &state, record: &record))
         }
     }
