@@ -21,7 +21,11 @@ public enum Evaluator {
         for statement in policy.statements {
             guard let principal = principalMatch(statement.principal, request.principal),
                   matches(statement.action, { Wildcard.matches($0, request.action, ignoringCase: true) }),
-                  statement.resource.map({ matches($0, { Wildcard.matches($0, request.resource) }) }) ?? true,
+                  statement.resource.map({ resource in
+                      matches(resource) { pattern in
+                          substituted(pattern, request, enabled: policy.version == "2012-10-17").map { Wildcard.matches($0, request.resource) } ?? false
+                      }
+                  }) ?? true,
                   statement.conditions.allSatisfy({ $0.isSatisfied(by: request) })
             else { continue }
             switch statement.effect {
@@ -36,6 +40,29 @@ public enum Evaluator {
     }
 
     enum PrincipalMatch { case direct, account }
+
+    /// A resource pattern with its policy variables (`${aws:username}`, `${aws:PrincipalTag/team}`)
+    /// replaced by the request's values, as IAM does in 2012-10-17 policies; `${*}`, `${?}` and
+    /// `${$}` stand for the literal characters. Nil when a variable has no value: the pattern
+    /// then matches nothing. Replaced values cannot act as wildcards.
+    static func substituted(_ pattern: String, _ request: AuthorizationRequest, enabled: Bool) -> String? {
+        guard enabled, pattern.contains("${") else { return pattern }
+        var out = ""
+        var rest = Substring(pattern)
+        while let start = rest.range(of: "${") {
+            out += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else { return out + rest[start.lowerBound...] }
+            let name = String(rest[start.upperBound..<end])
+            switch name {
+            case "*", "?", "$": out += Wildcard.literal(name)
+            default:
+                guard let value = request.values(for: name)?.first else { return nil }
+                out += Wildcard.escaped(value)
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        return out + rest
+    }
 
     /// How `pattern` names `principal`, or nil if it does not. No `Principal` element (an
     /// identity policy) names the identity it is attached to: direct.

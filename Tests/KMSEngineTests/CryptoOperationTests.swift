@@ -58,8 +58,8 @@ import Testing
         #expect(throws: KMSError.invalidCiphertext) { try f.engine.decrypt(ciphertextBlob: [1, 2, 3], caller: f.caller) }
         #expect(throws: KMSError.invalidCiphertext) { try f.engine.decrypt(ciphertextBlob: Array(blob.dropLast()), caller: f.caller) }
         #expect(throws: KMSError.validation) { try f.engine.decrypt(ciphertextBlob: [], caller: f.caller) }
-        // Another account cannot use the blob even though it names the key.
-        #expect(throws: KMSError.notFound) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.otherAccount) }
+        // Another account cannot use the blob even though it names the key: the key policy does not allow it.
+        #expect(throws: KMSError.accessDenied) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.otherAccount) }
     }
 
     @Test func keyStatesGateUse() throws {

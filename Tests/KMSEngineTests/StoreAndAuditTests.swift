@@ -171,7 +171,8 @@ import Testing
 }
 
 /// Whoever can write the store but has no root key cannot move a key to another account, give
-/// an access key to another principal or point an alias elsewhere: every record carries a MAC
+/// an access key to another principal, point an alias elsewhere, widen a policy or forge a
+/// grant: every record carries a MAC
 /// under the root key, and a changed one stops the engine from opening, naming the record.
 @Suite struct RecordAuthenticationTests {
     static let edits: [(String, String)] = [
@@ -181,6 +182,10 @@ import Testing
         ("accounts", "UPDATE accounts SET record = replace(record, 'default', 'evil')"),
         ("access_keys", "UPDATE access_keys SET record = replace(record, 'alice', 'admin')"),
         ("keys", "UPDATE keys SET mac = NULL"),
+        ("grants", "UPDATE grants SET record = replace(record, 'bob', 'eve')"),
+        ("grants", "INSERT INTO grants SELECT 'forged', key_id, replace(record, grant_id, 'forged'), mac FROM grants"),
+        ("identities", "UPDATE identities SET record = replace(record, 'kms:DescribeKey', 'kms:*') WHERE record LIKE '%alice%'"),
+        ("keys", "UPDATE keys SET record = replace(record, 'Enable IAM User Permissions', 'Let everyone in')"),
     ]
 
     @Test(arguments: 0..<edits.count) func aChangedRecordIsRefused(_ index: Int) throws {
@@ -190,6 +195,11 @@ import Testing
         _ = try f.engine.createAccessKey(account: "111122223333", userName: "alice")
         let key = try f.createKey().keyId
         try f.engine.createAlias(aliasName: "alias/moved", targetKeyID: key, caller: f.caller)
+        let policy = #"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:DescribeKey","Resource":"*"}}"#
+        try f.engine.putIdentityPolicy(.user, name: "alice", policyName: "read", document: policy, caller: f.caller)
+        _ = try f.engine.createIdentity(.user, name: "bob", caller: f.caller)
+        _ = try f.engine.createGrant(CreateGrantRequest(keyID: key, granteePrincipal: "arn:aws:iam::111122223333:user/bob",
+                                                        operations: ["Decrypt"]), caller: f.caller)
         try f.reopen()  // untouched: every MAC verifies
         try f.close()
         let database = try SQLiteDatabase(path: f.storePath)
