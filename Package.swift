@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto",
+                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto", "KMSJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KMSEngine
 import KMSFSCrypto
+import KMSJSON
 import Yams
 
 /// A seed file (YAML): accounts, access keys, keys and aliases that kmsd makes at start if they
@@ -24,6 +25,17 @@ import Yams
 ///         rotationPeriodInDays: 365  # optional: automatic rotation
 ///         material: <base64 of 32 bytes>   # optional, for tests: an EXTERNAL key
 ///         aliases: [alias/app]
+///         policy:                    # optional key policy (YAML or a JSON string); default: the account's
+///           Version: "2012-10-17"
+///           Statement: [...]
+///     users:                         # optional IAM users with inline identity policies
+///       - name: ci
+///         policies:
+///           use-app-key: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: ["kms:Decrypt"], Resource: "*"}]}
+///     roles:                         # optional IAM roles: trust policy and inline policies
+///       - name: mount
+///         trustPolicy: {Statement: [{Effect: Allow, Principal: {AWS: "111122223333"}, Action: "sts:AssumeRole"}]}
+///         policies: {...}
 /// ```
 /// An unknown setting is an error, like in the configuration file.
 struct SeedFile: Decodable {
@@ -32,6 +44,56 @@ struct SeedFile: Decodable {
         var name: String?
         var accessKeys: [AccessKey]?
         var keys: [Key]?
+        var users: [Identity]?
+        var roles: [Identity]?
+    }
+
+    struct Identity: Decodable {
+        var name: String
+        var policies: [String: PolicyDocument]?
+        var trustPolicy: PolicyDocument?
+    }
+
+    /// A policy written as YAML (or JSON, which is YAML) or as a string holding JSON.
+    struct PolicyDocument: Decodable {
+        var text: String
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let string = try? container.decode(String.self) {
+                text = string
+            } else {
+                text = String(decoding: try container.decode(AnyJSON.self).value.serialized, as: UTF8.self)
+            }
+        }
+    }
+
+    /// Any YAML value, as the JSON it means (for policies written as YAML).
+    struct AnyJSON: Decodable {
+        var value: JSONValue
+
+        init(from decoder: any Decoder) throws {
+            if var list = try? decoder.unkeyedContainer() {
+                var items: [JSONValue] = []
+                while !list.isAtEnd { items.append(try list.decode(AnyJSON.self).value) }
+                value = .array(items)
+            } else if let map = try? decoder.container(keyedBy: AnyKey.self) {
+                value = .object(try map.allKeys.sorted { $0.stringValue < $1.stringValue }.map { ($0.stringValue, try map.decode(AnyJSON.self, forKey: $0).value) })
+            } else {
+                let single = try decoder.singleValueContainer()
+                if single.decodeNil() { value = .null }
+                else if let flag = try? single.decode(Bool.self) { value = .bool(flag) }
+                else if let number = try? single.decode(Int.self) { value = .number(String(number)) }
+                else { value = .string(try single.decode(String.self)) }
+            }
+        }
+    }
+
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     struct AccessKey: Decodable {
@@ -48,6 +110,7 @@ struct SeedFile: Decodable {
         var rotationPeriodInDays: Int?
         var material: String?
         var aliases: [String]?
+        var policy: PolicyDocument?
     }
 
     var region: String?
@@ -56,9 +119,11 @@ struct SeedFile: Decodable {
     /// The settings each level allows, for the unknown-setting check.
     static let allowed: [String: Set<String>] = [
         "": ["region", "accounts"],
-        "accounts": ["id", "name", "accessKeys", "keys"],
+        "accounts": ["id", "name", "accessKeys", "keys", "users", "roles"],
         "accessKeys": ["id", "secret", "user"],
-        "keys": ["id", "region", "description", "tags", "rotationPeriodInDays", "material", "aliases"],
+        "keys": ["id", "region", "description", "tags", "rotationPeriodInDays", "material", "aliases", "policy"],
+        "users": ["name", "policies"],
+        "roles": ["name", "policies", "trustPolicy"],
     ]
 
     /// Reads and checks `path`, and turns it into the engine's ``Seed``.
@@ -98,19 +163,27 @@ struct SeedFile: Decodable {
             Seed.Account(
                 id: account.id, name: account.name,
                 accessKeys: (account.accessKeys ?? []).map { Seed.AccessKey(id: $0.id, secret: $0.secret, user: $0.user) },
-                keys: try (account.keys ?? []).map { key in
-                    var material: SecretBytes?
-                    if let text = key.material {
-                        guard var bytes = Data(base64Encoded: text).map(Array.init) else {
-                            throw CommandFailure("\(path): the material of key \(key.id ?? key.aliases?.first ?? "?") is not base64")
-                        }
-                        material = SecretBytes(wiping: &bytes)
-                    }
-                    return Seed.Key(id: key.id, region: key.region ?? defaultRegion, description: key.description ?? "",
-                                    tags: (key.tags ?? [:]).sorted { $0.key < $1.key }.map { Tag(tagKey: $0.key, tagValue: $0.value) },
-                                    rotationPeriodInDays: key.rotationPeriodInDays, material: material, aliases: key.aliases ?? [])
-                })
+                keys: try keys(account, path: path, defaultRegion: defaultRegion),
+                identities: (account.users ?? []).map { Seed.Identity(kind: .user, name: $0.name, policies: ($0.policies ?? [:]).mapValues(\.text)) }
+                    + (account.roles ?? []).map {
+                        Seed.Identity(kind: .role, name: $0.name, policies: ($0.policies ?? [:]).mapValues(\.text), trustPolicy: $0.trustPolicy?.text)
+                    })
         })
+    }
+
+    func keys(_ account: Account, path: String, defaultRegion: String) throws -> [Seed.Key] {
+        try (account.keys ?? []).map { key in
+            var material: SecretBytes?
+            if let text = key.material {
+                guard var bytes = Data(base64Encoded: text).map(Array.init) else {
+                    throw CommandFailure("\(path): the material of key \(key.id ?? key.aliases?.first ?? "?") is not base64")
+                }
+                material = SecretBytes(wiping: &bytes)
+            }
+            return Seed.Key(id: key.id, region: key.region ?? defaultRegion, description: key.description ?? "",
+                            tags: (key.tags ?? [:]).sorted { $0.key < $1.key }.map { Tag(tagKey: $0.key, tagValue: $0.value) },
+                            rotationPeriodInDays: key.rotationPeriodInDays, material: material, aliases: key.aliases ?? [], policy: key.policy?.text)
+        }
     }
 }
 

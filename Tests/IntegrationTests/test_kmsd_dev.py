@@ -148,6 +148,10 @@ accounts:
         aliases: [alias/rotating]
   - id: "444455556666"
     name: ci
+    users:
+      - name: ci
+        policies:
+          everything-kms: {{Version: "2012-10-17", Statement: [{{Effect: Allow, Action: "kms:*", Resource: "*"}}]}}
     accessKeys:
       - id: {other_id}
         secret: {other_secret}
@@ -175,7 +179,7 @@ def test_seed_file_loads_reloads_without_change_and_names_conflicts(tmp_path):
     arguments = ["--store", store, "--listen", "tcp://127.0.0.1:0", "--seed", str(seed)]
 
     with serve(*arguments) as kmsd:
-        assert "seed %s: 9 created, 1 unchanged" % seed in kmsd.output, kmsd.output
+        assert "seed %s: 10 created, 1 unchanged" % seed in kmsd.output, kmsd.output
         client = kms(kmsd.endpoint, WELL_KNOWN)
         described = client.describe_key(KeyId="alias/app")["KeyMetadata"]
         assert described["KeyId"] == APP_KEY and described["Origin"] == "EXTERNAL" and described["Description"] == "app data"
@@ -191,7 +195,7 @@ def test_seed_file_loads_reloads_without_change_and_names_conflicts(tmp_path):
 
     # Again at the next start: nothing new, and the ciphertext still decrypts.
     with serve(*arguments) as kmsd:
-        assert "seed %s: 0 created, 10 unchanged" % seed in kmsd.output, kmsd.output
+        assert "seed %s: 0 created, 11 unchanged" % seed in kmsd.output, kmsd.output
         assert kms(kmsd.endpoint, WELL_KNOWN).decrypt(CiphertextBlob=blob, EncryptionContext={"t": "1"})["Plaintext"] == b"seeded"
 
     # Conflicts and mistakes stop kmsd before it listens, naming the entry.
@@ -213,7 +217,7 @@ def test_seed_file_loads_reloads_without_change_and_names_conflicts(tmp_path):
     # throwaway store with the same material decrypts the blob.
     seed.write_text(seed_text())
     with serve("--dev", "--port", "0", "--seed", str(seed), env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")}) as kmsd:
-        assert "seed %s: 8 created, 2 unchanged" % seed in kmsd.output, kmsd.output
+        assert "seed %s: 9 created, 2 unchanged" % seed in kmsd.output, kmsd.output
         assert kms(kmsd.endpoint, WELL_KNOWN).decrypt(CiphertextBlob=blob, EncryptionContext={"t": "1"})["Plaintext"] == b"seeded"
 
 
@@ -257,9 +261,9 @@ def test_admin_applies_a_seed_to_a_stopped_store(tmp_path):
     seed = tmp_path / "seed.yaml"
     seed.write_text(seed_text())
     applied = subprocess.run([KMSD, "admin", "seed", "--store", store, str(seed)], capture_output=True, text=True)
-    assert applied.returncode == 0 and "9 created, 1 unchanged" in applied.stdout, applied.stderr
+    assert applied.returncode == 0 and "10 created, 1 unchanged" in applied.stdout, applied.stderr
     with serve("--store", store, "--listen", "tcp://127.0.0.1:0", "--seed", str(seed)) as kmsd:
-        assert "0 created, 10 unchanged" in kmsd.output, kmsd.output
+        assert "0 created, 11 unchanged" in kmsd.output, kmsd.output
     seed.write_text(seed_text().replace("description: app data", "description: changed"))
     refused = subprocess.run([KMSD, "admin", "seed", "--store", store, str(seed)], capture_output=True, text=True)
     assert refused.returncode != 0 and "seed conflict in key %s" % APP_KEY in refused.stderr

@@ -45,8 +45,41 @@ private struct SeedPlan {
             changes.append(.putAccount(created))
             outcome.created.append(entry)
         }
+        for identity in account.identities { try apply(identity, account: account.id, engine: engine, to: &state) }
         for accessKey in account.accessKeys { try apply(accessKey, account: account.id, engine: engine, to: &state) }
         for key in account.keys { try apply(key, account: account.id, engine: engine, to: &state) }
+    }
+
+    mutating func apply(_ identity: Seed.Identity, account: String, engine: KMSEngine, to state: inout EngineState) throws {
+        let entry = "\(identity.kind.rawValue) \(identity.name)"
+        let arn = IdentityRecord.arn(identity.kind, account: account, name: identity.name)
+        if let existing = state.identities[arn] {
+            guard existing.record.policies == identity.policies, existing.record.trustPolicy == identity.trustPolicy else {
+                throw SeedError.conflict(entry: entry, reason: "it exists with different policies")
+            }
+            outcome.unchanged.append(entry)
+            return
+        }
+        try invalid(entry) {
+            try Validate.iamName(identity.name, "\(identity.kind.rawValue) name", 64)
+            for (name, document) in identity.policies {
+                try Validate.iamName(name, "policy name", 128)
+                try KMSEngine.parseIAMPolicy(document, kind: .identity)
+            }
+            if identity.kind == .role {
+                guard let trust = identity.trustPolicy else { throw KMSError(.validation, "a role needs a trustPolicy") }
+                try KMSEngine.checkTrustPolicy(trust)
+            } else if identity.trustPolicy != nil {
+                throw KMSError(.validation, "a user has no trustPolicy")
+            }
+        }
+        let record = IdentityRecord(kind: identity.kind, account: account, name: identity.name,
+                                    id: (identity.kind == .user ? "AIDA" : "AROA") + (try KMSEngine.randomIAMID()),
+                                    creationDate: engine.clock.now(), description: nil, tags: [], policies: identity.policies,
+                                    trustPolicy: identity.trustPolicy, maxSessionDuration: identity.kind == .role ? 3600 : nil)
+        state.identities[arn] = LiveIdentity(record: record)
+        changes.append(.putIdentity(record))
+        outcome.created.append(entry)
     }
 
     mutating func apply(_ accessKey: Seed.AccessKey, account: String, engine: KMSEngine, to state: inout EngineState) throws {
@@ -97,11 +130,15 @@ private struct SeedPlan {
             request.description = key.description
             request.tags = key.tags
             request.origin = key.material == nil ? .awsKMS : .external
+            request.policy = key.policy
             let caller = Caller(account: account, region: key.region, principal: KMSEngine.principal(account: account, userName: nil),
                                 requestID: "seed")
             var live = try invalid(entry) {
                 try engine.makeKey(request, caller: caller, manager: .customer, service: nil, keyID: key.id, material: key.material)
             }
+            // The principals a seeded policy names must exist; the lockout check is the seed's
+            // author's business (an administrator writing the store's starting point).
+            if key.policy != nil { try invalid(entry) { [live] in try engine.checkKeyPolicy(live, caller: caller, bypassLockoutCheck: true, in: state) } }
             if let days = key.rotationPeriodInDays {
                 let now = engine.clock.now()
                 live = live.with {
@@ -134,6 +171,7 @@ private struct SeedPlan {
         if record.description != key.description { differences.append("description") }
         if Set(record.tags) != Set(key.tags) { differences.append("tags") }
         if (record.rotationEnabled ? record.rotationPeriodInDays : nil) != key.rotationPeriodInDays { differences.append("rotation") }
+        if record.policy != (key.policy ?? KeyPolicies.defaultPolicy(account: account)) { differences.append("policy") }
         if let material = key.material {
             if record.origin != .external || live.material[1]?.key != material { differences.append("material") }
         } else if record.origin != .awsKMS {

@@ -13,11 +13,28 @@ public struct Seed: Sendable {
         public var name: String?
         public var accessKeys: [AccessKey]
         public var keys: [Key]
-        public init(id: String, name: String? = nil, accessKeys: [AccessKey] = [], keys: [Key] = []) {
+        /// IAM users and roles, created first (access keys and key policies may name them).
+        public var identities: [Identity]
+        public init(id: String, name: String? = nil, accessKeys: [AccessKey] = [], keys: [Key] = [], identities: [Identity] = []) {
             self.id = id
             self.name = name
             self.accessKeys = accessKeys
             self.keys = keys
+            self.identities = identities
+        }
+    }
+
+    /// A user or role with its inline policies (and a role's trust policy), compared as written.
+    public struct Identity: Sendable {
+        public var kind: IdentityRecord.Kind
+        public var name: String
+        public var policies: [String: String]
+        public var trustPolicy: String?
+        public init(kind: IdentityRecord.Kind, name: String, policies: [String: String] = [:], trustPolicy: String? = nil) {
+            self.kind = kind
+            self.name = name
+            self.policies = policies
+            self.trustPolicy = trustPolicy
         }
     }
 
@@ -45,8 +62,11 @@ public struct Seed: Sendable {
         /// is then EXTERNAL, like one with imported material, and cannot rotate automatically.
         public var material: SecretBytes?
         public var aliases: [String]
+        /// The key policy; nil for the default one.
+        public var policy: String?
         public init(id: String? = nil, region: String, description: String = "", tags: [Tag] = [],
-                    rotationPeriodInDays: Int? = nil, material: SecretBytes? = nil, aliases: [String] = []) {
+                    rotationPeriodInDays: Int? = nil, material: SecretBytes? = nil, aliases: [String] = [], policy: String? = nil) {
+            self.policy = policy
             self.id = id
             self.region = region
             self.description = description
