@@ -64,8 +64,8 @@ public final class KMSServer: Sendable {
         }
         var bound: [any Channel] = []
         do {
-            for listener in configuration.listeners {
-                let policy = configuration.endpointPolicies[listener]
+            for (index, listener) in configuration.listeners.enumerated() {
+                let policy = configuration.endpointPolicies[index]
                 let plain = bootstrap(tls: nil, policy: policy)
                 switch listener {
                 case let .tcp(host, port):

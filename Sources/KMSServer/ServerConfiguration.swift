@@ -2,7 +2,7 @@ import KMSAuthorization
 
 /// Where and how kmsd listens.
 public struct ServerConfiguration: Sendable {
-    public enum Listener: Sendable, Hashable, CustomStringConvertible {
+    public enum Listener: Sendable, Equatable, CustomStringConvertible {
         /// HTTP over TCP. Port 0 picks a free port (see ``KMSServer/boundAddresses``).
         case tcp(host: String, port: Int)
         /// HTTPS: TLS 1.2 or later with the PEM certificate chain and private key in these files.
@@ -21,9 +21,10 @@ public struct ServerConfiguration: Sendable {
     }
 
     public var listeners: [Listener]
-    /// Endpoint policies by listener: a request through a listener with one must be allowed by
-    /// it too (and is refused by any Deny in it), whatever the key and identity policies say.
-    public var endpointPolicies: [Listener: Policy] = [:]
+    /// Endpoint policies by the index of their listener in ``listeners`` (two listeners may be
+    /// alike, `tcp://127.0.0.1:0` twice): a request through a listener with one must be allowed
+    /// by it too (and is refused by any Deny in it), whatever the key and identity policies say.
+    public var endpointPolicies: [Int: Policy] = [:]
     /// Bodies larger than this are refused with 413 before they are read in full.
     public var maximumBodyBytes: Int = 1 << 20
     /// A connection that sends nothing for this long is closed (slow or stuck clients).

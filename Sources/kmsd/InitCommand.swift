@@ -26,7 +26,13 @@ struct InitCommand: ParsableCommand {
                                                 attributes: [.posixPermissions: 0o700])
         if case let .file(path) = storeOptions.rootKeySource, !FileManager.default.fileExists(atPath: path) {
             let key = try RootKey.generate()
-            guard FileManager.default.createFile(atPath: path, contents: Data(key.hexEncoded()), attributes: [.posixPermissions: 0o600]) else {
+            // Created with its final mode, never replacing a file (O_EXCL): a secret is never
+            // readable by others, not even between a create and a chmod.
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw ValidationError("cannot create the root key file \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let bytes = Array(key.hexEncoded())
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count, fsync(fd) == 0 else {
                 throw ValidationError("cannot write the root key to \(path)")
             }
             print("root key: generated into \(path) (mode 0600); back it up: without it the store cannot be opened")

@@ -70,9 +70,9 @@ struct ServeCommand: ParsableCommand {
         let certificate = tlsCertificate ?? file?.tls?.certificate, key = tlsKey ?? file?.tls?.key
         let parsed = try listenerTexts.map { try Self.parse($0, certificate: certificate, key: key) }
         var configuration = ServerConfiguration(listeners: parsed.map(\.0))
-        for (listener, path) in parsed {
+        for (index, (listener, path)) in parsed.enumerated() {
             guard let path else { continue }
-            configuration.endpointPolicies[listener] = try Self.endpointPolicy(path)
+            configuration.endpointPolicies[index] = try Self.endpointPolicy(path)
             print("kmsd: \(listener) serves what its endpoint policy \(path) allows")
         }
         configuration.maximumBodyBytes = maxBodyBytes ?? file?.maxBodyBytes ?? (1 << 20)

@@ -41,7 +41,9 @@ struct StoreOptions: ParsableArguments {
             if let credential = configured.credential { return .credential(credential) }
             if let file = configured.file { return .file(file) }
         }
-        return .file((store as NSString).deletingLastPathComponent + "/root.key")
+        // A bare file name's directory is "" — the current directory, not the filesystem root.
+        let directory = (store as NSString).deletingLastPathComponent
+        return .file((directory.isEmpty ? "." : directory) + "/root.key")
     }
 
     func openEngine(scheduler: Bool = false) throws -> KMSEngine {
