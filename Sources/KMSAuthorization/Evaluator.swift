@@ -73,7 +73,9 @@ public enum Evaluator {
             let found = patterns.compactMap { names($0, principal) }
             return found.contains(.direct) ? .direct : found.first
         case let .none(patterns):
-            return patterns.contains { names($0, principal) != nil } ? nil : .direct
+            // NotPrincipal excludes only whom it names itself: an account's root ARN excludes the
+            // root, not the account's users (AWS: list both the user and the account to spare a user).
+            return patterns.contains { names($0, principal) == .direct } ? nil : .direct
         }
     }
 

@@ -77,13 +77,11 @@ struct RequestAuthenticator: Sendable {
             _ = verified.accessKeyID
             return Caller(account: account, region: verified.region, principal: principal, requestID: requestID,
                           sourceIP: connection.sourceIP, secureTransport: connection.secure, endpointPolicy: connection.policy)
-        } catch let error as SigV4Error {
+        } catch {
             if let sessionFailure {
                 throw WireError(type: sessionFailure.code.rawValue, message: sessionFailure.message, status: 400)
             }
             throw WireError(type: error.code, message: error.message, status: error.code == "MissingAuthenticationTokenException" ? 403 : 400)
-        } catch {
-            throw WireError(type: "InvalidSignatureException", message: "the signature could not be checked", status: 400)
         }
     }
 

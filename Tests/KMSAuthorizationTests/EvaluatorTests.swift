@@ -165,6 +165,100 @@ import Testing
         ("the least-privilege kmsfs mount", #"{"StringEquals":{"kms:EncryptionContext:kmsfs:volume":"v1","kms:ViaService":"kmsfs"},"ForAllValues:StringEquals":{"kms:EncryptionContextKeys":["kmsfs:volume","kmsfs:file"]}}"#, true),
     ]
 
+    /// What the engine sends for a CreateGrant, a tagged CreateKey, a ReEncrypt through an alias:
+    /// every KMS and global condition key kmsd fills in.
+    static let keyValues: [String: [String]] = [
+        "kms:GrantOperations": ["Decrypt", "GenerateDataKey"], "kms:GranteePrincipal": ["arn:aws:iam::111122223333:role/host"],
+        "kms:RetiringPrincipal": ["arn:aws:iam::111122223333:user/ops"], "kms:GrantConstraintType": ["EncryptionContextSubset"],
+        "kms:GrantIsForAWSResource": ["false"], "kms:RequestAlias": ["alias/app"], "kms:ResourceAliases": ["alias/app", "alias/app-v2"],
+        "kms:KeySpec": ["SYMMETRIC_DEFAULT"], "kms:KeyUsage": ["ENCRYPT_DECRYPT"], "kms:KeyOrigin": ["AWS_KMS"], "kms:MultiRegion": ["false"],
+        "kms:EncryptionAlgorithm": ["SYMMETRIC_DEFAULT"], "kms:ViaService": ["kmsfs"], "kms:CallerAccount": [account],
+        "kms:RotationPeriodInDays": ["365"], "kms:ScheduleKeyDeletionPendingWindowInDays": ["7"], "kms:BypassPolicyLockoutSafetyCheck": ["false"],
+        "kms:ReEncryptOnSameKey": ["true"], "aws:PrincipalTag/team": ["storage"], "aws:ResourceTag/env": ["prod"],
+        "aws:RequestTag/owner": ["alice"], "aws:TagKeys": ["owner", "cost"], "aws:PrincipalArn": ["arn:aws:iam::111122223333:user/alice"],
+        "aws:PrincipalAccount": [account], "aws:PrincipalType": ["User"], "aws:username": ["alice"], "aws:SourceIp": ["2001:db8::7"],
+        "aws:SecureTransport": ["false"], "aws:CurrentTime": ["2026-11-29T12:00:00Z"], "aws:EpochTime": ["1795953600"],
+        "aws:RequestedRegion": ["us-east-1"], "aws:ViaAWSService": ["false"],
+    ]
+
+    static let conditionKeys: [(String, String, Bool)] = [
+        ("kms:GrantOperations: every operation granted is allowed", #"{"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt","GenerateDataKey","Encrypt"]}}"#, true),
+        ("kms:GrantOperations: one is not", #"{"ForAllValues:StringEquals":{"kms:GrantOperations":["Decrypt"]}}"#, false),
+        ("kms:GrantOperations: any of them", #"{"ForAnyValue:StringEquals":{"kms:GrantOperations":"GenerateDataKey"}}"#, true),
+        ("kms:GranteePrincipal by role", #"{"StringLike":{"kms:GranteePrincipal":"arn:aws:iam::111122223333:role/*"}}"#, true),
+        ("kms:GranteePrincipal, another account", #"{"StringLike":{"kms:GranteePrincipal":"arn:aws:iam::444455556666:*"}}"#, false),
+        ("kms:RetiringPrincipal", #"{"StringEquals":{"kms:RetiringPrincipal":"arn:aws:iam::111122223333:user/ops"}}"#, true),
+        ("kms:GrantConstraintType", #"{"StringEquals":{"kms:GrantConstraintType":"EncryptionContextSubset"}}"#, true),
+        ("kms:GrantConstraintType, Equals required", #"{"StringEquals":{"kms:GrantConstraintType":"EncryptionContextEquals"}}"#, false),
+        ("kms:GrantIsForAWSResource false", #"{"Bool":{"kms:GrantIsForAWSResource":"false"}}"#, true),
+        ("kms:GrantIsForAWSResource true required", #"{"Bool":{"kms:GrantIsForAWSResource":"true"}}"#, false),
+        ("kms:RequestAlias", #"{"StringEquals":{"kms:RequestAlias":"alias/app"}}"#, true),
+        ("kms:RequestAlias with a pattern", #"{"StringLike":{"kms:RequestAlias":"alias/other*"}}"#, false),
+        ("kms:ResourceAliases, any", #"{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/app-*"}}"#, true),
+        ("kms:ResourceAliases, all", #"{"ForAllValues:StringLike":{"kms:ResourceAliases":"alias/app*"}}"#, true),
+        ("kms:ResourceAliases, all of another family", #"{"ForAllValues:StringLike":{"kms:ResourceAliases":"alias/db*"}}"#, false),
+        ("kms:KeySpec", #"{"StringEquals":{"kms:KeySpec":"SYMMETRIC_DEFAULT"}}"#, true),
+        ("kms:KeySpec, RSA only", #"{"StringLike":{"kms:KeySpec":"RSA_*"}}"#, false),
+        ("kms:KeyUsage", #"{"StringEquals":{"kms:KeyUsage":"ENCRYPT_DECRYPT"}}"#, true),
+        ("kms:KeyOrigin", #"{"StringEquals":{"kms:KeyOrigin":"EXTERNAL"}}"#, false),
+        ("kms:MultiRegion", #"{"Bool":{"kms:MultiRegion":"false"}}"#, true),
+        ("kms:EncryptionAlgorithm", #"{"StringEquals":{"kms:EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}}"#, true),
+        ("kms:EncryptionAlgorithm, RSA required", #"{"StringEquals":{"kms:EncryptionAlgorithm":"RSAES_OAEP_SHA_256"}}"#, false),
+        ("kms:ViaService", #"{"StringEquals":{"kms:ViaService":"kmsfs"}}"#, true),
+        ("kms:ViaService, another service", #"{"StringEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}"#, false),
+        ("kms:CallerAccount", #"{"StringEquals":{"kms:CallerAccount":"111122223333"}}"#, true),
+        ("kms:RotationPeriodInDays at least 180", #"{"NumericGreaterThanEquals":{"kms:RotationPeriodInDays":"180"}}"#, true),
+        ("kms:RotationPeriodInDays at most 90", #"{"NumericLessThanEquals":{"kms:RotationPeriodInDays":"90"}}"#, false),
+        ("kms:ScheduleKeyDeletionPendingWindowInDays at least 30", #"{"NumericGreaterThanEquals":{"kms:ScheduleKeyDeletionPendingWindowInDays":"30"}}"#, false),
+        ("kms:BypassPolicyLockoutSafetyCheck not set", #"{"Bool":{"kms:BypassPolicyLockoutSafetyCheck":"false"}}"#, true),
+        ("kms:ReEncryptOnSameKey", #"{"Bool":{"kms:ReEncryptOnSameKey":"true"}}"#, true),
+        ("aws:PrincipalTag", #"{"StringEquals":{"aws:PrincipalTag/team":"storage"}}"#, true),
+        ("aws:PrincipalTag, key names are case-insensitive", #"{"StringEquals":{"aws:PrincipalTag/TEAM":"storage"}}"#, true),
+        ("aws:PrincipalTag missing", #"{"StringEquals":{"aws:PrincipalTag/project":"x"}}"#, false),
+        ("aws:ResourceTag", #"{"StringEquals":{"aws:ResourceTag/env":"prod"}}"#, true),
+        ("aws:ResourceTag, another value", #"{"StringEquals":{"aws:ResourceTag/env":"dev"}}"#, false),
+        ("aws:RequestTag", #"{"StringEquals":{"aws:RequestTag/owner":"alice"}}"#, true),
+        ("aws:TagKeys, all allowed", #"{"ForAllValues:StringEquals":{"aws:TagKeys":["owner","cost","env"]}}"#, true),
+        ("aws:TagKeys, one not", #"{"ForAllValues:StringEquals":{"aws:TagKeys":["owner"]}}"#, false),
+        ("aws:PrincipalArn", #"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/*"}}"#, true),
+        ("aws:PrincipalArn, ArnEquals another", #"{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/bob"}}"#, false),
+        ("aws:PrincipalAccount", #"{"StringEquals":{"aws:PrincipalAccount":"111122223333"}}"#, true),
+        ("aws:PrincipalType", #"{"StringEquals":{"aws:PrincipalType":"AssumedRole"}}"#, false),
+        ("aws:username", #"{"StringEquals":{"aws:username":"alice"}}"#, true),
+        ("aws:SourceIp, IPv6 range", #"{"IpAddress":{"aws:SourceIp":"2001:db8::/32"}}"#, true),
+        ("aws:SourceIp, IPv6 outside", #"{"IpAddress":{"aws:SourceIp":"2001:db9::/32"}}"#, false),
+        ("aws:SourceIp, an IPv4 range never holds an IPv6 address", #"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#, false),
+        ("aws:SecureTransport false", #"{"Bool":{"aws:SecureTransport":"true"}}"#, false),
+        ("aws:CurrentTime before", #"{"DateLessThan":{"aws:CurrentTime":"2026-12-01T00:00:00Z"}}"#, true),
+        ("aws:EpochTime", #"{"NumericGreaterThan":{"aws:EpochTime":"1700000000"}}"#, true),
+        ("aws:RequestedRegion", #"{"StringEquals":{"aws:RequestedRegion":["eu-west-1","eu-central-1"]}}"#, false),
+        ("aws:ViaAWSService", #"{"Bool":{"aws:ViaAWSService":"false"}}"#, true),
+    ]
+
+    @Test(arguments: conditionKeys.map { Case(name: $0.0, statement: allowAlice($0.1), principal: alice, action: "kms:Decrypt",
+                                              values: keyValues, expected: $0.2 ? allowed : none) })
+    func conditionKeysKMSFills(_ c: Case) throws {
+        #expect(Evaluator.evaluate(try Self.policy(c.statement), Self.request(c)) == c.expected)
+    }
+
+    /// Policy variables in Resource (2012-10-17 policies): replaced by the request's values.
+    static let variables: [(String, String, String, Bool)] = [
+        ("${aws:username} in a resource", "2012-10-17", "arn:aws:iam::111122223333:user/${aws:username}", true),
+        ("${aws:username} for another user", "2012-10-17", "arn:aws:iam::111122223333:user/${aws:username}x", false),
+        ("a variable with no value matches nothing", "2012-10-17", "arn:aws:iam::111122223333:user/${aws:PrincipalTag/none}", false),
+        ("variables are literal in 2008-10-17 policies", "2008-10-17", "arn:aws:iam::111122223333:user/${aws:username}", false),
+        ("${*} is a literal star", "2012-10-17", "arn:aws:iam::111122223333:user/${*}", false),
+        ("a value's star is not a wildcard", "2012-10-17", "arn:aws:iam::111122223333:user/${aws:PrincipalTag/star}", false),
+    ]
+
+    @Test(arguments: variables.map(\.0)) func policyVariables(_ name: String) throws {
+        let (_, version, resource, expected) = Self.variables.first { $0.0 == name }!
+        let policy = try Policy(json: Array(#"{"Version":"\#(version)","Statement":{"Effect":"Allow","Action":"iam:*","Resource":"\#(resource)"}}"#.utf8), kind: .identity)
+        let request = AuthorizationRequest(principal: Self.alice, action: "iam:CreateAccessKey", resource: "arn:aws:iam::111122223333:user/alice",
+                                           values: ["aws:username": ["alice"], "aws:PrincipalTag/star": ["*"]])
+        #expect(Evaluator.evaluate(policy, request) == (expected ? .allowed(sid: nil, delegated: false) : .notApplicable))
+    }
+
     @Test(arguments: structure) func statements(_ c: Case) throws {
         #expect(Evaluator.evaluate(try Self.policy(c.statement), Self.request(c)) == c.expected)
     }
@@ -173,6 +267,22 @@ import Testing
                                            values: context, expected: $0.2 ? allowed : none) })
     func conditionOperators(_ c: Case) throws {
         #expect(Evaluator.evaluate(try Self.policy(c.statement), Self.request(c)) == c.expected)
+    }
+
+    /// IAM's rule for a condition key the request does not carry: a positive operator is false,
+    /// a negated one (StringNotEquals, NotIpAddress, ...) true, and `...IfExists` true for both —
+    /// for every operator but Null, which tests presence itself.
+    static let missingKeyRows: [(String, Bool)] = ConditionOperator.allCases.filter { $0 != .null }.flatMap { op in
+        let negated = op.rawValue.contains("Not")
+        return [(op.rawValue, negated), (op.rawValue + "IfExists", true)]
+    }
+
+    @Test(arguments: missingKeyRows.map(\.0)) func aMissingKey(_ name: String) throws {
+        let expected = Self.missingKeyRows.first { $0.0 == name }!.1
+        let value = name.hasPrefix("Ip") || name.hasPrefix("NotIp") ? "10.0.0.0/8" : name.hasPrefix("Arn") ? "arn:aws:iam::1:user/x" : "1"
+        let policy = try Self.policy(Self.allowAlice(#"{"\#(name)":{"aws:absent":"\#(value)"}}"#))
+        let request = AuthorizationRequest(principal: Self.alice, action: "kms:Decrypt", resource: Self.key, values: [:])
+        #expect(Evaluator.evaluate(policy, request) == (expected ? Self.allowed : Self.none))
     }
 
     /// A denying condition turns a Deny statement off, not into an allow.

@@ -53,8 +53,10 @@ extension KMSEngine {
                                      principalTags: identity?.record.tags ?? [], state: state)
         let request = AuthorizationRequest(principal: principal, action: action.rawValue, resource: target.arn, lookup: values.lookup)
         let identityPolicies: [(name: String, policy: Policy)]? = principal.isAccountRoot ? nil : (identity?.policies ?? [])
-        return AccessEvaluation.decide(.init(caller: caller, action: action, target: target, request: request,
-                                             identityPolicies: identityPolicies, context: context))
+        return AccessEvaluation.decide(.init(
+            request: request, resourceAccount: target.account, resourcePolicy: target.policy, resourcePolicyName: target.policyName,
+            identityPolicies: identityPolicies, endpointPolicy: caller.endpointPolicy, grants: target.grants.map(\.grant),
+            context: context))
     }
 
     /// The user or role a caller acts as (a session acts as its role); nil for an account root

@@ -1,4 +1,5 @@
 import Foundation
+import KMSAuthorization
 
 /// A grant: a key's permission given to one principal for some operations, with optional
 /// encryption-context constraints — usable at once, and removable by retiring or revoking.
@@ -20,22 +21,10 @@ public struct GrantRecord: Codable, Sendable, Equatable {
     /// The grant token CreateGrant returned: names this grant in later calls' `GrantTokens`.
     public var token: String
 
-    /// Whether the grant allows `action` for `principal` with this encryption context.
-    func allows(_ action: KMSAction, principalARN: String, roleARN: String?, context: EncryptionContext?) -> Bool {
-        guard granteePrincipal == principalARN || (roleARN != nil && granteePrincipal == roleARN),
-              operations.contains(action.operation)
-        else { return false }
-        // Constraints bind the operations that take an encryption context; AWS does not apply
-        // them to DescribeKey, RetireGrant or CreateGrant.
-        guard Self.takesContext(action) else { return true }
-        return constraints?.isSatisfied(by: context ?? [:]) ?? true
-    }
-
-    static func takesContext(_ action: KMSAction) -> Bool {
-        switch action {
-        case .encrypt, .decrypt, .generateDataKey, .generateDataKeyWithoutPlaintext, .reEncryptFrom, .reEncryptTo: return true
-        default: return false
-        }
+    /// The grant as the evaluator sees it.
+    var grant: Grant {
+        Grant(id: grantID, grantee: granteePrincipal, actions: Set(operations.map { "kms:" + $0 }),
+              contextEquals: constraints?.encryptionContextEquals, contextSubset: constraints?.encryptionContextSubset)
     }
 }
 
@@ -47,12 +36,6 @@ public struct GrantConstraints: Codable, Sendable, Equatable {
     public init(encryptionContextEquals: EncryptionContext? = nil, encryptionContextSubset: EncryptionContext? = nil) {
         self.encryptionContextEquals = encryptionContextEquals
         self.encryptionContextSubset = encryptionContextSubset
-    }
-
-    func isSatisfied(by context: EncryptionContext) -> Bool {
-        if let equals = encryptionContextEquals, equals != context { return false }
-        if let subset = encryptionContextSubset, !subset.allSatisfy({ context[$0.key] == $0.value }) { return false }
-        return true
     }
 
     /// `kms:GrantConstraintType`.

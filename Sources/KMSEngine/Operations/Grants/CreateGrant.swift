@@ -57,7 +57,7 @@ extension KMSEngine {
             record.keyARN = key.record.arn
             let decision = try authorize(.createGrant, caller, key: key, extra: conditions, in: state, record: &record)
             // A grant that allows CreateGrant allows only grants narrower than itself.
-            if let parent = decision.grant {
+            if let parentID = decision.grantID, let parent = state.grants[key.record.keyID]?[parentID] {
                 guard Set(operations).isSubset(of: parent.operations), parent.constraints == nil || parent.constraints == request.constraints else {
                     throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:CreateGrant on resource: \(key.record.arn): grant \(parent.grantID) allows only grants of its own operations and constraints")
                 }

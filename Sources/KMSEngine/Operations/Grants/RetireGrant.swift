@@ -1,3 +1,5 @@
+import KMSAuthorization
+
 extension KMSEngine {
     /// RetireGrant: the grant's end, by its token or by key and grant ID, at the hands of its
     /// retiring principal, its grantee (when the grant allows RetireGrant), or the root of the
@@ -27,7 +29,8 @@ extension KMSEngine {
             if grant.retiringPrincipal == caller.principal || (role != nil && grant.retiringPrincipal == role) {
                 reason = "retiring principal"
             } else if grant.operations.contains("RetireGrant"),
-                      grant.allows(.retireGrant, principalARN: caller.principal, roleARN: role, context: nil) {
+                      grant.grant.allows(AuthorizationRequest(principal: .init(arn: caller.principal, account: caller.account, roleARN: role),
+                                                              action: KMSAction.retireGrant.rawValue, resource: grant.keyARN), context: nil) {
                 reason = "grantee with RetireGrant"
             } else if caller.principal == "arn:aws:iam::\(grant.issuingAccount):root" {
                 reason = "root of the grant's account"
