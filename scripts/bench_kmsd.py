@@ -121,4 +121,5 @@ def main():
             operation, connections, r["rps"], r["p50"], r["p99"], m["rps"], m["p50"], m["p99"], r["rps"] / m["rps"], r["errors"], m["errors"]))
 
 
-main()
+if __name__ == "__main__":
+    main()

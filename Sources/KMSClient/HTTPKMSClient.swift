@@ -19,6 +19,8 @@ public final class HTTPKMSClient: KMSClient {
         public var maximumDelay: TimeInterval = 2
         /// Trusted CAs (PEM) for https endpoints; nil for the system's.
         public var caBundle: String?
+        /// Sent as User-Agent (the service records it in its audit trail).
+        public var userAgent = "kmsfs"
         public init() {}
     }
 
@@ -27,6 +29,13 @@ public final class HTTPKMSClient: KMSClient {
     private let endpoint: Endpoint
     private let signer: SigV4Signer
     private let pool: ConnectionPool
+
+    /// A second client on the same service (its own connections) whose calls say they refill the key pool.
+    public func forKeyPool() -> any KMSClient {
+        var options = self.options
+        options.userAgent = "kmsfs (key-pool)"
+        return (try? HTTPKMSClient(configuration: configuration, options: options)) ?? self
+    }
 
     public init(configuration: AWSConfiguration, options: Options = Options()) throws(KMSClientError) {
         self.configuration = configuration
@@ -104,7 +113,7 @@ public final class HTTPKMSClient: KMSClient {
     private func send(_ operation: String, _ body: [UInt8]) -> Outcome {
         var request = SigV4Request(method: "POST", headers: [
             ("Host", endpoint.hostHeader), ("Content-Type", "application/x-amz-json-1.1"),
-            ("X-Amz-Target", "TrentService." + operation),
+            ("X-Amz-Target", "TrentService." + operation), ("User-Agent", options.userAgent),
         ], body: body)
         request = signer.signed(request, at: Date())
         var text = "POST / HTTP/1.1\r\n"

@@ -20,6 +20,14 @@ public protocol KMSClient: Sendable {
     func describeKey(keyID: String) throws(KMSClientError) -> KeyDescription
     /// Encrypts a small secret (up to 4096 bytes) directly under `keyID`.
     func encrypt(keyID: String, plaintext: SecretBytes, context: EncryptionContext) throws(KMSClientError) -> [UInt8]
+    /// The client the key pool refills through: the same service, marked so that the service's
+    /// audit trail can tell keys made ahead of need from keys a file asked for (a remote client
+    /// sends `User-Agent: kmsfs (key-pool)`).
+    func forKeyPool() -> any KMSClient
+}
+
+extension KMSClient {
+    public func forKeyPool() -> any KMSClient { self }
 }
 
 /// A data key in both forms.

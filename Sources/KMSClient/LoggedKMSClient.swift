@@ -14,6 +14,8 @@ public struct LoggedKMSClient: KMSClient {
         self.logger = logger
     }
 
+    public func forKeyPool() -> any KMSClient { LoggedKMSClient(client.forKeyPool(), logger: logger) }
+
     public func generateDataKey(keyID: String, context: EncryptionContext) throws(KMSClientError) -> DataKey {
         try logged("GenerateDataKey", keyID) { () throws(KMSClientError) in try client.generateDataKey(keyID: keyID, context: context) }
     }

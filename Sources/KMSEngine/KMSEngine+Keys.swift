@@ -7,7 +7,8 @@ extension KMSEngine {
     func resolve(_ keyID: String, for caller: Caller, allowAlias: Bool, in state: EngineState) throws(KMSError) -> LiveKey {
         let reference = try KeyReference(parsing: keyID)
         if reference.isAlias && !allowAlias {
-            throw KMSError(.notFound, "Invalid keyId \(keyID): this operation takes a key ID or key ARN, not an alias")
+            // AWS's words, exactly (this operation takes a key ID or key ARN, not an alias).
+            throw KMSError(.notFound, "Invalid keyId \(keyID)")
         }
         let id: String, account: String
         switch reference {
@@ -25,8 +26,9 @@ extension KMSEngine {
         guard let key = state.keys[id], key.record.account == account, key.record.region == caller.region else {
             let arn = ARN.key(id, account: account, region: caller.region)
             // Another account's keys are not listed to whoever asks: a missing one is refused
-            // like an existing one the caller may not use.
-            guard account == caller.account else { throw Self.foreignKeyDenied(caller, arn) }
+            // like an existing one the caller may not use (an account this service does not
+            // have: not found, as there is nothing to protect).
+            guard account == caller.account || state.accounts[account] == nil else { throw Self.foreignKeyDenied(caller, arn) }
             throw KMSError(.notFound, "Key '\(arn)' does not exist")
         }
         return key
@@ -36,7 +38,7 @@ extension KMSEngine {
                              caller: Caller? = nil) throws(KMSError) -> String {
         guard let target = state.aliases[.init(account: account, region: region, name: name)]?.targetKeyID else {
             let arn = ARN.alias(name, account: account, region: region)
-            if let caller, account != caller.account { throw Self.foreignKeyDenied(caller, arn) }
+            if let caller, account != caller.account, state.accounts[account] != nil { throw Self.foreignKeyDenied(caller, arn) }
             throw KMSError(.notFound, "Alias \(arn) is not found.")
         }
         return target

@@ -31,12 +31,15 @@ public final class KMSEngine: Sendable {
     ///     for none (the caller runs ``runScheduledTasks()`` itself, as tests do).
     /// - Throws: ``StoreError`` if the store cannot be opened, or if `rootKey` is not the key the
     ///   store was created with; in that case nothing in the store is changed.
+    ///   - auditAnchor: a file outside the store where the audit head is kept (``AuditAnchor``);
+    ///     nil for none.
     public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
-                            schedulerInterval: Duration? = .seconds(60)) throws -> KMSEngine {
-        try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval)
+                            schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil) throws -> KMSEngine {
+        try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
+                      anchor: auditAnchor.map(AuditAnchor.init))
     }
 
-    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?) throws {
+    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?, anchor: AuditAnchor? = nil) throws {
         self.store = store
         self.rootKey = rootKey
         self.clock = clock
@@ -72,7 +75,7 @@ public final class KMSEngine: Sendable {
         for grant in contents.grants { state.grants[grant.keyID, default: [:]][grant.grantID] = grant }
         for identity in contents.identities { state.identities[identity.arn] = LiveIdentity(record: identity) }
         self.state = Mutex(state)
-        self.audit = AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit)
+        self.audit = try AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit, anchor: anchor)
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
     }
 
@@ -128,7 +131,7 @@ public final class KMSEngine: Sendable {
     func newRecord(_ operation: String, _ caller: Caller, context: EncryptionContext? = nil) -> AuditRecord {
         AuditRecord(time: clock.now(), operation: operation, principal: caller.principal, account: caller.account,
                     region: caller.region, keyARN: nil, encryptionContext: context, requestID: caller.requestID,
-                    errorCode: nil, note: nil)
+                    errorCode: nil, userAgent: caller.userAgent, note: nil)
     }
 
     /// Runs a read-only or cryptographic operation on a snapshot of the state; audits the outcome

@@ -26,6 +26,8 @@ public struct KMSError: Error, Sendable, CustomStringConvertible {
         public static let accessDenied = Code(rawValue: "AccessDeniedException")
         public static let malformedPolicyDocument = Code(rawValue: "MalformedPolicyDocumentException")
         public static let internalError = Code(rawValue: "KMSInternalException")
+        /// A reserved alias name (`alias/aws/...`), as AWS answers it.
+        public static let notAuthorized = Code(rawValue: "NotAuthorizedException")
         public static let invalidGrantToken = Code(rawValue: "InvalidGrantTokenException")
         public static let invalidGrantID = Code(rawValue: "InvalidGrantIdException")
         /// The call would have succeeded (DryRun).

@@ -64,7 +64,7 @@ public final class Volume: Sendable {
         // (docs/BENCHMARKS.md, KMS client).
         if pooled, case .remote = configuration.keyService {
             let volumeID = configuration.volumeID
-            pool = KeyPool(client: client, keyID: configuration.defaultKeyID, size: 64, lowWater: 16, concurrency: 2) {
+            pool = KeyPool(client: client.forKeyPool(), keyID: configuration.defaultKeyID, size: 64, lowWater: 16, concurrency: 2) {
                 FileKeys.context(volumeID: volumeID, fileID: $0)
             }
         }

@@ -33,9 +33,11 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let authenticator: RequestAuthenticator
     private let blockingPool: NIOThreadPool
     private let maximumBodyBytes: Int
+    private let serveTestReset: Bool
 
     init(service: KMSProtocol, query: QueryProtocol, endpoint: Endpoint, authenticator: RequestAuthenticator,
-         blockingPool: NIOThreadPool, maximumBodyBytes: Int) {
+         blockingPool: NIOThreadPool, maximumBodyBytes: Int, serveTestReset: Bool = false) {
+        self.serveTestReset = serveTestReset
         self.service = service
         self.query = query
         self.endpoint = endpoint
@@ -82,6 +84,18 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
         let requestID = RequestID.make()
         let keepAlive = head.isKeepAlive
+        if serveTestReset, head.method == .POST, head.uri == "/moto-api/reset" {
+            let engine = service.engine
+            return run(context: context, writes: true, requestID: requestID, keepAlive: keepAlive) {
+                do {
+                    try engine.removeAllKeys()
+                    return (200, Array("{}".utf8), KMSProtocol.contentType)
+                } catch {
+                    return (500, KMSProtocol.errorResponse(WireError(type: "KMSInternalException", message: "reset failed", status: 500)).body,
+                            KMSProtocol.contentType)
+                }
+            }
+        }
         guard head.method == .POST, head.uri == "/" || head.uri.hasPrefix("/?") else {
             let error = WireError(type: "UnknownOperationException", message: "kmsd takes POST / with X-Amz-Target", status: 404)
             return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)

@@ -44,8 +44,7 @@ public final class KMSServer: Sendable {
         /// One bootstrap per kind of listener: TLS listeners put the TLS handler first.
         func bootstrap(tls: NIOSSLContext?, policy: Policy?) -> ServerBootstrap {
             let endpoint = Endpoint(secure: tls != nil, policy: policy)
-            return
-            ServerBootstrap(group: group)
+            return ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 512)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -58,7 +57,7 @@ public final class KMSServer: Sendable {
                         try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(
                             KMSHTTPHandler(service: service, query: query, endpoint: endpoint, authenticator: authenticator,
-                                           blockingPool: pool, maximumBodyBytes: limit))
+                                           blockingPool: pool, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset))
                     }
                 }
         }

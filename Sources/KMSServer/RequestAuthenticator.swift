@@ -75,8 +75,10 @@ struct RequestAuthenticator: Sendable {
                                        secretAccessKey: secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
             }
             _ = verified.accessKeyID
-            return Caller(account: account, region: verified.region, principal: principal, requestID: requestID,
-                          sourceIP: connection.sourceIP, secureTransport: connection.secure, endpointPolicy: connection.policy)
+            var caller = Caller(account: account, region: verified.region, principal: principal, requestID: requestID,
+                                sourceIP: connection.sourceIP, secureTransport: connection.secure, endpointPolicy: connection.policy)
+            caller.userAgent = request.header("user-agent").map { String($0.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(256)) }
+            return caller
         } catch {
             if let sessionFailure {
                 throw WireError(type: sessionFailure.code.rawValue, message: sessionFailure.message, status: 400)

@@ -42,6 +42,9 @@ public struct ServerConfiguration: Sendable {
     /// Told of every request signed with an access key the store does not know (dev mode logs
     /// them: a test pointed at the wrong credentials should say so). Never given the secret.
     public var onUnknownAccessKey: (@Sendable (String) -> Void)?
+    /// Dev mode only: `POST /moto-api/reset` (unsigned, as moto's test harness sends it) removes
+    /// every key, so a test suite written against moto's server can run against kmsd.
+    public var serveTestReset = false
     /// Event-loop threads (defaults to the number of cores).
     public var threads: Int = System.coreCount
 

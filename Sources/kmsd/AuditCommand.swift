@@ -35,7 +35,16 @@ struct AuditCommand: ParsableCommand {
         @Option(help: "json (one canonical JSON record per line) or text (time, operation, principal, key, outcome).")
         var format: Format = .json
 
+        @Option(help: """
+            The data keys kmsfs's key pool makes ahead of need (User-Agent "kmsfs (key-pool)"): show them, hide them, \
+            or group each run of them into one line.
+            """)
+        var keyPool: PoolRecords = .show
+
         enum Format: String, ExpressibleByArgument { case json, text }
+        enum PoolRecords: String, ExpressibleByArgument { case show, hide, group }
+
+        static func isPoolRecord(_ record: AuditRecord) -> Bool { record.userAgent?.contains("(key-pool)") == true }
 
         func run() throws {
             var sinceDate: Date?
@@ -54,16 +63,52 @@ struct AuditCommand: ParsableCommand {
             var last: Int64 = 0
             let first = try reader.records(after: 0)
             last = first.last?.sequence ?? 0
-            for (_, record) in first.filter({ selected($0.record) }).suffix(limit) { print(line(record)) }
+            var run = PoolRun()
+            for (_, record) in first.filter({ selected($0.record) }).suffix(limit) { emit(record, &run) }
+            run.flush()
             fflush(nil)
             while follow {
                 Thread.sleep(forTimeInterval: 0.5)
                 let more = try reader.records(after: last)
                 guard let newest = more.last else { continue }
                 last = newest.sequence
-                for (_, record) in more where selected(record) { print(line(record)) }
+                for (_, record) in more where selected(record) { emit(record, &run) }
+                run.flush()
                 fflush(nil)
             }
+        }
+
+        /// Consecutive key-pool records, collapsed into one line when grouping.
+        struct PoolRun {
+            var count = 0, failed = 0
+            var first: AuditRecord?, last: AuditRecord?
+
+            mutating func add(_ record: AuditRecord) {
+                if first == nil { first = record }
+                last = record
+                count += 1
+                if record.errorCode != nil { failed += 1 }
+            }
+
+            mutating func flush() {
+                guard let first, let last else { return }
+                let formatter = ISO8601DateFormatter()
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                print("\(formatter.string(from: first.time))  key pool: \(count) \(first.operation) by \(first.principal) on \(first.keyARN ?? "-") until \(formatter.string(from: last.time))\(failed > 0 ? ", \(failed) refused" : "")")
+                self = PoolRun()
+            }
+        }
+
+        func emit(_ record: AuditRecord, _ run: inout PoolRun) {
+            if Self.isPoolRecord(record) {
+                switch keyPool {
+                case .hide: return
+                case .group: run.add(record); return
+                case .show: break
+                }
+            }
+            run.flush()
+            print(line(record))
         }
 
         func line(_ record: AuditRecord) -> String {

@@ -21,6 +21,8 @@ import Yams
 /// maxConnections: 1000
 /// hostNames: [kms.example.internal]   # serve only requests signed for these hosts
 /// seed: /etc/kmsd/seed.yaml    # applied at every start (see SeedFile)
+/// auditAnchor: /var/lib/kmsd-anchor/audit-anchor   # the audit head, outside the store
+/// # Listeners may carry an endpoint policy: tcp://0.0.0.0:8443?policy=/etc/kmsd/endpoint.json
 /// ```
 struct ConfigFile: Decodable {
     struct RootKeySource: Decodable {
@@ -44,9 +46,10 @@ struct ConfigFile: Decodable {
     var maxConnections: Int?
     var hostNames: [String]?
     var seed: String?
+    var auditAnchor: String?
 
     static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
-                                         "maxConnections", "hostNames", "seed"]
+                                         "maxConnections", "hostNames", "seed", "auditAnchor"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
     static func load(_ path: String) throws -> ConfigFile {

@@ -93,6 +93,7 @@ struct ServeCommand: ParsableCommand {
         let dev = devOptions.dev ? try DevSession.start(devOptions) : nil
         defer { dev?.remove() }
         if let dev {
+            configuration.serveTestReset = true
             let known = dev.accessKeyID
             configuration.onUnknownAccessKey = { unknown in
                 print("kmsd: dev: a request signed with access key \(unknown), which this dev server does not know (it knows \(known)): UnrecognizedClientException")

@@ -19,6 +19,12 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "Read the root key from this systemd credential ($CREDENTIALS_DIRECTORY/<name>).")
     var rootKeyCredential: String?
 
+    @Option(help: """
+        Keep the audit head in this file, outside the store: a store whose trail was cut or rolled back \
+        no longer opens. Best where the store's writers cannot write. Default: beside the store, STORE.audit-anchor.
+        """)
+    var auditAnchor: String?
+
     func validate() throws {
         let sources = [rootKeyFile != nil, rootKeyFD != nil, rootKeyCredential != nil].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("give one of --root-key-file, --root-key-fd, --root-key-credential") }
@@ -46,10 +52,12 @@ struct StoreOptions: ParsableArguments {
         return .file((directory.isEmpty ? "." : directory) + "/root.key")
     }
 
+    var anchor: String { auditAnchor ?? (try? configFile()?.auditAnchor) ?? store + ".audit-anchor" }
+
     func openEngine(scheduler: Bool = false) throws -> KMSEngine {
         do {
             return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
-                                      schedulerInterval: scheduler ? .seconds(60) : nil)
+                                      schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor)
         } catch {
             throw ValidationError("cannot open the key store \(store): \(error)")
         }

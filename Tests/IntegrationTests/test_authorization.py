@@ -4,6 +4,7 @@ policies, DryRun, the lockout check — and kmsfs mounts whose principals may do
 mount needs."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -363,3 +364,36 @@ def test_a_grant_lets_one_hosts_mount_read_one_volume(server):
         refused = subprocess.run([KMSFS, "mount", cipher, mount_point], capture_output=True, text=True, env=env,
                                  stdin=subprocess.DEVNULL, timeout=60)
         assert refused.returncode != 0, refused.stderr
+
+
+def audit_tail(server, *arguments):
+    kmsd_bin = os.environ.get("KMSD_BIN") or os.path.join(os.path.dirname(__file__), "../../.build/debug/kmsd")
+    out = subprocess.run([kmsd_bin, "audit", "tail", "--store", server.store, *arguments], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_the_key_pools_data_keys_can_be_hidden_or_grouped_in_the_audit(server):
+    key = client(server, "kms", root(server)).create_key(Description="pooled")["KeyMetadata"]["Arn"]
+    env = server.client_environment()
+    with new_volume("kmsfs-pool-audit-", *server.volume_arguments(key), env=env) as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point, env=env):
+            for name in ["a", "b", "c"]:
+                with open(os.path.join(mount_point, name), "wb") as f:
+                    f.write(b"x")
+            deadline = time.time() + 20
+            while True:  # the pool refills in the background; records are committed within 100 ms
+                shown = [json.loads(line) for line in audit_tail(server, "--key", key, "--limit", "1000")]
+                pooled = [r for r in shown if "(key-pool)" in r.get("userAgent", "")]
+                if len(pooled) >= 16 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+    assert len(pooled) >= 16 and all(r["operation"] == "GenerateDataKey" for r in pooled)
+    assert any(r.get("userAgent", "").startswith("kmsfs") and "(key-pool)" not in r["userAgent"] for r in shown), "the mount's own calls"
+    hidden = [json.loads(line) for line in audit_tail(server, "--key", key, "--limit", "1000", "--key-pool", "hide")]
+    assert hidden and not any("(key-pool)" in r.get("userAgent", "") for r in hidden)
+    assert len(hidden) == len(shown) - len(pooled)
+    grouped = audit_tail(server, "--key", key, "--limit", "1000", "--key-pool", "group", "--format", "text")
+    summaries = [line for line in grouped if "key pool:" in line]
+    assert summaries and sum(int(re.search(r"key pool: (\d+) ", line).group(1)) for line in summaries) == len(pooled)
+    assert len(grouped) == len(hidden) + len(summaries)

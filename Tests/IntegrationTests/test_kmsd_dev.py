@@ -267,3 +267,53 @@ def test_admin_applies_a_seed_to_a_stopped_store(tmp_path):
     seed.write_text(seed_text().replace("description: app data", "description: changed"))
     refused = subprocess.run([KMSD, "admin", "seed", "--store", store, str(seed)], capture_output=True, text=True)
     assert refused.returncode != 0 and "seed conflict in key %s" % APP_KEY in refused.stderr
+
+
+def test_dev_mode_answers_a_test_suites_reset_and_only_dev_mode_does(tmp_path):
+    """moto's harness resets its server between tests (`POST /moto-api/reset`, unsigned): the dev
+    server removes every key and keeps the account and credentials; a real kmsd does not serve it."""
+    import urllib.request
+    moto = ("FOOBARKEY", "FOOBARSECRET")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=moto[0], AWS_SECRET_ACCESS_KEY=moto[1])
+    with serve("--dev", "--port", "0", "--account", "123456789012", env=env) as kmsd:
+        client = kms(kmsd.endpoint, moto)
+        key = client.create_key()["KeyMetadata"]["KeyId"]
+        client.create_alias(AliasName="alias/my-alias", TargetKeyId=key)
+        with urllib.request.urlopen(urllib.request.Request(kmsd.endpoint + "/moto-api/reset", method="POST", data=b"")) as answer:
+            assert answer.status == 200
+        assert client.list_keys()["Keys"] == [] and client.list_aliases()["Aliases"] == []
+        client.create_alias(AliasName="alias/my-alias", TargetKeyId=client.create_key()["KeyMetadata"]["KeyId"])
+    store = str(tmp_path / "keys.sqlite")
+    subprocess.run([KMSD, "init", "--store", store, "--account", ACCOUNT], check=True, capture_output=True)
+    with serve("--store", store, "--listen", "tcp://127.0.0.1:0") as kmsd:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(kmsd.endpoint + "/moto-api/reset", method="POST", data=b""))
+        assert refused.value.code == 404
+
+
+def test_init_with_a_bare_store_name_keeps_the_root_key_beside_it(tmp_path):
+    result = subprocess.run([KMSD, "init", "--store", "keys.sqlite", "--account", ACCOUNT], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "root.key").exists() and oct((tmp_path / "root.key").stat().st_mode & 0o777) == "0o600"
+    assert "generated into ./root.key" in result.stdout
+
+
+def test_a_store_rolled_back_behind_its_audit_anchor_does_not_start(tmp_path):
+    """Whoever can write the store (no root key) puts back an older copy of it: its audit trail
+    verifies on its own, but the anchor kept outside the store names a later record."""
+    store = str(tmp_path / "keys.sqlite")
+    subprocess.run([KMSD, "init", "--store", store, "--account", ACCOUNT], check=True, capture_output=True)
+    assert (tmp_path / "keys.sqlite.audit-anchor").exists()
+    earlier = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("keys.sqlite") and "anchor" not in p.name}
+    subprocess.run([KMSD, "admin", "create-account", "--store", store, "--id", "444455556666", "--name", "later"],
+                   check=True, capture_output=True)
+    for stale in tmp_path.glob("keys.sqlite*"):
+        if "anchor" not in stale.name and stale.name not in earlier:
+            stale.unlink()
+    for name, data in earlier.items():
+        (tmp_path / name).write_bytes(data)
+    with serve("--store", store, "--listen", "tcp://127.0.0.1:0") as refused:
+        assert refused.process.wait(timeout=10) != 0
+        assert "rolled back" in refused.output, refused.output
+    verify = subprocess.run([KMSD, "audit", "verify", "--store", store], capture_output=True, text=True)
+    assert verify.returncode != 0 and "rolled back" in verify.stderr + verify.stdout

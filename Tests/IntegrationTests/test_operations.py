@@ -39,11 +39,14 @@ def test_errors_carry_aws_types(kms, key):
         (lambda: kms.generate_data_key(KeyId=key["KeyId"]), "ValidationException"),
         (lambda: kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=6), "ValidationException"),
         (lambda: kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=31), "ValidationException"),
-        (lambda: kms.create_alias(AliasName="alias/aws/mine", TargetKeyId=key["KeyId"]), "InvalidAliasNameException"),
-        (lambda: kms.create_alias(AliasName="no-prefix", TargetKeyId=key["KeyId"]), "InvalidAliasNameException"),
+        (lambda: kms.create_alias(AliasName="alias/aws/mine", TargetKeyId=key["KeyId"]), "NotAuthorizedException"),
+        (lambda: kms.create_alias(AliasName="no-prefix", TargetKeyId=key["KeyId"]), "ValidationException"),
+        (lambda: kms.create_alias(AliasName="alias/my:alias", TargetKeyId=key["KeyId"]), "ValidationException"),
+        (lambda: kms.create_alias(AliasName="alias/to-alias", TargetKeyId="alias/other"), "ValidationException"),
+        (lambda: kms.revoke_grant(KeyId=key["KeyId"], GrantId="aabbccdd"), "NotFoundException"),
         (lambda: kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY"), "UnsupportedOperationException"),
         (lambda: kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "aws:x", "TagValue": "y"}]), "TagException"),
-        (lambda: kms.describe_key(KeyId="arn:aws:kms:us-east-1:999999999999:key/x"), "AccessDeniedException"),
+        (lambda: kms.describe_key(KeyId="arn:aws:kms:us-east-1:999999999999:key/x"), "NotFoundException"),  # no such account here
     ]
     for call, expected in cases:
         with pytest.raises(ClientError) as excinfo:

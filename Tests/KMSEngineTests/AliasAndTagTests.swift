@@ -27,18 +27,32 @@ import Testing
         #expect(throws: KMSError.notFound) { try f.engine.describeKey(keyID: "alias/two", caller: f.caller) }
         #expect(throws: KMSError.notFound) { try f.engine.deleteAlias(aliasName: "alias/two", caller: f.caller) }
         // An alias cannot name an alias, nor a key pending deletion.
-        #expect(throws: KMSError.notFound) { try f.engine.createAlias(aliasName: "alias/three", targetKeyID: "alias/one", caller: f.caller) }
+        #expect(throws: KMSError.validation) { try f.engine.createAlias(aliasName: "alias/three", targetKeyID: "alias/one", caller: f.caller) }
         _ = try f.engine.scheduleKeyDeletion(keyID: b.keyId, caller: f.caller)
         #expect(throws: KMSError.invalidState) { try f.engine.createAlias(aliasName: "alias/three", targetKeyID: b.keyId, caller: f.caller) }
     }
 
-    @Test(arguments: ["one", "alias/", "alias/has space", "alias/ümlaut", "alias/aws/mine", "alias/" + String(repeating: "x", count: 251)])
+    /// AWS's answers, code and words, in AWS's order of checks (prefix, reserved, colon, pattern).
+    static let badNames: [(String, KMSError.Code, String)] = [
+        ("one", .validation, #"Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"#),
+        ("wrongprefix/my-alias", .validation, "Invalid identifier"),
+        ("alias/aws/mine", .notAuthorized, ""),
+        ("alias/my:alias", .validation, "alias/my:alias contains invalid characters for an alias"),
+        ("alias/has space", .validation, "1 validation error detected: Value 'alias/has space' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"),
+        ("alias/ümlaut", .validation, "Member must satisfy regular expression pattern"),
+        ("alias/", .validation, "Member must satisfy regular expression pattern"),
+        ("alias/" + String(repeating: "x", count: 251), .validation, "Member must have length between 1 and 256"),
+    ]
+
+    @Test(arguments: badNames.map(\.0))
     func badAliasNames(name: String) throws {
+        let (_, code, message) = Self.badNames.first { $0.0 == name }!
         let f = try EngineFixture()
         let key = try f.createKey().keyId
-        #expect(throws: KMSError.self) { try f.engine.createAlias(aliasName: name, targetKeyID: key, caller: f.caller) }
         let error = try #require(throws: KMSError.self) { try f.engine.createAlias(aliasName: name, targetKeyID: key, caller: f.caller) }
-        #expect([KMSError.Code.invalidAliasName, .validation].contains(error.code))
+        #expect(error.code == code && (message.isEmpty ? error.message.isEmpty : error.message.contains(message)), "\(error)")
+        let deleting = try #require(throws: KMSError.self) { try f.engine.deleteAlias(aliasName: name, caller: f.caller) }
+        #expect(deleting.code == code)
     }
 
     @Test func longestAliasNameIsAccepted() throws {

@@ -233,3 +233,88 @@ import Testing
         #expect(throws: StoreError.self) { try f.reopen() }
     }
 }
+
+/// The audit head kept outside the store: cutting records off the end of the trail, or rolling
+/// the whole store back to an earlier copy, no longer leaves a store that opens as intact.
+@Suite struct AuditAnchorTests {
+    static func open(_ f: EngineFixture, anchor: String) throws -> KMSEngine {
+        try KMSEngine.open(path: f.storePath, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil, auditAnchor: anchor)
+    }
+
+    static func files(_ f: EngineFixture) throws -> [String: Data] {
+        var copy: [String: Data] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: f.directory.path) where name.hasPrefix("keys.sqlite") {
+            copy[name] = FileManager.default.contents(atPath: f.directory.appendingPathComponent(name).path)
+        }
+        return copy
+    }
+
+    @Test func aStoreRolledBackToAnEarlierCopyIsRefused() throws {
+        let f = try EngineFixture()
+        try f.close()
+        let anchor = f.directory.appendingPathComponent("anchor").path
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor)
+        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
+        try engine!.flushAudit()
+        engine = nil
+        let earlier = try Self.files(f)
+        engine = try Self.open(f, anchor: anchor)
+        let key = try engine!.createKey(CreateKeyRequest(), caller: f.caller).keyMetadata.keyId
+        _ = try engine!.encrypt(keyID: key, plaintext: secret("p"), caller: f.caller)
+        try engine!.flushAudit()
+        engine = nil
+        // Untouched, it opens again.
+        engine = try Self.open(f, anchor: anchor)
+        engine = nil
+        for (name, data) in earlier { try data.write(to: f.directory.appendingPathComponent(name)) }
+        do {
+            _ = try Self.open(f, anchor: anchor)
+            Issue.record("a rolled-back store opened")
+        } catch let error as StoreError {
+            #expect(error.description.contains("rolled back"), "\(error)")
+        }
+    }
+
+    /// The attack seen on main: the last audit records deleted and an older head put back.
+    @Test func cuttingTheTailAndRestoringAnOlderHeadIsRefused() throws {
+        let f = try EngineFixture()
+        try f.close()
+        let anchor = f.directory.appendingPathComponent("anchor").path
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor)
+        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
+        try engine!.flushAudit()
+        engine = nil
+        var database: SQLiteDatabase? = try SQLiteDatabase(path: f.storePath)
+        let head = try database!.query("SELECT value FROM meta WHERE name = 'audit_head'").first!.first!
+        let last = try database!.query("SELECT max(seq) FROM audit").first!.first!
+        database = nil
+        engine = try Self.open(f, anchor: anchor)
+        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
+        try engine!.flushAudit()
+        engine = nil
+        database = try SQLiteDatabase(path: f.storePath)
+        _ = try database!.query("DELETE FROM audit WHERE seq > ?1", [last])
+        _ = try database!.query("UPDATE meta SET value = ?1 WHERE name = 'audit_head'", [head])
+        database = nil
+        #expect(throws: StoreError.self) { try Self.open(f, anchor: anchor) }
+        // Without the anchor the cut goes unseen by the chain alone: that is what the anchor is for.
+        #expect(try KMSEngine.open(path: f.storePath, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil).verifyAudit().isIntact)
+    }
+
+    @Test func aForgedAnchorIsRefused() throws {
+        let f = try EngineFixture()
+        try f.close()
+        let anchor = f.directory.appendingPathComponent("anchor").path
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor)
+        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
+        try engine!.flushAudit()
+        engine = nil
+        let mode = try FileManager.default.attributesOfItem(atPath: anchor)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        var bytes = try #require(FileManager.default.contents(atPath: anchor))
+        #expect(bytes.count == 72)
+        bytes[7] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: anchor))
+        #expect(throws: StoreError.self) { try Self.open(f, anchor: anchor) }
+    }
+}

@@ -21,6 +21,8 @@ final class AuditLog: Sendable {
     static let flushInterval = DispatchTimeInterval.milliseconds(100)
     private let store: any KeyStore
     private let chain: AuditChain
+    /// The head kept outside the store, if the engine was given a place for it.
+    private let anchor: AuditAnchor?
     /// Records not yet written. Appends hold this lock only to push.
     private let pending = Mutex<[AuditRecord]>([])
     /// Serializes writers, so that sequence numbers and MACs follow commit order. Lock order:
@@ -29,9 +31,13 @@ final class AuditLog: Sendable {
     /// `nonisolated(unsafe)`: a dispatch source is thread-safe; it is only resumed and cancelled.
     private nonisolated(unsafe) let timer: DispatchSourceTimer
 
-    init(store: any KeyStore, chain: AuditChain, last: SealedAuditRecord?) {
+    /// - Throws: ``StoreError`` when the store no longer holds the record `anchor` names (records
+    ///   cut off the end, or the store rolled back to an earlier copy).
+    init(store: any KeyStore, chain: AuditChain, last: SealedAuditRecord?, anchor: AuditAnchor? = nil) throws {
         self.store = store
         self.chain = chain
+        self.anchor = anchor
+        if let anchor { try Self.check(anchor, chain: chain, store: store, last: last) }
         self.writer = Mutex(Chain(lastSequence: last?.sequence ?? 0, lastMAC: last?.mac ?? AuditChain.genesis))
         self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.audit.flush"))
         timer.schedule(deadline: .now() + Self.flushInterval, repeating: Self.flushInterval)
@@ -83,12 +89,30 @@ final class AuditLog: Sendable {
                 let head = StoreChange.putMetadata(name: "audit_head", value: chain.head(sequence: next.lastSequence, mac: next.lastMAC))
                 try store.apply(sealed.isEmpty ? changes : changes + [head], audit: sealed)
                 chainState = next
+                // After the commit: the anchor may lag the store after a crash, never lead it.
+                if let anchor, !sealed.isEmpty { try anchor.write(chain.head(sequence: next.lastSequence, mac: next.lastMAC)) }
             } catch {
                 // Nothing was written: put the crypto-call records back for the next attempt.
                 let requeue = record == nil ? batch : Array(batch.dropLast())
                 pending.withLock { $0.insert(contentsOf: requeue, at: 0) }
                 throw error
             }
+        }
+    }
+
+    /// The anchor against the store: the record it names must be there, with its MAC. A store
+    /// without an anchor yet (first start with one) is anchored at its last record.
+    private static func check(_ anchor: AuditAnchor, chain: AuditChain, store: any KeyStore, last: SealedAuditRecord?) throws {
+        guard let bytes = try anchor.read() else {
+            if let last { try anchor.write(chain.head(sequence: last.sequence, mac: last.mac)) }
+            return
+        }
+        guard let (sequence, mac) = chain.parseHead(bytes) else {
+            throw StoreError("the audit anchor \(anchor.path) does not verify under the root key (changed, or from another store)")
+        }
+        guard sequence > 0 else { return }
+        guard let record = try store.auditRecords(after: sequence - 1).first, record.sequence == sequence, record.mac == mac else {
+            throw StoreError("the audit trail ends before its anchor \(anchor.path) (record \(sequence), store's last \(last?.sequence ?? 0)): records were cut off or the store was rolled back; refusing to open the store")
         }
     }
 

@@ -20,7 +20,7 @@ extension AuditRecord {
             out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
         }
         // Keys in sorted order: account, decision, encryptionContext, errorCode, keyARN, note, operation,
-        // principal, region, requestID, time.
+        // principal, region, requestID, time, userAgent.
         key("account"); out.appendJSONString(account)
         if let decision { key("decision"); out.appendJSONString(decision) }
         if let encryptionContext {
@@ -42,6 +42,7 @@ extension AuditRecord {
         key("region"); out.appendJSONString(region)
         key("requestID"); out.appendJSONString(requestID)
         key("time"); out.append(contentsOf: String(Int64((time.timeIntervalSince1970 * 1000).rounded())).utf8)
+        if let userAgent { key("userAgent"); out.appendJSONString(userAgent) }
         out.append(UInt8(ascii: "}"))
         return out
     }

@@ -16,6 +16,8 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     /// What the authorization decision point decided and which statement, policy or grant
     /// decided it (one entry per decision: ReEncrypt has two).
     public var decision: String?
+    /// The client's User-Agent, when it sent one.
+    public var userAgent: String?
     /// Why the call is notable beyond its outcome (for example a key pending deletion was used).
     public var note: String?
 }

@@ -28,6 +28,9 @@ public struct Caller: Sendable, Equatable {
     /// DryRun: authorize and check the key's state, then stop with DryRunOperationException
     /// instead of doing the work.
     public var dryRun: Bool = false
+    /// The client's User-Agent (capped), recorded in the audit trail: kmsfs marks the calls
+    /// that refill its key pool with it.
+    public var userAgent: String?
 
     public init(account: String, region: String, principal: String? = nil, requestID: String = "", viaService: String? = nil,
                 sourceIP: String? = nil, secureTransport: Bool? = nil, endpointPolicy: Policy? = nil) {

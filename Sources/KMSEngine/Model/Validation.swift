@@ -22,19 +22,26 @@ enum Validate {
         return limit
     }
 
-    /// Alias names: `alias/` then AWS's characters, 1–256 in all; `alias/aws/` is AWS's own.
+    /// Alias names: `alias/` then AWS's characters, 1–256 in all; `alias/aws/` is AWS's own. The
+    /// checks and their words are AWS's, in AWS's order: prefix, reserved, colon, pattern.
     static func aliasName(_ name: String, allowReserved: Bool = false) throws(KMSError) {
         guard (1...256).contains(name.count) else {
             throw KMSError(.validation, "1 validation error detected: Value at 'aliasName' failed to satisfy constraint: Member must have length between 1 and 256")
         }
-        let allowed = name.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || ":/_-".unicodeScalars.contains($0)
-        }
-        guard allowed, name.hasPrefix("alias/"), name.count > 6 else {
-            throw KMSError(.invalidAliasName, "Alias name \(name) must begin with alias/ and contain only alphanumeric characters, /, _, - and :")
+        guard name.hasPrefix("alias/") else {
+            throw KMSError(.validation, name.contains("/") ? "Invalid identifier"
+                : #"Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"#)
         }
         if !allowReserved && name.hasPrefix("alias/aws/") {
-            throw KMSError(.invalidAliasName, "Alias names that begin with alias/aws/ are reserved for AWS managed keys")
+            throw KMSError(.notAuthorized, "")
+        }
+        // The pattern allows ':', the service does not (AWS: "... contains invalid characters for an alias").
+        if name.contains(":") { throw KMSError(.validation, "\(name) contains invalid characters for an alias") }
+        let allowed = name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "/_-".unicodeScalars.contains($0)
+        }
+        guard allowed, name.count > 6 else {
+            throw KMSError(.validation, "1 validation error detected: Value '\(name)' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$")
         }
     }
 

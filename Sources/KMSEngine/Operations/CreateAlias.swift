@@ -21,6 +21,9 @@ extension KMSEngine {
     /// pending deletion, on which `action` is allowed (the key policy's half of an alias permission).
     func aliasTarget(_ keyID: String, action: KMSAction = .createAlias, caller: Caller, state: EngineState,
                      record: inout AuditRecord) throws -> KeyRecord {
+        if (try? KeyReference(parsing: keyID))?.isAlias == true {
+            throw KMSError(.validation, "Aliases must refer to keys. Not aliases")
+        }
         let key = try managedKey(keyID, action: action, for: caller, in: state, record: &record).record
         guard key.account == caller.account else {
             throw KMSError(.notFound, "An alias and its key must be in the same account: \(key.arn) is not in \(caller.account)")

@@ -104,16 +104,15 @@ extension KMSEngine {
         return result
     }
 
-    /// A grantee or retiring principal: an IAM ARN (account root, user, role, assumed-role
-    /// session) or an AWS service principal; one that names a missing identity of a known
-    /// account is refused, as AWS refuses principals it does not know.
+    /// A grantee or retiring principal: an IAM or STS ARN (account root, user, role, assumed-role
+    /// session) or an AWS service principal, printable, without spaces. Whether it exists is
+    /// not asked: a grant to nobody allows nobody (and grants may name principals of accounts
+    /// this service does not have).
     static func validatePrincipal(_ principal: String, member: String, in state: EngineState, engine: KMSEngine) throws(KMSError) {
         let isService = principal.hasSuffix(".amazonaws.com") && !principal.contains(":")
-        guard isService || principal.hasPrefix("arn:aws:iam::") || principal.hasPrefix("arn:aws:sts::") else {
-            throw KMSError(.invalidArn, "\(member) \(principal) is not a valid principal ARN")
-        }
-        guard isService || engine.principalExists(principal, in: state) else {
-            throw KMSError(.invalidArn, "\(member) \(principal) does not exist")
+        let printable = principal.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f }
+        guard printable, isService || principal.hasPrefix("arn:aws:iam::") || principal.hasPrefix("arn:aws:sts::") else {
+            throw KMSError(.invalidArn, "\(member) \(principal.prefix(256)) is not a valid principal ARN")
         }
     }
 

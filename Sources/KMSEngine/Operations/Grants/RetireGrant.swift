@@ -17,7 +17,7 @@ extension KMSEngine {
             } else if let keyID, let grantID {
                 let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
                 guard let found = state.grants[key.record.keyID]?[grantID] else {
-                    throw KMSError(.invalidGrantID, "Grant ID \(grantID) is not a grant of \(key.record.arn)")
+                    throw KMSError(.notFound, "Grant ID \(grantID) not found")
                 }
                 grant = found
             } else {
@@ -52,7 +52,7 @@ extension KMSEngine {
         try manage("RevokeGrant", caller) { record, state in
             let key = try managedKey(keyID, action: .revokeGrant, for: caller, in: state, record: &record)
             guard let grant = state.grants[key.record.keyID]?[grantID] else {
-                throw KMSError(.invalidGrantID, "Grant ID \(grantID) is not a grant of \(key.record.arn)")
+                throw KMSError(.notFound, "Grant ID \(grantID) not found")
             }
             try Self.endDryRun(caller)
             return ((), removeGrant(grant, from: &state, record: &record))
