@@ -49,14 +49,15 @@ let package = Package(
         // policies) against a request's principal, action, resource and condition keys. No store, no HTTP.
         .target(name: "KMSAuthorization", dependencies: ["KMSJSON"]),
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
-        .target(name: "KMSEngine", dependencies: ["KMSFSCrypto", "KMSJSON", "CSQLite", "KMSAuthorization"]),
+        .target(name: "KMSVocabulary"),
+        .target(name: "KMSEngine", dependencies: ["KMSVocabulary", "KMSFSCrypto", "KMSJSON", "CSQLite", "KMSAuthorization"]),
 
         // Client-side TLS over a connected socket (OpenSSL libssl), for the remote KMS client.
         .target(name: "KMSTLS", dependencies: ["COpenSSL"]),
         // The filesystem's door to keys: one protocol, embedded and remote clients, cache and pool.
         .target(
             name: "KMSClient",
-            dependencies: ["KMSEngine", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["KMSVocabulary", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log")]
         ),
         // A kmsfs volume: its configuration, its key service, init. Used by the CLI and the FUSE frontend.
         .target(
@@ -114,7 +115,7 @@ let package = Package(
         .testTarget(name: "KMSFSVolumeTests", dependencies: ["KMSFSVolume", "KMSEngine", "KMSClient", "KMSFSFormat", "KMSFSCrypto", "CLinux"]),
         .testTarget(
             name: "KMSClientTests",
-            dependencies: ["KMSClient", "KMSEngine", "KMSFSCrypto", "KMSJSON", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["KMSClient", "KMSEngine", "KMSFSVolume", "KMSFSCrypto", "KMSJSON", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.

@@ -15,26 +15,68 @@ public enum SigV4 {
 
     /// The canonical request for `request`, covering `signedHeaders` (lower-case, sorted).
     public static func canonicalRequest(_ request: SigV4Request, signedHeaders: [String], payloadHash: String) -> String {
-        let headerLines = signedHeaders.map { name in
-            name + ":" + request.values(name).map(trimmed).joined(separator: ",")
+        String(decoding: canonicalRequestBytes(request, signedHeaders: signedHeaders, payloadHash: payloadHash), as: UTF8.self)
+    }
+
+    /// The same, as the bytes that are hashed: written into one buffer, because kmsd verifies a
+    /// signature on every request and the string-by-string form cost a tenth of its time.
+    public static func canonicalRequestBytes(_ request: SigV4Request, signedHeaders: [String], payloadHash: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        let newline = UInt8(ascii: "\n")
+        out += request.method.utf8
+        out.append(newline)
+        out += uriEncode(request.path.isEmpty ? "/" : request.path, encodeSlash: false).utf8
+        out.append(newline)
+        if !request.query.isEmpty {
+            let encoded: [(name: String, value: String)] = request.query.map {
+                (uriEncode($0.0, encodeSlash: true), uriEncode($0.1, encodeSlash: true))
+            }
+            let sorted = encoded.sorted { (a, b) -> Bool in a.name == b.name ? a.value < b.value : a.name < b.name }
+            for (index, pair) in sorted.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: "&")) }
+                out += pair.name.utf8
+                out.append(UInt8(ascii: "="))
+                out += pair.value.utf8
+            }
         }
-        let encoded: [(name: String, value: String)] = request.query.map {
-            (uriEncode($0.0, encodeSlash: true), uriEncode($0.1, encodeSlash: true))
+        out.append(newline)
+        for name in signedHeaders {
+            out += name.utf8
+            out.append(UInt8(ascii: ":"))
+            var first = true
+            for (header, value) in request.headers where SigV4Request.equalIgnoringASCIICase(header, name) {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                out += trimmed(value).utf8
+            }
+            out.append(newline)
         }
-        let sorted = encoded.sorted { (a, b) -> Bool in a.name == b.name ? a.value < b.value : a.name < b.name }
-        let query = sorted.map { pair -> String in pair.name + "=" + pair.value }.joined(separator: "&")
-        return [
-            request.method,
-            uriEncode(request.path.isEmpty ? "/" : request.path, encodeSlash: false),
-            query,
-            headerLines.joined(separator: "\n") + "\n",
-            signedHeaders.joined(separator: ";"),
-            payloadHash,
-        ].joined(separator: "\n")
+        out.append(newline)
+        for (index, name) in signedHeaders.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ";")) }
+            out += name.utf8
+        }
+        out.append(newline)
+        out += payloadHash.utf8
+        return out
     }
 
     public static func stringToSign(amzDate: String, scope: String, canonicalRequest: String) -> String {
-        [algorithm, amzDate, scope, hex(SHA256.hash(Array(canonicalRequest.utf8)))].joined(separator: "\n")
+        String(decoding: stringToSignBytes(amzDate: amzDate, scope: scope, canonicalRequest: Array(canonicalRequest.utf8)), as: UTF8.self)
+    }
+
+    static func stringToSignBytes(amzDate: String, scope: String, canonicalRequest: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        out += algorithm.utf8
+        out.append(UInt8(ascii: "\n"))
+        out += amzDate.utf8
+        out.append(UInt8(ascii: "\n"))
+        out += scope.utf8
+        out.append(UInt8(ascii: "\n"))
+        out += hex(SHA256.hash(canonicalRequest)).utf8
+        return out
     }
 
     public static func signingKey(secret: String, date: String, region: String, service: String) -> [UInt8] {

@@ -30,7 +30,8 @@ public struct SigV4Request: Sendable {
         }
     }
 
-    public func header(_ name: String) -> String? { values(name).first }
+    /// The first value of header `name`, found without building a list (several per request).
+    public func header(_ name: String) -> String? { headers.first { Self.equalIgnoringASCIICase($0.0, name) }?.1 }
 }
 
 /// An access key as the verifier needs it.

@@ -73,11 +73,11 @@ public struct SigV4Verifier: Sendable {
         for name in parsed.signedHeaders where request.values(name).isEmpty {
             throw .invalid("The request signature we calculated does not match the signature you provided: signed header '\(name)' is missing.")
         }
-        let canonical = SigV4.canonicalRequest(request, signedHeaders: parsed.signedHeaders, payloadHash: SigV4.payloadHash(request.body))
-        let stringToSign = SigV4.stringToSign(amzDate: amzDate, scope: "\(scopeDate)/\(region)/\(scopeService)/aws4_request",
-                                              canonicalRequest: canonical)
+        let canonical = SigV4.canonicalRequestBytes(request, signedHeaders: parsed.signedHeaders, payloadHash: SigV4.payloadHash(request.body))
+        let stringToSign = SigV4.stringToSignBytes(amzDate: amzDate, scope: "\(scopeDate)/\(region)/\(scopeService)/aws4_request",
+                                                   canonicalRequest: canonical)
         let key = signingKeys.key(secret: credential.secretAccessKey, date: scopeDate, region: region, service: service)
-        let expected = Array(SigV4.signature(signingKey: key, stringToSign: stringToSign).utf8)
+        let expected = Array(hex(HMAC.sha256(key: key, message: stringToSign)).utf8)
         guard ConstantTime.equal(expected, Array(parsed.signature.utf8)) else { throw .mismatch }
         return Verified(accessKeyID: accessKeyID, region: region)
     }

@@ -9,6 +9,13 @@ public struct AccessDecision: Sendable, Equatable {
     /// AWS's wording of a refusal.
     public var message: String?
 
+    public init(allowed: Bool, reason: String, grantID: String? = nil, message: String? = nil) {
+        self.allowed = allowed
+        self.reason = reason
+        self.grantID = grantID
+        self.message = message
+    }
+
     static func allow(_ reason: String, grantID: String? = nil) -> AccessDecision {
         AccessDecision(allowed: true, reason: reason, grantID: grantID, message: nil)
     }

@@ -7,7 +7,7 @@ extension Policy.Condition {
     /// Whether the request satisfies this condition (IAM's rules for missing keys, negated
     /// operators, `...IfExists`, `ForAnyValue:` and `ForAllValues:`).
     func isSatisfied(by request: AuthorizationRequest) -> Bool {
-        let present = request.values(for: key)
+        let present = request.values(forNormalized: normalizedKey)
         if `operator` == .null {
             // Null: "true" asks that the key be absent, "false" that it be present.
             let wantsAbsent = values.contains { $0.lowercased() == "true" }
@@ -21,7 +21,8 @@ extension Policy.Condition {
             }
         }
         let positive = `operator`.positive
-        let matches = { (value: String) in values.contains { positive.matches(policy: $0, request: value) } }
+        let policyValues = values
+        let matches = { (value: String) in policyValues.contains { positive.matches(policy: $0, request: value) } }
         switch qualifier {
         case .forAnyValue:
             return `operator`.isNegated ? requestValues.contains { !matches($0) } : requestValues.contains(where: matches)

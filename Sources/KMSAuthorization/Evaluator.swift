@@ -46,7 +46,8 @@ public enum Evaluator {
     /// `${$}` stand for the literal characters. Nil when a variable has no value: the pattern
     /// then matches nothing. Replaced values cannot act as wildcards.
     static func substituted(_ pattern: String, _ request: AuthorizationRequest, enabled: Bool) -> String? {
-        guard enabled, pattern.contains("${") else { return pattern }
+        // A byte scan first: this runs for every resource of every statement, and almost none has a variable.
+        guard enabled, pattern.utf8.contains(UInt8(ascii: "$")), pattern.contains("${") else { return pattern }
         var out = ""
         var rest = Substring(pattern)
         while let start = rest.range(of: "${") {
@@ -70,8 +71,15 @@ public enum Evaluator {
         guard let match else { return .direct }
         switch match {
         case let .any(patterns):
-            let found = patterns.compactMap { names($0, principal) }
-            return found.contains(.direct) ? .direct : found.first
+            var found: PrincipalMatch?
+            for pattern in patterns {
+                switch names(pattern, principal) {
+                case .direct?: return .direct
+                case .account?: found = .account
+                case nil: break
+                }
+            }
+            return found
         case let .none(patterns):
             // NotPrincipal excludes only whom it names itself: an account's root ARN excludes the
             // root, not the account's users (AWS: list both the user and the account to spare a user).
@@ -85,8 +93,8 @@ public enum Evaluator {
         case let .service(name): return principal.service == name ? .direct : nil
         case let .aws(text):
             guard principal.service == nil else { return nil }
-            if text == principal.account || text == "arn:aws:iam::\(principal.account):root" {
-                return principal.arn == "arn:aws:iam::\(principal.account):root" ? .direct : .account
+            if text == principal.account || text == principal.rootARN {
+                return principal.arn == principal.rootARN ? .direct : .account
             }
             return text == principal.arn || text == principal.roleARN ? .direct : nil
         }

@@ -7,16 +7,33 @@ public struct Policy: Sendable, Equatable {
     /// AWS's limit on a key policy.
     public static let maximumByteCount = 32 * 1024
 
-    public struct Statement: Sendable, Equatable {
+    /// A class, immutable: evaluating a request walks every statement and every condition, and
+    /// a struct would be copied (its strings and lists retained) at each step.
+    public final class Statement: Sendable, Equatable {
         public enum Effect: String, Sendable { case allow = "Allow", deny = "Deny" }
-        public var sid: String?
-        public var effect: Effect
+        public let sid: String?
+        public let effect: Effect
         /// Who the statement is about; nil in identity policies (the identity they are attached to).
-        public var principal: Match<PrincipalPattern>?
-        public var action: Match<String>
+        public let principal: Match<PrincipalPattern>?
+        public let action: Match<String>
         /// nil when the statement names no resource (key policies: the key itself).
-        public var resource: Match<String>?
-        public var conditions: [Condition]
+        public let resource: Match<String>?
+        public let conditions: [Condition]
+
+        public init(sid: String?, effect: Effect, principal: Match<PrincipalPattern>?, action: Match<String>, resource: Match<String>?,
+                    conditions: [Condition]) {
+            self.sid = sid
+            self.effect = effect
+            self.principal = principal
+            self.action = action
+            self.resource = resource
+            self.conditions = conditions
+        }
+
+        public static func == (a: Statement, b: Statement) -> Bool {
+            a.sid == b.sid && a.effect == b.effect && a.principal == b.principal && a.action == b.action && a.resource == b.resource
+                && a.conditions == b.conditions
+        }
     }
 
     /// A list of patterns, or their negation (`NotAction`, `NotPrincipal`, `NotResource`).
@@ -33,14 +50,29 @@ public struct Policy: Sendable, Equatable {
     }
 
     /// One operator applied to one condition key: `"StringEquals": {"kms:CallerAccount": ["1"]}`.
-    public struct Condition: Sendable, Equatable {
+    public final class Condition: Sendable, Equatable {
         public enum SetQualifier: Sendable { case none, forAnyValue, forAllValues }
-        public var `operator`: ConditionOperator
-        public var qualifier: SetQualifier
+        public let `operator`: ConditionOperator
+        public let qualifier: SetQualifier
         /// `...IfExists`: a missing key satisfies the condition.
-        public var ifExists: Bool
-        public var key: String
-        public var values: [String]
+        public let ifExists: Bool
+        public let key: String
+        public let values: [String]
+        /// `key` as requests are looked up by (``AuthorizationRequest/normalized(_:)``), made once.
+        let normalizedKey: String
+
+        public init(operator: ConditionOperator, qualifier: SetQualifier, ifExists: Bool, key: String, values: [String]) {
+            self.operator = `operator`
+            self.qualifier = qualifier
+            self.ifExists = ifExists
+            self.key = key
+            self.values = values
+            self.normalizedKey = AuthorizationRequest.normalized(key)
+        }
+
+        public static func == (a: Condition, b: Condition) -> Bool {
+            a.operator == b.operator && a.qualifier == b.qualifier && a.ifExists == b.ifExists && a.key == b.key && a.values == b.values
+        }
     }
 }
 

@@ -50,7 +50,7 @@ extension Policy {
 }
 
 extension Policy.Statement {
-    init(_ value: JSONValue, kind: Policy.Kind) throws(PolicyError) {
+    convenience init(_ value: JSONValue, kind: Policy.Kind) throws(PolicyError) {
         guard case let .object(members) = value else { throw PolicyError("each Statement must be an object") }
         var sid: String?, effect: Effect?, principal: Policy.Match<Policy.PrincipalPattern>?
         var action: Policy.Match<String>?, resource: Policy.Match<String>?, conditions: [Policy.Condition] = []

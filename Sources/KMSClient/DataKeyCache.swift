@@ -1,5 +1,5 @@
 import Foundation
-import KMSEngine
+import KMSVocabulary
 import KMSFSCrypto
 import Synchronization
 

@@ -1,6 +1,6 @@
 import AWSSigV4
 import Foundation
-import KMSEngine
+import KMSVocabulary
 import KMSFSCrypto
 import KMSJSON
 

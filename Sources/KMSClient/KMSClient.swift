@@ -1,4 +1,4 @@
-import KMSEngine
+import KMSVocabulary
 import KMSFSCrypto
 
 /// The filesystem's only door to keys: the key operations kmsfs needs, whatever serves them.
@@ -48,4 +48,10 @@ public struct KeyDescription: Sendable, Equatable {
     public var keyARN: String
     public var keyState: String
     public var keyManager: String
+
+    public init(keyARN: String, keyState: String, keyManager: String) {
+        self.keyARN = keyARN
+        self.keyState = keyState
+        self.keyManager = keyManager
+    }
 }

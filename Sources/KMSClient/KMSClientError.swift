@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import KMSEngine
 
 /// Why a key operation failed, in the classes the filesystem acts on.
 public struct KMSClientError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -60,10 +59,6 @@ public struct KMSClientError: Error, Sendable, Equatable, CustomStringConvertibl
         default: kind = .invalidRequest
         }
         self.init(kind, code: awsCode, message: message)
-    }
-
-    init(_ error: KMSError) {
-        self.init(awsCode: error.code.rawValue, message: error.message)
     }
 
     /// AWS names the state in KMSInvalidStateException messages ("... is pending deletion.").

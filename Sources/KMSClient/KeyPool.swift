@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import KMSEngine
+import KMSVocabulary
 import KMSFSCrypto
 import Synchronization
 

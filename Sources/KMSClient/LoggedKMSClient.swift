@@ -1,4 +1,4 @@
-import KMSEngine
+import KMSVocabulary
 import KMSFSCrypto
 import Logging
 

@@ -9,7 +9,7 @@ struct RequestAuthenticator: Sendable {
     let engine: KMSEngine
     /// One verifier per service a signature may be scoped to: `kms` (the JSON protocol), `iam`
     /// and `sts` (the query protocol).
-    let verifiers: [String: SigV4Verifier]
+    let kms: SigV4Verifier, iam: SigV4Verifier, sts: SigV4Verifier
     let onUnknownAccessKey: (@Sendable (String) -> Void)?
     /// Lower-cased host names requests must be signed for; empty takes any.
     let hostNames: Set<String>
@@ -20,19 +20,21 @@ struct RequestAuthenticator: Sendable {
         self.onUnknownAccessKey = onUnknownAccessKey
         // X-Amz-Target names the operation: a signature that does not cover it proves nothing
         // about which operation was asked for (every AWS SDK signs it).
-        self.verifiers = [
-            "kms": SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"]),
-            "iam": SigV4Verifier(service: "iam", allowedSkew: allowedSkew),
-            "sts": SigV4Verifier(service: "sts", allowedSkew: allowedSkew),
-        ]
+        kms = SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"])
+        iam = SigV4Verifier(service: "iam", allowedSkew: allowedSkew)
+        sts = SigV4Verifier(service: "sts", allowedSkew: allowedSkew)
     }
 
     /// The verified caller of a request signed for `service`, with what its connection says
     /// (address, TLS, endpoint policy). Temporary credentials (`ASIA…` with
     /// X-Amz-Security-Token) are verified against the session the token carries.
     func caller(for request: SigV4Request, service: String, connection: Endpoint.Connection, requestID: String) throws(WireError) -> Caller {
-        guard let verifier = verifiers[service] else {
-            throw WireError(type: "InvalidSignatureException", message: "kmsd does not serve \(service)")
+        let verifier: SigV4Verifier
+        switch service {
+        case "kms": verifier = kms
+        case "iam": verifier = iam
+        case "sts": verifier = sts
+        default: throw WireError(type: "InvalidSignatureException", message: "kmsd does not serve \(service)")
         }
         if !hostNames.isEmpty {
             // The Host header is signed (the verifier insists), so checking it here checks what

@@ -153,9 +153,10 @@ struct Members {
 
     /// `DryRun`: the caller, marked when the request is a dry run.
     mutating func dryRun(_ caller: Caller) throws(WireError) -> Caller {
-        var caller = caller
-        caller.dryRun = try bool("DryRun") ?? false
-        return caller
+        guard try bool("DryRun") == true else { return caller }
+        var dry = caller
+        dry.dryRun = true
+        return dry
     }
 
     /// A structure member, as its raw JSON object.

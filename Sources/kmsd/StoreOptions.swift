@@ -59,7 +59,10 @@ struct StoreOptions: ParsableArguments {
             return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
                                       schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor)
         } catch {
-            throw ValidationError("cannot open the key store \(store): \(error)")
+            let hint = "\(error)".contains("in use by another process")
+                ? " — kmsd is running: manage users, roles, access keys and policies through its IAM endpoint (aws iam --endpoint-url URL ...), or stop it first"
+                : ""
+            throw ValidationError("cannot open the key store \(store): \(error)\(hint)")
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSClient
+import KMSFSVolume
 import KMSEngine
 import KMSFSCrypto
 

@@ -1,5 +1,6 @@
 import Foundation
 import KMSClient
+import KMSFSVolume
 import KMSEngine
 import KMSFSCrypto
 import Testing

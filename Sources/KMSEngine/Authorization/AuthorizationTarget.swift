@@ -9,12 +9,13 @@ struct AuthorizationTarget: Sendable {
     var policy: Policy?
     /// What the policy is called in reasons (`key policy`, `trust policy`).
     var policyName: String
-    var key: KeyRecord?
+    /// The key, by reference (a `KeyRecord` copy per request cost more than the whole evaluation).
+    var key: LiveKey?
     var grants: [GrantRecord]
 
     static func key(_ key: LiveKey, grants: [String: GrantRecord]?) -> AuthorizationTarget {
         AuthorizationTarget(arn: key.record.arn, account: key.record.account, policy: key.policy, policyName: "key policy",
-                            key: key.record, grants: grants.map { Array($0.values) } ?? [])
+                            key: key, grants: grants.map { Array($0.values) } ?? [])
     }
 
     static func account(_ account: String) -> AuthorizationTarget {

@@ -30,7 +30,17 @@ extension KMSEngine {
     func authorize(_ action: KMSAction, _ caller: Caller, target: AuthorizationTarget, context: EncryptionContext? = nil,
                    extra: [String: [String]] = [:], in state: EngineState, record: inout AuditRecord) throws(KMSError) -> AccessDecision {
         let decision = decide(action, caller, target: target, context: context, extra: extra, in: state)
-        let entry = "\(decision.allowed ? "allowed" : "denied") \(action.rawValue) on \(target.arn): \(decision.reason)"
+        // The record names its key already; another resource (ReEncrypt's second key, an alias,
+        // a role) is named in the entry.
+        // The operation's own action goes without saying (ReEncrypt names both of its).
+        let own = action.rawValue.utf8.count == record.operation.utf8.count + 4 && action.rawValue.hasSuffix(record.operation)
+        let entry: String
+        if own && target.arn == record.keyARN {
+            entry = (decision.allowed ? "allowed: " : "denied: ") + decision.reason
+        } else {
+            entry = (decision.allowed ? "allowed " : "denied ") + action.rawValue + (target.arn == record.keyARN ? "" : " on " + target.arn)
+                + ": " + decision.reason
+        }
         record.decision = record.decision.map { $0 + "; " + entry } ?? entry
         guard decision.allowed else { throw KMSError(.accessDenied, decision.message ?? "access denied") }
         return decision
@@ -47,38 +57,53 @@ extension KMSEngine {
     /// The decision without recording it (the lockout check asks "would this be allowed").
     func decide(_ action: KMSAction, _ caller: Caller, target: AuthorizationTarget, context: EncryptionContext? = nil,
                 extra: [String: [String]] = [:], in state: EngineState) -> AccessDecision {
-        let identity = identity(of: caller, in: state)
-        let principal = AuthorizationRequest.Principal(arn: caller.principal, account: caller.account, roleARN: caller.roleARN)
-        let values = ConditionValues(caller: caller, key: target.key, context: context, extra: extra, now: clock.now(),
-                                     principalTags: identity?.record.tags ?? [], state: state)
-        let request = AuthorizationRequest(principal: principal, action: action.rawValue, resource: target.arn, lookup: values.lookup)
+        let role = caller.roleARN
+        // The user or role the caller acts as (a session acts as its role); none for an account
+        // root, or a user with no record (an access key made for a user name before users had records).
+        let identity = state.identities[role ?? caller.principal]
+        let principal = AuthorizationRequest.Principal(arn: caller.principal, account: caller.account, roleARN: role)
+        let values = ConditionValues(caller: caller, role: role, key: target.key, context: context, extra: extra, now: clock.now(),
+                                     principalTags: identity?.record.tags ?? [], aliases: state.aliases)
+        let request = AuthorizationRequest(principal: principal, action: action.rawValue, resource: target.arn, source: values)
         let identityPolicies: [(name: String, policy: Policy)]? = principal.isAccountRoot ? nil : (identity?.policies ?? [])
         return AccessEvaluation.decide(.init(
             request: request, resourceAccount: target.account, resourcePolicy: target.policy, resourcePolicyName: target.policyName,
             identityPolicies: identityPolicies, endpointPolicy: caller.endpointPolicy, grants: target.grants.map(\.grant),
             context: context))
     }
-
-    /// The user or role a caller acts as (a session acts as its role); nil for an account root
-    /// or a principal with no record (an access key made for a user name before users had records).
-    func identity(of caller: Caller, in state: EngineState) -> LiveIdentity? {
-        state.identities[caller.roleARN ?? caller.principal]
-    }
 }
 
 /// The condition keys of one request, computed when a policy asks (see ``AuthorizationRequest``).
-struct ConditionValues: Sendable {
+/// A class: the lookup closure holds one reference rather than a copy of every field.
+final class ConditionValues: ConditionSource {
     let caller: Caller
-    let key: KeyRecord?
+    /// The caller's role, for a session.
+    let role: String?
+    let live: LiveKey?
     let context: EncryptionContext?
     let extra: [String: [String]]
     let now: Date
     let principalTags: [Tag]
-    let state: EngineState
+    let aliases: [EngineState.AliasID: AliasRecord]
 
-    var lookup: @Sendable (String) -> [String]? { { [self] in self.values($0) } }
+    init(caller: Caller, role: String?, key: LiveKey?, context: EncryptionContext?, extra: [String: [String]], now: Date,
+         principalTags: [Tag], aliases: [EngineState.AliasID: AliasRecord]) {
+        self.caller = caller
+        self.role = role
+        self.live = key
+        self.context = context
+        self.extra = extra
+        self.now = now
+        self.principalTags = principalTags
+        self.aliases = aliases
+    }
 
-    func values(_ name: String) -> [String]? {
+    func values(normalized name: String) -> [String]? {
+        let key = live?.record
+        // The context keys first: the conditions most policies have.
+        if name.utf8.count > 22, name.hasPrefix("kms:encryptioncontext:") {
+            return context?[String(name.dropFirst("kms:encryptioncontext:".count))].map { [$0] }
+        }
         switch name {
         case "kms:calleraccount", "aws:principalaccount": return [caller.account]
         case "kms:viaservice": return caller.viaService.map { [$0] }
@@ -89,8 +114,8 @@ struct ConditionValues: Sendable {
         case "kms:multiregion": return key.map { [$0.multiRegion ? "true" : "false"] }
         case "kms:resourcealiases":
             guard let key else { return nil }
-            return state.aliases.values.filter { $0.targetKeyID == key.keyID }.map(\.aliasName)
-        case "aws:principalarn": return [caller.roleARN ?? caller.principal]
+            return aliases.values.filter { $0.targetKeyID == key.keyID }.map(\.aliasName)
+        case "aws:principalarn": return [role ?? caller.principal]
         case "aws:principaltype": return [PrincipalARN.type(caller.principal)]
         case "aws:username":
             guard let range = caller.principal.range(of: ":user/") else { return nil }
@@ -102,9 +127,6 @@ struct ConditionValues: Sendable {
         case "aws:epochtime": return [String(Int(now.timeIntervalSince1970))]
         case "aws:requestedregion": return [caller.region]
         default: break
-        }
-        if name.hasPrefix("kms:encryptioncontext:") {
-            return context?[String(name.dropFirst("kms:encryptioncontext:".count))].map { [$0] }
         }
         if name.hasPrefix("aws:principaltag/") {
             let tag = name.dropFirst("aws:principaltag/".count)

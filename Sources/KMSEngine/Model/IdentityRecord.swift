@@ -31,6 +31,7 @@ public struct IdentityRecord: Codable, Sendable, Equatable {
 public enum PrincipalARN {
     /// The role an assumed-role session ARN (`arn:aws:sts::A:assumed-role/ROLE/SESSION`) belongs to.
     public static func role(ofSession arn: String) -> String? {
+        guard arn.hasPrefix("arn:aws:sts::") else { return nil }
         let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
         guard parts.count == 6, parts[2] == "sts", parts[5].hasPrefix("assumed-role/") else { return nil }
         let path = parts[5].dropFirst("assumed-role/".count).split(separator: "/")

@@ -46,7 +46,7 @@ public enum KMSAction: String, Sendable, CaseIterable {
     }()
 
     /// The operation name (`Decrypt` for `kms:Decrypt`).
-    public var operation: String { String(rawValue.split(separator: ":", maxSplits: 1)[1]) }
+    public var operation: String { String(rawValue[rawValue.index(after: rawValue.firstIndex(of: ":")!)...]) }
 
     /// Actions on the account rather than on one key: their resource is `*`, and only identity
     /// policies (and endpoint policies) decide them, never a key policy.

@@ -42,6 +42,16 @@ extension KMSEngine {
             guard reason != nil else {
                 throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:RetireGrant on resource: \(grant.keyARN)")
             }
+            // Who may retire is the grant's to say, but an endpoint policy still bounds what
+            // comes through its listener.
+            if let policy = caller.endpointPolicy {
+                let request = AuthorizationRequest(principal: .init(arn: caller.principal, account: caller.account, roleARN: role),
+                                                   action: KMSAction.retireGrant.rawValue, resource: grant.keyARN)
+                guard case .allowed = Evaluator.evaluate(policy, request) else {
+                    record.decision = "denied kms:RetireGrant on grant \(grant.grantID): the endpoint policy does not allow it"
+                    throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:RetireGrant on resource: \(grant.keyARN) because no VPC endpoint policy allows the kms:RetireGrant action")
+                }
+            }
             try Self.endDryRun(caller)
             return ((), removeGrant(grant, from: &state, record: &record))
         }

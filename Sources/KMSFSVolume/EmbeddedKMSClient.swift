@@ -1,7 +1,10 @@
+import KMSClient
 import KMSEngine
 import KMSFSCrypto
 
-/// The key service in-process: the engine on a store beside the volume, nothing to run.
+/// The key service in-process: the engine on a store beside the volume, nothing to run. It lives
+/// with the volume, not the client, so that the client speaks to remote services without
+/// linking the engine.
 public struct EmbeddedKMSClient: KMSClient {
     public let engine: KMSEngine
     /// Who the filesystem acts as: the volume's account, region and principal, via service `kmsfs`.
@@ -51,5 +54,11 @@ public struct EmbeddedKMSClient: KMSClient {
         } catch {
             throw KMSClientError(.unreachable, message: "the embedded key service failed: \(error)")
         }
+    }
+}
+
+extension KMSClientError {
+    init(_ error: KMSError) {
+        self.init(awsCode: error.code.rawValue, message: error.message)
     }
 }
