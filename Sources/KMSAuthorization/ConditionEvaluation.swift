@@ -107,8 +107,9 @@ struct CIDR {
     let prefix: Int
 
     init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let address = CIDR.bytes(String(parts[0])) else { return nil }
+        // "" and "/" split into nothing: no range, never a crash.
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, let address = CIDR.bytes(String(first)) else { return nil }
         let bits = address.count * 8
         if parts.count == 2 {
             guard let prefix = Int(parts[1]), (0...bits).contains(prefix) else { return nil }

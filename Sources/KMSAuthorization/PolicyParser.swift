@@ -146,6 +146,11 @@ extension Policy.Statement {
                     values = try items.map { (item) throws(PolicyError) in try scalar(item, name: name) }
                 default: values = [try scalar(list, name: name)]
                 }
+                if op == .ipAddress || op == .notIpAddress {
+                    for value in values where CIDR(value) == nil {
+                        throw PolicyError("Condition \(name) value \(value.prefix(64)) is not an IP address or CIDR range")
+                    }
+                }
                 result.append(Policy.Condition(operator: op, qualifier: qualifier, ifExists: ifExists, key: key, values: values))
             }
         }

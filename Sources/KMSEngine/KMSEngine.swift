@@ -34,17 +34,22 @@ public final class KMSEngine: Sendable {
     ///   - auditAnchor: a file outside the store where the audit head is kept (``AuditAnchor``);
     ///     nil for none.
     public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
-                            schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil) throws -> KMSEngine {
+                            schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
+                            createAnchor: Bool = false) throws -> KMSEngine {
         try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
-                      anchor: auditAnchor.map(AuditAnchor.init))
+                      anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor)
     }
 
-    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?, anchor: AuditAnchor? = nil) throws {
+    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?, anchor: AuditAnchor? = nil,
+         createAnchor: Bool = false) throws {
         self.store = store
         self.rootKey = rootKey
         self.clock = clock
         try Self.checkRootKey(rootKey, store: store)
-        try store.authenticateRecords(with: RecordAuthenticator(rootKey: rootKey))
+        let chain = try AuditChain(rootKey: rootKey)
+        let upgrading = try !store.recordsAuthenticated()
+        if upgrading { try Self.checkNeverAuthenticated(store: store, chain: chain) }
+        try store.authenticateRecords(with: RecordAuthenticator(rootKey: rootKey), upgrade: upgrading)
         let contents = try store.load()
         var state = EngineState()
         for record in contents.keys {
@@ -75,8 +80,37 @@ public final class KMSEngine: Sendable {
         for grant in contents.grants { state.grants[grant.keyID, default: [:]][grant.grantID] = grant }
         for identity in contents.identities { state.identities[identity.arn] = LiveIdentity(record: identity) }
         self.state = Mutex(state)
-        self.audit = try AuditLog(store: store, chain: try AuditChain(rootKey: rootKey), last: contents.lastAudit, anchor: anchor)
+        self.audit = try AuditLog(store: store, chain: chain, last: contents.lastAudit, anchor: anchor, createAnchor: createAnchor)
+        if upgrading {
+            // The trail says so from now on: a store whose marker is later removed is refused.
+            try manage(Self.authenticatedRecordsOperation, Self.adminCaller) { record, _ in
+                record.note = "store records authenticated from here on"
+                return ((), [])
+            }
+        }
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
+    }
+
+    static let authenticatedRecordsOperation = "AuthenticateRecords"
+
+    /// A store not marked as having MACs is either one written before records had them, or one
+    /// whose marker was removed by someone who edited records and wants them MAC'ed as they are
+    /// now. The audit trail tells them apart — only the root key writes it: it must verify whole,
+    /// and hold no record that records were ever authenticated.
+    private static func checkNeverAuthenticated(store: any KeyStore, chain: AuditChain) throws {
+        var previous = AuditChain.genesis
+        var expected: Int64 = 1
+        let marker = Array("\"operation\":\"\(authenticatedRecordsOperation)\"".utf8)
+        for record in try store.auditRecords(after: 0) {
+            guard record.sequence == expected, chain.mac(previous: previous, sequence: record.sequence, record: record.record) == record.mac else {
+                throw StoreError("the store's records are not marked authenticated and its audit trail does not verify at record \(expected): refusing to open it")
+            }
+            if record.record.contains(bytes: marker) {
+                throw StoreError("the store's records were authenticated (audit record \(record.sequence)) but the marker is gone: the store was edited outside kmsd; refusing to open it")
+            }
+            previous = record.mac
+            expected += 1
+        }
     }
 
     deinit {

@@ -20,6 +20,13 @@ public final class VolumeLock: Sendable {
     public init(cipherDirectory: String) throws {
         let fd = open(cipherDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw VolumeError.io("cannot open \(cipherDirectory): \(String(cString: strerror(errno)))") }
+        // A holder with no mount of the volume left is most often a daemon finishing its unmount
+        // (`umount; mount` in a script): wait for it a little rather than fail at once.
+        var waited = 0
+        while CLinux_try_lock_exclusive(fd) != 0 && errno == EWOULDBLOCK && waited < 100 && Self.mountPoints(of: cipherDirectory).isEmpty {
+            usleep(50_000)
+            waited += 1
+        }
         guard CLinux_try_lock_exclusive(fd) == 0 else {
             let error = errno
             var info = stat()

@@ -8,7 +8,8 @@ struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Manage accounts and access keys, or apply a seed file (with kmsd stopped).",
-        subcommands: [CreateAccount.self, ListAccounts.self, CreateAccessKey.self, ListAccessKeys.self, RevokeAccessKey.self, ApplySeed.self]
+        subcommands: [CreateAccount.self, ListAccounts.self, CreateAccessKey.self, ListAccessKeys.self, RevokeAccessKey.self, ApplySeed.self,
+                      AnchorAudit.self]
     )
 
     struct CreateAccount: ParsableCommand {
@@ -87,6 +88,23 @@ struct AdminCommand: ParsableCommand {
             let engine = try storeOptions.openEngine()
             try engine.applySeed(from: file)
             try engine.flushAudit()
+        }
+    }
+
+    struct AnchorAudit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "anchor-audit",
+            abstract: "Create the audit anchor of a store that has none yet (its first start with this build).",
+            discussion: """
+                kmsd keeps the audit head outside the store (--audit-anchor, default STORE.audit-anchor) and refuses a \
+                store with a trail but no anchor, as an anchor removed to hide a rollback. Run this once for a store made \
+                before anchors existed; it anchors the trail as it is now.
+                """)
+        @OptionGroup var storeOptions: StoreOptions
+        func run() throws {
+            let engine = try storeOptions.openEngine(createAnchor: true)
+            try engine.flushAudit()
+            print("audit anchor: \(storeOptions.anchor)")
         }
     }
 }

@@ -36,8 +36,8 @@ struct AuditCommand: ParsableCommand {
         var format: Format = .json
 
         @Option(help: """
-            The data keys kmsfs's key pool makes ahead of need (User-Agent "kmsfs (key-pool)"): show them, hide them, \
-            or group each run of them into one line.
+            The data keys kmsfs's key pool makes ahead of need (User-Agent "kmsfs (key-pool)", as the client says): \
+            show them, hide them, or group each run of them (one principal, operation and key) into one line.
             """)
         var keyPool: PoolRecords = .show
 
@@ -83,7 +83,15 @@ struct AuditCommand: ParsableCommand {
             var count = 0, failed = 0
             var first: AuditRecord?, last: AuditRecord?
 
+            /// Whether `record` continues this run (same principal, operation and key): the
+            /// marker is the client's own claim, so a run never mixes callers.
+            func continues(_ record: AuditRecord) -> Bool {
+                guard let first else { return true }
+                return first.principal == record.principal && first.operation == record.operation && first.keyARN == record.keyARN
+            }
+
             mutating func add(_ record: AuditRecord) {
+                if !continues(record) { flush() }
                 if first == nil { first = record }
                 last = record
                 count += 1

@@ -54,10 +54,10 @@ struct StoreOptions: ParsableArguments {
 
     var anchor: String { auditAnchor ?? (try? configFile()?.auditAnchor) ?? store + ".audit-anchor" }
 
-    func openEngine(scheduler: Bool = false) throws -> KMSEngine {
+    func openEngine(scheduler: Bool = false, createAnchor: Bool = false) throws -> KMSEngine {
         do {
             return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
-                                      schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor)
+                                      schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor, createAnchor: createAnchor)
         } catch {
             let hint = "\(error)".contains("in use by another process")
                 ? " — kmsd is running: manage users, roles, access keys and policies through its IAM endpoint (aws iam --endpoint-url URL ...), or stop it first"

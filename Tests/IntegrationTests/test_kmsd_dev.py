@@ -317,3 +317,16 @@ def test_a_store_rolled_back_behind_its_audit_anchor_does_not_start(tmp_path):
         assert "rolled back" in refused.output, refused.output
     verify = subprocess.run([KMSD, "audit", "verify", "--store", store], capture_output=True, text=True)
     assert verify.returncode != 0 and "rolled back" in verify.stderr + verify.stdout
+
+
+def test_a_removed_audit_anchor_stops_kmsd_until_recreated_on_purpose(tmp_path):
+    store = str(tmp_path / "keys.sqlite")
+    subprocess.run([KMSD, "init", "--store", store, "--account", ACCOUNT], check=True, capture_output=True)
+    (tmp_path / "keys.sqlite.audit-anchor").unlink()
+    with serve("--store", store, "--listen", "tcp://127.0.0.1:0") as refused:
+        assert refused.process.wait(timeout=10) != 0
+        assert "kmsd admin anchor-audit" in refused.output, refused.output
+    made = subprocess.run([KMSD, "admin", "anchor-audit", "--store", store], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    with serve("--store", store, "--listen", "tcp://127.0.0.1:0") as kmsd:
+        assert "kmsd: ready" in kmsd.output, kmsd.output

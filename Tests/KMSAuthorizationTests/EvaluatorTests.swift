@@ -143,7 +143,7 @@ import Testing
         ("IpAddress out of range", #"{"IpAddress":{"aws:SourceIp":"192.168.0.0/16"}}"#, false),
         ("IpAddress, a /31 boundary", #"{"IpAddress":{"aws:SourceIp":"10.1.2.2/31"}}"#, true),
         ("NotIpAddress", #"{"NotIpAddress":{"aws:SourceIp":"192.168.0.0/16"}}"#, true),
-        ("IpAddress with a malformed range", #"{"IpAddress":{"aws:SourceIp":"10.1.2.3/40"}}"#, false),
+        ("IpAddress in a /8", #"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#, true),
         ("ArnLike", #"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/a*"}}"#, true),
         ("ArnEquals", #"{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::111122223333:user/alice"}}"#, true),
         ("ArnNotLike", #"{"ArnNotLike":{"aws:PrincipalArn":"arn:aws:iam::*:user/alice"}}"#, false),

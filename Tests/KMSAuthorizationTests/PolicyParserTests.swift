@@ -23,6 +23,10 @@ import Testing
         ("an unknown condition operator", #"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Condition":{"StringMatches":{"k":"v"}}}}"#),
         ("NullIfExists", #"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Condition":{"NullIfExists":{"k":"true"}}}}"#),
         ("a condition value that is an object", #"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Condition":{"StringEquals":{"k":{"x":1}}}}}"#),
+        // An empty range once trapped the daemon at the lockout check (split of "" has no parts).
+        ("an empty IpAddress", #"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Condition":{"IpAddress":{"aws:SourceIp":""}}}}"#),
+        ("an IpAddress of a slash", #"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Condition":{"NotIpAddress":{"aws:SourceIp":"/"}}}}"#),
+        ("a prefix longer than the address", #"{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:*","Condition":{"IpAddress":{"aws:SourceIp":"10.1.2.3/40"}}}}"#),
     ]
 
     @Test(arguments: refused.map(\.0)) func refusedWithAReason(_ name: String) {

@@ -80,7 +80,7 @@ import Testing
         let records = try f.engine.auditRecords()
         #expect(records.contains { $0.operation == "GenerateDataKey" && $0.errorCode == nil && $0.decision?.contains(#"statement "Volume""#) == true })
         #expect(records.contains { $0.operation == "GenerateDataKey" && $0.errorCode == "AccessDeniedException"
-                                   && $0.decision?.contains("denied kms:GenerateDataKey") == true })
+                                   && $0.decision?.hasPrefix("denied: no identity policy allows") == true })
     }
 
     @Test func crossAccountUseNeedsBothAccounts() throws {

@@ -55,17 +55,3 @@ final class EngineFixture {
 func secret(_ text: String) -> SecretBytes { SecretBytes(copying: Array(text.utf8)) }
 
 func text(_ secret: SecretBytes) -> String { secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) } }
-
-extension Array where Element == UInt8 {
-    /// Whether `needle` occurs anywhere in these bytes.
-    func contains(bytes needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, needle.count <= count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= count - needle.count {
-            if self[i] == first && Array(self[i..<i + needle.count]) == needle { return true }
-            i += 1
-        }
-        return false
-    }
-}

@@ -82,13 +82,16 @@ import Testing
         _ = try f.engine.encrypt(keyID: key.keyId, plaintext: secret("x"), encryptionContext: ["a": "b"], caller: f.caller)
         _ = try? f.engine.describeKey(keyID: "alias/missing", caller: f.caller)
         _ = try? f.engine.enableKeyRotation(keyID: key.keyId, rotationPeriodInDays: 1, caller: f.caller)
-        let records = try f.engine.auditRecords()
+        // A new store's first record says its records are authenticated from the start.
+        let all = try f.engine.auditRecords()
+        #expect(all.first?.operation == "AuthenticateRecords")
+        let records = Array(all.dropFirst())
         #expect(records.map(\.operation) == ["CreateKey", "Encrypt", "DescribeKey", "EnableKeyRotation"])
         #expect(records.map(\.errorCode) == [nil, nil, "NotFoundException", "ValidationException"])
         #expect(records[1].keyARN == key.arn && records[1].encryptionContext == ["a": "b"])
         #expect(records.allSatisfy { $0.account == "111122223333" && $0.region == "eu-west-1" && $0.requestID == "test" })
         #expect(records[0].principal == "arn:aws:iam::111122223333:root")
-        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 4, problem: nil))
+        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 5, problem: nil))
     }
 
     /// Editing, deleting, inserting or cutting off records is detected by the chain.
@@ -110,7 +113,7 @@ import Testing
         f = try fixtureWithTrail()
         #expect(try tamper(f, "DELETE FROM audit WHERE seq = 2").problem?.contains("record 2 is missing") == true)
         f = try fixtureWithTrail()
-        #expect(try tamper(f, "DELETE FROM audit WHERE seq = 5").problem?.contains("missing from the end") == true)
+        #expect(try tamper(f, "DELETE FROM audit WHERE seq = 6").problem?.contains("missing from the end") == true)
         f = try fixtureWithTrail()
         #expect(try tamper(f, "UPDATE audit SET mac = (SELECT mac FROM audit WHERE seq = 1) WHERE seq = 2").isIntact == false)
         f = try fixtureWithTrail()
@@ -119,7 +122,7 @@ import Testing
         f = try fixtureWithTrail()
         try f.reopen()
         _ = try f.createKey()
-        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 6, problem: nil))
+        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 7, problem: nil))
     }
 
     /// The hand-written canonical JSON reads back as the same record, escapes included.
@@ -140,7 +143,7 @@ import Testing
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
             for _ in 0..<250 { _ = try? engine.generateDataKey(keyID: key, keySpec: .aes256, caller: caller) }
         }
-        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 1001, problem: nil))
+        #expect(try f.engine.verifyAudit() == AuditVerification(verifiedCount: 1002, problem: nil))
     }
 }
 
@@ -215,30 +218,58 @@ import Testing
     }
 
     /// A store written before records had MACs gets them at its first open by this build, and
-    /// is checked from then on.
-    @Test func aStoreFromBeforeIsUpgradedOnceThenChecked() throws {
+    /// is checked from then on; removing the marker to have edited records MAC'ed is refused,
+    /// because the audit trail (which only the root key writes) says they were authenticated.
+    @Test func aStoreFromBeforeIsUpgradedOnceAndItsMarkerCannotBeRemoved() throws {
         let f = try EngineFixture()
-        let key = try f.createKey().keyId
         try f.close()
-        var database: SQLiteDatabase? = try SQLiteDatabase(path: f.storePath)
-        _ = try database!.query("UPDATE keys SET mac = NULL")
+        let path = f.directory.appendingPathComponent("old.sqlite").path
+        do {
+            // What a build before record MACs wrote: the root-key check and records without MACs.
+            let store = try SQLiteKeyStore(path: path)
+            let check = try f.rootKey.seal(try SecretBytes.random(count: 32), label: "kmsd root key check", version: 0)
+            try store.apply([.putMetadata(name: "root_check", value: check),
+                             .putAccount(AccountRecord(accountID: "111122223333", name: "old", creationDate: Date()))], audit: [])
+        }
+        var engine: KMSEngine? = try KMSEngine.open(path: path, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil)
+        #expect(engine!.listAccounts().map(\.name) == ["old"])
+        #expect(try engine!.auditRecords().contains { $0.operation == "AuthenticateRecords" })
+        engine = nil
+        engine = try KMSEngine.open(path: path, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil)
+        engine = nil
+        var database: SQLiteDatabase? = try SQLiteDatabase(path: path)
+        _ = try database!.query("UPDATE accounts SET record = replace(record, 'old', 'evil'), mac = NULL")
         _ = try database!.query("DELETE FROM meta WHERE name = 'records'")
         database = nil
-        try f.reopen()
-        #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyId == key)
-        try f.close()
-        database = try SQLiteDatabase(path: f.storePath)
-        _ = try database!.query("UPDATE keys SET record = replace(record, '111122223333', '444455556666')")
-        database = nil
-        #expect(throws: StoreError.self) { try f.reopen() }
+        do {
+            _ = try KMSEngine.open(path: path, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil)
+            Issue.record("a store whose marker was removed opened")
+        } catch let error as StoreError {
+            #expect(error.description.contains("marker is gone"), "\(error)")
+        }
     }
 }
 
 /// The audit head kept outside the store: cutting records off the end of the trail, or rolling
 /// the whole store back to an earlier copy, no longer leaves a store that opens as intact.
 @Suite struct AuditAnchorTests {
-    static func open(_ f: EngineFixture, anchor: String) throws -> KMSEngine {
-        try KMSEngine.open(path: f.storePath, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil, auditAnchor: anchor)
+    static func open(_ f: EngineFixture, anchor: String, create: Bool = false) throws -> KMSEngine {
+        try KMSEngine.open(path: f.storePath, rootKey: f.rootKey, clock: f.clock, schedulerInterval: nil, auditAnchor: anchor, createAnchor: create)
+    }
+
+    /// A store with a trail and no anchor is refused unless told this is its first anchor.
+    @Test func aMissingAnchorIsCreatedOnlyWhenAsked() throws {
+        let f = try EngineFixture()
+        _ = try f.createKey()
+        try f.close()
+        let anchor = f.directory.appendingPathComponent("anchor").path
+        #expect(throws: StoreError.self) { try Self.open(f, anchor: anchor) }
+        #expect(!FileManager.default.fileExists(atPath: anchor))
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
+        engine = nil
+        #expect(FileManager.default.fileExists(atPath: anchor))
+        engine = try Self.open(f, anchor: anchor)
+        withExtendedLifetime(engine) {}
     }
 
     static func files(_ f: EngineFixture) throws -> [String: Data] {
@@ -253,7 +284,7 @@ import Testing
         let f = try EngineFixture()
         try f.close()
         let anchor = f.directory.appendingPathComponent("anchor").path
-        var engine: KMSEngine? = try Self.open(f, anchor: anchor)
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
         _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
         try engine!.flushAudit()
         engine = nil
@@ -280,7 +311,7 @@ import Testing
         let f = try EngineFixture()
         try f.close()
         let anchor = f.directory.appendingPathComponent("anchor").path
-        var engine: KMSEngine? = try Self.open(f, anchor: anchor)
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
         _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
         try engine!.flushAudit()
         engine = nil
@@ -305,7 +336,7 @@ import Testing
         let f = try EngineFixture()
         try f.close()
         let anchor = f.directory.appendingPathComponent("anchor").path
-        var engine: KMSEngine? = try Self.open(f, anchor: anchor)
+        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
         _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
         try engine!.flushAudit()
         engine = nil

@@ -33,11 +33,14 @@ final class AuditLog: Sendable {
 
     /// - Throws: ``StoreError`` when the store no longer holds the record `anchor` names (records
     ///   cut off the end, or the store rolled back to an earlier copy).
-    init(store: any KeyStore, chain: AuditChain, last: SealedAuditRecord?, anchor: AuditAnchor? = nil) throws {
+    /// - Parameter createAnchor: make a missing anchor for a store that has a trail already (the
+    ///   first start with an anchor: `kmsd admin anchor-audit`); otherwise that is refused, as an
+    ///   anchor removed to hide a rollback.
+    init(store: any KeyStore, chain: AuditChain, last: SealedAuditRecord?, anchor: AuditAnchor? = nil, createAnchor: Bool = false) throws {
         self.store = store
         self.chain = chain
         self.anchor = anchor
-        if let anchor { try Self.check(anchor, chain: chain, store: store, last: last) }
+        if let anchor { try Self.check(anchor, chain: chain, store: store, last: last, create: createAnchor) }
         self.writer = Mutex(Chain(lastSequence: last?.sequence ?? 0, lastMAC: last?.mac ?? AuditChain.genesis))
         self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.audit.flush"))
         timer.schedule(deadline: .now() + Self.flushInterval, repeating: Self.flushInterval)
@@ -89,8 +92,10 @@ final class AuditLog: Sendable {
                 let head = StoreChange.putMetadata(name: "audit_head", value: chain.head(sequence: next.lastSequence, mac: next.lastMAC))
                 try store.apply(sealed.isEmpty ? changes : changes + [head], audit: sealed)
                 chainState = next
-                // After the commit: the anchor may lag the store after a crash, never lead it.
-                if let anchor, !sealed.isEmpty { try anchor.write(chain.head(sequence: next.lastSequence, mac: next.lastMAC)) }
+                // After the commit: the anchor may lag the store after a crash, never lead it. A
+                // failed write leaves it lagging (the next commit writes it again); the committed
+                // change stands, as the store has it.
+                if let anchor, !sealed.isEmpty { try? anchor.write(chain.head(sequence: next.lastSequence, mac: next.lastMAC)) }
             } catch {
                 // Nothing was written: put the crypto-call records back for the next attempt.
                 let requeue = record == nil ? batch : Array(batch.dropLast())
@@ -100,11 +105,16 @@ final class AuditLog: Sendable {
         }
     }
 
-    /// The anchor against the store: the record it names must be there, with its MAC. A store
-    /// without an anchor yet (first start with one) is anchored at its last record.
-    private static func check(_ anchor: AuditAnchor, chain: AuditChain, store: any KeyStore, last: SealedAuditRecord?) throws {
+    /// The anchor against the store: the record it names must be there, with its MAC. A new
+    /// store gets its anchor with its first records; an existing trail without one is refused
+    /// unless `create` says this is its first start with one.
+    private static func check(_ anchor: AuditAnchor, chain: AuditChain, store: any KeyStore, last: SealedAuditRecord?, create: Bool) throws {
         guard let bytes = try anchor.read() else {
-            if let last { try anchor.write(chain.head(sequence: last.sequence, mac: last.mac)) }
+            guard let last else { return }
+            guard create else {
+                throw StoreError("the store has an audit trail but there is no audit anchor at \(anchor.path): if it never had one, create it with `kmsd admin anchor-audit`; if it had one, it was removed (to hide a rollback?): refusing to open the store")
+            }
+            try anchor.write(chain.head(sequence: last.sequence, mac: last.mac))
             return
         }
         guard let (sequence, mac) = chain.parseHead(bytes) else {

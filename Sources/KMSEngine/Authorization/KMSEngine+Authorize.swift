@@ -117,9 +117,7 @@ final class ConditionValues: ConditionSource {
             return aliases.values.filter { $0.targetKeyID == key.keyID }.map(\.aliasName)
         case "aws:principalarn": return [role ?? caller.principal]
         case "aws:principaltype": return [PrincipalARN.type(caller.principal)]
-        case "aws:username":
-            guard let range = caller.principal.range(of: ":user/") else { return nil }
-            return [String(caller.principal[range.upperBound...])]
+        case "aws:username": return PrincipalARN.userName(caller.principal).map { [$0] }
         case "aws:sourceip": return caller.sourceIP.map { [$0] }
         case "aws:securetransport": return caller.secureTransport.map { [$0 ? "true" : "false"] }
         case "aws:viaawsservice": return [caller.viaService != nil ? "true" : "false"]

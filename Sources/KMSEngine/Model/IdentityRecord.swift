@@ -39,6 +39,11 @@ public enum PrincipalARN {
         return "arn:aws:iam::\(parts[4]):role/\(path[0])"
     }
 
+    /// The user name of a user ARN (`arn:aws:iam::A:user/NAME`), nil for other principals.
+    public static func userName(_ arn: String) -> String? {
+        arn.range(of: ":user/").map { String(arn[$0.upperBound...]) }
+    }
+
     /// `aws:PrincipalType`: Account, User or AssumedRole.
     static func type(_ arn: String) -> String {
         if arn.hasSuffix(":root") { return "Account" }

@@ -20,9 +20,7 @@ public struct AccessKeyRecord: Codable, Sendable, Equatable {
 
     public var isActive: Bool { status == nil || status == "Active" }
     /// The IAM user the key belongs to, nil for an account root's key.
-    public var userName: String? {
-        principal.range(of: ":user/").map { String(principal[$0.upperBound...]) }
-    }
+    public var userName: String? { PrincipalARN.userName(principal) }
 }
 
 /// A new access key with its secret, returned once by ``KMSEngine/createAccessKey(account:userName:accessKeyID:secretAccessKey:createAccount:)``.

@@ -23,7 +23,7 @@ extension KMSEngine {
             guard state.accessKeys.values.filter({ $0.record.principal == owner }).count < Self.accessKeysPerUser else {
                 throw KMSError(.iamLimitExceeded, "Cannot exceed quota for AccessKeysPerUser: \(Self.accessKeysPerUser)")
             }
-            let (key, changes) = try addAccessKey(account: caller.account, userName: userName ?? Self.userName(of: owner),
+            let (key, changes) = try addAccessKey(account: caller.account, userName: userName ?? PrincipalARN.userName(owner),
                                                   accessKeyID: Self.randomAccessKeyID(), secret: Self.randomSecret(), to: &state)
             record.note = "access key \(key.record.accessKeyID) for \(owner)"
             return (key, changes)
@@ -72,9 +72,5 @@ extension KMSEngine {
             throw KMSError(.noSuchEntity, "The Access Key with id \(id.prefix(128)) cannot be found.")
         }
         return key
-    }
-
-    static func userName(of principal: String) -> String? {
-        principal.range(of: ":user/").map { String(principal[$0.upperBound...]) }
     }
 }

@@ -53,7 +53,7 @@ extension KMSEngine {
             guard let role else {
                 // As AWS: a role that does not exist is indistinguishable from one that does not trust you.
                 record.decision = "denied sts:AssumeRole on \(roleARN): no such role"
-                throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: sts:AssumeRole on resource: \(roleARN)")
+                throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: sts:AssumeRole on resource: \(roleARN) because no resource-based policy allows the sts:AssumeRole action")
             }
             try authorize(.stsAssumeRole, caller, target: .iam(roleARN, account: account, policy: role.trustPolicy, policyName: "trust policy"),
                           in: state, record: &record)

@@ -6,9 +6,12 @@ import KMSFSCrypto
 /// operation, applied atomically together with the audit records that describe them. SQLite is
 /// the embedded implementation; a PostgreSQL one can implement the same protocol.
 protocol KeyStore: Sendable {
-    /// From now on every record is written with its MAC and checked on load (records of a store
-    /// written before are given theirs once, here).
-    func authenticateRecords(with authenticator: RecordAuthenticator) throws
+    /// Whether the store says its records carry MACs (a store written before they did does not).
+    func recordsAuthenticated() throws -> Bool
+    /// From now on every record is written with its MAC and checked on load. With `upgrade`, the
+    /// records of a store written before are given theirs first (the engine decides when that is
+    /// genuine); without, a store that is not marked authenticated is refused.
+    func authenticateRecords(with authenticator: RecordAuthenticator, upgrade: Bool) throws
     /// Everything persisted, for the engine to load at start.
     /// - Throws: ``StoreError`` naming a record whose MAC does not verify.
     func load() throws -> StoreContents

@@ -91,11 +91,17 @@ final class SQLiteKeyStore: KeyStore {
         return fd
     }
 
-    func authenticateRecords(with authenticator: RecordAuthenticator) throws {
+    func recordsAuthenticated() throws -> Bool {
+        try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = 'records'").first?.first?.blob == Array("1".utf8) }
+    }
+
+    func authenticateRecords(with authenticator: RecordAuthenticator, upgrade: Bool) throws {
         try database.withLock { db in
-            // A store written before records had MACs gets them now, once: what it holds is
-            // trusted as it is at this upgrade (the root key already checked), then checked always.
+            // A store written before records had MACs gets them now, once, when the engine has
+            // established that it is one (see KMSEngine.checkNeverAuthenticated): what it holds is
+            // trusted as it is at this upgrade, then checked always.
             if try db.query("SELECT value FROM meta WHERE name = 'records'").first?.first?.blob != Array("1".utf8) {
+                guard upgrade else { throw StoreError("the store's records are not marked authenticated: refusing to open it") }
                 try db.transaction {
                     for (table, columns) in Self.authenticated {
                         for row in try db.query("SELECT rowid, \(columns.joined(separator: ", ")) FROM \(table)") {
@@ -159,7 +165,7 @@ final class SQLiteKeyStore: KeyStore {
                 try decoder.decode(IdentityRecord.self, from: Data((row[0].text ?? "").utf8))
             }
             return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
-                                 accessKeys: accessKeys, lastAudit: try last, grants: grants, identities: identities)
+                                 accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities)
         }
     }
 

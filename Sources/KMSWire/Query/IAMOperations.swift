@@ -17,7 +17,7 @@ extension QueryProtocol {
         OperationSpec(name: "GetUser", service: .iam, writes: false) { p, caller, engine in
             let name = p.string("UserName")
             try p.finish()
-            guard let name = name ?? KMSEngineNames.userName(caller.principal) else {
+            guard let name = name ?? PrincipalARN.userName(caller.principal) else {
                 // The root: IAM answers with the account's root "user".
                 return [.element("User", [.text("Path", "/"), .text("UserId", caller.account), .text("Arn", caller.principal),
                                           .date("CreateDate", engine.accountCreationDate(caller.account))])]
@@ -158,12 +158,5 @@ extension QueryProtocol {
     static func accessKeyFields(_ record: AccessKeyRecord) -> [XML] {
         [.text("UserName", record.userName ?? ""), .text("AccessKeyId", record.accessKeyID), .text("Status", record.isActive ? "Active" : "Inactive"),
          .date("CreateDate", record.creationDate)]
-    }
-}
-
-/// Names inside principal ARNs.
-enum KMSEngineNames {
-    static func userName(_ principal: String) -> String? {
-        principal.range(of: ":user/").map { String(principal[$0.upperBound...]) }
     }
 }

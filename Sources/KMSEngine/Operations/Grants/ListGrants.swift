@@ -24,6 +24,12 @@ extension KMSEngine {
         try perform("ListRetirableGrants", caller) { record, state in
             try Validate.length(retiringPrincipal, "retiringPrincipal", 1...256)
             try authorizeAccount(.listRetirableGrants, caller, in: state, record: &record)
+            // As AWS: a principal of the caller's own account (another account's grants are not
+            // the caller's to list).
+            let parts = retiringPrincipal.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+            guard parts.count == 6, parts[4] == caller.account else {
+                throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:ListRetirableGrants for a principal of another account")
+            }
             let grants = state.grants.values.flatMap(\.values).filter { $0.retiringPrincipal == retiringPrincipal }
                 .sorted { $0.grantID < $1.grantID }
             let (page, next) = try Paging.page(grants, key: \.grantID, limit: limit, marker: marker)

@@ -45,8 +45,11 @@ extension KMSEngine {
             // Who may retire is the grant's to say, but an endpoint policy still bounds what
             // comes through its listener.
             if let policy = caller.endpointPolicy {
+                let values = ConditionValues(caller: caller, role: role, key: state.keys[grant.keyID], context: nil, extra: [:],
+                                             now: clock.now(), principalTags: state.identities[role ?? caller.principal]?.record.tags ?? [],
+                                             aliases: state.aliases)
                 let request = AuthorizationRequest(principal: .init(arn: caller.principal, account: caller.account, roleARN: role),
-                                                   action: KMSAction.retireGrant.rawValue, resource: grant.keyARN)
+                                                   action: KMSAction.retireGrant.rawValue, resource: grant.keyARN, source: values)
                 guard case .allowed = Evaluator.evaluate(policy, request) else {
                     record.decision = "denied kms:RetireGrant on grant \(grant.grantID): the endpoint policy does not allow it"
                     throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:RetireGrant on resource: \(grant.keyARN) because no VPC endpoint policy allows the kms:RetireGrant action")
