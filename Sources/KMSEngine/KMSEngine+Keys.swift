@@ -4,7 +4,12 @@ extension KMSEngine {
     /// Finds the key `keyID` names for `caller`: a key ID or alias name in the caller's account
     /// and region, or a key ARN or (when `allowAlias`) alias ARN in any account of the region —
     /// whether another account's key may be used is the decision point's to say, from its policy.
-    func resolve(_ keyID: String, for caller: Caller, allowAlias: Bool, in state: EngineState) throws(KMSError) -> LiveKey {
+    ///
+    /// - Parameter action: what the key is wanted for: another account's key that is missing is
+    ///   refused in the same words as one whose policy refuses `action`, so the answer does not
+    ///   tell which.
+    func resolve(_ keyID: String, for caller: Caller, allowAlias: Bool, action: KMSAction? = nil,
+                 in state: EngineState) throws(KMSError) -> LiveKey {
         let reference = try KeyReference(parsing: keyID)
         if reference.isAlias && !allowAlias {
             // AWS's words, exactly (this operation takes a key ID or key ARN, not an alias).
@@ -21,31 +26,33 @@ extension KMSEngine {
             (id, account) = (try aliasTarget(name, account: caller.account, region: caller.region, in: state), caller.account)
         case let .aliasARN(aliasAccount, region, name):
             guard region == caller.region else { throw KMSError(.notFound, "Alias \(keyID) is not found.") }
-            (id, account) = (try aliasTarget(name, account: aliasAccount, region: region, in: state, caller: caller), aliasAccount)
+            (id, account) = (try aliasTarget(name, account: aliasAccount, region: region, in: state, caller: caller, action: action), aliasAccount)
         }
         guard let key = state.keys[id], key.record.account == account, key.record.region == caller.region else {
             let arn = ARN.key(id, account: account, region: caller.region)
             // Another account's keys are not listed to whoever asks: a missing one is refused
             // like an existing one the caller may not use (an account this service does not
             // have: not found, as there is nothing to protect).
-            guard account == caller.account || state.accounts[account] == nil else { throw Self.foreignKeyDenied(caller, arn) }
+            guard account == caller.account || state.accounts[account] == nil else { throw Self.foreignKeyDenied(caller, arn, action) }
             throw KMSError(.notFound, "Key '\(arn)' does not exist")
         }
         return key
     }
 
     private func aliasTarget(_ name: String, account: String, region: String, in state: EngineState,
-                             caller: Caller? = nil) throws(KMSError) -> String {
+                             caller: Caller? = nil, action: KMSAction? = nil) throws(KMSError) -> String {
         guard let target = state.aliases[.init(account: account, region: region, name: name)]?.targetKeyID else {
             let arn = ARN.alias(name, account: account, region: region)
-            if let caller, account != caller.account, state.accounts[account] != nil { throw Self.foreignKeyDenied(caller, arn) }
+            if let caller, account != caller.account, state.accounts[account] != nil { throw Self.foreignKeyDenied(caller, arn, action) }
             throw KMSError(.notFound, "Alias \(arn) is not found.")
         }
         return target
     }
 
-    private static func foreignKeyDenied(_ caller: Caller, _ arn: String) -> KMSError {
-        KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform this operation on resource: \(arn) because no resource-based policy allows it")
+    /// AWS's refusal, word for word as the decision point gives it for an existing key.
+    private static func foreignKeyDenied(_ caller: Caller, _ arn: String, _ action: KMSAction?) -> KMSError {
+        let name = action?.rawValue ?? "this operation"
+        return KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: \(name) on resource: \(arn) because no resource-based policy allows the \(name) action")
     }
 
     /// `kms:RequestAlias`: the alias a request named its key by, if it did.
@@ -61,7 +68,7 @@ extension KMSEngine {
     /// call's context, and in a usable state.
     func usableKey(_ keyID: String, action: KMSAction, for caller: Caller, context: EncryptionContext? = nil,
                    extra: [String: [String]] = [:], in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        let key = try resolve(keyID, for: caller, allowAlias: true, in: state)
+        let key = try resolve(keyID, for: caller, allowAlias: true, action: action, in: state)
         record.keyARN = record.keyARN ?? key.record.arn
         try authorize(action, caller, key: key, context: context, extra: extra.merging(Self.requestAlias(keyID)) { a, _ in a },
                       in: state, record: &record)
@@ -95,7 +102,7 @@ extension KMSEngine {
     /// authorized for `action`.
     func managedKey(_ keyID: String, action: KMSAction, allowAlias: Bool = false, extra: [String: [String]] = [:],
                     for caller: Caller, in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
-        let key = try resolve(keyID, for: caller, allowAlias: allowAlias, in: state)
+        let key = try resolve(keyID, for: caller, allowAlias: allowAlias, action: action, in: state)
         record.keyARN = record.keyARN ?? key.record.arn
         try authorize(action, caller, key: key, extra: extra, in: state, record: &record)
         return key

@@ -111,6 +111,10 @@ import Testing
         #expect(throws: KMSError.accessDenied) { try Self.encrypt(f, closed, as: Self.otherRoot) }
         let missing = closed.replacingOccurrences(of: String(closed.suffix(12)), with: "000000000000")
         #expect(throws: KMSError.accessDenied) { try Self.encrypt(f, missing, as: Self.otherRoot) }
+        // ... in the same words: the answer does not tell an existing key from a missing one.
+        let existing = try #require(throws: KMSError.self) { try f.engine.describeKey(keyID: closed, caller: Self.otherRoot) }
+        let absent = try #require(throws: KMSError.self) { try f.engine.describeKey(keyID: missing, caller: Self.otherRoot) }
+        #expect(existing.message.replacingOccurrences(of: closed, with: "KEY") == absent.message.replacingOccurrences(of: missing, with: "KEY"))
         // Management stays with the owner.
         #expect(throws: KMSError.accessDenied) { try f.engine.disableKey(keyID: key, caller: Self.otherRoot) }
     }

@@ -53,7 +53,7 @@ extension KMSEngine {
             ]
             if let retiring = request.retiringPrincipal { conditions["kms:retiringprincipal"] = [retiring] }
             if let types = request.constraints?.typeNames, !types.isEmpty { conditions["kms:grantconstrainttype"] = types }
-            let key = try resolve(request.keyID, for: caller, allowAlias: false, in: state)
+            let key = try resolve(request.keyID, for: caller, allowAlias: false, action: .createGrant, in: state)
             record.keyARN = key.record.arn
             let decision = try authorize(.createGrant, caller, key: key, extra: conditions, in: state, record: &record)
             // A grant that allows CreateGrant allows only grants narrower than itself.
