@@ -272,6 +272,17 @@ import Testing
         withExtendedLifetime(engine) {}
     }
 
+    /// A store with an anchor beside it and one key, closed.
+    static func anchoredStoreWithAKey() throws -> (EngineFixture, String) {
+        let f = try EngineFixture()
+        try f.close()
+        let anchor = f.directory.appendingPathComponent("anchor").path
+        let engine = try open(f, anchor: anchor, create: true)
+        _ = try engine.createKey(CreateKeyRequest(), caller: f.caller)
+        try engine.flushAudit()
+        return (f, anchor)
+    }
+
     static func files(_ f: EngineFixture) throws -> [String: Data] {
         var copy: [String: Data] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: f.directory.path) where name.hasPrefix("keys.sqlite") {
@@ -281,13 +292,8 @@ import Testing
     }
 
     @Test func aStoreRolledBackToAnEarlierCopyIsRefused() throws {
-        let f = try EngineFixture()
-        try f.close()
-        let anchor = f.directory.appendingPathComponent("anchor").path
-        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
-        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
-        try engine!.flushAudit()
-        engine = nil
+        let (f, anchor) = try Self.anchoredStoreWithAKey()
+        var engine: KMSEngine?
         let earlier = try Self.files(f)
         engine = try Self.open(f, anchor: anchor)
         let key = try engine!.createKey(CreateKeyRequest(), caller: f.caller).keyMetadata.keyId
@@ -308,13 +314,8 @@ import Testing
 
     /// The attack seen on main: the last audit records deleted and an older head put back.
     @Test func cuttingTheTailAndRestoringAnOlderHeadIsRefused() throws {
-        let f = try EngineFixture()
-        try f.close()
-        let anchor = f.directory.appendingPathComponent("anchor").path
-        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
-        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
-        try engine!.flushAudit()
-        engine = nil
+        let (f, anchor) = try Self.anchoredStoreWithAKey()
+        var engine: KMSEngine?
         var database: SQLiteDatabase? = try SQLiteDatabase(path: f.storePath)
         let head = try database!.query("SELECT value FROM meta WHERE name = 'audit_head'").first!.first!
         let last = try database!.query("SELECT max(seq) FROM audit").first!.first!
@@ -333,13 +334,7 @@ import Testing
     }
 
     @Test func aForgedAnchorIsRefused() throws {
-        let f = try EngineFixture()
-        try f.close()
-        let anchor = f.directory.appendingPathComponent("anchor").path
-        var engine: KMSEngine? = try Self.open(f, anchor: anchor, create: true)
-        _ = try engine!.createKey(CreateKeyRequest(), caller: f.caller)
-        try engine!.flushAudit()
-        engine = nil
+        let (f, anchor) = try Self.anchoredStoreWithAKey()
         let mode = try FileManager.default.attributesOfItem(atPath: anchor)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         var bytes = try #require(FileManager.default.contents(atPath: anchor))
