@@ -189,6 +189,20 @@ import Testing
         }
     }
 
+    /// A grant is to a principal, not a name: bob deleted and made again does not inherit it.
+    @Test func aRecreatedUserDoesNotInheritItsNamesakesGrant() throws {
+        let f = try Self.fixture()
+        let key = try f.engine.createKey(CreateKeyRequest(), caller: Self.root).keyMetadata.arn
+        _ = try f.engine.createGrant(CreateGrantRequest(keyID: key, granteePrincipal: "arn:aws:iam::111122223333:user/bob", operations: ["Encrypt"]),
+                                     caller: Self.root)
+        _ = try Self.encrypt(f, key, as: Self.user("bob"))
+        try f.engine.deleteIdentity(.user, name: "bob", caller: Self.root)
+        _ = try f.engine.createIdentity(.user, name: "bob", caller: Self.root)
+        #expect(throws: KMSError.accessDenied) { try Self.encrypt(f, key, as: Self.user("bob")) }
+        try f.reopen()
+        #expect(throws: KMSError.accessDenied) { try Self.encrypt(f, key, as: Self.user("bob")) }
+    }
+
     @Test func aGrantToCreateGrantsGivesOnlyNarrowerOnes() throws {
         let f = try Self.fixture()
         let key = try f.engine.createKey(CreateKeyRequest(), caller: Self.root).keyMetadata.arn

@@ -13,9 +13,11 @@ struct AuthorizationTarget: Sendable {
     var key: LiveKey?
     var grants: [GrantRecord]
 
-    static func key(_ key: LiveKey, grants: [String: GrantRecord]?) -> AuthorizationTarget {
-        AuthorizationTarget(arn: key.record.arn, account: key.record.account, policy: key.policy, policyName: "key policy",
-                            key: key, grants: grants.map { Array($0.values) } ?? [])
+    /// A key with the grants that still name their principal (see ``GrantRecord/granteeID``).
+    static func key(_ key: LiveKey, grants: [String: GrantRecord]?, in state: EngineState? = nil) -> AuthorizationTarget {
+        let current = grants.map { $0.values.filter { grant in state.map(grant.granteeIsCurrent) ?? true } } ?? []
+        return AuthorizationTarget(arn: key.record.arn, account: key.record.account, policy: key.policy, policyName: "key policy",
+                                   key: key, grants: current)
     }
 
     static func account(_ account: String) -> AuthorizationTarget {

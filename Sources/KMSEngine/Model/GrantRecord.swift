@@ -9,6 +9,10 @@ public struct GrantRecord: Codable, Sendable, Equatable {
     public var keyARN: String
     public var name: String?
     public var granteePrincipal: String
+    /// The unique ID (`AIDA…`, `AROA…`) of the user or role the grantee ARN named when the grant
+    /// was made: a user deleted and made again under the same name is another principal, and
+    /// does not inherit the grant (AWS binds grants to the principal, not its name).
+    public var granteeID: String?
     public var retiringPrincipal: String?
     /// The principal that created the grant.
     public var issuingPrincipal: String
@@ -20,6 +24,12 @@ public struct GrantRecord: Codable, Sendable, Equatable {
     public var creationDate: Date
     /// The grant token CreateGrant returned: names this grant in later calls' `GrantTokens`.
     public var token: String
+
+    /// Whether the grantee is still the principal the grant was made to.
+    func granteeIsCurrent(in state: EngineState) -> Bool {
+        guard let granteeID else { return true }
+        return state.identities[granteePrincipal]?.record.id == granteeID
+    }
 
     /// The grant as the evaluator sees it.
     var grant: Grant {

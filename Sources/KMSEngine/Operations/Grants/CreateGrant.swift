@@ -80,7 +80,8 @@ extension KMSEngine {
             }
             let grant = GrantRecord(
                 grantID: try Self.randomHex(bytes: 32), keyID: key.record.keyID, keyARN: key.record.arn, name: request.name,
-                granteePrincipal: request.granteePrincipal, retiringPrincipal: request.retiringPrincipal,
+                granteePrincipal: request.granteePrincipal, granteeID: state.identities[request.granteePrincipal]?.record.id,
+                retiringPrincipal: request.retiringPrincipal,
                 issuingPrincipal: caller.principal, issuingAccount: key.record.account, operations: operations,
                 constraints: request.constraints, creationDate: clock.now(), token: try Self.grantToken())
             grants[grant.grantID] = grant

@@ -28,7 +28,7 @@ extension KMSEngine {
             let reason: String?
             if grant.retiringPrincipal == caller.principal || (role != nil && grant.retiringPrincipal == role) {
                 reason = "retiring principal"
-            } else if grant.operations.contains("RetireGrant"),
+            } else if grant.operations.contains("RetireGrant"), grant.granteeIsCurrent(in: state),
                       grant.grant.allows(AuthorizationRequest(principal: .init(arn: caller.principal, account: caller.account, roleARN: role),
                                                               action: KMSAction.retireGrant.rawValue, resource: grant.keyARN), context: nil) {
                 reason = "grantee with RetireGrant"
