@@ -69,8 +69,17 @@ extension KMSEngine {
     func usableKey(_ keyID: String, action: KMSAction, for caller: Caller, context: EncryptionContext? = nil,
                    extra: [String: [String]] = [:], in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
         let key = try resolve(keyID, for: caller, allowAlias: true, action: action, in: state)
+        return try use(key, namedAs: keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
+    }
+
+    /// The second half of ``usableKey(_:action:for:context:extra:in:record:)``, for a key already
+    /// found (Decrypt finds it by the blob's key ID; ReEncrypt resolves its destination first).
+    func use(_ key: LiveKey, namedAs keyID: String, action: KMSAction, for caller: Caller, context: EncryptionContext? = nil,
+             extra: [String: [String]] = [:], in state: EngineState, record: inout AuditRecord) throws(KMSError) -> LiveKey {
         record.keyARN = record.keyARN ?? key.record.arn
-        try authorize(action, caller, key: key, context: context, extra: extra.merging(Self.requestAlias(keyID)) { a, _ in a },
+        // Most calls name their key by ID or ARN: no alias, no new dictionary.
+        let alias = Self.requestAlias(keyID)
+        try authorize(action, caller, key: key, context: context, extra: alias.isEmpty ? extra : extra.merging(alias) { a, _ in a },
                       in: state, record: &record)
         try requireUsable(key.record, record: &record)
         return key

@@ -67,21 +67,12 @@ public struct RootKey: Sendable {
         var bytes = [UInt8](repeating: 0, count: 32)
         defer { bytes.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
         for i in 0..<32 {
-            guard let high = hexValue(raw[2 * i]), let low = hexValue(raw[2 * i + 1]) else {
+            guard let high = hexDigitValue(raw[2 * i]), let low = hexDigitValue(raw[2 * i + 1]) else {
                 throw KMSError(.internalError, "a root key in hex must contain only hex digits")
             }
             bytes[i] = high << 4 | low
         }
         return SecretBytes(copying: bytes)
-    }
-
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     private static func readAll(fd: Int32) throws -> [UInt8] {

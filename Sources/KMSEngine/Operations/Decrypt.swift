@@ -26,11 +26,16 @@ extension KMSEngine {
             throw KMSError.constraint("<blob>", member: "ciphertextBlob", "Member must have length between 1 and 6144")
         }
         let blob = try CiphertextBlob(parsing: bytes)
-        // The blob names its key by ID alone; IDs are unique across accounts, so its ARN is found
-        // here and the key of another account is reached (and authorized) by it.
-        let reference = state.keys[blob.keyID]?.record.arn ?? blob.keyID
-        let key = try usableKey(reference, action: action, for: caller, context: context,
-                                extra: ["kms:encryptionalgorithm": [algorithm.rawValue]], in: state, record: &record)
+        // The blob names its key by ID alone; IDs are unique across accounts, so the key of
+        // another account is found here and reaches its key policy. A missing key, or one of
+        // another region, is resolved (and refused) as the ID names it.
+        let extra = ["kms:encryptionalgorithm": [algorithm.rawValue]]
+        let key: LiveKey
+        if let found = state.keys[blob.keyID], found.record.region == caller.region {
+            key = try use(found, namedAs: blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
+        } else {
+            key = try usableKey(blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
+        }
         if let keyID {
             let named = try resolve(keyID, for: caller, allowAlias: true, in: state)
             guard named.record.keyID == key.record.keyID else {

@@ -19,9 +19,10 @@ extension KMSEngine {
             // Two permissions, as in AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on
             // the destination — both decided before anything is decrypted.
             let sourceID = try CiphertextBlob(parsing: ciphertextBlob).keyID
-            let sameKey = (try? resolve(destinationKeyID, for: caller, allowAlias: true, in: state))?.record.keyID == sourceID
-            let destination = try usableKey(destinationKeyID, action: .reEncryptTo, for: caller, context: destinationEncryptionContext,
-                                            extra: ["kms:reencryptonsamekey": [String(sameKey)]], in: state, record: &record)
+            let resolved = try resolve(destinationKeyID, for: caller, allowAlias: true, action: .reEncryptTo, in: state)
+            let destination = try use(resolved, namedAs: destinationKeyID, action: .reEncryptTo, for: caller,
+                                      context: destinationEncryptionContext,
+                                      extra: ["kms:reencryptonsamekey": [String(resolved.record.keyID == sourceID)]], in: state, record: &record)
             try Self.requireSymmetric(.symmetricDefault, destination.record)
             let (source, plaintext) = try open(ciphertextBlob, context: sourceEncryptionContext, keyID: sourceKeyID,
                                                algorithm: .symmetricDefault, action: .reEncryptFrom, caller: caller, state: state, record: &record)

@@ -1,4 +1,5 @@
 import Foundation
+import KMSFSCrypto
 
 /// The parameters of an AWS query-protocol request (IAM, STS): a form-encoded body,
 /// `Action=CreateUser&Version=2010-05-08&UserName=alice&Tags.member.1.Key=team...`.
@@ -35,7 +36,7 @@ struct QueryParameters {
         while i < bytes.endIndex {
             let byte = bytes[i]
             if byte == UInt8(ascii: "%") {
-                guard i + 2 < bytes.endIndex, let high = hex(bytes[i + 1]), let low = hex(bytes[i + 2]) else { return nil }
+                guard i + 2 < bytes.endIndex, let high = hexDigitValue(bytes[i + 1]), let low = hexDigitValue(bytes[i + 2]) else { return nil }
                 out.append(high << 4 | low)
                 i += 3
             } else {
@@ -44,15 +45,6 @@ struct QueryParameters {
             }
         }
         return String(validating: out, as: UTF8.self)
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     mutating func string(_ name: String) -> String? {

@@ -33,10 +33,10 @@ extension KMSEngine {
         try manage("CreateGrant", caller) { record, state in
             let operations = try Self.grantOperations(request.operations)
             try Validate.length(request.granteePrincipal, "granteePrincipal", 1...256)
-            try Self.validatePrincipal(request.granteePrincipal, member: "GranteePrincipal", in: state, engine: self)
+            try Self.validatePrincipal(request.granteePrincipal, member: "GranteePrincipal")
             if let retiring = request.retiringPrincipal {
                 try Validate.length(retiring, "retiringPrincipal", 1...256)
-                try Self.validatePrincipal(retiring, member: "RetiringPrincipal", in: state, engine: self)
+                try Self.validatePrincipal(retiring, member: "RetiringPrincipal")
             }
             if let name = request.name {
                 try Validate.length(name, "name", 1...256)
@@ -109,7 +109,7 @@ extension KMSEngine {
     /// session) or an AWS service principal, printable, without spaces. Whether it exists is
     /// not asked: a grant to nobody allows nobody (and grants may name principals of accounts
     /// this service does not have).
-    static func validatePrincipal(_ principal: String, member: String, in state: EngineState, engine: KMSEngine) throws(KMSError) {
+    static func validatePrincipal(_ principal: String, member: String) throws(KMSError) {
         let isService = principal.hasSuffix(".amazonaws.com") && !principal.contains(":")
         let printable = principal.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f }
         guard printable, isService || principal.hasPrefix("arn:aws:iam::") || principal.hasPrefix("arn:aws:sts::") else {
