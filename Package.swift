@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto", "KMSJSON",
+                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

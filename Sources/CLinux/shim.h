@@ -67,4 +67,17 @@ static inline unsigned long long CLinux_raise_descriptor_limit(void) {
 /// flock(2) with LOCK_EX | LOCK_NB: 0, or -1 with errno (EWOULDBLOCK when another holds it).
 static inline int CLinux_try_lock_exclusive(int fd) { return flock(fd, LOCK_EX | LOCK_NB); }
 
+#include <sys/socket.h>
+
+/// The process and user ID of a Unix-socket peer (SO_PEERCRED; struct ucred itself needs
+/// _GNU_SOURCE, which Glibc's Swift module lacks). Returns 0, or -1 with errno.
+static inline int CLinux_peer_credentials(int fd, int *pid, unsigned int *uid) {
+    struct { int pid; unsigned int uid; unsigned int gid; } credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    return 0;
+}
+
 #endif

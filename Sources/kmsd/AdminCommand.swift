@@ -2,12 +2,12 @@ import ArgumentParser
 import Foundation
 import KMSEngine
 
-/// `kmsd admin`: accounts and access keys. Works on the store directly, so kmsd must not be
-/// serving the same store at the time (the store refuses a second process).
+/// `kmsd admin`: accounts, access keys, seeds. While kmsd serves the store, the command goes to
+/// it through its admin socket; otherwise it opens the store itself (with the root key).
 struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
-        abstract: "Manage accounts and access keys, or apply a seed file (with kmsd stopped).",
+        abstract: "Manage accounts and access keys, or apply a seed file (through a running kmsd, or on the store).",
         subcommands: [CreateAccount.self, ListAccounts.self, CreateAccessKey.self, ListAccessKeys.self, RevokeAccessKey.self, ApplySeed.self,
                       AnchorAudit.self]
     )
@@ -18,8 +18,7 @@ struct AdminCommand: ParsableCommand {
         @Option(help: "A 12-digit account ID; random if omitted.") var id: String?
         @Option(help: "A name for the account.") var name: String
         func run() throws {
-            let account = try storeOptions.openEngine().createAccount(accountID: id, name: name)
-            print("account: \(account.accountID) (\(account.name))")
+            print(try storeOptions.runAdmin(.createAccount(id: id, name: name)))
         }
     }
 
@@ -27,7 +26,7 @@ struct AdminCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List accounts.")
         @OptionGroup var storeOptions: StoreOptions
         func run() throws {
-            for account in try storeOptions.openEngine().listAccounts() { print("\(account.accountID)\t\(account.name)") }
+            try printLines(storeOptions.runAdmin(.listAccounts))
         }
     }
 
@@ -49,12 +48,8 @@ struct AdminCommand: ParsableCommand {
             try validateGivenCredentials(accessKeyID: accessKeyID, secretAccessKey: secretAccessKey)
         }
         func run() throws {
-            let (key, created) = try storeOptions.openEngine().createAccessKey(
-                account: account, userName: user, accessKeyID: accessKeyID, secretAccessKey: secretAccessKey, createAccount: true)
-            if let created { print("account: \(created.accountID) created") }
-            print("access key id: \(key.record.accessKeyID)")
-            if secretAccessKey == nil { print("secret access key: \(key.secretAccessKey)") }
-            print("principal: \(key.record.principal)")
+            print(try storeOptions.runAdmin(
+                .createAccessKey(account: account, user: user, accessKeyID: accessKeyID, secretAccessKey: secretAccessKey)))
         }
     }
 
@@ -63,9 +58,7 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
         @Option(help: "Only this account's keys.") var account: String?
         func run() throws {
-            for key in try storeOptions.openEngine().listAccessKeys(account: account) {
-                print("\(key.accessKeyID)\t\(key.account)\t\(key.principal)")
-            }
+            try printLines(storeOptions.runAdmin(.listAccessKeys(account: account)))
         }
     }
 
@@ -74,8 +67,7 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: "The access key ID.") var accessKeyID: String
         func run() throws {
-            try storeOptions.openEngine().revokeAccessKey(accessKeyID)
-            print("revoked \(accessKeyID)")
+            print(try storeOptions.runAdmin(.revokeAccessKey(accessKeyID)))
         }
     }
 
@@ -85,9 +77,7 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: "The seed file (YAML).") var file: String
         func run() throws {
-            let engine = try storeOptions.openEngine()
-            try engine.applySeed(from: file)
-            try engine.flushAudit()
+            print(try storeOptions.runAdmin(.seed(path: file, yaml: SeedFile.read(file))))
         }
     }
 
@@ -102,9 +92,17 @@ struct AdminCommand: ParsableCommand {
                 """)
         @OptionGroup var storeOptions: StoreOptions
         func run() throws {
+            guard try AdminSocket.send(.listAccounts, to: storeOptions.adminSocketPath) == nil else {
+                throw CommandFailure("kmsd is serving this store, so its audit trail is anchored already")
+            }
             let engine = try storeOptions.openEngine(createAnchor: true)
             try engine.flushAudit()
             print("audit anchor: \(storeOptions.anchor)")
         }
     }
+}
+
+/// Prints a listing; an empty one prints nothing (not an empty line).
+private func printLines(_ text: String) {
+    if !text.isEmpty { print(text) }
 }

@@ -22,6 +22,7 @@ import Yams
 /// hostNames: [kms.example.internal]   # serve only requests signed for these hosts
 /// seed: /etc/kmsd/seed.yaml    # applied at every start (see SeedFile)
 /// auditAnchor: /var/lib/kmsd-anchor/audit-anchor   # the audit head, outside the store
+/// adminSocket: /var/lib/kmsd/admin.sock              # where `kmsd admin` reaches a running kmsd
 /// # Listeners may carry an endpoint policy: tcp://0.0.0.0:8443?policy=/etc/kmsd/endpoint.json
 /// ```
 struct ConfigFile: Decodable {
@@ -47,9 +48,10 @@ struct ConfigFile: Decodable {
     var hostNames: [String]?
     var seed: String?
     var auditAnchor: String?
+    var adminSocket: String?
 
     static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
-                                         "maxConnections", "hostNames", "seed", "auditAnchor"]
+                                         "maxConnections", "hostNames", "seed", "auditAnchor", "adminSocket"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
     static func load(_ path: String) throws -> ConfigFile {

@@ -126,11 +126,16 @@ struct SeedFile: Decodable {
         "roles": ["name", "policies", "trustPolicy"],
     ]
 
-    /// Reads and checks `path`, and turns it into the engine's ``Seed``.
-    static func load(_ path: String) throws -> Seed {
+    /// Reads the seed file at `path`.
+    static func read(_ path: String) throws -> String {
         guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
             throw CommandFailure("cannot read the seed file \(path)")
         }
+        return text
+    }
+
+    /// Checks a seed file's `text` (read from `path`) and turns it into the engine's ``Seed``.
+    static func parse(_ text: String, path: String) throws -> Seed {
         let file: SeedFile
         do {
             if let node = try Yams.compose(yaml: text) { try checkSettings(node, level: "", at: "") }
@@ -188,13 +193,17 @@ struct SeedFile: Decodable {
 }
 
 extension KMSEngine {
-    /// Applies the seed file at `path`, printing what it did; a conflict or invalid entry stops kmsd.
-    func applySeed(from path: String) throws {
-        let seed = try SeedFile.load(path)
+    /// Applies the seed file at `path` and says what it did; a conflict or invalid entry stops kmsd.
+    func applySeed(from path: String) throws -> String {
+        try applySeed(SeedFile.parse(SeedFile.read(path), path: path), path: path)
+    }
+
+    /// Applies `seed` (read from `path`) and says what it did, one line per created entry.
+    func applySeed(_ seed: Seed, path: String) throws -> String {
         do {
             let outcome = try self.seed(seed)
-            print("kmsd: seed \(path): \(outcome.created.count) created, \(outcome.unchanged.count) unchanged")
-            for entry in outcome.created { print("kmsd: seed: created \(entry)") }
+            return (["kmsd: seed \(path): \(outcome.created.count) created, \(outcome.unchanged.count) unchanged"]
+                + outcome.created.map { "kmsd: seed: created \($0)" }).joined(separator: "\n")
         } catch let error as SeedError {
             throw CommandFailure("\(path): \(error)")
         }

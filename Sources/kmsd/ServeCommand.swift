@@ -101,7 +101,11 @@ struct ServeCommand: ParsableCommand {
             }
         }
         let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)
-        if let seed = seed ?? file?.seed { try engine.applySeed(from: seed) }
+        if let seed = seed ?? file?.seed { print(try engine.applySeed(from: seed)) }
+        // Dev mode's store is its own and short-lived: nobody administers it from outside.
+        let admin = dev == nil ? try AdminSocket(path: storeOptions.adminSocketPath, engine: engine) : nil
+        defer { admin?.stop() }
+        if let admin { print("kmsd: admin socket \(admin.path)") }
         engine.onPendingDeletionUse { use in
             print("kmsd: WARNING: \(use.operation) by \(use.principal) used \(use.keyARN), which is pending deletion "
                   + "(use #\(use.count) since start; cancel the deletion if the key is still needed)")

@@ -25,6 +25,12 @@ struct StoreOptions: ParsableArguments {
         """)
     var auditAnchor: String?
 
+    @Option(help: """
+        The Unix socket through which `kmsd admin` reaches a running kmsd (mode 0600). \
+        Default: beside the store, STORE.admin.sock.
+        """)
+    var adminSocket: String?
+
     func validate() throws {
         let sources = [rootKeyFile != nil, rootKeyFD != nil, rootKeyCredential != nil].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("give one of --root-key-file, --root-key-fd, --root-key-credential") }
@@ -54,13 +60,28 @@ struct StoreOptions: ParsableArguments {
 
     var anchor: String { auditAnchor ?? (try? configFile()?.auditAnchor) ?? store + ".audit-anchor" }
 
+    var adminSocketPath: String { adminSocket ?? (try? configFile()?.adminSocket) ?? store + ".admin.sock" }
+
+    /// Runs an admin command: through the running kmsd's admin socket if one serves this store,
+    /// else on the store itself (which then needs the root key).
+    func runAdmin(_ request: AdminRequest) throws -> String {
+        if let answer = try AdminSocket.send(request, to: adminSocketPath) {
+            if let error = answer.error { throw CommandFailure(error) }
+            return answer.output ?? ""
+        }
+        let engine = try openEngine()
+        let output = try request.perform(on: engine)
+        try engine.flushAudit()
+        return output
+    }
+
     func openEngine(scheduler: Bool = false, createAnchor: Bool = false) throws -> KMSEngine {
         do {
             return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
                                       schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor, createAnchor: createAnchor)
         } catch {
             let hint = "\(error)".contains("in use by another process")
-                ? " — kmsd is running: manage users, roles, access keys and policies through its IAM endpoint (aws iam --endpoint-url URL ...), or stop it first"
+                ? " — kmsd is running, but not answering on its admin socket \(adminSocketPath) (started with another --admin-socket?)"
                 : ""
             throw ValidationError("cannot open the key store \(store): \(error)\(hint)")
         }
