@@ -183,6 +183,16 @@ public final class KMSEngine: Sendable {
         }
     }
 
+    func perform<R>(_ operation: KMSOperation, _ caller: Caller, context: EncryptionContext? = nil,
+                    _ body: (inout AuditRecord, EngineState) throws -> R) throws -> R {
+        try perform(operation.rawValue, caller, context: context, body)
+    }
+
+    func manage<R>(_ operation: KMSOperation, _ caller: Caller,
+                   _ body: (inout AuditRecord, inout EngineState) throws -> (R, [StoreChange])) throws -> R {
+        try manage(operation.rawValue, caller, body)
+    }
+
     /// Runs a management operation: `body` edits a draft of the state and returns the store
     /// changes; they are committed with the audit record, then the draft becomes the state.
     func manage<R>(_ operation: String, _ caller: Caller,

@@ -49,52 +49,60 @@ public struct KMSProtocol: Sendable {
         Response(status: error.status, body: JSONValue.object([("__type", .string(error.type)), ("message", .string(error.message))]).serialized)
     }
 
-    /// One operation as the protocol serves it: its name, whether it writes the store (and so
-    /// runs on the server's blocking pool, off the event loop), and its handler (codec and engine
-    /// call). The engine declares the typed actions each one is authorized as.
+    /// One operation as the protocol serves it: what the engine declares of it (name, actions,
+    /// whether it writes) and its handler (codec and engine call).
     struct OperationSpec: Sendable {
-        let name: String
-        let writes: Bool
+        let operation: KMSOperation
         let handler: Operation
+        var name: String { operation.rawValue }
+        var writes: Bool { operation.writes }
     }
 
-    /// The registry: every operation served, declared once.
-    static let operations: [String: OperationSpec] = Dictionary(uniqueKeysWithValues: [
-        OperationSpec(name: "CreateKey", writes: true, handler: createKey),
-        OperationSpec(name: "DescribeKey", writes: false, handler: describeKey),
-        OperationSpec(name: "ListKeys", writes: false, handler: listKeys),
-        OperationSpec(name: "UpdateKeyDescription", writes: true, handler: updateKeyDescription),
-        OperationSpec(name: "EnableKey", writes: true, handler: enableKey),
-        OperationSpec(name: "DisableKey", writes: true, handler: disableKey),
-        OperationSpec(name: "ScheduleKeyDeletion", writes: true, handler: scheduleKeyDeletion),
-        OperationSpec(name: "CancelKeyDeletion", writes: true, handler: cancelKeyDeletion),
-        OperationSpec(name: "Encrypt", writes: false, handler: encrypt),
-        OperationSpec(name: "Decrypt", writes: false, handler: decrypt),
-        OperationSpec(name: "ReEncrypt", writes: false, handler: reEncrypt),
-        OperationSpec(name: "GenerateDataKey", writes: false, handler: generateDataKey),
-        OperationSpec(name: "GenerateDataKeyWithoutPlaintext", writes: false, handler: generateDataKeyWithoutPlaintext),
-        OperationSpec(name: "GenerateRandom", writes: false, handler: generateRandom),
-        OperationSpec(name: "CreateAlias", writes: true, handler: createAlias),
-        OperationSpec(name: "UpdateAlias", writes: true, handler: updateAlias),
-        OperationSpec(name: "DeleteAlias", writes: true, handler: deleteAlias),
-        OperationSpec(name: "ListAliases", writes: false, handler: listAliases),
-        OperationSpec(name: "TagResource", writes: true, handler: tagResource),
-        OperationSpec(name: "UntagResource", writes: true, handler: untagResource),
-        OperationSpec(name: "ListResourceTags", writes: false, handler: listResourceTags),
-        OperationSpec(name: "EnableKeyRotation", writes: true, handler: enableKeyRotation),
-        OperationSpec(name: "DisableKeyRotation", writes: true, handler: disableKeyRotation),
-        OperationSpec(name: "GetKeyRotationStatus", writes: false, handler: getKeyRotationStatus),
-        OperationSpec(name: "RotateKeyOnDemand", writes: true, handler: rotateKeyOnDemand),
-        OperationSpec(name: "ListKeyRotations", writes: false, handler: listKeyRotations),
-        OperationSpec(name: "GetKeyPolicy", writes: false, handler: getKeyPolicy),
-        OperationSpec(name: "PutKeyPolicy", writes: true, handler: putKeyPolicy),
-        OperationSpec(name: "ListKeyPolicies", writes: false, handler: listKeyPolicies),
-        OperationSpec(name: "CreateGrant", writes: true, handler: createGrant),
-        OperationSpec(name: "ListGrants", writes: false, handler: listGrants),
-        OperationSpec(name: "ListRetirableGrants", writes: false, handler: listRetirableGrants),
-        OperationSpec(name: "RetireGrant", writes: true, handler: retireGrant),
-        OperationSpec(name: "RevokeGrant", writes: true, handler: revokeGrant),
-    ].map { ($0.name, $0) })
+    /// Each operation's handler: a switch, so that an operation the engine declares and the
+    /// wire does not serve is a compile error.
+    static func handler(_ operation: KMSOperation) -> Operation {
+        switch operation {
+        case .createKey: return createKey
+        case .describeKey: return describeKey
+        case .listKeys: return listKeys
+        case .updateKeyDescription: return updateKeyDescription
+        case .enableKey: return enableKey
+        case .disableKey: return disableKey
+        case .scheduleKeyDeletion: return scheduleKeyDeletion
+        case .cancelKeyDeletion: return cancelKeyDeletion
+        case .encrypt: return encrypt
+        case .decrypt: return decrypt
+        case .reEncrypt: return reEncrypt
+        case .generateDataKey: return generateDataKey
+        case .generateDataKeyWithoutPlaintext: return generateDataKeyWithoutPlaintext
+        case .generateRandom: return generateRandom
+        case .createAlias: return createAlias
+        case .updateAlias: return updateAlias
+        case .deleteAlias: return deleteAlias
+        case .listAliases: return listAliases
+        case .tagResource: return tagResource
+        case .untagResource: return untagResource
+        case .listResourceTags: return listResourceTags
+        case .enableKeyRotation: return enableKeyRotation
+        case .disableKeyRotation: return disableKeyRotation
+        case .getKeyRotationStatus: return getKeyRotationStatus
+        case .rotateKeyOnDemand: return rotateKeyOnDemand
+        case .listKeyRotations: return listKeyRotations
+        case .getKeyPolicy: return getKeyPolicy
+        case .putKeyPolicy: return putKeyPolicy
+        case .listKeyPolicies: return listKeyPolicies
+        case .createGrant: return createGrant
+        case .listGrants: return listGrants
+        case .listRetirableGrants: return listRetirableGrants
+        case .retireGrant: return retireGrant
+        case .revokeGrant: return revokeGrant
+        }
+    }
+
+    /// The registry: every operation served, by name.
+    static let operations: [String: OperationSpec] = Dictionary(uniqueKeysWithValues: KMSOperation.allCases.map {
+        ($0.rawValue, OperationSpec(operation: $0, handler: handler($0)))
+    })
 
     /// Whether `name` writes the store (the server runs it off the event loop).
     public static func writes(_ name: String) -> Bool { operations[name]?.writes ?? false }

@@ -29,6 +29,8 @@ extension KMSEngine {
     @discardableResult
     func authorize(_ action: KMSAction, _ caller: Caller, target: AuthorizationTarget, context: EncryptionContext? = nil,
                    extra: [String: [String]] = [:], in state: EngineState, record: inout AuditRecord) throws(KMSError) -> AccessDecision {
+        assert(KMSOperation(rawValue: record.operation).map { $0.actions.contains(action) } ?? true,
+               "\(record.operation) authorizes \(action.rawValue), which KMSOperation does not declare for it")
         let decision = decide(action, caller, target: target, context: context, extra: extra, in: state)
         // The record names its key already; another resource (ReEncrypt's second key, an alias,
         // a role) is named in the entry.

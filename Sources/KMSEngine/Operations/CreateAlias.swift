@@ -1,7 +1,7 @@
 extension KMSEngine {
     /// CreateAlias: a new name for a customer-managed key, unique in the account and region.
     public func createAlias(aliasName: String, targetKeyID: String, caller: Caller) throws {
-        try manage("CreateAlias", caller) { record, state in
+        try manage(.createAlias, caller) { record, state in
             try Validate.aliasName(aliasName)
             let id = EngineState.AliasID(account: caller.account, region: caller.region, name: aliasName)
             try authorizeAlias(.createAlias, id, caller: caller, state: state, record: &record)

@@ -20,7 +20,7 @@ extension KMSEngine {
     /// CreateKey: a new customer-managed key. SYMMETRIC_DEFAULT with origin AWS_KMS gets fresh
     /// material; origin EXTERNAL starts PendingImport with none.
     public func createKey(_ request: CreateKeyRequest, caller: Caller) throws -> CreateKeyResponse {
-        try manage("CreateKey", caller) { record, state in
+        try manage(.createKey, caller) { record, state in
             var conditions = Self.requestTags(request.tags)
             conditions["kms:keyspec"] = [request.keySpec.rawValue]
             conditions["kms:keyusage"] = [request.keyUsage.rawValue]

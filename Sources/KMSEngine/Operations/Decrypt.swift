@@ -12,7 +12,7 @@ extension KMSEngine {
     /// InvalidCiphertextException.
     public func decrypt(ciphertextBlob: [UInt8], encryptionContext: EncryptionContext = [:], keyID: String? = nil,
                         encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> DecryptResponse {
-        try perform("Decrypt", caller, context: encryptionContext) { record, state in
+        try perform(.decrypt, caller, context: encryptionContext) { record, state in
             let (key, plaintext) = try open(ciphertextBlob, context: encryptionContext, keyID: keyID,
                                             algorithm: encryptionAlgorithm, action: .decrypt, caller: caller, state: state, record: &record)
             return DecryptResponse(keyId: key.record.arn, plaintext: plaintext, encryptionAlgorithm: .symmetricDefault)

@@ -1,7 +1,7 @@
 extension KMSEngine {
     /// DeleteAlias: removes a customer alias (the key is untouched).
     public func deleteAlias(aliasName: String, caller: Caller) throws {
-        try manage("DeleteAlias", caller) { record, state in
+        try manage(.deleteAlias, caller) { record, state in
             try Validate.aliasName(aliasName)
             let id = EngineState.AliasID(account: caller.account, region: caller.region, name: aliasName)
             try authorizeAlias(.deleteAlias, id, caller: caller, state: state, record: &record)

@@ -3,7 +3,7 @@ public struct DescribeKeyResponse: Sendable { public var keyMetadata: KeyMetadat
 extension KMSEngine {
     /// DescribeKey: the key's metadata; takes key ID, key ARN, alias name or alias ARN.
     public func describeKey(keyID: String, caller: Caller) throws -> DescribeKeyResponse {
-        try perform("DescribeKey", caller) { record, state in
+        try perform(.describeKey, caller) { record, state in
             let key = try managedKey(keyID, action: .describeKey, allowAlias: true, extra: Self.requestAlias(keyID),
                                      for: caller, in: state, record: &record)
             return DescribeKeyResponse(keyMetadata: key.record.metadata)

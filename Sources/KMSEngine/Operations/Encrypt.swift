@@ -10,7 +10,7 @@ extension KMSEngine {
     /// Encrypt: up to 4096 bytes under a key, bound to `encryptionContext`.
     public func encrypt(keyID: String, plaintext: SecretBytes, encryptionContext: EncryptionContext = [:],
                         encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> EncryptResponse {
-        try perform("Encrypt", caller, context: encryptionContext) { record, state in
+        try perform(.encrypt, caller, context: encryptionContext) { record, state in
             guard (1...4096).contains(plaintext.count) else {
                 throw KMSError.constraint("<sensitive>", member: "plaintext", "Member must have length between 1 and 4096")
             }

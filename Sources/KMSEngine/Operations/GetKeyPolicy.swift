@@ -7,7 +7,7 @@ public struct ListKeyPoliciesResponse: Sendable {
 extension KMSEngine {
     /// GetKeyPolicy: the key policy as it was given (only `default` exists).
     public func getKeyPolicy(keyID: String, policyName: String = "default", caller: Caller) throws -> String {
-        try perform("GetKeyPolicy", caller) { record, state in
+        try perform(.getKeyPolicy, caller) { record, state in
             let key = try managedKey(keyID, action: .getKeyPolicy, for: caller, in: state, record: &record)
             guard policyName == "default" else { throw KMSError(.notFound, "No such policy: \(policyName)") }
             return key.record.manager == .aws && key.record.service != nil
@@ -17,7 +17,7 @@ extension KMSEngine {
 
     /// ListKeyPolicies: the names of the key's policies — always `default`, as in AWS.
     public func listKeyPolicies(keyID: String, limit: Int? = nil, marker: String? = nil, caller: Caller) throws -> ListKeyPoliciesResponse {
-        try perform("ListKeyPolicies", caller) { record, state in
+        try perform(.listKeyPolicies, caller) { record, state in
             _ = try managedKey(keyID, action: .listKeyPolicies, for: caller, in: state, record: &record)
             let (page, next) = try Paging.page(["default"], key: { $0 }, limit: limit, marker: marker)
             return ListKeyPoliciesResponse(policyNames: page, nextMarker: next, truncated: next != nil)
@@ -28,7 +28,7 @@ extension KMSEngine {
     /// ``checkKeyPolicy(_:caller:bypassLockoutCheck:in:)``. Not for AWS-managed keys.
     public func putKeyPolicy(keyID: String, policyName: String = "default", policy: String, bypassPolicyLockoutSafetyCheck: Bool = false,
                              caller: Caller) throws {
-        try manage("PutKeyPolicy", caller) { record, state in
+        try manage(.putKeyPolicy, caller) { record, state in
             let key = try managedKey(keyID, action: .putKeyPolicy,
                                      extra: ["kms:bypasspolicylockoutsafetycheck": [String(bypassPolicyLockoutSafetyCheck)]],
                                      for: caller, in: state, record: &record)

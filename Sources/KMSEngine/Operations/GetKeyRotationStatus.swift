@@ -10,7 +10,7 @@ public struct GetKeyRotationStatusResponse: Sendable {
 extension KMSEngine {
     /// GetKeyRotationStatus.
     public func getKeyRotationStatus(keyID: String, caller: Caller) throws -> GetKeyRotationStatusResponse {
-        try perform("GetKeyRotationStatus", caller) { record, state in
+        try perform(.getKeyRotationStatus, caller) { record, state in
             let key = try managedKey(keyID, action: .getKeyRotationStatus, for: caller, in: state, record: &record).record
             return GetKeyRotationStatusResponse(keyRotationEnabled: key.rotationEnabled, keyId: key.arn,
                                                 rotationPeriodInDays: key.rotationPeriodInDays, nextRotationDate: key.nextRotationDate)

@@ -17,7 +17,7 @@ public struct ListAliasesResponse: Sendable {
 extension KMSEngine {
     /// ListAliases: the aliases of the caller's account and region, or only those of one key.
     public func listAliases(keyID: String? = nil, limit: Int? = nil, marker: String? = nil, caller: Caller) throws -> ListAliasesResponse {
-        try perform("ListAliases", caller) { record, state in
+        try perform(.listAliases, caller) { record, state in
             // Account-level, as AWS: with a KeyId, still kms:ListAliases on the account, not the key.
             try authorizeAccount(.listAliases, caller, in: state, record: &record)
             var target: String?

@@ -15,7 +15,7 @@ public struct ListKeyRotationsResponse: Sendable {
 extension KMSEngine {
     /// ListKeyRotations: completed rotations, oldest first (the original material is not one).
     public func listKeyRotations(keyID: String, limit: Int? = nil, marker: String? = nil, caller: Caller) throws -> ListKeyRotationsResponse {
-        try perform("ListKeyRotations", caller) { record, state in
+        try perform(.listKeyRotations, caller) { record, state in
             let key = try managedKey(keyID, action: .listKeyRotations, for: caller, in: state, record: &record).record
             guard key.spec == .symmetricDefault, key.origin == .awsKMS else {
                 throw KMSError(.unsupportedOperation, "\(key.arn) does not support rotation")

@@ -13,7 +13,7 @@ extension KMSEngine {
     /// ListKeys: every key of the caller's account and region (pending deletion included), by key
     /// ID, `limit` (1–1000, default 100) at a time.
     public func listKeys(limit: Int? = nil, marker: String? = nil, caller: Caller) throws -> ListKeysResponse {
-        try perform("ListKeys", caller) { record, state in
+        try perform(.listKeys, caller) { record, state in
             try authorizeAccount(.listKeys, caller, in: state, record: &record)
             let keys = state.keys.values.map(\.record)
                 .filter { $0.account == caller.account && $0.region == caller.region }

@@ -14,7 +14,7 @@ extension KMSEngine {
     public func reEncrypt(ciphertextBlob: [UInt8], sourceEncryptionContext: EncryptionContext = [:], sourceKeyID: String? = nil,
                           destinationKeyID: String, destinationEncryptionContext: EncryptionContext = [:],
                           caller: Caller) throws -> ReEncryptResponse {
-        try perform("ReEncrypt", caller, context: destinationEncryptionContext) { record, state in
+        try perform(.reEncrypt, caller, context: destinationEncryptionContext) { record, state in
             try Validate.encryptionContext(destinationEncryptionContext)
             // Two permissions, as in AWS: kms:ReEncryptFrom on the source key, kms:ReEncryptTo on
             // the destination — both decided before anything is decrypted.

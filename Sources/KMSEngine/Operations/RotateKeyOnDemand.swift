@@ -6,7 +6,7 @@ extension KMSEngine {
 
     /// RotateKeyOnDemand: a new backing key now; returns the key ARN. At most 25 per key.
     public func rotateKeyOnDemand(keyID: String, caller: Caller) throws -> String {
-        try manage("RotateKeyOnDemand", caller) { record, state in
+        try manage(.rotateKeyOnDemand, caller) { record, state in
             let key = try managedKey(keyID, action: .rotateKeyOnDemand, for: caller, in: state, record: &record)
             try Self.requireRotatable(key.record)
             guard key.record.onDemandRotations < Self.maximumOnDemandRotations else {

@@ -10,7 +10,7 @@ extension KMSEngine {
         if let existing = state.withLock({ state in state.aliases[id]?.targetKeyID.flatMap { state.keys[$0] } }) {
             return existing.record.metadata
         }
-        return try manage("CreateKey", caller) { record, state in
+        return try manage(.createKey, caller) { record, state in
             if let existing = state.aliases[id]?.targetKeyID.flatMap({ state.keys[$0] }) {
                 return (existing.record.metadata, [])
             }

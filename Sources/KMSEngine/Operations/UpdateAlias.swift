@@ -1,7 +1,7 @@
 extension KMSEngine {
     /// UpdateAlias: points an existing customer alias at another key.
     public func updateAlias(aliasName: String, targetKeyID: String, caller: Caller) throws {
-        try manage("UpdateAlias", caller) { record, state in
+        try manage(.updateAlias, caller) { record, state in
             try Validate.aliasName(aliasName)
             let id = EngineState.AliasID(account: caller.account, region: caller.region, name: aliasName)
             try authorizeAlias(.updateAlias, id, caller: caller, state: state, record: &record)

@@ -30,7 +30,7 @@ extension KMSEngine {
     /// is consistent; the returned grant token is accepted wherever AWS takes one). A retry with
     /// the same name and the same grant returns the existing grant.
     public func createGrant(_ request: CreateGrantRequest, caller: Caller) throws -> CreateGrantResponse {
-        try manage("CreateGrant", caller) { record, state in
+        try manage(.createGrant, caller) { record, state in
             let operations = try Self.grantOperations(request.operations)
             try Validate.length(request.granteePrincipal, "granteePrincipal", 1...256)
             try Self.validatePrincipal(request.granteePrincipal, member: "GranteePrincipal")

@@ -8,7 +8,7 @@ extension KMSEngine {
     /// ListGrants: the grants of a key (key ID or ARN), optionally only one grant ID or one grantee.
     public func listGrants(keyID: String, grantID: String? = nil, granteePrincipal: String? = nil, limit: Int? = nil,
                            marker: String? = nil, caller: Caller) throws -> ListGrantsResponse {
-        try perform("ListGrants", caller) { record, state in
+        try perform(.listGrants, caller) { record, state in
             let key = try managedKey(keyID, action: .listGrants, for: caller, in: state, record: &record)
             let grants = (state.grants[key.record.keyID] ?? [:]).values
                 .filter { (grantID == nil || $0.grantID == grantID) && (granteePrincipal == nil || $0.granteePrincipal == granteePrincipal) }
@@ -21,7 +21,7 @@ extension KMSEngine {
     /// ListRetirableGrants: the grants, on any key, that `retiringPrincipal` may retire.
     public func listRetirableGrants(retiringPrincipal: String, limit: Int? = nil, marker: String? = nil,
                                     caller: Caller) throws -> ListGrantsResponse {
-        try perform("ListRetirableGrants", caller) { record, state in
+        try perform(.listRetirableGrants, caller) { record, state in
             try Validate.length(retiringPrincipal, "retiringPrincipal", 1...256)
             try authorizeAccount(.listRetirableGrants, caller, in: state, record: &record)
             // As AWS: a principal of the caller's own account (another account's grants are not

@@ -6,7 +6,7 @@ extension KMSEngine {
     /// account it lives in — as AWS, whatever the key policy says.
     public func retireGrant(grantToken: String? = nil, keyID: String? = nil, grantID: String? = nil,
                             caller: Caller) throws {
-        try manage("RetireGrant", caller) { record, state in
+        try manage(.retireGrant, caller) { record, state in
             let grant: GrantRecord
             if let grantToken {
                 try Self.validateGrantToken(grantToken)
@@ -62,7 +62,7 @@ extension KMSEngine {
 
     /// RevokeGrant: removes a grant, for who the key policy allows kms:RevokeGrant.
     public func revokeGrant(keyID: String, grantID: String, caller: Caller) throws {
-        try manage("RevokeGrant", caller) { record, state in
+        try manage(.revokeGrant, caller) { record, state in
             let key = try managedKey(keyID, action: .revokeGrant, for: caller, in: state, record: &record)
             guard let grant = state.grants[key.record.keyID]?[grantID] else {
                 throw KMSError(.notFound, "Grant ID \(grantID) not found")

@@ -1,0 +1,37 @@
+/// Every operation of the AWS KMS API that kmsd serves, declared once: its name (the wire's
+/// `X-Amz-Target` suffix and the audit record's `operation`), the actions it is authorized as,
+/// and whether it changes the store (the server then runs it off its event loops). The wire's
+/// registry pairs each with its codec and handler, exhaustively; the engine refuses, in debug
+/// builds, to authorize an action its operation does not declare.
+public enum KMSOperation: String, CaseIterable, Sendable {
+    case createKey = "CreateKey", describeKey = "DescribeKey", listKeys = "ListKeys"
+    case updateKeyDescription = "UpdateKeyDescription", enableKey = "EnableKey", disableKey = "DisableKey"
+    case scheduleKeyDeletion = "ScheduleKeyDeletion", cancelKeyDeletion = "CancelKeyDeletion", encrypt = "Encrypt"
+    case decrypt = "Decrypt", reEncrypt = "ReEncrypt", generateDataKey = "GenerateDataKey"
+    case generateDataKeyWithoutPlaintext = "GenerateDataKeyWithoutPlaintext", generateRandom = "GenerateRandom"
+    case createAlias = "CreateAlias", updateAlias = "UpdateAlias", deleteAlias = "DeleteAlias", listAliases = "ListAliases"
+    case tagResource = "TagResource", untagResource = "UntagResource", listResourceTags = "ListResourceTags"
+    case enableKeyRotation = "EnableKeyRotation", disableKeyRotation = "DisableKeyRotation"
+    case getKeyRotationStatus = "GetKeyRotationStatus", rotateKeyOnDemand = "RotateKeyOnDemand"
+    case listKeyRotations = "ListKeyRotations", getKeyPolicy = "GetKeyPolicy", putKeyPolicy = "PutKeyPolicy"
+    case listKeyPolicies = "ListKeyPolicies", createGrant = "CreateGrant", listGrants = "ListGrants"
+    case listRetirableGrants = "ListRetirableGrants", retireGrant = "RetireGrant", revokeGrant = "RevokeGrant"
+
+    /// The actions a call is authorized as: its own, except ReEncrypt's two (the source key's
+    /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted).
+    public var actions: [KMSAction] {
+        switch self {
+        case .reEncrypt: return [.reEncryptFrom, .reEncryptTo]
+        default: return [KMSAction(rawValue: "kms:" + rawValue)!]
+        }
+    }
+
+    /// Whether the operation changes the store (and waits for its fsync).
+    public var writes: Bool {
+        switch self {
+        case .createKey, .updateKeyDescription, .enableKey, .disableKey, .scheduleKeyDeletion, .cancelKeyDeletion, .createAlias, .updateAlias, .deleteAlias, .tagResource, .untagResource, .enableKeyRotation, .disableKeyRotation, .rotateKeyOnDemand, .putKeyPolicy, .createGrant, .retireGrant, .revokeGrant:
+            return true
+        default: return false
+        }
+    }
+}
