@@ -44,7 +44,7 @@ let package = Package(
         // JSON as the AWS JSON protocol and the audit trail need it: strict parser, compact writer.
         .target(name: "KMSJSON"),
         // Signature Version 4: signing (clients) and verification (kmsd).
-        .target(name: "AWSSigV4", dependencies: ["KMSFSCrypto"]),
+        .target(name: "AWSSigV4", dependencies: ["KMSFSCrypto", "KMSVocabulary"]),
         // Authorization as a pure evaluator: the IAM policy language (key, identity and endpoint
         // policies) against a request's principal, action, resource and condition keys. No store, no HTTP.
         .target(name: "KMSAuthorization", dependencies: ["KMSJSON"]),
@@ -70,7 +70,7 @@ let package = Package(
             dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient", .product(name: "Logging", package: "swift-log")]
         ),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
-        .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSJSON", "KMSFSCrypto"]),
+        .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSVocabulary", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
         .target(
             name: "KMSServer",

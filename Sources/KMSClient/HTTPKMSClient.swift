@@ -49,20 +49,20 @@ public final class HTTPKMSClient: KMSClient {
     }
 
     public func generateDataKey(keyID: String, context: EncryptionContext) throws(KMSClientError) -> DataKey {
-        let r = try call("GenerateDataKey", [("KeyId", .string(keyID)), ("KeySpec", .string("AES_256")), ("EncryptionContext", .context(context))])
+        let r = try call("GenerateDataKey", [("KeyId", .string(keyID)), ("KeySpec", .string("AES_256")), ("EncryptionContext", .stringMap(context))])
         return DataKey(plaintext: try r.secret("Plaintext"), ciphertextBlob: try r.blob("CiphertextBlob"), keyARN: try r.string("KeyId"))
     }
 
     public func decrypt(ciphertextBlob: [UInt8], context: EncryptionContext, keyID: String?) throws(KMSClientError) -> SecretBytes {
-        var members: [(String, JSONValue)] = [("CiphertextBlob", .base64(ciphertextBlob)), ("EncryptionContext", .context(context))]
+        var members: [(String, JSONValue)] = [("CiphertextBlob", .blob(ciphertextBlob)), ("EncryptionContext", .stringMap(context))]
         if let keyID { members.append(("KeyId", .string(keyID))) }
         return try call("Decrypt", members).secret("Plaintext")
     }
 
     public func reEncrypt(ciphertextBlob: [UInt8], sourceContext: EncryptionContext, destinationKeyID: String,
                           destinationContext: EncryptionContext) throws(KMSClientError) -> [UInt8] {
-        try call("ReEncrypt", [("CiphertextBlob", .base64(ciphertextBlob)), ("SourceEncryptionContext", .context(sourceContext)),
-                               ("DestinationKeyId", .string(destinationKeyID)), ("DestinationEncryptionContext", .context(destinationContext))])
+        try call("ReEncrypt", [("CiphertextBlob", .blob(ciphertextBlob)), ("SourceEncryptionContext", .stringMap(sourceContext)),
+                               ("DestinationKeyId", .string(destinationKeyID)), ("DestinationEncryptionContext", .stringMap(destinationContext))])
             .blob("CiphertextBlob")
     }
 
@@ -74,7 +74,7 @@ public final class HTTPKMSClient: KMSClient {
 
     public func encrypt(keyID: String, plaintext: SecretBytes, context: EncryptionContext) throws(KMSClientError) -> [UInt8] {
         let encoded = plaintext.withUnsafeBytes { Data($0).base64EncodedString() }
-        return try call("Encrypt", [("KeyId", .string(keyID)), ("Plaintext", .string(encoded)), ("EncryptionContext", .context(context))])
+        return try call("Encrypt", [("KeyId", .string(keyID)), ("Plaintext", .string(encoded)), ("EncryptionContext", .stringMap(context))])
             .blob("CiphertextBlob")
     }
 
@@ -112,8 +112,8 @@ public final class HTTPKMSClient: KMSClient {
 
     private func send(_ operation: String, _ body: [UInt8]) -> Outcome {
         var request = SigV4Request(method: "POST", headers: [
-            ("Host", endpoint.hostHeader), ("Content-Type", "application/x-amz-json-1.1"),
-            ("X-Amz-Target", "TrentService." + operation), ("User-Agent", options.userAgent),
+            ("Host", endpoint.hostHeader), ("Content-Type", KMSJSONProtocol.contentType),
+            ("X-Amz-Target", KMSJSONProtocol.targetPrefix + operation), ("User-Agent", options.userAgent),
         ], body: body)
         request = signer.signed(request, at: Date())
         var text = "POST / HTTP/1.1\r\n"
@@ -142,15 +142,13 @@ public final class HTTPKMSClient: KMSClient {
         if case let .object(members)? = parsed {
             for (name, value) in members {
                 if case let .string(text) = value {
-                    // "__type" may carry a namespace prefix ("com.amazonaws.kms#NotFoundException").
-                    if name == "__type" { code = String(text.split(separator: "#").last ?? Substring(text)) }
+                    if name == "__type" { code = text }
                     if name.lowercased() == "message" { message = text }
                 }
             }
         }
         let error = KMSClientError(awsCode: code, message: message)
-        let throttled = ["ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"].contains(code)
-        return .failure(error, retryable: response.status >= 500 || response.status == 429 || throttled)
+        return .failure(error, retryable: response.status >= 500 || response.status == 429 || error.isThrottling)
     }
 }
 
@@ -186,12 +184,5 @@ package struct ResponseMembers {
     package func object(_ name: String) throws(KMSClientError) -> ResponseMembers {
         guard case let .object(inner) = try member(name) else { throw KMSClientError(.invalidRequest, message: "\(name) is not an object") }
         return ResponseMembers(members: inner)
-    }
-}
-
-extension JSONValue {
-    static func base64(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
-    static func context(_ context: EncryptionContext) -> JSONValue {
-        .object(context.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
     }
 }

@@ -1,3 +1,4 @@
+import KMSVocabulary
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,20 +46,25 @@ public struct KMSClientError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The class of an AWS error code, as any AWS-KMS-compatible service sends it.
     public init(awsCode: String, message: String) {
         let kind: Kind
-        switch awsCode {
-        case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-             "IncompleteSignatureException", "MissingAuthenticationTokenException", "ExpiredTokenException":
+        switch AWSErrorCode(type: awsCode) {
+        case .accessDenied, .unrecognizedClient, .invalidSignature, .incompleteSignature, .missingAuthenticationToken, .expiredToken:
             kind = .accessDenied
-        case "DisabledException": kind = .keyUnusable(state: "Disabled")
-        case "KMSInvalidStateException", "KeyUnavailableException":
+        case .disabled: kind = .keyUnusable(state: "Disabled")
+        case .invalidState, .keyUnavailable:
             kind = .keyUnusable(state: Self.state(in: message) ?? "not usable")
-        case "NotFoundException": kind = .notFound
-        case "InvalidCiphertextException", "IncorrectKeyException": kind = .invalidCiphertext
-        case "KMSInternalException", "DependencyTimeoutException", "ServiceUnavailableException", "ThrottlingException":
+        case .notFound: kind = .notFound
+        case .invalidCiphertext, .incorrectKey: kind = .invalidCiphertext
+        case .internalError, .dependencyTimeout, .serviceUnavailable, .throttling:
             kind = .unreachable
         default: kind = .invalidRequest
         }
-        self.init(kind, code: awsCode, message: message)
+        self.init(kind, code: AWSErrorCode(type: awsCode).rawValue, message: message)
+    }
+
+    /// Whether the service asked the client to slow down (worth another attempt after a delay).
+    public var isThrottling: Bool {
+        guard let code else { return false }
+        return [AWSErrorCode.throttling, .throttled, .requestLimitExceeded, .tooManyRequests].contains(AWSErrorCode(rawValue: code))
     }
 
     /// AWS names the state in KMSInvalidStateException messages ("... is pending deletion.").

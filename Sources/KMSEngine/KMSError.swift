@@ -4,43 +4,8 @@
 /// layer sends as `__type`; `message` is the human text. Errors compare equal on `code` alone, so
 /// tests can write `#expect(throws: KMSError.notFound)`.
 public struct KMSError: Error, Sendable, CustomStringConvertible {
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        public let rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public var description: String { rawValue }
-
-        public static let notFound = Code(rawValue: "NotFoundException")
-        public static let disabled = Code(rawValue: "DisabledException")
-        public static let invalidState = Code(rawValue: "KMSInvalidStateException")
-        public static let invalidCiphertext = Code(rawValue: "InvalidCiphertextException")
-        public static let incorrectKey = Code(rawValue: "IncorrectKeyException")
-        public static let invalidKeyUsage = Code(rawValue: "InvalidKeyUsageException")
-        public static let validation = Code(rawValue: "ValidationException")
-        public static let alreadyExists = Code(rawValue: "AlreadyExistsException")
-        public static let invalidAliasName = Code(rawValue: "InvalidAliasNameException")
-        public static let invalidArn = Code(rawValue: "InvalidArnException")
-        public static let invalidMarker = Code(rawValue: "InvalidMarkerException")
-        public static let limitExceeded = Code(rawValue: "LimitExceededException")
-        public static let tag = Code(rawValue: "TagException")
-        public static let unsupportedOperation = Code(rawValue: "UnsupportedOperationException")
-        public static let accessDenied = Code(rawValue: "AccessDeniedException")
-        public static let malformedPolicyDocument = Code(rawValue: "MalformedPolicyDocumentException")
-        public static let internalError = Code(rawValue: "KMSInternalException")
-        /// A reserved alias name (`alias/aws/...`), as AWS answers it.
-        public static let notAuthorized = Code(rawValue: "NotAuthorizedException")
-        public static let invalidGrantToken = Code(rawValue: "InvalidGrantTokenException")
-        public static let invalidGrantID = Code(rawValue: "InvalidGrantIdException")
-        /// The call would have succeeded (DryRun).
-        public static let dryRun = Code(rawValue: "DryRunOperationException")
-        // IAM and STS, as their query APIs name them.
-        public static let noSuchEntity = Code(rawValue: "NoSuchEntity")
-        public static let entityAlreadyExists = Code(rawValue: "EntityAlreadyExists")
-        public static let deleteConflict = Code(rawValue: "DeleteConflict")
-        public static let malformedIdentityPolicy = Code(rawValue: "MalformedPolicyDocument")
-        public static let iamLimitExceeded = Code(rawValue: "LimitExceeded")
-        public static let iamValidation = Code(rawValue: "ValidationError")
-        public static let expiredToken = Code(rawValue: "ExpiredTokenException")
-    }
+    /// AWS's error names, shared with the wire and the client (``AWSErrorCode``).
+    public typealias Code = AWSErrorCode
 
     public let code: Code
     public let message: String

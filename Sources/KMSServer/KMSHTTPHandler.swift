@@ -92,13 +92,13 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     try engine.removeAllKeys()
                     return (200, Array("{}".utf8), KMSProtocol.contentType)
                 } catch {
-                    return (500, KMSProtocol.errorResponse(WireError(type: "KMSInternalException", message: "reset failed", status: 500)).body,
+                    return (500, KMSProtocol.errorResponse(WireError(type: .internalError, message: "reset failed", status: 500)).body,
                             KMSProtocol.contentType)
                 }
             }
         }
         guard head.method == .POST, head.uri == "/" || head.uri.hasPrefix("/?") else {
-            let error = WireError(type: "UnknownOperationException", message: "kmsd takes POST / with X-Amz-Target", status: 404)
+            let error = WireError(type: .unknownOperation, message: "kmsd takes POST / with X-Amz-Target", status: 404)
             return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
         }
         let bytes = Array(body.readableBytesView)
@@ -127,7 +127,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func handleQuery(context: ChannelHandlerContext, signed: SigV4Request, body: [UInt8], connection: Endpoint.Connection,
                              requestID: String, keepAlive: Bool) {
         guard let route = QueryProtocol.route(body: body) else {
-            let response = QueryProtocol.errorResponse(type: "InvalidAction", message: "kmsd serves no such IAM or STS action", requestID: requestID)
+            let response = QueryProtocol.errorResponse(type: .invalidAction, message: "kmsd serves no such IAM or STS action", requestID: requestID)
             return write(context: context, status: response.status, body: response.body, contentType: QueryProtocol.contentType,
                          requestID: requestID, keepAlive: keepAlive)
         }
@@ -159,7 +159,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         blockingPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
             let (handler, context) = loopBound.value
             let (status, body, type) = (try? result.get())
-                ?? (500, KMSProtocol.errorResponse(WireError(type: "KMSInternalException", message: "the server is shutting down", status: 500)).body,
+                ?? (500, KMSProtocol.errorResponse(WireError(type: .internalError, message: "the server is shutting down", status: 500)).body,
                     KMSProtocol.contentType)
             handler.write(context: context, status: status, body: body, contentType: type, requestID: requestID, keepAlive: keepAlive)
         }
@@ -169,7 +169,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let discardLimit = 16 << 20
 
     private func respondTooLarge(context: ChannelHandlerContext) {
-        let error = WireError(type: "RequestEntityTooLargeException",
+        let error = WireError(type: .requestEntityTooLarge,
                               message: "The request body is larger than \(maximumBodyBytes) bytes", status: 413)
         write(context: context, response: KMSProtocol.errorResponse(error), requestID: RequestID.make(),
               keepAlive: false, closeAfter: false)

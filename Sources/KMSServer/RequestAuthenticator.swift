@@ -34,14 +34,14 @@ struct RequestAuthenticator: Sendable {
         case "kms": verifier = kms
         case "iam": verifier = iam
         case "sts": verifier = sts
-        default: throw WireError(type: "InvalidSignatureException", message: "kmsd does not serve \(service)")
+        default: throw WireError(type: .invalidSignature, message: "kmsd does not serve \(service)")
         }
         if !hostNames.isEmpty {
             // The Host header is signed (the verifier insists), so checking it here checks what
             // the client signed for.
             let host = Self.hostName(request.header("host") ?? "")
             guard hostNames.contains(host) else {
-                throw WireError(type: "InvalidSignatureException",
+                throw WireError(type: .invalidSignature,
                                 message: "The request was signed for host '\(host.prefix(255))'; this kmsd serves \(hostNames.sorted().joined(separator: ", "))",
                                 status: 400)
             }
@@ -83,9 +83,9 @@ struct RequestAuthenticator: Sendable {
             return caller
         } catch {
             if let sessionFailure {
-                throw WireError(type: sessionFailure.code.rawValue, message: sessionFailure.message, status: 400)
+                throw WireError(type: sessionFailure.code, message: sessionFailure.message, status: 400)
             }
-            throw WireError(type: error.code, message: error.message, status: error.code == "MissingAuthenticationTokenException" ? 403 : 400)
+            throw WireError(type: error.code, message: error.message, status: error.code == .missingAuthenticationToken ? 403 : 400)
         }
     }
 
@@ -102,6 +102,6 @@ struct RequestAuthenticator: Sendable {
         let scope = request.header("authorization")?.components(separatedBy: "Credential=").dropFirst().first?
             .split(separator: ",").first?.split(separator: "/").map(String.init) ?? []
         engine.auditRejectedRequest(operation: operation.isEmpty ? "Unknown" : operation, accessKeyID: scope.first,
-                                    region: scope.count > 2 ? scope[2] : "", requestID: requestID, errorCode: error.type)
+                                    region: scope.count > 2 ? scope[2] : "", requestID: requestID, errorCode: error.type.rawValue)
     }
 }

@@ -1,12 +1,13 @@
 import KMSEngine
 import KMSJSON
+import KMSVocabulary
 
 /// The AWS KMS JSON 1.1 protocol over an engine: `X-Amz-Target: TrentService.<Operation>` and a
 /// JSON body in, a status and a JSON body out. Transport-free, so that the server and the tests
 /// drive the same code.
 public struct KMSProtocol: Sendable {
-    public static let targetPrefix = "TrentService."
-    public static let contentType = "application/x-amz-json-1.1"
+    public static let targetPrefix = KMSJSONProtocol.targetPrefix
+    public static let contentType = KMSJSONProtocol.contentType
 
     public struct Response: Sendable, Equatable {
         public var status: Int
@@ -27,11 +28,11 @@ public struct KMSProtocol: Sendable {
     public func handle(target: String?, body: [UInt8], caller: Caller) -> Response {
         do {
             guard let target, target.hasPrefix(Self.targetPrefix) else {
-                throw WireError(type: "UnknownOperationException", message: "The X-Amz-Target header must name TrentService.<Operation>")
+                throw WireError(type: .unknownOperation, message: "The X-Amz-Target header must name TrentService.<Operation>")
             }
             let name = String(target.dropFirst(Self.targetPrefix.count))
             guard let operation = Self.operations[name] else {
-                throw WireError(type: "UnknownOperationException", message: "Unknown operation \(name)")
+                throw WireError(type: .unknownOperation, message: "Unknown operation \(name)")
             }
             var members = try Members(operation: name, body: body)
             let result = try operation.handler(&members, caller, engine)
@@ -41,12 +42,12 @@ public struct KMSProtocol: Sendable {
         } catch let error as KMSError {
             return Self.errorResponse(WireError(error))
         } catch {
-            return Self.errorResponse(WireError(type: "KMSInternalException", message: "internal error", status: 500))
+            return Self.errorResponse(WireError(type: .internalError, message: "internal error", status: 500))
         }
     }
 
     public static func errorResponse(_ error: WireError) -> Response {
-        Response(status: error.status, body: JSONValue.object([("__type", .string(error.type)), ("message", .string(error.message))]).serialized)
+        Response(status: error.status, body: JSONValue.object([("__type", .string(error.type.rawValue)), ("message", .string(error.message))]).serialized)
     }
 
     /// One operation as the protocol serves it: what the engine declares of it (name, actions,

@@ -7,8 +7,6 @@ import KMSJSON
 extension JSONValue {
     static func date(_ date: Date) -> JSONValue { .timestamp(date.timeIntervalSince1970) }
 
-    static func blob(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
-
     /// A secret (plaintext, data key) in base64: the one place a secret becomes response text.
     static func secret(_ secret: SecretBytes) -> JSONValue {
         secret.withUnsafeBytes { .string(Data($0).base64EncodedString()) }

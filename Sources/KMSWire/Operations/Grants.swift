@@ -79,10 +79,10 @@ extension KMSProtocol {
         if let constraints = grant.constraints {
             var parts: [(String, JSONValue)] = []
             if let equals = constraints.encryptionContextEquals {
-                parts.append(("EncryptionContextEquals", .object(equals.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+                parts.append(("EncryptionContextEquals", .stringMap(equals)))
             }
             if let subset = constraints.encryptionContextSubset {
-                parts.append(("EncryptionContextSubset", .object(subset.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+                parts.append(("EncryptionContextSubset", .stringMap(subset)))
             }
             members.append(("Constraints", .object(parts)))
         }

@@ -26,7 +26,7 @@ struct QueryParameters {
         self.values = values
     }
 
-    static func malformed(_ message: String) -> WireError { WireError(type: "MalformedQueryString", message: message) }
+    static func malformed(_ message: String) -> WireError { WireError(type: .malformedQueryString, message: message) }
 
     /// Percent-decoding with `+` as a space, as HTML forms encode.
     static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
@@ -54,14 +54,14 @@ struct QueryParameters {
 
     mutating func required(_ name: String) throws(WireError) -> String {
         guard let value = string(name), !value.isEmpty else {
-            throw WireError(type: "ValidationError", message: "1 validation error detected: Value null at '\(name.prefix(1).lowercased() + name.dropFirst())' failed to satisfy constraint: Member must not be null")
+            throw WireError(type: .iamValidation, message: "1 validation error detected: Value null at '\(name.prefix(1).lowercased() + name.dropFirst())' failed to satisfy constraint: Member must not be null")
         }
         return value
     }
 
     mutating func int(_ name: String) throws(WireError) -> Int? {
         guard let text = string(name) else { return nil }
-        guard let value = Int(text) else { throw WireError(type: "ValidationError", message: "\(name) must be an integer") }
+        guard let value = Int(text) else { throw WireError(type: .iamValidation, message: "\(name) must be an integer") }
         return value
     }
 
@@ -71,7 +71,7 @@ struct QueryParameters {
         var index = 1
         while let key = string("\(name).member.\(index).Key") {
             guard let value = string("\(name).member.\(index).Value") else {
-                throw WireError(type: "ValidationError", message: "\(name).member.\(index) has a Key and no Value")
+                throw WireError(type: .iamValidation, message: "\(name).member.\(index) has a Key and no Value")
             }
             result.append((key, value))
             index += 1
@@ -86,7 +86,7 @@ struct QueryParameters {
     func finish() throws(WireError) {
         let unknown = values.keys.filter { !read.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw WireError(type: "ValidationError", message: "\(action) does not take \(unknown.map { "'\($0.prefix(64))'" }.joined(separator: ", "))")
+            throw WireError(type: .iamValidation, message: "\(action) does not take \(unknown.map { "'\($0.prefix(64))'" }.joined(separator: ", "))")
         }
     }
 }

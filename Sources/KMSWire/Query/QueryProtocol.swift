@@ -1,5 +1,6 @@
 import Foundation
 import KMSEngine
+import KMSVocabulary
 
 /// The AWS query protocol as kmsd serves it for IAM (users, access keys, roles, inline
 /// policies) and STS (AssumeRole, GetCallerIdentity): a form body in, XML out. Transport-free,
@@ -43,7 +44,7 @@ public struct QueryProtocol: Sendable {
         do {
             var parameters = try QueryParameters(body: body)
             guard let spec = Self.operations[parameters.action] else {
-                throw WireError(type: "InvalidAction", message: "Could not find operation \(parameters.action.prefix(64))")
+                throw WireError(type: .invalidAction, message: "Could not find operation \(parameters.action.prefix(64))")
             }
             service = spec.service
             let result = try spec.handler(&parameters, caller, engine)
@@ -55,9 +56,9 @@ public struct QueryProtocol: Sendable {
         } catch let error as WireError {
             return Self.errorResponse(type: error.type, message: error.message, service: service, requestID: caller.requestID)
         } catch let error as KMSError {
-            return Self.errorResponse(type: error.code.rawValue, message: error.message, service: service, requestID: caller.requestID)
+            return Self.errorResponse(type: error.code, message: error.message, service: service, requestID: caller.requestID)
         } catch {
-            return Self.errorResponse(type: "ServiceFailure", message: "internal error", service: service, requestID: caller.requestID)
+            return Self.errorResponse(type: .serviceFailure, message: "internal error", service: service, requestID: caller.requestID)
         }
     }
 
@@ -66,25 +67,25 @@ public struct QueryProtocol: Sendable {
     }
 
     /// An error as IAM and STS send it, with their names for the engine's codes and their statuses.
-    public static func errorResponse(type: String, message: String, service: String = "iam", requestID: String) -> Response {
+    public static func errorResponse(type: AWSErrorCode, message: String, service: String = "iam", requestID: String) -> Response {
         errorResponse(type: type, message: message, service: OperationSpec.Service(rawValue: service) ?? .iam, requestID: requestID)
     }
 
-    static func errorResponse(type: String, message: String, service: OperationSpec.Service, requestID: String) -> Response {
-        let code: String, status: Int
+    static func errorResponse(type: AWSErrorCode, message: String, service: OperationSpec.Service, requestID: String) -> Response {
+        let code: AWSErrorCode, status: Int
         switch type {
-        case "AccessDeniedException", "AccessDenied": (code, status) = ("AccessDenied", 403)
-        case "NoSuchEntity": (code, status) = ("NoSuchEntity", 404)
-        case "EntityAlreadyExists", "DeleteConflict", "LimitExceeded": (code, status) = (type, 409)
-        case "ExpiredTokenException": (code, status) = ("ExpiredToken", 400)
-        case "UnrecognizedClientException", "InvalidClientTokenId": (code, status) = ("InvalidClientTokenId", 403)
-        case "ValidationException", "ValidationError": (code, status) = ("ValidationError", 400)
-        case "ServiceFailure", "KMSInternalException": (code, status) = ("ServiceFailure", 500)
-        case "MissingAuthenticationTokenException": (code, status) = ("MissingAuthenticationToken", 403)
+        case .accessDenied, .queryAccessDenied: (code, status) = (.queryAccessDenied, 403)
+        case .noSuchEntity: (code, status) = (.noSuchEntity, 404)
+        case .entityAlreadyExists, .deleteConflict, .iamLimitExceeded: (code, status) = (type, 409)
+        case .expiredToken: (code, status) = (.queryExpiredToken, 400)
+        case .unrecognizedClient, .invalidClientTokenID: (code, status) = (.invalidClientTokenID, 403)
+        case .validation, .iamValidation: (code, status) = (.iamValidation, 400)
+        case .serviceFailure, .internalError: (code, status) = (.serviceFailure, 500)
+        case .missingAuthenticationToken: (code, status) = (.queryMissingAuthenticationToken, 403)
         default: (code, status) = (type, 400)
         }
         var out = "<ErrorResponse xmlns=\"\(namespace(service))\">"
-        XML.element("Error", [.text("Type", status >= 500 ? "Receiver" : "Sender"), .text("Code", code), .text("Message", message)]).write(to: &out)
+        XML.element("Error", [.text("Type", status >= 500 ? "Receiver" : "Sender"), .text("Code", code.rawValue), .text("Message", message)]).write(to: &out)
         XML.text("RequestId", requestID).write(to: &out)
         out += "</ErrorResponse>"
         return Response(status: status, body: Array(out.utf8))
