@@ -18,6 +18,7 @@ extension KMSEngine {
         let id: String, account: String
         switch reference {
         case let .keyID(value):
+            guard Validate.isWellFormedKeyID(value) else { throw KMSError(.notFound, "Invalid keyId \(keyID)") }
             (id, account) = (value, caller.account)
         case let .keyARN(keyAccount, region, value):
             guard region == caller.region else { throw KMSError(.notFound, "Key '\(keyID)' does not exist") }

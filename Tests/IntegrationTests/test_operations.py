@@ -72,6 +72,29 @@ def test_limits_the_sdk_would_refuse_to_send(kmsd, key):
         assert (status, response["__type"]) == (400, "ValidationException"), (target, body, response)
 
 
+def test_messages_in_awss_words(kmsd, kms, key):
+    """The messages SDK users match on, as AWS words them (AWS-validated cases of a public suite)."""
+    for call in [lambda: kms.describe_key(KeyId="not-a-uuid"), lambda: kms.tag_resource(KeyId="unknown", Tags=[])]:
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_type(excinfo) == "NotFoundException"
+        assert excinfo.value.response["Error"]["Message"].startswith("Invalid keyId ")
+    missing = "11111111-2222-3333-4444-555555555555"
+    with pytest.raises(ClientError) as excinfo:
+        kms.describe_key(KeyId=missing)
+    assert excinfo.value.response["Error"]["Message"] == "Key 'arn:aws:kms:%s:%s:key/%s' does not exist" % (REGION, ACCOUNT, missing)
+    # A plaintext is never echoed, and the bound it crossed is named.
+    for plaintext, bound in [(b"", "greater than or equal to 1"), (b"x" * 4097, "less than or equal to 4096")]:
+        status, response, _ = kmsd.raw("Encrypt", {"KeyId": key["KeyId"], "Plaintext": base64.b64encode(plaintext).decode()})
+        assert (status, response["__type"]) == (400, "ValidationException")
+        assert response["message"] == ("1 validation error detected: Value at 'plaintext' failed to satisfy constraint: "
+                                       "Member must have length " + bound), response
+    status, response, _ = kmsd.raw("CreateGrant", {"KeyId": key["KeyId"], "GranteePrincipal": "arn:aws:iam::%s:root" % ACCOUNT,
+                                                   "Operations": ["DECRYPT"]})
+    assert (status, response["__type"]) == (400, "ValidationException")
+    assert "Value '[DECRYPT]' at 'operations'" in response["message"] and "enum value set: [" in response["message"]
+
+
 def test_aliases_in_every_key_id_position(kms, key):
     kms.create_alias(AliasName="alias/everywhere", TargetKeyId=key["KeyId"])
     alias_arn = "arn:aws:kms:%s:%s:alias/everywhere" % (REGION, ACCOUNT)
@@ -144,7 +167,7 @@ def test_rotation_through_list_key_rotations(kms, key):
     status = kms.get_key_rotation_status(KeyId=key["KeyId"])
     assert status["KeyRotationEnabled"] and status["RotationPeriodInDays"] == 90 and "NextRotationDate" in status
     for _ in range(3):
-        assert kms.rotate_key_on_demand(KeyId=key["KeyId"])["KeyId"] == key["Arn"]
+        assert kms.rotate_key_on_demand(KeyId=key["KeyId"])["KeyId"] == key["KeyId"]
     rotations = kms.list_key_rotations(KeyId=key["KeyId"], Limit=2)
     assert len(rotations["Rotations"]) == 2 and rotations["Truncated"]
     rest = kms.list_key_rotations(KeyId=key["KeyId"], Marker=rotations["NextMarker"])

@@ -7,6 +7,25 @@ enum Validate {
         }
     }
 
+    /// A sensitive member's length (a plaintext): AWS names the member but never its value, and
+    /// says which bound was crossed.
+    static func sensitiveLength(_ count: Int, member: String, _ range: ClosedRange<Int>) throws(KMSError) {
+        let bound = count < range.lowerBound ? "greater than or equal to \(range.lowerBound)"
+            : count > range.upperBound ? "less than or equal to \(range.upperBound)" : nil
+        guard let bound else { return }
+        throw KMSError(.validation, "1 validation error detected: Value at '\(member)' failed to satisfy constraint: Member must have length \(bound)")
+    }
+
+    /// A bare key ID as AWS accepts one: a UUID, or a multi-Region key's `mrk-` and 32 hex digits.
+    /// Anything else is refused as "Invalid keyId" before any lookup, as AWS does.
+    static func isWellFormedKeyID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        func hex(_ byte: UInt8) -> Bool { (48...57).contains(byte) || (97...102).contains(byte) || (65...70).contains(byte) }
+        guard bytes.count == 36 else { return false }
+        if id.hasPrefix("mrk-") { return bytes[4...].allSatisfy(hex) }
+        return bytes.indices.allSatisfy { [8, 13, 18, 23].contains($0) ? bytes[$0] == UInt8(ascii: "-") : hex(bytes[$0]) }
+    }
+
     static func range(_ value: Int, _ member: String, _ range: ClosedRange<Int>) throws(KMSError) {
         guard value >= range.lowerBound else {
             throw KMSError.constraint(value, member: member, "Member must have value greater than or equal to \(range.lowerBound)")

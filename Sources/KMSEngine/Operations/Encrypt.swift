@@ -11,9 +11,7 @@ extension KMSEngine {
     public func encrypt(keyID: String, plaintext: SecretBytes, encryptionContext: EncryptionContext = [:],
                         encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> EncryptResponse {
         try perform(.encrypt, caller, context: encryptionContext) { record, state in
-            guard (1...4096).contains(plaintext.count) else {
-                throw KMSError.constraint("<sensitive>", member: "plaintext", "Member must have length between 1 and 4096")
-            }
+            try Validate.sensitiveLength(plaintext.count, member: "plaintext", 1...4096)
             try Validate.encryptionContext(encryptionContext)
             let key = try usableKey(keyID, action: .encrypt, for: caller, context: encryptionContext,
                                     extra: ["kms:encryptionalgorithm": [encryptionAlgorithm.rawValue]], in: state, record: &record)

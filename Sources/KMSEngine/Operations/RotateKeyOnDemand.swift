@@ -4,7 +4,8 @@ extension KMSEngine {
     /// The number of on-demand rotations AWS allows per key.
     static let maximumOnDemandRotations = 25
 
-    /// RotateKeyOnDemand: a new backing key now; returns the key ARN. At most 25 per key.
+    /// RotateKeyOnDemand: a new backing key now; returns the key ID (as AWS's documented answer
+    /// shows it, not the ARN). At most 25 per key.
     public func rotateKeyOnDemand(keyID: String, caller: Caller) throws -> String {
         try manage(.rotateKeyOnDemand, caller) { record, state in
             let key = try managedKey(keyID, action: .rotateKeyOnDemand, for: caller, in: state, record: &record)
@@ -14,7 +15,7 @@ extension KMSEngine {
             }
             let (rotated, changes) = try rotated(key, type: .onDemand)
             state.keys[rotated.record.keyID] = rotated
-            return (rotated.record.arn, changes)
+            return (rotated.record.keyID, changes)
         }
     }
 

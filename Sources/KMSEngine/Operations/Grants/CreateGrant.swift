@@ -98,7 +98,8 @@ extension KMSEngine {
         var result: [String] = []
         for name in names {
             guard KMSAction.grantable[name] != nil else {
-                throw KMSError(.validation, "\(name) is not a grant operation; valid ones are \(KMSAction.grantable.keys.sorted().joined(separator: ", "))")
+                throw KMSError.constraint("[\(names.joined(separator: ", "))]", member: "operations",
+                                          "Member must satisfy constraint: [Member must satisfy enum value set: [\(KMSAction.grantable.keys.sorted().joined(separator: ", "))]]")
             }
             if seen.insert(name).inserted { result.append(name) }
         }
