@@ -17,9 +17,6 @@ final class ConnectionGuard: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Sent outbound by the HTTP handler: the request is in (stop its clock), or answered.
-    enum Event { case requestReceived, answerSent }
-
     /// The open connections of one server.
     final class Count: Sendable {
         let limit: Int
@@ -37,6 +34,11 @@ final class ConnectionGuard: ChannelDuplexHandler {
     private let count: Count
     private let deadline: TimeAmount
     private var admitted = false
+    /// When the request now arriving sent its first byte; nil between requests.
+    private var requestStart: NIODeadline?
+    /// The timer, armed at most once per deadline period rather than once per request (which
+    /// cost a schedule and a cancel on every call): when it fires it closes the connection if the
+    /// request in progress is late, re-arms for it if it is not, and stays disarmed otherwise.
     private var clock: Scheduled<Void>?
     /// Between a request's end and its answer: bytes then belong to a pipelined next request,
     /// whose clock starts when the answer is out.
@@ -68,28 +70,38 @@ final class ConnectionGuard: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard admitted else { return }
-        if clock == nil && !answering { startClock(context: context) }
+        if requestStart == nil && !answering {
+            let now = NIODeadline.now()
+            requestStart = now
+            if clock == nil { arm(channel: context.channel, at: now + deadline) }
+        }
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let event = event as? Event else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
-        switch event {
-        case .requestReceived:
-            clock?.cancel()
-            clock = nil
-            answering = true
-        case .answerSent:
-            answering = false
-        }
-        promise?.succeed(())
+    /// The HTTP handler's word (same event loop, called directly): the request is in; its clock stops.
+    func requestReceived() {
+        requestStart = nil
+        answering = true
     }
 
-    private func startClock(context: ChannelHandlerContext) {
-        let channel = context.channel
-        clock = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+    /// The HTTP handler's word: the answer is out; the next byte starts the next request's clock.
+    func answerSent() {
+        answering = false
+    }
+
+    private func arm(channel: any Channel, at when: NIODeadline) {
+        let bound = NIOLoopBound(self, eventLoop: channel.eventLoop)
+        clock = channel.eventLoop.scheduleTask(deadline: when) { bound.value.expire(channel: channel) }
+    }
+
+    private func expire(channel: any Channel) {
+        clock = nil
+        guard let start = requestStart else { return }
+        let due = start + deadline
+        if due <= .now() {
+            channel.close(promise: nil)
+        } else {
+            arm(channel: channel, at: due)
+        }
     }
 }

@@ -52,12 +52,14 @@ public final class KMSServer: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                        try sync.addHandler(ConnectionGuard(count: connections, deadline: requestDeadline))
+                        let connectionGuard = ConnectionGuard(count: connections, deadline: requestDeadline)
+                        try sync.addHandler(connectionGuard)
                         try sync.addHandler(IdleStateHandler(readTimeout: idle))
                         try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(
                             KMSHTTPHandler(service: service, query: query, endpoint: endpoint, authenticator: authenticator,
-                                           blockingPool: pool, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset))
+                                           blockingPool: pool, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset,
+                                           connectionGuard: connectionGuard))
                     }
                 }
         }

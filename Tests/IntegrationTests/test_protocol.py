@@ -290,6 +290,29 @@ def test_slow_and_numerous_clients_cannot_hold_kmsd():
                 closed = time.time() - start
         assert closed is not None and closed < 6, "a trickling client held its connection for %s s" % closed
         trickler.close()
+        # The deadline is per request, not per connection: a busy keep-alive connection lives on
+        # past it, and its next request, trickled after a quiet moment, gets a deadline of its own.
+        busy = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        start, served = time.time(), 0
+        while time.time() - start < 5:
+            status, body, _ = server.raw("ListKeys", {}, connection=busy)
+            assert status == 200, body
+            served += 1
+        time.sleep(1)
+        busy.sock.send(b"POST / HTTP/1.1\r\n")
+        started = time.time()
+        late = None
+        while late is None and time.time() - started < 10:
+            try:
+                busy.sock.send(b"X")
+            except OSError:
+                late = time.time() - started
+                break
+            late = closed_within(busy.sock, 0.5)
+            if late is not None:
+                late = time.time() - started
+        assert served > 10 and late is not None and 1.5 < late < 6, (served, late)
+        busy.close()
         held = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=5) for _ in range(20)]
         for connection in held:
             connection.connect()
