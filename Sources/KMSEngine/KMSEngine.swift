@@ -51,6 +51,16 @@ public final class KMSEngine: Sendable {
         if upgrading { try Self.checkNeverAuthenticated(store: store, chain: chain) }
         try store.authenticateRecords(with: RecordAuthenticator(rootKey: rootKey), upgrade: upgrading)
         let contents = try store.load()
+        // A store with no state digest: made before digests, or one whose digest was removed to
+        // have an edited set of records digested as it is. The trail tells them apart, as for
+        // the records' marker (which, when upgrading, has just checked the trail whole).
+        // Every store gets the marker with its first digest, a new one too: a digest deleted
+        // later must find it in the trail.
+        let markState = contents.stateDigestMissing
+        if markState && !upgrading {
+            try Self.checkNever(Self.authenticatedStateOperation, store: store, chain: chain,
+                                what: "the set of its records was authenticated")
+        }
         var state = EngineState()
         for record in contents.keys {
             var material: [UInt32: AESGCMContextPool] = [:]
@@ -88,25 +98,39 @@ public final class KMSEngine: Sendable {
                 return ((), [])
             }
         }
+        if markState {
+            // This commit writes the first digest; the trail remembers that one existed.
+            try manage(Self.authenticatedStateOperation, Self.adminCaller) { record, _ in
+                record.note = "the set of store records is authenticated from here on"
+                return ((), [])
+            }
+        }
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
     }
 
     static let authenticatedRecordsOperation = "AuthenticateRecords"
+    static let authenticatedStateOperation = "AuthenticateState"
 
     /// A store not marked as having MACs is either one written before records had them, or one
     /// whose marker was removed by someone who edited records and wants them MAC'ed as they are
     /// now. The audit trail tells them apart — only the root key writes it: it must verify whole,
     /// and hold no record that records were ever authenticated.
     private static func checkNeverAuthenticated(store: any KeyStore, chain: AuditChain) throws {
+        try checkNever(authenticatedRecordsOperation, store: store, chain: chain, what: "its records were authenticated")
+    }
+
+    /// Refuses the store unless its trail verifies whole and holds no `operation` record (the
+    /// record that a protection was switched on, whose evidence in the store is now missing).
+    private static func checkNever(_ operation: String, store: any KeyStore, chain: AuditChain, what: String) throws {
         var previous = AuditChain.genesis
         var expected: Int64 = 1
-        let marker = Array("\"operation\":\"\(authenticatedRecordsOperation)\"".utf8)
+        let marker = Array("\"operation\":\"\(operation)\"".utf8)
         for record in try store.auditRecords(after: 0) {
             guard record.sequence == expected, chain.mac(previous: previous, sequence: record.sequence, record: record.record) == record.mac else {
-                throw StoreError("the store's records are not marked authenticated and its audit trail does not verify at record \(expected): refusing to open it")
+                throw StoreError("the store lacks the evidence that \(what), and its audit trail does not verify at record \(expected): refusing to open it")
             }
             if record.record.contains(bytes: marker) {
-                throw StoreError("the store's records were authenticated (audit record \(record.sequence)) but the marker is gone: the store was edited outside kmsd; refusing to open it")
+                throw StoreError("\(what) (audit record \(record.sequence)) but the store's evidence of it is gone: the store was edited outside kmsd; refusing to open it")
             }
             previous = record.mac
             expected += 1

@@ -34,6 +34,8 @@ struct StoreContents {
     var lastAudit: SealedAuditRecord?
     var grants: [GrantRecord]
     var identities: [IdentityRecord]
+    /// The store has no state digest yet: written before digests existed, or its digest removed.
+    var stateDigestMissing = false
 }
 
 enum StoreChange {

@@ -6,12 +6,43 @@ import KMSFSCrypto
 ///
 /// `HMAC-SHA-256(HKDF(root key, "kmsd record mac 1"), table ‖ 0 ‖ field ‖ 0 ‖ field ...)`: the
 /// table and every column the engine reads are in it, so a row cannot be moved to another
-/// table or ID either. (A row deleted whole is not detected here; the audit trail records it.)
+/// table or ID either. A row deleted whole, or an older row put back (a revoked grant, a deleted
+/// access key), each with a MAC that verifies, is caught by the state digest instead (below).
 struct RecordAuthenticator: Sendable {
     private let key: SecretBytes
+    /// Keys the state digest's elements: unknown to a store writer, so the digest of a set of
+    /// rows cannot be computed — or balanced by deleting other rows — without the root key.
+    private let elementKey: SecretBytes
+    private let rootKey: RootKey
 
     init(rootKey: RootKey) throws {
         key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd record mac 1".utf8), outputByteCount: 32)
+        elementKey = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd state digest element 1".utf8), outputByteCount: 32)
+        self.rootKey = rootKey
+    }
+
+    /// One record's share of the state digest: the digest is the XOR of every authenticated
+    /// record's element, so a change updates it in constant time.
+    func element(table: String, mac: [UInt8]) -> [UInt8] {
+        HMAC.sha256(key: elementKey, message: Array(table.utf8) + [0] + mac)
+    }
+
+    private static let digestLabel = "kmsd state digest"
+
+    /// The digest with the audit sequence it was written at, sealed (a store writer learns
+    /// nothing of it, not even which changes cancel out).
+    func sealDigest(_ digest: [UInt8], head: Int64) throws -> [UInt8] {
+        var plain = digest
+        withUnsafeBytes(of: UInt64(bitPattern: head).bigEndian) { plain += $0 }
+        return try rootKey.seal(SecretBytes(wiping: &plain), label: Self.digestLabel, version: 0)
+    }
+
+    /// What ``sealDigest(_:head:)`` sealed, or nil if it does not open under the root key.
+    func openDigest(_ sealed: [UInt8]) -> (digest: [UInt8], head: Int64)? {
+        guard let plain = try? rootKey.open(sealed, label: Self.digestLabel, version: 0), plain.count == 40 else { return nil }
+        return plain.withUnsafeBytes { bytes in
+            (Array(bytes[0..<32]), Int64(bitPattern: bytes[32..<40].reduce(0) { $0 << 8 | UInt64($1) }))
+        }
     }
 
     func mac(table: String, _ fields: [String]) -> [UInt8] {

@@ -1,4 +1,5 @@
 import Foundation
+import KMSFSCrypto
 import Synchronization
 
 /// The key store in one SQLite file.
@@ -15,7 +16,10 @@ import Synchronization
 /// identities(arn, account, record TEXT)               IAM users and roles (IdentityRecord) as JSON
 /// ```
 /// keys, aliases, accounts, access_keys, grants and identities also carry `mac`: ``RecordAuthenticator``'s MAC over
-/// the table and every column the engine reads, checked at every load.
+/// the table and every column the engine reads, checked at every load. `meta.state_digest` holds,
+/// sealed, the XOR of a keyed hash of every such MAC and the audit sequence it was written at,
+/// rewritten in every transaction: a row deleted, or an older row put back, changes the set and
+/// no longer matches it; an older digest put back with it names an audit head the trail has passed.
 final class SQLiteKeyStore: KeyStore {
     static let schemaVersion = 1
     /// The connection, behind the one lock that serializes all store access.
@@ -23,6 +27,10 @@ final class SQLiteKeyStore: KeyStore {
     /// An exclusive flock on `<path>.lock`, held while the store is open.
     private let lockDescriptor: Int32
     private let authenticator = Mutex<RecordAuthenticator?>(nil)
+    /// The state digest and the audit head it was last written at; nil until ``load()`` has
+    /// checked them (nothing before that writes a record or an audit record).
+    private let tracked = Mutex<(digest: [UInt8], head: Int64)?>(nil)
+    static let stateDigestName = "state_digest"
     /// The tables whose rows carry a MAC, and the columns it covers (in order).
     static let authenticated: [(table: String, columns: [String])] = [
         ("keys", ["key_id", "account", "region", "record"]),
@@ -134,10 +142,42 @@ final class SQLiteKeyStore: KeyStore {
         return .blob(authenticator.mac(table: table, fields.map { $0 ?? "" }))
     }
 
+    /// Checks the set of records against the sealed digest; returns false if the store has no
+    /// digest yet (written before digests existed: the engine decides whether that is genuine).
+    private func verifyState(_ db: SQLiteDatabase) throws -> Bool {
+        guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
+        var digest = [UInt8](repeating: 0, count: 32)
+        for (table, _) in Self.authenticated {
+            for row in try db.query("SELECT mac FROM \(table)") {
+                Self.xor(&digest, authenticator.element(table: table, mac: row[0].blob ?? []))
+            }
+        }
+        let head = try db.query("SELECT MAX(seq) FROM audit").first?.first?.integer ?? 0
+        tracked.withLock { $0 = (digest, head) }
+        guard let sealed = try db.query("SELECT value FROM meta WHERE name = ?1", [.text(Self.stateDigestName)]).first?.first?.blob else {
+            return false
+        }
+        guard let written = authenticator.openDigest(sealed) else {
+            throw StoreError("the store's state digest does not open under the root key: refusing to open the store")
+        }
+        guard written.head == head else {
+            throw StoreError("the store's state digest was written at audit record \(written.head) but the trail ends at \(head): the store was edited outside kmsd; refusing to open it")
+        }
+        guard ConstantTime.equal(written.digest, digest) else {
+            throw StoreError("the store's records are not the set kmsd last wrote (a record was deleted, or an older copy of one put back, outside kmsd): refusing to open the store")
+        }
+        return true
+    }
+
+    static func xor(_ digest: inout [UInt8], _ element: [UInt8]) {
+        for index in digest.indices { digest[index] ^= element[index] }
+    }
+
     func load() throws -> StoreContents {
         let decoder = JSONDecoder()
         return try database.withLock { db in
             try verifyRecords(db)
+            let digested = try verifyState(db)
             let keys = try db.query("SELECT record FROM keys").map { row in
                 try decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
             }
@@ -165,7 +205,8 @@ final class SQLiteKeyStore: KeyStore {
                 try decoder.decode(IdentityRecord.self, from: Data((row[0].text ?? "").utf8))
             }
             return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
-                                 accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities)
+                                 accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities,
+                                 stateDigestMissing: !digested)
         }
     }
 
@@ -173,6 +214,20 @@ final class SQLiteKeyStore: KeyStore {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         try database.withLock { db in
+            let authenticator = self.authenticator.withLock { $0 }
+            var state = tracked.withLock { $0 }
+            /// Takes the rows `sql` selects (their MACs) out of the digest, before they change.
+            func remove(_ table: String, _ sql: String, _ parameters: [SQLiteDatabase.Value]) throws {
+                guard state != nil, let authenticator else { return }
+                for row in try db.query("SELECT mac FROM \(table) WHERE " + sql, parameters) {
+                    Self.xor(&state!.digest, authenticator.element(table: table, mac: row[0].blob ?? []))
+                }
+            }
+            /// Puts a new row's MAC into the digest.
+            func add(_ table: String, _ mac: SQLiteDatabase.Value) {
+                guard state != nil, let authenticator, let mac = mac.blob else { return }
+                Self.xor(&state!.digest, authenticator.element(table: table, mac: mac))
+            }
             try db.transaction {
                 for change in changes {
                     switch change {
@@ -180,57 +235,79 @@ final class SQLiteKeyStore: KeyStore {
                         let json = String(decoding: try encoder.encode(record), as: UTF8.self)
                         // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and
                         // the cascade would take the key's material with it.
+                        let recordMAC = mac("keys", [record.keyID, record.account, record.region, json])
+                        try remove("keys", "key_id = ?1", [.text(record.keyID)])
                         try db.query("""
                             INSERT INTO keys(key_id, account, region, record, mac) VALUES(?1, ?2, ?3, ?4, ?5)
                             ON CONFLICT(key_id) DO UPDATE SET record = excluded.record, mac = excluded.mac
                             """,
-                                     [.text(record.keyID), .text(record.account), .text(record.region), .text(json),
-                                      mac("keys", [record.keyID, record.account, record.region, json])])
+                                     [.text(record.keyID), .text(record.account), .text(record.region), .text(json), recordMAC])
+                        add("keys", recordMAC)
                     case let .putMaterial(keyID, version, sealed):
                         try db.query("INSERT INTO key_material(key_id, version, sealed) VALUES(?1, ?2, ?3)",
                                      [.text(keyID), .integer(Int64(version)), .blob(sealed)])
                     case let .deleteKey(keyID):
+                        try remove("aliases", "target_key_id = ?1", [.text(keyID)])
+                        try remove("grants", "key_id = ?1", [.text(keyID)])
+                        try remove("keys", "key_id = ?1", [.text(keyID)])
                         try db.query("DELETE FROM aliases WHERE target_key_id = ?1", [.text(keyID)])
                         try db.query("DELETE FROM grants WHERE key_id = ?1", [.text(keyID)])
                         try db.query("DELETE FROM keys WHERE key_id = ?1", [.text(keyID)])
                     case let .putAlias(alias):
                         let json = String(decoding: try encoder.encode(alias), as: UTF8.self)
+                        let recordMAC = mac("aliases", [alias.account, alias.region, alias.aliasName, alias.targetKeyID, json])
+                        try remove("aliases", "account = ?1 AND region = ?2 AND alias_name = ?3",
+                                   [.text(alias.account), .text(alias.region), .text(alias.aliasName)])
                         try db.query("""
                             INSERT OR REPLACE INTO aliases(account, region, alias_name, target_key_id, record, mac)
                             VALUES(?1, ?2, ?3, ?4, ?5, ?6)
                             """, [.text(alias.account), .text(alias.region), .text(alias.aliasName),
-                                  alias.targetKeyID.map { .text($0) } ?? .null, .text(json),
-                                  mac("aliases", [alias.account, alias.region, alias.aliasName, alias.targetKeyID, json])])
+                                  alias.targetKeyID.map { .text($0) } ?? .null, .text(json), recordMAC])
+                        add("aliases", recordMAC)
                     case let .deleteAlias(account, region, aliasName):
+                        try remove("aliases", "account = ?1 AND region = ?2 AND alias_name = ?3", [.text(account), .text(region), .text(aliasName)])
                         try db.query("DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
                                      [.text(account), .text(region), .text(aliasName)])
                     case let .putMetadata(name, value):
                         try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(value)])
                     case let .putAccount(account):
                         let json = String(decoding: try encoder.encode(account), as: UTF8.self)
+                        let recordMAC = mac("accounts", [account.accountID, json])
                         try db.query("INSERT INTO accounts(account_id, record, mac) VALUES(?1, ?2, ?3)",
-                                     [.text(account.accountID), .text(json), mac("accounts", [account.accountID, json])])
+                                     [.text(account.accountID), .text(json), recordMAC])
+                        add("accounts", recordMAC)
                     case let .putAccessKey(key, sealed):
                         let json = String(decoding: try encoder.encode(key), as: UTF8.self)
+                        let recordMAC = mac("access_keys", [key.accessKeyID, key.account, json])
+                        try remove("access_keys", "access_key_id = ?1", [.text(key.accessKeyID)])
                         try db.query("""
                             INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)
                             ON CONFLICT(access_key_id) DO UPDATE SET record = excluded.record, sealed_secret = excluded.sealed_secret, mac = excluded.mac
                             """,
-                                     [.text(key.accessKeyID), .text(key.account), .text(json), .blob(sealed),
-                                      mac("access_keys", [key.accessKeyID, key.account, json])])
+                                     [.text(key.accessKeyID), .text(key.account), .text(json), .blob(sealed), recordMAC])
+                        add("access_keys", recordMAC)
                     case let .deleteAccessKey(id):
+                        try remove("access_keys", "access_key_id = ?1", [.text(id)])
                         try db.query("DELETE FROM access_keys WHERE access_key_id = ?1", [.text(id)])
                     case let .putGrant(grant):
                         let json = String(decoding: try encoder.encode(grant), as: UTF8.self)
+                        let recordMAC = mac("grants", [grant.grantID, grant.keyID, json])
+                        try remove("grants", "grant_id = ?1", [.text(grant.grantID)])
                         try db.query("INSERT OR REPLACE INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)",
-                                     [.text(grant.grantID), .text(grant.keyID), .text(json), mac("grants", [grant.grantID, grant.keyID, json])])
+                                     [.text(grant.grantID), .text(grant.keyID), .text(json), recordMAC])
+                        add("grants", recordMAC)
                     case let .deleteGrant(grantID):
+                        try remove("grants", "grant_id = ?1", [.text(grantID)])
                         try db.query("DELETE FROM grants WHERE grant_id = ?1", [.text(grantID)])
                     case let .putIdentity(identity):
                         let json = String(decoding: try encoder.encode(identity), as: UTF8.self)
+                        let recordMAC = mac("identities", [identity.arn, identity.account, json])
+                        try remove("identities", "arn = ?1", [.text(identity.arn)])
                         try db.query("INSERT OR REPLACE INTO identities(arn, account, record, mac) VALUES(?1, ?2, ?3, ?4)",
-                                     [.text(identity.arn), .text(identity.account), .text(json), mac("identities", [identity.arn, identity.account, json])])
+                                     [.text(identity.arn), .text(identity.account), .text(json), recordMAC])
+                        add("identities", recordMAC)
                     case let .deleteIdentity(arn):
+                        try remove("identities", "arn = ?1", [.text(arn)])
                         try db.query("DELETE FROM identities WHERE arn = ?1", [.text(arn)])
                     }
                 }
@@ -238,7 +315,15 @@ final class SQLiteKeyStore: KeyStore {
                     try db.query("INSERT INTO audit(seq, record, mac) VALUES(?1, ?2, ?3)",
                                  [.integer(record.sequence), .blob(record.record), .blob(record.mac)])
                 }
+                // The digest moves with the records and the head in the same transaction.
+                if var written = state, let authenticator {
+                    written.head = audit.last?.sequence ?? written.head
+                    try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)",
+                                 [.text(Self.stateDigestName), .blob(try authenticator.sealDigest(written.digest, head: written.head))])
+                    state = written
+                }
             }
+            tracked.withLock { $0 = state }
         }
     }
 

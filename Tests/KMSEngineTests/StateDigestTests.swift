@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import KMSEngine
+
+/// Whoever can write the store but has no root key cannot delete a record, or put back an older
+/// one that once verified (a revoked grant, a deleted access key), or put back an older digest
+/// with it: the set of records is checked against the sealed state digest at every open.
+@Suite struct StateDigestTests {
+    enum Edit: CaseIterable {
+        case revokedGrantPutBack, revokedGrantPutBackWithItsDigest, deletedAccessKeyPutBack, aliasDeleted, digestDeleted
+    }
+
+    /// A store with a grant and an access key that were removed through the engine; returns the
+    /// rows and digest as they were before, as an attacker with an old copy would have them.
+    static func storeWithRevocations() throws -> (EngineFixture, grant: [SQLiteDatabase.Value], accessKey: [SQLiteDatabase.Value], digest: [UInt8]) {
+        let f = try EngineFixture()
+        _ = try f.engine.createAccount(accountID: "111122223333", name: "default")
+        let key = try f.createKey().keyId
+        try f.engine.createAlias(aliasName: "alias/kept", targetKeyID: key, caller: f.caller)
+        _ = try f.engine.createIdentity(.user, name: "bob", caller: f.caller)
+        let grant = try f.engine.createGrant(CreateGrantRequest(keyID: key, granteePrincipal: "arn:aws:iam::111122223333:user/bob",
+                                                                operations: ["Decrypt"]), caller: f.caller)
+        let (accessKey, _) = try f.engine.createAccessKey(account: "111122223333", userName: "bob")
+        try f.close()
+        let before = try SQLiteDatabase(path: f.storePath)
+        let grantRow = try #require(try before.query("SELECT grant_id, key_id, record, mac FROM grants").first)
+        let keyRow = try #require(try before.query("SELECT access_key_id, account, record, sealed_secret, mac FROM access_keys").first)
+        let digest = try #require(try before.query("SELECT value FROM meta WHERE name = 'state_digest'").first?.first?.blob)
+        withExtendedLifetime(before) {}
+        try f.reopen()
+        try f.engine.revokeGrant(keyID: key, grantID: grant.grantID, caller: f.caller)
+        try f.engine.revokeAccessKey(accessKey.record.accessKeyID)
+        try f.reopen()  // untouched: the digest matches
+        try f.close()
+        return (f, grantRow, keyRow, digest)
+    }
+
+    @Test(arguments: Edit.allCases) func anEditedSetOfRecordsIsRefused(_ edit: Edit) throws {
+        let (f, grant, accessKey, digest) = try Self.storeWithRevocations()
+        let database = try SQLiteDatabase(path: f.storePath)
+        let expected: String
+        switch edit {
+        case .revokedGrantPutBack:
+            _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant)
+            expected = "not the set kmsd last wrote"
+        case .revokedGrantPutBackWithItsDigest:
+            _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant)
+            _ = try database.query("UPDATE meta SET value = ?1 WHERE name = 'state_digest'", [.blob(digest)])
+            expected = "but the trail ends at"
+        case .deletedAccessKeyPutBack:
+            _ = try database.query("INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                   accessKey)
+            expected = "not the set kmsd last wrote"
+        case .aliasDeleted:
+            _ = try database.query("DELETE FROM aliases")
+            expected = "not the set kmsd last wrote"
+        case .digestDeleted:
+            _ = try database.query("DELETE FROM meta WHERE name = 'state_digest'")
+            expected = "evidence of it is gone"
+        }
+        #expect(try database.query("SELECT changes()").first?.first == .integer(1), "the edit changed nothing")
+        withExtendedLifetime(database) {}
+        do {
+            try f.reopen()
+            Issue.record("the engine opened a store after \(edit)")
+        } catch let error as StoreError {
+            #expect(error.description.contains(expected), "\(error)")
+        }
+    }
+
+    /// Every kind of change moves the digest with it: a store changed only through the engine
+    /// (keys made, rotated, deleted with their aliases and grants) always reopens.
+    @Test func everyEngineChangeKeepsTheDigest() throws {
+        let f = try EngineFixture()
+        _ = try f.engine.createAccount(accountID: "111122223333", name: "default")
+        _ = try f.engine.createIdentity(.user, name: "bob", caller: f.caller)
+        for index in 0..<3 {
+            let key = try f.createKey().keyId
+            try f.engine.createAlias(aliasName: "alias/k\(index)", targetKeyID: key, caller: f.caller)
+            _ = try f.engine.createGrant(CreateGrantRequest(keyID: key, granteePrincipal: "arn:aws:iam::111122223333:user/bob",
+                                                            operations: ["Decrypt"]), caller: f.caller)
+            _ = try f.engine.rotateKeyOnDemand(keyID: key, caller: f.caller)
+            try f.reopen()
+        }
+        let doomed = try f.engine.describeKey(keyID: "alias/k0", caller: f.caller).keyMetadata.keyId
+        _ = try f.engine.scheduleKeyDeletion(keyID: doomed, pendingWindowInDays: 7, caller: f.caller)
+        f.clock.advance(days: 8)
+        _ = try f.engine.runScheduledTasks()
+        try f.reopen()
+        #expect(throws: KMSError.notFound) { try f.engine.describeKey(keyID: doomed, caller: f.caller) }
+        _ = try f.engine.describeKey(keyID: "alias/k1", caller: f.caller)
+    }
+}
