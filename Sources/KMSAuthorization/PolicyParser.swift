@@ -113,7 +113,9 @@ extension Policy.Statement {
             for entry in try strings(list, element: "Principal \(type)") {
                 switch type {
                 case "AWS":
-                    guard entry == "*" || isAccountID(entry) || entry.hasPrefix("arn:") else {
+                    // A unique ID is what a policy shows for a user or role since deleted: it
+                    // names nobody alive, and a policy read back must be accepted as it reads.
+                    guard entry == "*" || isAccountID(entry) || entry.hasPrefix("arn:") || isUniqueID(entry) else {
                         throw PolicyError("Policy contains a statement with one or more invalid principals: \(entry)")
                     }
                     patterns.append(entry == "*" ? .everyone : .aws(entry))
@@ -126,6 +128,12 @@ extension Policy.Statement {
     }
 
     static func isAccountID(_ text: String) -> Bool { text.count == 12 && text.allSatisfy(\.isASCIIDigit) }
+
+    /// An IAM user's or role's unique ID: `AIDA` or `AROA` and upper-case letters and digits.
+    static func isUniqueID(_ text: String) -> Bool {
+        (text.hasPrefix("AIDA") || text.hasPrefix("AROA")) && (16...128).contains(text.utf8.count)
+            && text.utf8.allSatisfy { (65...90).contains($0) || (48...57).contains($0) }
+    }
 
     static func conditions(_ value: JSONValue) throws(PolicyError) -> [Policy.Condition] {
         guard case let .object(operators) = value else { throw PolicyError("Condition must be an object") }

@@ -68,7 +68,24 @@ extension KMSEngine {
                 throw KMSError(.deleteConflict, "Cannot delete entity, must delete access keys first.")
             }
             state.identities[arn] = nil
-            return ((), [.deleteIdentity(arn: arn)])
+            var changes: [StoreChange] = [.deleteIdentity(arn: arn)]
+            // Policies naming it now name its unique ID (PrincipalRetirement): key policies in any
+            // account, and the trust policies of roles.
+            let uniqueID = identity.record.id
+            for (keyID, key) in state.keys {
+                guard let policy = PrincipalRetirement.retiring(arn, as: uniqueID, in: key.record.policy) else { continue }
+                let updated = key.with { $0.policy = policy }
+                state.keys[keyID] = updated
+                changes.append(.putKey(updated.record))
+            }
+            for (roleARN, role) in state.identities {
+                guard let trust = role.record.trustPolicy, let retired = PrincipalRetirement.retiring(arn, as: uniqueID, in: trust) else { continue }
+                var updated = role.record
+                updated.trustPolicy = retired
+                state.identities[roleARN] = LiveIdentity(record: updated)
+                changes.append(.putIdentity(updated))
+            }
+            return ((), changes)
         }
     }
 
