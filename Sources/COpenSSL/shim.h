@@ -29,4 +29,127 @@ static inline void COpenSSL_secure_clear_free(void *pointer, size_t count) {
     CRYPTO_secure_clear_free(pointer, count, NULL, 0);
 }
 
+#include <openssl/rsa.h>
+#include <openssl/ec.h>
+#include <openssl/x509.h>
+
+// Asymmetric keys (kmsd's RSA, ECC and Ed25519 key specs). Each helper does one multi-step
+// OpenSSL exchange whose macros and out-parameters Swift cannot call directly; all return 1 on
+// success and 0 (or NULL) on failure, with the reason on OpenSSL's error queue.
+
+/// A new key pair: `type` "RSA" (with `bits`), "EC" (with `group`, e.g. "P-256", "secp256k1")
+/// or "ED25519".
+static inline EVP_PKEY *COpenSSL_generate_key(const char *type, int bits, const char *group) {
+    EVP_PKEY *key = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    if (ctx == NULL) return NULL;
+    if (EVP_PKEY_keygen_init(ctx) != 1) goto done;
+    if (bits > 0 && EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) != 1) goto done;
+    if (group != NULL && EVP_PKEY_CTX_set_group_name(ctx, group) != 1) goto done;
+    if (EVP_PKEY_generate(ctx, &key) != 1) key = NULL;
+done:
+    EVP_PKEY_CTX_free(ctx);
+    return key;
+}
+
+/// Signs `message` (or, with `prehashed`, its digest) with `md` and `padding` (RSA only:
+/// RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING, whose salt is the digest's length). Ed25519
+/// takes the message itself and no digest (`md` NULL). `*length` is the buffer's size in, the
+/// signature's out.
+static inline int COpenSSL_sign(EVP_PKEY *key, const EVP_MD *md, int padding, int prehashed,
+                                const unsigned char *message, size_t count, unsigned char *signature, size_t *length) {
+    int ok = 0;
+    if (!prehashed) {
+        EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+        EVP_PKEY_CTX *pctx = NULL;
+        if (mctx == NULL) return 0;
+        if (EVP_DigestSignInit(mctx, &pctx, md, NULL, key) == 1
+            && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(pctx, padding) == 1)
+            && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1))
+            ok = EVP_DigestSign(mctx, signature, length, message, count) == 1;
+        EVP_MD_CTX_free(mctx);
+        return ok;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx == NULL) return 0;
+    if (EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
+        && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(ctx, padding) == 1)
+        && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1))
+        ok = EVP_PKEY_sign(ctx, signature, length, message, count) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// Verifies as `COpenSSL_sign` signs: 1 if the signature is valid, 0 if not (or on error).
+static inline int COpenSSL_verify(EVP_PKEY *key, const EVP_MD *md, int padding, int prehashed,
+                                  const unsigned char *message, size_t count, const unsigned char *signature, size_t length) {
+    int ok = 0;
+    if (!prehashed) {
+        EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+        EVP_PKEY_CTX *pctx = NULL;
+        if (mctx == NULL) return 0;
+        if (EVP_DigestVerifyInit(mctx, &pctx, md, NULL, key) == 1
+            && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(pctx, padding) == 1)
+            && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1))
+            ok = EVP_DigestVerify(mctx, signature, length, message, count) == 1;
+        EVP_MD_CTX_free(mctx);
+        return ok;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx == NULL) return 0;
+    if (EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
+        && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(ctx, padding) == 1)
+        && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1))
+        ok = EVP_PKEY_verify(ctx, signature, length, message, count) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// RSAES-OAEP with `md` for both the label hash and MGF1, as AWS KMS uses it: encrypts with
+/// `encrypt` 1, decrypts with 0. `*length` is the output buffer's size in, the result's out.
+static inline int COpenSSL_oaep(EVP_PKEY *key, int encrypt, const EVP_MD *md,
+                                const unsigned char *input, size_t count, unsigned char *output, size_t *length) {
+    int ok = 0;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx == NULL) return 0;
+    if ((encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) == 1
+        && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1
+        && EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) == 1 && EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) == 1)
+        ok = (encrypt ? EVP_PKEY_encrypt(ctx, output, length, input, count) : EVP_PKEY_decrypt(ctx, output, length, input, count)) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// ECDH between `key` and `peer` (same curve). `*length` in/out as above.
+static inline int COpenSSL_derive(EVP_PKEY *key, EVP_PKEY *peer, unsigned char *secret, size_t *length) {
+    int ok = 0;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx == NULL) return 0;
+    if (EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1)
+        ok = EVP_PKEY_derive(ctx, secret, length) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// The private key as PKCS#8 DER, in memory the caller frees with OPENSSL_clear_free (a secret).
+static inline int COpenSSL_private_key_der(EVP_PKEY *key, unsigned char **der) {
+    PKCS8_PRIV_KEY_INFO *info = EVP_PKEY2PKCS8(key);
+    if (info == NULL) return -1;
+    *der = NULL;
+    int length = i2d_PKCS8_PRIV_KEY_INFO(info, der);
+    PKCS8_PRIV_KEY_INFO_free(info);
+    return length;
+}
+
+/// OPENSSL_clear_free is a macro passing __FILE__/__LINE__.
+static inline void COpenSSL_clear_free(void *pointer, size_t count) { CRYPTO_clear_free(pointer, count, NULL, 0); }
+static inline void COpenSSL_free(void *pointer) { CRYPTO_free(pointer, NULL, 0); }
+
+/// The key's type name ("RSA", "EC", "ED25519"), its size in bits, and for EC keys the curve's
+/// name ("prime256v1", "secp384r1", "secp521r1", "secp256k1") in `group` (`size` bytes).
+static inline int COpenSSL_key_group(EVP_PKEY *key, char *group, size_t size) {
+    size_t length = 0;
+    return EVP_PKEY_get_utf8_string_param(key, "group", group, size, &length);
+}
+
 #endif

@@ -63,14 +63,14 @@ public final class KMSEngine: Sendable {
         }
         var state = EngineState()
         for record in contents.keys {
-            var material: [UInt32: AESGCMContextPool] = [:]
+            var material: [UInt32: KeyMaterial] = [:]
             for version in record.versions {
                 guard let sealed = contents.sealedMaterial[record.keyID]?[version.version] else {
                     throw StoreError("key \(record.keyID) version \(version.version) has no material")
                 }
                 do {
-                    let key = try rootKey.open(sealed, label: record.keyID, version: version.version)
-                    material[version.version] = AESGCMContextPool(key: key, maximumIdle: 8)
+                    let bytes = try rootKey.open(sealed, label: record.keyID, version: version.version)
+                    material[version.version] = try KeyMaterial(spec: record.spec, bytes: bytes)
                 } catch {
                     throw StoreError("the material of key \(record.keyID) version \(version.version) does not open under the root key")
                 }

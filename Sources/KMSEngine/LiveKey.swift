@@ -10,11 +10,11 @@ import KMSFSCrypto
 final class LiveKey: Sendable {
     let record: KeyRecord
     /// Backing keys by version.
-    let material: [UInt32: AESGCMContextPool]
+    let material: [UInt32: KeyMaterial]
     /// The key policy the decision point evaluates.
     let policy: Policy
 
-    init(record: KeyRecord, material: [UInt32: AESGCMContextPool], policy: Policy? = nil) {
+    init(record: KeyRecord, material: [UInt32: KeyMaterial], policy: Policy? = nil) {
         self.record = record
         self.material = material
         self.policy = policy ?? KeyPolicies.effective(for: record)

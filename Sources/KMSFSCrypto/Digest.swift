@@ -49,3 +49,42 @@ extension ArraySlice: BorrowableBytes where Element == UInt8 {}
 extension UnsafeRawBufferPointer: BorrowableBytes {
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
 }
+
+extension HMAC {
+    /// The digests of the key service's HMAC key specs.
+    public enum Digest: Sendable, CaseIterable {
+        case sha224, sha256, sha384, sha512
+
+        public var byteCount: Int {
+            switch self {
+            case .sha224: return 28
+            case .sha256: return 32
+            case .sha384: return 48
+            case .sha512: return 64
+            }
+        }
+
+        var md: OpaquePointer? {
+            switch self {
+            case .sha224: return EVP_sha224()
+            case .sha256: return EVP_sha256()
+            case .sha384: return EVP_sha384()
+            case .sha512: return EVP_sha512()
+            }
+        }
+    }
+
+    /// HMAC of `message` under a secret key with `digest`.
+    public static func mac(_ digest: Digest, key: SecretBytes, message: [UInt8]) -> [UInt8] {
+        var mac = [UInt8](repeating: 0, count: digest.byteCount)
+        var length: UInt32 = 0
+        let result = key.withUnsafeBytes { key in
+            message.withUnsafeBytes { message in
+                COpenSSL.HMAC(digest.md, key.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(key.count),
+                              message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, &mac, &length)
+            }
+        }
+        precondition(result != nil && Int(length) == digest.byteCount, "HMAC failed")
+        return mac
+    }
+}

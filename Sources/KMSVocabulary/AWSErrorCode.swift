@@ -13,6 +13,8 @@ public struct AWSErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let invalidCiphertext = AWSErrorCode(rawValue: "InvalidCiphertextException")
     public static let incorrectKey = AWSErrorCode(rawValue: "IncorrectKeyException")
     public static let invalidKeyUsage = AWSErrorCode(rawValue: "InvalidKeyUsageException")
+    public static let kmsInvalidSignature = AWSErrorCode(rawValue: "KMSInvalidSignatureException")
+    public static let kmsInvalidMac = AWSErrorCode(rawValue: "KMSInvalidMacException")
     public static let validation = AWSErrorCode(rawValue: "ValidationException")
     public static let alreadyExists = AWSErrorCode(rawValue: "AlreadyExistsException")
     public static let invalidAliasName = AWSErrorCode(rawValue: "InvalidAliasNameException")

@@ -97,6 +97,14 @@ public struct KMSProtocol: Sendable {
         case .listRetirableGrants: return listRetirableGrants
         case .retireGrant: return retireGrant
         case .revokeGrant: return revokeGrant
+        case .sign: return sign
+        case .verify: return verify
+        case .getPublicKey: return getPublicKey
+        case .generateMac: return generateMac
+        case .verifyMac: return verifyMac
+        case .generateDataKeyPair: return generateDataKeyPair
+        case .generateDataKeyPairWithoutPlaintext: return generateDataKeyPairWithoutPlaintext
+        case .deriveSharedSecret: return deriveSharedSecret
         }
     }
 

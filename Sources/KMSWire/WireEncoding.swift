@@ -23,10 +23,22 @@ extension JSONValue {
         members += [
             ("Origin", .string(m.origin.rawValue)), ("KeyManager", .string(m.keyManager.rawValue)),
             ("CustomerMasterKeySpec", .string(m.customerMasterKeySpec.rawValue)), ("KeySpec", .string(m.keySpec.rawValue)),
-            ("EncryptionAlgorithms", .array(m.encryptionAlgorithms.map { .string($0.rawValue) })),
-            ("MultiRegion", .bool(m.multiRegion)),
         ]
+        members += algorithmLists(encryption: m.encryptionAlgorithms, signing: m.signingAlgorithms, mac: m.macAlgorithms,
+                                  keyAgreement: m.keyAgreementAlgorithms)
+        members.append(("MultiRegion", .bool(m.multiRegion)))
         return .object(members)
+    }
+
+    /// The algorithm lists of a key (DescribeKey, GetPublicKey): only those its usage has.
+    static func algorithmLists(encryption: [EncryptionAlgorithm], signing: [SigningAlgorithm], mac: [MacAlgorithm],
+                               keyAgreement: [KeyAgreementAlgorithm]) -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if !encryption.isEmpty { members.append(("EncryptionAlgorithms", .array(encryption.map { .string($0.rawValue) }))) }
+        if !signing.isEmpty { members.append(("SigningAlgorithms", .array(signing.map { .string($0.rawValue) }))) }
+        if !mac.isEmpty { members.append(("MacAlgorithms", .array(mac.map { .string($0.rawValue) }))) }
+        if !keyAgreement.isEmpty { members.append(("KeyAgreementAlgorithms", .array(keyAgreement.map { .string($0.rawValue) }))) }
+        return members
     }
 
     /// A paged list: `name: [...]`, `Truncated`, and `NextMarker` when there is more.

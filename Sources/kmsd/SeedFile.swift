@@ -111,6 +111,8 @@ struct SeedFile: Decodable {
         var material: String?
         var aliases: [String]?
         var policy: PolicyDocument?
+        var spec: String?
+        var usage: String?
     }
 
     var region: String?
@@ -121,7 +123,7 @@ struct SeedFile: Decodable {
         "": ["region", "accounts"],
         "accounts": ["id", "name", "accessKeys", "keys", "users", "roles"],
         "accessKeys": ["id", "secret", "user"],
-        "keys": ["id", "region", "description", "tags", "rotationPeriodInDays", "material", "aliases", "policy"],
+        "keys": ["id", "region", "description", "tags", "rotationPeriodInDays", "material", "aliases", "policy", "spec", "usage"],
         "users": ["name", "policies"],
         "roles": ["name", "policies", "trustPolicy"],
     ]
@@ -185,9 +187,19 @@ struct SeedFile: Decodable {
                 }
                 material = SecretBytes(wiping: &bytes)
             }
+            let name = key.id ?? key.aliases?.first ?? "?"
+            let spec = try key.spec.map { text in
+                guard let spec = KeySpec(rawValue: text) else { throw CommandFailure("\(path): key \(name): unknown spec \(text)") }
+                return spec
+            } ?? .symmetricDefault
+            let usage = try key.usage.map { text in
+                guard let usage = KeyUsage(rawValue: text) else { throw CommandFailure("\(path): key \(name): unknown usage \(text)") }
+                return usage
+            }
             return Seed.Key(id: key.id, region: key.region ?? defaultRegion, description: key.description ?? "",
                             tags: (key.tags ?? [:]).sorted { $0.key < $1.key }.map { Tag(tagKey: $0.key, tagValue: $0.value) },
-                            rotationPeriodInDays: key.rotationPeriodInDays, material: material, aliases: key.aliases ?? [], policy: key.policy?.text)
+                            rotationPeriodInDays: key.rotationPeriodInDays, material: material, aliases: key.aliases ?? [], policy: key.policy?.text,
+                            spec: spec, usage: usage)
         }
     }
 }

@@ -44,7 +44,7 @@ def test_errors_carry_aws_types(kms, key):
         (lambda: kms.create_alias(AliasName="alias/my:alias", TargetKeyId=key["KeyId"]), "ValidationException"),
         (lambda: kms.create_alias(AliasName="alias/to-alias", TargetKeyId="alias/other"), "ValidationException"),
         (lambda: kms.revoke_grant(KeyId=key["KeyId"], GrantId="aabbccdd"), "NotFoundException"),
-        (lambda: kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY"), "UnsupportedOperationException"),
+        (lambda: kms.create_key(KeySpec="SM2", KeyUsage="SIGN_VERIFY"), "UnsupportedOperationException"),
         (lambda: kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "aws:x", "TagValue": "y"}]), "TagException"),
         (lambda: kms.describe_key(KeyId="arn:aws:kms:us-east-1:999999999999:key/x"), "NotFoundException"),  # no such account here
     ]

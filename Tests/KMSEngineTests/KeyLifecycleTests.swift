@@ -45,8 +45,12 @@ import Testing
         request.description = String(repeating: "d", count: 8193)
         #expect(throws: KMSError.validation) { try f.engine.createKey(request, caller: f.caller) }
         request = CreateKeyRequest()
-        request.keySpec = .rsa2048
+        request.keySpec = .mlDSA65
+        request.keyUsage = .signVerify
         #expect(throws: KMSError.unsupportedOperation) { try f.engine.createKey(request, caller: f.caller) }
+        request.keySpec = .eccNISTP256
+        request.keyUsage = .encryptDecrypt
+        #expect(throws: KMSError.validation) { try f.engine.createKey(request, caller: f.caller) }
         request = CreateKeyRequest()
         request.policy = "not json"
         #expect(throws: KMSError(.malformedPolicyDocument, "")) { try f.engine.createKey(request, caller: f.caller) }

@@ -66,7 +66,7 @@ import Testing
         #expect(!audit.isEmpty)
         let live = try #require(f.engine.state.withLock { $0.keys[key] })
         var secrets: [[UInt8]] = [f.rootKey.key.withUnsafeBytes { Array($0) }, dataKey.plaintext!.withUnsafeBytes { Array($0) }, Array(marker.utf8)]
-        for pool in live.material.values { secrets.append(pool.key.withUnsafeBytes { Array($0) }) }
+        for material in live.material.values { secrets.append(try material.storedBytes().withUnsafeBytes { Array($0) }) }
         #expect(secrets.count == 5)
         for (index, secret) in secrets.enumerated() {
             #expect(!files.contains(bytes: secret), "secret \(index) found in the store files")

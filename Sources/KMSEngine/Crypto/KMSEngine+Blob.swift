@@ -3,7 +3,7 @@ import KMSFSCrypto
 extension KMSEngine {
     /// Seals `plaintext` under the key's current backing key into a ciphertext blob.
     func sealBlob(_ plaintext: SecretBytes, key: LiveKey, context: EncryptionContext) throws -> [UInt8] {
-        guard let version = key.record.currentVersion, let pool = key.material[version.version] else {
+        guard let version = key.record.currentVersion, let pool = key.material[version.version]?.pool else {
             throw KMSError(.invalidState, "\(key.record.arn) has no key material.")
         }
         var nonce = [UInt8](repeating: 0, count: AESGCM.nonceByteCount)
@@ -31,7 +31,7 @@ extension KMSEngine {
     /// - Throws: InvalidCiphertextException if the blob, its context or its version do not fit the key.
     func openBlob(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext) throws -> SecretBytes {
         let invalid = KMSError(.invalidCiphertext, "The ciphertext or its encryption context is invalid for \(key.record.arn)")
-        guard let pool = key.material[blob.version] else { throw invalid }
+        guard let pool = key.material[blob.version]?.pool else { throw invalid }
         let aad = blob.additionalData(context: context)
         let count = blob.sealed.count - AESGCM.tagByteCount
         do {

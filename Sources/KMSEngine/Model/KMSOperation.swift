@@ -16,6 +16,9 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     case listKeyRotations = "ListKeyRotations", getKeyPolicy = "GetKeyPolicy", putKeyPolicy = "PutKeyPolicy"
     case listKeyPolicies = "ListKeyPolicies", createGrant = "CreateGrant", listGrants = "ListGrants"
     case listRetirableGrants = "ListRetirableGrants", retireGrant = "RetireGrant", revokeGrant = "RevokeGrant"
+    case sign = "Sign", verify = "Verify", getPublicKey = "GetPublicKey", generateMac = "GenerateMac", verifyMac = "VerifyMac"
+    case generateDataKeyPair = "GenerateDataKeyPair", generateDataKeyPairWithoutPlaintext = "GenerateDataKeyPairWithoutPlaintext"
+    case deriveSharedSecret = "DeriveSharedSecret"
 
     /// The actions a call is authorized as: its own, except ReEncrypt's two (the source key's
     /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted).

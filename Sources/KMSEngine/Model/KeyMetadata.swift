@@ -17,7 +17,11 @@ public struct KeyMetadata: Sendable, Equatable {
     public var keySpec: KeySpec
     /// Deprecated by AWS in favour of `keySpec`, still returned by it.
     public var customerMasterKeySpec: KeySpec { keySpec }
+    /// Each list is empty unless the key's usage has algorithms of its kind (AWS omits it then).
     public var encryptionAlgorithms: [EncryptionAlgorithm]
+    public var signingAlgorithms: [SigningAlgorithm]
+    public var macAlgorithms: [MacAlgorithm]
+    public var keyAgreementAlgorithms: [KeyAgreementAlgorithm]
     public var multiRegion: Bool
 }
 

@@ -36,7 +36,9 @@ struct KeyRecord: Codable, Sendable, Equatable {
             enabled: state == .enabled, description: description, keyUsage: usage, keyState: state,
             deletionDate: deletionDate, pendingDeletionWindowInDays: state == .pendingDeletion ? pendingWindowInDays : nil,
             origin: origin, keyManager: manager, keySpec: spec,
-            encryptionAlgorithms: usage == .encryptDecrypt ? [.symmetricDefault] : [], multiRegion: multiRegion)
+            encryptionAlgorithms: spec.encryptionAlgorithms(usage), signingAlgorithms: spec.signingAlgorithms(usage),
+            macAlgorithms: spec.macAlgorithms(usage), keyAgreementAlgorithms: spec.keyAgreementAlgorithms(usage),
+            multiRegion: multiRegion)
     }
 }
 

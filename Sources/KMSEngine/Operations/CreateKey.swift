@@ -17,8 +17,8 @@ public struct CreateKeyRequest: Sendable {
 public struct CreateKeyResponse: Sendable { public var keyMetadata: KeyMetadata }
 
 extension KMSEngine {
-    /// CreateKey: a new customer-managed key. SYMMETRIC_DEFAULT with origin AWS_KMS gets fresh
-    /// material; origin EXTERNAL starts PendingImport with none.
+    /// CreateKey: a new customer-managed key of any implemented spec (KeySpecs.swift) with origin
+    /// AWS_KMS, made with fresh material; a symmetric key of origin EXTERNAL starts PendingImport.
     public func createKey(_ request: CreateKeyRequest, caller: Caller) throws -> CreateKeyResponse {
         try manage(.createKey, caller) { record, state in
             var conditions = Self.requestTags(request.tags)
@@ -45,14 +45,19 @@ extension KMSEngine {
         try Validate.length(request.description, "description", 0...8192)
         try Validate.tags(request.tags)
         guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
-        guard request.keySpec == .symmetricDefault else {
-            throw KMSError(.unsupportedOperation, "KeySpec \(request.keySpec.rawValue) is not supported by this key service yet")
+        guard request.keySpec.usages.contains(request.keyUsage) else {
+            throw KMSError(.validation, "KeyUsage \(request.keyUsage.rawValue) is not compatible with KeySpec \(request.keySpec.rawValue); "
+                           + "it takes \(request.keySpec.usages.map(\.rawValue).joined(separator: " or "))")
         }
-        guard request.keyUsage == .encryptDecrypt else {
-            throw KMSError(.validation, "KeyUsage \(request.keyUsage.rawValue) is not valid for KeySpec SYMMETRIC_DEFAULT")
+        guard request.keySpec.isImplemented else {
+            throw KMSError(.unsupportedOperation, "KeySpec \(request.keySpec.rawValue) is not supported by this key service "
+                           + "(SM2 is for AWS's China Regions; ML-DSA needs OpenSSL 3.5, this one is 3.0)")
         }
         guard request.origin == .awsKMS || request.origin == .external else {
             throw KMSError(.unsupportedOperation, "Origin \(request.origin.rawValue) is not supported by this key service")
+        }
+        guard request.origin == .awsKMS || request.keySpec.isSymmetric || givenMaterial != nil else {
+            throw KMSError(.unsupportedOperation, "Importing \(request.keySpec.rawValue) key material is not supported by this key service yet")
         }
         guard !request.multiRegion else {
             throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")
@@ -71,8 +76,12 @@ extension KMSEngine {
             policy: policyText, multiRegion: false, tags: request.tags,
             rotationEnabled: false, rotationPeriodInDays: nil, nextRotationDate: nil,
             versions: awaitingImport ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
-        var material: [UInt32: AESGCMContextPool] = [:]
-        if !awaitingImport { material[1] = AESGCMContextPool(key: try givenMaterial ?? SecretBytes.random(count: 32), maximumIdle: 8) }
+        var material: [UInt32: KeyMaterial] = [:]
+        if let givenMaterial {
+            material[1] = try KeyMaterial(spec: request.keySpec, bytes: givenMaterial)
+        } else if !awaitingImport {
+            material[1] = try KeyMaterial.generate(request.keySpec)
+        }
         return LiveKey(record: record, material: material, policy: policy)
     }
 
@@ -80,9 +89,9 @@ extension KMSEngine {
     func storeChanges(for key: LiveKey) throws -> [StoreChange] {
         var changes: [StoreChange] = [.putKey(key.record)]
         for version in key.record.versions {
-            guard let pool = key.material[version.version] else { continue }
+            guard let material = key.material[version.version] else { continue }
             changes.append(.putMaterial(keyID: key.record.keyID, version: version.version,
-                                        sealed: try rootKey.seal(pool.key, label: key.record.keyID, version: version.version)))
+                                        sealed: try rootKey.seal(material.storedBytes(), label: key.record.keyID, version: version.version)))
         }
         return changes
     }

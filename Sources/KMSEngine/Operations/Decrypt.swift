@@ -15,7 +15,7 @@ extension KMSEngine {
         try perform(.decrypt, caller, context: encryptionContext) { record, state in
             let (key, plaintext) = try open(ciphertextBlob, context: encryptionContext, keyID: keyID,
                                             algorithm: encryptionAlgorithm, action: .decrypt, caller: caller, state: state, record: &record)
-            return DecryptResponse(keyId: key.record.arn, plaintext: plaintext, encryptionAlgorithm: .symmetricDefault)
+            return DecryptResponse(keyId: key.record.arn, plaintext: plaintext, encryptionAlgorithm: encryptionAlgorithm)
         }
     }
 
@@ -25,11 +25,21 @@ extension KMSEngine {
         guard (1...6144).contains(bytes.count) else {
             throw KMSError.constraint("<blob>", member: "ciphertextBlob", "Member must have length between 1 and 6144")
         }
+        let extra = ["kms:encryptionalgorithm": [algorithm.rawValue]]
+        if algorithm != .symmetricDefault {
+            // An RSA ciphertext names no key: the request must.
+            guard let keyID else {
+                throw KMSError(.validation, "KeyId is required to decrypt with the \(algorithm.rawValue) encryption algorithm")
+            }
+            let key = try usableKey(keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
+            try Self.requireEncryptionAlgorithm(algorithm, key.record, for: "Decrypt")
+            try Self.endDryRun(caller)
+            return (key, try decryptAsymmetric(bytes, key: key, algorithm: algorithm, context: context))
+        }
         let blob = try CiphertextBlob(parsing: bytes)
         // The blob names its key by ID alone; IDs are unique across accounts, so the key of
         // another account is found here and reaches its key policy. A missing key, or one of
         // another region, is resolved (and refused) as the ID names it.
-        let extra = ["kms:encryptionalgorithm": [algorithm.rawValue]]
         let key: LiveKey
         if let found = state.keys[blob.keyID], found.record.region == caller.region {
             key = try use(found, namedAs: blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
@@ -42,7 +52,7 @@ extension KMSEngine {
                 throw KMSError(.incorrectKey, "The key ID in the request does not identify the key that encrypted the ciphertext")
             }
         }
-        try Self.requireSymmetric(algorithm, key.record)
+        try Self.requireEncryptionAlgorithm(algorithm, key.record, for: "Decrypt")
         try Self.endDryRun(caller)
         return (key, try openBlob(blob, key: key, context: context))
     }

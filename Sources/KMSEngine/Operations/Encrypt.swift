@@ -7,7 +7,8 @@ public struct EncryptResponse: Sendable {
 }
 
 extension KMSEngine {
-    /// Encrypt: up to 4096 bytes under a key, bound to `encryptionContext`.
+    /// Encrypt: up to 4096 bytes under a symmetric key, bound to `encryptionContext`; or, with an
+    /// RSA key and RSAES_OAEP_SHA_1/256, as much as OAEP takes, with no context.
     public func encrypt(keyID: String, plaintext: SecretBytes, encryptionContext: EncryptionContext = [:],
                         encryptionAlgorithm: EncryptionAlgorithm = .symmetricDefault, caller: Caller) throws -> EncryptResponse {
         try perform(.encrypt, caller, context: encryptionContext) { record, state in
@@ -15,15 +16,17 @@ extension KMSEngine {
             try Validate.encryptionContext(encryptionContext)
             let key = try usableKey(keyID, action: .encrypt, for: caller, context: encryptionContext,
                                     extra: ["kms:encryptionalgorithm": [encryptionAlgorithm.rawValue]], in: state, record: &record)
-            try Self.requireSymmetric(encryptionAlgorithm, key.record)
+            try Self.requireEncryptionAlgorithm(encryptionAlgorithm, key.record, for: "Encrypt")
             try Self.endDryRun(caller)
-            let blob = try sealBlob(plaintext, key: key, context: encryptionContext)
-            return EncryptResponse(ciphertextBlob: blob, keyId: key.record.arn, encryptionAlgorithm: .symmetricDefault)
+            let blob = encryptionAlgorithm == .symmetricDefault
+                ? try sealBlob(plaintext, key: key, context: encryptionContext)
+                : try encryptAsymmetric(plaintext, key: key, algorithm: encryptionAlgorithm, context: encryptionContext)
+            return EncryptResponse(ciphertextBlob: blob, keyId: key.record.arn, encryptionAlgorithm: encryptionAlgorithm)
         }
     }
 
     static func requireSymmetric(_ algorithm: EncryptionAlgorithm, _ key: KeyRecord) throws(KMSError) {
-        guard key.usage == .encryptDecrypt else {
+        guard key.usage == .encryptDecrypt, key.spec.isSymmetric else {
             throw KMSError(.invalidKeyUsage, "\(key.arn) key usage is \(key.usage.rawValue), not ENCRYPT_DECRYPT")
         }
         guard algorithm == .symmetricDefault else {

@@ -22,13 +22,13 @@ extension KMSEngine {
     /// `key` with one more backing key, which becomes current, and the changes that store it.
     func rotated(_ key: LiveKey, type: RotationType) throws -> (LiveKey, [StoreChange]) {
         let version = (key.record.currentVersion?.version ?? 0) + 1
-        let material = try SecretBytes.random(count: 32)
+        let material = try KeyMaterial.generate(key.record.spec)
         var record = key.record
         record.versions.append(KeyVersion(version: version, creationDate: clock.now(), rotationType: type))
-        var pools = key.material
-        pools[version] = AESGCMContextPool(key: material, maximumIdle: 8)
-        let sealed = try rootKey.seal(material, label: record.keyID, version: version)
-        return (LiveKey(record: record, material: pools),
+        var versions = key.material
+        versions[version] = material
+        let sealed = try rootKey.seal(material.storedBytes(), label: record.keyID, version: version)
+        return (LiveKey(record: record, material: versions, policy: key.policy),
                 [.putKey(record), .putMaterial(keyID: record.keyID, version: version, sealed: sealed)])
     }
 }

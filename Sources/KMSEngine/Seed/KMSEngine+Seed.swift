@@ -105,8 +105,11 @@ private struct SeedPlan {
     mutating func apply(_ key: Seed.Key, account: String, engine: KMSEngine, to state: inout EngineState) throws {
         let entry = key.name
         if let id = key.id { try invalid(entry) { try Validate.keyID(id) } }
-        if let material = key.material, material.count != 32 {
+        if let material = key.material, key.spec.isSymmetric, material.count != 32 {
             throw SeedError.invalid(entry: entry, reason: "material is 32 bytes (AES-256), not \(material.count)")
+        }
+        if let material = key.material, let digest = key.spec.hmacDigest, material.count != digest.byteCount {
+            throw SeedError.invalid(entry: entry, reason: "material of \(key.spec.rawValue) is \(digest.byteCount) bytes, not \(material.count)")
         }
         if key.material != nil && key.rotationPeriodInDays != nil {
             throw SeedError.invalid(entry: entry, reason: "a key with given material cannot rotate automatically (like imported material)")
@@ -131,6 +134,8 @@ private struct SeedPlan {
             request.tags = key.tags
             request.origin = key.material == nil ? .awsKMS : .external
             request.policy = key.policy
+            request.keySpec = key.spec
+            request.keyUsage = key.usage ?? key.spec.usages[0]
             let caller = Caller(account: account, region: key.region, principal: KMSEngine.principal(account: account, userName: nil),
                                 requestID: "seed")
             var live = try invalid(entry) {
@@ -161,8 +166,8 @@ private struct SeedPlan {
         guard record.account == account, record.region == key.region else {
             throw SeedError.conflict(entry: entry, reason: "it exists as \(record.arn)")
         }
-        guard record.manager == .customer, record.spec == .symmetricDefault, record.usage == .encryptDecrypt else {
-            throw SeedError.conflict(entry: entry, reason: "it exists, but is not a symmetric customer-managed key")
+        guard record.manager == .customer, record.spec == key.spec, record.usage == key.usage ?? key.spec.usages[0] else {
+            throw SeedError.conflict(entry: entry, reason: "it exists, but is not a customer-managed \(key.spec.rawValue) key of that usage")
         }
         guard record.state != .pendingDeletion else {
             throw SeedError.conflict(entry: entry, reason: "it exists, but is pending deletion")
@@ -173,7 +178,7 @@ private struct SeedPlan {
         if (record.rotationEnabled ? record.rotationPeriodInDays : nil) != key.rotationPeriodInDays { differences.append("rotation") }
         if record.policy != (key.policy ?? KeyPolicies.defaultPolicy(account: account)) { differences.append("policy") }
         if let material = key.material {
-            if record.origin != .external || live.material[1]?.key != material { differences.append("material") }
+            if record.origin != .external || (try? live.material[1]?.storedBytes()) != material { differences.append("material") }
         } else if record.origin != .awsKMS {
             differences.append("material (it has given material; the seed gives none)")
         }

@@ -58,14 +58,22 @@ public struct Seed: Sendable {
         public var tags: [Tag]
         /// Automatic rotation every so many days; nil for none.
         public var rotationPeriodInDays: Int?
-        /// Given material (32 bytes), for tests whose ciphertexts must outlive the store: the key
-        /// is then EXTERNAL, like one with imported material, and cannot rotate automatically.
+        /// Given material, for tests whose ciphertexts (or MACs, signatures) must outlive the store:
+        /// the key is then EXTERNAL, like one with imported material, and cannot rotate automatically.
         public var material: SecretBytes?
         public var aliases: [String]
         /// The key policy; nil for the default one.
         public var policy: String?
+        /// The key spec and usage (default: SYMMETRIC_DEFAULT, and the spec's first usage). Given
+        /// material is then the spec's: 32 bytes for AES, the digest's length for HMAC, PKCS#8 DER
+        /// for a key pair.
+        public var spec: KeySpec
+        public var usage: KeyUsage?
         public init(id: String? = nil, region: String, description: String = "", tags: [Tag] = [],
-                    rotationPeriodInDays: Int? = nil, material: SecretBytes? = nil, aliases: [String] = [], policy: String? = nil) {
+                    rotationPeriodInDays: Int? = nil, material: SecretBytes? = nil, aliases: [String] = [], policy: String? = nil,
+                    spec: KeySpec = .symmetricDefault, usage: KeyUsage? = nil) {
+            self.spec = spec
+            self.usage = usage
             self.policy = policy
             self.id = id
             self.region = region
