@@ -158,27 +158,27 @@ def test_a_deleted_user_made_again_does_not_inherit_the_key_policy(server):
     """As in AWS: deleting a user turns its ARN in key policies and trust policies into its unique
     ID; a user made again under the same name (another unique ID) is not who the policy names."""
     kms, iam = client(server, "kms", root(server)), client(server, "iam", root(server))
-    first = new_user(server, "carol")
-    carol = "arn:aws:iam::%s:user/carol" % ACCOUNT
-    unique_id = iam.get_user(UserName="carol")["User"]["UserId"]
+    first = new_user(server, "dana")
+    dana = "arn:aws:iam::%s:user/dana" % ACCOUNT
+    unique_id = iam.get_user(UserName="dana")["User"]["UserId"]
     policy = {"Version": "2012-10-17", "Statement": [
         {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}, "Action": "kms:*", "Resource": "*"},
-        {"Sid": "Carol", "Effect": "Allow", "Principal": {"AWS": [carol]}, "Action": "kms:DescribeKey", "Resource": "*"},
+        {"Sid": "Carol", "Effect": "Allow", "Principal": {"AWS": [dana]}, "Action": "kms:DescribeKey", "Resource": "*"},
     ]}
     key = kms.create_key(Policy=json.dumps(policy))["KeyMetadata"]["Arn"]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": carol}, "Action": "sts:AssumeRole"}]}
-    iam.create_role(RoleName="carols-role", AssumeRolePolicyDocument=json.dumps(trust))
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": dana}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName="danas-role", AssumeRolePolicyDocument=json.dumps(trust))
     assert client(server, "kms", first).describe_key(KeyId=key)["KeyMetadata"]["Arn"] == key
-    iam.delete_access_key(UserName="carol", AccessKeyId=first[0])
-    iam.delete_user(UserName="carol")
+    iam.delete_access_key(UserName="dana", AccessKeyId=first[0])
+    iam.delete_user(UserName="dana")
     shown = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
-    assert shown["Statement"][1]["Principal"] == {"AWS": [unique_id]} and carol not in json.dumps(shown)
-    role_trust = iam.get_role(RoleName="carols-role")["Role"]["AssumeRolePolicyDocument"]
+    assert shown["Statement"][1]["Principal"] == {"AWS": [unique_id]} and dana not in json.dumps(shown)
+    role_trust = iam.get_role(RoleName="danas-role")["Role"]["AssumeRolePolicyDocument"]
     assert unique_id in (role_trust if isinstance(role_trust, str) else json.dumps(role_trust))
-    again = new_user(server, "carol")
-    assert iam.get_user(UserName="carol")["User"]["UserId"] != unique_id
+    again = new_user(server, "dana")
+    assert iam.get_user(UserName="dana")["User"]["UserId"] != unique_id
     assert error_code(lambda: client(server, "kms", again).describe_key(KeyId=key)) == "AccessDeniedException"
-    assert error_code(lambda: client(server, "sts", again).assume_role(RoleArn="arn:aws:iam::%s:role/carols-role" % ACCOUNT,
+    assert error_code(lambda: client(server, "sts", again).assume_role(RoleArn="arn:aws:iam::%s:role/danas-role" % ACCOUNT,
                                                                        RoleSessionName="again")) == "AccessDenied"
     # The policy as shown is a policy kmsd accepts back.
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(shown))
