@@ -29,6 +29,7 @@ static inline void COpenSSL_secure_clear_free(void *pointer, size_t count) {
     CRYPTO_secure_clear_free(pointer, count, NULL, 0);
 }
 
+#include <limits.h>
 #include <openssl/rsa.h>
 #include <openssl/ec.h>
 #include <openssl/x509.h>
@@ -150,6 +151,25 @@ static inline void COpenSSL_free(void *pointer) { CRYPTO_free(pointer, NULL, 0);
 static inline int COpenSSL_key_group(EVP_PKEY *key, char *group, size_t size) {
     size_t length = 0;
     return EVP_PKEY_get_utf8_string_param(key, "group", group, size, &length);
+}
+
+/// AES key wrap with padding (RFC 5649) under a 256-bit key: `wrap` 1 wraps, 0 unwraps (and
+/// fails if the integrity check does). `*length` is the output buffer's size in, the result's out.
+static inline int COpenSSL_aes_key_wrap_pad(int wrap, const unsigned char *key, const unsigned char *input, size_t count,
+                                            unsigned char *output, size_t *length) {
+    int ok = 0, first = 0, last = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL || count > INT_MAX) { EVP_CIPHER_CTX_free(ctx); return 0; }
+    EVP_CIPHER_CTX_set_flags(ctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+    if (EVP_CipherInit_ex(ctx, EVP_aes_256_wrap_pad(), NULL, key, NULL, wrap) == 1
+        && *length >= count + 16
+        && EVP_CipherUpdate(ctx, output, &first, input, (int)count) == 1
+        && EVP_CipherFinal_ex(ctx, output + first, &last) == 1) {
+        *length = (size_t)first + (size_t)last;
+        ok = 1;
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    return ok;
 }
 
 #endif

@@ -18,26 +18,33 @@ extension KMSEngine {
     /// irrecoverable). Returns how many of each. The daemon calls it periodically; tests call it
     /// after moving a ``ManualClock``.
     @discardableResult
-    public func runScheduledTasks() throws -> (rotated: Int, deleted: Int) {
+    public func runScheduledTasks() throws -> (rotated: Int, deleted: Int, expired: Int) {
         let now = clock.now()
         let due = state.withLock { state in
             state.keys.values.map(\.record).filter { key in
                 (key.state == .pendingDeletion && (key.deletionDate ?? .distantFuture) <= now)
                     || (key.state == .enabled && key.rotationEnabled && (key.nextRotationDate ?? .distantFuture) <= now)
+                    || Self.materialExpired(key, now: now)
             }
         }
-        var rotations = 0, deletions = 0
+        var rotations = 0, deletions = 0, expirations = 0
         for key in due {
             switch try carryOut(key, now: now) {
             case .deleted: deletions += 1
             case .rotated: rotations += 1
+            case .expired: expirations += 1
             case .nothing: break
             }
         }
-        return (rotations, deletions)
+        return (rotations, deletions, expirations)
     }
 
-    enum ScheduledOutcome { case deleted, rotated, nothing }
+    enum ScheduledOutcome { case deleted, rotated, expired, nothing }
+
+    /// Imported material past its ValidTo: deleted, as AWS deletes it (the key returns to PendingImport).
+    static func materialExpired(_ key: KeyRecord, now: Date) -> Bool {
+        key.expirationModel == .expires && !key.versions.isEmpty && (key.validTo ?? .distantFuture) <= now
+    }
 
     /// Deletes or rotates `due` (as the list of due keys saw it) if it is still due now. The
     /// check is repeated under the management lock, against the key as it is then: a
@@ -45,11 +52,18 @@ extension KMSEngine {
     /// wins, and the key is left alone — the list is only a hint.
     func carryOut(_ due: KeyRecord, now: Date) throws -> ScheduledOutcome {
         let caller = Caller(account: due.account, region: due.region, principal: "kms.amazonaws.com", requestID: "scheduler")
-        let deleting = due.state == .pendingDeletion
-        return try manage(deleting ? "DeleteKey" : "RotateKey", caller) { record, state in
+        let deleting = due.state == .pendingDeletion && (due.deletionDate ?? .distantFuture) <= now
+        let expiring = !deleting && Self.materialExpired(due, now: now)
+        return try manage(deleting ? "DeleteKey" : expiring ? "DeleteExpiredKeyMaterial" : "RotateKey", caller) { record, state in
             guard let live = state.keys[due.keyID] else { return (.nothing, []) }
             let key = live.record
             record.keyARN = key.arn
+            if expiring {
+                guard Self.materialExpired(key, now: now) else { return (.nothing, []) }
+                let (next, changes) = Self.withoutMaterial(live)
+                state.keys[key.keyID] = next
+                return (.expired, changes)
+            }
             if deleting {
                 guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }
                 state.keys[key.keyID] = nil

@@ -56,7 +56,7 @@ public struct KMSProtocol: Sendable {
         let operation: KMSOperation
         let handler: Operation
         var name: String { operation.rawValue }
-        var writes: Bool { operation.writes }
+        var blocking: Bool { operation.blocking }
     }
 
     /// Each operation's handler: a switch, so that an operation the engine declares and the
@@ -105,6 +105,9 @@ public struct KMSProtocol: Sendable {
         case .generateDataKeyPair: return generateDataKeyPair
         case .generateDataKeyPairWithoutPlaintext: return generateDataKeyPairWithoutPlaintext
         case .deriveSharedSecret: return deriveSharedSecret
+        case .getParametersForImport: return getParametersForImport
+        case .importKeyMaterial: return importKeyMaterial
+        case .deleteImportedKeyMaterial: return deleteImportedKeyMaterial
         }
     }
 
@@ -113,6 +116,6 @@ public struct KMSProtocol: Sendable {
         ($0.rawValue, OperationSpec(operation: $0, handler: handler($0)))
     })
 
-    /// Whether `name` writes the store (the server runs it off the event loop).
-    public static func writes(_ name: String) -> Bool { operations[name]?.writes ?? false }
+    /// Whether `name` writes the store or may take long (the server runs it off the event loop).
+    public static func blocking(_ name: String) -> Bool { operations[name]?.blocking ?? false }
 }

@@ -65,6 +65,16 @@ struct Members {
         return number
     }
 
+    /// A timestamp: seconds since 1970 as a JSON number, as the AWS JSON protocols send them.
+    mutating func timestamp(_ name: String) throws(WireError) -> Date? {
+        guard let value = take(name) else { return nil }
+        guard case let .number(text) = value else { throw Self.typeError(name, "a timestamp (seconds since 1970)", value) }
+        guard let seconds = Double(text), seconds.isFinite, abs(seconds) < 1e11 else {
+            throw .serialization("Member '\(name)' must be a timestamp in seconds since 1970, not \(text)")
+        }
+        return Date(timeIntervalSince1970: seconds)
+    }
+
     mutating func bool(_ name: String) throws(WireError) -> Bool? {
         guard let value = take(name) else { return nil }
         guard case let .bool(flag) = value else { throw Self.typeError(name, "a boolean", value) }

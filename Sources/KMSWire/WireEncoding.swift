@@ -27,6 +27,8 @@ extension JSONValue {
         members += algorithmLists(encryption: m.encryptionAlgorithms, signing: m.signingAlgorithms, mac: m.macAlgorithms,
                                   keyAgreement: m.keyAgreementAlgorithms)
         members.append(("MultiRegion", .bool(m.multiRegion)))
+        if let model = m.expirationModel { members.append(("ExpirationModel", .string(model.rawValue))) }
+        if let validTo = m.validTo { members.append(("ValidTo", .date(validTo))) }
         return .object(members)
     }
 

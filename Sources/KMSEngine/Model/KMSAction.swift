@@ -23,6 +23,9 @@ public enum KMSAction: String, Sendable, CaseIterable {
     case sign = "kms:Sign", verify = "kms:Verify", getPublicKey = "kms:GetPublicKey"
     case generateDataKeyPair = "kms:GenerateDataKeyPair", generateDataKeyPairWithoutPlaintext = "kms:GenerateDataKeyPairWithoutPlaintext"
     case generateMac = "kms:GenerateMac", verifyMac = "kms:VerifyMac", deriveSharedSecret = "kms:DeriveSharedSecret"
+    // kms: imported key material
+    case getParametersForImport = "kms:GetParametersForImport", importKeyMaterial = "kms:ImportKeyMaterial"
+    case deleteImportedKeyMaterial = "kms:DeleteImportedKeyMaterial"
     // iam: identities (the subset of IAM kmsd serves)
     case iamCreateUser = "iam:CreateUser", iamDeleteUser = "iam:DeleteUser", iamGetUser = "iam:GetUser", iamListUsers = "iam:ListUsers"
     case iamCreateAccessKey = "iam:CreateAccessKey", iamUpdateAccessKey = "iam:UpdateAccessKey"

@@ -19,6 +19,8 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     case sign = "Sign", verify = "Verify", getPublicKey = "GetPublicKey", generateMac = "GenerateMac", verifyMac = "VerifyMac"
     case generateDataKeyPair = "GenerateDataKeyPair", generateDataKeyPairWithoutPlaintext = "GenerateDataKeyPairWithoutPlaintext"
     case deriveSharedSecret = "DeriveSharedSecret"
+    case getParametersForImport = "GetParametersForImport", importKeyMaterial = "ImportKeyMaterial"
+    case deleteImportedKeyMaterial = "DeleteImportedKeyMaterial"
 
     /// The actions a call is authorized as: its own, except ReEncrypt's two (the source key's
     /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted).
@@ -32,9 +34,19 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     /// Whether the operation changes the store (and waits for its fsync).
     public var writes: Bool {
         switch self {
-        case .createKey, .updateKeyDescription, .enableKey, .disableKey, .scheduleKeyDeletion, .cancelKeyDeletion, .createAlias, .updateAlias, .deleteAlias, .tagResource, .untagResource, .enableKeyRotation, .disableKeyRotation, .rotateKeyOnDemand, .putKeyPolicy, .createGrant, .retireGrant, .revokeGrant:
+        case .createKey, .updateKeyDescription, .enableKey, .disableKey, .scheduleKeyDeletion, .cancelKeyDeletion, .createAlias, .updateAlias, .deleteAlias, .tagResource, .untagResource, .enableKeyRotation, .disableKeyRotation, .rotateKeyOnDemand, .putKeyPolicy, .createGrant, .retireGrant, .revokeGrant, .importKeyMaterial, .deleteImportedKeyMaterial:
             return true
         default: return false
+        }
+    }
+
+    /// Whether the server runs it off its event loops: it writes the store (and waits for the
+    /// fsync), or may take long — RSA key generation (a CreateKey, a data key pair, import
+    /// parameters of RSA_4096 take up to a second).
+    public var blocking: Bool {
+        switch self {
+        case .generateDataKeyPair, .generateDataKeyPairWithoutPlaintext, .getParametersForImport: return true
+        default: return writes
         }
     }
 }

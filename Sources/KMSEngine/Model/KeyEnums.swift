@@ -93,3 +93,20 @@ public enum RotationType: String, Sendable, Codable {
     case automatic = "AUTOMATIC"
     case onDemand = "ON_DEMAND"
 }
+
+/// How GetParametersForImport's wrapping key wraps material (AWS's AlgorithmSpec).
+public enum WrappingAlgorithm: String, Sendable, Codable, CaseIterable {
+    case rsaesPKCS1 = "RSAES_PKCS1_V1_5"
+    case rsaesOAEPSHA1 = "RSAES_OAEP_SHA_1", rsaesOAEPSHA256 = "RSAES_OAEP_SHA_256"
+    case rsaAESKeyWrapSHA1 = "RSA_AES_KEY_WRAP_SHA_1", rsaAESKeyWrapSHA256 = "RSA_AES_KEY_WRAP_SHA_256"
+    case sm2PKE = "SM2PKE"
+}
+
+public enum WrappingKeySpec: String, Sendable, Codable, CaseIterable {
+    case rsa2048 = "RSA_2048", rsa3072 = "RSA_3072", rsa4096 = "RSA_4096", sm2 = "SM2"
+}
+
+public enum ExpirationModel: String, Sendable, Codable, CaseIterable {
+    case expires = "KEY_MATERIAL_EXPIRES"
+    case doesNotExpire = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+}

@@ -23,6 +23,9 @@ public struct KeyMetadata: Sendable, Equatable {
     public var macAlgorithms: [MacAlgorithm]
     public var keyAgreementAlgorithms: [KeyAgreementAlgorithm]
     public var multiRegion: Bool
+    /// Imported material: its expiration model, and when it expires.
+    public var expirationModel: ExpirationModel?
+    public var validTo: Date?
 }
 
 /// A tag on a key.

@@ -25,6 +25,12 @@ struct KeyRecord: Codable, Sendable, Equatable {
     var versions: [KeyVersion]
     /// For an AWS-managed key, the service it belongs to (`alias/aws/<service>`).
     var service: String?
+    /// Imported material (origin EXTERNAL): whether and when it expires.
+    var expirationModel: ExpirationModel?
+    var validTo: Date?
+    /// A keyed fingerprint of the material first imported (``KMSEngine/materialFingerprint``):
+    /// a later import must bring the same material, as AWS requires.
+    var materialFingerprint: String?
 
     var arn: String { ARN.key(keyID, account: account, region: region) }
     var currentVersion: KeyVersion? { versions.last }
@@ -38,7 +44,7 @@ struct KeyRecord: Codable, Sendable, Equatable {
             origin: origin, keyManager: manager, keySpec: spec,
             encryptionAlgorithms: spec.encryptionAlgorithms(usage), signingAlgorithms: spec.signingAlgorithms(usage),
             macAlgorithms: spec.macAlgorithms(usage), keyAgreementAlgorithms: spec.keyAgreementAlgorithms(usage),
-            multiRegion: multiRegion)
+            multiRegion: multiRegion, expirationModel: versions.isEmpty ? nil : expirationModel, validTo: versions.isEmpty ? nil : validTo)
     }
 }
 

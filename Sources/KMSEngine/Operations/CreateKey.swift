@@ -17,8 +17,8 @@ public struct CreateKeyRequest: Sendable {
 public struct CreateKeyResponse: Sendable { public var keyMetadata: KeyMetadata }
 
 extension KMSEngine {
-    /// CreateKey: a new customer-managed key of any implemented spec (KeySpecs.swift) with origin
-    /// AWS_KMS, made with fresh material; a symmetric key of origin EXTERNAL starts PendingImport.
+    /// CreateKey: a new customer-managed key of any implemented spec (KeySpecs.swift): origin
+    /// AWS_KMS makes fresh material, origin EXTERNAL starts PendingImport (ImportKeyMaterial).
     public func createKey(_ request: CreateKeyRequest, caller: Caller) throws -> CreateKeyResponse {
         try manage(.createKey, caller) { record, state in
             var conditions = Self.requestTags(request.tags)
@@ -56,9 +56,6 @@ extension KMSEngine {
         guard request.origin == .awsKMS || request.origin == .external else {
             throw KMSError(.unsupportedOperation, "Origin \(request.origin.rawValue) is not supported by this key service")
         }
-        guard request.origin == .awsKMS || request.keySpec.isSymmetric || givenMaterial != nil else {
-            throw KMSError(.unsupportedOperation, "Importing \(request.keySpec.rawValue) key material is not supported by this key service yet")
-        }
         guard !request.multiRegion else {
             throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")
         }
@@ -69,7 +66,7 @@ extension KMSEngine {
         let keyID = givenID ?? UUID().uuidString.lowercased()  // once per CreateKey: the open(2) of Foundation's UUID does not matter here
         precondition(givenMaterial == nil || request.origin == .external, "given material makes an EXTERNAL key")
         let awaitingImport = request.origin == .external && givenMaterial == nil
-        let record = KeyRecord(
+        var record = KeyRecord(
             keyID: keyID, account: caller.account, region: caller.region, description: request.description,
             state: awaitingImport ? .pendingImport : .enabled, usage: request.keyUsage, spec: request.keySpec,
             origin: request.origin, manager: manager, creationDate: now, deletionDate: nil, pendingWindowInDays: nil,
@@ -79,6 +76,8 @@ extension KMSEngine {
         var material: [UInt32: KeyMaterial] = [:]
         if let givenMaterial {
             material[1] = try KeyMaterial(spec: request.keySpec, bytes: givenMaterial)
+            record.materialFingerprint = try materialFingerprint(givenMaterial, keyID: keyID)
+            record.expirationModel = .doesNotExpire
         } else if !awaitingImport {
             material[1] = try KeyMaterial.generate(request.keySpec)
         }

@@ -1,0 +1,59 @@
+import Foundation
+import KMSFSCrypto
+import Testing
+@testable import KMSEngine
+
+/// Imported material over time, under a manual clock: expiry deletes it and the key returns to
+/// PendingImport (ciphertexts wait for the same material), import tokens last 24 hours.
+@Suite struct ImportTests {
+    static func externalKey(_ f: EngineFixture) throws -> String {
+        var request = CreateKeyRequest()
+        request.origin = .external
+        return try f.engine.createKey(request, caller: f.caller).keyMetadata.keyId
+    }
+
+    static func wrapped(_ f: EngineFixture, key: String, material: SecretBytes) throws -> (token: [UInt8], wrapped: [UInt8]) {
+        let parameters = try f.engine.getParametersForImport(keyID: key, wrappingAlgorithm: .rsaesOAEPSHA256, wrappingKeySpec: .rsa2048,
+                                                             caller: f.caller)
+        let wrapping = try AsymmetricKey(publicKeyDER: parameters.publicKey)
+        return (parameters.importToken, try wrapping.encryptOAEP(material, digest: .sha256))
+    }
+
+    @Test func expiredMaterialIsDeletedAndOnlyTheSameComesBack() throws {
+        let f = try EngineFixture()
+        let key = try Self.externalKey(f)
+        let material = try SecretBytes.random(count: 32)
+        var (token, wrapped) = try Self.wrapped(f, key: key, material: material)
+        try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped,
+                                       validTo: f.clock.now().addingTimeInterval(86_400), caller: f.caller)
+        let blob = try f.engine.encrypt(keyID: key, plaintext: SecretBytes(copying: Array("kept".utf8)), caller: f.caller).ciphertextBlob
+        #expect(try f.engine.runScheduledTasks().expired == 0)
+        f.clock.advance(days: 2)
+        #expect(try f.engine.runScheduledTasks().expired == 1)
+        #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyState == .pendingImport)
+        #expect(throws: KMSError.invalidState) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller) }
+        try f.reopen()  // the store agrees: no material, PendingImport
+        #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyState == .pendingImport)
+        (token, wrapped) = try Self.wrapped(f, key: key, material: try SecretBytes.random(count: 32))
+        #expect(throws: KMSError(.incorrectKeyMaterial, "")) {
+            try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped, caller: f.caller)
+        }
+        (token, wrapped) = try Self.wrapped(f, key: key, material: material)
+        try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped, caller: f.caller)
+        #expect(try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller).plaintext == SecretBytes(copying: Array("kept".utf8)))
+        // Material that does not expire is left alone by the scheduler.
+        f.clock.advance(days: 400)
+        #expect(try f.engine.runScheduledTasks().expired == 0)
+    }
+
+    @Test func importTokensExpireAfterADay() throws {
+        let f = try EngineFixture()
+        let key = try Self.externalKey(f)
+        let (token, wrapped) = try Self.wrapped(f, key: key, material: try SecretBytes.random(count: 32))
+        f.clock.advance(days: 1.01)
+        #expect(throws: KMSError(.expiredImportToken, "")) {
+            try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped, caller: f.caller)
+        }
+        #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyState == .pendingImport)
+    }
+}
