@@ -18,6 +18,7 @@ public final class KMSEngine: Sendable {
     let state: Mutex<EngineState>
     let pendingDeletionAlarm = PendingDeletionAlarm()
     let rejectedRequests = RejectedRequests()
+    let lastUsage: LastUsageTracker
     /// Serializes management operations (draft, commit, swap); taken before `state`.
     private let management = Mutex(())
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
@@ -45,6 +46,7 @@ public final class KMSEngine: Sendable {
         self.store = store
         self.rootKey = rootKey
         self.clock = clock
+        lastUsage = LastUsageTracker(startDate: clock.now())
         try Self.checkRootKey(rootKey, store: store)
         let chain = try AuditChain(rootKey: rootKey)
         let upgrading = try !store.recordsAuthenticated()
@@ -201,6 +203,7 @@ public final class KMSEngine: Sendable {
         do {
             let result = try body(&record, snapshot)
             audit.append(record)
+            noteUse(record)
             return result
         } catch {
             throw auditFailure(error, record: &record)

@@ -108,6 +108,7 @@ public struct KMSProtocol: Sendable {
         case .getParametersForImport: return getParametersForImport
         case .importKeyMaterial: return importKeyMaterial
         case .deleteImportedKeyMaterial: return deleteImportedKeyMaterial
+        case .getKeyLastUsage: return getKeyLastUsage
         }
     }
 

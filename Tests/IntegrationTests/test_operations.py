@@ -206,3 +206,18 @@ def test_responses_carry_request_ids(kmsd):
     assert headers["Content-Type"] == "application/x-amz-json-1.1"
     status, body, _ = kmsd.raw("EnableKey", {"KeyId": kmsd.client().create_key()["KeyMetadata"]["KeyId"]})
     assert status == 200 and body == {}
+
+
+def test_key_last_usage_counts_cryptographic_calls_only(kms, key):
+    before = kms.get_key_last_usage(KeyId=key["KeyId"])
+    assert "KeyLastUsage" not in before and before["KeyId"] == key["Arn"]
+    assert before["TrackingStartDate"] <= before["KeyCreationDate"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"used")["CiphertextBlob"]
+    used = kms.get_key_last_usage(KeyId=key["KeyId"])["KeyLastUsage"]
+    assert used["Operation"] == "Encrypt" and used["KmsRequestId"]
+    kms.describe_key(KeyId=key["KeyId"])  # not a use
+    with pytest.raises(ClientError):
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext={"wrong": "context"})  # a failed use is not one
+    assert kms.get_key_last_usage(KeyId=key["KeyId"])["KeyLastUsage"]["Operation"] == "Encrypt"
+    kms.decrypt(CiphertextBlob=blob)
+    assert kms.get_key_last_usage(KeyId=key["KeyId"])["KeyLastUsage"]["Operation"] == "Decrypt"

@@ -26,6 +26,7 @@ public enum KMSAction: String, Sendable, CaseIterable {
     // kms: imported key material
     case getParametersForImport = "kms:GetParametersForImport", importKeyMaterial = "kms:ImportKeyMaterial"
     case deleteImportedKeyMaterial = "kms:DeleteImportedKeyMaterial"
+    case getKeyLastUsage = "kms:GetKeyLastUsage"
     // iam: identities (the subset of IAM kmsd serves)
     case iamCreateUser = "iam:CreateUser", iamDeleteUser = "iam:DeleteUser", iamGetUser = "iam:GetUser", iamListUsers = "iam:ListUsers"
     case iamCreateAccessKey = "iam:CreateAccessKey", iamUpdateAccessKey = "iam:UpdateAccessKey"
@@ -63,7 +64,7 @@ public enum KMSAction: String, Sendable, CaseIterable {
     /// Actions a caller may take on an AWS-managed key without its service: reading it.
     var readsKey: Bool {
         switch self {
-        case .describeKey, .getKeyRotationStatus, .listResourceTags, .listKeyRotations, .getKeyPolicy, .listKeyPolicies,
+        case .describeKey, .getKeyRotationStatus, .listResourceTags, .getKeyLastUsage, .listKeyRotations, .getKeyPolicy, .listKeyPolicies,
              .listAliases, .listGrants:
             return true
         default: return false

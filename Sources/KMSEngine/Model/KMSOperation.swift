@@ -20,7 +20,7 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     case generateDataKeyPair = "GenerateDataKeyPair", generateDataKeyPairWithoutPlaintext = "GenerateDataKeyPairWithoutPlaintext"
     case deriveSharedSecret = "DeriveSharedSecret"
     case getParametersForImport = "GetParametersForImport", importKeyMaterial = "ImportKeyMaterial"
-    case deleteImportedKeyMaterial = "DeleteImportedKeyMaterial"
+    case deleteImportedKeyMaterial = "DeleteImportedKeyMaterial", getKeyLastUsage = "GetKeyLastUsage"
 
     /// The actions a call is authorized as: its own, except ReEncrypt's two (the source key's
     /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted).
