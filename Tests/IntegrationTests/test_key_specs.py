@@ -102,6 +102,17 @@ def test_rsa_oaep_round_trips_with_the_world(kms, spec, limits):
                                           EncryptionContext={"a": "b"})) == "ValidationException"
     assert error_code(lambda: kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")) == "InvalidKeyUsageException"
     assert error_code(lambda: kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256")) == "InvalidKeyUsageException"
+    # ReEncrypt in both directions, the plaintext staying inside.
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+    moved = kms.re_encrypt(CiphertextBlob=outside, SourceKeyId=key["KeyId"], SourceEncryptionAlgorithm="RSAES_OAEP_SHA_256",
+                           DestinationKeyId=symmetric, DestinationEncryptionContext={"to": "aes"})
+    assert moved["SourceEncryptionAlgorithm"] == "RSAES_OAEP_SHA_256" and moved["DestinationEncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
+    assert kms.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"to": "aes"})["Plaintext"] == secret
+    back = kms.re_encrypt(CiphertextBlob=moved["CiphertextBlob"], SourceEncryptionContext={"to": "aes"}, DestinationKeyId=key["KeyId"],
+                          DestinationEncryptionAlgorithm="RSAES_OAEP_SHA_1")["CiphertextBlob"]
+    assert kms.decrypt(KeyId=key["KeyId"], CiphertextBlob=back, EncryptionAlgorithm="RSAES_OAEP_SHA_1")["Plaintext"] == secret
+    assert error_code(lambda: kms.re_encrypt(CiphertextBlob=outside, SourceEncryptionAlgorithm="RSAES_OAEP_SHA_256",
+                                             DestinationKeyId=symmetric)) == "ValidationException"
 
 
 @pytest.mark.parametrize("spec,algorithm,digest", [("HMAC_224", "HMAC_SHA_224", hashlib.sha224), ("HMAC_256", "HMAC_SHA_256", hashlib.sha256),
