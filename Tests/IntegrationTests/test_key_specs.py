@@ -249,3 +249,38 @@ def test_asymmetric_keys_survive_a_restart(own_kmsd):
     with open(own_kmsd.store, "rb") as f:
         store = f.read()
     assert b"BEGIN" not in store
+
+
+def test_the_aws_cli_drives_every_new_operation(kmsd, tmp_path):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key, AWS_DEFAULT_REGION="us-east-1")
+
+    def aws(*arguments):
+        out = subprocess.run(["aws", "--endpoint-url", kmsd.endpoint, "kms", *arguments], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        import json
+        return json.loads(out.stdout)
+
+    (tmp_path / "message").write_bytes(b"by the cli")
+    signer = aws("create-key", "--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    signature = aws("sign", "--key-id", signer, "--message", "fileb://%s" % (tmp_path / "message"),
+                    "--signing-algorithm", "ECDSA_SHA_256")["Signature"]
+    (tmp_path / "signature").write_bytes(base64.b64decode(signature))
+    assert aws("verify", "--key-id", signer, "--message", "fileb://%s" % (tmp_path / "message"), "--signature",
+               "fileb://%s" % (tmp_path / "signature"), "--signing-algorithm", "ECDSA_SHA_256")["SignatureValid"]
+    public = base64.b64decode(aws("get-public-key", "--key-id", signer)["PublicKey"])
+    verify_outside(public, "ECDSA_SHA_256", b"by the cli", base64.b64decode(signature))
+    mac_key = aws("create-key", "--key-spec", "HMAC_512", "--key-usage", "GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    mac = aws("generate-mac", "--key-id", mac_key, "--message", "fileb://%s" % (tmp_path / "message"), "--mac-algorithm", "HMAC_SHA_512")["Mac"]
+    (tmp_path / "mac").write_bytes(base64.b64decode(mac))
+    assert aws("verify-mac", "--key-id", mac_key, "--message", "fileb://%s" % (tmp_path / "message"), "--mac", "fileb://%s" % (tmp_path / "mac"),
+               "--mac-algorithm", "HMAC_SHA_512")["MacValid"]
+    symmetric = aws("create-key")["KeyMetadata"]["KeyId"]
+    pair = aws("generate-data-key-pair", "--key-id", symmetric, "--key-pair-spec", "ECC_NIST_P384")
+    assert serialization.load_der_private_key(base64.b64decode(pair["PrivateKeyPlaintext"]), password=None)
+    agreeing = aws("create-key", "--key-spec", "ECC_NIST_P256", "--key-usage", "KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
+    peer = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "peer.der").write_bytes(peer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    shared = aws("derive-shared-secret", "--key-id", agreeing, "--key-agreement-algorithm", "ECDH", "--public-key",
+                 "fileb://%s" % (tmp_path / "peer.der"))["SharedSecret"]
+    ours = serialization.load_der_public_key(base64.b64decode(aws("get-public-key", "--key-id", agreeing)["PublicKey"]))
+    assert base64.b64decode(shared) == peer.exchange(ec.ECDH(), ours)
