@@ -7,7 +7,7 @@ enum Validate {
         }
     }
 
-    /// A sensitive member's length (a plaintext): AWS names the member but never its value, and
+    /// A sensitive or binary member's length (a plaintext, a blob): AWS names the member but never its value, and
     /// says which bound was crossed.
     static func sensitiveLength(_ count: Int, member: String, _ range: ClosedRange<Int>) throws(KMSError) {
         let bound = count < range.lowerBound ? "greater than or equal to \(range.lowerBound)"

@@ -22,9 +22,7 @@ extension KMSEngine {
     /// The shared first half of Decrypt and ReEncrypt.
     func open(_ bytes: [UInt8], context: EncryptionContext, keyID: String?, algorithm: EncryptionAlgorithm,
               action: KMSAction, caller: Caller, state: EngineState, record: inout AuditRecord) throws -> (LiveKey, SecretBytes) {
-        guard (1...6144).contains(bytes.count) else {
-            throw KMSError.constraint("<blob>", member: "ciphertextBlob", "Member must have length between 1 and 6144")
-        }
+        try Validate.sensitiveLength(bytes.count, member: "ciphertextBlob", 1...6144)
         let extra = ["kms:encryptionalgorithm": [algorithm.rawValue]]
         if algorithm != .symmetricDefault {
             // An RSA ciphertext names no key: the request must.

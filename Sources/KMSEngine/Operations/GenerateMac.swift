@@ -27,9 +27,7 @@ extension KMSEngine {
             let key = try usableKey(keyID, action: .verifyMac, for: caller, extra: ["kms:macalgorithm": [macAlgorithm.rawValue]],
                                     in: state, record: &record)
             let secret = try Self.macKey(key, macAlgorithm, message)
-            guard (1...6144).contains(mac.count) else {
-                throw KMSError.constraint("<blob>", member: "mac", "Member must have length between 1 and 6144")
-            }
+            try Validate.sensitiveLength(mac.count, member: "mac", 1...6144)
             try Self.endDryRun(caller)
             guard ConstantTime.equal(HMAC.mac(macAlgorithm.digest, key: secret, message: message), mac) else {
                 throw KMSError(.kmsInvalidMac, "The MAC is not valid for \(key.record.arn) with \(macAlgorithm.rawValue)")
@@ -46,9 +44,7 @@ extension KMSEngine {
             throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not support the \(algorithm.rawValue) MAC algorithm "
                            + "(it supports \(algorithms.map(\.rawValue).joined(separator: ", ")))")
         }
-        guard (1...4096).contains(message.count) else {
-            throw KMSError.constraint("<sensitive>", member: "message", "Member must have length between 1 and 4096")
-        }
+        try Validate.sensitiveLength(message.count, member: "message", 1...4096)
         guard case let .hmac(secret, _) = try currentMaterial(key) else {
             throw KMSError(.invalidKeyUsage, "\(key.record.arn) is not an HMAC key")
         }

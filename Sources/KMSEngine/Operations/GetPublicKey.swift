@@ -44,9 +44,7 @@ extension KMSEngine {
             let key = try usableKey(keyID, action: .deriveSharedSecret, for: caller,
                                     extra: ["kms:keyagreementalgorithm": [keyAgreementAlgorithm.rawValue]], in: state, record: &record)
             try Self.requireUsage(.keyAgreement, key.record, for: "DeriveSharedSecret")
-            guard (1...8192).contains(publicKey.count) else {
-                throw KMSError.constraint("<blob>", member: "publicKey", "Member must have length between 1 and 8192")
-            }
+            try Validate.sensitiveLength(publicKey.count, member: "publicKey", 1...8192)
             let pair = try Self.keyPair(key)
             guard let peer = try? AsymmetricKey(publicKeyDER: publicKey), peer.kind == pair.kind else {
                 throw KMSError(.validation, "The public key is not a DER SubjectPublicKeyInfo on the curve of \(key.record.arn) (\(key.record.spec.rawValue))")

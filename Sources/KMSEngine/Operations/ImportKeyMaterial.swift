@@ -148,9 +148,7 @@ extension KMSEngine {
     /// it was not wrapped with the token's wrapping key and algorithm.
     static func unwrap(_ wrapped: [UInt8], token: ImportToken) throws -> SecretBytes {
         let invalid = KMSError(.invalidCiphertext, "The encrypted key material does not decrypt with the import parameters (\(token.algorithm.rawValue))")
-        guard (1...6144).contains(wrapped.count) else {
-            throw KMSError.constraint("<blob>", member: "encryptedKeyMaterial", "Member must have length between 1 and 6144")
-        }
+        try Validate.sensitiveLength(wrapped.count, member: "encryptedKeyMaterial", 1...6144)
         let wrapping = try AsymmetricKey(privateKeyDER: token.wrappingKey)
         let digest = token.algorithm.oaepDigest!
         do {

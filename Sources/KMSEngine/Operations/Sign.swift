@@ -35,9 +35,7 @@ extension KMSEngine {
             let key = try usableKey(keyID, action: .verify, for: caller, extra: Self.signingConditions(signingAlgorithm, messageType),
                                     in: state, record: &record)
             let (pair, scheme) = try Self.signer(key, signingAlgorithm, messageType, message)
-            guard (1...6144).contains(signature.count) else {
-                throw KMSError.constraint("<blob>", member: "signature", "Member must have length between 1 and 6144")
-            }
+            try Validate.sensitiveLength(signature.count, member: "signature", 1...6144)
             try Self.endDryRun(caller)
             guard pair.verify(signature, for: message, scheme: scheme, prehashed: messageType == .digest) else {
                 throw KMSError(.kmsInvalidSignature, "The signature is not valid for \(key.record.arn) with \(signingAlgorithm.rawValue)")
@@ -63,9 +61,7 @@ extension KMSEngine {
         guard let scheme = algorithm.scheme else {
             throw KMSError(.unsupportedOperation, "The \(algorithm.rawValue) signing algorithm is not supported by this key service")
         }
-        guard (1...4096).contains(message.count) else {
-            throw KMSError.constraint("<sensitive>", member: "message", "Member must have length between 1 and 4096")
-        }
+        try Validate.sensitiveLength(message.count, member: "message", 1...4096)
         switch type {
         case .raw: break
         case .digest:
