@@ -44,6 +44,39 @@ def templates(key_id, blob):
     ]
 
 
+def key_spec_templates(client):
+    """Valid requests of the asymmetric, HMAC and import operations, to mutate."""
+    b64 = lambda data: base64.b64encode(data).decode()
+    signer = client.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    rsa = client.create_key(KeySpec="RSA_2048", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    mac = client.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    agree = client.create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
+    external = client.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    symmetric = client.create_key()["KeyMetadata"]["KeyId"]
+    signature = client.sign(KeyId=signer, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    mac_value = client.generate_mac(KeyId=mac, Message=b"m", MacAlgorithm="HMAC_SHA_256")["Mac"]
+    rsa_ciphertext = client.encrypt(KeyId=rsa, Plaintext=b"m", EncryptionAlgorithm="RSAES_OAEP_SHA_256")["CiphertextBlob"]
+    peer = client.get_public_key(KeyId=agree)["PublicKey"]
+    parameters = client.get_parameters_for_import(KeyId=external, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    wrapping = serialization.load_der_public_key(parameters["PublicKey"])
+    wrapped = wrapping.encrypt(os.urandom(32), padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+    return [
+        ("Sign", {"KeyId": signer, "Message": b64(b"m"), "SigningAlgorithm": "ECDSA_SHA_256"}),
+        ("Verify", {"KeyId": signer, "Message": b64(b"m"), "Signature": b64(signature), "SigningAlgorithm": "ECDSA_SHA_256"}),
+        ("GetPublicKey", {"KeyId": signer}),
+        ("GenerateMac", {"KeyId": mac, "Message": b64(b"m"), "MacAlgorithm": "HMAC_SHA_256"}),
+        ("VerifyMac", {"KeyId": mac, "Message": b64(b"m"), "Mac": b64(mac_value), "MacAlgorithm": "HMAC_SHA_256"}),
+        ("Decrypt", {"KeyId": rsa, "CiphertextBlob": b64(rsa_ciphertext), "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}),
+        ("GenerateDataKeyPair", {"KeyId": symmetric, "KeyPairSpec": "ECC_NIST_P256"}),
+        ("DeriveSharedSecret", {"KeyId": agree, "KeyAgreementAlgorithm": "ECDH", "PublicKey": b64(peer)}),
+        ("ImportKeyMaterial", {"KeyId": external, "ImportToken": b64(parameters["ImportToken"]),
+                               "EncryptedKeyMaterial": b64(wrapped), "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}),
+        ("GetKeyLastUsage", {"KeyId": signer}),
+    ]
+
+
 def random_value(rng, depth=0):
     kind = rng.randrange(10 if depth < 3 else 7)
     if kind == 0:
@@ -159,7 +192,7 @@ def test_fuzzed_requests_get_4xx_never_5xx_crash_or_hang(kmsd):
     key_id = client.create_key(Description="fuzz")["KeyMetadata"]["KeyId"]
     blob = base64.b64encode(client.encrypt(KeyId=key_id, Plaintext=b"hello",
                                            EncryptionContext={"app": "fuzz", "n": "1"})["CiphertextBlob"]).decode()
-    requests = templates(key_id, blob)
+    requests = templates(key_id, blob) + key_spec_templates(client)
     fuzzer = Fuzzer(kmsd)
     # Unmutated, every template is a valid request: the cases below reach the parser and the
     # operations, not only the signature check.
