@@ -96,6 +96,11 @@ extension KMSEngine {
     func requireUsable(_ key: KeyRecord, record: inout AuditRecord) throws(KMSError) {
         switch key.state {
         case .enabled:
+            // Expired imported material is unusable at once, not at the scheduler's next tick
+            // (which deletes it and makes the key PendingImport).
+            if Self.materialExpired(key, now: clock.now()) {
+                throw KMSError(.invalidState, "\(key.arn) is unusable: its imported key material expired at \(key.validTo!).")
+            }
             return
         case .disabled:
             throw KMSError(.disabled, "\(key.arn) is disabled.")

@@ -32,6 +32,8 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let endpoint: Endpoint
     private let authenticator: RequestAuthenticator
     private let blockingPool: NIOThreadPool
+    /// Key generation's own pool (see ``KMSOperation/slow``).
+    private let slowPool: NIOThreadPool
     private let maximumBodyBytes: Int
     private let serveTestReset: Bool
     /// This connection's guard, told directly when a request is in and when its answer is out
@@ -39,7 +41,9 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let connectionGuard: ConnectionGuard
 
     init(service: KMSProtocol, query: QueryProtocol, endpoint: Endpoint, authenticator: RequestAuthenticator,
-         blockingPool: NIOThreadPool, maximumBodyBytes: Int, serveTestReset: Bool = false, connectionGuard: ConnectionGuard) {
+         blockingPool: NIOThreadPool, slowPool: NIOThreadPool, maximumBodyBytes: Int, serveTestReset: Bool = false,
+         connectionGuard: ConnectionGuard) {
+        self.slowPool = slowPool
         self.connectionGuard = connectionGuard
         self.serveTestReset = serveTestReset
         self.service = service
@@ -91,7 +95,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         // A browser page could POST here across origins; a test harness sends no Origin.
         if serveTestReset, head.method == .POST, head.uri == "/moto-api/reset", !head.headers.contains(name: "origin") {
             let engine = service.engine
-            return run(context: context, writes: true, requestID: requestID, keepAlive: keepAlive) {
+            return run(context: context, placement: .writes, requestID: requestID, keepAlive: keepAlive) {
                 do {
                     try engine.removeAllKeys()
                     return (200, Array("{}".utf8), KMSProtocol.contentType)
@@ -121,7 +125,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
         }
         let service = self.service
-        run(context: context, writes: KMSProtocol.blocking(operation), requestID: requestID, keepAlive: keepAlive) {
+        run(context: context, placement: KMSProtocol.placement(operation), requestID: requestID, keepAlive: keepAlive) {
             let response = service.handle(target: target, body: bytes, caller: caller)
             return (response.status, response.body, KMSProtocol.contentType)
         }
@@ -145,7 +149,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                          requestID: requestID, keepAlive: keepAlive)
         }
         let query = self.query
-        run(context: context, writes: route.writes, requestID: requestID, keepAlive: keepAlive) {
+        run(context: context, placement: route.writes ? .writes : .eventLoop, requestID: requestID, keepAlive: keepAlive) {
             let response = query.handle(body: body, caller: caller)
             return (response.status, response.body, QueryProtocol.contentType)
         }
@@ -153,14 +157,18 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Runs an authenticated request: on the event loop when it only reads memory, on the
     /// blocking pool when it writes the store (an fsync must not stall the loop's other connections).
-    private func run(context: ChannelHandlerContext, writes: Bool, requestID: String, keepAlive: Bool,
+    private func run(context: ChannelHandlerContext, placement: KMSProtocol.Placement, requestID: String, keepAlive: Bool,
                      _ work: @escaping @Sendable () -> (Int, [UInt8], String)) {
-        guard writes else {
+        let pool: NIOThreadPool
+        switch placement {
+        case .eventLoop:
             let (status, body, type) = work()
             return write(context: context, status: status, body: body, contentType: type, requestID: requestID, keepAlive: keepAlive)
+        case .writes: pool = blockingPool
+        case .slow: pool = slowPool
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        blockingPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
+        pool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
             let (handler, context) = loopBound.value
             let (status, body, type) = (try? result.get())
                 ?? (500, KMSProtocol.errorResponse(WireError(type: .internalError, message: "the server is shutting down", status: 500)).body,

@@ -13,6 +13,7 @@ public final class KMSServer: Sendable {
     public let configuration: ServerConfiguration
     private let group: MultiThreadedEventLoopGroup
     private let blockingPool: NIOThreadPool
+    private let slowPool: NIOThreadPool
     private let channels: [any Channel]
 
     /// The addresses actually bound, in the order of the configured listeners.
@@ -33,6 +34,9 @@ public final class KMSServer: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
+        // One thread for key generation: at most one core of two spent on it, whoever asks.
+        let slow = NIOThreadPool(numberOfThreads: 1)
+        slow.start()
         let service = KMSProtocol(engine: engine)
         let query = QueryProtocol(engine: engine)
         let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds,
@@ -58,7 +62,7 @@ public final class KMSServer: Sendable {
                         try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(
                             KMSHTTPHandler(service: service, query: query, endpoint: endpoint, authenticator: authenticator,
-                                           blockingPool: pool, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset,
+                                           blockingPool: pool, slowPool: slow, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset,
                                            connectionGuard: connectionGuard))
                     }
                 }
@@ -88,11 +92,13 @@ public final class KMSServer: Sendable {
         } catch {
             for channel in bound { try? channel.close().wait() }
             try? pool.syncShutdownGracefully()
+            try? slow.syncShutdownGracefully()
             try? group.syncShutdownGracefully()
             throw error
         }
         self.group = group
         self.blockingPool = pool
+        self.slowPool = slow
         self.channels = bound
     }
 
@@ -113,6 +119,7 @@ public final class KMSServer: Sendable {
     public func shutdown() {
         for channel in channels { try? channel.close().wait() }
         try? blockingPool.syncShutdownGracefully()
+        try? slowPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         for case let .unix(path, _) in configuration.listeners { unlink(path) }
         try? engine.flushAudit()

@@ -56,7 +56,7 @@ public struct KMSProtocol: Sendable {
         let operation: KMSOperation
         let handler: Operation
         var name: String { operation.rawValue }
-        var blocking: Bool { operation.blocking }
+        var placement: Placement { operation.writes ? .writes : operation.slow ? .slow : .eventLoop }
     }
 
     /// Each operation's handler: a switch, so that an operation the engine declares and the
@@ -117,6 +117,9 @@ public struct KMSProtocol: Sendable {
         ($0.rawValue, OperationSpec(operation: $0, handler: handler($0)))
     })
 
-    /// Whether `name` writes the store or may take long (the server runs it off the event loop).
-    public static func blocking(_ name: String) -> Bool { operations[name]?.blocking ?? false }
+    /// Where the server runs `name`: on the event loop (memory only), on the pool of writes (it
+    /// waits for the store's fsync), or on the pool of slow work (key generation).
+    public enum Placement: Sendable { case eventLoop, writes, slow }
+
+    public static func placement(_ name: String) -> Placement { operations[name]?.placement ?? .eventLoop }
 }

@@ -92,7 +92,7 @@ struct AdminCommand: ParsableCommand {
                 """)
         @OptionGroup var storeOptions: StoreOptions
         func run() throws {
-            guard try AdminSocket.send(.listAccounts, to: storeOptions.adminSocketPath) == nil else {
+            guard try AdminSocket.send(.listAccounts, to: storeOptions.adminSocketPath, storeOwner: storeOptions.storeOwner) == nil else {
                 throw CommandFailure("kmsd is serving this store, so its audit trail is anchored already")
             }
             let engine = try storeOptions.openEngine(createAnchor: true)

@@ -32,6 +32,12 @@ final class AdminSocket: @unchecked Sendable {
         }
         self.path = path
         self.engine = engine
+        let directory = (path as NSString).deletingLastPathComponent
+        var info = stat()
+        if stat(directory.isEmpty ? "." : directory, &info) == 0, info.st_mode & 0o022 != 0 {
+            print("kmsd: WARNING: the admin socket's directory \(directory) is writable by others, who could put a socket of "
+                  + "their own in its place; keep the store (or --admin-socket) in a directory only kmsd's user can write")
+        }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw CommandFailure("cannot make the admin socket: \(String(cString: strerror(errno)))") }
         do {
@@ -172,8 +178,10 @@ final class AdminSocket: @unchecked Sendable {
     }
 
     /// Sends `request` to the kmsd serving at `path` and returns its answer, or nil if none
-    /// serves there (no socket, or one left by a kmsd that has stopped).
-    static func send(_ request: AdminRequest, to path: String) throws -> AdminAnswer? {
+    /// serves there (no socket, or one left by a kmsd that has stopped). The server must be
+    /// root or the owner of the store (`storeOwner`): a socket planted by anyone else — in a
+    /// directory others can write — gets no request, and with it no secret.
+    static func send(_ request: AdminRequest, to path: String, storeOwner: uid_t?) throws -> AdminAnswer? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -189,6 +197,11 @@ final class AdminSocket: @unchecked Sendable {
         guard connected == 0 else {
             if errno == ENOENT || errno == ECONNREFUSED { return nil }
             throw CommandFailure("cannot reach kmsd's admin socket \(path): \(String(cString: strerror(errno)))")
+        }
+        var pid: Int32 = 0, uid: UInt32 = 0
+        guard CLinux_peer_credentials(fd, &pid, &uid) == 0, uid == 0 || uid == storeOwner else {
+            throw CommandFailure("the admin socket \(path) is served by user \(uid) (process \(pid)), neither root nor the store's owner: "
+                                 + "not sending it anything (a socket planted beside the store?)")
         }
         var bytes = Array(try JSONEncoder().encode(request))
         defer { bytes.withUnsafeMutableBytes(SecretBytes.wipe) }

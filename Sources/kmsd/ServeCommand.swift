@@ -103,9 +103,18 @@ struct ServeCommand: ParsableCommand {
         let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)
         if let seed = seed ?? file?.seed { print(try engine.applySeed(from: seed)) }
         // Dev mode's store is its own and short-lived: nobody administers it from outside.
-        let admin = dev == nil ? try AdminSocket(path: storeOptions.adminSocketPath, engine: engine) : nil
+        // Without its admin socket kmsd still serves (a directory it cannot bind in, a socket
+        // planted by another user): `kmsd admin` then needs kmsd stopped.
+        var admin: AdminSocket?
+        if dev == nil {
+            do {
+                admin = try AdminSocket(path: storeOptions.adminSocketPath, engine: engine)
+                print("kmsd: admin socket \(storeOptions.adminSocketPath)")
+            } catch {
+                print("kmsd: WARNING: no admin socket (\(error)); `kmsd admin` works only while kmsd is stopped")
+            }
+        }
         defer { admin?.stop() }
-        if let admin { print("kmsd: admin socket \(admin.path)") }
         engine.onPendingDeletionUse { use in
             print("kmsd: WARNING: \(use.operation) by \(use.principal) used \(use.keyARN), which is pending deletion "
                   + "(use #\(use.count) since start; cancel the deletion if the key is still needed)")

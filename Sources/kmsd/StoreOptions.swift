@@ -65,7 +65,7 @@ struct StoreOptions: ParsableArguments {
     /// Runs an admin command: through the running kmsd's admin socket if one serves this store,
     /// else on the store itself (which then needs the root key).
     func runAdmin(_ request: AdminRequest) throws -> String {
-        if let answer = try AdminSocket.send(request, to: adminSocketPath) {
+        if let answer = try AdminSocket.send(request, to: adminSocketPath, storeOwner: storeOwner) {
             if let error = answer.error { throw CommandFailure(error) }
             return answer.output ?? ""
         }
@@ -73,6 +73,12 @@ struct StoreOptions: ParsableArguments {
         let output = try request.perform(on: engine)
         try engine.flushAudit()
         return output
+    }
+
+    /// The user who owns the store file, if it exists: the user kmsd runs as.
+    var storeOwner: uid_t? {
+        var info = stat()
+        return stat(store, &info) == 0 ? info.st_uid : nil
     }
 
     func openEngine(scheduler: Bool = false, createAnchor: Bool = false) throws -> KMSEngine {

@@ -121,3 +121,68 @@ def test_a_socket_left_by_a_killed_kmsd_does_not_stop_the_next(tmp_path):
             restarted.wait(timeout=30)
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_admin_sends_nothing_to_a_socket_another_user_planted():
+    """A store in a directory others can write (sticky, like /tmp): another user's socket at the
+    admin path gets no request — a given secret never reaches it — and kmsd still starts."""
+    import pathlib
+    import shutil
+    import tempfile
+    import time
+    top = tempfile.mkdtemp(prefix="kmsd-planted-")  # in /tmp: every parent is open to the other user
+    try:
+        os.chmod(top, 0o755)
+        shared = pathlib.Path(top) / "shared"
+        shared.mkdir()
+        os.chmod(shared, 0o1777)
+        planted_socket(shared)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def planted_socket(shared):
+    import time
+    store = str(shared / "keys.sqlite")
+    subprocess.run([KMSD, "init", "--store", store, "--account", "111122223333"], check=True, capture_output=True)
+    log = shared / "planted.log"
+    planted = subprocess.Popen(["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups", "python3", "-c", """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+while True:
+    c, _ = s.accept()
+    data = c.recv(65536)
+    open(sys.argv[2], "ab").write(data)
+    c.sendall(b'{"output": "revoked"}')
+    c.close()
+""", store + ".admin.sock", str(log)])
+    try:
+        for _ in range(100):
+            if os.path.exists(store + ".admin.sock"):
+                break
+            time.sleep(0.05)
+        secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYPLANTEDKEY"
+        attempt = subprocess.run([KMSD, "admin", "create-access-key", "--store", store, "--account", "111122223333",
+                                  "--access-key-id", "AKIAIOSFODNN7PLANTED", "--secret-access-key", secret],
+                                 capture_output=True, text=True, timeout=60)
+        assert attempt.returncode != 0 and "neither root nor the store's owner" in attempt.stderr, attempt.stdout + attempt.stderr
+        assert not log.exists() or secret.encode() not in log.read_bytes()
+        # kmsd starts anyway (without its admin socket, and says so).
+        server = subprocess.Popen([KMSD, "serve", "--store", store, "--listen", "tcp://127.0.0.1:0"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            output = ""
+            for line in server.stdout:
+                output += line
+                if "kmsd: ready" in line:
+                    break
+            assert server.poll() is None and "writable by others" in output, output
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        planted.kill()
+        planted.wait()

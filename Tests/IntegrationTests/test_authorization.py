@@ -182,6 +182,17 @@ def test_a_deleted_user_made_again_does_not_inherit_the_key_policy(server):
                                                                        RoleSessionName="again")) == "AccessDenied"
     # The policy as shown is a policy kmsd accepts back.
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(shown))
+    # An ARN spelled with JSON escapes (`user\/erin`, as several JSON writers write it) is retired too.
+    erin = new_user(server, "erin")
+    escaped = json.dumps(dict(policy, Statement=[policy["Statement"][0], dict(policy["Statement"][1], Principal={"AWS": "arn:aws:iam::%s:user/erin" % ACCOUNT})]))
+    escaped = escaped.replace("user/erin", "user\\/erin")
+    assert "user\\/erin" in escaped
+    second = kms.create_key(Policy=escaped)["KeyMetadata"]["Arn"]
+    assert client(server, "kms", erin).describe_key(KeyId=second)["KeyMetadata"]["Arn"] == second
+    iam.delete_access_key(UserName="erin", AccessKeyId=erin[0])
+    iam.delete_user(UserName="erin")
+    erin_again = new_user(server, "erin")
+    assert error_code(lambda: client(server, "kms", erin_again).describe_key(KeyId=second)) == "AccessDeniedException"
 
 
 def test_cross_account_keys_and_grants(server):

@@ -29,6 +29,8 @@ import Testing
         let blob = try f.engine.encrypt(keyID: key, plaintext: SecretBytes(copying: Array("kept".utf8)), caller: f.caller).ciphertextBlob
         #expect(try f.engine.runScheduledTasks().expired == 0)
         f.clock.advance(days: 2)
+        // Unusable at once, before the scheduler has deleted it.
+        #expect(throws: KMSError.invalidState) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller) }
         #expect(try f.engine.runScheduledTasks().expired == 1)
         #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyState == .pendingImport)
         #expect(throws: KMSError.invalidState) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller) }

@@ -8,6 +8,10 @@ import Testing
 @Suite struct StateDigestTests {
     enum Edit: CaseIterable {
         case revokedGrantPutBack, revokedGrantPutBackWithItsDigest, deletedAccessKeyPutBack, aliasDeleted, digestDeleted
+        /// The table rebuilt without its primary key and the old row put in twice (an XOR digest
+        /// would not see two copies of one row).
+        case revokedGrantPutBackTwiceInATableWithoutItsKey
+        case triggerPlanted
     }
 
     /// A store with a grant and an access key that were removed through the engine; returns the
@@ -57,8 +61,19 @@ import Testing
         case .digestDeleted:
             _ = try database.query("DELETE FROM meta WHERE name = 'state_digest'")
             expected = "evidence of it is gone"
+        case .revokedGrantPutBackTwiceInATableWithoutItsKey:
+            try database.execute("""
+                CREATE TABLE g2(grant_id TEXT, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
+                INSERT INTO g2 SELECT * FROM grants; DROP TABLE grants; ALTER TABLE g2 RENAME TO grants;
+                """)
+            for _ in 0..<2 { _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant) }
+            expected = "no longer has its primary key"
+        case .triggerPlanted:
+            try database.execute("CREATE TRIGGER keep AFTER DELETE ON grants BEGIN SELECT 1; END")
+            expected = "that kmsd never makes"
         }
-        #expect(try database.query("SELECT changes()").first?.first == .integer(1), "the edit changed nothing")
+        #expect(try database.query("SELECT changes()").first?.first == .integer(1)
+                || [Edit.revokedGrantPutBackTwiceInATableWithoutItsKey, .triggerPlanted].contains(edit), "the edit changed nothing")
         withExtendedLifetime(database) {}
         do {
             try f.reopen()

@@ -6,9 +6,10 @@ import KMSJSON
 /// policy shows, as AWS's does, that it names someone who no longer exists.
 enum PrincipalRetirement {
     /// `policy` with every `Principal`/`NotPrincipal` entry equal to `arn` replaced by `uniqueID`,
-    /// or nil if it names `arn` nowhere (or is not JSON: left as it is).
+    /// or nil if it names `arn` nowhere (or is not JSON: left as it is). Compared on the parsed
+    /// strings, not the text: JSON may spell the ARN with escapes (`user\/alice`).
     static func retiring(_ arn: String, as uniqueID: String, in policy: String) -> String? {
-        guard policy.contains(arn), case let .object(members)? = try? JSONParser.parse(Array(policy.utf8)) else { return nil }
+        guard case let .object(members)? = try? JSONParser.parse(Array(policy.utf8)) else { return nil }
         var changed = false
         func principal(_ value: JSONValue) -> JSONValue {
             switch value {

@@ -40,13 +40,13 @@ public enum KMSOperation: String, CaseIterable, Sendable {
         }
     }
 
-    /// Whether the server runs it off its event loops: it writes the store (and waits for the
-    /// fsync), or may take long — RSA key generation (a CreateKey, a data key pair, import
-    /// parameters of RSA_4096 take up to a second).
-    public var blocking: Bool {
+    /// Whether it may take long without writing: RSA key generation (a data key pair, import
+    /// parameters; RSA_4096 takes up to a second). The server runs these on a pool of their
+    /// own, so that they cannot hold up the writes — a DisableKey, a RevokeGrant — behind them.
+    public var slow: Bool {
         switch self {
         case .generateDataKeyPair, .generateDataKeyPairWithoutPlaintext, .getParametersForImport: return true
-        default: return writes
+        default: return false
         }
     }
 }

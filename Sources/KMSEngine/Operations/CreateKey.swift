@@ -20,15 +20,22 @@ extension KMSEngine {
     /// CreateKey: a new customer-managed key of any implemented spec (KeySpecs.swift): origin
     /// AWS_KMS makes fresh material, origin EXTERNAL starts PendingImport (ImportKeyMaterial).
     public func createKey(_ request: CreateKeyRequest, caller: Caller) throws -> CreateKeyResponse {
-        try manage(.createKey, caller) { record, state in
-            var conditions = Self.requestTags(request.tags)
-            conditions["kms:keyspec"] = [request.keySpec.rawValue]
-            conditions["kms:keyusage"] = [request.keyUsage.rawValue]
-            conditions["kms:keyorigin"] = [request.origin.rawValue]
-            conditions["kms:multiregion"] = [String(request.multiRegion)]
-            conditions["kms:bypasspolicylockoutsafetycheck"] = [String(request.bypassPolicyLockoutSafetyCheck)]
+        var conditions = Self.requestTags(request.tags)
+        conditions["kms:keyspec"] = [request.keySpec.rawValue]
+        conditions["kms:keyusage"] = [request.keyUsage.rawValue]
+        conditions["kms:keyorigin"] = [request.origin.rawValue]
+        conditions["kms:multiregion"] = [String(request.multiRegion)]
+        conditions["kms:bypasspolicylockoutsafetycheck"] = [String(request.bypassPolicyLockoutSafetyCheck)]
+        // A key pair (an RSA_4096 one takes up to a second) is made before the management lock,
+        // which every change waits for — and only for a caller the decision would let in.
+        var prepared: KeyMaterial?
+        if request.origin == .awsKMS, request.keySpec.asymmetricKind != nil, request.keySpec.usages.contains(request.keyUsage),
+           decide(.createKey, caller, target: .account(caller.account), extra: conditions, in: state.withLock { $0 }).allowed {
+            prepared = try KeyMaterial.generate(request.keySpec)
+        }
+        return try manage(.createKey, caller) { record, state in
             try authorizeAccount(.createKey, caller, extra: conditions, in: state, record: &record)
-            let key = try makeKey(request, caller: caller, manager: .customer, service: nil)
+            let key = try makeKey(request, caller: caller, manager: .customer, service: nil, generated: prepared)
             record.keyARN = key.record.arn
             if request.policy != nil {
                 try checkKeyPolicy(key, caller: caller, bypassLockoutCheck: request.bypassPolicyLockoutSafetyCheck, in: state)
@@ -41,7 +48,7 @@ extension KMSEngine {
     /// Builds a new key (record and material) from a request, after validating it. Seeding
     /// gives the key ID and, for an EXTERNAL key, the material (enabled at once, as after an import).
     func makeKey(_ request: CreateKeyRequest, caller: Caller, manager: KeyManager, service: String?,
-                 keyID givenID: String? = nil, material givenMaterial: SecretBytes? = nil) throws -> LiveKey {
+                 keyID givenID: String? = nil, material givenMaterial: SecretBytes? = nil, generated: KeyMaterial? = nil) throws -> LiveKey {
         try Validate.length(request.description, "description", 0...8192)
         try Validate.tags(request.tags)
         guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
@@ -79,7 +86,7 @@ extension KMSEngine {
             record.materialFingerprint = try materialFingerprint(givenMaterial, keyID: keyID)
             record.expirationModel = .doesNotExpire
         } else if !awaitingImport {
-            material[1] = try KeyMaterial.generate(request.keySpec)
+            material[1] = try generated ?? KeyMaterial.generate(request.keySpec)
         }
         return LiveKey(record: record, material: material, policy: policy)
     }

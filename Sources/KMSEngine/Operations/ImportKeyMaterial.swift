@@ -180,10 +180,12 @@ extension KMSEngine {
         return try KeyMaterial(spec: spec, bytes: material)
     }
 
-    /// A fingerprint of imported material that says nothing of it without the root key.
+    /// A fingerprint of imported material that says nothing of it without the root key:
+    /// `HMAC(k, key ID ‖ 0 ‖ HMAC(k, material))`, the material MAC'ed where it lies (no copy).
     func materialFingerprint(_ material: SecretBytes, keyID: String) throws -> String {
         let key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd imported material fingerprint 1".utf8), outputByteCount: 32)
-        return material.withUnsafeBytes { bytes in hex(HMAC.sha256(key: key, message: Array(keyID.utf8) + [0] + Array(bytes))) }
+        let inner = material.withUnsafeBytes { bytes in HMAC.sha256(key: key, message: bytes) }
+        return hex(HMAC.sha256(key: key, message: Array(keyID.utf8) + [0] + inner))
     }
 }
 
@@ -205,7 +207,10 @@ struct ImportToken {
 
     /// `u8 len ‖ key ID ‖ u8 len ‖ algorithm ‖ i64 valid-to (s) ‖ PKCS#8 DER`, sealed.
     func sealed(with rootKey: RootKey) throws -> [UInt8] {
-        var plain = [UInt8(keyID.utf8.count)] + Array(keyID.utf8) + [UInt8(algorithm.rawValue.utf8.count)] + Array(algorithm.rawValue.utf8)
+        // Sized once: no reallocation leaves a copy of the wrapping key behind before the wipe.
+        var plain: [UInt8] = []
+        plain.reserveCapacity(2 + keyID.utf8.count + algorithm.rawValue.utf8.count + 8 + wrappingKey.count)
+        plain += [UInt8(keyID.utf8.count)] + Array(keyID.utf8) + [UInt8(algorithm.rawValue.utf8.count)] + Array(algorithm.rawValue.utf8)
         withUnsafeBytes(of: Int64(validTo.timeIntervalSince1970).bigEndian) { plain += $0 }
         wrappingKey.withUnsafeBytes { plain += $0 }
         return try rootKey.seal(SecretBytes(wiping: &plain), label: Self.label, version: 0)

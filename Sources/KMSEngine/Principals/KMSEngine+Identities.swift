@@ -72,8 +72,13 @@ extension KMSEngine {
             // Policies naming it now name its unique ID (PrincipalRetirement): key policies in any
             // account, and the trust policies of roles.
             let uniqueID = identity.record.id
-            for (keyID, key) in state.keys {
+            for (keyID, key) in state.keys where key.record.manager == .customer {
                 guard let policy = PrincipalRetirement.retiring(arn, as: uniqueID, in: key.record.policy) else { continue }
+                // The rewritten policy must still parse: one that did not would fall back to the
+                // default policy, which grants the account more, not less.
+                guard (try? Policy(json: Array(policy.utf8), kind: .resource)) != nil else {
+                    throw KMSError(.internalError, "retiring \(arn) in the policy of \(key.record.arn) would leave it unreadable")
+                }
                 let updated = key.with { $0.policy = policy }
                 state.keys[keyID] = updated
                 changes.append(.putKey(updated.record))

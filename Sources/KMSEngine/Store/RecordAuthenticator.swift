@@ -21,8 +21,8 @@ struct RecordAuthenticator: Sendable {
         self.rootKey = rootKey
     }
 
-    /// One record's share of the state digest: the digest is the XOR of every authenticated
-    /// record's element, so a change updates it in constant time.
+    /// One record's share of the state digest: the digest is the sum (mod 2^256) of every
+    /// authenticated record's element, so a change updates it in constant time.
     func element(table: String, mac: [UInt8]) -> [UInt8] {
         HMAC.sha256(key: elementKey, message: Array(table.utf8) + [0] + mac)
     }

@@ -42,6 +42,10 @@ final class SQLiteDatabase {
         self.handle = handle
         self.path = path
         sqlite3_busy_timeout(handle, 5000)
+        // A store file may have been written by someone else: nothing in its schema (a trigger,
+        // a view's function) runs with kmsd's trust.
+        _ = CSQLite_defensive(handle)
+        try execute("PRAGMA trusted_schema=OFF")
         if readOnly { return }
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA synchronous=FULL")

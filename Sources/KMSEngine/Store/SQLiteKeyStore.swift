@@ -17,7 +17,7 @@ import Synchronization
 /// ```
 /// keys, aliases, accounts, access_keys, grants and identities also carry `mac`: ``RecordAuthenticator``'s MAC over
 /// the table and every column the engine reads, checked at every load. `meta.state_digest` holds,
-/// sealed, the XOR of a keyed hash of every such MAC and the audit sequence it was written at,
+/// sealed, the sum (mod 2^256) of a keyed hash of every such MAC and the audit sequence it was written at,
 /// rewritten in every transaction: a row deleted, or an older row put back, changes the set and
 /// no longer matches it; an older digest put back with it names an audit head the trail has passed.
 final class SQLiteKeyStore: KeyStore {
@@ -149,7 +149,7 @@ final class SQLiteKeyStore: KeyStore {
         var digest = [UInt8](repeating: 0, count: 32)
         for (table, _) in Self.authenticated {
             for row in try db.query("SELECT mac FROM \(table)") {
-                Self.xor(&digest, authenticator.element(table: table, mac: row[0].blob ?? []))
+                Self.add(authenticator.element(table: table, mac: row[0].blob ?? []), to: &digest)
             }
         }
         let head = try db.query("SELECT MAX(seq) FROM audit").first?.first?.integer ?? 0
@@ -169,13 +169,54 @@ final class SQLiteKeyStore: KeyStore {
         return true
     }
 
-    static func xor(_ digest: inout [UInt8], _ element: [UInt8]) {
-        for index in digest.indices { digest[index] ^= element[index] }
+    /// Adds `element` to `digest` modulo 2^256 (big-endian). A sum, not an XOR: the same row
+    /// twice counts twice (an XOR of two copies would cancel, and let an old row in twice).
+    static func add(_ element: [UInt8], to digest: inout [UInt8]) {
+        var carry: UInt16 = 0
+        for index in digest.indices.reversed() {
+            let sum = UInt16(digest[index]) + UInt16(element[index]) + carry
+            digest[index] = UInt8(truncatingIfNeeded: sum)
+            carry = sum >> 8
+        }
+    }
+
+    /// Subtracts `element` from `digest` modulo 2^256.
+    static func subtract(_ element: [UInt8], from digest: inout [UInt8]) {
+        var borrow: Int16 = 0
+        for index in digest.indices.reversed() {
+            var difference = Int16(digest[index]) - Int16(element[index]) - borrow
+            borrow = difference < 0 ? 1 : 0
+            if difference < 0 { difference += 256 }
+            digest[index] = UInt8(difference)
+        }
+    }
+
+    /// The primary key of each authenticated table, as kmsd creates it.
+    static let primaryKeys: [String: [String]] = [
+        "keys": ["key_id"], "aliases": ["account", "region", "alias_name"], "accounts": ["account_id"],
+        "access_keys": ["access_key_id"], "grants": ["grant_id"], "identities": ["arn"],
+    ]
+
+    /// Refuses a schema kmsd did not make: triggers or views (which could act on kmsd's own
+    /// writes), or an authenticated table rebuilt without its primary key (which would let one
+    /// record appear twice).
+    private func verifySchema(_ db: SQLiteDatabase) throws {
+        if let planted = try db.query("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1").first {
+            throw StoreError("the store holds a \(planted[0].text ?? "?") \(planted[1].text ?? "?") that kmsd never makes: it was edited outside kmsd; refusing to open it")
+        }
+        for (table, key) in Self.primaryKeys {
+            let columns = try db.query("PRAGMA table_info(\(table))")
+            let primary = columns.filter { ($0[5].integer ?? 0) > 0 }.sorted { ($0[5].integer ?? 0) < ($1[5].integer ?? 0) }.compactMap { $0[1].text }
+            guard primary == key else {
+                throw StoreError("the table \(table) no longer has its primary key (\(key.joined(separator: ", "))): the store was edited outside kmsd; refusing to open it")
+            }
+        }
     }
 
     func load() throws -> StoreContents {
         let decoder = JSONDecoder()
         return try database.withLock { db in
+            try verifySchema(db)
             try verifyRecords(db)
             let digested = try verifyState(db)
             let keys = try db.query("SELECT record FROM keys").map { row in
@@ -220,13 +261,13 @@ final class SQLiteKeyStore: KeyStore {
             func remove(_ table: String, _ sql: String, _ parameters: [SQLiteDatabase.Value]) throws {
                 guard state != nil, let authenticator else { return }
                 for row in try db.query("SELECT mac FROM \(table) WHERE " + sql, parameters) {
-                    Self.xor(&state!.digest, authenticator.element(table: table, mac: row[0].blob ?? []))
+                    Self.subtract(authenticator.element(table: table, mac: row[0].blob ?? []), from: &state!.digest)
                 }
             }
             /// Puts a new row's MAC into the digest.
             func add(_ table: String, _ mac: SQLiteDatabase.Value) {
                 guard state != nil, let authenticator, let mac = mac.blob else { return }
-                Self.xor(&state!.digest, authenticator.element(table: table, mac: mac))
+                Self.add(authenticator.element(table: table, mac: mac), to: &state!.digest)
             }
             try db.transaction {
                 for change in changes {
