@@ -50,7 +50,9 @@ extension KMSEngine {
             throw KMSError(.validation, "An encryption context is not supported with asymmetric keys (\(key.record.arn))")
         }
         let pair = try Self.keyPair(key)
-        let digest = algorithm.oaepDigest!
+        guard let digest = algorithm.oaepDigest else {
+            throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not encrypt with \(algorithm.rawValue)")
+        }
         let limit = Self.oaepPlaintextLimit(pair, digest)
         guard plaintext.count <= limit else {
             throw KMSError(.validation, "Plaintext is \(plaintext.count) bytes; \(key.record.spec.rawValue) with \(algorithm.rawValue) takes at most \(limit)")
@@ -64,8 +66,11 @@ extension KMSEngine {
         guard context.isEmpty else {
             throw KMSError(.validation, "An encryption context is not supported with asymmetric keys (\(key.record.arn))")
         }
+        guard let digest = algorithm.oaepDigest else {
+            throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not decrypt with \(algorithm.rawValue)")
+        }
         do {
-            return try Self.keyPair(key).decryptOAEP(ciphertext, digest: algorithm.oaepDigest!)
+            return try Self.keyPair(key).decryptOAEP(ciphertext, digest: digest)
         } catch CryptoError.authenticationFailure {
             throw KMSError(.invalidCiphertext, "The ciphertext is invalid for \(key.record.arn) with \(algorithm.rawValue)")
         }

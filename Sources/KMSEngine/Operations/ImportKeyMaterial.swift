@@ -150,7 +150,7 @@ extension KMSEngine {
         let invalid = KMSError(.invalidCiphertext, "The encrypted key material does not decrypt with the import parameters (\(token.algorithm.rawValue))")
         try Validate.sensitiveLength(wrapped.count, member: "encryptedKeyMaterial", 1...6144)
         let wrapping = try AsymmetricKey(privateKeyDER: token.wrappingKey)
-        let digest = token.algorithm.oaepDigest!
+        guard let digest = token.algorithm.oaepDigest else { throw invalid }
         do {
             switch token.algorithm {
             case .rsaesOAEPSHA1, .rsaesOAEPSHA256:
