@@ -18,6 +18,7 @@ public struct AWSErrorCode: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let invalidImportToken = AWSErrorCode(rawValue: "InvalidImportTokenException")
     public static let expiredImportToken = AWSErrorCode(rawValue: "ExpiredImportTokenException")
     public static let incorrectKeyMaterial = AWSErrorCode(rawValue: "IncorrectKeyMaterialException")
+    public static let customKeyStoreNotFound = AWSErrorCode(rawValue: "CustomKeyStoreNotFoundException")
     public static let validation = AWSErrorCode(rawValue: "ValidationException")
     public static let alreadyExists = AWSErrorCode(rawValue: "AlreadyExistsException")
     public static let invalidAliasName = AWSErrorCode(rawValue: "InvalidAliasNameException")

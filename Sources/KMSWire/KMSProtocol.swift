@@ -109,6 +109,11 @@ public struct KMSProtocol: Sendable {
         case .importKeyMaterial: return importKeyMaterial
         case .deleteImportedKeyMaterial: return deleteImportedKeyMaterial
         case .getKeyLastUsage: return getKeyLastUsage
+        case .createCustomKeyStore: return createCustomKeyStore
+        case .describeCustomKeyStores: return describeCustomKeyStores
+        case .connectCustomKeyStore, .disconnectCustomKeyStore, .updateCustomKeyStore, .deleteCustomKeyStore:
+            return customKeyStoreChange(operation)
+        case .replicateKey, .updatePrimaryRegion: return multiRegionChange(operation)
         }
     }
 

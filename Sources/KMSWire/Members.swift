@@ -176,6 +176,12 @@ struct Members {
         return pairs
     }
 
+    /// Marks members as read without reading them: the members of an operation this service
+    /// refuses as a whole (it answers what AWS would, not "does not take").
+    mutating func accept(_ names: [String]) {
+        for name in names { read.insert(name) }
+    }
+
     /// Refuses members the operation did not read.
     func finish() throws(WireError) {
         let unknown = members.keys.filter { !read.contains($0) }.sorted()

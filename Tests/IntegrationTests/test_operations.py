@@ -221,3 +221,22 @@ def test_key_last_usage_counts_cryptographic_calls_only(kms, key):
     assert kms.get_key_last_usage(KeyId=key["KeyId"])["KeyLastUsage"]["Operation"] == "Encrypt"
     kms.decrypt(CiphertextBlob=blob)
     assert kms.get_key_last_usage(KeyId=key["KeyId"])["KeyLastUsage"]["Operation"] == "Decrypt"
+
+
+def test_custom_key_stores_and_multi_region_answer_as_aws_where_none_exist(kms, key):
+    """Not served yet, but every operation answers as AWS does where there are none — after
+    authorization — instead of "unknown operation"."""
+    assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
+    for call, expected in [
+        (lambda: kms.describe_custom_key_stores(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),
+        (lambda: kms.connect_custom_key_store(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),
+        (lambda: kms.delete_custom_key_store(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),
+        (lambda: kms.create_custom_key_store(CustomKeyStoreName="hsm", CloudHsmClusterId="cluster-1234567890a",
+                                             TrustAnchorCertificate="x", KeyStorePassword="password"), "UnsupportedOperationException"),
+        (lambda: kms.create_key(CustomKeyStoreId="cks-1234567890abcdef0", Origin="AWS_CLOUDHSM"), "CustomKeyStoreNotFoundException"),
+        (lambda: kms.replicate_key(KeyId=key["KeyId"], ReplicaRegion="eu-west-1"), "UnsupportedOperationException"),
+        (lambda: kms.update_primary_region(KeyId=key["KeyId"], PrimaryRegion="eu-west-1"), "UnsupportedOperationException"),
+    ]:
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_type(excinfo) == expected, excinfo.value.response

@@ -339,8 +339,42 @@ import Testing
         let blob = try Self.encrypt(f, key, as: Self.root)
         let grant = try f.engine.createGrant(CreateGrantRequest(keyID: key, granteePrincipal: "arn:aws:iam::111122223333:user/alice",
                                                                 operations: ["Decrypt"]), caller: Self.root)
+        func created(_ spec: KeySpec, _ usage: KeyUsage, origin: Origin = .awsKMS) throws -> String {
+            var request = CreateKeyRequest()
+            (request.keySpec, request.keyUsage, request.origin) = (spec, usage, origin)
+            return try f.engine.createKey(request, caller: Self.root).keyMetadata.arn
+        }
+        let signer = try created(.eccNISTP256, .signVerify), mac = try created(.hmac256, .generateVerifyMAC)
+        let agreeing = try created(.eccNISTP256, .keyAgreement), external = try created(.symmetricDefault, .encryptDecrypt, origin: .external)
+        let peer = try f.engine.getPublicKey(keyID: agreeing, caller: Self.root).publicKey
+        let parameters = try f.engine.getParametersForImport(keyID: external, wrappingAlgorithm: .rsaesOAEPSHA256, wrappingKeySpec: .rsa2048,
+                                                             caller: Self.root)
         let bob = Self.user("bob")
         let calls: [(String, () throws -> Void)] = [
+            ("Sign", { _ = try f.engine.sign(keyID: signer, message: [1], signingAlgorithm: .ecdsaSHA256, caller: bob) }),
+            ("Verify", { _ = try f.engine.verify(keyID: signer, message: [1], signature: [1], signingAlgorithm: .ecdsaSHA256, caller: bob) }),
+            ("GetPublicKey", { _ = try f.engine.getPublicKey(keyID: signer, caller: bob) }),
+            ("GenerateMac", { _ = try f.engine.generateMac(keyID: mac, message: [1], macAlgorithm: .hmacSHA256, caller: bob) }),
+            ("VerifyMac", { _ = try f.engine.verifyMac(keyID: mac, message: [1], mac: [1], macAlgorithm: .hmacSHA256, caller: bob) }),
+            ("GenerateDataKeyPair", { _ = try f.engine.generateDataKeyPair(keyID: key, keyPairSpec: .eccNISTP256, caller: bob) }),
+            ("GenerateDataKeyPairWithoutPlaintext", {
+                _ = try f.engine.generateDataKeyPairWithoutPlaintext(keyID: key, keyPairSpec: .eccNISTP256, caller: bob)
+            }),
+            ("DeriveSharedSecret", { _ = try f.engine.deriveSharedSecret(keyID: agreeing, keyAgreementAlgorithm: .ecdh, publicKey: peer, caller: bob) }),
+            ("GetParametersForImport", {
+                _ = try f.engine.getParametersForImport(keyID: external, wrappingAlgorithm: .rsaesOAEPSHA256, wrappingKeySpec: .rsa2048, caller: bob)
+            }),
+            ("ImportKeyMaterial", { try f.engine.importKeyMaterial(keyID: external, importToken: parameters.importToken, encryptedKeyMaterial: [1], caller: bob) }),
+            ("DeleteImportedKeyMaterial", { try f.engine.deleteImportedKeyMaterial(keyID: external, caller: bob) }),
+            ("GetKeyLastUsage", { _ = try f.engine.getKeyLastUsage(keyID: key, caller: bob) }),
+            ("CreateCustomKeyStore", { try f.engine.createCustomKeyStore(caller: bob) }),
+            ("DescribeCustomKeyStores", { try f.engine.describeCustomKeyStores(id: nil, name: nil, caller: bob) }),
+            ("ConnectCustomKeyStore", { try f.engine.manageCustomKeyStore(.connectCustomKeyStore, id: "cks-1", caller: bob) }),
+            ("DisconnectCustomKeyStore", { try f.engine.manageCustomKeyStore(.disconnectCustomKeyStore, id: "cks-1", caller: bob) }),
+            ("UpdateCustomKeyStore", { try f.engine.manageCustomKeyStore(.updateCustomKeyStore, id: "cks-1", caller: bob) }),
+            ("DeleteCustomKeyStore", { try f.engine.manageCustomKeyStore(.deleteCustomKeyStore, id: "cks-1", caller: bob) }),
+            ("ReplicateKey", { try f.engine.multiRegionChange(.replicateKey, keyID: key, caller: bob) }),
+            ("UpdatePrimaryRegion", { try f.engine.multiRegionChange(.updatePrimaryRegion, keyID: key, caller: bob) }),
             ("CreateKey", { _ = try f.engine.createKey(CreateKeyRequest(), caller: bob) }),
             ("DescribeKey", { _ = try f.engine.describeKey(keyID: key, caller: bob) }),
             ("ListKeys", { _ = try f.engine.listKeys(caller: bob) }),
@@ -383,6 +417,9 @@ import Testing
         for (name, call) in calls {
             #expect(throws: KMSError.accessDenied, "\(name)") { try call() }
         }
+        // Every KMS operation the service declares is in the list.
+        #expect(Set(KMSOperation.allCases.map(\.rawValue)).subtracting(calls.map(\.0)).isEmpty,
+                "not checked: \(Set(KMSOperation.allCases.map(\.rawValue)).subtracting(calls.map(\.0)).sorted())")
         let refused = try f.engine.auditRecords().filter { $0.principal == bob.principal }
         #expect(refused.count == calls.count)
         #expect(refused.allSatisfy { $0.errorCode == "AccessDeniedException" && $0.decision?.hasPrefix("denied") == true })

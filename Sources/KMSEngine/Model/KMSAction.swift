@@ -27,6 +27,11 @@ public enum KMSAction: String, Sendable, CaseIterable {
     case getParametersForImport = "kms:GetParametersForImport", importKeyMaterial = "kms:ImportKeyMaterial"
     case deleteImportedKeyMaterial = "kms:DeleteImportedKeyMaterial"
     case getKeyLastUsage = "kms:GetKeyLastUsage"
+    // kms: custom key stores and multi-Region keys (refused, after authorization, until served)
+    case createCustomKeyStore = "kms:CreateCustomKeyStore", describeCustomKeyStores = "kms:DescribeCustomKeyStores"
+    case connectCustomKeyStore = "kms:ConnectCustomKeyStore", disconnectCustomKeyStore = "kms:DisconnectCustomKeyStore"
+    case updateCustomKeyStore = "kms:UpdateCustomKeyStore", deleteCustomKeyStore = "kms:DeleteCustomKeyStore"
+    case replicateKey = "kms:ReplicateKey", updatePrimaryRegion = "kms:UpdatePrimaryRegion"
     // iam: identities (the subset of IAM kmsd serves)
     case iamCreateUser = "iam:CreateUser", iamDeleteUser = "iam:DeleteUser", iamGetUser = "iam:GetUser", iamListUsers = "iam:ListUsers"
     case iamCreateAccessKey = "iam:CreateAccessKey", iamUpdateAccessKey = "iam:UpdateAccessKey"
@@ -56,7 +61,10 @@ public enum KMSAction: String, Sendable, CaseIterable {
     /// policies (and endpoint policies) decide them, never a key policy.
     public var isAccountLevel: Bool {
         switch self {
-        case .createKey, .listKeys, .listAliases, .generateRandom, .listRetirableGrants: return true
+        case .createKey, .listKeys, .listAliases, .generateRandom, .listRetirableGrants, .createCustomKeyStore,
+             .describeCustomKeyStores, .connectCustomKeyStore, .disconnectCustomKeyStore, .updateCustomKeyStore,
+             .deleteCustomKeyStore:
+            return true
         default: return rawValue.hasPrefix("iam:") || rawValue.hasPrefix("sts:")
         }
     }

@@ -21,6 +21,10 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     case deriveSharedSecret = "DeriveSharedSecret"
     case getParametersForImport = "GetParametersForImport", importKeyMaterial = "ImportKeyMaterial"
     case deleteImportedKeyMaterial = "DeleteImportedKeyMaterial", getKeyLastUsage = "GetKeyLastUsage"
+    case createCustomKeyStore = "CreateCustomKeyStore", describeCustomKeyStores = "DescribeCustomKeyStores"
+    case connectCustomKeyStore = "ConnectCustomKeyStore", disconnectCustomKeyStore = "DisconnectCustomKeyStore"
+    case updateCustomKeyStore = "UpdateCustomKeyStore", deleteCustomKeyStore = "DeleteCustomKeyStore"
+    case replicateKey = "ReplicateKey", updatePrimaryRegion = "UpdatePrimaryRegion"
 
     /// The actions a call is authorized as: its own, except ReEncrypt's two (the source key's
     /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted).

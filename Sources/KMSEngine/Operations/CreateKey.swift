@@ -11,6 +11,8 @@ public struct CreateKeyRequest: Sendable {
     public var multiRegion: Bool = false
     /// Skips the lockout check on `policy` (AWS's BypassPolicyLockoutSafetyCheck).
     public var bypassPolicyLockoutSafetyCheck: Bool = false
+    /// A custom key store to make the key in; none exist here yet (CustomKeyStoreNotFoundException).
+    public var customKeyStoreID: String?
     public init() {}
 }
 
@@ -52,6 +54,9 @@ extension KMSEngine {
         try Validate.length(request.description, "description", 0...8192)
         try Validate.tags(request.tags)
         guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
+        if let store = request.customKeyStoreID {
+            throw KMSError(.customKeyStoreNotFound, "Custom key store \(store) does not exist")
+        }
         guard request.keySpec.usages.contains(request.keyUsage) else {
             throw KMSError(.validation, "KeyUsage \(request.keyUsage.rawValue) is not compatible with KeySpec \(request.keySpec.rawValue); "
                            + "it takes \(request.keySpec.usages.map(\.rawValue).joined(separator: " or "))")

@@ -15,6 +15,8 @@ extension KMSProtocol {
         request.tags = try m.tags("Tags") ?? []
         request.multiRegion = try m.bool("MultiRegion") ?? false
         request.bypassPolicyLockoutSafetyCheck = try m.bool("BypassPolicyLockoutSafetyCheck") ?? false
+        request.customKeyStoreID = try m.string("CustomKeyStoreId")
+        _ = try m.string("XksKeyId")
         try m.finish()
         return .object([("KeyMetadata", .keyMetadata(try engine.createKey(request, caller: caller).keyMetadata))])
     }
