@@ -51,7 +51,7 @@ extension KMSEngine {
     }
 
     /// AWS's refusal, word for word as the decision point gives it for an existing key.
-    private static func foreignKeyDenied(_ caller: Caller, _ arn: String, _ action: KMSAction?) -> KMSError {
+    static func foreignKeyDenied(_ caller: Caller, _ arn: String, _ action: KMSAction?) -> KMSError {
         let name = action?.rawValue ?? "this operation"
         return KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: \(name) on resource: \(arn) because no resource-based policy allows the \(name) action")
     }

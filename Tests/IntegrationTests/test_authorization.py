@@ -198,6 +198,15 @@ def test_a_deleted_user_made_again_does_not_inherit_the_key_policy(server):
 def test_cross_account_keys_and_grants(server):
     kms = client(server, "kms", root(server))
     partner = client(server, "kms", OTHER_ROOT)
+    # ListAliases by another account's key: the same refusal whether the key exists or not.
+    mine = kms.create_key()["KeyMetadata"]["Arn"]
+    missing = mine.rsplit("/", 1)[0] + "/11111111-2222-3333-4444-555555555555"
+    answers = []
+    for arn in (mine, missing):
+        with pytest.raises(botocore.exceptions.ClientError) as raised:
+            partner.list_aliases(KeyId=arn)
+        answers.append((raised.value.response["Error"]["Code"], raised.value.response["Error"]["Message"].replace(arn, "ARN")))
+    assert answers[0] == answers[1] and answers[0][0] == "AccessDeniedException", answers
     key = kms.create_key(Policy=json.dumps({"Statement": [
         {"Sid": "Owner", "Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
         {"Sid": "Partner", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::%s:root" % OTHER},

@@ -22,10 +22,9 @@ extension KMSEngine {
             try authorizeAccount(.listAliases, caller, in: state, record: &record)
             var target: String?
             if let keyID {
-                let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
-                guard key.record.account == caller.account else {
-                    throw KMSError(.notFound, "Key '\(keyID)' does not exist")
-                }
+                // Another account's key is refused in the same words whether it exists or not.
+                let key = try resolve(keyID, for: caller, allowAlias: false, action: .listAliases, in: state)
+                guard key.record.account == caller.account else { throw Self.foreignKeyDenied(caller, key.record.arn, .listAliases) }
                 record.keyARN = key.record.arn
                 target = key.record.keyID
             }
