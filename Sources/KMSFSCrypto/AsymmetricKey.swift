@@ -21,36 +21,7 @@ public final class AsymmetricKey: @unchecked Sendable {
     }
 
     /// The digests signing and OAEP use.
-    public enum Digest: Sendable {
-        case sha1, sha256, sha384, sha512
-
-        public var byteCount: Int {
-            switch self {
-            case .sha1: return 20
-            case .sha256: return 32
-            case .sha384: return 48
-            case .sha512: return 64
-            }
-        }
-
-        var md: OpaquePointer? {
-            switch self {
-            case .sha1: return EVP_sha1()
-            case .sha256: return EVP_sha256()
-            case .sha384: return EVP_sha384()
-            case .sha512: return EVP_sha512()
-            }
-        }
-
-        /// The digest of `message`.
-        public func hash(_ message: [UInt8]) -> [UInt8] {
-            var digest = [UInt8](repeating: 0, count: byteCount)
-            var length: UInt32 = 0
-            let ok = message.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, md, nil) }
-            precondition(ok == 1 && Int(length) == byteCount, "EVP_Digest failed")
-            return digest
-        }
-    }
+    public typealias Digest = DigestAlgorithm
 
     /// How a signature is made: RSA's two paddings, ECDSA (DER-encoded, as AWS returns it), or
     /// Ed25519 (over the message itself).

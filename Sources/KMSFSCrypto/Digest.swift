@@ -50,29 +50,42 @@ extension UnsafeRawBufferPointer: BorrowableBytes {
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R { try body(self) }
 }
 
-extension HMAC {
-    /// The digests of the key service's HMAC key specs.
-    public enum Digest: Sendable, CaseIterable {
-        case sha224, sha256, sha384, sha512
+/// The SHA digests the key service names: its HMAC key specs, RSA and ECDSA signing, RSA-OAEP.
+public enum DigestAlgorithm: Sendable, CaseIterable {
+    case sha1, sha224, sha256, sha384, sha512
 
-        public var byteCount: Int {
-            switch self {
-            case .sha224: return 28
-            case .sha256: return 32
-            case .sha384: return 48
-            case .sha512: return 64
-            }
-        }
-
-        var md: OpaquePointer? {
-            switch self {
-            case .sha224: return EVP_sha224()
-            case .sha256: return EVP_sha256()
-            case .sha384: return EVP_sha384()
-            case .sha512: return EVP_sha512()
-            }
+    public var byteCount: Int {
+        switch self {
+        case .sha1: return 20
+        case .sha224: return 28
+        case .sha256: return 32
+        case .sha384: return 48
+        case .sha512: return 64
         }
     }
+
+    var md: OpaquePointer? {
+        switch self {
+        case .sha1: return EVP_sha1()
+        case .sha224: return EVP_sha224()
+        case .sha256: return EVP_sha256()
+        case .sha384: return EVP_sha384()
+        case .sha512: return EVP_sha512()
+        }
+    }
+
+    /// The digest of `message`.
+    public func hash(_ message: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: byteCount)
+        var length: UInt32 = 0
+        let ok = message.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, md, nil) }
+        precondition(ok == 1 && Int(length) == byteCount, "EVP_Digest failed")
+        return digest
+    }
+}
+
+extension HMAC {
+    public typealias Digest = DigestAlgorithm
 
     /// HMAC of `message` under a secret key with `digest`.
     public static func mac(_ digest: Digest, key: SecretBytes, message: [UInt8]) -> [UInt8] {
