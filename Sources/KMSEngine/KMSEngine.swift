@@ -196,14 +196,15 @@ public final class KMSEngine: Sendable {
 
     /// Runs a read-only or cryptographic operation on a snapshot of the state; audits the outcome
     /// through the group-committed buffer.
-    func perform<R>(_ operation: String, _ caller: Caller, context: EncryptionContext? = nil,
+    /// - Parameter tracksUse: a cryptographic call, whose success GetKeyLastUsage reports.
+    func perform<R>(_ operation: String, _ caller: Caller, context: EncryptionContext? = nil, tracksUse: Bool = false,
                     _ body: (inout AuditRecord, EngineState) throws -> R) throws -> R {
         var record = newRecord(operation, caller, context: context)
         let snapshot = state.withLock { $0 }
         do {
             let result = try body(&record, snapshot)
             audit.append(record)
-            noteUse(record)
+            if tracksUse { noteUse(record) }
             return result
         } catch {
             throw auditFailure(error, record: &record)
@@ -212,7 +213,7 @@ public final class KMSEngine: Sendable {
 
     func perform<R>(_ operation: KMSOperation, _ caller: Caller, context: EncryptionContext? = nil,
                     _ body: (inout AuditRecord, EngineState) throws -> R) throws -> R {
-        try perform(operation.rawValue, caller, context: context, body)
+        try perform(operation.rawValue, caller, context: context, tracksUse: operation.isCryptographic, body)
     }
 
     func manage<R>(_ operation: KMSOperation, _ caller: Caller,

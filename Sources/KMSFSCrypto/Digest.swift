@@ -73,15 +73,6 @@ public enum DigestAlgorithm: Sendable, CaseIterable {
         case .sha512: return EVP_sha512()
         }
     }
-
-    /// The digest of `message`.
-    public func hash(_ message: [UInt8]) -> [UInt8] {
-        var digest = [UInt8](repeating: 0, count: byteCount)
-        var length: UInt32 = 0
-        let ok = message.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &digest, &length, md, nil) }
-        precondition(ok == 1 && Int(length) == byteCount, "EVP_Digest failed")
-        return digest
-    }
 }
 
 extension HMAC {

@@ -23,9 +23,10 @@ extension KMSEngine {
                             encryptionContext: encryptionContext, returnPlaintext: false, caller: caller)
     }
 
-    private func generateDataKey(_ action: KMSAction, keyID: String, keySpec: DataKeySpec?, numberOfBytes: Int?,
+    private func generateDataKey(_ operation: KMSOperation, keyID: String, keySpec: DataKeySpec?, numberOfBytes: Int?,
                                  encryptionContext: EncryptionContext, returnPlaintext: Bool, caller: Caller) throws -> GenerateDataKeyResponse {
-        try perform(action.operation, caller, context: encryptionContext) { record, state in
+        let action = operation.actions[0]
+        return try perform(operation, caller, context: encryptionContext) { record, state in
             let count: Int
             switch (keySpec, numberOfBytes) {
             case let (spec?, nil): count = spec.byteCount

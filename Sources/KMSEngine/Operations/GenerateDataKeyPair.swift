@@ -27,9 +27,10 @@ extension KMSEngine {
                                 encryptionContext: encryptionContext, returnPlaintext: false, caller: caller)
     }
 
-    private func generateDataKeyPair(_ action: KMSAction, keyID: String, keyPairSpec: DataKeyPairSpec, encryptionContext: EncryptionContext,
+    private func generateDataKeyPair(_ operation: KMSOperation, keyID: String, keyPairSpec: DataKeyPairSpec, encryptionContext: EncryptionContext,
                                      returnPlaintext: Bool, caller: Caller) throws -> GenerateDataKeyPairResponse {
-        try perform(action.operation, caller, context: encryptionContext) { record, state in
+        let action = operation.actions[0]
+        return try perform(operation, caller, context: encryptionContext) { record, state in
             try Validate.encryptionContext(encryptionContext)
             let key = try usableKey(keyID, action: action, for: caller, context: encryptionContext,
                                     extra: ["kms:datakeypairspec": [keyPairSpec.rawValue]], in: state, record: &record)

@@ -17,32 +17,30 @@ public struct GetKeyLastUsageResponse: Sendable {
     public var keyCreationDate: Date
 }
 
-/// Last uses by key ID: one short lock per successful cryptographic call.
+/// Last uses by key ARN: one short lock per successful cryptographic call.
 final class LastUsageTracker: Sendable {
     let startDate: Date
     private let uses = Mutex<[String: KeyLastUsage]>([:])
 
     init(startDate: Date) { self.startDate = startDate }
 
-    func record(keyID: String, _ use: KeyLastUsage) { uses.withLock { $0[keyID] = use } }
-    func last(keyID: String) -> KeyLastUsage? { uses.withLock { $0[keyID] } }
+    func record(keyARN: String, _ use: KeyLastUsage) { uses.withLock { $0[keyARN] = use } }
+    func last(keyARN: String) -> KeyLastUsage? { uses.withLock { $0[keyARN] } }
 }
 
 extension KMSEngine {
     public func getKeyLastUsage(keyID: String, caller: Caller) throws -> GetKeyLastUsageResponse {
         try perform(.getKeyLastUsage, caller) { record, state in
             let key = try managedKey(keyID, action: .getKeyLastUsage, allowAlias: true, for: caller, in: state, record: &record)
-            return GetKeyLastUsageResponse(keyId: key.record.arn, keyLastUsage: lastUsage.last(keyID: key.record.keyID),
+            return GetKeyLastUsageResponse(keyId: key.record.arn, keyLastUsage: lastUsage.last(keyARN: key.record.arn),
                                            trackingStartDate: lastUsage.startDate, keyCreationDate: key.record.creationDate)
         }
     }
 
-    /// Notes a successful call's use of its key, if the call is a cryptographic one.
+    /// Notes a successful cryptographic call's use of its key (``perform`` asks, for those only).
     func noteUse(_ record: AuditRecord) {
-        guard record.errorCode == nil, let arn = record.keyARN, let operation = KMSOperation(rawValue: record.operation),
-              operation.isCryptographic, let slash = arn.lastIndex(of: "/") else { return }
-        lastUsage.record(keyID: String(arn[arn.index(after: slash)...]),
-                         KeyLastUsage(operation: record.operation, timestamp: record.time, requestID: record.requestID))
+        guard record.errorCode == nil, let arn = record.keyARN else { return }
+        lastUsage.record(keyARN: arn, KeyLastUsage(operation: record.operation, timestamp: record.time, requestID: record.requestID))
     }
 }
 
