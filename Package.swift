@@ -31,6 +31,8 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
         .systemLibrary(name: "CLinux"),
+        // PKCS#11 types only (p11-kit's header); token modules are loaded with dlopen.
+        .systemLibrary(name: "CPKCS11", providers: [.apt(["libp11-kit-dev"])]),
         .systemLibrary(
             name: "CFuse3",
             pkgConfig: "fuse3",
@@ -71,11 +73,15 @@ let package = Package(
         ),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSVocabulary", "KMSJSON", "KMSFSCrypto"]),
+        // Custom key stores as kmsd reaches them: PKCS#11 tokens (AWS_CLOUDHSM stores) and XKS
+        // proxies (EXTERNAL_KEY_STORE), behind the engine's CustomKeyStoreConnector; the XKS
+        // proxy API's shapes, shared with kmsd's proxy mode.
+        .target(name: "KMSKeyStores", dependencies: ["CPKCS11", "KMSEngine", "KMSClient", "AWSSigV4", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
         .target(
             name: "KMSServer",
             dependencies: [
-                "KMSWire", "KMSEngine", "KMSAuthorization", "AWSSigV4", "KMSFSCrypto",
+                "KMSWire", "KMSEngine", "KMSAuthorization", "AWSSigV4", "KMSFSCrypto", "KMSKeyStores",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -85,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux",
+                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux", "KMSKeyStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

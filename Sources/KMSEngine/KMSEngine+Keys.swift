@@ -94,6 +94,9 @@ extension KMSEngine {
     /// Key states as AWS enforces them for use: Disabled → DisabledException; PendingDeletion,
     /// PendingImport and the rest → KMSInvalidStateException.
     func requireUsable(_ key: KeyRecord, record: inout AuditRecord) throws(KMSError) {
+        if let store = key.customKeyStoreID, key.state != .pendingDeletion, keyStoreConnections.connection(store) == nil {
+            throw KMSError(.invalidState, "\(key.arn) is Unavailable: its custom key store \(store) is not connected.")
+        }
         switch key.state {
         case .enabled:
             // Expired imported material is unusable at once, not at the scheduler's next tick
@@ -127,5 +130,21 @@ extension KMSEngine {
     func authorizeAccount(_ action: KMSAction, _ caller: Caller, extra: [String: [String]] = [:], in state: EngineState,
                           record: inout AuditRecord) throws(KMSError) {
         try authorize(action, caller, target: .account(caller.account), extra: extra, in: state, record: &record)
+    }
+}
+
+extension KMSEngine {
+    /// A key's metadata as DescribeKey shows it: a key whose custom key store is not connected is
+    /// Unavailable (unless pending deletion), and names its store's cluster.
+    func metadata(of key: LiveKey, in state: EngineState) -> KeyMetadata {
+        var metadata = key.record.metadata
+        if let id = key.record.customKeyStoreID {
+            metadata.cloudHsmClusterId = state.customKeyStores[id]?.record.cloudHsmClusterID
+            if keyStoreConnections.connection(id) == nil, key.record.state != .pendingDeletion {
+                metadata.keyState = .unavailable
+                metadata.enabled = false
+            }
+        }
+        return metadata
     }
 }

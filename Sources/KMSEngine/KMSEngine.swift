@@ -19,6 +19,9 @@ public final class KMSEngine: Sendable {
     let pendingDeletionAlarm = PendingDeletionAlarm()
     let rejectedRequests = RejectedRequests()
     let lastUsage: LastUsageTracker
+    /// How custom key stores are reached (nil: none can be); and their live connections.
+    let customKeyStoreConnector: (any CustomKeyStoreConnector)?
+    let keyStoreConnections = CustomKeyStoreConnections()
     /// Serializes management operations (draft, commit, swap); taken before `state`.
     private let management = Mutex(())
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
@@ -36,14 +39,15 @@ public final class KMSEngine: Sendable {
     ///     nil for none.
     public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
                             schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
-                            createAnchor: Bool = false) throws -> KMSEngine {
+                            createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil) throws -> KMSEngine {
         try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
-                      anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor)
+                      anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores)
     }
 
     init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?, anchor: AuditAnchor? = nil,
-         createAnchor: Bool = false) throws {
+         createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil) throws {
         self.store = store
+        customKeyStoreConnector = customKeyStores
         self.rootKey = rootKey
         self.clock = clock
         lastUsage = LastUsageTracker(startDate: clock.now())
@@ -66,7 +70,7 @@ public final class KMSEngine: Sendable {
         var state = EngineState()
         for record in contents.keys {
             var material: [UInt32: KeyMaterial] = [:]
-            for version in record.versions {
+            for version in record.versions where record.customKeyStoreID == nil {
                 guard let sealed = contents.sealedMaterial[record.keyID]?[version.version] else {
                     throw StoreError("key \(record.keyID) version \(version.version) has no material")
                 }
@@ -91,6 +95,7 @@ public final class KMSEngine: Sendable {
         }
         for grant in contents.grants { state.grants[grant.keyID, default: [:]][grant.grantID] = grant }
         for identity in contents.identities { state.identities[identity.arn] = LiveIdentity(record: identity) }
+        for (store, sealed) in contents.customKeyStores { state.customKeyStores[store.id] = (store, sealed) }
         self.state = Mutex(state)
         self.audit = try AuditLog(store: store, chain: chain, last: contents.lastAudit, anchor: anchor, createAnchor: createAnchor)
         if upgrading {
@@ -107,6 +112,7 @@ public final class KMSEngine: Sendable {
                 return ((), [])
             }
         }
+        reconnectCustomKeyStores()
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
     }
 
@@ -141,6 +147,7 @@ public final class KMSEngine: Sendable {
 
     deinit {
         scheduler?.cancel()
+        keyStoreConnections.closeAll()
         // Best effort: a clean shutdown loses no audit record.
         try? audit.flush()
     }
@@ -157,6 +164,10 @@ public final class KMSEngine: Sendable {
             try store.apply([.putMetadata(name: "root_check", value: check)], audit: [])
         }
     }
+
+    /// Whether a cryptographic call may wait on a custom key store (a token or a proxy): the
+    /// server then runs such calls off its event loop.
+    public var usesCustomKeyStores: Bool { keyStoreConnections.anyConnected.load(ordering: .acquiring) }
 
     /// Writes pending audit records now (on shutdown, and before reading the trail).
     public func flushAudit() throws { try audit.flush() }

@@ -43,4 +43,6 @@ struct EngineState {
     var identities: [String: LiveIdentity] = [:]
     /// Grants by key ID, then grant ID.
     var grants: [String: [String: GrantRecord]] = [:]
+    /// Custom key stores by ID, with their sealed secrets.
+    var customKeyStores: [String: (record: CustomKeyStoreRecord, sealedSecret: [UInt8])] = [:]
 }

@@ -68,6 +68,16 @@ extension KMSEngine {
                 guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }
                 state.keys[key.keyID] = nil
                 state.aliases = state.aliases.filter { $0.value.targetKeyID != key.keyID }
+                // A token's key goes with its KMS key, as AWS deletes it from the cluster. An
+                // external key is its owner's, and a disconnected token keeps an orphan (as AWS's
+                // cluster does) that `kmsd` names in the audit note.
+                if let store = key.customKeyStoreID, key.xksKeyID == nil {
+                    if let connection = keyStoreConnections.connection(store), (try? connection.deleteKey(label: key.keyID)) != nil {
+                        record.note = "key material deleted from custom key store \(store)"
+                    } else {
+                        record.note = "custom key store \(store) is not connected: its key labelled \(key.keyID) is left in the token"
+                    }
+                }
                 return (.deleted, [.deleteKey(keyID: key.keyID)])
             }
             guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now else { return (.nothing, []) }

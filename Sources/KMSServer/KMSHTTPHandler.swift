@@ -125,7 +125,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
         }
         let service = self.service
-        run(context: context, placement: KMSProtocol.placement(operation), requestID: requestID, keepAlive: keepAlive) {
+        run(context: context, placement: KMSProtocol.placement(operation, engine: service.engine), requestID: requestID, keepAlive: keepAlive) {
             let response = service.handle(target: target, body: bytes, caller: caller)
             return (response.status, response.body, KMSProtocol.contentType)
         }

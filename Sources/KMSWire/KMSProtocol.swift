@@ -126,5 +126,12 @@ public struct KMSProtocol: Sendable {
     /// waits for the store's fsync), or on the pool of slow work (key generation).
     public enum Placement: Sendable { case eventLoop, writes, slow }
 
-    public static func placement(_ name: String) -> Placement { operations[name]?.placement ?? .eventLoop }
+    /// A cryptographic call leaves the event loop while a custom key store is connected: its key
+    /// may be in a token or behind a proxy, which it then waits for.
+    public static func placement(_ name: String, engine: KMSEngine) -> Placement {
+        guard let spec = operations[name] else { return .eventLoop }
+        let placement = spec.placement
+        if placement == .eventLoop, spec.operation.isCryptographic, engine.usesCustomKeyStores { return .slow }
+        return placement
+    }
 }

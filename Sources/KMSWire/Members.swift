@@ -13,6 +13,8 @@ struct Members {
     private var members: [String: JSONValue] = [:]
     private var read: Set<String> = []
 
+    private init(operation: String) { self.operation = operation }
+
     init(operation: String, body: [UInt8]) throws(WireError) {
         self.operation = operation
         // An empty body is an empty request (some SDKs send none for operations without input).
@@ -174,6 +176,20 @@ struct Members {
         guard let value = take(name) else { return nil }
         guard case let .object(pairs) = value else { throw Self.typeError(name, "an object", value) }
         return pairs
+    }
+
+    /// A structure member, read member by member (and finished) like a request.
+    mutating func objectMembers(_ name: String) throws(WireError) -> Members? {
+        guard let pairs = try object(name) else { return nil }
+        var nested = Members(operation: "\(operation) \(name)")
+        for (key, value) in pairs where value != .null { nested.members[key] = value }
+        return nested
+    }
+
+    /// A sensitive string (a password, a secret access key): straight into ``SecretBytes``.
+    mutating func secretString(_ name: String) throws(WireError) -> SecretBytes? {
+        guard let text = try string(name) else { return nil }
+        return SecretBytes(copying: Array(text.utf8))
     }
 
     /// Marks members as read without reading them: the members of an operation this service

@@ -29,6 +29,9 @@ extension JSONValue {
         members.append(("MultiRegion", .bool(m.multiRegion)))
         if let model = m.expirationModel { members.append(("ExpirationModel", .string(model.rawValue))) }
         if let validTo = m.validTo { members.append(("ValidTo", .date(validTo))) }
+        if let store = m.customKeyStoreId { members.append(("CustomKeyStoreId", .string(store))) }
+        if let cluster = m.cloudHsmClusterId { members.append(("CloudHsmClusterId", .string(cluster))) }
+        if let xks = m.xksKeyId { members.append(("XksKeyConfiguration", .object([("Id", .string(xks))]))) }
         return .object(members)
     }
 

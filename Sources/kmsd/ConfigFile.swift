@@ -49,8 +49,11 @@ struct ConfigFile: Decodable {
     var seed: String?
     var auditAnchor: String?
     var adminSocket: String?
+    /// Custom key stores: the PKCS#11 module of AWS_CLOUDHSM stores, the CAs of XKS proxies.
+    var pkcs11Module: String?
+    var xksCABundle: String?
 
-    static let knownKeys: Set<String> = ["store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
+    static let knownKeys: Set<String> = ["pkcs11Module", "xksCABundle", "store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
                                          "maxConnections", "hostNames", "seed", "auditAnchor", "adminSocket"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSEngine
+import KMSKeyStores
 
 /// Where the key store is and where its root key comes from; shared by every subcommand.
 struct StoreOptions: ParsableArguments {
@@ -58,6 +59,12 @@ struct StoreOptions: ParsableArguments {
         return .file((directory.isEmpty ? "." : directory) + "/root.key")
     }
 
+    @Option(help: "The PKCS#11 module whose tokens back AWS_CLOUDHSM custom key stores (the cluster ID names the token).")
+    var pkcs11Module: String?
+
+    @Option(help: "CA certificates (PEM) that external key store proxies' certificates are checked against (default: the system's).")
+    var xksCABundle: String?
+
     var anchor: String { auditAnchor ?? (try? configFile()?.auditAnchor) ?? store + ".audit-anchor" }
 
     var adminSocketPath: String { adminSocket ?? (try? configFile()?.adminSocket) ?? store + ".admin.sock" }
@@ -84,7 +91,9 @@ struct StoreOptions: ParsableArguments {
     func openEngine(scheduler: Bool = false, createAnchor: Bool = false) throws -> KMSEngine {
         do {
             return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
-                                      schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor, createAnchor: createAnchor)
+                                      schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor, createAnchor: createAnchor,
+                                      customKeyStores: KeyStoreConnector(pkcs11Module: pkcs11Module ?? (try? configFile()?.pkcs11Module) ?? nil,
+                                                                         xksCABundle: xksCABundle ?? (try? configFile()?.xksCABundle) ?? nil))
         } catch {
             let hint = "\(error)".contains("in use by another process")
                 ? " — kmsd is running, but not answering on its admin socket \(adminSocketPath) (started with another --admin-socket?)"

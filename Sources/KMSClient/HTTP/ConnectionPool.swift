@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// Kept-alive connections to one endpoint, lent to one caller at a time.
-final class ConnectionPool: Sendable {
+package final class ConnectionPool: Sendable {
     let endpoint: Endpoint
     let timeout: TimeInterval
     let caBundle: String?
@@ -10,7 +10,7 @@ final class ConnectionPool: Sendable {
     /// Idle connections. `HTTPConnection` is not Sendable; the lock hands each to one thread.
     private let idle = Mutex<[UncheckedConnection]>([])
 
-    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, maximumIdle: Int = 16) {
+    package init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, maximumIdle: Int = 16) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.caBundle = caBundle
@@ -20,7 +20,7 @@ final class ConnectionPool: Sendable {
     /// Sends `request` on a pooled (or new) connection. A kept-alive connection that the server
     /// closed meanwhile fails before any response byte: the request is then sent once more on a new
     /// connection, which is not a retry in the backoff sense.
-    func exchange(_ request: [UInt8]) throws -> HTTPConnection.Response {
+    package func exchange(_ request: [UInt8]) throws -> HTTPConnection.Response {
         if let pooled = idle.withLock({ $0.popLast() })?.connection {
             do {
                 return try finish(pooled, request)

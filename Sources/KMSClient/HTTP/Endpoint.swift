@@ -35,7 +35,7 @@ public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The Host header (signed by SigV4).
-    var hostHeader: String {
+    package var hostHeader: String {
         switch self {
         case let .tcp(host, port, tls):
             let name = host.contains(":") ? "[\(host)]" : host

@@ -14,27 +14,27 @@ import Glibc
 /// behind for typical answers), consumed ranges and temporary reads are zeroed, and the caller
 /// wipes the body it is given (``HTTPKMSClient``). OpenSSL's own record buffers (https) and the
 /// kernel's socket buffers are beyond its reach.
-final class HTTPConnection {
+package final class HTTPConnection {
     /// The largest answer body accepted (16 MiB): far above any KMS answer, far below memory.
     static let maximumBodyByteCount = 16 << 20
-    struct Response {
-        var status: Int
-        var headers: [(String, String)]
-        var body: [UInt8]
-        var keepAlive: Bool
+    package struct Response {
+        package var status: Int
+        package var headers: [(String, String)]
+        package var body: [UInt8]
+        package var keepAlive: Bool
 
-        func header(_ name: String) -> String? {
+        package func header(_ name: String) -> String? {
             headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
         }
     }
 
     /// A transport failure: nothing usable came back.
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
         /// True if the request may not have been sent at all (safe to retry on any connection).
-        let beforeResponse: Bool
+        package let beforeResponse: Bool
         /// False for failures that another attempt cannot fix (a certificate that does not verify).
-        var retryable = true
+        package var retryable = true
     }
 
     private let fd: Int32

@@ -2,7 +2,8 @@ import KMSFSCrypto
 
 extension KMSEngine {
     /// Seals `plaintext` under the key's current backing key into a ciphertext blob.
-    func sealBlob(_ plaintext: SecretBytes, key: LiveKey, context: EncryptionContext) throws -> [UInt8] {
+    func sealBlob(_ plaintext: SecretBytes, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> [UInt8] {
+        if key.record.customKeyStoreID != nil { return try sealExternally(plaintext, key: key, context: context, for: record) }
         guard let version = key.record.currentVersion, let pool = key.material[version.version]?.pool else {
             throw KMSError(.invalidState, "\(key.record.arn) has no key material.")
         }
@@ -29,8 +30,9 @@ extension KMSEngine {
 
     /// Opens a parsed blob with the key it names.
     /// - Throws: InvalidCiphertextException if the blob, its context or its version do not fit the key.
-    func openBlob(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext) throws -> SecretBytes {
+    func openBlob(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> SecretBytes {
         let invalid = KMSError(.invalidCiphertext, "The ciphertext or its encryption context is invalid for \(key.record.arn)")
+        if key.record.customKeyStoreID != nil { return try openExternally(blob, key: key, context: context, for: record, invalid: invalid) }
         guard let pool = key.material[blob.version]?.pool else { throw invalid }
         let aad = blob.additionalData(context: context)
         let count = blob.sealed.count - AESGCM.tagByteCount
@@ -50,6 +52,50 @@ extension KMSEngine {
             }
         } catch CryptoError.authenticationFailure {
             throw invalid
+        }
+    }
+}
+
+/// Blobs of keys in custom key stores: the same format, sealed by the store (a PKCS#11 token or
+/// an XKS proxy) with the IV it reports as the nonce. The blob's additional data is passed to
+/// the store as AES-GCM additional data, so key ID, version and encryption context stay bound.
+extension KMSEngine {
+    private func externalConnection(_ key: LiveKey) throws(KMSError) -> any CustomKeyStoreConnection {
+        guard let id = key.record.customKeyStoreID, let connection = keyStoreConnections.connection(id) else {
+            throw KMSError(.invalidState, "\(key.record.arn) is Unavailable: its custom key store is not connected.")
+        }
+        return connection
+    }
+
+    private func externalCall(_ key: LiveKey, _ record: AuditRecord) -> ExternalCall {
+        ExternalCall(principal: record.principal, keyARN: key.record.arn, operation: record.operation, requestID: record.requestID)
+    }
+
+    func sealExternally(_ plaintext: SecretBytes, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> [UInt8] {
+        let connection = try externalConnection(key)
+        let template = CiphertextBlob(keyID: key.record.keyID, version: 1, nonce: [], sealed: [])
+        do {
+            let (iv, sealed) = try connection.seal(label: key.record.customKeyLabel, plaintext: plaintext,
+                                                   additionalData: template.additionalData(context: context), call: externalCall(key, record))
+            guard iv.count == AESGCM.nonceByteCount, sealed.count == plaintext.count + AESGCM.tagByteCount else {
+                throw KMSError(.invalidState, "The custom key store of \(key.record.arn) answered with a malformed ciphertext")
+            }
+            return CiphertextBlob(keyID: key.record.keyID, version: 1, nonce: iv, sealed: sealed).bytes
+        } catch let failure as CustomKeyStoreFailure {
+            throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not encrypt: \(failure.message)")
+        }
+    }
+
+    func openExternally(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext, for record: AuditRecord,
+                        invalid: KMSError) throws -> SecretBytes {
+        guard blob.version == 1 else { throw invalid }
+        let connection = try externalConnection(key)
+        do {
+            return try connection.open(label: key.record.customKeyLabel, iv: blob.nonce, sealed: blob.sealed,
+                                       additionalData: blob.additionalData(context: context), call: externalCall(key, record))
+        } catch let failure as CustomKeyStoreFailure {
+            if failure.kind == .invalidCiphertext { throw invalid }
+            throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not decrypt: \(failure.message)")
         }
     }
 }

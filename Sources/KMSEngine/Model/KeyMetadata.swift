@@ -26,6 +26,10 @@ public struct KeyMetadata: Sendable, Equatable {
     /// Imported material: its expiration model, and when it expires.
     public var expirationModel: ExpirationModel?
     public var validTo: Date?
+    /// A key in a custom key store: the store, its cluster (AWS_CLOUDHSM) or the external key (XKS).
+    public var customKeyStoreId: String?
+    public var cloudHsmClusterId: String?
+    public var xksKeyId: String?
 }
 
 /// A tag on a key.

@@ -31,6 +31,12 @@ struct KeyRecord: Codable, Sendable, Equatable {
     /// A keyed fingerprint of the material first imported (``KMSEngine/materialFingerprint``):
     /// a later import must bring the same material, as AWS requires.
     var materialFingerprint: String?
+    /// The custom key store whose key backs this one (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE);
+    /// its material is there, labelled with this key's ID (a token) or `xksKeyID` (a proxy).
+    var customKeyStoreID: String?
+    var xksKeyID: String?
+    /// The label of the backing key in its custom key store.
+    var customKeyLabel: String { xksKeyID ?? keyID }
 
     var arn: String { ARN.key(keyID, account: account, region: region) }
     var currentVersion: KeyVersion? { versions.last }
@@ -44,7 +50,8 @@ struct KeyRecord: Codable, Sendable, Equatable {
             origin: origin, keyManager: manager, keySpec: spec,
             encryptionAlgorithms: spec.encryptionAlgorithms(usage), signingAlgorithms: spec.signingAlgorithms(usage),
             macAlgorithms: spec.macAlgorithms(usage), keyAgreementAlgorithms: spec.keyAgreementAlgorithms(usage),
-            multiRegion: multiRegion, expirationModel: versions.isEmpty ? nil : expirationModel, validTo: versions.isEmpty ? nil : validTo)
+            multiRegion: multiRegion, expirationModel: versions.isEmpty ? nil : expirationModel, validTo: versions.isEmpty ? nil : validTo,
+            customKeyStoreId: customKeyStoreID, xksKeyId: xksKeyID)
     }
 }
 

@@ -11,8 +11,10 @@ public struct CreateKeyRequest: Sendable {
     public var multiRegion: Bool = false
     /// Skips the lockout check on `policy` (AWS's BypassPolicyLockoutSafetyCheck).
     public var bypassPolicyLockoutSafetyCheck: Bool = false
-    /// A custom key store to make the key in; none exist here yet (CustomKeyStoreNotFoundException).
+    /// A custom key store to make the key in (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE).
     public var customKeyStoreID: String?
+    /// The external key that backs the new key (origin EXTERNAL_KEY_STORE).
+    public var xksKeyID: String?
     public init() {}
 }
 
@@ -37,26 +39,27 @@ extension KMSEngine {
         }
         return try manage(.createKey, caller) { record, state in
             try authorizeAccount(.createKey, caller, extra: conditions, in: state, record: &record)
-            let key = try makeKey(request, caller: caller, manager: .customer, service: nil, generated: prepared)
+            let custom = try request.customKeyStoreID.map { try customKeyStore($0, caller, in: state).record }
+            let key = try makeKey(request, caller: caller, manager: .customer, service: nil, generated: prepared, customStore: custom)
             record.keyARN = key.record.arn
+            if let custom { try makeCustomKey(key.record, in: custom, state: state, record: record) }
             if request.policy != nil {
                 try checkKeyPolicy(key, caller: caller, bypassLockoutCheck: request.bypassPolicyLockoutSafetyCheck, in: state)
             }
             state.keys[key.record.keyID] = key
-            return (CreateKeyResponse(keyMetadata: key.record.metadata), try storeChanges(for: key))
+            return (CreateKeyResponse(keyMetadata: metadata(of: key, in: state)), try storeChanges(for: key))
         }
     }
 
     /// Builds a new key (record and material) from a request, after validating it. Seeding
     /// gives the key ID and, for an EXTERNAL key, the material (enabled at once, as after an import).
     func makeKey(_ request: CreateKeyRequest, caller: Caller, manager: KeyManager, service: String?,
-                 keyID givenID: String? = nil, material givenMaterial: SecretBytes? = nil, generated: KeyMaterial? = nil) throws -> LiveKey {
+                 keyID givenID: String? = nil, material givenMaterial: SecretBytes? = nil, generated: KeyMaterial? = nil,
+                 customStore: CustomKeyStoreRecord? = nil) throws -> LiveKey {
         try Validate.length(request.description, "description", 0...8192)
         try Validate.tags(request.tags)
         guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
-        if let store = request.customKeyStoreID {
-            throw KMSError(.customKeyStoreNotFound, "Custom key store \(store) does not exist")
-        }
+        try Self.checkCustomKeyStoreOrigin(request, customStore)
         guard request.keySpec.usages.contains(request.keyUsage) else {
             throw KMSError(.validation, "KeyUsage \(request.keyUsage.rawValue) is not compatible with KeySpec \(request.keySpec.rawValue); "
                            + "it takes \(request.keySpec.usages.map(\.rawValue).joined(separator: " or "))")
@@ -64,9 +67,6 @@ extension KMSEngine {
         guard request.keySpec.isImplemented else {
             throw KMSError(.unsupportedOperation, "KeySpec \(request.keySpec.rawValue) is not supported by this key service "
                            + "(SM2 is for AWS's China Regions; ML-DSA needs OpenSSL 3.5, this one is 3.0)")
-        }
-        guard request.origin == .awsKMS || request.origin == .external else {
-            throw KMSError(.unsupportedOperation, "Origin \(request.origin.rawValue) is not supported by this key service")
         }
         guard !request.multiRegion else {
             throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")
@@ -86,7 +86,11 @@ extension KMSEngine {
             rotationEnabled: false, rotationPeriodInDays: nil, nextRotationDate: nil,
             versions: awaitingImport ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
         var material: [UInt32: KeyMaterial] = [:]
-        if let givenMaterial {
+        if let customStore {
+            // The material is the store's, made or found by makeCustomKey.
+            record.customKeyStoreID = customStore.id
+            record.xksKeyID = request.xksKeyID
+        } else if let givenMaterial {
             material[1] = try KeyMaterial(spec: request.keySpec, bytes: givenMaterial)
             record.materialFingerprint = try materialFingerprint(givenMaterial, keyID: keyID)
             record.expirationModel = .doesNotExpire
@@ -105,5 +109,62 @@ extension KMSEngine {
                                         sealed: try rootKey.seal(material.storedBytes(), label: key.record.keyID, version: version.version)))
         }
         return changes
+    }
+}
+
+extension KMSEngine {
+    /// AWS's rules for Origin, CustomKeyStoreId and XksKeyId together.
+    static func checkCustomKeyStoreOrigin(_ request: CreateKeyRequest, _ store: CustomKeyStoreRecord?) throws(KMSError) {
+        switch request.origin {
+        case .awsKMS, .external:
+            guard request.customKeyStoreID == nil else {
+                throw KMSError(.validation, "CustomKeyStoreId needs Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE, not \(request.origin.rawValue)")
+            }
+        case .awsCloudHSM, .externalKeyStore:
+            guard let store else {
+                throw KMSError(.validation, "Origin \(request.origin.rawValue) needs a CustomKeyStoreId")
+            }
+            let expected: Origin = store.type == .awsCloudHSM ? .awsCloudHSM : .externalKeyStore
+            guard request.origin == expected else {
+                throw KMSError(.validation, "Custom key store \(store.id) is of type \(store.type.rawValue): its keys have Origin \(expected.rawValue)")
+            }
+            guard request.keySpec == .symmetricDefault, request.keyUsage == .encryptDecrypt, !request.multiRegion else {
+                throw KMSError(.unsupportedOperation, "A key in a custom key store is a single-Region SYMMETRIC_DEFAULT key for ENCRYPT_DECRYPT")
+            }
+        }
+        if let xks = request.xksKeyID {
+            guard request.origin == .externalKeyStore else { throw KMSError(.validation, "XksKeyId needs Origin EXTERNAL_KEY_STORE") }
+            guard (1...128).contains(xks.count), xks.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw KMSError.constraint(xks, member: "xksKeyId", "Member must satisfy regular expression pattern: ^[a-zA-Z0-9-_.]+$")
+            }
+        } else if request.origin == .externalKeyStore {
+            throw KMSError(.validation, "Origin EXTERNAL_KEY_STORE needs an XksKeyId")
+        }
+    }
+
+    /// Makes the key's material inside its custom key store (a token), or checks that the
+    /// external key it names is usable (a proxy's GetKeyMetadata).
+    func makeCustomKey(_ key: KeyRecord, in store: CustomKeyStoreRecord, state: EngineState, record: AuditRecord) throws {
+        guard let connection = keyStoreConnections.connection(store.id) else {
+            throw KMSError(.customKeyStoreInvalidState, "Custom key store \(store.id) is \(connectionState(store).rawValue), not CONNECTED")
+        }
+        let call = ExternalCall(principal: record.principal, keyARN: nil, operation: "CreateKey", requestID: record.requestID)
+        do {
+            if let xks = key.xksKeyID {
+                if let other = state.keys.values.first(where: { $0.record.customKeyStoreID == store.id && $0.record.xksKeyID == xks }) {
+                    throw KMSError(.xksKeyAlreadyInUse, "External key \(xks) already backs \(other.record.arn)")
+                }
+                try connection.checkKey(label: xks, call: call)
+            } else {
+                try connection.createKey(label: key.keyID, call: call)
+            }
+        } catch let failure as CustomKeyStoreFailure {
+            switch failure.kind {
+            case .keyNotFound: throw KMSError(.xksKeyNotFound, "The external key store proxy has no key \(key.xksKeyID ?? key.keyID)")
+            case .keyInvalidConfiguration:
+                throw KMSError(.xksKeyInvalidConfiguration, "External key \(key.xksKeyID ?? key.keyID) is not an enabled AES_256 key for ENCRYPT and DECRYPT")
+            default: throw KMSError(.customKeyStoreInvalidState, "Custom key store \(store.id) could not make the key: \(failure.message)")
+            }
+        }
     }
 }

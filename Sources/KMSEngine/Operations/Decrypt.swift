@@ -52,6 +52,6 @@ extension KMSEngine {
         }
         try Self.requireEncryptionAlgorithm(algorithm, key.record, for: "Decrypt")
         try Self.endDryRun(caller)
-        return (key, try openBlob(blob, key: key, context: context))
+        return (key, try openBlob(blob, key: key, context: context, for: record))
     }
 }

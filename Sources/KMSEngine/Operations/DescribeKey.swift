@@ -6,7 +6,7 @@ extension KMSEngine {
         try perform(.describeKey, caller) { record, state in
             let key = try managedKey(keyID, action: .describeKey, allowAlias: true, extra: Self.requestAlias(keyID),
                                      for: caller, in: state, record: &record)
-            return DescribeKeyResponse(keyMetadata: key.record.metadata)
+            return DescribeKeyResponse(keyMetadata: metadata(of: key, in: state))
         }
     }
 }

@@ -19,7 +19,7 @@ extension KMSEngine {
             try Self.requireEncryptionAlgorithm(encryptionAlgorithm, key.record, for: "Encrypt")
             try Self.endDryRun(caller)
             let blob = encryptionAlgorithm == .symmetricDefault
-                ? try sealBlob(plaintext, key: key, context: encryptionContext)
+                ? try sealBlob(plaintext, key: key, context: encryptionContext, for: record)
                 : try encryptAsymmetric(plaintext, key: key, algorithm: encryptionAlgorithm, context: encryptionContext)
             return EncryptResponse(ciphertextBlob: blob, keyId: key.record.arn, encryptionAlgorithm: encryptionAlgorithm)
         }

@@ -41,7 +41,7 @@ extension KMSEngine {
             try Self.requireSymmetric(.symmetricDefault, key.record)
             try Self.endDryRun(caller)
             let dataKey = try SecretBytes.random(count: count)
-            let blob = try sealBlob(dataKey, key: key, context: encryptionContext)
+            let blob = try sealBlob(dataKey, key: key, context: encryptionContext, for: record)
             return GenerateDataKeyResponse(ciphertextBlob: blob, plaintext: returnPlaintext ? dataKey : nil, keyId: key.record.arn)
         }
     }

@@ -38,10 +38,13 @@ extension KMSEngine {
             guard let kind = keyPairSpec.keySpec.asymmetricKind else {
                 throw KMSError(.unsupportedOperation, "KeyPairSpec \(keyPairSpec.rawValue) is not supported by this key service")
             }
+            if key.record.customKeyStoreID != nil {
+                throw KMSError(.unsupportedOperation, "GenerateDataKeyPair does not take a key in a custom key store (\(key.record.arn))")
+            }
             try Self.endDryRun(caller)
             let pair = try AsymmetricKey.generate(kind)
             let privateKey = try pair.privateKeyDER()
-            let blob = try sealBlob(privateKey, key: key, context: encryptionContext)
+            let blob = try sealBlob(privateKey, key: key, context: encryptionContext, for: record)
             return GenerateDataKeyPairResponse(privateKeyCiphertextBlob: blob, privateKeyPlaintext: returnPlaintext ? privateKey : nil,
                                                publicKey: try pair.publicKeyDER(), keyId: key.record.arn, keyPairSpec: keyPairSpec)
         }

@@ -46,7 +46,7 @@ extension KMSEngine {
 
 extension KMSOperation {
     /// The operations GetKeyLastUsage counts as uses of a key.
-    var isCryptographic: Bool {
+    public var isCryptographic: Bool {
         switch self {
         case .encrypt, .decrypt, .reEncrypt, .generateDataKey, .generateDataKeyWithoutPlaintext, .generateDataKeyPair,
              .generateDataKeyPairWithoutPlaintext, .sign, .verify, .generateMac, .verifyMac, .deriveSharedSecret:

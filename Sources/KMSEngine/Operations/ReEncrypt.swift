@@ -41,7 +41,7 @@ extension KMSEngine {
                                                algorithm: sourceEncryptionAlgorithm, action: .reEncryptFrom, caller: caller, state: state,
                                                record: &record)
             let blob = destinationEncryptionAlgorithm == .symmetricDefault
-                ? try sealBlob(plaintext, key: destination, context: destinationEncryptionContext)
+                ? try sealBlob(plaintext, key: destination, context: destinationEncryptionContext, for: record)
                 : try encryptAsymmetric(plaintext, key: destination, algorithm: destinationEncryptionAlgorithm, context: destinationEncryptionContext)
             return ReEncryptResponse(ciphertextBlob: blob, sourceKeyId: source.record.arn, keyId: destination.record.arn,
                                      sourceEncryptionAlgorithm: sourceEncryptionAlgorithm,

@@ -34,6 +34,8 @@ struct StoreContents {
     var lastAudit: SealedAuditRecord?
     var grants: [GrantRecord]
     var identities: [IdentityRecord]
+    /// Custom key stores with their sealed secrets.
+    var customKeyStores: [(CustomKeyStoreRecord, [UInt8])] = []
     /// The store has no state digest yet: written before digests existed, or its digest removed.
     var stateDigestMissing = false
 }
@@ -56,4 +58,6 @@ enum StoreChange {
     /// A user or role, with its policies.
     case putIdentity(IdentityRecord)
     case deleteIdentity(arn: String)
+    case putCustomKeyStore(CustomKeyStoreRecord, sealedSecret: [UInt8])
+    case deleteCustomKeyStore(id: String)
 }

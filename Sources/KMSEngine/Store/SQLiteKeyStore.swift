@@ -14,6 +14,7 @@ import Synchronization
 /// access_keys(access_key_id, account, record, sealed_secret)   secret sealed under the root key
 /// grants(grant_id, key_id, record TEXT)               GrantRecord as JSON
 /// identities(arn, account, record TEXT)               IAM users and roles (IdentityRecord) as JSON
+/// custom_key_stores(id, account, record, sealed_secret)   CustomKeyStoreRecord; password or proxy secret sealed
 /// ```
 /// keys, aliases, accounts, access_keys, grants and identities also carry `mac`: ``RecordAuthenticator``'s MAC over
 /// the table and every column the engine reads, checked at every load. `meta.state_digest` holds,
@@ -39,6 +40,7 @@ final class SQLiteKeyStore: KeyStore {
         ("access_keys", ["access_key_id", "account", "record"]),
         ("grants", ["grant_id", "key_id", "record"]),
         ("identities", ["arn", "account", "record"]),
+        ("custom_key_stores", ["id", "account", "record"]),
     ]
 
     init(path: String) throws {
@@ -67,6 +69,8 @@ final class SQLiteKeyStore: KeyStore {
                     record TEXT NOT NULL, sealed_secret BLOB NOT NULL);
                 CREATE TABLE IF NOT EXISTS grants(grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
                 CREATE TABLE IF NOT EXISTS identities(arn TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
+                CREATE TABLE IF NOT EXISTS custom_key_stores(
+                    id TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, sealed_secret BLOB NOT NULL, mac BLOB);
                 """)
             for (table, _) in Self.authenticated {
                 let columns = try database.query("PRAGMA table_info(\(table))").compactMap { $0[1].text }
@@ -194,7 +198,7 @@ final class SQLiteKeyStore: KeyStore {
     /// The primary key of each authenticated table, as kmsd creates it.
     static let primaryKeys: [String: [String]] = [
         "keys": ["key_id"], "aliases": ["account", "region", "alias_name"], "accounts": ["account_id"],
-        "access_keys": ["access_key_id"], "grants": ["grant_id"], "identities": ["arn"],
+        "access_keys": ["access_key_id"], "grants": ["grant_id"], "identities": ["arn"], "custom_key_stores": ["id"],
     ]
 
     /// Refuses a schema kmsd did not make: triggers or views (which could act on kmsd's own
@@ -245,9 +249,12 @@ final class SQLiteKeyStore: KeyStore {
             let identities = try db.query("SELECT record FROM identities").map { row in
                 try decoder.decode(IdentityRecord.self, from: Data((row[0].text ?? "").utf8))
             }
+            let customKeyStores = try db.query("SELECT record, sealed_secret FROM custom_key_stores").map { row in
+                (try decoder.decode(CustomKeyStoreRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
+            }
             return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
                                  accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities,
-                                 stateDigestMissing: !digested)
+                                 customKeyStores: customKeyStores, stateDigestMissing: !digested)
         }
     }
 
@@ -352,6 +359,16 @@ final class SQLiteKeyStore: KeyStore {
                     case let .deleteIdentity(arn):
                         try remove("identities", "arn = ?1", [.text(arn)])
                         try db.query("DELETE FROM identities WHERE arn = ?1", [.text(arn)])
+                    case let .putCustomKeyStore(store, sealed):
+                        let json = String(decoding: try encoder.encode(store), as: UTF8.self)
+                        let recordMAC = mac("custom_key_stores", [store.id, store.account, json])
+                        try remove("custom_key_stores", "id = ?1", [.text(store.id)])
+                        try db.query("INSERT OR REPLACE INTO custom_key_stores(id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                     [.text(store.id), .text(store.account), .text(json), .blob(sealed), recordMAC])
+                        add("custom_key_stores", recordMAC)
+                    case let .deleteCustomKeyStore(id):
+                        try remove("custom_key_stores", "id = ?1", [.text(id)])
+                        try db.query("DELETE FROM custom_key_stores WHERE id = ?1", [.text(id)])
                     }
                 }
                 for record in audit {

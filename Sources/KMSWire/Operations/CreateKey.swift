@@ -16,7 +16,7 @@ extension KMSProtocol {
         request.multiRegion = try m.bool("MultiRegion") ?? false
         request.bypassPolicyLockoutSafetyCheck = try m.bool("BypassPolicyLockoutSafetyCheck") ?? false
         request.customKeyStoreID = try m.string("CustomKeyStoreId")
-        _ = try m.string("XksKeyId")
+        request.xksKeyID = try m.string("XksKeyId")
         try m.finish()
         return .object([("KeyMetadata", .keyMetadata(try engine.createKey(request, caller: caller).keyMetadata))])
     }

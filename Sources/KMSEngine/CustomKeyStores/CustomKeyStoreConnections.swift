@@ -1,0 +1,41 @@
+import Synchronization
+
+/// The live side of custom key stores: each store's connection and connection state. Not
+/// persisted (a restart reconnects the stores whose owner left them connected); read by every
+/// cryptographic call on a key in a custom key store, changed by Connect and Disconnect.
+final class CustomKeyStoreConnections: Sendable {
+    struct Entry: Sendable {
+        var connection: (any CustomKeyStoreConnection)?
+        var state: ConnectionState
+        var errorCode: String?
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+    /// Whether any store is connected: the server then runs cryptographic calls off its event
+    /// loop, since they may wait for a token or a proxy.
+    let anyConnected = Atomic<Bool>(false)
+
+    func entry(_ id: String) -> Entry? { entries.withLock { $0[id] } }
+
+    func connection(_ id: String) -> (any CustomKeyStoreConnection)? {
+        entries.withLock { $0[id]?.state == .connected ? $0[id]?.connection : nil }
+    }
+
+    func set(_ id: String, _ entry: Entry?) {
+        let previous: Entry? = entries.withLock { entries in
+            let previous = entries[id]
+            entries[id] = entry
+            anyConnected.store(entries.values.contains { $0.state == .connected }, ordering: .releasing)
+            return previous
+        }
+        if let old = previous?.connection, entry?.connection == nil || (entry?.connection as AnyObject?) !== (old as AnyObject) {
+            old.close()
+        }
+    }
+
+    func closeAll() {
+        let all = entries.withLock { entries in defer { entries = [:] }; return entries }
+        anyConnected.store(false, ordering: .releasing)
+        for entry in all.values { entry.connection?.close() }
+    }
+}

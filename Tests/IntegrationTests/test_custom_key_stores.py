@@ -1,0 +1,387 @@
+"""Custom key stores against real kmsd processes: AWS_CLOUDHSM stores on a SoftHSM2 token (made
+here with softhsm2-util), and EXTERNAL_KEY_STORE stores through `kmsd xks-proxy` — itself in
+front of another token — over TLS with SigV4 on both sides. Driven with boto3 and the aws CLI."""
+import base64
+import contextlib
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+
+import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import KMSD, REGION, Kmsd, stop_process
+
+MODULE = next((p for p in ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+               if os.path.exists(p)), None)
+pytestmark = pytest.mark.skipif(MODULE is None or shutil.which("softhsm2-util") is None,
+                                reason="SoftHSM2 is installed by scripts/setup")
+CLUSTER = "cluster-abcdefghijk"
+PASSWORD = "kmsuser-password"
+XKS_PATH = "/example/kms/xks/v1"
+XKS_ACCESS_KEY = "ABCDEFGHIJKLMNOPQRST234567"
+XKS_SECRET = base64.b64encode(secrets.token_bytes(33)).decode()
+
+
+def error_code(call):
+    with pytest.raises(ClientError) as raised:
+        call()
+    return raised.value.response["Error"]["Code"]
+
+
+def store_entry(kms, store_id):
+    return kms.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"][0]
+
+
+class Tokens:
+    """A SoftHSM2 token directory of its own, with tokens initialized by softhsm2-util."""
+
+    def __init__(self, directory):
+        os.makedirs(os.path.join(directory, "tokens"))
+        self.conf = os.path.join(directory, "softhsm2.conf")
+        with open(self.conf, "w") as f:
+            f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n" % directory)
+        self.env = dict(os.environ, SOFTHSM2_CONF=self.conf)
+
+    def init(self, label, pin):
+        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "so-pin-1234", "--pin", pin],
+                       check=True, capture_output=True, env=self.env)
+
+    def token_arguments(self, directory, label, pin):
+        pin_file = os.path.join(directory, "%s.pin" % label)
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, pin.encode())
+        os.close(fd)
+        return ["--pkcs11-module", MODULE, "--token-label", label, "--pin-file", pin_file]
+
+
+class XksProxy:
+    """`kmsd xks-proxy serve` on loopback TLS with a certificate for localhost."""
+
+    def __init__(self, directory, tokens, token_args):
+        self.certificate = os.path.join(directory, "proxy.pem")
+        self.key = os.path.join(directory, "proxy.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-days", "2",
+                        "-keyout", self.key, "-out", self.certificate], check=True, capture_output=True)
+        credentials = os.path.join(directory, "xks.credentials")
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, ("%s %s\n" % (XKS_ACCESS_KEY, XKS_SECRET)).encode())
+        os.close(fd)
+        self.args = [KMSD, "xks-proxy", "serve", *token_args, "--listen", "tls://127.0.0.1:0", "--tls-certificate", self.certificate,
+                     "--tls-key", self.key, "--uri-path", XKS_PATH, "--credentials-file", credentials]
+        self.log_path = os.path.join(directory, "xks-proxy.log")
+        self.env = tokens.env
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.time() + 30
+        while "ready" not in open(self.log_path).read():
+            if self.process.poll() is not None or time.time() > deadline:
+                raise RuntimeError("xks-proxy did not start: " + open(self.log_path).read())
+            time.sleep(0.05)
+        self.port = int(re.search(r"serving https://[^:]+:(\d+)", open(self.log_path).read()).group(1))
+        self.endpoint = "https://localhost:%d" % self.port
+        # A restart comes back at the same address, where the store expects its proxy.
+        self.args[self.args.index("--listen") + 1] = "tls://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        stop_process(self.process)
+        self.log.close()
+
+    def request(self, path, body, method="POST", sign=True, secret=None):
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            request = botocore.awsrequest.AWSRequest(method=method, url="https://localhost:%d%s" % (self.port, path), headers=headers, data=data)
+            botocore.auth.SigV4Auth(botocore.credentials.Credentials(XKS_ACCESS_KEY, secret or XKS_SECRET), "kms-xks-proxy", REGION).add_auth(request)
+            headers = dict(request.headers.items())
+        context = ssl.create_default_context(cafile=self.certificate)
+        connection = http.client.HTTPSConnection("localhost", self.port, context=context, timeout=10)
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def world():
+    """Two tokens (one for kmsd's CloudHSM-style store, one behind the XKS proxy), the proxy, and
+    a kmsd that knows the PKCS#11 module and trusts the proxy's certificate."""
+    with tempfile.TemporaryDirectory(prefix="kmsd-cks-") as directory:
+        tokens = Tokens(directory)
+        tokens.init(CLUSTER, PASSWORD)
+        tokens.init("cluster-zzzzzzzzzzzz", "another-password")
+        tokens.init("xks-token", "xks-pin-1234")
+        proxy_token = tokens.token_arguments(directory, "xks-token", "xks-pin-1234")
+        for label in ["xks-key-1", "xks-key-2"]:
+            made = subprocess.run([KMSD, "xks-proxy", "create-key", *proxy_token, label], capture_output=True, text=True, env=tokens.env)
+            assert made.returncode == 0, made.stderr
+        proxy = XksProxy(directory, tokens, proxy_token)
+        previous = os.environ.get("SOFTHSM2_CONF")
+        os.environ["SOFTHSM2_CONF"] = tokens.conf
+        server = None
+        try:
+            kmsd_dir = os.path.join(directory, "kmsd")
+            os.makedirs(kmsd_dir)
+            server = Kmsd(kmsd_dir, extra_args=["--pkcs11-module", MODULE, "--xks-ca-bundle", proxy.certificate])
+            yield server, proxy, tokens, directory, proxy_token
+        finally:
+            if server:
+                server.stop()
+            proxy.stop()
+            if previous is None:
+                os.environ.pop("SOFTHSM2_CONF", None)
+            else:
+                os.environ["SOFTHSM2_CONF"] = previous
+
+
+@pytest.fixture(scope="module")
+def hsm_store(world):
+    server, *_ = world
+    kms = server.client()
+    store = kms.create_custom_key_store(CustomKeyStoreName="hsm", CloudHsmClusterId=CLUSTER, TrustAnchorCertificate="-----BEGIN CERTIFICATE-----",
+                                        KeyStorePassword=PASSWORD)["CustomKeyStoreId"]
+    assert store.startswith("cks-") and store_entry(kms, store)["ConnectionState"] == "DISCONNECTED"
+    kms.connect_custom_key_store(CustomKeyStoreId=store)
+    return store
+
+
+def test_a_cloudhsm_style_store_makes_keys_in_the_token_and_seals_through_it(world, hsm_store):
+    server, proxy, tokens, directory, _ = world
+    kms = server.client()
+    entry = store_entry(kms, hsm_store)
+    assert entry["ConnectionState"] == "CONNECTED" and entry["CloudHsmClusterId"] == CLUSTER
+    assert entry["CustomKeyStoreType"] == "AWS_CLOUDHSM" and "ConnectionErrorCode" not in entry
+    key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)["KeyMetadata"]
+    assert key["Origin"] == "AWS_CLOUDHSM" and key["CustomKeyStoreId"] == hsm_store and key["CloudHsmClusterId"] == CLUSTER
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"sealed by the token", EncryptionContext={"a": "b"})["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "b"})["Plaintext"] == b"sealed by the token"
+    assert error_code(lambda: kms.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "c"})) == "InvalidCiphertextException"
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    assert error_code(lambda: kms.decrypt(CiphertextBlob=tampered, EncryptionContext={"a": "b"})) == "InvalidCiphertextException"
+    data_key = kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256")
+    assert kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])["Plaintext"] == data_key["Plaintext"]
+    # The key is in the token, under the KMS key's ID: another process that opens the token finds it there.
+    again = subprocess.run([KMSD, "xks-proxy", "create-key", *tokens.token_arguments(directory, CLUSTER, PASSWORD), key["KeyId"]],
+                           capture_output=True, text=True, env=tokens.env)
+    assert again.returncode != 0 and "already holds a key labelled" in again.stderr
+    # What AWS refuses for keys in a custom key store.
+    assert error_code(lambda: kms.enable_key_rotation(KeyId=key["KeyId"])) == "UnsupportedOperationException"
+    assert error_code(lambda: kms.rotate_key_on_demand(KeyId=key["KeyId"])) == "UnsupportedOperationException"
+    assert error_code(lambda: kms.generate_data_key_pair(KeyId=key["KeyId"], KeyPairSpec="ECC_NIST_P256")) == "UnsupportedOperationException"
+    assert error_code(lambda: kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store, KeySpec="RSA_2048")) == "UnsupportedOperationException"
+    assert error_code(lambda: kms.create_key(Origin="AWS_CLOUDHSM")) == "ValidationException"
+    assert error_code(lambda: kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId="cks-1234567890abcdef0")) == "CustomKeyStoreNotFoundException"
+    assert len(kms.generate_random(NumberOfBytes=48, CustomKeyStoreId=hsm_store)["Plaintext"]) == 48
+
+
+def test_a_disconnected_store_makes_its_keys_unavailable_until_it_reconnects(world, hsm_store):
+    server, *_ = world
+    kms = server.client()
+    key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key, Plaintext=b"before")["CiphertextBlob"]
+    kms.disconnect_custom_key_store(CustomKeyStoreId=hsm_store)
+    try:
+        assert store_entry(kms, hsm_store)["ConnectionState"] == "DISCONNECTED"
+        assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Unavailable"
+        assert error_code(lambda: kms.encrypt(KeyId=key, Plaintext=b"x")) == "KMSInvalidStateException"
+        assert error_code(lambda: kms.decrypt(CiphertextBlob=blob)) == "KMSInvalidStateException"
+        assert error_code(lambda: kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)) == "CustomKeyStoreInvalidStateException"
+        assert error_code(lambda: kms.disconnect_custom_key_store(CustomKeyStoreId=hsm_store)) == "CustomKeyStoreInvalidStateException"
+        # A store that still holds keys is not deleted.
+        assert error_code(lambda: kms.delete_custom_key_store(CustomKeyStoreId=hsm_store)) == "CustomKeyStoreHasCMKsException"
+    finally:
+        kms.connect_custom_key_store(CustomKeyStoreId=hsm_store)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before"
+    assert error_code(lambda: kms.delete_custom_key_store(CustomKeyStoreId=hsm_store)) == "CustomKeyStoreInvalidStateException"
+    assert error_code(lambda: kms.update_custom_key_store(CustomKeyStoreId=hsm_store, KeyStorePassword="new-password")) == "CustomKeyStoreInvalidStateException"
+
+
+def test_connection_failures_are_states_with_aws_error_codes(world):
+    server, *_ = world
+    kms = server.client()
+    wrong = kms.create_custom_key_store(CustomKeyStoreName="wrong-pin", CloudHsmClusterId="cluster-zzzzzzzzzzzz",
+                                        TrustAnchorCertificate="anchor", KeyStorePassword="not-the-password")["CustomKeyStoreId"]
+    kms.connect_custom_key_store(CustomKeyStoreId=wrong)
+    entry = store_entry(kms, wrong)
+    assert entry["ConnectionState"] == "FAILED" and entry["ConnectionErrorCode"] == "INVALID_CREDENTIALS"
+    assert error_code(lambda: kms.connect_custom_key_store(CustomKeyStoreId=wrong)) == "CustomKeyStoreInvalidStateException"
+    kms.disconnect_custom_key_store(CustomKeyStoreId=wrong)
+    kms.update_custom_key_store(CustomKeyStoreId=wrong, KeyStorePassword="another-password", NewCustomKeyStoreName="right-pin")
+    kms.connect_custom_key_store(CustomKeyStoreId=wrong)
+    assert store_entry(kms, wrong)["ConnectionState"] == "CONNECTED"
+    assert store_entry(kms, wrong)["CustomKeyStoreName"] == "right-pin"
+    kms.disconnect_custom_key_store(CustomKeyStoreId=wrong)
+    kms.delete_custom_key_store(CustomKeyStoreId=wrong)
+    assert error_code(lambda: store_entry(kms, wrong)) == "CustomKeyStoreNotFoundException"
+
+    missing = kms.create_custom_key_store(CustomKeyStoreName="no-such-token", CloudHsmClusterId="cluster-nosuchtokenxx",
+                                          TrustAnchorCertificate="anchor", KeyStorePassword="whatever1")["CustomKeyStoreId"]
+    kms.connect_custom_key_store(CustomKeyStoreId=missing)
+    assert store_entry(kms, missing)["ConnectionErrorCode"] == "CLUSTER_NOT_FOUND"
+
+
+def test_store_settings_are_validated_and_unique(world, hsm_store):
+    server, *_ = world
+    kms = server.client()
+    assert error_code(lambda: kms.create_custom_key_store(CustomKeyStoreName="hsm", CloudHsmClusterId="cluster-bbbbbbbbbbbb",
+                                                          TrustAnchorCertificate="a", KeyStorePassword="1234567")) == "CustomKeyStoreNameInUseException"
+    assert error_code(lambda: kms.create_custom_key_store(CustomKeyStoreName="twin", CloudHsmClusterId=CLUSTER,
+                                                          TrustAnchorCertificate="a", KeyStorePassword="1234567")) == "CloudHsmClusterInUseException"
+    # What botocore would refuse before sending, sent raw: kmsd refuses it too.
+    for request in [
+        {"CustomKeyStoreName": "short", "CloudHsmClusterId": "cluster-bbbbbbbbbbbb", "TrustAnchorCertificate": "a", "KeyStorePassword": "123"},
+        {"CustomKeyStoreName": "bad-id", "CloudHsmClusterId": "cluster-1", "TrustAnchorCertificate": "a", "KeyStorePassword": "1234567"},
+        {"CustomKeyStoreName": "no-anchor", "CloudHsmClusterId": "cluster-bbbbbbbbbbbb", "KeyStorePassword": "1234567"},
+        {"CustomKeyStoreName": "plain-http", "CustomKeyStoreType": "EXTERNAL_KEY_STORE", "XksProxyUriEndpoint": "http://localhost:1",
+         "XksProxyUriPath": XKS_PATH, "XksProxyConnectivity": "PUBLIC_ENDPOINT",
+         "XksProxyAuthenticationCredential": {"AccessKeyId": XKS_ACCESS_KEY, "RawSecretAccessKey": XKS_SECRET}},
+        {"CustomKeyStoreName": "bad-path", "CustomKeyStoreType": "EXTERNAL_KEY_STORE", "XksProxyUriEndpoint": "https://localhost:1",
+         "XksProxyUriPath": "/kms/xks/v1/../x", "XksProxyConnectivity": "PUBLIC_ENDPOINT",
+         "XksProxyAuthenticationCredential": {"AccessKeyId": XKS_ACCESS_KEY, "RawSecretAccessKey": XKS_SECRET}},
+        {"CustomKeyStoreName": "short-secret", "CustomKeyStoreType": "EXTERNAL_KEY_STORE", "XksProxyUriEndpoint": "https://localhost:1",
+         "XksProxyUriPath": XKS_PATH, "XksProxyConnectivity": "PUBLIC_ENDPOINT",
+         "XksProxyAuthenticationCredential": {"AccessKeyId": XKS_ACCESS_KEY, "RawSecretAccessKey": "short"}},
+    ]:
+        status, body, _ = server.raw("CreateCustomKeyStore", request)
+        assert status == 400 and body["__type"] == "ValidationException", (request, body)
+    assert "short" not in json.dumps(kms.describe_custom_key_stores()["CustomKeyStores"], default=str)
+
+
+def test_the_store_holds_no_password_and_reconnects_after_a_restart(world, hsm_store):
+    server, *_ = world
+    kms = server.client()
+    key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key, Plaintext=b"survives a restart")["CiphertextBlob"]
+    stop_process(server.process)
+    server.log.close()
+    with open(server.store, "rb") as f:
+        contents = f.read()
+    assert PASSWORD.encode() not in contents and XKS_SECRET.encode() not in contents
+    server.log = open(server.log_path, "a")
+    server.process = subprocess.Popen([KMSD, "serve", "--store", server.store, "--listen", "tcp://127.0.0.1:%d" % server.port,
+                                       "--listen", "unix://%s?mode=0600" % server.socket_path,
+                                       "--pkcs11-module", MODULE, "--xks-ca-bundle", world[1].certificate],
+                                      stdout=server.log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while open(server.log_path).read().count("kmsd: ready") < 2:
+        assert server.process.poll() is None and time.time() < deadline, open(server.log_path).read()
+        time.sleep(0.05)
+    kms = server.client()
+    assert store_entry(kms, hsm_store)["ConnectionState"] == "CONNECTED"
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"survives a restart"
+
+
+@pytest.fixture(scope="module")
+def xks_store(world):
+    server, proxy, *_ = world
+    kms = server.client()
+    store = kms.create_custom_key_store(
+        CustomKeyStoreName="xks", CustomKeyStoreType="EXTERNAL_KEY_STORE", XksProxyUriEndpoint=proxy.endpoint,
+        XksProxyUriPath=XKS_PATH, XksProxyConnectivity="PUBLIC_ENDPOINT",
+        XksProxyAuthenticationCredential={"AccessKeyId": XKS_ACCESS_KEY, "RawSecretAccessKey": XKS_SECRET})["CustomKeyStoreId"]
+    kms.connect_custom_key_store(CustomKeyStoreId=store)
+    return store
+
+
+def test_an_external_key_store_seals_through_the_xks_proxy(world, xks_store):
+    server, proxy, *_ = world
+    kms = server.client()
+    entry = store_entry(kms, xks_store)
+    assert entry["ConnectionState"] == "CONNECTED", entry
+    assert entry["XksProxyConfiguration"] == {"Connectivity": "PUBLIC_ENDPOINT", "AccessKeyId": XKS_ACCESS_KEY,
+                                              "UriEndpoint": proxy.endpoint, "UriPath": XKS_PATH}
+    key = kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store, XksKeyId="xks-key-1")["KeyMetadata"]
+    assert key["XksKeyConfiguration"] == {"Id": "xks-key-1"} and key["Origin"] == "EXTERNAL_KEY_STORE"
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"held outside", EncryptionContext={"k": "v"})["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"k": "v"})["Plaintext"] == b"held outside"
+    assert error_code(lambda: kms.decrypt(CiphertextBlob=blob)) == "InvalidCiphertextException"
+    assert error_code(lambda: kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store, XksKeyId="xks-key-1")) == "XksKeyAlreadyInUseException"
+    assert error_code(lambda: kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store, XksKeyId="no-such-key")) == "XksKeyNotFoundException"
+    assert error_code(lambda: kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store)) == "ValidationException"
+    # The proxy down: the key is unusable (KMSInvalidStateException), and usable again when it is back.
+    proxy.stop()
+    try:
+        assert error_code(lambda: kms.decrypt(CiphertextBlob=blob, EncryptionContext={"k": "v"})) == "KMSInvalidStateException"
+    finally:
+        proxy.start()
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"k": "v"})["Plaintext"] == b"held outside"
+    other = kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store, XksKeyId="xks-key-2")["KeyMetadata"]["KeyId"]
+    # Each external key seals its own: a blob of one does not open under the other's key.
+    other_blob = kms.encrypt(KeyId=other, Plaintext=b"second")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=other_blob)["Plaintext"] == b"second"
+
+
+def test_a_wrong_proxy_credential_or_path_fails_with_aws_connection_codes(world):
+    server, proxy, *_ = world
+    kms = server.client()
+
+    def connect(name, path, secret):
+        store = kms.create_custom_key_store(
+            CustomKeyStoreName=name, CustomKeyStoreType="EXTERNAL_KEY_STORE", XksProxyUriEndpoint=proxy.endpoint,
+            XksProxyUriPath=path, XksProxyConnectivity="PUBLIC_ENDPOINT",
+            XksProxyAuthenticationCredential={"AccessKeyId": XKS_ACCESS_KEY, "RawSecretAccessKey": secret})["CustomKeyStoreId"]
+        kms.connect_custom_key_store(CustomKeyStoreId=store)
+        entry = store_entry(kms, store)
+        assert entry["ConnectionState"] == "FAILED"
+        return entry["ConnectionErrorCode"]
+
+    assert connect("xks-wrong-secret", "/other/kms/xks/v1", base64.b64encode(secrets.token_bytes(33)).decode()) == "XKS_PROXY_ACCESS_DENIED"
+    assert connect("xks-wrong-path", "/another/kms/xks/v1", XKS_SECRET) == "XKS_PROXY_INVALID_CONFIGURATION"
+
+
+def test_the_proxy_authenticates_every_request_and_answers_the_spec(world):
+    _, proxy, *_ = world
+    metadata = {"requestMetadata": {"kmsRequestId": "r-1", "kmsOperation": "KmsHealthCheck"}}
+    status, body = proxy.request(XKS_PATH + "/health", metadata)
+    assert status == 200 and body["ekmFleetDetails"][0]["healthStatus"] == "ACTIVE"
+    assert proxy.request(XKS_PATH + "/health", metadata, sign=False) == (401, {"errorName": "AuthenticationFailedException",
+                                                                              "errorMessage": "the request's signature does not verify"})
+    assert proxy.request(XKS_PATH + "/health", metadata, secret="x" * 44)[0] == 401
+    assert proxy.request("/elsewhere/kms/xks/v1/health", metadata)[1]["errorName"] == "InvalidUriPathException"
+    assert proxy.request("/elsewhere/kms/xks/v1/health", metadata, sign=False)[1]["errorName"] == "AuthenticationFailedException"
+    assert proxy.request(XKS_PATH + "/health", metadata, method="GET")[0] == 405
+    caller = {"awsPrincipalArn": "arn:aws:iam::111122223333:root", "kmsOperation": "Encrypt", "kmsRequestId": "r-2",
+              "kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/x"}
+    status, sealed = proxy.request(XKS_PATH + "/keys/xks-key-1/encrypt", {
+        "requestMetadata": caller, "plaintext": base64.b64encode(b"spec").decode(), "encryptionAlgorithm": "AES_GCM",
+        "additionalAuthenticatedData": base64.b64encode(b"aad").decode()})
+    assert status == 200 and len(base64.b64decode(sealed["initializationVector"])) == 12
+    decrypt = {"requestMetadata": caller, "encryptionAlgorithm": "AES_GCM", "ciphertext": sealed["ciphertext"],
+               "initializationVector": sealed["initializationVector"], "authenticationTag": sealed["authenticationTag"],
+               "additionalAuthenticatedData": base64.b64encode(b"aad").decode()}
+    assert proxy.request(XKS_PATH + "/keys/xks-key-1/decrypt", decrypt)[1] == {"plaintext": base64.b64encode(b"spec").decode()}
+    decrypt["additionalAuthenticatedData"] = base64.b64encode(b"aae").decode()
+    assert proxy.request(XKS_PATH + "/keys/xks-key-1/decrypt", decrypt)[1]["errorName"] == "InvalidCiphertextException"
+    assert proxy.request(XKS_PATH + "/keys/nope/metadata", {"requestMetadata": caller})[1]["errorName"] == "KeyNotFoundException"
+    assert proxy.request(XKS_PATH + "/keys/xks-key-1/metadata", {"requestMetadata": caller})[1] == {
+        "keySpec": "AES_256", "keyUsage": ["ENCRYPT", "DECRYPT"], "keyStatus": "ENABLED"}
+
+
+def test_the_aws_cli_lists_custom_key_stores(world, hsm_store):
+    server, *_ = world
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key, AWS_DEFAULT_REGION=REGION)
+    out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "kms", "describe-custom-key-stores", "--custom-key-store-id", hsm_store],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["CustomKeyStores"][0]["CustomKeyStoreId"] == hsm_store
+
+
+def test_without_a_pkcs11_module_cloudhsm_stores_are_unsupported(kms):
+    assert error_code(lambda: kms.create_custom_key_store(CustomKeyStoreName="x", CloudHsmClusterId="cluster-abcdefghijk",
+                                                          TrustAnchorCertificate="a", KeyStorePassword="1234567")) == "UnsupportedOperationException"
+    assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
