@@ -114,6 +114,7 @@ public final class HTTPKMSClient: KMSClient {
         var request = SigV4Request(method: "POST", headers: [
             ("Host", endpoint.hostHeader), ("Content-Type", KMSJSONProtocol.contentType),
             ("X-Amz-Target", KMSJSONProtocol.targetPrefix + operation), ("User-Agent", options.userAgent),
+            (KMSJSONProtocol.viaServiceHeader, "kmsfs"),
         ], body: body)
         request = signer.signed(request, at: Date())
         var text = "POST / HTTP/1.1\r\n"

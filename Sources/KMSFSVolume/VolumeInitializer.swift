@@ -6,6 +6,9 @@ import KMSFSFormat
 
 /// `kmsfs init`: a new volume in an empty backing directory.
 public enum VolumeInitializer {
+    /// The key a volume on a remote key service uses when `kmsfs init` is given none.
+    public static let managedKeyAlias = "alias/aws/kmsfs"
+
     public struct Options: Sendable {
         /// The KMS key for new files (ID, ARN or alias); for the embedded service, a new key with
         /// the alias `alias/kmsfs/<volume ID>` when nil.
@@ -51,12 +54,16 @@ public enum VolumeInitializer {
         let client: any KMSClient
         let keyID: String
         if let remote = options.remote {
-            guard let given = options.keyID else {
-                throw VolumeError.io("a volume on a remote key service needs --kms-key (an ID, ARN or alias of a key there)")
-            }
+            // Without --kms-key, the service's AWS-managed key, as AWS services default to theirs:
+            // kmsd makes alias/aws/kmsfs on first use; another service must already have it.
+            let given = options.keyID ?? Self.managedKeyAlias
             client = try HTTPKMSClient(configuration: AWSConfiguration.resolve(.init(endpoint: remote.endpoint, region: remote.region,
                                                                                     profile: remote.profile)))
-            keyID = try client.describeKey(keyID: given).keyARN
+            let described: Result<KeyDescription, KMSClientError> = Result { () throws(KMSClientError) in try client.describeKey(keyID: given) }
+            if case let .failure(error) = described, options.keyID == nil, error.kind == .notFound {
+                throw VolumeError.keyService("the key service has no \(Self.managedKeyAlias) (kmsd makes it on first use; another service may not): give --kms-key")
+            }
+            keyID = try described.get().keyARN
             settings = .remote(remote)
         } else {
             let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: KeyServiceOptions(keyStore: options.keyStoreDirectory))

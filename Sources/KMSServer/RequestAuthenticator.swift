@@ -1,6 +1,7 @@
 import AWSSigV4
 import Foundation
 import KMSEngine
+import KMSVocabulary
 import KMSWire
 
 /// Turns a signed HTTP request into a ``Caller``: verifies SigV4 against the engine's access keys;
@@ -20,7 +21,8 @@ struct RequestAuthenticator: Sendable {
         self.onUnknownAccessKey = onUnknownAccessKey
         // X-Amz-Target names the operation: a signature that does not cover it proves nothing
         // about which operation was asked for (every AWS SDK signs it).
-        kms = SigV4Verifier(service: "kms", allowedSkew: allowedSkew, requiredSignedHeaders: ["x-amz-target"])
+        kms = SigV4Verifier(service: "kms", allowedSkew: allowedSkew,
+                            requiredSignedHeaders: ["x-amz-target", KMSJSONProtocol.viaServiceHeader])
         iam = SigV4Verifier(service: "iam", allowedSkew: allowedSkew)
         sts = SigV4Verifier(service: "sts", allowedSkew: allowedSkew)
     }
@@ -79,6 +81,10 @@ struct RequestAuthenticator: Sendable {
             _ = verified.accessKeyID
             var caller = Caller(account: account, region: verified.region, principal: principal, requestID: requestID,
                                 sourceIP: connection.sourceIP, secureTransport: connection.secure, endpointPolicy: connection.policy)
+            // Signed (the verifier insists when it is present), and one of the services kmsd knows.
+            if let via = request.header(KMSJSONProtocol.viaServiceHeader), KMSJSONProtocol.managedServices.contains(via) {
+                caller.viaService = via
+            }
             caller.userAgent = request.header("user-agent").map { String($0.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(256)) }
             return caller
         } catch {

@@ -13,7 +13,7 @@ struct InitCommand: ParsableCommand {
     @Argument(help: "The backing directory (created if absent; must be empty).")
     var cipherDirectory: String
 
-    @Option(help: "The KMS key for new files (ID, ARN or alias). Default: a new key on the embedded service.")
+    @Option(help: "The KMS key for new files (ID, ARN or alias). Default: a new key on the embedded service; alias/aws/kmsfs on a remote one.")
     var kmsKey: String?
 
     @Option(help: "A remote key service (http://, https://, unix://); default: the embedded one.")
