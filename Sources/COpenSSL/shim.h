@@ -33,6 +33,9 @@ static inline void COpenSSL_secure_clear_free(void *pointer, size_t count) {
 #include <openssl/rsa.h>
 #include <openssl/ec.h>
 #include <openssl/x509.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/obj_mac.h>
 
 // Asymmetric keys (kmsd's RSA, ECC and Ed25519 key specs). Each helper does one multi-step
 // OpenSSL exchange whose macros and out-parameters Swift cannot call directly; all return 1 on
@@ -129,6 +132,90 @@ static inline int COpenSSL_derive(EVP_PKEY *key, EVP_PKEY *peer, unsigned char *
     if (EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1)
         ok = EVP_PKEY_derive(ctx, secret, length) == 1;
     EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// SM2 (GB/T 32918) signatures with SM3, as AWS KMS makes SM2DSA ones: over a RAW message, the
+/// signer's Z value with the default distinguishing ID 1234567812345678 comes first; with
+/// `prehashed`, `message` is already SM3(Z ‖ M) and is signed as it is.
+static const char COpenSSL_sm2_default_id[] = "1234567812345678";
+static inline int COpenSSL_sm2_sign(EVP_PKEY *key, int verify, int prehashed, const unsigned char *message, size_t count,
+                                    unsigned char *signature, size_t *length) {
+    int ok = 0;
+    if (!prehashed) {
+        EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+        EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(key, NULL);
+        if (mctx == NULL || pctx == NULL
+            || EVP_PKEY_CTX_set1_id(pctx, COpenSSL_sm2_default_id, sizeof(COpenSSL_sm2_default_id) - 1) != 1) {
+            EVP_MD_CTX_free(mctx);
+            EVP_PKEY_CTX_free(pctx);
+            return 0;
+        }
+        EVP_MD_CTX_set_pkey_ctx(mctx, pctx);
+        if (verify) {
+            ok = EVP_DigestVerifyInit(mctx, NULL, EVP_sm3(), NULL, key) == 1
+                && EVP_DigestVerify(mctx, signature, *length, message, count) == 1;
+        } else {
+            ok = EVP_DigestSignInit(mctx, NULL, EVP_sm3(), NULL, key) == 1
+                && EVP_DigestSign(mctx, signature, length, message, count) == 1;
+        }
+        EVP_MD_CTX_free(mctx);
+        EVP_PKEY_CTX_free(pctx);
+        return ok;
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx == NULL) return 0;
+    if (verify) {
+        ok = EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_verify(ctx, signature, *length, message, count) == 1;
+    } else {
+        ok = EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_sign(ctx, signature, length, message, count) == 1;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// SM2 public-key encryption (GB/T 32918.4 with SM3; the ciphertext in its ASN.1 DER form, C1 C3
+/// C2, as OpenSSL and GmSSL write it): `encrypt` 1 encrypts, 0 decrypts.
+static inline int COpenSSL_sm2_crypt(EVP_PKEY *key, int encrypt, const unsigned char *input, size_t count,
+                                     unsigned char *output, size_t *length) {
+    int ok = 0;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    if (ctx == NULL) return 0;
+    if ((encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) == 1)
+        ok = (encrypt ? EVP_PKEY_encrypt(ctx, output, length, input, count) : EVP_PKEY_decrypt(ctx, output, length, input, count)) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    return ok;
+}
+
+/// ECDH on the SM2 curve (OpenSSL 3.0 has no key exchange for SM2 keys): the x coordinate of
+/// the private scalar times the peer's point, which EC_POINT_oct2point checks is on the curve
+/// (whose cofactor is 1). `*length` in/out as for COpenSSL_derive.
+static inline int COpenSSL_sm2_ecdh(EVP_PKEY *key, EVP_PKEY *peer, unsigned char *secret, size_t *length) {
+    BIGNUM *priv = NULL, *x = BN_new();
+    unsigned char pub[133];
+    size_t count = 0;
+    int ok = 0;
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_sm2);
+    EC_POINT *point = NULL, *shared = NULL;
+    BN_CTX *bn = BN_CTX_secure_new();
+    if (group == NULL || bn == NULL || x == NULL) goto done;
+    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &priv) != 1) goto done;
+    if (EVP_PKEY_get_octet_string_param(peer, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &count) != 1) goto done;
+    point = EC_POINT_new(group);
+    shared = EC_POINT_new(group);
+    if (point == NULL || shared == NULL || EC_POINT_oct2point(group, point, pub, count, bn) != 1) goto done;
+    if (EC_POINT_mul(group, shared, NULL, point, priv, bn) != 1 || EC_POINT_is_at_infinity(group, shared)) goto done;
+    if (EC_POINT_get_affine_coordinates(group, shared, x, NULL, bn) != 1) goto done;
+    if (*length < 32 || BN_bn2binpad(x, secret, 32) != 32) goto done;
+    *length = 32;
+    ok = 1;
+done:
+    BN_clear_free(priv);
+    BN_clear_free(x);
+    EC_POINT_clear_free(shared);
+    EC_POINT_free(point);
+    EC_GROUP_free(group);
+    BN_CTX_free(bn);
     return ok;
 }
 

@@ -13,6 +13,8 @@ public final class AsymmetricKey: @unchecked Sendable {
         case rsa(bits: Int)
         case ec(Curve)
         case ed25519
+        /// SM2 (GB/T 32918) on its own curve, with SM3.
+        case sm2
     }
 
     /// OpenSSL's group names, by the curve AWS's key spec names.
@@ -27,11 +29,13 @@ public final class AsymmetricKey: @unchecked Sendable {
     /// Ed25519 (over the message itself).
     public enum Scheme: Sendable {
         case rsaPKCS1(Digest), rsaPSS(Digest), ecdsa(Digest), ed25519
+        /// SM2DSA with SM3 and the default distinguishing ID (AWS's SM2DSA).
+        case sm2
 
         var digest: Digest? {
             switch self {
             case let .rsaPKCS1(digest), let .rsaPSS(digest), let .ecdsa(digest): return digest
-            case .ed25519: return nil
+            case .ed25519, .sm2: return nil
             }
         }
 
@@ -39,7 +43,7 @@ public final class AsymmetricKey: @unchecked Sendable {
             switch self {
             case .rsaPKCS1: return RSA_PKCS1_PADDING
             case .rsaPSS: return RSA_PKCS1_PSS_PADDING
-            case .ecdsa, .ed25519: return 0
+            case .ecdsa, .ed25519, .sm2: return 0
             }
         }
     }
@@ -54,7 +58,7 @@ public final class AsymmetricKey: @unchecked Sendable {
         self.isPrivate = isPrivate
         guard let kind = Self.kind(of: key) else {
             EVP_PKEY_free(key)
-            throw .openSSL(operation: "key type", reason: "not an RSA, EC (P-256, P-384, P-521, secp256k1) or Ed25519 key")
+            throw .openSSL(operation: "key type", reason: "not an RSA, EC (P-256, P-384, P-521, secp256k1), Ed25519 or SM2 key")
         }
         self.kind = kind
     }
@@ -68,6 +72,7 @@ public final class AsymmetricKey: @unchecked Sendable {
         case let .rsa(bits): made = COpenSSL_generate_key("RSA", Int32(bits), nil)
         case let .ec(curve): made = curve.rawValue.withCString { COpenSSL_generate_key("EC", 0, $0) }
         case .ed25519: made = COpenSSL_generate_key("ED25519", 0, nil)
+        case .sm2: made = COpenSSL_generate_key("SM2", 0, nil)
         }
         guard let made else { throw .fromOpenSSL("key generation") }
         return try AsymmetricKey(key: made, isPrivate: true)
@@ -96,6 +101,7 @@ public final class AsymmetricKey: @unchecked Sendable {
     private static func kind(of key: OpaquePointer) -> Kind? {
         if EVP_PKEY_is_a(key, "RSA") == 1 { return .rsa(bits: Int(EVP_PKEY_get_bits(key))) }
         if EVP_PKEY_is_a(key, "ED25519") == 1 { return .ed25519 }
+        if EVP_PKEY_is_a(key, "SM2") == 1 { return .sm2 }
         guard EVP_PKEY_is_a(key, "EC") == 1 else { return nil }
         var group = [CChar](repeating: 0, count: 64)
         guard COpenSSL_key_group(key, &group, group.count) == 1 else {
@@ -134,7 +140,10 @@ public final class AsymmetricKey: @unchecked Sendable {
         var signature = [UInt8](repeating: 0, count: outputCapacity)
         var length = signature.count
         let ok = message.withUnsafeBufferPointer { message in
-            COpenSSL_sign(key, scheme.digest?.md, scheme.padding, prehashed ? 1 : 0, message.baseAddress, message.count, &signature, &length)
+            if case .sm2 = scheme {
+                return COpenSSL_sm2_sign(key, 0, prehashed ? 1 : 0, message.baseAddress, message.count, &signature, &length)
+            }
+            return COpenSSL_sign(key, scheme.digest?.md, scheme.padding, prehashed ? 1 : 0, message.baseAddress, message.count, &signature, &length)
         }
         guard ok == 1 else { throw .fromOpenSSL("sign") }
         return Array(signature.prefix(length))
@@ -144,7 +153,12 @@ public final class AsymmetricKey: @unchecked Sendable {
     public func verify(_ signature: [UInt8], for message: [UInt8], scheme: Scheme, prehashed: Bool = false) -> Bool {
         let ok = message.withUnsafeBufferPointer { message in
             signature.withUnsafeBufferPointer { signature in
-                COpenSSL_verify(key, scheme.digest?.md, scheme.padding, prehashed ? 1 : 0, message.baseAddress, message.count,
+                if case .sm2 = scheme {
+                    var length = signature.count
+                    return COpenSSL_sm2_sign(key, 1, prehashed ? 1 : 0, message.baseAddress, message.count,
+                                             UnsafeMutablePointer(mutating: signature.baseAddress), &length)
+                }
+                return COpenSSL_verify(key, scheme.digest?.md, scheme.padding, prehashed ? 1 : 0, message.baseAddress, message.count,
                                 signature.baseAddress, signature.count)
             }
         }
@@ -184,7 +198,36 @@ public final class AsymmetricKey: @unchecked Sendable {
         var secret = [UInt8](repeating: 0, count: 133)
         defer { secret.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
         var length = secret.count
+        if kind == .sm2 {
+            guard peer.kind == .sm2, COpenSSL_sm2_ecdh(key, peer.key, &secret, &length) == 1 else { throw .fromOpenSSL("SM2 ECDH") }
+            return SecretBytes(copying: secret.prefix(length))
+        }
         guard COpenSSL_derive(key, peer.key, &secret, &length) == 1 else { throw .fromOpenSSL("ECDH") }
         return SecretBytes(copying: secret.prefix(length))
+    }
+
+    /// SM2 public-key encryption (SM2PKE), the ciphertext in its ASN.1 DER form.
+    public func encryptSM2(_ plaintext: SecretBytes) throws(CryptoError) -> [UInt8] {
+        var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 160)
+        var length = ciphertext.count
+        let ok = plaintext.withUnsafeBytes { plain in
+            COpenSSL_sm2_crypt(key, 1, plain.baseAddress?.assumingMemoryBound(to: UInt8.self), plain.count, &ciphertext, &length)
+        }
+        guard ok == 1 else { throw .fromOpenSSL("SM2 encrypt") }
+        return Array(ciphertext.prefix(length))
+    }
+
+    /// SM2PKE decryption; ``CryptoError/authenticationFailure`` when the ciphertext does not decrypt.
+    public func decryptSM2(_ ciphertext: [UInt8]) throws(CryptoError) -> SecretBytes {
+        precondition(isPrivate, "a public key cannot decrypt")
+        var plain = [UInt8](repeating: 0, count: ciphertext.count)
+        defer { plain.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+        var length = plain.count
+        let ok = ciphertext.withUnsafeBufferPointer { COpenSSL_sm2_crypt(key, 0, $0.baseAddress, $0.count, &plain, &length) }
+        guard ok == 1 else {
+            ERR_clear_error()
+            throw .authenticationFailure
+        }
+        return SecretBytes(copying: plain.prefix(length))
     }
 }

@@ -203,10 +203,11 @@ def test_data_key_pairs_fit_together(kms, key, spec):
 
 
 def test_the_spec_and_usage_matrix(kms):
-    """What CreateKey accepts, as AWS's table has it; SM2 and ML-DSA are refused plainly."""
+    """What CreateKey accepts, as AWS's table has it; ML-DSA (not in this OpenSSL) is refused plainly."""
     valid = {"SYMMETRIC_DEFAULT": ["ENCRYPT_DECRYPT"], "RSA_2048": ["ENCRYPT_DECRYPT", "SIGN_VERIFY"],
              "ECC_NIST_P256": ["SIGN_VERIFY", "KEY_AGREEMENT"], "ECC_SECG_P256K1": ["SIGN_VERIFY"],
-             "ECC_NIST_EDWARDS25519": ["SIGN_VERIFY"], "HMAC_256": ["GENERATE_VERIFY_MAC"]}
+             "ECC_NIST_EDWARDS25519": ["SIGN_VERIFY"], "HMAC_256": ["GENERATE_VERIFY_MAC"],
+             "SM2": ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"]}
     usages = ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]
     for spec, allowed in valid.items():
         for usage in usages:
@@ -214,7 +215,7 @@ def test_the_spec_and_usage_matrix(kms):
                 assert kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyUsage"] == usage
             else:
                 assert error_code(lambda: kms.create_key(KeySpec=spec, KeyUsage=usage)) == "ValidationException", (spec, usage)
-    for spec, usage in [("SM2", "SIGN_VERIFY"), ("ML_DSA_65", "SIGN_VERIFY")]:
+    for spec, usage in [("ML_DSA_65", "SIGN_VERIFY")]:
         assert error_code(lambda: kms.create_key(KeySpec=spec, KeyUsage=usage)) == "UnsupportedOperationException"
     signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     assert error_code(lambda: kms.sign(KeyId=signing, Message=b"x", SigningAlgorithm="ECDSA_SHA_256")) == "InvalidKeyUsageException"
@@ -284,3 +285,60 @@ def test_the_aws_cli_drives_every_new_operation(kmsd, tmp_path):
                  "fileb://%s" % (tmp_path / "peer.der"))["SharedSecret"]
     ours = serialization.load_der_public_key(base64.b64decode(aws("get-public-key", "--key-id", agreeing)["PublicKey"]))
     assert base64.b64decode(shared) == peer.exchange(ec.ECDH(), ours)
+
+
+def write_pem_public(path, der):
+    with open(path, "w") as f:
+        f.write("-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(der).decode() + "-----END PUBLIC KEY-----\n")
+
+
+def test_sm2_signs_encrypts_and_agrees_with_openssl(kms, tmp_path):
+    """SM2 (GB/T 32918) as AWS serves it: SM2DSA over SM3 with the default distinguishing ID,
+    SM2PKE, ECDH on the SM2 curve, SM2 data key pairs — checked against `openssl`."""
+    signer = kms.create_key(KeySpec="SM2", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert signer["SigningAlgorithms"] == ["SM2DSA"]
+    public = kms.get_public_key(KeyId=signer["KeyId"])
+    write_pem_public(tmp_path / "sign.pub", public["PublicKey"])
+    (tmp_path / "msg").write_bytes(b"a message for SM2DSA")
+    signature = kms.sign(KeyId=signer["KeyId"], Message=b"a message for SM2DSA", SigningAlgorithm="SM2DSA")["Signature"]
+    (tmp_path / "sig").write_bytes(signature)
+    checked = subprocess.run(["openssl", "dgst", "-sm3", "-verify", str(tmp_path / "sign.pub"), "-sigopt", "distid:1234567812345678",
+                              "-signature", str(tmp_path / "sig"), str(tmp_path / "msg")], capture_output=True, text=True)
+    assert checked.returncode == 0 and "Verified OK" in checked.stdout, checked.stderr
+    assert kms.verify(KeyId=signer["KeyId"], Message=b"a message for SM2DSA", Signature=signature, SigningAlgorithm="SM2DSA")["SignatureValid"]
+    assert error_code(lambda: kms.verify(KeyId=signer["KeyId"], Message=b"another message", Signature=signature,
+                                         SigningAlgorithm="SM2DSA")) == "KMSInvalidSignatureException"
+    # A signature openssl makes with its own key does not verify under kmsd's.
+    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out", str(tmp_path / "other.pem")], check=True, capture_output=True)
+    subprocess.run(["openssl", "dgst", "-sm3", "-sign", str(tmp_path / "other.pem"), "-sigopt", "distid:1234567812345678",
+                    "-out", str(tmp_path / "othersig"), str(tmp_path / "msg")], check=True, capture_output=True)
+    assert error_code(lambda: kms.verify(KeyId=signer["KeyId"], Message=b"a message for SM2DSA", Signature=(tmp_path / "othersig").read_bytes(),
+                                         SigningAlgorithm="SM2DSA")) == "KMSInvalidSignatureException"
+    assert error_code(lambda: kms.sign(KeyId=signer["KeyId"], Message=b"short", MessageType="DIGEST", SigningAlgorithm="SM2DSA")) == "ValidationException"
+
+    encrypter = kms.create_key(KeySpec="SM2", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+    assert encrypter["EncryptionAlgorithms"] == ["SM2PKE"]
+    write_pem_public(tmp_path / "enc.pub", kms.get_public_key(KeyId=encrypter["KeyId"])["PublicKey"])
+    (tmp_path / "plain").write_bytes(b"sealed outside, opened inside")
+    subprocess.run(["openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey", str(tmp_path / "enc.pub"), "-in", str(tmp_path / "plain"),
+                    "-out", str(tmp_path / "cipher")], check=True, capture_output=True)
+    assert kms.decrypt(KeyId=encrypter["KeyId"], CiphertextBlob=(tmp_path / "cipher").read_bytes(),
+                       EncryptionAlgorithm="SM2PKE")["Plaintext"] == b"sealed outside, opened inside"
+    inside = kms.encrypt(KeyId=encrypter["KeyId"], Plaintext=b"x" * 1024, EncryptionAlgorithm="SM2PKE")["CiphertextBlob"]
+    assert kms.decrypt(KeyId=encrypter["KeyId"], CiphertextBlob=inside, EncryptionAlgorithm="SM2PKE")["Plaintext"] == b"x" * 1024
+    assert error_code(lambda: kms.encrypt(KeyId=encrypter["KeyId"], Plaintext=b"x" * 1025, EncryptionAlgorithm="SM2PKE")) == "ValidationException"
+    assert error_code(lambda: kms.decrypt(KeyId=encrypter["KeyId"], CiphertextBlob=inside[:-1] + bytes([inside[-1] ^ 1]),
+                                          EncryptionAlgorithm="SM2PKE")) == "InvalidCiphertextException"
+
+    a = kms.create_key(KeySpec="SM2", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
+    b = kms.create_key(KeySpec="SM2", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
+    ab = kms.derive_shared_secret(KeyId=a, KeyAgreementAlgorithm="ECDH", PublicKey=kms.get_public_key(KeyId=b)["PublicKey"])["SharedSecret"]
+    ba = kms.derive_shared_secret(KeyId=b, KeyAgreementAlgorithm="ECDH", PublicKey=kms.get_public_key(KeyId=a)["PublicKey"])["SharedSecret"]
+    assert ab == ba and len(ab) == 32
+
+    wrapping = kms.create_key()["KeyMetadata"]["KeyId"]
+    pair = kms.generate_data_key_pair(KeyId=wrapping, KeyPairSpec="SM2")
+    (tmp_path / "pair.der").write_bytes(pair["PrivateKeyPlaintext"])
+    derived = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", str(tmp_path / "pair.der"), "-pubout", "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+    assert derived == pair["PublicKey"]

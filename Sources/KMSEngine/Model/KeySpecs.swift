@@ -16,10 +16,10 @@ extension KeySpec {
         }
     }
 
-    /// Whether this key service makes keys of this spec (SM2 and ML-DSA: not with OpenSSL 3.0).
+    /// Whether this key service makes keys of this spec (ML-DSA: not with OpenSSL 3.0).
     var isImplemented: Bool {
         switch self {
-        case .sm2, .mlDSA44, .mlDSA65, .mlDSA87: return false
+        case .mlDSA44, .mlDSA65, .mlDSA87: return false
         default: return true
         }
     }
@@ -79,6 +79,7 @@ extension KeySpec {
         case .eccNISTP521: return .ec(.p521)
         case .eccSECGP256K1: return .ec(.secp256k1)
         case .eccNISTEdwards25519: return .ed25519
+        case .sm2: return .sm2
         default: return nil
         }
     }
@@ -96,7 +97,7 @@ extension KeySpec {
 }
 
 extension SigningAlgorithm {
-    /// How OpenSSL makes the signature; nil for the algorithms not served (SM2DSA, ML-DSA, and
+    /// How OpenSSL makes the signature; nil for the algorithms not served (ML-DSA, and
     /// Ed25519ph, which OpenSSL 3.0 does not offer).
     var scheme: AsymmetricKey.Scheme? {
         switch self {
@@ -110,7 +111,8 @@ extension SigningAlgorithm {
         case .ecdsaSHA384: return .ecdsa(.sha384)
         case .ecdsaSHA512: return .ecdsa(.sha512)
         case .ed25519SHA512: return .ed25519
-        case .sm2DSA, .mlDSASHAKE256, .ed25519PHSHA512: return nil
+        case .sm2DSA: return .sm2
+        case .mlDSASHAKE256, .ed25519PHSHA512: return nil
         }
     }
 }

@@ -35,6 +35,9 @@ extension KMSEngine {
         }
     }
 
+    /// The largest plaintext SM2PKE takes (AWS's table).
+    static let sm2PlaintextLimit = 1024
+
     /// The largest plaintext RSAES-OAEP takes: the modulus's bytes less twice the digest and 2
     /// (AWS's table: RSA_2048 214 with SHA-1, 190 with SHA-256; RSA_3072 342/318; RSA_4096 470/446).
     static func oaepPlaintextLimit(_ key: AsymmetricKey, _ digest: AsymmetricKey.Digest) -> Int {
@@ -50,6 +53,13 @@ extension KMSEngine {
             throw KMSError(.validation, "An encryption context is not supported with asymmetric keys (\(key.record.arn))")
         }
         let pair = try Self.keyPair(key)
+        if algorithm == .sm2PKE {
+            guard pair.kind == .sm2 else { throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not encrypt with SM2PKE") }
+            guard plaintext.count <= Self.sm2PlaintextLimit else {
+                throw KMSError(.validation, "Plaintext is \(plaintext.count) bytes; SM2 with SM2PKE takes at most \(Self.sm2PlaintextLimit)")
+            }
+            return try pair.encryptSM2(plaintext)
+        }
         guard let digest = algorithm.oaepDigest else {
             throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not encrypt with \(algorithm.rawValue)")
         }
@@ -66,10 +76,11 @@ extension KMSEngine {
         guard context.isEmpty else {
             throw KMSError(.validation, "An encryption context is not supported with asymmetric keys (\(key.record.arn))")
         }
-        guard let digest = algorithm.oaepDigest else {
-            throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not decrypt with \(algorithm.rawValue)")
-        }
         do {
+            if algorithm == .sm2PKE { return try Self.keyPair(key).decryptSM2(ciphertext) }
+            guard let digest = algorithm.oaepDigest else {
+                throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not decrypt with \(algorithm.rawValue)")
+            }
             return try Self.keyPair(key).decryptOAEP(ciphertext, digest: digest)
         } catch CryptoError.authenticationFailure {
             throw KMSError(.invalidCiphertext, "The ciphertext is invalid for \(key.record.arn) with \(algorithm.rawValue)")

@@ -83,6 +83,7 @@ extension AsymmetricKey.Scheme {
     var digestByteCount: Int? {
         switch self {
         case let .rsaPKCS1(digest), let .rsaPSS(digest), let .ecdsa(digest): return digest.byteCount
+        case .sm2: return 32  // SM3(Z ‖ M), which the caller computes
         case .ed25519: return nil
         }
     }
