@@ -36,6 +36,19 @@ import Yams
 ///       - name: mount
 ///         trustPolicy: {Statement: [{Effect: Allow, Principal: {AWS: "111122223333"}, Action: "sts:AssumeRole"}]}
 ///         policies: {...}
+///     customKeyStores:               # optional: found again by name; connect: true connects at start
+///       - name: hsm
+///         type: AWS_CLOUDHSM         # the cluster ID names a token of kmsd's --pkcs11-module
+///         cloudHsmClusterId: cluster-abcdefghijk
+///         trustAnchorCertificate: "-----BEGIN CERTIFICATE-----..."
+///         keyStorePassword: kmsuser-pin
+///         connect: true
+///       - name: xks
+///         type: EXTERNAL_KEY_STORE
+///         xksProxyUriEndpoint: https://xks.example.com
+///         xksProxyUriPath: /kms/xks/v1
+///         xksProxyAccessKeyId: ABCDEFGHIJKLMNOPQRST
+///         xksProxySecretAccessKey: <43-64 characters>
 /// ```
 /// An unknown setting is an error, like in the configuration file.
 struct SeedFile: Decodable {
@@ -46,6 +59,7 @@ struct SeedFile: Decodable {
         var keys: [Key]?
         var users: [Identity]?
         var roles: [Identity]?
+        var customKeyStores: [CustomKeyStore]?
     }
 
     struct Identity: Decodable {
@@ -102,6 +116,20 @@ struct SeedFile: Decodable {
         var user: String?
     }
 
+    struct CustomKeyStore: Decodable {
+        var name: String
+        var region: String?
+        var type: String?
+        var cloudHsmClusterId: String?
+        var trustAnchorCertificate: String?
+        var keyStorePassword: String?
+        var xksProxyUriEndpoint: String?
+        var xksProxyUriPath: String?
+        var xksProxyAccessKeyId: String?
+        var xksProxySecretAccessKey: String?
+        var connect: Bool?
+    }
+
     struct Key: Decodable {
         var id: String?
         var region: String?
@@ -121,7 +149,9 @@ struct SeedFile: Decodable {
     /// The settings each level allows, for the unknown-setting check.
     static let allowed: [String: Set<String>] = [
         "": ["region", "accounts"],
-        "accounts": ["id", "name", "accessKeys", "keys", "users", "roles"],
+        "accounts": ["id", "name", "accessKeys", "keys", "users", "roles", "customKeyStores"],
+        "customKeyStores": ["name", "region", "type", "cloudHsmClusterId", "trustAnchorCertificate", "keyStorePassword",
+                            "xksProxyUriEndpoint", "xksProxyUriPath", "xksProxyAccessKeyId", "xksProxySecretAccessKey", "connect"],
         "accessKeys": ["id", "secret", "user"],
         "keys": ["id", "region", "description", "tags", "rotationPeriodInDays", "material", "aliases", "policy", "spec", "usage"],
         "users": ["name", "policies"],
@@ -174,7 +204,26 @@ struct SeedFile: Decodable {
                 identities: (account.users ?? []).map { Seed.Identity(kind: .user, name: $0.name, policies: ($0.policies ?? [:]).mapValues(\.text)) }
                     + (account.roles ?? []).map {
                         Seed.Identity(kind: .role, name: $0.name, policies: ($0.policies ?? [:]).mapValues(\.text), trustPolicy: $0.trustPolicy?.text)
-                    })
+                    },
+                customKeyStores: try (account.customKeyStores ?? []).map { store in
+                    var settings = CustomKeyStoreSettings()
+                    settings.name = store.name
+                    settings.type = try store.type.map { text in
+                        guard let type = CustomKeyStoreType(rawValue: text) else {
+                            throw CommandFailure("\(path): custom key store \(store.name): type is AWS_CLOUDHSM or EXTERNAL_KEY_STORE, not \(text)")
+                        }
+                        return type
+                    }
+                    settings.cloudHsmClusterID = store.cloudHsmClusterId
+                    settings.trustAnchorCertificate = store.trustAnchorCertificate
+                    settings.keyStorePassword = store.keyStorePassword.map { SecretBytes(copying: Array($0.utf8)) }
+                    settings.xksProxyURIEndpoint = store.xksProxyUriEndpoint
+                    settings.xksProxyURIPath = store.xksProxyUriPath
+                    settings.xksProxyConnectivity = store.xksProxyUriEndpoint == nil ? nil : "PUBLIC_ENDPOINT"
+                    settings.xksAccessKeyID = store.xksProxyAccessKeyId
+                    settings.xksSecretAccessKey = store.xksProxySecretAccessKey.map { SecretBytes(copying: Array($0.utf8)) }
+                    return Seed.CustomKeyStore(region: store.region ?? defaultRegion, settings: settings, connect: store.connect ?? false)
+                })
         })
     }
 

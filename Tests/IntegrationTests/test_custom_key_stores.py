@@ -385,3 +385,46 @@ def test_without_a_pkcs11_module_cloudhsm_stores_are_unsupported(kms):
     assert error_code(lambda: kms.create_custom_key_store(CustomKeyStoreName="x", CloudHsmClusterId="cluster-abcdefghijk",
                                                           TrustAnchorCertificate="a", KeyStorePassword="1234567")) == "UnsupportedOperationException"
     assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
+
+
+def test_a_seed_declares_custom_key_stores_and_connects_them(world, tmp_path):
+    _, proxy, tokens, *_ = world
+    seed = tmp_path / "seed.yaml"
+
+    def write(cluster):
+        seed.write_text("""accounts:
+  - id: "111122223333"
+    customKeyStores:
+      - name: seeded-hsm
+        type: AWS_CLOUDHSM
+        cloudHsmClusterId: %s
+        trustAnchorCertificate: anchor
+        keyStorePassword: %s
+        connect: true
+      - name: seeded-xks
+        type: EXTERNAL_KEY_STORE
+        xksProxyUriEndpoint: %s
+        xksProxyUriPath: %s
+        xksProxyAccessKeyId: %s
+        xksProxySecretAccessKey: "%s"
+""" % (cluster, PASSWORD, proxy.endpoint, XKS_PATH, XKS_ACCESS_KEY, XKS_SECRET))
+
+    write(CLUSTER)
+    directory = tmp_path / "kmsd"
+    directory.mkdir()
+    args = ["--pkcs11-module", MODULE, "--xks-ca-bundle", proxy.certificate, "--seed", str(seed)]
+    server = Kmsd(str(directory), extra_args=args)
+    try:
+        kms = server.client()
+        stores = {s["CustomKeyStoreName"]: s for s in kms.describe_custom_key_stores()["CustomKeyStores"]}
+        assert stores["seeded-hsm"]["ConnectionState"] == "CONNECTED"
+        assert stores["seeded-xks"]["ConnectionState"] == "DISCONNECTED"
+        key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=stores["seeded-hsm"]["CustomKeyStoreId"])["KeyMetadata"]["KeyId"]
+        assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"seeded")["CiphertextBlob"])["Plaintext"] == b"seeded"
+    finally:
+        server.stop()
+    # The same seed again finds the stores; one that says another cluster stops kmsd.
+    write("cluster-anotheronexx")
+    again = subprocess.run([KMSD, "serve", "--store", server.store, "--listen", "tcp://127.0.0.1:0", *args],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "seed conflict in custom key store seeded-hsm" in again.stdout + again.stderr

@@ -25,20 +25,27 @@ extension KMSEngine {
     public func createCustomKeyStore(_ settings: CustomKeyStoreSettings, caller: Caller) throws -> String {
         try manage(.createCustomKeyStore, caller) { record, state in
             try authorizeAccount(.createCustomKeyStore, caller, in: state, record: &record)
-            guard let name = settings.name else { throw KMSError(.validation, "CustomKeyStoreName is required") }
-            try Validate.length(name, "customKeyStoreName", 1...256)
-            let type = settings.type ?? .awsCloudHSM
-            var store = CustomKeyStoreRecord(id: "cks-" + (try SecureRandom.bytes(count: 9)).map { String(format: "%02x", $0) }.joined().prefix(17),
-                                             name: name, account: caller.account, region: caller.region, type: type,
-                                             creationDate: clock.now(), connected: false, everConnected: false)
-            let secret = try Self.apply(settings, to: &store, creating: true)
-            try checkUnique(store, in: state)
-            guard let secret else { throw KMSError(.validation, type == .awsCloudHSM ? "KeyStorePassword is required" : "XksProxyAuthenticationCredential is required") }
-            try requireConnector(for: type)
-            state.customKeyStores[store.id] = (store, try sealSecret(secret, of: store.id))
-            record.note = "custom key store \(store.id) (\(type.rawValue))"
-            return (store.id, [.putCustomKeyStore(store, sealedSecret: state.customKeyStores[store.id]!.sealedSecret)])
+            let (store, sealed) = try newCustomKeyStore(settings, account: caller.account, region: caller.region, in: state)
+            state.customKeyStores[store.id] = (store, sealed)
+            record.note = "custom key store \(store.id) (\(store.type.rawValue))"
+            return (store.id, [.putCustomKeyStore(store, sealedSecret: sealed)])
         }
+    }
+
+    /// A new store from CreateCustomKeyStore's settings (or a seed's), validated as AWS does.
+    func newCustomKeyStore(_ settings: CustomKeyStoreSettings, account: String, region: String, connected: Bool = false,
+                           in state: EngineState) throws -> (CustomKeyStoreRecord, [UInt8]) {
+        guard let name = settings.name else { throw KMSError(.validation, "CustomKeyStoreName is required") }
+        try Validate.length(name, "customKeyStoreName", 1...256)
+        let type = settings.type ?? .awsCloudHSM
+        var store = CustomKeyStoreRecord(id: "cks-" + (try SecureRandom.bytes(count: 9)).map { String(format: "%02x", $0) }.joined().prefix(17),
+                                         name: name, account: account, region: region, type: type,
+                                         creationDate: clock.now(), connected: connected, everConnected: false)
+        let secret = try Self.apply(settings, to: &store, creating: true)
+        try checkUnique(store, in: state)
+        guard let secret else { throw KMSError(.validation, type == .awsCloudHSM ? "KeyStorePassword is required" : "XksProxyAuthenticationCredential is required") }
+        try requireConnector(for: type)
+        return (store, try sealSecret(secret, of: store.id))
     }
 
     public func describeCustomKeyStores(id: String?, name: String?, limit: Int? = nil, marker: String? = nil, caller: Caller) throws
@@ -152,7 +159,7 @@ extension KMSEngine {
             xksAccessKeyID: store.xksAccessKeyID)
     }
 
-    private func requireConnector(for type: CustomKeyStoreType) throws(KMSError) {
+    func requireConnector(for type: CustomKeyStoreType) throws(KMSError) {
         guard let connector = customKeyStoreConnector, connector.supports(type) else {
             throw KMSError(.unsupportedOperation, type == .awsCloudHSM
                 ? "This key service has no PKCS#11 module for AWS_CLOUDHSM key stores (start kmsd with --pkcs11-module)"
@@ -176,9 +183,9 @@ extension KMSEngine {
         }
     }
 
-    /// Connects, at start, the stores their owners left connected.
+    /// Connects the stores their owners left connected (at start, and after a seed), unless connected.
     func reconnectCustomKeyStores() {
-        for (store, sealed) in state.withLock({ $0.customKeyStores.values }) where store.connected {
+        for (store, sealed) in state.withLock({ $0.customKeyStores.values }) where store.connected && connectionState(store) != .connected {
             do {
                 try connect(store, sealed: sealed, operation: "KmsHealthCheck", requestID: "")
             } catch {

@@ -11,6 +11,7 @@ extension KMSEngine {
     public func seed(_ seed: Seed) throws -> SeedOutcome {
         var refusal: SeedError?
         do {
+            defer { reconnectCustomKeyStores() }
             return try manage("Seed", Self.adminCaller) { record, state in
                 do {
                     var plan = SeedPlan()
@@ -46,6 +47,7 @@ private struct SeedPlan {
             outcome.created.append(entry)
         }
         for identity in account.identities { try apply(identity, account: account.id, engine: engine, to: &state) }
+        for store in account.customKeyStores { try apply(store, account: account.id, engine: engine, to: &state) }
         for accessKey in account.accessKeys { try apply(accessKey, account: account.id, engine: engine, to: &state) }
         for key in account.keys { try apply(key, account: account.id, engine: engine, to: &state) }
     }
@@ -80,6 +82,37 @@ private struct SeedPlan {
         state.identities[arn] = LiveIdentity(record: record)
         changes.append(.putIdentity(record))
         outcome.created.append(entry)
+    }
+
+    /// A custom key store, found by name in its account and Region; an existing one must have the
+    /// seed's type, cluster and proxy settings (its secret is not compared: it may have been
+    /// updated since), and is marked to connect if the seed says so.
+    mutating func apply(_ store: Seed.CustomKeyStore, account: String, engine: KMSEngine, to state: inout EngineState) throws {
+        let name = store.settings.name ?? "?"
+        let entry = "custom key store \(name)"
+        if let (existing, sealed) = state.customKeyStores.values.first(where: { $0.record.account == account && $0.record.region == store.region && $0.record.name == name }) {
+            let s = store.settings
+            var differences: [String] = []
+            if existing.type != (s.type ?? .awsCloudHSM) { differences.append("type") }
+            if existing.cloudHsmClusterID != s.cloudHsmClusterID { differences.append("cloudHsmClusterId") }
+            if existing.xksProxyURIEndpoint != s.xksProxyURIEndpoint || existing.xksProxyURIPath != s.xksProxyURIPath { differences.append("proxy URI") }
+            if existing.xksAccessKeyID != s.xksAccessKeyID { differences.append("proxy access key") }
+            guard differences.isEmpty else { throw SeedError.conflict(entry: entry, reason: "it exists with a different \(differences.joined(separator: ", "))") }
+            if store.connect && !existing.connected {
+                var marked = existing
+                marked.connected = true
+                state.customKeyStores[existing.id] = (marked, sealed)
+                changes.append(.putCustomKeyStore(marked, sealedSecret: sealed))
+            }
+            outcome.unchanged.append(entry)
+            return
+        }
+        let (created, sealed) = try invalid(entry) {
+            try engine.newCustomKeyStore(store.settings, account: account, region: store.region, connected: store.connect, in: state)
+        }
+        state.customKeyStores[created.id] = (created, sealed)
+        changes.append(.putCustomKeyStore(created, sealedSecret: sealed))
+        outcome.created.append("\(entry) (\(created.id))")
     }
 
     mutating func apply(_ accessKey: Seed.AccessKey, account: String, engine: KMSEngine, to state: inout EngineState) throws {

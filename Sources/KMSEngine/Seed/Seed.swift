@@ -15,7 +15,11 @@ public struct Seed: Sendable {
         public var keys: [Key]
         /// IAM users and roles, created first (access keys and key policies may name them).
         public var identities: [Identity]
-        public init(id: String, name: String? = nil, accessKeys: [AccessKey] = [], keys: [Key] = [], identities: [Identity] = []) {
+        /// Custom key stores, found again by name; those marked `connect` are connected at start.
+        public var customKeyStores: [CustomKeyStore]
+        public init(id: String, name: String? = nil, accessKeys: [AccessKey] = [], keys: [Key] = [], identities: [Identity] = [],
+                    customKeyStores: [CustomKeyStore] = []) {
+            self.customKeyStores = customKeyStores
             self.id = id
             self.name = name
             self.accessKeys = accessKeys
@@ -35,6 +39,18 @@ public struct Seed: Sendable {
             self.name = name
             self.policies = policies
             self.trustPolicy = trustPolicy
+        }
+    }
+
+    /// A custom key store: CreateCustomKeyStore's settings (name included) and whether to connect it.
+    public struct CustomKeyStore: Sendable {
+        public var region: String
+        public var settings: CustomKeyStoreSettings
+        public var connect: Bool
+        public init(region: String, settings: CustomKeyStoreSettings, connect: Bool) {
+            self.region = region
+            self.settings = settings
+            self.connect = connect
         }
     }
 
