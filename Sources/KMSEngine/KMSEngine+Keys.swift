@@ -102,7 +102,7 @@ extension KMSEngine {
             // Expired imported material is unusable at once, not at the scheduler's next tick
             // (which deletes it and makes the key PendingImport).
             if Self.materialExpired(key, now: clock.now()) {
-                throw KMSError(.invalidState, "\(key.arn) is unusable: its imported key material expired at \(key.validTo.map { "\($0)" } ?? "its ValidTo").")
+                throw KMSError(.invalidState, "\(key.arn) is unusable: its imported key material expired at \(key.currentVersion?.validTo.map { "\($0)" } ?? "its ValidTo").")
             }
             return
         case .disabled:

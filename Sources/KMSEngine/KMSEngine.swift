@@ -68,10 +68,13 @@ public final class KMSEngine: Sendable {
                                 what: "the set of its records was authenticated")
         }
         var state = EngineState()
-        for record in contents.keys {
+        for stored in contents.keys {
+            var record = stored.migrated()
             var material: [UInt32: KeyMaterial] = [:]
-            for version in record.versions where record.customKeyStoreID == nil {
+            for version in record.allVersions where record.customKeyStoreID == nil {
                 guard let sealed = contents.sealedMaterial[record.keyID]?[version.version] else {
+                    // Imported material may be deleted (or expired) while its version stays.
+                    if record.origin == .external { continue }
                     throw StoreError("key \(record.keyID) version \(version.version) has no material")
                 }
                 do {
@@ -81,6 +84,7 @@ public final class KMSEngine: Sendable {
                     throw StoreError("the material of key \(record.keyID) version \(version.version) does not open under the root key")
                 }
             }
+            try Self.identifyMaterial(&record, material, rootKey: rootKey)
             state.keys[record.keyID] = LiveKey(record: record, material: material)
         }
         for alias in contents.aliases {

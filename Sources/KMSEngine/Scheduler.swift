@@ -24,7 +24,7 @@ extension KMSEngine {
             state.keys.values.map(\.record).filter { key in
                 (key.state == .pendingDeletion && (key.deletionDate ?? .distantFuture) <= now)
                     || (key.state == .enabled && key.rotationEnabled && (key.nextRotationDate ?? .distantFuture) <= now)
-                    || Self.materialExpired(key, now: now)
+                    || !Self.expiredVersions(key, now: now).isEmpty
             }
         }
         var rotations = 0, deletions = 0, expirations = 0
@@ -41,9 +41,16 @@ extension KMSEngine {
 
     enum ScheduledOutcome { case deleted, rotated, expired, nothing }
 
-    /// Imported material past its ValidTo: deleted, as AWS deletes it (the key returns to PendingImport).
+    /// The versions whose imported material is past its ValidTo: deleted, as AWS deletes it (the
+    /// key returns to PendingImport if the current one goes). A deleted material has no ValidTo.
+    static func expiredVersions(_ key: KeyRecord, now: Date) -> [UInt32] {
+        key.allVersions.filter { $0.expirationModel == .expires && ($0.validTo ?? .distantFuture) <= now }.map(\.version)
+    }
+
+    /// Whether the current material has expired (then the key is unusable at once).
     static func materialExpired(_ key: KeyRecord, now: Date) -> Bool {
-        key.expirationModel == .expires && !key.versions.isEmpty && (key.validTo ?? .distantFuture) <= now
+        guard let current = key.currentVersion else { return false }
+        return expiredVersions(key, now: now).contains(current.version)
     }
 
     /// Deletes or rotates `due` (as the list of due keys saw it) if it is still due now. The
@@ -53,16 +60,22 @@ extension KMSEngine {
     func carryOut(_ due: KeyRecord, now: Date) throws -> ScheduledOutcome {
         let caller = Caller(account: due.account, region: due.region, principal: "kms.amazonaws.com", requestID: "scheduler")
         let deleting = due.state == .pendingDeletion && (due.deletionDate ?? .distantFuture) <= now
-        let expiring = !deleting && Self.materialExpired(due, now: now)
+        let expiring = !deleting && !Self.expiredVersions(due, now: now).isEmpty
         return try manage(deleting ? "DeleteKey" : expiring ? "DeleteExpiredKeyMaterial" : "RotateKey", caller) { record, state in
             guard let live = state.keys[due.keyID] else { return (.nothing, []) }
             let key = live.record
             record.keyARN = key.arn
             if expiring {
-                guard Self.materialExpired(key, now: now) else { return (.nothing, []) }
-                let (next, changes) = Self.withoutMaterial(live)
+                let expired = Self.expiredVersions(key, now: now)
+                guard !expired.isEmpty else { return (.nothing, []) }
+                var next = live, changes: [StoreChange] = []
+                for version in expired {
+                    let (without, deleted) = Self.withoutMaterial(next, version: version)
+                    next = without
+                    changes += deleted.filter { if case .putKey = $0 { return false }; return true }
+                }
                 state.keys[key.keyID] = next
-                return (.expired, changes)
+                return (.expired, [.putKey(next.record)] + changes)
             }
             if deleting {
                 guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }

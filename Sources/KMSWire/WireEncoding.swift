@@ -32,6 +32,7 @@ extension JSONValue {
         if let store = m.customKeyStoreId { members.append(("CustomKeyStoreId", .string(store))) }
         if let cluster = m.cloudHsmClusterId { members.append(("CloudHsmClusterId", .string(cluster))) }
         if let xks = m.xksKeyId { members.append(("XksKeyConfiguration", .object([("Id", .string(xks))]))) }
+        if let material = m.currentKeyMaterialId { members.append(("CurrentKeyMaterialId", .string(material))) }
         return .object(members)
     }
 

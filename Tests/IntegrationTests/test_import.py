@@ -150,3 +150,73 @@ def test_the_aws_cli_and_openssl_import_material(kmsd, tmp_path):
     assert run("describe-key", "--key-id", key)["KeyMetadata"]["KeyState"] == "Enabled"
     run("delete-imported-key-material", "--key-id", key)
     assert run("describe-key", "--key-id", key)["KeyMetadata"]["KeyState"] == "PendingImport"
+
+
+def test_several_materials_rotate_on_demand_and_come_back_by_id(kms):
+    """ImportType, KeyMaterialId and on-demand rotation of a symmetric key with imported material."""
+    key = new_external_key(kms)
+    first, second, third = os.urandom(32), os.urandom(32), os.urandom(32)
+    id_first = import_material(kms, key, first)["KeyMaterialId"]
+    assert len(id_first) == 64 and all(c in "0123456789abcdef" for c in id_first)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["CurrentKeyMaterialId"] == id_first
+    old_blob = kms.encrypt(KeyId=key, Plaintext=b"under the first")["CiphertextBlob"]
+
+    assert error_code(lambda: import_material(kms, key, second, ImportType="NEW_KEY_MATERIAL", KeyMaterialId=id_first)) == "ValidationException"
+    id_second = import_material(kms, key, second, ImportType="NEW_KEY_MATERIAL", KeyMaterialDescription="next year's")["KeyMaterialId"]
+    assert id_second != id_first
+    assert error_code(lambda: import_material(kms, key, second, ImportType="NEW_KEY_MATERIAL")) == "IncorrectKeyMaterialException"
+    assert error_code(lambda: import_material(kms, key, third, ImportType="NEW_KEY_MATERIAL")) == "ValidationException"
+    materials = {r["KeyMaterialId"]: r for r in kms.list_key_rotations(KeyId=key, IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]}
+    assert materials[id_first]["KeyMaterialState"] == "CURRENT" and materials[id_first]["ImportState"] == "IMPORTED"
+    assert materials[id_second]["KeyMaterialState"] == "PENDING_ROTATION" and materials[id_second]["KeyMaterialDescription"] == "next year's"
+    assert kms.list_key_rotations(KeyId=key)["Rotations"] == []
+
+    kms.rotate_key_on_demand(KeyId=key)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["CurrentKeyMaterialId"] == id_second
+    rotations = kms.list_key_rotations(KeyId=key)["Rotations"]
+    assert [(r["KeyMaterialId"], r["RotationType"]) for r in rotations] == [(id_second, "ON_DEMAND")]
+    assert error_code(lambda: kms.rotate_key_on_demand(KeyId=key)) == "ValidationException"
+    new_blob = kms.encrypt(KeyId=key, Plaintext=b"under the second")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"under the first"
+
+    # The first material deleted by its ID: the key stays usable; its own ciphertexts wait for it.
+    deleted = kms.delete_imported_key_material(KeyId=key, KeyMaterialId=id_first)
+    assert deleted["KeyMaterialId"] == id_first
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+    assert error_code(lambda: kms.decrypt(CiphertextBlob=old_blob)) == "KMSInvalidStateException"
+    assert kms.decrypt(CiphertextBlob=new_blob)["Plaintext"] == b"under the second"
+    materials = {r["KeyMaterialId"]: r for r in kms.list_key_rotations(KeyId=key, IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]}
+    assert materials[id_first]["ImportState"] == "PENDING_IMPORT" and materials[id_first]["KeyMaterialState"] == "NON_CURRENT"
+    assert error_code(lambda: import_material(kms, key, first, ImportType="EXISTING_KEY_MATERIAL", KeyMaterialId=id_second)) == "IncorrectKeyMaterialException"
+    assert error_code(lambda: import_material(kms, key, third, ImportType="EXISTING_KEY_MATERIAL")) == "IncorrectKeyMaterialException"
+    assert import_material(kms, key, first, ImportType="EXISTING_KEY_MATERIAL", KeyMaterialId=id_first)["KeyMaterialId"] == id_first
+    assert kms.decrypt(CiphertextBlob=old_blob)["Plaintext"] == b"under the first"
+
+    # Without its current material the key waits for it.
+    kms.delete_imported_key_material(KeyId=key)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "PendingImport"
+    import_material(kms, key, second)
+    assert kms.decrypt(CiphertextBlob=new_blob)["Plaintext"] == b"under the second"
+
+
+def test_asymmetric_imports_take_one_material_and_no_import_type(kms):
+    key = kms.create_key(Origin="EXTERNAL", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    private = ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                                  serialization.NoEncryption())
+    assert error_code(lambda: import_material(kms, key, private, algorithm="RSA_AES_KEY_WRAP_SHA_256", ImportType="NEW_KEY_MATERIAL")) == "ValidationException"
+    import_material(kms, key, private, algorithm="RSA_AES_KEY_WRAP_SHA_256")
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                                                serialization.NoEncryption())
+    assert error_code(lambda: import_material(kms, key, other, algorithm="RSA_AES_KEY_WRAP_SHA_256")) == "IncorrectKeyMaterialException"
+    assert "CurrentKeyMaterialId" not in kms.describe_key(KeyId=key)["KeyMetadata"]
+
+
+def test_generated_keys_name_their_materials(kms):
+    key = kms.create_key()["KeyMetadata"]
+    assert len(key["CurrentKeyMaterialId"]) == 64
+    kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    current = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert current != key["CurrentKeyMaterialId"]
+    assert [r["KeyMaterialId"] for r in kms.list_key_rotations(KeyId=key["KeyId"])["Rotations"]] == [current]
+    assert [r["KeyMaterialState"] for r in kms.list_key_rotations(KeyId=key["KeyId"], IncludeKeyMaterial="ALL_KEY_MATERIAL")["Rotations"]] \
+        == ["NON_CURRENT", "CURRENT"]

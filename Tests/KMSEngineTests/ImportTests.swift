@@ -58,4 +58,41 @@ import Testing
         }
         #expect(try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata.keyState == .pendingImport)
     }
+
+    @Test func materialPendingRotationExpiresAloneAndTheKeyStaysUsable() throws {
+        let f = try EngineFixture()
+        let key = try Self.externalKey(f)
+        var (token, wrapped) = try Self.wrapped(f, key: key, material: try SecretBytes.random(count: 32))
+        let first = try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped, caller: f.caller).keyMaterialID
+        (token, wrapped) = try Self.wrapped(f, key: key, material: try SecretBytes.random(count: 32))
+        let next = try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped,
+                                                  validTo: f.clock.now().addingTimeInterval(86_400), importType: .new, caller: f.caller).keyMaterialID
+        f.clock.advance(days: 2)
+        #expect(try f.engine.runScheduledTasks().expired == 1)
+        try f.reopen()
+        let metadata = try f.engine.describeKey(keyID: key, caller: f.caller).keyMetadata
+        #expect(metadata.keyState == .enabled && metadata.currentKeyMaterialId == first)
+        let materials = try f.engine.listKeyRotations(keyID: key, allKeyMaterial: true, caller: f.caller).rotations
+        #expect(materials.map(\.keyMaterialId) == [first, next])
+        #expect(materials.map(\.importState) == [.imported, .pendingImport])
+        #expect(materials.map(\.keyMaterialState) == [.current, .pendingRotation])
+        // Expired material pending rotation cannot become current.
+        #expect(throws: KMSError.validation) { try f.engine.rotateKeyOnDemand(keyID: key, caller: f.caller) }
+    }
+
+    /// A record written when a key had one imported material (fingerprint, expiry on the key,
+    /// no versions once deleted) reads as that material on version 1.
+    @Test func oneMaterialRecordsMigrateToVersionOne() throws {
+        let f = try EngineFixture()
+        let key = try Self.externalKey(f)
+        var record = try #require(f.engine.state.withLock { $0.keys[key]?.record })
+        record.materialFingerprint = String(repeating: "ab", count: 32)
+        record.expirationModel = .expires
+        record.validTo = Date(timeIntervalSince1970: 2_000_000_000)
+        let deleted = record.migrated()
+        #expect(deleted.versions.count == 1 && deleted.versions[0].materialID == record.materialFingerprint)
+        #expect(deleted.versions[0].expirationModel == .expires && deleted.versions[0].validTo == record.validTo)
+        #expect(deleted.materialFingerprint == nil && deleted.expirationModel == nil && deleted.validTo == nil)
+        #expect(deleted.migrated() == deleted)
+    }
 }

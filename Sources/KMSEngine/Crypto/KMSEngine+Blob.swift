@@ -33,7 +33,12 @@ extension KMSEngine {
     func openBlob(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> SecretBytes {
         let invalid = KMSError(.invalidCiphertext, "The ciphertext or its encryption context is invalid for \(key.record.arn)")
         if key.record.customKeyStoreID != nil { return try openExternally(blob, key: key, context: context, for: record, invalid: invalid) }
-        guard let pool = key.material[blob.version]?.pool else { throw invalid }
+        guard let pool = key.material[blob.version]?.pool else {
+            if key.record.origin == .external, key.record.versions.contains(where: { $0.version == blob.version }) {
+                throw KMSError(.invalidState, "The key material of \(key.record.arn) that encrypted this ciphertext is not imported (deleted or expired): import it again")
+            }
+            throw invalid
+        }
         let aad = blob.additionalData(context: context)
         let count = blob.sealed.count - AESGCM.tagByteCount
         do {

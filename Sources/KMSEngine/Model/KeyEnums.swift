@@ -106,6 +106,21 @@ public enum WrappingKeySpec: String, Sendable, Codable, CaseIterable {
     case rsa2048 = "RSA_2048", rsa3072 = "RSA_3072", rsa4096 = "RSA_4096", sm2 = "SM2"
 }
 
+/// ImportKeyMaterial's ImportType: material new to the key, or material it already has.
+public enum ImportType: String, Sendable, Codable, CaseIterable {
+    case new = "NEW_KEY_MATERIAL"
+    case existing = "EXISTING_KEY_MATERIAL"
+}
+
+/// ListKeyRotations' KeyMaterialState and ImportState of a material.
+public enum KeyMaterialState: String, Sendable, Codable, CaseIterable {
+    case current = "CURRENT", nonCurrent = "NON_CURRENT", pendingRotation = "PENDING_ROTATION"
+}
+
+public enum ImportState: String, Sendable, Codable, CaseIterable {
+    case imported = "IMPORTED", pendingImport = "PENDING_IMPORT"
+}
+
 public enum ExpirationModel: String, Sendable, Codable, CaseIterable {
     case expires = "KEY_MATERIAL_EXPIRES"
     case doesNotExpire = "KEY_MATERIAL_DOES_NOT_EXPIRE"

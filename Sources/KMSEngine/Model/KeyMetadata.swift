@@ -30,6 +30,8 @@ public struct KeyMetadata: Sendable, Equatable {
     public var customKeyStoreId: String?
     public var cloudHsmClusterId: String?
     public var xksKeyId: String?
+    /// The current material's KeyMaterialId (symmetric keys).
+    public var currentKeyMaterialId: String?
 }
 
 /// A tag on a key.

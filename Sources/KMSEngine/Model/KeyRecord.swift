@@ -25,12 +25,13 @@ struct KeyRecord: Codable, Sendable, Equatable {
     var versions: [KeyVersion]
     /// For an AWS-managed key, the service it belongs to (`alias/aws/<service>`).
     var service: String?
-    /// Imported material (origin EXTERNAL): whether and when it expires.
+    /// Stores written before keys had several materials kept these for their one imported
+    /// material; ``migrated()`` moves them onto version 1 (``KeyVersion``), where they live now.
     var expirationModel: ExpirationModel?
     var validTo: Date?
-    /// A keyed fingerprint of the material first imported (``KMSEngine/materialFingerprint``):
-    /// a later import must bring the same material, as AWS requires.
     var materialFingerprint: String?
+    /// Imported material (ImportType NEW_KEY_MATERIAL) waiting for RotateKeyOnDemand to make it current.
+    var pendingRotation: KeyVersion?
     /// The custom key store whose key backs this one (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE);
     /// its material is there, labelled with this key's ID (a token) or `xksKeyID` (a proxy).
     var customKeyStoreID: String?
@@ -40,6 +41,25 @@ struct KeyRecord: Codable, Sendable, Equatable {
 
     var arn: String { ARN.key(keyID, account: account, region: region) }
     var currentVersion: KeyVersion? { versions.last }
+    /// Every material the key has: its versions, then the one pending rotation.
+    var allVersions: [KeyVersion] { versions + (pendingRotation.map { [$0] } ?? []) }
+
+    /// The record in today's shape: an EXTERNAL key's one material described on version 1 (even
+    /// when deleted: the key's versions stay, and its material may come back).
+    func migrated() -> KeyRecord {
+        guard let fingerprint = materialFingerprint else { return self }
+        var record = self
+        if record.versions.isEmpty { record.versions = [KeyVersion(version: 1, creationDate: creationDate, rotationType: nil)] }
+        if record.versions[0].materialID == nil {
+            record.versions[0].materialID = fingerprint
+            record.versions[0].expirationModel = expirationModel
+            record.versions[0].validTo = validTo
+        }
+        record.materialFingerprint = nil
+        record.expirationModel = nil
+        record.validTo = nil
+        return record
+    }
     var onDemandRotations: Int { versions.filter { $0.rotationType == .onDemand }.count }
 
     var metadata: KeyMetadata {
@@ -50,8 +70,11 @@ struct KeyRecord: Codable, Sendable, Equatable {
             origin: origin, keyManager: manager, keySpec: spec,
             encryptionAlgorithms: spec.encryptionAlgorithms(usage), signingAlgorithms: spec.signingAlgorithms(usage),
             macAlgorithms: spec.macAlgorithms(usage), keyAgreementAlgorithms: spec.keyAgreementAlgorithms(usage),
-            multiRegion: multiRegion, expirationModel: versions.isEmpty ? nil : expirationModel, validTo: versions.isEmpty ? nil : validTo,
-            customKeyStoreId: customKeyStoreID, xksKeyId: xksKeyID)
+            multiRegion: multiRegion,
+            expirationModel: state == .pendingImport || origin != .external ? nil : currentVersion?.expirationModel,
+            validTo: state == .pendingImport || origin != .external ? nil : currentVersion?.validTo,
+            customKeyStoreId: customKeyStoreID, xksKeyId: xksKeyID,
+            currentKeyMaterialId: spec == .symmetricDefault && customKeyStoreID == nil ? currentVersion?.materialID : nil)
     }
 }
 
@@ -61,6 +84,20 @@ struct KeyVersion: Codable, Sendable, Equatable {
     var creationDate: Date
     /// nil for the original material.
     var rotationType: RotationType?
+    /// AWS's KeyMaterialId: a keyed fingerprint of the material and the key ID
+    /// (``KMSEngine/materialFingerprint``), 64 hex digits. Set for every symmetric key's versions.
+    var materialID: String?
+    /// Imported material: its description, and whether and when it expires.
+    var materialDescription: String?
+    var expirationModel: ExpirationModel?
+    var validTo: Date?
+
+    init(version: UInt32, creationDate: Date, rotationType: RotationType?, materialID: String? = nil) {
+        self.version = version
+        self.creationDate = creationDate
+        self.rotationType = rotationType
+        self.materialID = materialID
+    }
 }
 
 /// An alias row.

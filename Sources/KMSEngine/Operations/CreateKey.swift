@@ -92,10 +92,11 @@ extension KMSEngine {
             record.xksKeyID = request.xksKeyID
         } else if let givenMaterial {
             material[1] = try KeyMaterial(spec: request.keySpec, bytes: givenMaterial)
-            record.materialFingerprint = try materialFingerprint(givenMaterial, keyID: keyID)
-            record.expirationModel = .doesNotExpire
+            record.versions[0].materialID = try materialFingerprint(givenMaterial, keyID: keyID)
+            record.versions[0].expirationModel = .doesNotExpire
         } else if !awaitingImport {
             material[1] = try generated ?? KeyMaterial.generate(request.keySpec)
+            try Self.identifyMaterial(&record, material, rootKey: rootKey)
         }
         return LiveKey(record: record, material: material, policy: policy)
     }

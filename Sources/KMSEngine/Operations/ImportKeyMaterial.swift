@@ -44,10 +44,17 @@ extension KMSEngine {
         }
     }
 
-    /// ImportKeyMaterial; returns the key's ARN.
+    /// ImportKeyMaterial; returns the key's ARN and the material's KeyMaterialId.
+    ///
+    /// ImportType NEW_KEY_MATERIAL (the default for a key that never had material) brings the
+    /// key's first material, or — symmetric keys only — material for the next RotateKeyOnDemand;
+    /// EXISTING_KEY_MATERIAL (the default after) brings back material the key already has (after
+    /// a delete or expiry, or to change its expiry or description), found by its fingerprint.
     @discardableResult
     public func importKeyMaterial(keyID: String, importToken: [UInt8], encryptedKeyMaterial: [UInt8], validTo: Date? = nil,
-                                  expirationModel: ExpirationModel? = nil, caller: Caller) throws -> String {
+                                  expirationModel: ExpirationModel? = nil, importType: ImportType? = nil,
+                                  keyMaterialDescription: String? = nil, keyMaterialID: String? = nil,
+                                  caller: Caller) throws -> (keyARN: String, keyMaterialID: String) {
         let model = expirationModel ?? (validTo == nil ? .doesNotExpire : .expires)
         var conditions = ["kms:expirationmodel": [model.rawValue]]
         if let validTo { conditions["kms:validto"] = [String(Int(validTo.timeIntervalSince1970))] }
@@ -65,6 +72,16 @@ extension KMSEngine {
                     throw KMSError(.validation, "ValidTo must be in the future and at most 365 days away")
                 }
             default: break
+            }
+            if let keyMaterialDescription { try Validate.length(keyMaterialDescription, "keyMaterialDescription", 0...256) }
+            let symmetric = key.record.spec == .symmetricDefault
+            if !symmetric, importType != nil || keyMaterialDescription != nil || keyMaterialID != nil {
+                throw KMSError(.validation, "ImportType, KeyMaterialDescription and KeyMaterialId apply only to symmetric encryption keys")
+            }
+            let hasMaterial = !key.record.allVersions.isEmpty
+            let type = importType ?? (hasMaterial ? .existing : .new)
+            if type == .new, keyMaterialID != nil {
+                throw KMSError(.validation, "KeyMaterialId cannot be given with ImportType NEW_KEY_MATERIAL")
             }
             guard let token = ImportToken(opening: importToken, with: rootKey) else {
                 throw KMSError(.invalidImportToken, "The import token is not valid")
@@ -85,29 +102,67 @@ extension KMSEngine {
                 throw KMSError(.incorrectKeyMaterial, "The key material is not \(key.record.spec.rawValue) material")
             }
             let fingerprint = try materialFingerprint(material, keyID: key.record.keyID)
-            if let known = key.record.materialFingerprint, known != fingerprint {
-                throw KMSError(.incorrectKeyMaterial, "The key material is not the material this key had: only the same material may be imported again")
+            var updated = key.record
+            var target: KeyVersion
+            switch type {
+            case .new:
+                if hasMaterial {
+                    guard symmetric else {
+                        throw KMSError(.incorrectKeyMaterial, "\(key.record.arn) is not a symmetric encryption key: only the same material may be imported again")
+                    }
+                    guard !updated.allVersions.contains(where: { $0.materialID == fingerprint }) else {
+                        throw KMSError(.incorrectKeyMaterial, "This key material is already associated with \(key.record.arn): import it with ImportType EXISTING_KEY_MATERIAL")
+                    }
+                    guard updated.pendingRotation == nil else {
+                        throw KMSError(.validation, "\(key.record.arn) already has key material pending rotation: rotate it (RotateKeyOnDemand) or delete it first")
+                    }
+                }
+                target = KeyVersion(version: (updated.allVersions.map(\.version).max() ?? 0) + 1, creationDate: now, rotationType: nil,
+                                    materialID: fingerprint)
+            case .existing:
+                guard hasMaterial else {
+                    throw KMSError(.validation, "\(key.record.arn) has no key material yet: import it with ImportType NEW_KEY_MATERIAL")
+                }
+                if let keyMaterialID, keyMaterialID != fingerprint {
+                    throw KMSError(.incorrectKeyMaterial, "The key material does not have the KeyMaterialId \(keyMaterialID)")
+                }
+                guard let known = updated.allVersions.first(where: { $0.materialID == fingerprint }) else {
+                    throw KMSError(.incorrectKeyMaterial, "The key material is not material \(key.record.arn) has: only the same material may be imported again")
+                }
+                target = known
             }
             try Self.endDryRun(caller)
-            var updated = key.record
-            updated.materialFingerprint = fingerprint
-            updated.expirationModel = model
-            updated.validTo = validTo
+            target.expirationModel = model
+            target.validTo = validTo
+            if let keyMaterialDescription { target.materialDescription = keyMaterialDescription }
             var changes: [StoreChange] = []
             var versions = key.material
-            if updated.versions.isEmpty {
-                updated.versions = [KeyVersion(version: 1, creationDate: now, rotationType: nil)]
-                updated.state = key.record.state == .pendingImport ? .enabled : key.record.state
-                versions[1] = parsed
-                changes.append(.putMaterial(keyID: updated.keyID, version: 1, sealed: try rootKey.seal(material, label: updated.keyID, version: 1)))
+            if versions[target.version] == nil {
+                versions[target.version] = parsed
+                changes.append(.putMaterial(keyID: updated.keyID, version: target.version,
+                                            sealed: try rootKey.seal(material, label: updated.keyID, version: target.version)))
             }
+            if let index = updated.versions.firstIndex(where: { $0.version == target.version }) {
+                updated.versions[index] = target
+            } else if updated.versions.isEmpty {
+                updated.versions = [target]
+            } else {
+                updated.pendingRotation = target
+            }
+            // The current material back (or first here): the key is usable again.
+            if updated.currentVersion?.version == target.version, updated.state == .pendingImport { updated.state = .enabled }
             state.keys[updated.keyID] = LiveKey(record: updated, material: versions, policy: key.policy)
-            record.note = "key material imported (\(model.rawValue))"
-            return (updated.arn, [.putKey(updated)] + changes)
+            record.note = "key material \(fingerprint) imported (\(type.rawValue), \(model.rawValue))"
+            return ((updated.arn, fingerprint), [.putKey(updated)] + changes)
         }
     }
 
-    public func deleteImportedKeyMaterial(keyID: String, caller: Caller) throws {
+    /// DeleteImportedKeyMaterial: one material (by KeyMaterialId; the current one by default)
+    /// goes — its store row deleted — while its version stays, so that it may come back. Without
+    /// its current material the key is PendingImport; without an older one, the ciphertexts of
+    /// that version wait. Returns the key's ARN and the deleted material's ID.
+    @discardableResult
+    public func deleteImportedKeyMaterial(keyID: String, keyMaterialID: String? = nil, caller: Caller) throws -> (keyARN: String, keyMaterialID: String?) {
         try manage(.deleteImportedKeyMaterial, caller) { record, state in
             let key = try managedKey(keyID, action: .deleteImportedKeyMaterial, for: caller, in: state, record: &record)
             guard key.record.origin == .external else {
@@ -116,22 +171,39 @@ extension KMSEngine {
             guard key.record.state != .pendingDeletion else {
                 throw KMSError(.invalidState, "\(key.record.arn) is pending deletion.")
             }
+            let target: KeyVersion?
+            if let keyMaterialID {
+                guard let found = key.record.allVersions.first(where: { $0.materialID == keyMaterialID }) else {
+                    throw KMSError(.notFound, "\(key.record.arn) has no key material \(keyMaterialID)")
+                }
+                target = found
+            } else {
+                target = key.record.currentVersion
+            }
             try Self.endDryRun(caller)
-            let (live, changes) = Self.withoutMaterial(key)
+            guard let target else { return ((key.record.arn, nil), []) }
+            let (live, changes) = Self.withoutMaterial(key, version: target.version)
             state.keys[live.record.keyID] = live
-            return ((), changes)
+            record.note = "key material \(target.materialID ?? "?") deleted"
+            return ((live.record.arn, target.materialID), changes)
         }
     }
 
-    /// The key with its imported material gone: PendingImport (unless pending deletion), no
-    /// versions, no expiration; its fingerprint stays, so only the same material comes back.
-    static func withoutMaterial(_ key: LiveKey) -> (LiveKey, [StoreChange]) {
+    /// The key with one version's imported material gone (deleted, or expired): its version
+    /// stays with its ID, no expiration; PendingImport if it was the current one (unless pending deletion).
+    static func withoutMaterial(_ key: LiveKey, version: UInt32) -> (LiveKey, [StoreChange]) {
         var record = key.record
-        record.versions = []
-        record.expirationModel = nil
-        record.validTo = nil
-        if record.state != .pendingDeletion { record.state = .pendingImport }
-        return (LiveKey(record: record, material: [:], policy: key.policy), [.putKey(record), .deleteMaterial(keyID: record.keyID)])
+        func clear(_ entry: inout KeyVersion) {
+            entry.expirationModel = nil
+            entry.validTo = nil
+        }
+        if let index = record.versions.firstIndex(where: { $0.version == version }) { clear(&record.versions[index]) }
+        if record.pendingRotation?.version == version { clear(&record.pendingRotation!) }
+        if record.currentVersion?.version == version, record.state != .pendingDeletion { record.state = .pendingImport }
+        var material = key.material
+        material[version] = nil
+        return (LiveKey(record: record, material: material, policy: key.policy),
+                [.putKey(record), .deleteMaterial(keyID: record.keyID, version: version)])
     }
 
     static func requireImportable(_ key: KeyRecord) throws(KMSError) {
@@ -182,7 +254,12 @@ extension KMSEngine {
 
     /// A fingerprint of imported material that says nothing of it without the root key:
     /// `HMAC(k, key ID ‖ 0 ‖ HMAC(k, material))`, the material MAC'ed where it lies (no copy).
+    /// It is the material's KeyMaterialId, as AWS derives that from the key ID and the material.
     func materialFingerprint(_ material: SecretBytes, keyID: String) throws -> String {
+        try Self.materialFingerprint(material, keyID: keyID, rootKey: rootKey)
+    }
+
+    static func materialFingerprint(_ material: SecretBytes, keyID: String, rootKey: RootKey) throws -> String {
         let key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd imported material fingerprint 1".utf8), outputByteCount: 32)
         let inner = material.withUnsafeBytes { bytes in HMAC.sha256(key: key, message: bytes) }
         return hex(HMAC.sha256(key: key, message: Array(keyID.utf8) + [0] + inner))
@@ -244,6 +321,18 @@ extension WrappingAlgorithm {
         case .rsaesOAEPSHA1, .rsaAESKeyWrapSHA1: return .sha1
         case .rsaesOAEPSHA256, .rsaAESKeyWrapSHA256: return .sha256
         case .rsaesPKCS1, .sm2PKE: return nil
+        }
+    }
+}
+
+extension KMSEngine {
+    /// Gives the versions of a symmetric key whose material is here a KeyMaterialId, if they have
+    /// none yet (keys made before IDs existed; AWS_KMS keys' new versions get theirs when made).
+    static func identifyMaterial(_ record: inout KeyRecord, _ material: [UInt32: KeyMaterial], rootKey: RootKey) throws {
+        guard record.spec == .symmetricDefault else { return }
+        for index in record.versions.indices where record.versions[index].materialID == nil {
+            guard let bytes = try material[record.versions[index].version]?.storedBytes() else { continue }
+            record.versions[index].materialID = try materialFingerprint(bytes, keyID: record.keyID, rootKey: rootKey)
         }
     }
 }

@@ -43,8 +43,8 @@ struct StoreContents {
 enum StoreChange {
     case putKey(KeyRecord)
     case putMaterial(keyID: String, version: UInt32, sealed: [UInt8])
-    /// Every version's material of a key (imported material deleted or expired).
-    case deleteMaterial(keyID: String)
+    /// One version's material of a key (imported material deleted or expired).
+    case deleteMaterial(keyID: String, version: UInt32)
     /// Removes the key, its material, its grants, and the aliases that point at it.
     case deleteKey(keyID: String)
     case putAlias(AliasRecord)

@@ -294,8 +294,8 @@ final class SQLiteKeyStore: KeyStore {
                     case let .putMaterial(keyID, version, sealed):
                         try db.query("INSERT INTO key_material(key_id, version, sealed) VALUES(?1, ?2, ?3)",
                                      [.text(keyID), .integer(Int64(version)), .blob(sealed)])
-                    case let .deleteMaterial(keyID):
-                        try db.query("DELETE FROM key_material WHERE key_id = ?1", [.text(keyID)])
+                    case let .deleteMaterial(keyID, version):
+                        try db.query("DELETE FROM key_material WHERE key_id = ?1 AND version = ?2", [.text(keyID), .integer(Int64(version))])
                     case let .deleteKey(keyID):
                         try remove("aliases", "target_key_id = ?1", [.text(keyID)])
                         try remove("grants", "key_id = ?1", [.text(keyID)])

@@ -21,17 +21,24 @@ extension KMSProtocol {
         let material = try m.requiredBlob("EncryptedKeyMaterial")
         let validTo = try m.timestamp("ValidTo")
         let model = try m.enumeration("ExpirationModel", ExpirationModel.self)
+        let type = try m.enumeration("ImportType", ImportType.self)
+        let description = try m.string("KeyMaterialDescription")
+        let materialID = try m.string("KeyMaterialId")
         try m.finish()
-        let arn = try engine.importKeyMaterial(keyID: keyID, importToken: token, encryptedKeyMaterial: material, validTo: validTo,
-                                               expirationModel: model, caller: caller)
-        return .object([("KeyId", .string(arn))])
+        let (arn, id) = try engine.importKeyMaterial(keyID: keyID, importToken: token, encryptedKeyMaterial: material, validTo: validTo,
+                                                     expirationModel: model, importType: type, keyMaterialDescription: description,
+                                                     keyMaterialID: materialID, caller: caller)
+        return .object([("KeyId", .string(arn)), ("KeyMaterialId", .string(id))])
     }
 
     /// DeleteImportedKeyMaterial.
     static let deleteImportedKeyMaterial: Operation = { m, caller, engine in
         let keyID = try m.requiredString("KeyId")
+        let materialID = try m.string("KeyMaterialId")
         try m.finish()
-        try engine.deleteImportedKeyMaterial(keyID: keyID, caller: caller)
-        return .empty
+        let (arn, id) = try engine.deleteImportedKeyMaterial(keyID: keyID, keyMaterialID: materialID, caller: caller)
+        var members: [(String, JSONValue)] = [("KeyId", .string(arn))]
+        if let id { members.append(("KeyMaterialId", .string(id))) }
+        return .object(members)
     }
 }
