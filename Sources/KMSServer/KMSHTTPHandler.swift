@@ -34,6 +34,8 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let blockingPool: NIOThreadPool
     /// Key generation's own pool (see ``KMSOperation/slow``).
     private let slowPool: NIOThreadPool
+    /// Calls that wait on a custom key store (a token, a proxy): their own pool.
+    private let externalPool: NIOThreadPool
     private let maximumBodyBytes: Int
     private let serveTestReset: Bool
     /// This connection's guard, told directly when a request is in and when its answer is out
@@ -41,9 +43,10 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let connectionGuard: ConnectionGuard
 
     init(service: KMSProtocol, query: QueryProtocol, endpoint: Endpoint, authenticator: RequestAuthenticator,
-         blockingPool: NIOThreadPool, slowPool: NIOThreadPool, maximumBodyBytes: Int, serveTestReset: Bool = false,
+         blockingPool: NIOThreadPool, slowPool: NIOThreadPool, externalPool: NIOThreadPool, maximumBodyBytes: Int, serveTestReset: Bool = false,
          connectionGuard: ConnectionGuard) {
         self.slowPool = slowPool
+        self.externalPool = externalPool
         self.connectionGuard = connectionGuard
         self.serveTestReset = serveTestReset
         self.service = service
@@ -125,7 +128,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
         }
         let service = self.service
-        run(context: context, placement: KMSProtocol.placement(operation, engine: service.engine), requestID: requestID, keepAlive: keepAlive) {
+        run(context: context, placement: KMSProtocol.placement(operation, body: bytes, caller: caller, engine: service.engine), requestID: requestID, keepAlive: keepAlive) {
             let response = service.handle(target: target, body: bytes, caller: caller)
             return (response.status, response.body, KMSProtocol.contentType)
         }
@@ -166,6 +169,7 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return write(context: context, status: status, body: body, contentType: type, requestID: requestID, keepAlive: keepAlive)
         case .writes: pool = blockingPool
         case .slow: pool = slowPool
+        case .external: pool = externalPool
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         pool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in

@@ -14,6 +14,7 @@ public final class KMSServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let blockingPool: NIOThreadPool
     private let slowPool: NIOThreadPool
+    private let externalPool: NIOThreadPool
     private let channels: [any Channel]
 
     /// The addresses actually bound, in the order of the configured listeners.
@@ -37,6 +38,10 @@ public final class KMSServer: Sendable {
         // One thread for key generation: at most one core of two spent on it, whoever asks.
         let slow = NIOThreadPool(numberOfThreads: 1)
         slow.start()
+        // Calls that wait on custom key stores: a proxy may hold ProxyConnection.maximumInFlight
+        // of these for a deadline each, so there are more threads than one proxy can hold.
+        let external = NIOThreadPool(numberOfThreads: 8)
+        external.start()
         let service = KMSProtocol(engine: engine)
         let query = QueryProtocol(engine: engine)
         let authenticator = RequestAuthenticator(engine: engine, allowedSkew: configuration.allowedSkewSeconds,
@@ -62,7 +67,7 @@ public final class KMSServer: Sendable {
                         try sync.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try sync.addHandler(
                             KMSHTTPHandler(service: service, query: query, endpoint: endpoint, authenticator: authenticator,
-                                           blockingPool: pool, slowPool: slow, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset,
+                                           blockingPool: pool, slowPool: slow, externalPool: external, maximumBodyBytes: limit, serveTestReset: configuration.serveTestReset,
                                            connectionGuard: connectionGuard))
                     }
                 }
@@ -93,12 +98,14 @@ public final class KMSServer: Sendable {
             for channel in bound { try? channel.close().wait() }
             try? pool.syncShutdownGracefully()
             try? slow.syncShutdownGracefully()
+            try? external.syncShutdownGracefully()
             try? group.syncShutdownGracefully()
             throw error
         }
         self.group = group
         self.blockingPool = pool
         self.slowPool = slow
+        self.externalPool = external
         self.channels = bound
     }
 
@@ -120,6 +127,7 @@ public final class KMSServer: Sendable {
         for channel in channels { try? channel.close().wait() }
         try? blockingPool.syncShutdownGracefully()
         try? slowPool.syncShutdownGracefully()
+        try? externalPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         for case let .unix(path, _) in configuration.listeners { unlink(path) }
         try? engine.flushAudit()

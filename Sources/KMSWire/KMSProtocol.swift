@@ -1,3 +1,4 @@
+import Foundation
 import KMSEngine
 import KMSJSON
 import KMSVocabulary
@@ -123,15 +124,29 @@ public struct KMSProtocol: Sendable {
     })
 
     /// Where the server runs `name`: on the event loop (memory only), on the pool of writes (it
-    /// waits for the store's fsync), or on the pool of slow work (key generation).
-    public enum Placement: Sendable { case eventLoop, writes, slow }
+    /// waits for the store's fsync), on the pool of slow work (key generation), or on the pool of
+    /// calls that wait on a custom key store (a token, a proxy).
+    public enum Placement: Sendable { case eventLoop, writes, slow, external }
 
-    /// A cryptographic call leaves the event loop while a custom key store is connected: its key
-    /// may be in a token or behind a proxy, which it then waits for.
-    public static func placement(_ name: String, engine: KMSEngine) -> Placement {
+    /// A cryptographic call on a key in a custom key store waits for the store: it leaves the
+    /// event loop for a pool of its own, so that no other key's calls queue behind a slow proxy.
+    /// Which key is read from the request (KeyId, SourceKeyId, DestinationKeyId, or the blob's
+    /// key) only while some store is connected; nothing is authorized here — this only places.
+    public static func placement(_ name: String, body: [UInt8], caller: Caller, engine: KMSEngine) -> Placement {
         guard let spec = operations[name] else { return .eventLoop }
         let placement = spec.placement
-        if placement == .eventLoop, spec.operation.isCryptographic, engine.usesCustomKeyStores { return .slow }
+        guard placement == .eventLoop, spec.operation.isCryptographic, engine.usesCustomKeyStores,
+              case let .object(members)? = try? JSONParser.parse(body) else { return placement }
+        for (member, value) in members {
+            guard case let .string(text) = value else { continue }
+            switch member {
+            case "KeyId", "SourceKeyId", "DestinationKeyId":
+                if engine.isInCustomKeyStore(keyReference: text, caller: caller) { return .external }
+            case "CiphertextBlob":
+                if let bytes = Data(base64Encoded: text), engine.isInCustomKeyStore(blob: Array(bytes), caller: caller) { return .external }
+            default: continue
+            }
+        }
         return placement
     }
 }

@@ -44,6 +44,20 @@ def store_entry(kms, store_id):
     return kms.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"][0]
 
 
+def settled(kms, store_id, deadline=20):
+    """The store's entry once it is no longer CONNECTING (kmsd reconnects in the background)."""
+    end = time.time() + deadline
+    while True:
+        entry = store_entry(kms, store_id)
+        if entry["ConnectionState"] != "CONNECTING" or time.time() > end:
+            return entry
+        time.sleep(0.05)
+
+
+def token_objects(directory):
+    return sum(len([f for f in files if f.endswith(".object")]) for _, _, files in os.walk(os.path.join(directory, "tokens")))
+
+
 class Tokens:
     """A SoftHSM2 token directory of its own, with tokens initialized by softhsm2-util."""
 
@@ -267,6 +281,11 @@ def test_the_store_holds_no_password_and_reconnects_after_a_restart(world, hsm_s
     kms = server.client()
     key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)["KeyMetadata"]["KeyId"]
     blob = kms.encrypt(KeyId=key, Plaintext=b"survives a restart")["CiphertextBlob"]
+    # A store whose connection failed is not one to reconnect at start.
+    failing = kms.create_custom_key_store(CustomKeyStoreName="fails-at-restart", CloudHsmClusterId="cluster-nosuchtokenyy",
+                                          TrustAnchorCertificate="anchor", KeyStorePassword="whatever1")["CustomKeyStoreId"]
+    kms.connect_custom_key_store(CustomKeyStoreId=failing)
+    assert store_entry(kms, failing)["ConnectionState"] == "FAILED"
     stop_process(server.process)
     server.log.close()
     with open(server.store, "rb") as f:
@@ -282,7 +301,8 @@ def test_the_store_holds_no_password_and_reconnects_after_a_restart(world, hsm_s
         assert server.process.poll() is None and time.time() < deadline, open(server.log_path).read()
         time.sleep(0.05)
     kms = server.client()
-    assert store_entry(kms, hsm_store)["ConnectionState"] == "CONNECTED"
+    assert settled(kms, hsm_store)["ConnectionState"] == "CONNECTED"
+    assert store_entry(kms, failing)["ConnectionState"] == "DISCONNECTED"
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"survives a restart"
 
 
@@ -368,6 +388,10 @@ def test_the_proxy_authenticates_every_request_and_answers_the_spec(world):
     decrypt["additionalAuthenticatedData"] = base64.b64encode(b"aae").decode()
     assert proxy.request(XKS_PATH + "/keys/xks-key-1/decrypt", decrypt)[1]["errorName"] == "InvalidCiphertextException"
     assert proxy.request(XKS_PATH + "/keys/nope/metadata", {"requestMetadata": caller})[1]["errorName"] == "KeyNotFoundException"
+    wrong_type = {"requestMetadata": caller, "plaintext": base64.b64encode(b"spec").decode(), "encryptionAlgorithm": "AES_GCM",
+                  "additionalAuthenticatedData": 7}
+    assert proxy.request(XKS_PATH + "/keys/xks-key-1/encrypt", wrong_type) == (400, {"errorName": "ValidationException",
+                                                                                    "errorMessage": "additionalAuthenticatedData must be a base64 string"})
     assert proxy.request(XKS_PATH + "/keys/xks-key-1/metadata", {"requestMetadata": caller})[1] == {
         "keySpec": "AES_256", "keyUsage": ["ENCRYPT", "DECRYPT"], "keyStatus": "ENABLED"}
 
@@ -417,7 +441,7 @@ def test_a_seed_declares_custom_key_stores_and_connects_them(world, tmp_path):
     try:
         kms = server.client()
         stores = {s["CustomKeyStoreName"]: s for s in kms.describe_custom_key_stores()["CustomKeyStores"]}
-        assert stores["seeded-hsm"]["ConnectionState"] == "CONNECTED"
+        assert settled(kms, stores["seeded-hsm"]["CustomKeyStoreId"])["ConnectionState"] == "CONNECTED"
         assert stores["seeded-xks"]["ConnectionState"] == "DISCONNECTED"
         key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=stores["seeded-hsm"]["CustomKeyStoreId"])["KeyMetadata"]["KeyId"]
         assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"seeded")["CiphertextBlob"])["Plaintext"] == b"seeded"
@@ -428,3 +452,76 @@ def test_a_seed_declares_custom_key_stores_and_connects_them(world, tmp_path):
     again = subprocess.run([KMSD, "serve", "--store", server.store, "--listen", "tcp://127.0.0.1:0", *args],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode != 0 and "seed conflict in custom key store seeded-hsm" in again.stdout + again.stderr
+
+
+def test_a_token_belongs_to_one_store_of_the_whole_service(world, hsm_store):
+    """Another account (or Region) naming the same token is refused: a token has one user PIN,
+    and a second login to it in the process would not be asked for it."""
+    server, *_ = world
+    out = subprocess.run([KMSD, "admin", "create-access-key", "--store", server.store, "--account", "444455556666"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    other = server.client(access_key=re.search(r"access key id: (\S+)", out.stdout).group(1),
+                          secret_key=re.search(r"secret access key: (\S+)", out.stdout).group(1))
+    assert error_code(lambda: other.create_custom_key_store(
+        CustomKeyStoreName="mine", CloudHsmClusterId=CLUSTER, TrustAnchorCertificate="a", KeyStorePassword="not-the-pin")) == "CloudHsmClusterInUseException"
+    other_region = server.client(region="us-west-2")
+    assert error_code(lambda: other_region.create_custom_key_store(
+        CustomKeyStoreName="hsm", CloudHsmClusterId=CLUSTER, TrustAnchorCertificate="a", KeyStorePassword="not-the-pin")) == "CloudHsmClusterInUseException"
+
+
+def test_a_refused_create_key_leaves_nothing_in_the_token(world, hsm_store):
+    server, proxy, tokens, directory, _ = world
+    kms = server.client()
+    before = token_objects(directory)
+    lockout = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                                                                  "Action": "kms:Encrypt", "Resource": "*"}]})
+    for _ in range(3):
+        assert error_code(lambda: kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store, Policy=lockout)) == "MalformedPolicyDocumentException"
+    assert token_objects(directory) == before
+    key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)["KeyMetadata"]["KeyId"]
+    assert token_objects(directory) == before + 1
+    kms.disconnect_custom_key_store(CustomKeyStoreId=hsm_store)
+    try:
+        assert error_code(lambda: kms.update_custom_key_store(CustomKeyStoreId=hsm_store, CloudHsmClusterId="cluster-zzzzzzzzzzzz")) \
+            == "CloudHsmClusterNotRelatedException"
+    finally:
+        kms.connect_custom_key_store(CustomKeyStoreId=hsm_store)
+    assert kms.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_a_stalled_proxy_holds_only_its_own_keys(world, xks_store):
+    """Calls on keys behind a proxy that stopped answering wait on threads of their own (for the
+    call deadline, a few at a time): an ordinary key's calls go on meanwhile."""
+    import threading
+    server, proxy, *_ = world
+    kms = server.client()
+    plain = kms.create_key()["KeyMetadata"]["KeyId"]
+    xks_key = next(k["KeyId"] for k in kms.list_keys()["Keys"]
+                   if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("XksKeyConfiguration", {}).get("Id") == "xks-key-1")
+    outcomes = []
+
+    def stalled():
+        client = server.client()
+        try:
+            client.encrypt(KeyId=xks_key, Plaintext=b"x")
+            outcomes.append("ok")
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+
+    proxy.process.send_signal(signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=stalled) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        for _ in range(20):
+            assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=plain, Plaintext=b"y")["CiphertextBlob"])["Plaintext"] == b"y"
+        waiting = sum(thread.is_alive() for thread in threads)
+    finally:
+        proxy.process.send_signal(signal.SIGCONT)
+    for thread in threads:
+        thread.join(30)
+    # The ordinary key's 20 round trips were done while calls on the stalled proxy still waited.
+    assert waiting > 0, outcomes
+    assert set(outcomes) <= {"ok", "KMSInvalidStateException"} and "KMSInvalidStateException" in outcomes

@@ -21,18 +21,34 @@ package final class ConnectionPool: Sendable {
     /// closed meanwhile fails before any response byte: the request is then sent once more on a new
     /// connection, which is not a retry in the backoff sense.
     package func exchange(_ request: [UInt8]) throws -> HTTPConnection.Response {
+        try exchange(request, watchdog: nil)
+    }
+
+    /// Sends `request` and has its answer within `deadline` seconds, connect and TLS included,
+    /// however slowly the peer sends (a peer's own timing must not hold the caller).
+    package func exchange(_ request: [UInt8], deadline: TimeInterval) throws -> HTTPConnection.Response {
+        let watchdog = Watchdog(seconds: deadline)
+        defer { watchdog.cancel() }
+        do {
+            return try exchange(request, watchdog: watchdog)
+        } catch where watchdog.expired {
+            throw HTTPConnection.Failure(description: "timed out after \(deadline) s", beforeResponse: false)
+        }
+    }
+
+    private func exchange(_ request: [UInt8], watchdog: Watchdog?) throws -> HTTPConnection.Response {
         if let pooled = idle.withLock({ $0.popLast() })?.connection {
             do {
-                return try finish(pooled, request)
-            } catch let failure as HTTPConnection.Failure where failure.beforeResponse {
+                return try finish(pooled, request, watchdog)
+            } catch let failure as HTTPConnection.Failure where failure.beforeResponse && watchdog?.expired != true {
                 // stale: fall through to a fresh connection
             }
         }
-        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout, caBundle: caBundle), request)
+        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout, caBundle: caBundle, watchdog: watchdog), request, watchdog)
     }
 
-    private func finish(_ connection: HTTPConnection, _ request: [UInt8]) throws -> HTTPConnection.Response {
-        let response = try connection.exchange(request)
+    private func finish(_ connection: HTTPConnection, _ request: [UInt8], _ watchdog: Watchdog?) throws -> HTTPConnection.Response {
+        let response = try connection.exchange(request, watchdog: watchdog)
         if response.keepAlive {
             let kept = UncheckedConnection(connection: connection)
             idle.withLock { if $0.count < maximumIdle { $0.append(kept) } }

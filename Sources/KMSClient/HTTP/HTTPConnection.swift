@@ -48,7 +48,7 @@ package final class HTTPConnection {
     /// Whether this connection has served a request (a stale kept-alive one may fail at once).
     private(set) var reused = false
 
-    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?) throws {
+    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, watchdog: Watchdog? = nil) throws {
         var useTLS = false, tlsHost = ""
         switch endpoint {
         case let .tcp(host, port, tls):
@@ -58,6 +58,7 @@ package final class HTTPConnection {
         case let .unix(path):
             fd = try Self.connectUnix(path: path)
         }
+        watchdog?.watch(fd)
         var time = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
@@ -81,8 +82,9 @@ package final class HTTPConnection {
         close(fd)
     }
 
-    /// Sends one request and reads its response.
-    func exchange(_ request: [UInt8]) throws -> Response {
+    /// Sends one request and reads its response (by `watchdog`'s deadline, if given).
+    func exchange(_ request: [UInt8], watchdog: Watchdog? = nil) throws -> Response {
+        watchdog?.watch(fd)
         defer { reused = true }
         try send(request)
         return try readResponse()

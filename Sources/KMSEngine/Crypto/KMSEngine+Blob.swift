@@ -86,8 +86,9 @@ extension KMSEngine {
                 throw KMSError(.invalidState, "The custom key store of \(key.record.arn) answered with a malformed ciphertext")
             }
             return CiphertextBlob(keyID: key.record.keyID, version: 1, nonce: iv, sealed: sealed).bytes
-        } catch let failure as CustomKeyStoreFailure {
-            throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not encrypt: \(failure.message)")
+        } catch is CustomKeyStoreFailure {
+            // The store's own words (a proxy's message, a host and port) are not the caller's business.
+            throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not encrypt (it did not answer, or refused)")
         }
     }
 
@@ -100,7 +101,22 @@ extension KMSEngine {
                                        additionalData: blob.additionalData(context: context), call: externalCall(key, record))
         } catch let failure as CustomKeyStoreFailure {
             if failure.kind == .invalidCiphertext { throw invalid }
-            throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not decrypt: \(failure.message)")
+            throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not decrypt (it did not answer, or refused)")
         }
+    }
+}
+
+extension KMSEngine {
+    /// Whether `reference` (key ID, ARN, alias) names, for `caller`, a key in a custom key store;
+    /// for the server's choice of thread only (nothing is authorized or revealed by it).
+    public func isInCustomKeyStore(keyReference: String, caller: Caller) -> Bool {
+        let snapshot = state.withLock { $0 }
+        return (try? resolve(keyReference, for: caller, allowAlias: true, in: snapshot))?.record.customKeyStoreID != nil
+    }
+
+    /// Whether the key a ciphertext blob names is in a custom key store.
+    public func isInCustomKeyStore(blob: [UInt8], caller: Caller) -> Bool {
+        guard let parsed = try? CiphertextBlob(parsing: blob) else { return false }
+        return state.withLock { $0.keys[parsed.keyID]?.record.customKeyStoreID != nil }
     }
 }

@@ -21,6 +21,34 @@ final class CustomKeyStoreConnections: Sendable {
         entries.withLock { $0[id]?.state == .connected ? $0[id]?.connection : nil }
     }
 
+    /// Marks the store CONNECTING unless it is connected, connecting, failed or disconnecting;
+    /// false if it was not marked (the caller then does not connect).
+    func beginConnecting(_ id: String) -> Bool {
+        entries.withLock { entries in
+            switch entries[id]?.state ?? .disconnected {
+            case .disconnected:
+                entries[id] = Entry(connection: nil, state: .connecting)
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    /// Ends a connection attempt with its outcome, unless a Disconnect (or a delete) came first:
+    /// then the new connection is closed. Returns whether the outcome was recorded as connected.
+    @discardableResult
+    func finishConnecting(_ id: String, _ entry: Entry) -> Bool {
+        let stale: Bool = entries.withLock { entries in
+            guard entries[id]?.state == .connecting else { return true }
+            entries[id] = entry
+            anyConnected.store(entries.values.contains { $0.state == .connected }, ordering: .releasing)
+            return false
+        }
+        if stale { entry.connection?.close() }
+        return !stale && entry.state == .connected
+    }
+
     func set(_ id: String, _ entry: Entry?) {
         let previous: Entry? = entries.withLock { entries in
             let previous = entries[id]

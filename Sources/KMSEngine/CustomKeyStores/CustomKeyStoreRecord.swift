@@ -6,7 +6,7 @@ public enum CustomKeyStoreType: String, Sendable, Codable, CaseIterable {
 }
 
 public enum ConnectionState: String, Sendable, Codable, CaseIterable {
-    case connected = "CONNECTED", connecting = "CONNECTING", neverConnected = "NEVER_CONNECTED"
+    case connected = "CONNECTED", connecting = "CONNECTING"
     case disconnected = "DISCONNECTED", disconnecting = "DISCONNECTING", failed = "FAILED"
 }
 

@@ -37,17 +37,28 @@ extension KMSEngine {
            decide(.createKey, caller, target: .account(caller.account), extra: conditions, in: state.withLock { $0 }).allowed {
             prepared = try KeyMaterial.generate(request.keySpec)
         }
-        return try manage(.createKey, caller) { record, state in
-            try authorizeAccount(.createKey, caller, extra: conditions, in: state, record: &record)
-            let custom = try request.customKeyStoreID.map { try customKeyStore($0, caller, in: state).record }
-            let key = try makeKey(request, caller: caller, manager: .customer, service: nil, generated: prepared, customStore: custom)
-            record.keyARN = key.record.arn
-            if let custom { try makeCustomKey(key.record, in: custom, state: state, record: record) }
-            if request.policy != nil {
-                try checkKeyPolicy(key, caller: caller, bypassLockoutCheck: request.bypassPolicyLockoutSafetyCheck, in: state)
+        // A key made in a token for a CreateKey that then fails (its commit) is destroyed again.
+        var madeInToken: (store: String, label: String)?
+        do {
+            return try manage(.createKey, caller) { record, state in
+                try authorizeAccount(.createKey, caller, extra: conditions, in: state, record: &record)
+                let custom = try request.customKeyStoreID.map { try customKeyStore($0, caller, in: state).record }
+                let key = try makeKey(request, caller: caller, manager: .customer, service: nil, generated: prepared, customStore: custom)
+                record.keyARN = key.record.arn
+                if request.policy != nil {
+                    try checkKeyPolicy(key, caller: caller, bypassLockoutCheck: request.bypassPolicyLockoutSafetyCheck, in: state)
+                }
+                // Last, once everything else has been checked: the material in the store.
+                if let custom {
+                    try makeCustomKey(key.record, in: custom, state: state, record: record)
+                    if custom.type == .awsCloudHSM { madeInToken = (custom.id, key.record.keyID) }
+                }
+                state.keys[key.record.keyID] = key
+                return (CreateKeyResponse(keyMetadata: metadata(of: key, in: state)), try storeChanges(for: key))
             }
-            state.keys[key.record.keyID] = key
-            return (CreateKeyResponse(keyMetadata: metadata(of: key, in: state)), try storeChanges(for: key))
+        } catch {
+            if let (store, label) = madeInToken { try? keyStoreConnections.connection(store)?.deleteKey(label: label) }
+            throw error
         }
     }
 
@@ -164,7 +175,7 @@ extension KMSEngine {
             case .keyNotFound: throw KMSError(.xksKeyNotFound, "The external key store proxy has no key \(key.xksKeyID ?? key.keyID)")
             case .keyInvalidConfiguration:
                 throw KMSError(.xksKeyInvalidConfiguration, "External key \(key.xksKeyID ?? key.keyID) is not an enabled AES_256 key for ENCRYPT and DECRYPT")
-            default: throw KMSError(.customKeyStoreInvalidState, "Custom key store \(store.id) could not make the key: \(failure.message)")
+            default: throw KMSError(.customKeyStoreInvalidState, "Custom key store \(store.id) could not make the key (it did not answer, or refused)")
             }
         }
     }

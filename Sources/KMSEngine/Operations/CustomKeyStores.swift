@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import KMSFSCrypto
 
@@ -63,23 +64,38 @@ extension KMSEngine {
         }
     }
 
+    /// ConnectCustomKeyStore: the store goes CONNECTING, and the connection (a token login, a
+    /// proxy's health check: slow, or made slow by whoever runs the proxy) is made outside the
+    /// management lock, which every change of every account waits for. The outcome is a state:
+    /// CONNECTED (recorded, so that kmsd reconnects it at start), or FAILED with its code.
     public func connectCustomKeyStore(id: String, caller: Caller) throws {
-        try manage(.connectCustomKeyStore, caller) { record, state in
+        let claimed: (CustomKeyStoreRecord, [UInt8])? = try manage(.connectCustomKeyStore, caller) { record, state in
             try authorizeAccount(.connectCustomKeyStore, caller, in: state, record: &record)
-            var (store, sealed) = try customKeyStore(id, caller, in: state)
-            let current = connectionState(store)
-            guard current != .failed && current != .disconnecting else {
-                throw KMSError(.customKeyStoreInvalidState, "Custom key store \(id) is \(current.rawValue); disconnect it before connecting it again")
+            let (store, sealed) = try customKeyStore(id, caller, in: state)
+            try requireConnector(for: store.type)
+            guard keyStoreConnections.beginConnecting(id) else {
+                let current = connectionState(store)
+                guard current == .connected || current == .connecting else {
+                    throw KMSError(.customKeyStoreInvalidState, "Custom key store \(id) is \(current.rawValue); disconnect it before connecting it again")
+                }
+                return (nil, [])
             }
-            guard current != .connected else { return ((), []) }
-            try connect(store, sealed: sealed, operation: "ConnectCustomKeyStore", requestID: caller.requestID)
-            record.note = "custom key store \(id): \(keyStoreConnections.entry(id)?.state.rawValue ?? "?")"
-            store.connected = true
-            store.everConnected = true
-            state.customKeyStores[id] = (store, sealed)
-            return ((), [.putCustomKeyStore(store, sealedSecret: sealed)])
+            return ((store, sealed), [])
+        }
+        guard let (store, sealed) = claimed else { return }
+        guard connect(store, sealed: sealed, operation: "ConnectCustomKeyStore", requestID: caller.requestID) else { return }
+        try manage(Self.connectedOperation, caller) { record, state in
+            record.note = "custom key store \(id) connected"
+            guard var (current, sealed) = state.customKeyStores[id], !current.connected, connectionState(current) == .connected else { return ((), []) }
+            current.connected = true
+            current.everConnected = true
+            state.customKeyStores[id] = (current, sealed)
+            return ((), [.putCustomKeyStore(current, sealedSecret: sealed)])
         }
     }
+
+    /// The audit record of a connection ConnectCustomKeyStore made (after it, outside its lock).
+    static let connectedOperation = "CustomKeyStoreConnected"
 
     public func disconnectCustomKeyStore(id: String, caller: Caller) throws {
         try manage(.disconnectCustomKeyStore, caller) { record, state in
@@ -100,6 +116,12 @@ extension KMSEngine {
             try authorizeAccount(.updateCustomKeyStore, caller, in: state, record: &record)
             var (store, sealed) = try customKeyStore(id, caller, in: state)
             var changed = store
+            if let cluster = settings.cloudHsmClusterID, cluster != store.cloudHsmClusterID,
+               state.keys.values.contains(where: { $0.record.customKeyStoreID == id }) {
+                // AWS takes only a cluster that shares the old one's backups; a token has no such
+                // kin, and the store's keys are in the old one.
+                throw KMSError(.cloudHsmClusterNotRelated, "Custom key store \(id) holds KMS keys, whose material is in \(store.cloudHsmClusterID ?? "its token"): its cluster cannot change")
+            }
             if let newName {
                 try Validate.length(newName, "newCustomKeyStoreName", 1...256)
                 changed.name = newName
@@ -167,30 +189,38 @@ extension KMSEngine {
         }
     }
 
-    /// Opens the store's connection and records the outcome (CONNECTED, or FAILED with AWS's
-    /// ConnectionErrorCode): a failure to connect is a state, not an error of the call, as in AWS.
-    func connect(_ store: CustomKeyStoreRecord, sealed: [UInt8], operation: String, requestID: String) throws {
-        try requireConnector(for: store.type)
-        let secret = try rootKey.open(sealed, label: CustomKeyStoreRecord.secretLabel(store.id), version: 0)
+    /// Opens the connection of a store in CONNECTING (no lock held) and records the outcome
+    /// (CONNECTED, or FAILED with AWS's ConnectionErrorCode): a failure to connect is a state, not
+    /// an error of the call, as in AWS. A Disconnect meanwhile wins. Returns whether it connected.
+    @discardableResult
+    func connect(_ store: CustomKeyStoreRecord, sealed: [UInt8], operation: String, requestID: String) -> Bool {
         let call = ExternalCall(principal: "arn:aws:iam::\(store.account):root", keyARN: nil, operation: operation, requestID: requestID)
         do {
-            let connection = try customKeyStoreConnector!.connect(store.endpoint, secret: secret, call: call)
-            keyStoreConnections.set(store.id, .init(connection: connection, state: .connected))
+            guard let connector = customKeyStoreConnector, connector.supports(store.type) else {
+                throw CustomKeyStoreFailure(.connection("INTERNAL_ERROR"), "no connector")
+            }
+            let secret: SecretBytes
+            do { secret = try rootKey.open(sealed, label: CustomKeyStoreRecord.secretLabel(store.id), version: 0) } catch {
+                throw CustomKeyStoreFailure(.connection("INTERNAL_ERROR"), "the store's secret does not open")
+            }
+            let connection = try connector.connect(store.endpoint, secret: secret, call: call)
+            return keyStoreConnections.finishConnecting(store.id, .init(connection: connection, state: .connected))
         } catch {
             let code: String
-            if case let .connection(reason) = error.kind { code = reason } else { code = "INTERNAL_ERROR" }
-            keyStoreConnections.set(store.id, .init(connection: nil, state: .failed, errorCode: code))
+            if case let .connection(reason)? = (error as? CustomKeyStoreFailure)?.kind { code = reason } else { code = "INTERNAL_ERROR" }
+            keyStoreConnections.finishConnecting(store.id, .init(connection: nil, state: .failed, errorCode: code))
+            return false
         }
     }
 
-    /// Connects the stores their owners left connected (at start, and after a seed), unless connected.
+    /// Connects, in the background, the stores their owners left connected (at start, after a
+    /// seed): kmsd serves meanwhile, their keys Unavailable until connected.
     func reconnectCustomKeyStores() {
-        for (store, sealed) in state.withLock({ $0.customKeyStores.values }) where store.connected && connectionState(store) != .connected {
-            do {
-                try connect(store, sealed: sealed, operation: "KmsHealthCheck", requestID: "")
-            } catch {
-                keyStoreConnections.set(store.id, .init(connection: nil, state: .failed, errorCode: "INTERNAL_ERROR"))
-            }
+        let stores = state.withLock { $0.customKeyStores.values.filter { $0.record.connected } }
+        let claimed = stores.filter { keyStoreConnections.beginConnecting($0.record.id) }
+        guard !claimed.isEmpty else { return }
+        DispatchQueue.global().async { [self] in
+            for (store, sealed) in claimed { connect(store, sealed: sealed, operation: "KmsHealthCheck", requestID: "") }
         }
     }
 
@@ -198,13 +228,18 @@ extension KMSEngine {
         try rootKey.seal(secret, label: CustomKeyStoreRecord.secretLabel(id), version: 0)
     }
 
-    /// A store's cluster ID, proxy URI and name are each in use by one store of an account and Region.
+    /// A store's name and proxy URI are each in use by one store of an account and Region; a
+    /// cluster (a token of this host) by one store of the whole service, whatever the account:
+    /// a token has one user PIN, and its keys are no other account's business.
     private func checkUnique(_ store: CustomKeyStoreRecord, in state: EngineState) throws(KMSError) {
-        for (other, _) in state.customKeyStores.values where other.id != store.id && other.account == store.account && other.region == store.region {
-            if other.name == store.name { throw KMSError(.customKeyStoreNameInUse, "A custom key store named \(store.name) already exists") }
+        for (other, _) in state.customKeyStores.values where other.id != store.id {
             if let cluster = store.cloudHsmClusterID, other.cloudHsmClusterID == cluster {
-                throw KMSError(.cloudHsmClusterInUse, "Cluster \(cluster) is already associated with custom key store \(other.id)")
+                throw KMSError(.cloudHsmClusterInUse, other.account == store.account
+                    ? "Cluster \(cluster) is already associated with custom key store \(other.id)"
+                    : "Cluster \(cluster) is already associated with a custom key store")
             }
+            guard other.account == store.account, other.region == store.region else { continue }
+            if other.name == store.name { throw KMSError(.customKeyStoreNameInUse, "A custom key store named \(store.name) already exists") }
             if let endpoint = store.xksProxyURIEndpoint, other.xksProxyURIEndpoint == endpoint {
                 if other.xksProxyURIPath == store.xksProxyURIPath {
                     throw KMSError(.xksProxyUriInUse, "\(endpoint)\(store.xksProxyURIPath ?? "") is already used by custom key store \(other.id)")

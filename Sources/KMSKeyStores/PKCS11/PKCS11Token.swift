@@ -16,11 +16,19 @@ public final class PKCS11Token: Sendable {
     let module: PKCS11Module
     let slot: CK_SLOT_ID
     public let label: String
-    private let sessions = Mutex<[CK_SESSION_HANDLE]>([])
+    /// Idle sessions, how many are lent out, and whether the token is closed: a session lent out
+    /// when it closes is closed when it comes back, and the last one back ends the login.
+    private struct Sessions {
+        var idle: [CK_SESSION_HANDLE] = []
+        var lent = 0
+        var closed = false
+        var released = false
+    }
+    private let sessions = Mutex(Sessions())
     private let handles = Mutex<[String: CK_OBJECT_HANDLE]>([:])
-    private let closed = Atomic<Bool>(false)
 
-    /// Loads `modulePath`, finds the token labelled `tokenLabel` and logs in as its user.
+    /// Loads `modulePath`, finds the token labelled `tokenLabel` and logs in as its user (or
+    /// joins this process's login to it, if `pin` is the PIN it was made with).
     /// - Throws: ``PKCS11Error`` (.tokenNotFound, .pinIncorrect, .pinLocked, ...).
     public init(modulePath: String, tokenLabel: String, pin: SecretBytes) throws(PKCS11Error) {
         module = try PKCS11Module.load(modulePath)
@@ -29,25 +37,23 @@ public final class PKCS11Token: Sendable {
         }
         self.slot = slot
         label = tokenLabel
-        let session = try openSession()
-        let rv = pin.withUnsafeBytes { bytes in
-            module.functions.pointee.C_Login(session, CKU_USER,
-                                             UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)),
-                                             CK_ULONG(bytes.count))
-        }
-        guard rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN else {
-            _ = module.functions.pointee.C_CloseSession(session)
-            throw PKCS11Error(rv, "C_Login")
-        }
-        sessions.withLock { $0.append(session) }
+        try PKCS11Logins.acquire(module, slot: slot, pin: pin)
     }
 
-    /// Logs out and closes every session; calls after this fail.
+    /// Closes this token's sessions and leaves the login (the token is logged out when nobody
+    /// else in the process uses it); calls after this fail.
     public func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let open = sessions.withLock { sessions in defer { sessions = [] }; return sessions }
-        if let first = open.first { _ = module.functions.pointee.C_Logout(first) }
-        for session in open { _ = module.functions.pointee.C_CloseSession(session) }
+        let (idle, release) = sessions.withLock { state -> ([CK_SESSION_HANDLE], Bool) in
+            guard !state.closed else { return ([], false) }
+            state.closed = true
+            let idle = state.idle
+            state.idle = []
+            let release = state.lent == 0 && !state.released
+            if release { state.released = true }
+            return (idle, release)
+        }
+        for session in idle { _ = module.functions.pointee.C_CloseSession(session) }
+        if release { PKCS11Logins.release(module, slot: slot) }
         handles.withLock { $0 = [:] }
     }
 
@@ -60,13 +66,41 @@ public final class PKCS11Token: Sendable {
         return session
     }
 
-    /// Runs `body` with a session of its own, returned to the pool after.
+    /// Runs `body` with a session of its own, returned to the pool after (or closed, if the token
+    /// closed meanwhile).
     private func withSession<T>(_ body: (CK_SESSION_HANDLE) throws(PKCS11Error) -> T) throws(PKCS11Error) -> T {
-        guard !closed.load(ordering: .acquiring) else { throw PKCS11Error(.failure, "the token \(label) is disconnected") }
+        let borrowed: CK_SESSION_HANDLE?? = sessions.withLock { state in
+            guard !state.closed else { return nil }
+            state.lent += 1
+            return .some(state.idle.popLast())
+        }
+        guard let pooled = borrowed else { throw PKCS11Error(.failure, "the token \(label) is disconnected") }
         let session: CK_SESSION_HANDLE
-        if let pooled = sessions.withLock({ $0.popLast() }) { session = pooled } else { session = try openSession() }
-        defer { sessions.withLock { $0.append(session) } }
+        if let pooled {
+            session = pooled
+        } else {
+            do { session = try openSession() } catch {
+                giveBack(nil)
+                throw error
+            }
+        }
+        defer { giveBack(session) }
         return try body(session)
+    }
+
+    private func giveBack(_ session: CK_SESSION_HANDLE?) {
+        let (close, release) = sessions.withLock { state -> (Bool, Bool) in
+            state.lent -= 1
+            guard state.closed else {
+                if let session { state.idle.append(session) }
+                return (false, false)
+            }
+            let release = state.lent == 0 && !state.released
+            if release { state.released = true }
+            return (true, release)
+        }
+        if close, let session { _ = module.functions.pointee.C_CloseSession(session) }
+        if release { PKCS11Logins.release(module, slot: slot) }
     }
 
     /// Makes a new AES-256 key labelled `keyLabel` inside the token.

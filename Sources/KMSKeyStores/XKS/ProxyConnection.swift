@@ -2,13 +2,28 @@ import Foundation
 import KMSEngine
 import KMSFSCrypto
 import KMSJSON
+import Synchronization
 
 /// An EXTERNAL_KEY_STORE store: its proxy's four operations, with the proxy's errors mapped as
 /// AWS KMS maps them (the proxy's own messages never reach kmsd's caller).
 final class ProxyConnection: CustomKeyStoreConnection {
     let client: XKSProxyClient
+    /// Calls waiting on this proxy at most: a proxy that stops answering holds this many of
+    /// kmsd's threads for a deadline each, never all of them.
+    static let maximumInFlight = 3
+    private let inFlight = Atomic<Int>(0)
 
     init(client: XKSProxyClient) { self.client = client }
+
+    /// Runs one data-plane call within the in-flight bound.
+    private func bounded<T>(_ body: () throws(CustomKeyStoreFailure) -> T) throws(CustomKeyStoreFailure) -> T {
+        guard inFlight.add(1, ordering: .acquiringAndReleasing).newValue <= Self.maximumInFlight else {
+            inFlight.subtract(1, ordering: .acquiringAndReleasing)
+            throw CustomKeyStoreFailure(.unavailable, "too many calls are waiting on the external key store proxy")
+        }
+        defer { inFlight.subtract(1, ordering: .acquiringAndReleasing) }
+        return try body()
+    }
 
     /// GetHealthStatus, as ConnectCustomKeyStore calls it: a failure is AWS's ConnectionErrorCode.
     func checkHealth(_ call: ExternalCall) throws(CustomKeyStoreFailure) {
@@ -53,6 +68,10 @@ final class ProxyConnection: CustomKeyStoreConnection {
     }
 
     func checkKey(label: String, call: ExternalCall) throws(CustomKeyStoreFailure) {
+        try bounded { () throws(CustomKeyStoreFailure) in try checkKeyNow(label: label, call: call) }
+    }
+
+    private func checkKeyNow(label: String, call: ExternalCall) throws(CustomKeyStoreFailure) {
         let answer: XKSMembers
         do {
             answer = try client.call(.metadata(keyID: label), [XKSProxyClient.requestMetadata(call, withKey: false)])
@@ -64,6 +83,10 @@ final class ProxyConnection: CustomKeyStoreConnection {
     }
 
     func seal(label: String, plaintext: SecretBytes, additionalData: [UInt8], call: ExternalCall) throws(CustomKeyStoreFailure) -> (iv: [UInt8], sealed: [UInt8]) {
+        try bounded { () throws(CustomKeyStoreFailure) in try sealNow(label: label, plaintext: plaintext, additionalData: additionalData, call: call) }
+    }
+
+    private func sealNow(label: String, plaintext: SecretBytes, additionalData: [UInt8], call: ExternalCall) throws(CustomKeyStoreFailure) -> (iv: [UInt8], sealed: [UInt8]) {
         let answer: XKSMembers
         do {
             answer = try client.call(.encrypt(keyID: label), [
@@ -81,6 +104,10 @@ final class ProxyConnection: CustomKeyStoreConnection {
     }
 
     func open(label: String, iv: [UInt8], sealed: [UInt8], additionalData: [UInt8], call: ExternalCall) throws(CustomKeyStoreFailure) -> SecretBytes {
+        try bounded { () throws(CustomKeyStoreFailure) in try openNow(label: label, iv: iv, sealed: sealed, additionalData: additionalData, call: call) }
+    }
+
+    private func openNow(label: String, iv: [UInt8], sealed: [UInt8], additionalData: [UInt8], call: ExternalCall) throws(CustomKeyStoreFailure) -> SecretBytes {
         guard sealed.count >= 16 else { throw CustomKeyStoreFailure(.invalidCiphertext, "the ciphertext is too short") }
         let answer: XKSMembers
         do {

@@ -12,6 +12,8 @@ final class XKSProxyClient: Sendable {
     let uriPath: String
     private let signer: SigV4Signer
     private let pool: ConnectionPool
+    /// A whole call's deadline (connect, TLS, answer).
+    private let timeout: TimeInterval
 
     init(store: CustomKeyStoreEndpoint, secret: SecretBytes, caBundle: String?, timeout: TimeInterval) throws(CustomKeyStoreFailure) {
         guard let url = store.xksProxyURIEndpoint, let path = store.xksProxyURIPath, let accessKeyID = store.xksAccessKeyID,
@@ -24,6 +26,7 @@ final class XKSProxyClient: Sendable {
         signer = SigV4Signer(credential: SigV4Credential(accessKeyID: accessKeyID, secretAccessKey: secretText),
                              region: store.region, service: XKSProtocol.signingService)
         pool = ConnectionPool(endpoint: endpoint, timeout: timeout, caBundle: caBundle, maximumIdle: 8)
+        self.timeout = timeout
     }
 
     /// A failed call, as the proxy or the network said it.
@@ -45,7 +48,7 @@ final class XKSProxyClient: Sendable {
         text += "Content-Length: \(body.count)\r\n\r\n"
         var response: HTTPConnection.Response
         do {
-            response = try pool.exchange(Array(text.utf8) + body)
+            response = try pool.exchange(Array(text.utf8) + body, deadline: timeout)
         } catch let failure as HTTPConnection.Failure {
             throw .transport(failure.description, tls: !failure.retryable)
         } catch {

@@ -95,6 +95,11 @@ public final class XKSProxyService: Sendable {
             return Self.error(.validation, "requestMetadata needs awsPrincipalArn and kmsKeyArn")
         }
         guard request.string("encryptionAlgorithm") == "AES_GCM" else { return Self.error(.validation, "encryptionAlgorithm must be AES_GCM") }
+        // A member of the wrong type is refused, never taken as absent (AAD bound as empty).
+        for member in ["additionalAuthenticatedData", "ciphertextMetadata", "plaintext", "ciphertext", "initializationVector", "authenticationTag"]
+        where request[member] != nil && request[member] != .null && request.string(member) == nil {
+            return Self.error(.validation, "\(member) must be a base64 string")
+        }
         let aad = request.string("additionalAuthenticatedData") == nil ? [] : request.blob("additionalAuthenticatedData")
         let cipherMetadata = request.string("ciphertextMetadata") == nil ? [] : request.blob("ciphertextMetadata")
         guard let aad, aad.count <= XKSProtocol.maximumAAD, let cipherMetadata, cipherMetadata.count <= 20 else {
