@@ -29,7 +29,7 @@ extension KMSEngine {
             guard region == caller.region else { throw KMSError(.notFound, "Alias \(keyID) is not found.") }
             (id, account) = (try aliasTarget(name, account: aliasAccount, region: region, in: state, caller: caller, action: action), aliasAccount)
         }
-        guard let key = state.keys[id], key.record.account == account, key.record.region == caller.region else {
+        guard let key = state.keys[KeyIdentity(account: account, region: caller.region, keyID: id)] else {
             let arn = ARN.key(id, account: account, region: caller.region)
             // Another account's keys are not listed to whoever asks: a missing one is refused
             // like an existing one the caller may not use (an account this service does not

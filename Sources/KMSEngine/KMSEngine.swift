@@ -72,7 +72,7 @@ public final class KMSEngine: Sendable {
             var record = stored.migrated()
             var material: [UInt32: KeyMaterial] = [:]
             for version in record.allVersions where record.customKeyStoreID == nil {
-                guard let sealed = contents.sealedMaterial[record.keyID]?[version.version] else {
+                guard let sealed = contents.sealedMaterial[record.identity]?[version.version] else {
                     // Imported material may be deleted (or expired) while its version stays.
                     if record.origin == .external { continue }
                     throw StoreError("key \(record.keyID) version \(version.version) has no material")
@@ -85,7 +85,7 @@ public final class KMSEngine: Sendable {
                 }
             }
             try Self.identifyMaterial(&record, material, rootKey: rootKey)
-            state.keys[record.keyID] = LiveKey(record: record, material: material)
+            state.keys[record.identity] = LiveKey(record: record, material: material)
         }
         for alias in contents.aliases {
             state.aliases[.init(account: alias.account, region: alias.region, name: alias.aliasName)] = alias

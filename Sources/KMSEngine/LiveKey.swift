@@ -35,7 +35,7 @@ struct EngineState {
         var name: String
     }
 
-    var keys: [String: LiveKey] = [:]
+    var keys = KeyTable()
     var aliases: [AliasID: AliasRecord] = [:]
     var accounts: [String: AccountRecord] = [:]
     var accessKeys: [String: LiveAccessKey] = [:]

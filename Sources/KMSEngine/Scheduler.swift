@@ -62,7 +62,7 @@ extension KMSEngine {
         let deleting = due.state == .pendingDeletion && (due.deletionDate ?? .distantFuture) <= now
         let expiring = !deleting && !Self.expiredVersions(due, now: now).isEmpty
         return try manage(deleting ? "DeleteKey" : expiring ? "DeleteExpiredKeyMaterial" : "RotateKey", caller) { record, state in
-            guard let live = state.keys[due.keyID] else { return (.nothing, []) }
+            guard let live = state.keys[due.identity] else { return (.nothing, []) }
             let key = live.record
             record.keyARN = key.arn
             if expiring {
@@ -74,13 +74,13 @@ extension KMSEngine {
                     next = without
                     changes += deleted.filter { if case .putKey = $0 { return false }; return true }
                 }
-                state.keys[key.keyID] = next
+                state.keys[key.identity] = next
                 return (.expired, [.putKey(next.record)] + changes)
             }
             if deleting {
                 guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }
-                state.keys[key.keyID] = nil
-                state.aliases = state.aliases.filter { $0.value.targetKeyID != key.keyID }
+                state.keys[key.identity] = nil
+                state.aliases = state.aliases.filter { !($0.value.targetKeyID == key.keyID && $0.value.account == key.account && $0.value.region == key.region) }
                 // A token's key goes with its KMS key, as AWS deletes it from the cluster. An
                 // external key is its owner's, and a disconnected token keeps an orphan (as AWS's
                 // cluster does) that `kmsd` names in the audit note.
@@ -91,12 +91,12 @@ extension KMSEngine {
                         record.note = "custom key store \(store) is not connected: its key labelled \(key.keyID) is left in the token"
                     }
                 }
-                return (.deleted, [.deleteKey(keyID: key.keyID)])
+                return (.deleted, [.deleteKey(key.identity)])
             }
             guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now else { return (.nothing, []) }
             var (next, changes) = try rotated(live, type: .automatic)
             next = next.with { $0.nextRotationDate = now.addingTimeInterval(Double($0.rotationPeriodInDays ?? 365) * 86_400) }
-            state.keys[key.keyID] = next
+            state.keys[key.identity] = next
             changes[0] = .putKey(next.record)
             return (.rotated, changes)
         }

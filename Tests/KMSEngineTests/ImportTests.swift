@@ -85,7 +85,7 @@ import Testing
     @Test func oneMaterialRecordsMigrateToVersionOne() throws {
         let f = try EngineFixture()
         let key = try Self.externalKey(f)
-        var record = try #require(f.engine.state.withLock { $0.keys[key]?.record })
+        var record = try #require(f.engine.state.withLock { $0.keys.all(key).first?.record })
         record.materialFingerprint = String(repeating: "ab", count: 32)
         record.expirationModel = .expires
         record.validTo = Date(timeIntervalSince1970: 2_000_000_000)

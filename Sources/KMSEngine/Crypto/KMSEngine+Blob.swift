@@ -117,6 +117,6 @@ extension KMSEngine {
     /// Whether the key a ciphertext blob names is in a custom key store.
     public func isInCustomKeyStore(blob: [UInt8], caller: Caller) -> Bool {
         guard let parsed = try? CiphertextBlob(parsing: blob) else { return false }
-        return state.withLock { $0.keys[parsed.keyID]?.record.customKeyStoreID != nil }
+        return state.withLock { $0.keys.find(parsed.keyID, region: caller.region, preferring: caller.account)?.record.customKeyStoreID != nil }
     }
 }

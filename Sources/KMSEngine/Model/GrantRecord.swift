@@ -53,3 +53,11 @@ public struct GrantConstraints: Codable, Sendable, Equatable {
         (encryptionContextEquals != nil ? ["EncryptionContextEquals"] : []) + (encryptionContextSubset != nil ? ["EncryptionContextSubset"] : [])
     }
 }
+
+extension GrantRecord {
+    /// The identity of the grant's key, from its ARN.
+    var keyIdentity: KeyIdentity? {
+        guard case let .keyARN(account, region, keyID)? = try? KeyReference(parsing: keyARN) else { return nil }
+        return KeyIdentity(account: account, region: region, keyID: keyID)
+    }
+}

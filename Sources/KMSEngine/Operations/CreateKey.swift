@@ -53,7 +53,7 @@ extension KMSEngine {
                     try makeCustomKey(key.record, in: custom, state: state, record: record)
                     if custom.type == .awsCloudHSM { madeInToken = (custom.id, key.record.keyID) }
                 }
-                state.keys[key.record.keyID] = key
+                state.keys[key.record.identity] = key
                 return (CreateKeyResponse(keyMetadata: metadata(of: key, in: state)), try storeChanges(for: key))
             }
         } catch {
@@ -117,7 +117,7 @@ extension KMSEngine {
         var changes: [StoreChange] = [.putKey(key.record)]
         for version in key.record.versions {
             guard let material = key.material[version.version] else { continue }
-            changes.append(.putMaterial(keyID: key.record.keyID, version: version.version,
+            changes.append(.putMaterial(key.record.identity, version: version.version,
                                         sealed: try rootKey.seal(material.storedBytes(), label: key.record.keyID, version: version.version)))
         }
         return changes

@@ -39,7 +39,7 @@ extension KMSEngine {
         // another account is found here and reaches its key policy. A missing key, or one of
         // another region, is resolved (and refused) as the ID names it.
         let key: LiveKey
-        if let found = state.keys[blob.keyID], found.record.region == caller.region {
+        if let found = state.keys.find(blob.keyID, region: caller.region, preferring: caller.account) {
             key = try use(found, namedAs: blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
         } else {
             key = try usableKey(blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)

@@ -8,7 +8,7 @@ extension KMSEngine {
             guard let alias = state.aliases.removeValue(forKey: id) else {
                 throw KMSError(.notFound, "Alias \(ARN.alias(aliasName, account: caller.account, region: caller.region)) is not found.")
             }
-            if let key = alias.targetKeyID.flatMap({ state.keys[$0] }) {
+            if let key = alias.targetKeyID.flatMap({ state.keys[KeyIdentity(account: alias.account, region: alias.region, keyID: $0)] }) {
                 record.keyARN = key.record.arn
                 try authorize(.deleteAlias, caller, key: key, in: state, record: &record)
             }

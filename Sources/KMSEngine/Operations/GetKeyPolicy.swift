@@ -43,7 +43,7 @@ extension KMSEngine {
             updated.policy = policy
             let live = LiveKey(record: updated, material: key.material, policy: parsed)
             try checkKeyPolicy(live, caller: caller, bypassLockoutCheck: bypassPolicyLockoutSafetyCheck, in: state)
-            state.keys[updated.keyID] = live
+            state.keys[updated.identity] = live
             return ((), [.putKey(updated)])
         }
     }

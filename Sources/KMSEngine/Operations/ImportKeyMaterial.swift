@@ -139,7 +139,7 @@ extension KMSEngine {
             var versions = key.material
             if versions[target.version] == nil {
                 versions[target.version] = parsed
-                changes.append(.putMaterial(keyID: updated.keyID, version: target.version,
+                changes.append(.putMaterial(updated.identity, version: target.version,
                                             sealed: try rootKey.seal(material, label: updated.keyID, version: target.version)))
             }
             if let index = updated.versions.firstIndex(where: { $0.version == target.version }) {
@@ -151,7 +151,7 @@ extension KMSEngine {
             }
             // The current material back (or first here): the key is usable again.
             if updated.currentVersion?.version == target.version, updated.state == .pendingImport { updated.state = .enabled }
-            state.keys[updated.keyID] = LiveKey(record: updated, material: versions, policy: key.policy)
+            state.keys[updated.identity] = LiveKey(record: updated, material: versions, policy: key.policy)
             record.note = "key material \(fingerprint) imported (\(type.rawValue), \(model.rawValue))"
             return ((updated.arn, fingerprint), [.putKey(updated)] + changes)
         }
@@ -183,7 +183,7 @@ extension KMSEngine {
             try Self.endDryRun(caller)
             guard let target else { return ((key.record.arn, nil), []) }
             let (live, changes) = Self.withoutMaterial(key, version: target.version)
-            state.keys[live.record.keyID] = live
+            state.keys[live.record.identity] = live
             record.note = "key material \(target.materialID ?? "?") deleted"
             return ((live.record.arn, target.materialID), changes)
         }
@@ -203,7 +203,7 @@ extension KMSEngine {
         var material = key.material
         material[version] = nil
         return (LiveKey(record: record, material: material, policy: key.policy),
-                [.putKey(record), .deleteMaterial(keyID: record.keyID, version: version)])
+                [.putKey(record), .deleteMaterial(record.identity, version: version)])
     }
 
     static func requireImportable(_ key: KeyRecord) throws(KMSError) {

@@ -24,12 +24,12 @@ extension KMSEngine {
                     $0.versions.append(pending)
                     $0.pendingRotation = nil
                 }
-                state.keys[rotated.record.keyID] = rotated
+                state.keys[rotated.record.identity] = rotated
                 record.note = "imported key material \(pending.materialID ?? "?") is current"
                 return (rotated.record.keyID, [.putKey(rotated.record)])
             }
             let (rotated, changes) = try rotated(key, type: .onDemand)
-            state.keys[rotated.record.keyID] = rotated
+            state.keys[rotated.record.identity] = rotated
             return (rotated.record.keyID, changes)
         }
     }
@@ -45,6 +45,6 @@ extension KMSEngine {
         versions[version] = material
         let sealed = try rootKey.seal(material.storedBytes(), label: record.keyID, version: version)
         return (LiveKey(record: record, material: versions, policy: key.policy),
-                [.putKey(record), .putMaterial(keyID: record.keyID, version: version, sealed: sealed)])
+                [.putKey(record), .putMaterial(record.identity, version: version, sealed: sealed)])
     }
 }

@@ -7,11 +7,12 @@ extension KMSEngine {
         let aliasName = "alias/aws/\(service)"
         try Validate.aliasName(aliasName, allowReserved: true)
         let id = EngineState.AliasID(account: caller.account, region: caller.region, name: aliasName)
-        if let existing = state.withLock({ state in state.aliases[id]?.targetKeyID.flatMap { state.keys[$0] } }) {
+        let identity = { (keyID: String) in KeyIdentity(account: caller.account, region: caller.region, keyID: keyID) }
+        if let existing = state.withLock({ state in state.aliases[id]?.targetKeyID.flatMap { state.keys[identity($0)] } }) {
             return existing.record.metadata
         }
         return try manage(.createKey, caller) { record, state in
-            if let existing = state.aliases[id]?.targetKeyID.flatMap({ state.keys[$0] }) {
+            if let existing = state.aliases[id]?.targetKeyID.flatMap({ state.keys[identity($0)] }) {
                 return (existing.record.metadata, [])
             }
             var request = CreateKeyRequest()
@@ -26,7 +27,7 @@ extension KMSEngine {
             let now = clock.now()
             let alias = AliasRecord(account: caller.account, region: caller.region, aliasName: aliasName,
                                     targetKeyID: key.record.keyID, creationDate: now, lastUpdatedDate: now)
-            state.keys[key.record.keyID] = key
+            state.keys[key.record.identity] = key
             state.aliases[id] = alias
             return (key.record.metadata, try storeChanges(for: key) + [.putAlias(alias)])
         }

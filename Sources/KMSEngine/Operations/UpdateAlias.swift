@@ -10,7 +10,7 @@ extension KMSEngine {
             }
             // kms:UpdateAlias on both keys, as AWS: whoever may not touch the old key may not take
             // its alias away from it.
-            if let old = alias.targetKeyID.flatMap({ state.keys[$0] }) {
+            if let old = alias.targetKeyID.flatMap({ state.keys[KeyIdentity(account: alias.account, region: alias.region, keyID: $0)] }) {
                 try authorize(.updateAlias, caller, key: old, in: state, record: &record)
             }
             let key = try aliasTarget(targetKeyID, action: .updateAlias, caller: caller, state: state, record: &record)

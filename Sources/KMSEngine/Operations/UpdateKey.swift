@@ -7,7 +7,7 @@ extension KMSEngine {
             let key = try managedKey(keyID, action: action, extra: extra, for: caller, in: state, record: &record)
             var updated = key.record
             let result = try change(&updated)
-            state.keys[updated.keyID] = key.with { $0 = updated }
+            state.keys[updated.identity] = key.with { $0 = updated }
             return (result, [.putKey(updated)])
         }
     }

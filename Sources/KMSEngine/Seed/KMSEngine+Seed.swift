@@ -148,16 +148,19 @@ private struct SeedPlan {
             throw SeedError.invalid(entry: entry, reason: "a key with given material cannot rotate automatically (like imported material)")
         }
         if let days = key.rotationPeriodInDays { try invalid(entry) { try Validate.range(days, "rotationPeriodInDays", 90...2560) } }
-        let found: String?
+        let found: LiveKey?
         if let id = key.id {
-            found = state.keys[id] == nil ? nil : id
+            // A key is its identity: the same ID in another account or Region is another key.
+            found = state.keys[KeyIdentity(account: account, region: key.region, keyID: id)]
         } else if let alias = key.aliases.first {
             found = state.aliases[EngineState.AliasID(account: account, region: key.region, name: alias)]?.targetKeyID
+                .flatMap { state.keys[KeyIdentity(account: account, region: key.region, keyID: $0)] }
         } else {
             throw SeedError.invalid(entry: entry, reason: "a key needs an id or an alias, to be found again at the next start")
         }
         let keyID: String
-        if let found, let live = state.keys[found] {
+        if let live = found {
+            let found = live.record.keyID
             try compare(live, with: key, account: account, entry: entry)
             outcome.unchanged.append(entry)
             keyID = found
@@ -186,7 +189,7 @@ private struct SeedPlan {
                 }
             }
             keyID = live.record.keyID
-            state.keys[keyID] = live
+            state.keys[live.record.identity] = live
             changes += try engine.storeChanges(for: live)
             outcome.created.append(entry)
         }

@@ -25,8 +25,8 @@ protocol KeyStore: Sendable {
 
 struct StoreContents {
     var keys: [KeyRecord]
-    /// Sealed material by key ID and version.
-    var sealedMaterial: [String: [UInt32: [UInt8]]]
+    /// Sealed material by key and version.
+    var sealedMaterial: [KeyIdentity: [UInt32: [UInt8]]]
     var aliases: [AliasRecord]
     var accounts: [AccountRecord]
     /// Access keys with their sealed secrets (upserted: a status change rewrites the row).
@@ -42,11 +42,11 @@ struct StoreContents {
 
 enum StoreChange {
     case putKey(KeyRecord)
-    case putMaterial(keyID: String, version: UInt32, sealed: [UInt8])
+    case putMaterial(KeyIdentity, version: UInt32, sealed: [UInt8])
     /// One version's material of a key (imported material deleted or expired).
-    case deleteMaterial(keyID: String, version: UInt32)
+    case deleteMaterial(KeyIdentity, version: UInt32)
     /// Removes the key, its material, its grants, and the aliases that point at it.
-    case deleteKey(keyID: String)
+    case deleteKey(KeyIdentity)
     case putAlias(AliasRecord)
     case deleteAlias(account: String, region: String, aliasName: String)
     case putMetadata(name: String, value: [UInt8])

@@ -6,8 +6,8 @@ import Synchronization
 ///
 /// ```
 /// meta(name TEXT PRIMARY KEY, value BLOB)             schema version, root-key check
-/// keys(key_id TEXT PRIMARY KEY, account, region, record TEXT)   KeyRecord as JSON (no material)
-/// key_material(key_id, version, sealed BLOB)          material sealed under the root key
+/// keys(account, region, key_id, record TEXT)          KeyRecord as JSON (no material), by its identity
+/// key_material(account, region, key_id, version, sealed BLOB)   material sealed under the root key
 /// aliases(account, region, alias_name, record TEXT)   AliasRecord as JSON
 /// audit(seq INTEGER PRIMARY KEY, record BLOB, mac BLOB)   the hash-chained audit trail
 /// accounts(account_id, record TEXT)                   AccountRecord as JSON
@@ -22,7 +22,8 @@ import Synchronization
 /// rewritten in every transaction: a row deleted, or an older row put back, changes the set and
 /// no longer matches it; an older digest put back with it names an audit head the trail has passed.
 final class SQLiteKeyStore: KeyStore {
-    static let schemaVersion = 1
+    /// 2: keys and their material by identity (account, Region, key ID); 1 had the key ID alone.
+    static let schemaVersion = 2
     /// The connection, behind the one lock that serializes all store access.
     private let database: Mutex<SQLiteDatabase>
     /// An exclusive flock on `<path>.lock`, held while the store is open.
@@ -55,10 +56,12 @@ final class SQLiteKeyStore: KeyStore {
         try database.transaction {
             try database.execute("""
                 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
-                CREATE TABLE IF NOT EXISTS keys(key_id TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, record TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS keys(account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB,
+                    PRIMARY KEY(account, region, key_id));
                 CREATE TABLE IF NOT EXISTS key_material(
-                    key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
-                    version INTEGER NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY(key_id, version));
+                    account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL,
+                    PRIMARY KEY(account, region, key_id, version),
+                    FOREIGN KEY(account, region, key_id) REFERENCES keys(account, region, key_id) ON DELETE CASCADE);
                 CREATE TABLE IF NOT EXISTS aliases(
                     account TEXT NOT NULL, region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT,
                     record TEXT NOT NULL, PRIMARY KEY(account, region, alias_name));
@@ -76,7 +79,11 @@ final class SQLiteKeyStore: KeyStore {
                 let columns = try database.query("PRAGMA table_info(\(table))").compactMap { $0[1].text }
                 if !columns.contains("mac") { try database.execute("ALTER TABLE \(table) ADD COLUMN mac BLOB") }
             }
-            let existing = try database.query("SELECT value FROM meta WHERE name = 'schema'").first?.first?.blob
+            var existing = try database.query("SELECT value FROM meta WHERE name = 'schema'").first?.first?.blob
+            if existing == Array("1".utf8) {
+                try Self.migrateToIdentities(database)
+                existing = Array(String(Self.schemaVersion).utf8)
+            }
             if let existing {
                 guard existing == Array(String(Self.schemaVersion).utf8) else {
                     throw StoreError("\(path) has schema \(String(decoding: existing, as: UTF8.self)); this build reads \(Self.schemaVersion)")
@@ -89,6 +96,28 @@ final class SQLiteKeyStore: KeyStore {
     }
 
     deinit { close(lockDescriptor) }
+
+    /// Schema 1 → 2: keys and key_material rebuilt with the key's identity as their primary key.
+    /// The rows (and their MACs, which cover account, Region and key ID already) are copied as
+    /// they are, so the records' MACs and the state digest still verify; in the open's transaction.
+    private static func migrateToIdentities(_ database: SQLiteDatabase) throws {
+        try database.execute("""
+            CREATE TABLE keys_v2(account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB,
+                PRIMARY KEY(account, region, key_id));
+            INSERT INTO keys_v2(account, region, key_id, record, mac) SELECT account, region, key_id, record, mac FROM keys;
+            CREATE TABLE key_material_v2(
+                account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL,
+                PRIMARY KEY(account, region, key_id, version),
+                FOREIGN KEY(account, region, key_id) REFERENCES keys_v2(account, region, key_id) ON DELETE CASCADE);
+            INSERT INTO key_material_v2(account, region, key_id, version, sealed)
+                SELECT k.account, k.region, m.key_id, m.version, m.sealed FROM key_material m JOIN keys k ON k.key_id = m.key_id;
+            DROP TABLE key_material;
+            DROP TABLE keys;
+            ALTER TABLE keys_v2 RENAME TO keys;
+            ALTER TABLE key_material_v2 RENAME TO key_material;
+            UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema';
+            """)
+    }
 
     /// One engine per store: the engine keeps the store's state in memory, so a second writer
     /// (another kmsd, or kmsfs embedding the same store) would fork the audit chain and lose
@@ -197,7 +226,7 @@ final class SQLiteKeyStore: KeyStore {
 
     /// The primary key of each authenticated table, as kmsd creates it.
     static let primaryKeys: [String: [String]] = [
-        "keys": ["key_id"], "aliases": ["account", "region", "alias_name"], "accounts": ["account_id"],
+        "keys": ["account", "region", "key_id"], "aliases": ["account", "region", "alias_name"], "accounts": ["account_id"],
         "access_keys": ["access_key_id"], "grants": ["grant_id"], "identities": ["arn"], "custom_key_stores": ["id"],
     ]
 
@@ -226,12 +255,13 @@ final class SQLiteKeyStore: KeyStore {
             let keys = try db.query("SELECT record FROM keys").map { row in
                 try decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
             }
-            var material: [String: [UInt32: [UInt8]]] = [:]
-            for row in try db.query("SELECT key_id, version, sealed FROM key_material") {
-                guard let keyID = row[0].text, let version = row[1].integer, let sealed = row[2].blob else {
+            var material: [KeyIdentity: [UInt32: [UInt8]]] = [:]
+            for row in try db.query("SELECT account, region, key_id, version, sealed FROM key_material") {
+                guard let account = row[0].text, let region = row[1].text, let keyID = row[2].text, let version = row[3].integer,
+                      let sealed = row[4].blob else {
                     throw StoreError("malformed key_material row")
                 }
-                material[keyID, default: [:]][UInt32(version)] = sealed
+                material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][UInt32(version)] = sealed
             }
             let aliases = try db.query("SELECT record FROM aliases").map { row in
                 try decoder.decode(AliasRecord.self, from: Data((row[0].text ?? "").utf8))
@@ -284,25 +314,30 @@ final class SQLiteKeyStore: KeyStore {
                         // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and
                         // the cascade would take the key's material with it.
                         let recordMAC = mac("keys", [record.keyID, record.account, record.region, json])
-                        try remove("keys", "key_id = ?1", [.text(record.keyID)])
+                        let identity = Self.identity(record.identity)
+                        try remove("keys", "account = ?1 AND region = ?2 AND key_id = ?3", identity)
                         try db.query("""
-                            INSERT INTO keys(key_id, account, region, record, mac) VALUES(?1, ?2, ?3, ?4, ?5)
-                            ON CONFLICT(key_id) DO UPDATE SET record = excluded.record, mac = excluded.mac
-                            """,
-                                     [.text(record.keyID), .text(record.account), .text(record.region), .text(json), recordMAC])
+                            INSERT INTO keys(account, region, key_id, record, mac) VALUES(?1, ?2, ?3, ?4, ?5)
+                            ON CONFLICT(account, region, key_id) DO UPDATE SET record = excluded.record, mac = excluded.mac
+                            """, identity + [.text(json), recordMAC])
                         add("keys", recordMAC)
-                    case let .putMaterial(keyID, version, sealed):
-                        try db.query("INSERT INTO key_material(key_id, version, sealed) VALUES(?1, ?2, ?3)",
-                                     [.text(keyID), .integer(Int64(version)), .blob(sealed)])
-                    case let .deleteMaterial(keyID, version):
-                        try db.query("DELETE FROM key_material WHERE key_id = ?1 AND version = ?2", [.text(keyID), .integer(Int64(version))])
-                    case let .deleteKey(keyID):
-                        try remove("aliases", "target_key_id = ?1", [.text(keyID)])
-                        try remove("grants", "key_id = ?1", [.text(keyID)])
-                        try remove("keys", "key_id = ?1", [.text(keyID)])
-                        try db.query("DELETE FROM aliases WHERE target_key_id = ?1", [.text(keyID)])
-                        try db.query("DELETE FROM grants WHERE key_id = ?1", [.text(keyID)])
-                        try db.query("DELETE FROM keys WHERE key_id = ?1", [.text(keyID)])
+                    case let .putMaterial(key, version, sealed):
+                        try db.query("INSERT INTO key_material(account, region, key_id, version, sealed) VALUES(?1, ?2, ?3, ?4, ?5)",
+                                     Self.identity(key) + [.integer(Int64(version)), .blob(sealed)])
+                    case let .deleteMaterial(key, version):
+                        try db.query("DELETE FROM key_material WHERE account = ?1 AND region = ?2 AND key_id = ?3 AND version = ?4",
+                                     Self.identity(key) + [.integer(Int64(version))])
+                    case let .deleteKey(key):
+                        let identity = Self.identity(key)
+                        let aliases = "account = ?1 AND region = ?2 AND target_key_id = ?3"
+                        // Grants name their key by ARN (its identity) in the record and by ID in the row.
+                        let grants = "key_id = ?3 AND json_extract(record, '$.keyARN') = 'arn:aws:kms:' || ?2 || ':' || ?1 || ':key/' || ?3"
+                        try remove("aliases", aliases, identity)
+                        try remove("grants", grants, identity)
+                        try remove("keys", "account = ?1 AND region = ?2 AND key_id = ?3", identity)
+                        try db.query("DELETE FROM aliases WHERE " + aliases, identity)
+                        try db.query("DELETE FROM grants WHERE " + grants, identity)
+                        try db.query("DELETE FROM keys WHERE account = ?1 AND region = ?2 AND key_id = ?3", identity)
                     case let .putAlias(alias):
                         let json = String(decoding: try encoder.encode(alias), as: UTF8.self)
                         let recordMAC = mac("aliases", [alias.account, alias.region, alias.aliasName, alias.targetKeyID, json])
@@ -385,6 +420,11 @@ final class SQLiteKeyStore: KeyStore {
             }
             tracked.withLock { $0 = state }
         }
+    }
+
+    /// A key identity as the three parameters ?1 (account), ?2 (Region), ?3 (key ID).
+    private static func identity(_ key: KeyIdentity) -> [SQLiteDatabase.Value] {
+        [.text(key.account), .text(key.region), .text(key.keyID)]
     }
 
     func auditRecords(after sequence: Int64) throws -> [SealedAuditRecord] {

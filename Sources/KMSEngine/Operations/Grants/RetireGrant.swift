@@ -45,7 +45,7 @@ extension KMSEngine {
             // Who may retire is the grant's to say, but an endpoint policy still bounds what
             // comes through its listener.
             if let policy = caller.endpointPolicy {
-                let values = ConditionValues(caller: caller, role: role, key: state.keys[grant.keyID], context: nil, extra: [:],
+                let values = ConditionValues(caller: caller, role: role, key: grant.keyIdentity.flatMap { state.keys[$0] }, context: nil, extra: [:],
                                              now: clock.now(), principalTags: state.identities[role ?? caller.principal]?.record.tags ?? [],
                                              aliases: state.aliases)
                 let request = AuthorizationRequest(principal: .init(arn: caller.principal, account: caller.account, roleARN: role),

@@ -1,0 +1,51 @@
+/// Who a key is: its account, its Region and its key ID. A key ID alone does not say it: the
+/// replicas of a multi-Region key share their `mrk-` ID across Regions, and a seeded key may
+/// share an ID with another account's.
+struct KeyIdentity: Hashable, Sendable, Codable, CustomStringConvertible {
+    var account: String
+    var region: String
+    var keyID: String
+
+    var description: String { ARN.key(keyID, account: account, region: region) }
+}
+
+extension KeyRecord {
+    var identity: KeyIdentity { KeyIdentity(account: account, region: region, keyID: keyID) }
+}
+
+/// The engine's keys by identity, with the one lookup a bare key ID needs: a ciphertext blob
+/// names its key by ID, and the caller's Region (then account) says which key that is.
+struct KeyTable: Sendable, Sequence {
+    private var byIdentity: [KeyIdentity: LiveKey] = [:]
+    /// The identities with each key ID (almost always one).
+    private var byID: [String: [KeyIdentity]] = [:]
+
+    subscript(identity: KeyIdentity) -> LiveKey? {
+        get { byIdentity[identity] }
+        set {
+            if newValue == nil {
+                guard byIdentity.removeValue(forKey: identity) != nil else { return }
+                byID[identity.keyID]?.removeAll { $0 == identity }
+                if byID[identity.keyID]?.isEmpty == true { byID[identity.keyID] = nil }
+            } else {
+                if byIdentity.updateValue(newValue!, forKey: identity) == nil { byID[identity.keyID, default: []].append(identity) }
+            }
+        }
+    }
+
+    /// The key `keyID` names in `region`, the one of `account` first if several accounts have one.
+    func find(_ keyID: String, region: String, preferring account: String) -> LiveKey? {
+        guard let identities = byID[keyID] else { return nil }
+        let inRegion = identities.filter { $0.region == region }
+        return (inRegion.first { $0.account == account } ?? inRegion.first).flatMap { byIdentity[$0] }
+    }
+
+    /// Every key with this ID, wherever it is (tests, and finding a blob's key for scheduling).
+    func all(_ keyID: String) -> [LiveKey] { (byID[keyID] ?? []).compactMap { byIdentity[$0] } }
+
+    var values: Dictionary<KeyIdentity, LiveKey>.Values { byIdentity.values }
+    var identities: Dictionary<KeyIdentity, LiveKey>.Keys { byIdentity.keys }
+    var count: Int { byIdentity.count }
+
+    func makeIterator() -> Dictionary<KeyIdentity, LiveKey>.Iterator { byIdentity.makeIterator() }
+}
