@@ -97,7 +97,10 @@ public final class KMSEngine: Sendable {
             }
             state.accessKeys[key.accessKeyID] = LiveAccessKey(record: key, secret: secret)
         }
-        for grant in contents.grants { state.grants[grant.keyID, default: [:]][grant.grantID] = grant }
+        for grant in contents.grants {
+            guard let key = grant.keyIdentity else { throw StoreError("grant \(grant.grantID) names no key ARN") }
+            state.grants[key, default: [:]][grant.grantID] = grant
+        }
         for identity in contents.identities { state.identities[identity.arn] = LiveIdentity(record: identity) }
         for (store, sealed) in contents.customKeyStores { state.customKeyStores[store.id] = (store, sealed) }
         self.state = Mutex(state)

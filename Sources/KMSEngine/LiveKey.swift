@@ -41,8 +41,8 @@ struct EngineState {
     var accessKeys: [String: LiveAccessKey] = [:]
     /// Users and roles by ARN.
     var identities: [String: LiveIdentity] = [:]
-    /// Grants by key ID, then grant ID.
-    var grants: [String: [String: GrantRecord]] = [:]
+    /// Grants by key, then grant ID.
+    var grants: [KeyIdentity: [String: GrantRecord]] = [:]
     /// Custom key stores by ID, with their sealed secrets.
     var customKeyStores: [String: (record: CustomKeyStoreRecord, sealedSecret: [UInt8])] = [:]
 }

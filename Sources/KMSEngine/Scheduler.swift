@@ -80,6 +80,7 @@ extension KMSEngine {
             if deleting {
                 guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }
                 state.keys[key.identity] = nil
+                state.grants[key.identity] = nil
                 state.aliases = state.aliases.filter { !($0.value.targetKeyID == key.keyID && $0.value.account == key.account && $0.value.region == key.region) }
                 // A token's key goes with its KMS key, as AWS deletes it from the cluster. An
                 // external key is its owner's, and a disconnected token keeps an orphan (as AWS's

@@ -52,7 +52,7 @@ extension KMSEngine {
     @discardableResult
     func authorize(_ action: KMSAction, _ caller: Caller, key: LiveKey, context: EncryptionContext? = nil, extra: [String: [String]] = [:],
                    in state: EngineState, record: inout AuditRecord) throws(KMSError) -> AccessDecision {
-        try authorize(action, caller, target: .key(key, grants: state.grants[key.record.keyID], in: state), context: context, extra: extra,
+        try authorize(action, caller, target: .key(key, grants: state.grants[key.record.identity], in: state), context: context, extra: extra,
                       in: state, record: &record)
     }
 

@@ -57,7 +57,7 @@ extension KMSEngine {
             record.keyARN = key.record.arn
             let decision = try authorize(.createGrant, caller, key: key, extra: conditions, in: state, record: &record)
             // A grant that allows CreateGrant allows only grants narrower than itself.
-            if let parentID = decision.grantID, let parent = state.grants[key.record.keyID]?[parentID] {
+            if let parentID = decision.grantID, let parent = state.grants[key.record.identity]?[parentID] {
                 guard Set(operations).isSubset(of: parent.operations), parent.constraints == nil || parent.constraints == request.constraints else {
                     throw KMSError(.accessDenied, "User: \(caller.principal) is not authorized to perform: kms:CreateGrant on resource: \(key.record.arn): grant \(parent.grantID) allows only grants of its own operations and constraints")
                 }
@@ -67,7 +67,7 @@ extension KMSEngine {
             default: throw KMSError(.invalidState, "\(key.record.arn) is \(key.record.state.rawValue).")
             }
             try Self.endDryRun(caller)
-            var grants = state.grants[key.record.keyID] ?? [:]
+            var grants = state.grants[key.record.identity] ?? [:]
             if let name = request.name, let existing = grants.values.first(where: {
                 $0.name == name && $0.granteePrincipal == request.granteePrincipal && $0.retiringPrincipal == request.retiringPrincipal
                     && Set($0.operations) == Set(operations) && $0.constraints == request.constraints
@@ -85,7 +85,7 @@ extension KMSEngine {
                 issuingPrincipal: caller.principal, issuingAccount: key.record.account, operations: operations,
                 constraints: request.constraints, creationDate: clock.now(), token: try Self.grantToken())
             grants[grant.grantID] = grant
-            state.grants[key.record.keyID] = grants
+            state.grants[key.record.identity] = grants
             record.note = "grant \(grant.grantID) to \(grant.granteePrincipal): \(operations.joined(separator: ","))"
             return (CreateGrantResponse(grantID: grant.grantID, grantToken: grant.token), [.putGrant(grant)])
         }

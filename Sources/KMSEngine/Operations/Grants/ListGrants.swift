@@ -10,7 +10,7 @@ extension KMSEngine {
                            marker: String? = nil, caller: Caller) throws -> ListGrantsResponse {
         try perform(.listGrants, caller) { record, state in
             let key = try managedKey(keyID, action: .listGrants, for: caller, in: state, record: &record)
-            let grants = (state.grants[key.record.keyID] ?? [:]).values
+            let grants = (state.grants[key.record.identity] ?? [:]).values
                 .filter { (grantID == nil || $0.grantID == grantID) && (granteePrincipal == nil || $0.granteePrincipal == granteePrincipal) }
                 .sorted { $0.grantID < $1.grantID }
             let (page, next) = try Paging.page(grants, key: \.grantID, limit: limit, marker: marker)

@@ -16,7 +16,7 @@ extension KMSEngine {
                 grant = found
             } else if let keyID, let grantID {
                 let key = try resolve(keyID, for: caller, allowAlias: false, in: state)
-                guard let found = state.grants[key.record.keyID]?[grantID] else {
+                guard let found = state.grants[key.record.identity]?[grantID] else {
                     throw KMSError(.notFound, "Grant ID \(grantID) not found")
                 }
                 grant = found
@@ -64,7 +64,7 @@ extension KMSEngine {
     public func revokeGrant(keyID: String, grantID: String, caller: Caller) throws {
         try manage(.revokeGrant, caller) { record, state in
             let key = try managedKey(keyID, action: .revokeGrant, for: caller, in: state, record: &record)
-            guard let grant = state.grants[key.record.keyID]?[grantID] else {
+            guard let grant = state.grants[key.record.identity]?[grantID] else {
                 throw KMSError(.notFound, "Grant ID \(grantID) not found")
             }
             try Self.endDryRun(caller)
@@ -73,8 +73,10 @@ extension KMSEngine {
     }
 
     private func removeGrant(_ grant: GrantRecord, from state: inout EngineState, record: inout AuditRecord) -> [StoreChange] {
-        state.grants[grant.keyID]?[grant.grantID] = nil
-        if state.grants[grant.keyID]?.isEmpty == true { state.grants[grant.keyID] = nil }
+        if let key = grant.keyIdentity {
+            state.grants[key]?[grant.grantID] = nil
+            if state.grants[key]?.isEmpty == true { state.grants[key] = nil }
+        }
         record.note = "grant \(grant.grantID)"
         return [.deleteGrant(grantID: grant.grantID)]
     }
