@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // ML-DSA (ML_DSA_65, ML_DSA_87): OpenSSL 3.0 has none; swift-crypto's BoringSSL does.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // C libraries, reached only through these system-library modules.
@@ -40,7 +42,7 @@ let package = Package(
         ),
 
         // Primitives: AES-256-GCM on reusable EVP contexts, digests, HKDF, secrets.
-        .target(name: "KMSFSCrypto", dependencies: ["COpenSSL", "CLinux"]),
+        .target(name: "KMSFSCrypto", dependencies: ["COpenSSL", "CLinux", .product(name: "Crypto", package: "swift-crypto")]),
         // The on-disk format of one encrypted file; pure code, no FUSE and no KMS.
         .target(name: "KMSFSFormat", dependencies: ["KMSFSCrypto"]),
         // JSON as the AWS JSON protocol and the audit trail need it: strict parser, compact writer.

@@ -203,11 +203,11 @@ def test_data_key_pairs_fit_together(kms, key, spec):
 
 
 def test_the_spec_and_usage_matrix(kms):
-    """What CreateKey accepts, as AWS's table has it; ML-DSA (not in this OpenSSL) is refused plainly."""
+    """What CreateKey accepts, as AWS's table has it; ML-DSA-44 (not in swift-crypto) is refused plainly."""
     valid = {"SYMMETRIC_DEFAULT": ["ENCRYPT_DECRYPT"], "RSA_2048": ["ENCRYPT_DECRYPT", "SIGN_VERIFY"],
              "ECC_NIST_P256": ["SIGN_VERIFY", "KEY_AGREEMENT"], "ECC_SECG_P256K1": ["SIGN_VERIFY"],
              "ECC_NIST_EDWARDS25519": ["SIGN_VERIFY"], "HMAC_256": ["GENERATE_VERIFY_MAC"],
-             "SM2": ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"]}
+             "SM2": ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"], "ML_DSA_65": ["SIGN_VERIFY"]}
     usages = ["ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]
     for spec, allowed in valid.items():
         for usage in usages:
@@ -215,7 +215,7 @@ def test_the_spec_and_usage_matrix(kms):
                 assert kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyUsage"] == usage
             else:
                 assert error_code(lambda: kms.create_key(KeySpec=spec, KeyUsage=usage)) == "ValidationException", (spec, usage)
-    for spec, usage in [("ML_DSA_65", "SIGN_VERIFY")]:
+    for spec, usage in [("ML_DSA_44", "SIGN_VERIFY")]:
         assert error_code(lambda: kms.create_key(KeySpec=spec, KeyUsage=usage)) == "UnsupportedOperationException"
     signing = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     assert error_code(lambda: kms.sign(KeyId=signing, Message=b"x", SigningAlgorithm="ECDSA_SHA_256")) == "InvalidKeyUsageException"
@@ -229,6 +229,8 @@ def test_asymmetric_keys_survive_a_restart(own_kmsd):
     kms = own_kmsd.client()
     key = kms.create_key(KeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     public = kms.get_public_key(KeyId=key)["PublicKey"]
+    ml_dsa = kms.create_key(KeySpec="ML_DSA_65", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    ml_dsa_public = kms.get_public_key(KeyId=ml_dsa)["PublicKey"]
     own_kmsd.stop()
     from conftest import Kmsd  # noqa: F401 (the same store, served again)
     import subprocess as sp
@@ -243,6 +245,10 @@ def test_asymmetric_keys_survive_a_restart(own_kmsd):
         assert again.get_public_key(KeyId=key)["PublicKey"] == public
         signature = again.sign(KeyId=key, Message=b"after restart", SigningAlgorithm="ECDSA_SHA_384")["Signature"]
         verify_outside(public, "ECDSA_SHA_384", b"after restart", signature)
+        # An ML-DSA key comes back from its sealed seed as the same key.
+        assert again.get_public_key(KeyId=ml_dsa)["PublicKey"] == ml_dsa_public
+        signature = again.sign(KeyId=ml_dsa, Message=b"after restart", SigningAlgorithm="ML_DSA_SHAKE_256")["Signature"]
+        serialization.load_der_public_key(ml_dsa_public).verify(signature, b"after restart")
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -342,3 +348,26 @@ def test_sm2_signs_encrypts_and_agrees_with_openssl(kms, tmp_path):
     derived = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", str(tmp_path / "pair.der"), "-pubout", "-outform", "DER"],
                              capture_output=True, check=True).stdout
     assert derived == pair["PublicKey"]
+
+
+@pytest.mark.parametrize("spec", ["ML_DSA_65", "ML_DSA_87"])
+def test_ml_dsa_signatures_verify_with_pythons_cryptography(kms, spec):
+    from cryptography.hazmat.primitives.asymmetric import mldsa
+    key = kms.create_key(KeySpec=spec, KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    assert key["SigningAlgorithms"] == ["ML_DSA_SHAKE_256"]
+    public = serialization.load_der_public_key(kms.get_public_key(KeyId=key["KeyId"])["PublicKey"])
+    assert isinstance(public, mldsa.MLDSA65PublicKey if spec == "ML_DSA_65" else mldsa.MLDSA87PublicKey)
+    message = os.urandom(4096)
+    signature = kms.sign(KeyId=key["KeyId"], Message=message, SigningAlgorithm="ML_DSA_SHAKE_256")["Signature"]
+    public.verify(signature, message)
+    assert kms.verify(KeyId=key["KeyId"], Message=message, Signature=signature, SigningAlgorithm="ML_DSA_SHAKE_256")["SignatureValid"]
+    assert error_code(lambda: kms.verify(KeyId=key["KeyId"], Message=message[:-1], Signature=signature,
+                                         SigningAlgorithm="ML_DSA_SHAKE_256")) == "KMSInvalidSignatureException"
+    other = (mldsa.MLDSA65PrivateKey if spec == "ML_DSA_65" else mldsa.MLDSA87PrivateKey).generate().sign(message)
+    assert error_code(lambda: kms.verify(KeyId=key["KeyId"], Message=message, Signature=other,
+                                         SigningAlgorithm="ML_DSA_SHAKE_256")) == "KMSInvalidSignatureException"
+    assert error_code(lambda: kms.sign(KeyId=key["KeyId"], Message=message[:64], MessageType="DIGEST",
+                                       SigningAlgorithm="ML_DSA_SHAKE_256")) == "ValidationException"
+    assert error_code(lambda: kms.sign(KeyId=key["KeyId"], Message=message[:64], MessageType="EXTERNAL_MU",
+                                       SigningAlgorithm="ML_DSA_SHAKE_256")) == "UnsupportedOperationException"
+    assert error_code(lambda: kms.sign(KeyId=key["KeyId"], Message=message, SigningAlgorithm="ECDSA_SHA_256")) == "InvalidKeyUsageException"

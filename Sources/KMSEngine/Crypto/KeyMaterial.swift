@@ -7,11 +7,14 @@ enum KeyMaterial: Sendable {
     case symmetric(AESGCMContextPool)
     case hmac(SecretBytes, HMAC.Digest)
     case asymmetric(AsymmetricKey)
+    /// ML-DSA (swift-crypto): stored as its 32-byte seed.
+    case mlDSA(MLDSAKey)
 
     /// New material for `spec`.
     static func generate(_ spec: KeySpec) throws -> KeyMaterial {
         if let digest = spec.hmacDigest { return .hmac(try SecretBytes.random(count: digest.byteCount), digest) }
         if let kind = spec.asymmetricKind { return .asymmetric(try AsymmetricKey.generate(kind)) }
+        if let level = spec.mlDSALevel { return .mlDSA(try MLDSAKey.generate(level)) }
         precondition(spec == .symmetricDefault, "no material for \(spec.rawValue)")
         return .symmetric(AESGCMContextPool(key: try SecretBytes.random(count: 32), maximumIdle: 8))
     }
@@ -20,6 +23,8 @@ enum KeyMaterial: Sendable {
     init(spec: KeySpec, bytes: SecretBytes) throws {
         if let digest = spec.hmacDigest {
             self = .hmac(bytes, digest)
+        } else if let level = spec.mlDSALevel {
+            self = .mlDSA(try MLDSAKey(level: level, seed: bytes))
         } else if let kind = spec.asymmetricKind {
             let key = try AsymmetricKey(privateKeyDER: bytes)
             guard key.kind == kind else { throw StoreError("stored material is a \(key.kind) key, not \(spec.rawValue)") }
@@ -36,6 +41,7 @@ enum KeyMaterial: Sendable {
         case let .symmetric(pool): return pool.key
         case let .hmac(key, _): return key
         case let .asymmetric(key): return try key.privateKeyDER()
+        case let .mlDSA(key): return key.seed()
         }
     }
 

@@ -16,10 +16,10 @@ extension KeySpec {
         }
     }
 
-    /// Whether this key service makes keys of this spec (ML-DSA: not with OpenSSL 3.0).
+    /// Whether this key service makes keys of this spec (ML-DSA-44: swift-crypto has 65 and 87 only).
     var isImplemented: Bool {
         switch self {
-        case .mlDSA44, .mlDSA65, .mlDSA87: return false
+        case .mlDSA44: return false
         default: return true
         }
     }
@@ -80,6 +80,15 @@ extension KeySpec {
         case .eccSECGP256K1: return .ec(.secp256k1)
         case .eccNISTEdwards25519: return .ed25519
         case .sm2: return .sm2
+        default: return nil
+        }
+    }
+
+    /// The ML-DSA level of an ML-DSA spec this service makes.
+    var mlDSALevel: MLDSAKey.Level? {
+        switch self {
+        case .mlDSA65: return .mlDSA65
+        case .mlDSA87: return .mlDSA87
         default: return nil
         }
     }

@@ -77,7 +77,10 @@ extension KMSEngine {
         }
         guard request.keySpec.isImplemented else {
             throw KMSError(.unsupportedOperation, "KeySpec \(request.keySpec.rawValue) is not supported by this key service "
-                           + "(SM2 is for AWS's China Regions; ML-DSA needs OpenSSL 3.5, this one is 3.0)")
+                           + "(its ML-DSA library, swift-crypto, has ML-DSA-65 and ML-DSA-87 only)")
+        }
+        if request.keySpec.mlDSALevel != nil, request.origin == .external {
+            throw KMSError(.unsupportedOperation, "Imported key material for \(request.keySpec.rawValue) keys is not supported by this key service")
         }
         guard !request.multiRegion else {
             throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")

@@ -27,7 +27,8 @@ extension KMSEngine {
             guard key.record.spec.isAsymmetric else {
                 throw KMSError(.unsupportedOperation, "\(key.record.arn) is a \(key.record.spec.rawValue) key: only asymmetric keys have a public key")
             }
-            let publicKey = try Self.keyPair(key).publicKeyDER()
+            let publicKey: [UInt8]
+            if case let .mlDSA(mlDSA) = try Self.currentMaterial(key) { publicKey = mlDSA.publicKeyDER() } else { publicKey = try Self.keyPair(key).publicKeyDER() }
             try Self.endDryRun(caller)
             let (spec, usage) = (key.record.spec, key.record.usage)
             return GetPublicKeyResponse(keyId: key.record.arn, publicKey: publicKey, keySpec: spec, keyUsage: usage,

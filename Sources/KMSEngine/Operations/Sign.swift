@@ -21,6 +21,10 @@ extension KMSEngine {
         try perform(.sign, caller) { record, state in
             let key = try usableKey(keyID, action: .sign, for: caller, extra: Self.signingConditions(signingAlgorithm, messageType),
                                     in: state, record: &record)
+            if let mlDSA = try Self.mlDSASigner(key, signingAlgorithm, messageType, message) {
+                try Self.endDryRun(caller)
+                return SignResponse(keyId: key.record.arn, signature: try mlDSA.sign(message), signingAlgorithm: signingAlgorithm)
+            }
             let (pair, scheme) = try Self.signer(key, signingAlgorithm, messageType, message)
             try Self.endDryRun(caller)
             let signature = try pair.sign(message, scheme: scheme, prehashed: messageType == .digest)
@@ -34,14 +38,36 @@ extension KMSEngine {
         try perform(.verify, caller) { record, state in
             let key = try usableKey(keyID, action: .verify, for: caller, extra: Self.signingConditions(signingAlgorithm, messageType),
                                     in: state, record: &record)
-            let (pair, scheme) = try Self.signer(key, signingAlgorithm, messageType, message)
+            let mlDSA = try Self.mlDSASigner(key, signingAlgorithm, messageType, message)
+            let (pair, scheme) = mlDSA == nil ? try Self.signer(key, signingAlgorithm, messageType, message) : (nil, nil)
             try Validate.sensitiveLength(signature.count, member: "signature", 1...6144)
             try Self.endDryRun(caller)
-            guard pair.verify(signature, for: message, scheme: scheme, prehashed: messageType == .digest) else {
+            let valid = mlDSA?.verify(signature, for: message)
+                ?? pair!.verify(signature, for: message, scheme: scheme!, prehashed: messageType == .digest)
+            guard valid else {
                 throw KMSError(.kmsInvalidSignature, "The signature is not valid for \(key.record.arn) with \(signingAlgorithm.rawValue)")
             }
             return VerifyResponse(keyId: key.record.arn, signatureValid: true, signingAlgorithm: signingAlgorithm)
         }
+    }
+
+    /// The ML-DSA key for `algorithm` (ML_DSA_SHAKE_256 on an ML-DSA key), after AWS's checks;
+    /// nil for every other key.
+    static func mlDSASigner(_ key: LiveKey, _ algorithm: SigningAlgorithm, _ type: MessageType,
+                            _ message: [UInt8]) throws(KMSError) -> MLDSAKey? {
+        guard key.record.spec.mlDSALevel != nil else { return nil }
+        try requireUsage(.signVerify, key.record, for: "Sign and Verify")
+        guard algorithm == .mlDSASHAKE256 else {
+            throw KMSError(.invalidKeyUsage, "\(key.record.arn) does not support the \(algorithm.rawValue) signing algorithm (it supports ML_DSA_SHAKE_256)")
+        }
+        switch type {
+        case .raw: try Validate.sensitiveLength(message.count, member: "message", 1...4096)
+        case .digest: throw KMSError(.validation, "ML_DSA_SHAKE_256 signs the message itself or its μ: MessageType DIGEST is not valid with it")
+        case .externalMu:
+            throw KMSError(.unsupportedOperation, "MessageType EXTERNAL_MU is not supported by this key service (its ML-DSA library signs messages only)")
+        }
+        guard case let .mlDSA(mlDSA) = try currentMaterial(key) else { throw KMSError(.invalidState, "\(key.record.arn) has no key material.") }
+        return mlDSA
     }
 
     static func signingConditions(_ algorithm: SigningAlgorithm, _ type: MessageType) -> [String: [String]] {
