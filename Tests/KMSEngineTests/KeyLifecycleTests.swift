@@ -45,7 +45,7 @@ import Testing
         request.description = String(repeating: "d", count: 8193)
         #expect(throws: KMSError.validation) { try f.engine.createKey(request, caller: f.caller) }
         request = CreateKeyRequest()
-        request.keySpec = .mlDSA65
+        request.keySpec = .mlDSA44
         request.keyUsage = .signVerify
         #expect(throws: KMSError.unsupportedOperation) { try f.engine.createKey(request, caller: f.caller) }
         request.keySpec = .eccNISTP256
