@@ -71,7 +71,8 @@ public final class KMSEngine: Sendable {
         for stored in contents.keys {
             var record = stored.migrated()
             var material: [UInt32: KeyMaterial] = [:]
-            for version in record.allVersions where record.customKeyStoreID == nil {
+            // A token's key has its material in the token alone; an external key store's, kmsd's inner layer here.
+            for version in record.allVersions where record.customKeyStoreID == nil || record.xksKeyID != nil {
                 guard let sealed = contents.sealedMaterial[record.identity]?[version.version] else {
                     // Imported material may be deleted (or expired) while its version stays.
                     if record.origin == .external { continue }

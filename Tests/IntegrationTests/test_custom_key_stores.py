@@ -330,6 +330,20 @@ def test_an_external_key_store_seals_through_the_xks_proxy(world, xks_store):
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"held outside", EncryptionContext={"k": "v"})["CiphertextBlob"]
     assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"k": "v"})["Plaintext"] == b"held outside"
     assert error_code(lambda: kms.decrypt(CiphertextBlob=blob)) == "InvalidCiphertextException"
+    # Double encryption: what the proxy's key opens is kmsd's own ciphertext, not the plaintext.
+    plain_blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"held outside")["CiphertextBlob"]
+    n = plain_blob[1]
+    aad = b"kmsd blob 1" + plain_blob[:6 + n] + b"\0\0\0\0"
+    sealed = plain_blob[18 + n:]
+    caller = {"awsPrincipalArn": "arn:aws:iam::111122223333:root", "kmsOperation": "Decrypt", "kmsRequestId": "r",
+              "kmsKeyArn": key["Arn"]}
+    status, opened = proxy.request(XKS_PATH + "/keys/xks-key-1/decrypt", {
+        "requestMetadata": caller, "encryptionAlgorithm": "AES_GCM", "initializationVector": base64.b64encode(plain_blob[6 + n:18 + n]).decode(),
+        "ciphertext": base64.b64encode(sealed[:-16]).decode(), "authenticationTag": base64.b64encode(sealed[-16:]).decode(),
+        "additionalAuthenticatedData": base64.b64encode(aad).decode()})
+    assert status == 200, opened
+    inner = base64.b64decode(opened["plaintext"])
+    assert len(inner) == len(b"held outside") + 28 and b"held outside" not in inner
     assert error_code(lambda: kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store, XksKeyId="xks-key-1")) == "XksKeyAlreadyInUseException"
     assert error_code(lambda: kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store, XksKeyId="no-such-key")) == "XksKeyNotFoundException"
     assert error_code(lambda: kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=xks_store)) == "ValidationException"

@@ -44,7 +44,7 @@ def test_errors_carry_aws_types(kms, key):
         (lambda: kms.create_alias(AliasName="alias/my:alias", TargetKeyId=key["KeyId"]), "ValidationException"),
         (lambda: kms.create_alias(AliasName="alias/to-alias", TargetKeyId="alias/other"), "ValidationException"),
         (lambda: kms.revoke_grant(KeyId=key["KeyId"], GrantId="aabbccdd"), "NotFoundException"),
-        (lambda: kms.create_key(KeySpec="SM2", KeyUsage="SIGN_VERIFY"), "UnsupportedOperationException"),
+        (lambda: kms.create_key(KeySpec="ML_DSA_44", KeyUsage="SIGN_VERIFY"), "UnsupportedOperationException"),
         (lambda: kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "aws:x", "TagValue": "y"}]), "TagException"),
         (lambda: kms.describe_key(KeyId="arn:aws:kms:us-east-1:999999999999:key/x"), "NotFoundException"),  # no such account here
     ]
@@ -224,14 +224,14 @@ def test_key_last_usage_counts_cryptographic_calls_only(kms, key):
 
 
 def test_custom_key_stores_and_multi_region_answer_as_aws_where_none_exist(kms, key):
-    """Not served yet, but every operation answers as AWS does where there are none — after
-    authorization — instead of "unknown operation"."""
+    """A kmsd with no PKCS#11 module and no store yet: every operation answers as AWS does where
+    there are none — after authorization — and multi-Region keys (not served yet) likewise."""
     assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
     for call, expected in [
         (lambda: kms.describe_custom_key_stores(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),
         (lambda: kms.connect_custom_key_store(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),
         (lambda: kms.delete_custom_key_store(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),
-        (lambda: kms.create_custom_key_store(CustomKeyStoreName="hsm", CloudHsmClusterId="cluster-1234567890a",
+        (lambda: kms.create_custom_key_store(CustomKeyStoreName="hsm", CloudHsmClusterId="cluster-abcdefghijk",
                                              TrustAnchorCertificate="x", KeyStorePassword="password"), "UnsupportedOperationException"),
         (lambda: kms.create_key(CustomKeyStoreId="cks-1234567890abcdef0", Origin="AWS_CLOUDHSM"), "CustomKeyStoreNotFoundException"),
         (lambda: kms.replicate_key(KeyId=key["KeyId"], ReplicaRegion="eu-west-1"), "UnsupportedOperationException"),

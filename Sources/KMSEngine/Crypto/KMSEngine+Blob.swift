@@ -7,9 +7,32 @@ extension KMSEngine {
         guard let version = key.record.currentVersion, let pool = key.material[version.version]?.pool else {
             throw KMSError(.invalidState, "\(key.record.arn) has no key material.")
         }
+        let template = CiphertextBlob(keyID: key.record.keyID, version: version.version, nonce: [], sealed: [])
+        let (nonce, sealed) = try Self.gcmSeal(plaintext, pool: pool, additionalData: template.additionalData(context: context))
+        return CiphertextBlob(keyID: key.record.keyID, version: version.version, nonce: nonce, sealed: sealed).bytes
+    }
+
+    /// Opens a parsed blob with the key it names.
+    /// - Throws: InvalidCiphertextException if the blob, its context or its version do not fit the key.
+    func openBlob(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> SecretBytes {
+        let invalid = KMSError(.invalidCiphertext, "The ciphertext or its encryption context is invalid for \(key.record.arn)")
+        if key.record.customKeyStoreID != nil { return try openExternally(blob, key: key, context: context, for: record, invalid: invalid) }
+        guard let pool = key.material[blob.version]?.pool else {
+            if key.record.origin == .external, key.record.versions.contains(where: { $0.version == blob.version }) {
+                throw KMSError(.invalidState, "The key material of \(key.record.arn) that encrypted this ciphertext is not imported (deleted or expired): import it again")
+            }
+            throw invalid
+        }
+        do {
+            return try Self.gcmOpen(blob.sealed, nonce: blob.nonce, pool: pool, additionalData: blob.additionalData(context: context))
+        } catch CryptoError.authenticationFailure {
+            throw invalid
+        }
+    }
+
+    /// AES-256-GCM under a pooled key: a random nonce, and ciphertext ‖ tag.
+    static func gcmSeal(_ plaintext: SecretBytes, pool: AESGCMContextPool, additionalData aad: [UInt8]) throws -> (nonce: [UInt8], sealed: [UInt8]) {
         var nonce = [UInt8](repeating: 0, count: AESGCM.nonceByteCount)
-        let template = CiphertextBlob(keyID: key.record.keyID, version: version.version, nonce: nonce, sealed: [])
-        let aad = template.additionalData(context: context)
         var sealed = [UInt8](repeating: 0, count: plaintext.count + AESGCM.tagByteCount)
         try pool.withContext { context in
             try nonce.withUnsafeMutableBytes { try context.randomNonces($0) }
@@ -25,38 +48,25 @@ extension KMSEngine {
                 }
             }
         }
-        return CiphertextBlob(keyID: key.record.keyID, version: version.version, nonce: nonce, sealed: sealed).bytes
+        return (nonce, sealed)
     }
 
-    /// Opens a parsed blob with the key it names.
-    /// - Throws: InvalidCiphertextException if the blob, its context or its version do not fit the key.
-    func openBlob(_ blob: CiphertextBlob, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> SecretBytes {
-        let invalid = KMSError(.invalidCiphertext, "The ciphertext or its encryption context is invalid for \(key.record.arn)")
-        if key.record.customKeyStoreID != nil { return try openExternally(blob, key: key, context: context, for: record, invalid: invalid) }
-        guard let pool = key.material[blob.version]?.pool else {
-            if key.record.origin == .external, key.record.versions.contains(where: { $0.version == blob.version }) {
-                throw KMSError(.invalidState, "The key material of \(key.record.arn) that encrypted this ciphertext is not imported (deleted or expired): import it again")
-            }
-            throw invalid
-        }
-        let aad = blob.additionalData(context: context)
-        let count = blob.sealed.count - AESGCM.tagByteCount
-        do {
-            return try SecretBytes(count: count) { (plain) throws in
-                try pool.withContext { context in
-                    try blob.nonce.withUnsafeBytes { nonce in
-                        try aad.withUnsafeBytes { aad in
-                            try blob.sealed.withUnsafeBytes { sealed in
-                                try context.open(nonce: nonce, additionalData: aad,
-                                                 ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<count]),
-                                                 tag: UnsafeRawBufferPointer(rebasing: sealed[count...]), plaintext: plain)
-                            }
+    /// Opens what ``gcmSeal`` made. - Throws: ``CryptoError/authenticationFailure``.
+    static func gcmOpen(_ sealed: [UInt8], nonce: [UInt8], pool: AESGCMContextPool, additionalData aad: [UInt8]) throws -> SecretBytes {
+        guard sealed.count >= AESGCM.tagByteCount, nonce.count == AESGCM.nonceByteCount else { throw CryptoError.authenticationFailure }
+        let count = sealed.count - AESGCM.tagByteCount
+        return try SecretBytes(count: count) { (plain) throws in
+            try pool.withContext { context in
+                try nonce.withUnsafeBytes { nonce in
+                    try aad.withUnsafeBytes { aad in
+                        try sealed.withUnsafeBytes { sealed in
+                            try context.open(nonce: nonce, additionalData: aad,
+                                             ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<count]),
+                                             tag: UnsafeRawBufferPointer(rebasing: sealed[count...]), plaintext: plain)
                         }
                     }
                 }
             }
-        } catch CryptoError.authenticationFailure {
-            throw invalid
         }
     }
 }
@@ -79,10 +89,18 @@ extension KMSEngine {
     func sealExternally(_ plaintext: SecretBytes, key: LiveKey, context: EncryptionContext, for record: AuditRecord) throws -> [UInt8] {
         let connection = try externalConnection(key)
         let template = CiphertextBlob(keyID: key.record.keyID, version: 1, nonce: [], sealed: [])
+        let aad = template.additionalData(context: context)
+        // An external key store's key seals what kmsd's own key sealed first (AWS's double
+        // encryption): neither the proxy's owner nor kmsd alone can open the blob.
+        var inner = plaintext
+        if let pool = key.material[1]?.pool {
+            let (nonce, sealed) = try Self.gcmSeal(plaintext, pool: pool, additionalData: aad)
+            var bytes = nonce + sealed
+            inner = SecretBytes(wiping: &bytes)
+        }
         do {
-            let (iv, sealed) = try connection.seal(label: key.record.customKeyLabel, plaintext: plaintext,
-                                                   additionalData: template.additionalData(context: context), call: externalCall(key, record))
-            guard iv.count == AESGCM.nonceByteCount, sealed.count == plaintext.count + AESGCM.tagByteCount else {
+            let (iv, sealed) = try connection.seal(label: key.record.customKeyLabel, plaintext: inner, additionalData: aad, call: externalCall(key, record))
+            guard iv.count == AESGCM.nonceByteCount, sealed.count == inner.count + AESGCM.tagByteCount else {
                 throw KMSError(.invalidState, "The custom key store of \(key.record.arn) answered with a malformed ciphertext")
             }
             return CiphertextBlob(keyID: key.record.keyID, version: 1, nonce: iv, sealed: sealed).bytes
@@ -96,12 +114,27 @@ extension KMSEngine {
                         invalid: KMSError) throws -> SecretBytes {
         guard blob.version == 1 else { throw invalid }
         let connection = try externalConnection(key)
-        do {
-            return try connection.open(label: key.record.customKeyLabel, iv: blob.nonce, sealed: blob.sealed,
-                                       additionalData: blob.additionalData(context: context), call: externalCall(key, record))
-        } catch let failure as CustomKeyStoreFailure {
+        let aad = blob.additionalData(context: context)
+        let opened = Result { () throws(CustomKeyStoreFailure) -> SecretBytes in
+            try connection.open(label: key.record.customKeyLabel, iv: blob.nonce, sealed: blob.sealed, additionalData: aad,
+                                call: externalCall(key, record))
+        }
+        let outer: SecretBytes
+        switch opened {
+        case let .success(value): outer = value
+        case let .failure(failure):
             if failure.kind == .invalidCiphertext { throw invalid }
             throw KMSError(.invalidState, "The custom key store of \(key.record.arn) could not decrypt (it did not answer, or refused)")
+        }
+        guard let pool = key.material[1]?.pool else { return outer }
+        // What the proxy opened is kmsd's own ciphertext (nonce ‖ ciphertext ‖ tag), no secret.
+        let bytes = outer.withUnsafeBytes { Array($0) }
+        guard bytes.count >= AESGCM.nonceByteCount + AESGCM.tagByteCount else { throw invalid }
+        do {
+            return try Self.gcmOpen(Array(bytes[AESGCM.nonceByteCount...]), nonce: Array(bytes[0..<AESGCM.nonceByteCount]), pool: pool,
+                                    additionalData: aad)
+        } catch {
+            throw invalid
         }
     }
 }

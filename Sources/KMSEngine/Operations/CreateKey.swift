@@ -101,9 +101,11 @@ extension KMSEngine {
             versions: awaitingImport ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
         var material: [UInt32: KeyMaterial] = [:]
         if let customStore {
-            // The material is the store's, made or found by makeCustomKey.
+            // The material is the store's, made or found by makeCustomKey; an external key
+            // store's keys also have kmsd's own, which seals first (double encryption, as AWS).
             record.customKeyStoreID = customStore.id
             record.xksKeyID = request.xksKeyID
+            if customStore.type == .externalKeyStore { material[1] = try KeyMaterial.generate(.symmetricDefault) }
         } else if let givenMaterial {
             material[1] = try KeyMaterial(spec: request.keySpec, bytes: givenMaterial)
             record.versions[0].materialID = try materialFingerprint(givenMaterial, keyID: keyID)
