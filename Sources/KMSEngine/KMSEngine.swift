@@ -68,25 +68,18 @@ public final class KMSEngine: Sendable {
                                 what: "the set of its records was authenticated")
         }
         var state = EngineState()
+        var resealed: [StoreChange] = []
         for stored in contents.keys {
             var record = stored.migrated()
-            var material: [UInt32: KeyMaterial] = [:]
-            // A token's key has its material in the token alone; an external key store's, kmsd's inner layer here.
-            for version in record.allVersions where record.customKeyStoreID == nil || record.xksKeyID != nil {
-                guard let sealed = contents.sealedMaterial[record.identity]?[version.version] else {
-                    // Imported material may be deleted (or expired) while its version stays.
-                    if record.origin == .external { continue }
-                    throw StoreError("key \(record.keyID) version \(version.version) has no material")
-                }
-                do {
-                    let bytes = try rootKey.open(sealed, label: record.keyID, version: version.version)
-                    material[version.version] = try KeyMaterial(spec: record.spec, bytes: bytes)
-                } catch {
-                    throw StoreError("the material of key \(record.keyID) version \(version.version) does not open under the root key")
-                }
-            }
+            let (material, reseals) = try Self.openMaterial(of: record, sealed: contents.sealedMaterial[record.identity] ?? [:],
+                                                            legacyLabels: contents.legacyMaterialLabels, rootKey: rootKey)
+            resealed += reseals
             try Self.identifyMaterial(&record, material, rootKey: rootKey)
             state.keys[record.identity] = LiveKey(record: record, material: material)
+        }
+        if contents.legacyMaterialLabels {
+            // One transaction: every row under its identity, and the migration's marker gone.
+            try store.apply(resealed + [.deleteMetadata(name: "legacy_material_labels")], audit: [])
         }
         for alias in contents.aliases {
             state.aliases[.init(account: alias.account, region: alias.region, name: alias.aliasName)] = alias
@@ -122,6 +115,44 @@ public final class KMSEngine: Sendable {
         }
         reconnectCustomKeyStores()
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
+    }
+
+    /// A key's material, opened and checked: each version's row opens under the key's identity
+    /// (or, once after the migration from schema 1, under its key ID — then it is sealed again);
+    /// a symmetric version's KeyMaterialId, in the MAC'ed record, must be the fingerprint of what
+    /// opened. A missing row is refused unless the record says the material is gone (imported
+    /// material deleted or expired: no expiration model left) or the key's material is a
+    /// token's. Returns the material and the re-seals to write.
+    static func openMaterial(of record: KeyRecord, sealed rows: [UInt32: [UInt8]], legacyLabels: Bool,
+                             rootKey: RootKey) throws -> ([UInt32: KeyMaterial], [StoreChange]) {
+        var material: [UInt32: KeyMaterial] = [:]
+        var reseals: [StoreChange] = []
+        for version in record.allVersions {
+            guard let sealed = rows[version.version] else {
+                let mayBeGone = record.origin == .external ? version.expirationModel == nil : record.customKeyStoreID != nil
+                if mayBeGone { continue }
+                throw StoreError("key \(record.keyID) version \(version.version) has no material: the store was edited outside kmsd; refusing to open it")
+            }
+            let label = record.identity.materialLabel
+            do {
+                var bytes: SecretBytes
+                if let opened = try? rootKey.open(sealed, label: label, version: version.version) {
+                    bytes = opened
+                } else {
+                    guard legacyLabels else { throw StoreError("") }
+                    bytes = try rootKey.open(sealed, label: record.keyID, version: version.version)
+                    reseals.append(.resealMaterial(record.identity, version: version.version,
+                                                   sealed: try rootKey.seal(bytes, label: label, version: version.version)))
+                }
+                if let expected = version.materialID, record.spec == .symmetricDefault {
+                    guard try materialFingerprint(bytes, keyID: record.keyID, rootKey: rootKey) == expected else { throw StoreError("") }
+                }
+                material[version.version] = try KeyMaterial(spec: record.spec, bytes: bytes)
+            } catch {
+                throw StoreError("the material of key \(record.keyID) version \(version.version) is not its own under the root key: refusing to open the store")
+            }
+        }
+        return (material, reseals)
     }
 
     static let authenticatedRecordsOperation = "AuthenticateRecords"

@@ -84,6 +84,7 @@ struct RequestAuthenticator: Sendable {
             // Signed (the verifier insists when it is present), and one of the services kmsd knows.
             if let via = request.header(KMSJSONProtocol.viaServiceHeader), KMSJSONProtocol.managedServices.contains(via) {
                 caller.viaService = via
+                caller.viaServiceClaimed = true
             }
             caller.userAgent = request.header("user-agent").map { String($0.unicodeScalars.filter { $0.value >= 0x20 && $0.value < 0x7f }.prefix(256)) }
             return caller

@@ -410,13 +410,29 @@ def test_the_proxy_authenticates_every_request_and_answers_the_spec(world):
         "keySpec": "AES_256", "keyUsage": ["ENCRYPT", "DECRYPT"], "keyStatus": "ENABLED"}
 
 
-def test_the_aws_cli_lists_custom_key_stores(world, hsm_store):
+def test_the_aws_cli_drives_every_custom_key_store_operation(world, hsm_store, tmp_path):
     server, *_ = world
     env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key, AWS_DEFAULT_REGION=REGION)
-    out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "kms", "describe-custom-key-stores", "--custom-key-store-id", hsm_store],
-                         capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["CustomKeyStores"][0]["CustomKeyStoreId"] == hsm_store
+
+    def aws(*arguments):
+        out = subprocess.run(["aws", "--endpoint-url", server.endpoint, "kms", *arguments], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout) if out.stdout.strip() else {}
+
+    listed = aws("describe-custom-key-stores", "--custom-key-store-id", hsm_store)
+    assert listed["CustomKeyStores"][0]["CustomKeyStoreId"] == hsm_store
+    store = aws("create-custom-key-store", "--custom-key-store-name", "cli-made", "--cloud-hsm-cluster-id", "cluster-zzzzzzzzzzzz",
+                "--trust-anchor-certificate", "anchor", "--key-store-password", "another-password")["CustomKeyStoreId"]
+    aws("connect-custom-key-store", "--custom-key-store-id", store)
+    assert aws("describe-custom-key-stores", "--custom-key-store-name", "cli-made")["CustomKeyStores"][0]["ConnectionState"] == "CONNECTED"
+    key = aws("create-key", "--origin", "AWS_CLOUDHSM", "--custom-key-store-id", store)["KeyMetadata"]
+    assert key["CustomKeyStoreId"] == store
+    random = aws("generate-random", "--number-of-bytes", "16", "--custom-key-store-id", store)
+    assert len(base64.b64decode(random["Plaintext"])) == 16
+    aws("schedule-key-deletion", "--key-id", key["KeyId"], "--pending-window-in-days", "7")
+    aws("disconnect-custom-key-store", "--custom-key-store-id", store)
+    aws("update-custom-key-store", "--custom-key-store-id", store, "--new-custom-key-store-name", "cli-renamed")
+    assert aws("describe-custom-key-stores", "--custom-key-store-id", store)["CustomKeyStores"][0]["CustomKeyStoreName"] == "cli-renamed"
 
 
 def test_without_a_pkcs11_module_cloudhsm_stores_are_unsupported(kms):

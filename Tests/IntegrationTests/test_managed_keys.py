@@ -1,6 +1,7 @@
 """Key managers: the AWS-managed key of kmsfs (`alias/aws/kmsfs`) on a real kmsd — made on first
 use, rotated yearly, usable only through kmsfs, its policy not editable — and a kmsfs volume that
 uses it by default, through a real mount."""
+import json
 import os
 import subprocess
 import tempfile
@@ -61,3 +62,21 @@ def test_only_predefined_service_aliases_are_made_on_first_use(kms):
     assert error_code(lambda: kms.describe_key(KeyId="alias/aws/ebs")) == "NotFoundException"
     assert error_code(lambda: kms.create_alias(AliasName="alias/aws/mine", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])) \
         in ("NotAuthorizedException", "InvalidAliasNameException")
+
+
+def test_the_via_service_header_is_no_aws_service_call(kmsd):
+    """X-Kmsfs-Via-Service is the client's word: it scopes kms:ViaService (the AWS-managed key's
+    policy) but does not make a call count as an AWS service's (aws:ViaAWSService,
+    kms:GrantIsForAWSResource), which policies use to refuse direct use."""
+    kms = kmsd.client()
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "services only", "Effect": "Deny", "Principal": "*", "Action": ["kms:Encrypt", "kms:CreateGrant"], "Resource": "*",
+         "Condition": {"Bool": {"aws:ViaAWSService": "false"}}}]})
+    key = kms.create_key(Policy=policy)["KeyMetadata"]["KeyId"]
+    for extra in ({}, {"X-Kmsfs-Via-Service": "kmsfs"}):
+        status, body, _ = kmsd.raw("Encrypt", {"KeyId": key, "Plaintext": "eA=="}, extra_headers=extra)
+        assert status == 400 and body["__type"] == "AccessDeniedException", (extra, body)
+        status, body, _ = kmsd.raw("CreateGrant", {"KeyId": key, "GranteePrincipal": "arn:aws:iam::111122223333:root",
+                                                   "Operations": ["Decrypt"]}, extra_headers=extra)
+        assert status == 400 and body["__type"] == "AccessDeniedException", (extra, body)

@@ -48,7 +48,15 @@ package final class ConnectionPool: Sendable {
     }
 
     private func finish(_ connection: HTTPConnection, _ request: [UInt8], _ watchdog: Watchdog?) throws -> HTTPConnection.Response {
-        let response = try connection.exchange(request, watchdog: watchdog)
+        // Whatever happens, the watchdog lets go of the socket before it is pooled or closed.
+        let response: HTTPConnection.Response
+        do {
+            response = try connection.exchange(request, watchdog: watchdog)
+        } catch {
+            watchdog?.unwatch()
+            throw error
+        }
+        watchdog?.unwatch()
         if response.keepAlive {
             let kept = UncheckedConnection(connection: connection)
             idle.withLock { if $0.count < maximumIdle { $0.append(kept) } }

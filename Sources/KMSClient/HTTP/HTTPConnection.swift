@@ -68,6 +68,7 @@ package final class HTTPConnection {
             do {
                 tls = try TLSClientSession(fd: fd, host: tlsHost, caBundle: caBundle)
             } catch {
+                watchdog?.unwatch()
                 close(fd)
                 throw Failure(description: error.description, beforeResponse: true, retryable: !error.isVerificationFailure)
             }

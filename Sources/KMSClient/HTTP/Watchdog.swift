@@ -30,6 +30,14 @@ final class Watchdog: @unchecked Sendable {
         if fired && !done { shutdown(descriptor, Int32(SHUT_RDWR)) }
     }
 
+    /// The socket is about to be closed or pooled: the watchdog must not touch its number again
+    /// (another connection may get it).
+    func unwatch() {
+        lock.lock()
+        defer { lock.unlock() }
+        descriptor = -1
+    }
+
     var expired: Bool {
         lock.lock()
         defer { lock.unlock() }

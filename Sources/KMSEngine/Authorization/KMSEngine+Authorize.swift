@@ -122,7 +122,7 @@ final class ConditionValues: ConditionSource {
         case "aws:username": return PrincipalARN.userName(caller.principal).map { [$0] }
         case "aws:sourceip": return caller.sourceIP.map { [$0] }
         case "aws:securetransport": return caller.secureTransport.map { [$0 ? "true" : "false"] }
-        case "aws:viaawsservice": return [caller.viaService != nil ? "true" : "false"]
+        case "aws:viaawsservice": return [caller.isViaTrustedService ? "true" : "false"]
         case "aws:currenttime": return [ISO8601DateFormatter().string(from: now)]
         case "aws:epochtime": return [String(Int(now.timeIntervalSince1970))]
         case "aws:requestedregion": return [caller.region]

@@ -8,9 +8,12 @@ final class CustomKeyStoreConnections: Sendable {
         var connection: (any CustomKeyStoreConnection)?
         var state: ConnectionState
         var errorCode: String?
+        /// Which connection attempt a CONNECTING entry is for.
+        var attempt = 0
     }
 
     private let entries = Mutex<[String: Entry]>([:])
+    private let attempts = Atomic<Int>(0)
     /// Whether any store is connected: the server then runs cryptographic calls off its event
     /// loop, since they may wait for a token or a proxy.
     let anyConnected = Atomic<Bool>(false)
@@ -22,25 +25,27 @@ final class CustomKeyStoreConnections: Sendable {
     }
 
     /// Marks the store CONNECTING unless it is connected, connecting, failed or disconnecting;
-    /// false if it was not marked (the caller then does not connect).
-    func beginConnecting(_ id: String) -> Bool {
+    /// returns the attempt's number, nil if it was not marked (the caller then does not connect).
+    func beginConnecting(_ id: String) -> Int? {
         entries.withLock { entries in
             switch entries[id]?.state ?? .disconnected {
             case .disconnected:
-                entries[id] = Entry(connection: nil, state: .connecting)
-                return true
+                let attempt = attempts.add(1, ordering: .relaxed).newValue
+                entries[id] = Entry(connection: nil, state: .connecting, attempt: attempt)
+                return attempt
             default:
-                return false
+                return nil
             }
         }
     }
 
-    /// Ends a connection attempt with its outcome, unless a Disconnect (or a delete) came first:
-    /// then the new connection is closed. Returns whether the outcome was recorded as connected.
+    /// Ends connection attempt `attempt` with its outcome, unless a Disconnect (or a delete, or a
+    /// later attempt after a Disconnect and an Update) came first: then the new connection is
+    /// closed. Returns whether the outcome was recorded as connected.
     @discardableResult
-    func finishConnecting(_ id: String, _ entry: Entry) -> Bool {
+    func finishConnecting(_ id: String, attempt: Int, _ entry: Entry) -> Bool {
         let stale: Bool = entries.withLock { entries in
-            guard entries[id]?.state == .connecting else { return true }
+            guard entries[id]?.state == .connecting, entries[id]?.attempt == attempt else { return true }
             entries[id] = entry
             anyConnected.store(entries.values.contains { $0.state == .connected }, ordering: .releasing)
             return false

@@ -18,6 +18,13 @@ public struct Caller: Sendable, Equatable {
     /// The service calling on the principal's behalf (`kms:ViaService`), if any. Only such calls
     /// may use that service's AWS-managed key.
     public var viaService: String?
+    /// The service is the client's own word (a header over the wire), not this process's: it
+    /// scopes `kms:ViaService` — the AWS-managed key's policy — but never makes the call count
+    /// as an AWS service's (`aws:ViaAWSService`, `kms:GrantIsForAWSResource`), which would let
+    /// any principal step around conditions written against direct use.
+    public var viaServiceClaimed = false
+    /// Whether a service made this call, for the conditions that trust it.
+    public var isViaTrustedService: Bool { viaService != nil && !viaServiceClaimed }
     /// The client's address (`aws:SourceIp`), when it came over the network.
     public var sourceIP: String?
     /// Whether the request came over TLS (`aws:SecureTransport`); nil in process.

@@ -13,6 +13,12 @@ extension KeyRecord {
     var identity: KeyIdentity { KeyIdentity(account: account, region: region, keyID: keyID) }
 }
 
+extension KeyIdentity {
+    /// The label a key's material is sealed under (with its version): the whole identity, so a
+    /// sealed row moved to a key of the same ID in another account or Region does not open.
+    var materialLabel: String { "key \(account) \(region) \(keyID)" }
+}
+
 /// The engine's keys by identity, with the one lookup a bare key ID needs: a ciphertext blob
 /// names its key by ID, and the caller's Region (then account) says which key that is.
 struct KeyTable: Sendable, Sequence {
@@ -33,11 +39,13 @@ struct KeyTable: Sendable, Sequence {
         }
     }
 
-    /// The key `keyID` names in `region`, the one of `account` first if several accounts have one.
+    /// The key `keyID` names in `region`: `account`'s, else the only other one (nil if several
+    /// other accounts have a key of that ID there: which one is not for this lookup to guess).
     func find(_ keyID: String, region: String, preferring account: String) -> LiveKey? {
         guard let identities = byID[keyID] else { return nil }
         let inRegion = identities.filter { $0.region == region }
-        return (inRegion.first { $0.account == account } ?? inRegion.first).flatMap { byIdentity[$0] }
+        if let own = inRegion.first(where: { $0.account == account }) { return byIdentity[own] }
+        return inRegion.count == 1 ? byIdentity[inRegion[0]] : nil
     }
 
     /// Every key with this ID, wherever it is (tests, and finding a blob's key for scheduling).

@@ -123,7 +123,7 @@ extension KMSEngine {
         for version in key.record.versions {
             guard let material = key.material[version.version] else { continue }
             changes.append(.putMaterial(key.record.identity, version: version.version,
-                                        sealed: try rootKey.seal(material.storedBytes(), label: key.record.keyID, version: version.version)))
+                                        sealed: try rootKey.seal(material.storedBytes(), label: key.record.identity.materialLabel, version: version.version)))
         }
         return changes
     }

@@ -69,21 +69,21 @@ extension KMSEngine {
     /// management lock, which every change of every account waits for. The outcome is a state:
     /// CONNECTED (recorded, so that kmsd reconnects it at start), or FAILED with its code.
     public func connectCustomKeyStore(id: String, caller: Caller) throws {
-        let claimed: (CustomKeyStoreRecord, [UInt8])? = try manage(.connectCustomKeyStore, caller) { record, state in
+        let claimed: (CustomKeyStoreRecord, [UInt8], Int)? = try manage(.connectCustomKeyStore, caller) { record, state in
             try authorizeAccount(.connectCustomKeyStore, caller, in: state, record: &record)
             let (store, sealed) = try customKeyStore(id, caller, in: state)
             try requireConnector(for: store.type)
-            guard keyStoreConnections.beginConnecting(id) else {
+            guard let attempt = keyStoreConnections.beginConnecting(id) else {
                 let current = connectionState(store)
                 guard current == .connected || current == .connecting else {
                     throw KMSError(.customKeyStoreInvalidState, "Custom key store \(id) is \(current.rawValue); disconnect it before connecting it again")
                 }
                 return (nil, [])
             }
-            return ((store, sealed), [])
+            return ((store, sealed, attempt), [])
         }
-        guard let (store, sealed) = claimed else { return }
-        guard connect(store, sealed: sealed, operation: "ConnectCustomKeyStore", requestID: caller.requestID) else { return }
+        guard let (store, sealed, attempt) = claimed else { return }
+        guard connect(store, sealed: sealed, attempt: attempt, operation: "ConnectCustomKeyStore", requestID: caller.requestID) else { return }
         try manage(Self.connectedOperation, caller) { record, state in
             record.note = "custom key store \(id) connected"
             guard var (current, sealed) = state.customKeyStores[id], !current.connected, connectionState(current) == .connected else { return ((), []) }
@@ -193,7 +193,7 @@ extension KMSEngine {
     /// (CONNECTED, or FAILED with AWS's ConnectionErrorCode): a failure to connect is a state, not
     /// an error of the call, as in AWS. A Disconnect meanwhile wins. Returns whether it connected.
     @discardableResult
-    func connect(_ store: CustomKeyStoreRecord, sealed: [UInt8], operation: String, requestID: String) -> Bool {
+    func connect(_ store: CustomKeyStoreRecord, sealed: [UInt8], attempt: Int, operation: String, requestID: String) -> Bool {
         let call = ExternalCall(principal: "arn:aws:iam::\(store.account):root", keyARN: nil, operation: operation, requestID: requestID)
         do {
             guard let connector = customKeyStoreConnector, connector.supports(store.type) else {
@@ -204,11 +204,11 @@ extension KMSEngine {
                 throw CustomKeyStoreFailure(.connection("INTERNAL_ERROR"), "the store's secret does not open")
             }
             let connection = try connector.connect(store.endpoint, secret: secret, call: call)
-            return keyStoreConnections.finishConnecting(store.id, .init(connection: connection, state: .connected))
+            return keyStoreConnections.finishConnecting(store.id, attempt: attempt, .init(connection: connection, state: .connected))
         } catch {
             let code: String
             if case let .connection(reason)? = (error as? CustomKeyStoreFailure)?.kind { code = reason } else { code = "INTERNAL_ERROR" }
-            keyStoreConnections.finishConnecting(store.id, .init(connection: nil, state: .failed, errorCode: code))
+            keyStoreConnections.finishConnecting(store.id, attempt: attempt, .init(connection: nil, state: .failed, errorCode: code))
             return false
         }
     }
@@ -217,10 +217,10 @@ extension KMSEngine {
     /// seed): kmsd serves meanwhile, their keys Unavailable until connected.
     func reconnectCustomKeyStores() {
         let stores = state.withLock { $0.customKeyStores.values.filter { $0.record.connected } }
-        let claimed = stores.filter { keyStoreConnections.beginConnecting($0.record.id) }
+        let claimed = stores.compactMap { entry in keyStoreConnections.beginConnecting(entry.record.id).map { (entry.record, entry.sealedSecret, $0) } }
         guard !claimed.isEmpty else { return }
         DispatchQueue.global().async { [self] in
-            for (store, sealed) in claimed { connect(store, sealed: sealed, operation: "KmsHealthCheck", requestID: "") }
+            for (store, sealed, attempt) in claimed { connect(store, sealed: sealed, attempt: attempt, operation: "KmsHealthCheck", requestID: "") }
         }
     }
 

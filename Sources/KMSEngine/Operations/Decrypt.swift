@@ -35,20 +35,21 @@ extension KMSEngine {
             return (key, try decryptAsymmetric(bytes, key: key, algorithm: algorithm, context: context))
         }
         let blob = try CiphertextBlob(parsing: bytes)
-        // The blob names its key by ID alone; IDs are unique across accounts, so the key of
-        // another account is found here and reaches its key policy. A missing key, or one of
-        // another region, is resolved (and refused) as the ID names it.
+        // The blob names its key by ID alone. A KeyId in the request says which key that is
+        // (another account's, by ARN); without one, the key of that ID in the caller's Region —
+        // the caller's own if it has one, else the one other account's that has it (several:
+        // ambiguous, the request must name it). A missing key is resolved (and refused) as the ID names it.
         let key: LiveKey
-        if let found = state.keys.find(blob.keyID, region: caller.region, preferring: caller.account) {
+        if let keyID {
+            let named = try resolve(keyID, for: caller, allowAlias: true, action: action, in: state)
+            guard named.record.keyID == blob.keyID else {
+                throw KMSError(.incorrectKey, "The key ID in the request does not identify the key that encrypted the ciphertext")
+            }
+            key = try use(named, namedAs: keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
+        } else if let found = state.keys.find(blob.keyID, region: caller.region, preferring: caller.account) {
             key = try use(found, namedAs: blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
         } else {
             key = try usableKey(blob.keyID, action: action, for: caller, context: context, extra: extra, in: state, record: &record)
-        }
-        if let keyID {
-            let named = try resolve(keyID, for: caller, allowAlias: true, in: state)
-            guard named.record.keyID == key.record.keyID else {
-                throw KMSError(.incorrectKey, "The key ID in the request does not identify the key that encrypted the ciphertext")
-            }
         }
         try Self.requireEncryptionAlgorithm(algorithm, key.record, for: "Decrypt")
         try Self.endDryRun(caller)

@@ -140,7 +140,7 @@ extension KMSEngine {
             if versions[target.version] == nil {
                 versions[target.version] = parsed
                 changes.append(.putMaterial(updated.identity, version: target.version,
-                                            sealed: try rootKey.seal(material, label: updated.keyID, version: target.version)))
+                                            sealed: try rootKey.seal(material, label: updated.identity.materialLabel, version: target.version)))
             }
             if let index = updated.versions.firstIndex(where: { $0.version == target.version }) {
                 updated.versions[index] = target

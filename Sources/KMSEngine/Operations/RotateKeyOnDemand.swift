@@ -43,7 +43,7 @@ extension KMSEngine {
                                           materialID: try materialFingerprint(material.storedBytes(), keyID: record.keyID)))
         var versions = key.material
         versions[version] = material
-        let sealed = try rootKey.seal(material.storedBytes(), label: record.keyID, version: version)
+        let sealed = try rootKey.seal(material.storedBytes(), label: record.identity.materialLabel, version: version)
         return (LiveKey(record: record, material: versions, policy: key.policy),
                 [.putKey(record), .putMaterial(record.identity, version: version, sealed: sealed)])
     }

@@ -38,6 +38,9 @@ struct StoreContents {
     var customKeyStores: [(CustomKeyStoreRecord, [UInt8])] = []
     /// The store has no state digest yet: written before digests existed, or its digest removed.
     var stateDigestMissing = false
+    /// Material rows sealed under their key ID alone (schema 1), to be sealed again under their
+    /// key's identity: set by the migration, cleared with the re-seal.
+    var legacyMaterialLabels = false
 }
 
 enum StoreChange {
@@ -45,11 +48,14 @@ enum StoreChange {
     case putMaterial(KeyIdentity, version: UInt32, sealed: [UInt8])
     /// One version's material of a key (imported material deleted or expired).
     case deleteMaterial(KeyIdentity, version: UInt32)
+    /// A material row sealed again (under its key's identity), in place.
+    case resealMaterial(KeyIdentity, version: UInt32, sealed: [UInt8])
     /// Removes the key, its material, its grants, and the aliases that point at it.
     case deleteKey(KeyIdentity)
     case putAlias(AliasRecord)
     case deleteAlias(account: String, region: String, aliasName: String)
     case putMetadata(name: String, value: [UInt8])
+    case deleteMetadata(name: String)
     case putAccount(AccountRecord)
     case putAccessKey(AccessKeyRecord, sealedSecret: [UInt8])
     case deleteAccessKey(String)

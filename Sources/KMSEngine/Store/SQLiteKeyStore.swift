@@ -116,6 +116,7 @@ final class SQLiteKeyStore: KeyStore {
             ALTER TABLE keys_v2 RENAME TO keys;
             ALTER TABLE key_material_v2 RENAME TO key_material;
             UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema';
+            INSERT OR REPLACE INTO meta(name, value) VALUES('legacy_material_labels', CAST('1' AS BLOB));
             """)
     }
 
@@ -284,7 +285,8 @@ final class SQLiteKeyStore: KeyStore {
             }
             return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
                                  accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities,
-                                 customKeyStores: customKeyStores, stateDigestMissing: !digested)
+                                 customKeyStores: customKeyStores, stateDigestMissing: !digested,
+                                 legacyMaterialLabels: try db.query("SELECT 1 FROM meta WHERE name = 'legacy_material_labels'").first != nil)
         }
     }
 
@@ -324,6 +326,9 @@ final class SQLiteKeyStore: KeyStore {
                     case let .putMaterial(key, version, sealed):
                         try db.query("INSERT INTO key_material(account, region, key_id, version, sealed) VALUES(?1, ?2, ?3, ?4, ?5)",
                                      Self.identity(key) + [.integer(Int64(version)), .blob(sealed)])
+                    case let .resealMaterial(key, version, sealed):
+                        try db.query("UPDATE key_material SET sealed = ?5 WHERE account = ?1 AND region = ?2 AND key_id = ?3 AND version = ?4",
+                                     Self.identity(key) + [.integer(Int64(version)), .blob(sealed)])
                     case let .deleteMaterial(key, version):
                         try db.query("DELETE FROM key_material WHERE account = ?1 AND region = ?2 AND key_id = ?3 AND version = ?4",
                                      Self.identity(key) + [.integer(Int64(version))])
@@ -353,6 +358,8 @@ final class SQLiteKeyStore: KeyStore {
                         try remove("aliases", "account = ?1 AND region = ?2 AND alias_name = ?3", [.text(account), .text(region), .text(aliasName)])
                         try db.query("DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
                                      [.text(account), .text(region), .text(aliasName)])
+                    case let .deleteMetadata(name):
+                        try db.query("DELETE FROM meta WHERE name = ?1", [.text(name)])
                     case let .putMetadata(name, value):
                         try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(value)])
                     case let .putAccount(account):

@@ -49,7 +49,7 @@ extension KMSEngine {
             }
             var conditions: [String: [String]] = [
                 "kms:grantoperations": operations, "kms:granteeprincipal": [request.granteePrincipal],
-                "kms:grantisforawsresource": [String(caller.viaService != nil)],
+                "kms:grantisforawsresource": [String(caller.isViaTrustedService)],
             ]
             if let retiring = request.retiringPrincipal { conditions["kms:retiringprincipal"] = [retiring] }
             if let types = request.constraints?.typeNames, !types.isEmpty { conditions["kms:grantconstrainttype"] = types }
