@@ -43,9 +43,14 @@ struct KeyTable: Sendable, Sequence {
     /// other accounts have a key of that ID there: which one is not for this lookup to guess).
     func find(_ keyID: String, region: String, preferring account: String) -> LiveKey? {
         guard let identities = byID[keyID] else { return nil }
-        let inRegion = identities.filter { $0.region == region }
-        if let own = inRegion.first(where: { $0.account == account }) { return byIdentity[own] }
-        return inRegion.count == 1 ? byIdentity[inRegion[0]] : nil
+        // Decrypt's path: no array made, one or two identities walked.
+        var other: KeyIdentity?, others = 0
+        for identity in identities where identity.region == region {
+            if identity.account == account { return byIdentity[identity] }
+            other = identity
+            others += 1
+        }
+        return others == 1 ? other.flatMap { byIdentity[$0] } : nil
     }
 
     /// Every key with this ID, wherever it is (tests, and finding a blob's key for scheduling).
