@@ -38,6 +38,8 @@ public final class KeyPool: Sendable {
         var servedWithoutWaiting = 0
         var expired = 0
         var drained = 0
+        /// After a transient failure, the wait before the pool tries again (doubling to 8 s).
+        var retryDelay: TimeInterval = 0
     }
 
     public let size: Int
@@ -126,9 +128,12 @@ public final class KeyPool: Sendable {
     /// Starts background workers while the pool (with what is being made) is below the low-water
     /// mark; each fills up to `size`. A failure stops that worker (the next `take` tries again);
     /// a refusal for the key's state or the caller's rights also drops the ready keys.
-    private func refillIfNeeded() {
+    private func refillIfNeeded(resuming: Bool = false) {
         let workers: Int = state.withLock { state in
-            guard !state.stopped, state.keys.count < lowWater || (state.keys.isEmpty && size > 0) else { return 0 }
+            // A retry after a failure fills up to `size` whatever the level: the failure stopped a
+            // worker that was doing so.
+            let low = state.keys.count < lowWater || (state.keys.isEmpty && size > 0) || (resuming && state.keys.count < size)
+            guard !state.stopped, low else { return 0 }
             let start = max(0, concurrency - state.refilling)
             state.refilling += start
             return start
@@ -151,16 +156,24 @@ public final class KeyPool: Sendable {
                     return true
                 }
                 if !kept { return }
+                state.withLock { $0.retryDelay = 0 }
             } catch {
-                state.withLock { state in
+                let retry: TimeInterval? = state.withLock { state in
                     state.lastError = error
                     switch error.kind {
                     case .keyUnusable, .accessDenied, .notFound:
                         state.drained += state.keys.count
                         state.keys.removeAll()
+                        return nil  // the next take asks the service again
                     case .unreachable, .invalidCiphertext, .invalidRequest:
-                        break  // the keys are as good as before
+                        // The keys are as good as before; a passing failure must not leave the
+                        // pool short until the next take, so try again later, backing off.
+                        state.retryDelay = min(8, max(0.25, state.retryDelay * 2))
+                        return state.retryDelay
                     }
+                }
+                if let retry {
+                    queue.asyncAfter(deadline: .now() + retry) { [weak self] in self?.refillIfNeeded(resuming: true) }
                 }
                 return
             }

@@ -1,6 +1,7 @@
 import Foundation
 import KMSClient
 import KMSEngine
+import KMSFSVolume
 @testable import KMSFSCrypto
 import Synchronization
 import Testing
@@ -123,6 +124,43 @@ func waitFor(_ condition: () -> Bool) {
         }
         let statistics = pool.statistics
         #expect(statistics.served == 100_000 && statistics.generated >= 100_000)
+    }
+
+    /// A real engine behind a client that fails one GenerateDataKey as a lost connection would.
+    final class FailsOnce: KMSClient, @unchecked Sendable {
+        let inner: EmbeddedKMSClient
+        let failAt: Int
+        private let calls = Mutex(0)
+        init(_ inner: EmbeddedKMSClient, failAt: Int) { self.inner = inner; self.failAt = failAt }
+        func generateDataKey(keyID: String, context: EncryptionContext) throws(KMSClientError) -> DataKey {
+            let call = calls.withLock { $0 += 1; return $0 }
+            if call == failAt { throw KMSClientError(.unreachable, message: "connection reset (injected)") }
+            return try inner.generateDataKey(keyID: keyID, context: context)
+        }
+        func decrypt(ciphertextBlob: [UInt8], context: EncryptionContext, keyID: String?) throws(KMSClientError) -> SecretBytes {
+            try inner.decrypt(ciphertextBlob: ciphertextBlob, context: context, keyID: keyID)
+        }
+        func reEncrypt(ciphertextBlob: [UInt8], sourceContext: EncryptionContext, destinationKeyID: String,
+                       destinationContext: EncryptionContext) throws(KMSClientError) -> [UInt8] {
+            try inner.reEncrypt(ciphertextBlob: ciphertextBlob, sourceContext: sourceContext, destinationKeyID: destinationKeyID,
+                                destinationContext: destinationContext)
+        }
+        func describeKey(keyID: String) throws(KMSClientError) -> KeyDescription { try inner.describeKey(keyID: keyID) }
+        func encrypt(keyID: String, plaintext: SecretBytes, context: EncryptionContext) throws(KMSClientError) -> [UInt8] {
+            try inner.encrypt(keyID: keyID, plaintext: plaintext, context: context)
+        }
+    }
+
+    /// A passing failure while refilling leaves the pool full again soon, without a take.
+    @Test func aPassingFailureDoesNotLeaveThePoolShort() throws {
+        let f = try EmbeddedFixture()
+        let key = try f.key()
+        let pool = KeyPool(client: FailsOnce(f.client, failAt: 20), keyID: key, size: 16, lowWater: 4, concurrency: 1, contextFor: Self.context)
+        waitFor { pool.statistics.ready == 16 }
+        for _ in 0..<13 { _ = try pool.take() }  // 3 left: below the low-water mark, a refill starts and fails at its 4th key
+        waitFor { pool.statistics.ready == 16 }
+        #expect(pool.statistics.ready == 16)
+        pool.shutdown()
     }
 
     /// Once warmed up, takes do not wait for the service: the pool refills in the background.
