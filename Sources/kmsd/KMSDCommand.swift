@@ -1,4 +1,6 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 
 /// `kmsd`: a key management service that speaks the AWS KMS API.
 @main
@@ -15,4 +17,20 @@ struct KMSDCommand: ParsableCommand {
 struct CommandFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Blocks until SIGTERM or SIGINT (which no longer end the process by themselves), for a server
+/// to shut down cleanly after.
+func waitForTermination() {
+    let stop = DispatchSemaphore(value: 0)
+    var sources: [any DispatchSourceSignal] = []
+    for signalNumber in [SIGTERM, SIGINT] {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler { stop.signal() }
+        source.resume()
+        sources.append(source)
+    }
+    stop.wait()
+    withExtendedLifetime(sources) {}
 }

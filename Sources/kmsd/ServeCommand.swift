@@ -127,16 +127,7 @@ struct ServeCommand: ParsableCommand {
         fflush(nil)
 
         // SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush the audit, exit 0.
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [any DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        stop.wait()
+        waitForTermination()
         print("kmsd: shutting down")
         server.shutdown()
         print("kmsd: stopped")

@@ -67,16 +67,7 @@ struct XKSProxyCommand: ParsableCommand {
             print("kmsd xks-proxy: token \(token.tokenLabel), \(credentials.count) credential(s), serving \(server.boundAddress)\(uriPath)")
             print("kmsd xks-proxy: ready")
             fflush(nil)
-            let stop = DispatchSemaphore(value: 0)
-            var sources: [any DispatchSourceSignal] = []
-            for signalNumber in [SIGTERM, SIGINT] {
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                source.setEventHandler { stop.signal() }
-                source.resume()
-                sources.append(source)
-            }
-            stop.wait()
+            waitForTermination()
             server.shutdown()
             print("kmsd xks-proxy: stopped")
         }
