@@ -291,6 +291,17 @@ def test_the_aws_cli_drives_every_new_operation(kmsd, tmp_path):
                  "fileb://%s" % (tmp_path / "peer.der"))["SharedSecret"]
     ours = serialization.load_der_public_key(base64.b64decode(aws("get-public-key", "--key-id", agreeing)["PublicKey"]))
     assert base64.b64decode(shared) == peer.exchange(ec.ECDH(), ours)
+    without = aws("generate-data-key-pair-without-plaintext", "--key-id", symmetric, "--key-pair-spec", "SM2")
+    assert "PrivateKeyPlaintext" not in without and without["KeyPairSpec"] == "SM2"
+    aws("rotate-key-on-demand", "--key-id", symmetric)
+    materials = aws("list-key-rotations", "--key-id", symmetric, "--include-key-material", "ALL_KEY_MATERIAL")["Rotations"]
+    assert [m["KeyMaterialState"] for m in materials] == ["NON_CURRENT", "CURRENT"]
+    assert aws("describe-key", "--key-id", symmetric)["KeyMetadata"]["CurrentKeyMaterialId"] == materials[-1]["KeyMaterialId"]
+    assert aws("get-key-last-usage", "--key-id", symmetric)["KeyLastUsage"]["Operation"] == "GenerateDataKeyPairWithoutPlaintext"
+    ml_dsa = aws("create-key", "--key-spec", "ML_DSA_65", "--key-usage", "SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    signed = aws("sign", "--key-id", ml_dsa, "--message", "fileb://%s" % (tmp_path / "message"), "--signing-algorithm", "ML_DSA_SHAKE_256")
+    serialization.load_der_public_key(base64.b64decode(aws("get-public-key", "--key-id", ml_dsa)["PublicKey"])).verify(
+        base64.b64decode(signed["Signature"]), (tmp_path / "message").read_bytes())
 
 
 def write_pem_public(path, der):
