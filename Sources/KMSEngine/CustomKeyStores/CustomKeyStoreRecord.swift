@@ -26,11 +26,9 @@ struct CustomKeyStoreRecord: Codable, Sendable, Equatable {
     var xksProxyConnectivity: String?
     var xksProxyVpcEndpointServiceName: String?
     var xksAccessKeyID: String?
-    /// The owner's intent: connected since the last ConnectCustomKeyStore and not disconnected
-    /// since. kmsd reconnects such a store when it starts.
+    /// Connected by a ConnectCustomKeyStore that succeeded, and not disconnected since: kmsd
+    /// reconnects such a store when it starts (a store whose connection failed is not retried).
     var connected: Bool
-    /// Whether it was ever connected (NEVER_CONNECTED otherwise).
-    var everConnected: Bool
 
     var endpoint: CustomKeyStoreEndpoint {
         CustomKeyStoreEndpoint(id: id, type: type, region: region, cloudHsmClusterID: cloudHsmClusterID,

@@ -41,7 +41,7 @@ extension KMSEngine {
         let type = settings.type ?? .awsCloudHSM
         var store = CustomKeyStoreRecord(id: "cks-" + (try SecureRandom.bytes(count: 9)).map { String(format: "%02x", $0) }.joined().prefix(17),
                                          name: name, account: account, region: region, type: type,
-                                         creationDate: clock.now(), connected: connected, everConnected: false)
+                                         creationDate: clock.now(), connected: connected)
         let secret = try Self.apply(settings, to: &store, creating: true)
         try checkUnique(store, in: state)
         guard let secret else { throw KMSError(.validation, type == .awsCloudHSM ? "KeyStorePassword is required" : "XksProxyAuthenticationCredential is required") }
@@ -88,7 +88,6 @@ extension KMSEngine {
             record.note = "custom key store \(id) connected"
             guard var (current, sealed) = state.customKeyStores[id], !current.connected, connectionState(current) == .connected else { return ((), []) }
             current.connected = true
-            current.everConnected = true
             state.customKeyStores[id] = (current, sealed)
             return ((), [.putCustomKeyStore(current, sealedSecret: sealed)])
         }
