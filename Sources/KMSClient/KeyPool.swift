@@ -53,7 +53,9 @@ public final class KeyPool: Sendable {
     public let keyID: String
     private let contextFor: @Sendable ([UInt8]) -> EncryptionContext
     private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "kmsfs.keypool", attributes: .concurrent)
+    /// Retries after a failure are scheduled here; the refills themselves run on threads of
+    /// their own (``startWorker()``).
+    private let queue = DispatchQueue(label: "kmsfs.keypool")
 
     /// - Parameters:
     ///   - contextFor: the encryption context of a new file with this 16-byte file ID.
@@ -139,9 +141,21 @@ public final class KeyPool: Sendable {
             return start
         }
         for _ in 0..<workers {
-            queue.async { [weak self] in self?.refill() }
+            startWorker()
         }
     }
+
+    /// A refill waits on the key service (a connect timeout, retries): it runs on a thread of its
+    /// own, not on Dispatch's shared pool, whose few threads (one per core) also run the chunk
+    /// crypto of every open file — a slow service must not take them.
+    private func startWorker() {
+        let worker = Thread { [weak self] in self?.refill() }
+        worker.name = "kmsfs key pool"
+        worker.start()
+    }
+
+    /// The most recent failure of a refill, if any (diagnostics).
+    public var lastError: KMSClientError? { state.withLock { $0.lastError } }
 
     private func refill() {
         defer { state.withLock { $0.refilling -= 1 } }

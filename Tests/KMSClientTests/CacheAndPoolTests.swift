@@ -173,7 +173,7 @@ func waitFor(_ condition: () -> Bool) {
         for _ in 0..<20 { _ = try pool.take() }
         #expect(pool.statistics.servedWithoutWaiting == 20)
         waitFor { pool.statistics.ready == 32 }
-        #expect(pool.statistics.ready == 32)
+        #expect(pool.statistics.ready == 32, "last refill error: \(String(describing: pool.lastError))")
         pool.shutdown()
         #expect(pool.statistics.ready == 0)
     }
