@@ -117,12 +117,9 @@ public final class HTTPKMSClient: KMSClient {
             (KMSJSONProtocol.viaServiceHeader, "kmsfs"),
         ], body: body)
         request = signer.signed(request, at: Date())
-        var text = "POST / HTTP/1.1\r\n"
-        for (name, value) in request.headers { text += "\(name): \(value)\r\n" }
-        text += "Content-Length: \(body.count)\r\n\r\n"
         var response: HTTPConnection.Response
         do {
-            response = try pool.exchange(Array(text.utf8) + body)
+            response = try pool.exchange(request.httpBytes)
         } catch let failure as HTTPConnection.Failure {
             return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(failure)"), retryable: failure.retryable)
         } catch {

@@ -1,3 +1,4 @@
+import AWSSigV4
 import Foundation
 import KMSFSCrypto
 import KMSTLS
@@ -280,5 +281,16 @@ package final class HTTPConnection {
             return fd
         }
         throw Failure(description: "connect \(host):\(port): \(lastError)", beforeResponse: true)
+    }
+}
+
+extension SigV4Request {
+    /// The request on the wire, as kmsfs's clients send it: request line, its (signed) headers,
+    /// Content-Length, then the body.
+    package var httpBytes: [UInt8] {
+        var text = "\(method) \(path) HTTP/1.1\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "Content-Length: \(body.count)\r\n\r\n"
+        return Array(text.utf8) + body
     }
 }

@@ -43,12 +43,9 @@ final class XKSProxyClient: Sendable {
             ("Host", endpoint.hostHeader), ("Content-Type", XKSProtocol.contentType),
         ], body: body)
         request = signer.signed(request, at: Date())
-        var text = "POST \(path) HTTP/1.1\r\n"
-        for (name, value) in request.headers { text += "\(name): \(value)\r\n" }
-        text += "Content-Length: \(body.count)\r\n\r\n"
         var response: HTTPConnection.Response
         do {
-            response = try pool.exchange(Array(text.utf8) + body, deadline: timeout)
+            response = try pool.exchange(request.httpBytes, deadline: timeout)
         } catch let failure as HTTPConnection.Failure {
             throw .transport(failure.description, tls: !failure.retryable)
         } catch {
