@@ -27,14 +27,19 @@ public enum AmzDate {
               let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
               (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
-        var parts = tm()
-        parts.tm_year = year - 1900
-        parts.tm_mon = month - 1
-        parts.tm_mday = day
-        parts.tm_hour = hour
-        parts.tm_min = minute
-        parts.tm_sec = second
-        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+        return Date(timeIntervalSince1970: TimeInterval(daysSinceEpoch(year: Int(year), month: Int(month), day: Int(day)) * 86_400
+                                                        + Int(hour) * 3600 + Int(minute) * 60 + Int(second)))
+    }
+
+    /// Days from 1970-01-01 to a proleptic Gregorian date (Hinnant's days_from_civil): timegm(3)
+    /// without its library call, on every signed request.
+    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 
     /// Parses an RFC 7231 IMF-fixdate (`Sun, 30 Aug 2015 12:36:00 GMT`) into the amz form.

@@ -24,9 +24,16 @@ public struct SigV4Request: Sendable {
 
     /// Header names are ASCII: compare bytes, folding A–Z, without building lower-cased copies.
     static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
-        guard a.utf8.count == b.utf8.count else { return false }
-        return zip(a.utf8, b.utf8).allSatisfy { x, y in
-            x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        var a = a, b = b  // withUTF8 needs a var; native strings are contiguous already, no copy
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.count == y.count else { return false }
+                for index in x.indices where x[index] != y[index] {
+                    let folded = x[index] | 0x20
+                    guard folded == y[index] | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else { return false }
+                }
+                return true
+            }
         }
     }
 

@@ -48,7 +48,7 @@ public struct SigV4Verifier: Sendable {
         guard parsed.signedHeaders.contains("host") else {
             throw .incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
         }
-        for name in requiredSignedHeaders where !parsed.signedHeaders.contains(name) && !request.values(name).isEmpty {
+        for name in requiredSignedHeaders where !parsed.signedHeaders.contains(name) && request.header(name) != nil {
             throw .incomplete("'\(name)' must be a 'SignedHeader' in the AWS Authorization.")
         }
         guard let amzDate = request.header("x-amz-date") ?? request.header("date").flatMap(AmzDate.fromHTTPDate),
@@ -70,55 +70,66 @@ public struct SigV4Verifier: Sendable {
         guard token == credential.sessionToken || (token == nil && credential.sessionToken == nil) else { throw .unrecognized }
 
         // A header the signature names but the request lacks can never match: say so plainly.
-        for name in parsed.signedHeaders where request.values(name).isEmpty {
+        for name in parsed.signedHeaders where request.header(name) == nil {
             throw .invalid("The request signature we calculated does not match the signature you provided: signed header '\(name)' is missing.")
         }
         let canonical = SigV4.canonicalRequestBytes(request, signedHeaders: parsed.signedHeaders, payloadHash: SigV4.payloadHash(request.body))
-        let stringToSign = SigV4.stringToSignBytes(amzDate: amzDate, scope: "\(scopeDate)/\(region)/\(scopeService)/aws4_request",
+        let stringToSign = SigV4.stringToSignBytes(amzDate: amzDate, scope: String(parsed.credential.utf8.dropFirst(accessKeyID.utf8.count + 1))!,
                                                    canonicalRequest: canonical)
         let key = signingKeys.key(secret: credential.secretAccessKey, date: scopeDate, region: region, service: service)
-        let expected = Array(hex(HMAC.sha256(key: key, message: stringToSign)).utf8)
-        guard ConstantTime.equal(expected, Array(parsed.signature.utf8)) else { throw .mismatch }
+        let expected = hex(HMAC.sha256(key: key, message: stringToSign))
+        guard ConstantTime.equal(Array(expected.utf8), parsed.signature) else { throw .mismatch }
         return Verified(accessKeyID: accessKeyID, region: region)
     }
 
     struct Authorization {
         var credential: String
         var signedHeaders: [String]
-        var signature: String
+        /// As sent (hex digits), compared in constant time with the expected one.
+        var signature: [UInt8]
     }
 
-    /// Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` (on bytes: it
-    /// runs for every request).
+    /// Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` on bytes, making
+    /// strings only of what it keeps: it runs for every request.
     static func parse(_ header: String) throws(SigV4Error) -> Authorization {
         let bytes = Array(header.utf8)
-        let prefix = Array((SigV4.algorithm + " ").utf8)
-        guard bytes.starts(with: prefix) else {
+        guard bytes.starts(with: algorithmPrefix) else {
             throw .incomplete("Authorization header requires '\(SigV4.algorithm)' as its algorithm.")
         }
-        var credential: String?, signed: String?, signature: String?
-        for part in bytes[prefix.count...].split(separator: UInt8(ascii: ",")) {
-            var field = part[...]
+        var credential: ArraySlice<UInt8>?, signed: ArraySlice<UInt8>?, signature: ArraySlice<UInt8>?
+        for part in bytes[algorithmPrefix.count...].split(separator: UInt8(ascii: ",")) {
+            var field = part
             while field.first == UInt8(ascii: " ") { field = field.dropFirst() }
             while field.last == UInt8(ascii: " ") { field = field.dropLast() }
             guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else {
                 throw .incomplete("Authorization header is malformed: '\(String(decoding: field, as: UTF8.self))'.")
             }
-            let value = String(decoding: field[(equals + 1)...], as: UTF8.self)
-            switch String(decoding: field[..<equals], as: UTF8.self) {
-            case "Credential": credential = value
-            case "SignedHeaders": signed = value
-            case "Signature": signature = value
-            default: break
+            let (name, value) = (field[..<equals], field[(equals + 1)...])
+            if name.elementsEqual("Credential".utf8) {
+                credential = value
+            } else if name.elementsEqual("SignedHeaders".utf8) {
+                signed = value
+            } else if name.elementsEqual("Signature".utf8) {
+                signature = value
             }
         }
         guard let credential, let signed, let signature else {
             throw .incomplete("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters.")
         }
-        let names = signed.split(separator: ";").map { $0.lowercased() }
-        guard !names.isEmpty, names == names.sorted() else {
+        var names: [String] = []
+        for name in signed.split(separator: UInt8(ascii: ";")) {
+            let lowered = name.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+                ? String(decoding: name, as: UTF8.self).lowercased() : String(decoding: name, as: UTF8.self)
+            guard names.last.map({ $0 <= lowered }) ?? true else {
+                throw .incomplete("SignedHeaders must be lower-case header names sorted and separated by ';'.")
+            }
+            names.append(lowered)
+        }
+        guard !names.isEmpty else {
             throw .incomplete("SignedHeaders must be lower-case header names sorted and separated by ';'.")
         }
-        return Authorization(credential: credential, signedHeaders: names, signature: signature)
+        return Authorization(credential: String(decoding: credential, as: UTF8.self), signedHeaders: names, signature: Array(signature))
     }
+
+    private static let algorithmPrefix = Array((SigV4.algorithm + " ").utf8)
 }

@@ -56,56 +56,61 @@ done:
     return key;
 }
 
-/// Signs `message` (or, with `prehashed`, its digest) with `md` and `padding` (RSA only:
-/// RSA_PKCS1_PADDING or RSA_PKCS1_PSS_PADDING, whose salt is the digest's length). Ed25519
-/// takes the message itself and no digest (`md` NULL). `*length` is the buffer's size in, the
-/// signature's out.
-static inline int COpenSSL_sign(EVP_PKEY *key, const EVP_MD *md, int padding, int prehashed,
-                                const unsigned char *message, size_t count, unsigned char *signature, size_t *length) {
+/// Ed25519 signing, over the message itself (the digest schemes use `COpenSSL_signature_ctx`).
+/// `*length` is the buffer's size in, the signature's out.
+static inline int COpenSSL_sign_message(EVP_PKEY *key, const unsigned char *message, size_t count,
+                                        unsigned char *signature, size_t *length) {
     int ok = 0;
-    if (!prehashed) {
-        EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-        EVP_PKEY_CTX *pctx = NULL;
-        if (mctx == NULL) return 0;
-        if (EVP_DigestSignInit(mctx, &pctx, md, NULL, key) == 1
-            && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(pctx, padding) == 1)
-            && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1))
-            ok = EVP_DigestSign(mctx, signature, length, message, count) == 1;
-        EVP_MD_CTX_free(mctx);
-        return ok;
-    }
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
-    if (ctx == NULL) return 0;
-    if (EVP_PKEY_sign_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
-        && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(ctx, padding) == 1)
-        && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1))
-        ok = EVP_PKEY_sign(ctx, signature, length, message, count) == 1;
-    EVP_PKEY_CTX_free(ctx);
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    if (mctx == NULL) return 0;
+    if (EVP_DigestSignInit(mctx, NULL, NULL, NULL, key) == 1)
+        ok = EVP_DigestSign(mctx, signature, length, message, count) == 1;
+    EVP_MD_CTX_free(mctx);
     return ok;
 }
 
-/// Verifies as `COpenSSL_sign` signs: 1 if the signature is valid, 0 if not (or on error).
-static inline int COpenSSL_verify(EVP_PKEY *key, const EVP_MD *md, int padding, int prehashed,
-                                  const unsigned char *message, size_t count, const unsigned char *signature, size_t length) {
-    int ok = 0;
-    if (!prehashed) {
-        EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-        EVP_PKEY_CTX *pctx = NULL;
-        if (mctx == NULL) return 0;
-        if (EVP_DigestVerifyInit(mctx, &pctx, md, NULL, key) == 1
-            && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(pctx, padding) == 1)
-            && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1))
-            ok = EVP_DigestVerify(mctx, signature, length, message, count) == 1;
-        EVP_MD_CTX_free(mctx);
-        return ok;
-    }
+/// A context set up once for signing (`verify` 0) or verifying (1) digests with `md` and, for
+/// RSA, `padding` (RSA_PKCS1_PADDING, or RSA_PKCS1_PSS_PADDING with a salt of the digest's
+/// length; 0 for ECDSA). OpenSSL 3 fetches the algorithm and builds the provider's
+/// key context on every init, a tenth of an ECDSA P-256 verification, so kmsd keeps these per
+/// key and reuses them. NULL on failure.
+static inline EVP_PKEY_CTX *COpenSSL_signature_ctx(EVP_PKEY *key, int verify, const EVP_MD *md, int padding) {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
-    if (ctx == NULL) return 0;
-    if (EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
+    if (ctx == NULL) return NULL;
+    if ((verify ? EVP_PKEY_verify_init(ctx) : EVP_PKEY_sign_init(ctx)) == 1 && EVP_PKEY_CTX_set_signature_md(ctx, md) == 1
         && (padding == 0 || EVP_PKEY_CTX_set_rsa_padding(ctx, padding) == 1)
         && (padding != RSA_PKCS1_PSS_PADDING || EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) == 1))
-        ok = EVP_PKEY_verify(ctx, signature, length, message, count) == 1;
+        return ctx;
     EVP_PKEY_CTX_free(ctx);
+    return NULL;
+}
+
+/// Signs (`verify` 0: `*length` is the buffer's size in, the signature's out) or verifies (1: 1 if valid) with a
+/// context from `COpenSSL_signature_ctx`, hashing `message` with `md` first unless `prehashed`.
+static inline int COpenSSL_signature_with(EVP_PKEY_CTX *ctx, int verify, const EVP_MD *md, int prehashed,
+                                          const unsigned char *message, size_t count, unsigned char *signature, size_t *length) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digestLength = 0;
+    if (!prehashed) {
+        if (EVP_Digest(message, count, digest, &digestLength, md, NULL) != 1) return 0;
+        message = digest;
+        count = digestLength;
+    }
+    int ok = verify ? EVP_PKEY_verify(ctx, signature, *length, message, count) == 1
+                    : EVP_PKEY_sign(ctx, signature, length, message, count) == 1;
+    OPENSSL_cleanse(digest, sizeof digest);
+    return ok;
+}
+
+/// Verifies as `COpenSSL_sign_message` signs: 1 if the signature is valid, 0 if not (or on error).
+static inline int COpenSSL_verify_message(EVP_PKEY *key, const unsigned char *message, size_t count,
+                                          const unsigned char *signature, size_t length) {
+    int ok = 0;
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    if (mctx == NULL) return 0;
+    if (EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, key) == 1)
+        ok = EVP_DigestVerify(mctx, signature, length, message, count) == 1;
+    EVP_MD_CTX_free(mctx);
     return ok;
 }
 

@@ -1,4 +1,5 @@
 internal import COpenSSL
+import Synchronization
 
 /// A key pair (or a public key alone) held by OpenSSL, for the asymmetric key specs of the key
 /// service: RSA, the NIST and SECG elliptic curves, Ed25519.
@@ -49,6 +50,11 @@ public final class AsymmetricKey: @unchecked Sendable {
     }
 
     private let key: OpaquePointer
+    /// Signing and verifying contexts set up for one scheme each, lent to one call at a time
+    /// (``withSignatureContext(verify:_:_:)``).
+    private let signatureContexts = Mutex<[SignatureContextKind: [SignatureContext]]>([:])
+    /// Idle contexts kept per scheme: a key serves as many calls at once as kmsd has threads.
+    private static let maximumIdleContexts = 8
     public let kind: Kind
     /// Whether the private half is here (false for a key read from a SubjectPublicKeyInfo).
     public let isPrivate: Bool
@@ -63,7 +69,42 @@ public final class AsymmetricKey: @unchecked Sendable {
         self.kind = kind
     }
 
-    deinit { EVP_PKEY_free(key) }
+    deinit {
+        signatureContexts.withLock { contexts in
+            for context in contexts.values.joined() { EVP_PKEY_CTX_free(context.pointer) }
+        }
+        EVP_PKEY_free(key)
+    }
+
+    private struct SignatureContextKind: Hashable {
+        var verify: Bool
+        var digest: Digest
+        var padding: Int32
+    }
+
+    /// An EVP_PKEY_CTX, owned by the pool while idle and by one call while lent.
+    private struct SignatureContext: @unchecked Sendable {
+        let pointer: OpaquePointer
+    }
+
+    /// Runs `body` with a context of this key set up for `scheme` (which has a digest), made on
+    /// first need and returned afterwards; nil if OpenSSL cannot make one.
+    private func withSignatureContext<R>(verify: Bool, _ scheme: Scheme, _ digest: Digest,
+                                         _ body: (OpaquePointer) -> R) -> R? {
+        let kind = SignatureContextKind(verify: verify, digest: digest, padding: scheme.padding)
+        guard let context = signatureContexts.withLock({ $0[kind]?.popLast() })
+            ?? COpenSSL_signature_ctx(key, verify ? 1 : 0, digest.md, scheme.padding).map(SignatureContext.init)
+        else { return nil }
+        defer {
+            let kept = signatureContexts.withLock { contexts in
+                guard contexts[kind, default: []].count < Self.maximumIdleContexts else { return false }
+                contexts[kind, default: []].append(context)
+                return true
+            }
+            if !kept { EVP_PKEY_CTX_free(context.pointer) }
+        }
+        return body(context.pointer)
+    }
 
     /// A new key pair of `kind`.
     public static func generate(_ kind: Kind) throws(CryptoError) -> AsymmetricKey {
@@ -143,7 +184,12 @@ public final class AsymmetricKey: @unchecked Sendable {
             if case .sm2 = scheme {
                 return COpenSSL_sm2_sign(key, 0, prehashed ? 1 : 0, message.baseAddress, message.count, &signature, &length)
             }
-            return COpenSSL_sign(key, scheme.digest?.md, scheme.padding, prehashed ? 1 : 0, message.baseAddress, message.count, &signature, &length)
+            guard let digest = scheme.digest else {  // Ed25519 signs the message in one pass
+                return COpenSSL_sign_message(key, message.baseAddress, message.count, &signature, &length)
+            }
+            return withSignatureContext(verify: false, scheme, digest) { context in
+                COpenSSL_signature_with(context, 0, digest.md, prehashed ? 1 : 0, message.baseAddress, message.count, &signature, &length)
+            } ?? 0
         }
         guard ok == 1 else { throw .fromOpenSSL("sign") }
         return Array(signature.prefix(length))
@@ -158,8 +204,14 @@ public final class AsymmetricKey: @unchecked Sendable {
                     return COpenSSL_sm2_sign(key, 1, prehashed ? 1 : 0, message.baseAddress, message.count,
                                              UnsafeMutablePointer(mutating: signature.baseAddress), &length)
                 }
-                return COpenSSL_verify(key, scheme.digest?.md, scheme.padding, prehashed ? 1 : 0, message.baseAddress, message.count,
-                                signature.baseAddress, signature.count)
+                guard let digest = scheme.digest else {
+                    return COpenSSL_verify_message(key, message.baseAddress, message.count, signature.baseAddress, signature.count)
+                }
+                var length = signature.count
+                return withSignatureContext(verify: true, scheme, digest) { context in
+                    COpenSSL_signature_with(context, 1, digest.md, prehashed ? 1 : 0, message.baseAddress, message.count,
+                                            UnsafeMutablePointer(mutating: signature.baseAddress), &length)
+                } ?? 0
             }
         }
         if ok != 1 { ERR_clear_error() }  // a bad signature is an answer, not a fault

@@ -129,4 +129,20 @@ import Testing
         #expect(AmzDate.fromHTTPDate("not a date") == nil)
         #expect(AmzDate.format(Self.time) == "20150830T123600Z")
     }
+
+    /// The X-Amz-Date parser computes the epoch itself: it agrees with timegm(3) across leap
+    /// years, century rules and month ends, and round-trips through the formatter.
+    @Test func amzDateAgreesWithTimegm() {
+        for (year, month, day) in [(1970, 1, 1), (2000, 2, 29), (2024, 2, 29), (2100, 3, 1), (2026, 12, 31), (2015, 8, 30), (1999, 12, 31)] {
+            for (hour, minute, second) in [(0, 0, 0), (23, 59, 59), (12, 36, 0)] {
+                let text = String(format: "%04d%02d%02dT%02d%02d%02dZ", year, month, day, hour, minute, second)
+                var parts = tm()
+                (parts.tm_year, parts.tm_mon, parts.tm_mday) = (Int32(year - 1900), Int32(month - 1), Int32(day))
+                (parts.tm_hour, parts.tm_min, parts.tm_sec) = (Int32(hour), Int32(minute), Int32(second))
+                #expect(AmzDate.parse(text) == Date(timeIntervalSince1970: TimeInterval(timegm(&parts))), "\(text)")
+                #expect(AmzDate.parse(text).map(AmzDate.format) == text)
+            }
+        }
+        #expect(AmzDate.parse("20261301T000000Z") == nil)
+    }
 }

@@ -86,7 +86,7 @@ extension KMSEngine {
         guard connect(store, sealed: sealed, attempt: attempt, operation: "ConnectCustomKeyStore", requestID: caller.requestID) else { return }
         try manage(Self.connectedOperation, caller) { record, state in
             record.note = "custom key store \(id) connected"
-            guard var (current, sealed) = state.customKeyStores[id], !current.connected, connectionState(current) == .connected else { return ((), []) }
+            guard case (var current, let sealed)? = state.customKeyStores[id], !current.connected, connectionState(current) == .connected else { return ((), []) }
             current.connected = true
             state.customKeyStores[id] = (current, sealed)
             return ((), [.putCustomKeyStore(current, sealedSecret: sealed)])
