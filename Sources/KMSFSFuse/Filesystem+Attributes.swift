@@ -5,8 +5,16 @@ import KMSFSVolume
 import Glibc
 #endif
 
-/// Extended attributes through the mount: the user's own pass through to the backing file;
-/// kmsfs's (`user.kmsfs.*`) are hidden and protected, except two that are meant for users.
+/// Extended attributes through the mount: the user's own (`user.*`) pass through to the backing
+/// file; kmsfs's (`user.kmsfs.*`) are hidden and protected, except two that are meant for users.
+///
+/// Other namespaces are not stored: `security.*` (SELinux labels, capabilities, IMA), `system.*`
+/// (POSIX ACLs, which the kernel would not enforce on this mount) and `trusted.*` would sit in the
+/// backing store in plaintext and mean nothing there. They are answered without touching the
+/// backing file — EOPNOTSUPP, which coreutils' `ls -l` remembers per filesystem, so a cold
+/// `ls -l` stops asking every file for its SELinux label and ACL (two FUSE requests and two backing
+/// attribute-block reads per file before) — except `security.capability`, which the kernel asks
+/// before every write and which must read as absent (ENODATA).
 ///
 /// - `user.kmsfs.info` (read-only, virtual, on files and directories): what `kmsfs info` says.
 ///   Not listed, so that `cp -a` and `rsync -X` do not try to copy it.
@@ -19,9 +27,12 @@ extension Filesystem {
     /// The kernel asks for this before every write (to drop file capabilities). Plaintext files
     /// carry none through kmsfs, and answering without a system call keeps it off the write path.
     static let capabilityAttribute = "security.capability"
+    /// The one namespace the mount stores.
+    static let storedNamespace = "user."
 
     func attribute(_ id: UInt64, name: String) throws -> [UInt8] {
         if name == Self.capabilityAttribute { throw FuseError(ENODATA) }
+        guard name.hasPrefix(Self.storedNamespace) else { throw FuseError(EOPNOTSUPP) }
         let (fd, path) = try backingPath(id)
         if name == Self.infoAttribute { return try Array((info(fd: fd, path: path).joined(separator: "\n") + "\n").utf8) }
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
@@ -36,6 +47,7 @@ extension Filesystem {
     }
 
     func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32, requester: Requester) throws {
+        guard name.hasPrefix(Self.storedNamespace) else { throw FuseError(EOPNOTSUPP) }
         let (fd, path) = try backingPath(id)
         if name == DirectoryKey.attributeName {
             guard isDirectory(fd) else { throw FuseError(EPERM) }
@@ -53,7 +65,7 @@ extension Filesystem {
                 logger.warning("refused \(DirectoryKey.attributeName)=\(keyID) on inode \(id): \(error)")
                 throw FuseError(error.errno)
             }
-        } else if name.hasPrefix(Self.reservedPrefix) || name == Self.capabilityAttribute {
+        } else if name.hasPrefix(Self.reservedPrefix) {
             throw FuseError(EPERM)
         }
         guard setxattr(path, name, value, value.count, flags) == 0 else { throw FuseError(errno) }
@@ -61,6 +73,7 @@ extension Filesystem {
     }
 
     func removeAttribute(_ id: UInt64, name: String, requester: Requester) throws {
+        guard name.hasPrefix(Self.storedNamespace) else { throw FuseError(EOPNOTSUPP) }
         let (fd, path) = try backingPath(id)
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
             throw FuseError(EPERM)
@@ -79,7 +92,7 @@ extension Filesystem {
         guard count >= 0 else { throw FuseError(errno) }
         let directory = isDirectory(fd)
         return raw[0..<count].split(separator: 0).map { String(cString: Array($0) + [0]) }
-            .filter { !$0.hasPrefix(Self.reservedPrefix) || ($0 == DirectoryKey.attributeName && directory) }
+            .filter { $0.hasPrefix(Self.storedNamespace) && (!$0.hasPrefix(Self.reservedPrefix) || ($0 == DirectoryKey.attributeName && directory)) }
     }
 
     /// `kmsfs info` for a file or directory of the mount.
