@@ -20,9 +20,12 @@ import Glibc
 ///   Not listed, so that `cp -a` and `rsync -X` do not try to copy it.
 /// - `user.kmsfs.key-id` (on directories): the default key for new files below, checked with
 ///   the key service when set. Listed, so that copying a tree keeps its keys.
+/// - `user.kmsfs.rewrap` (write-only, on files): setting it to a KMS key re-wraps the file's
+///   data key under that key (`kmsfs rewrap MOUNTPOINT`), by the daemon that owns the volume.
 extension Filesystem {
     static let reservedPrefix = "user.kmsfs."
     static let infoAttribute = "user.kmsfs.info"
+    static let rewrapAttribute = "user.kmsfs.rewrap"
 
     /// The kernel asks for this before every write (to drop file capabilities). Plaintext files
     /// carry none through kmsfs, and answering without a system call keeps it off the write path.
@@ -49,6 +52,7 @@ extension Filesystem {
     func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32, requester: Requester) throws {
         guard name.hasPrefix(Self.storedNamespace) else { throw FuseError(EOPNOTSUPP) }
         let (fd, path) = try backingPath(id)
+        if name == Self.rewrapAttribute { return try rewrap(fd: fd, to: String(decoding: value, as: UTF8.self), id: id, requester: requester) }
         if name == DirectoryKey.attributeName {
             guard isDirectory(fd) else { throw FuseError(EPERM) }
             guard DirectoryKey.isWellFormed(value) else { throw FuseError(EINVAL) }
@@ -109,6 +113,32 @@ extension Filesystem {
         }
     }
 
+    /// Re-wraps a file's data key under `keyID` (`user.kmsfs.rewrap`): for the file's owner or
+    /// root (EPERM), and only to a key the volume's authenticated configuration allows
+    /// (EKEYREJECTED, which says which of the two it is to `kmsfs rewrap`) — whoever may
+    /// write a file must not be able to hand its key to a KMS key of their choosing. The data key
+    /// is unchanged, so open handles and writers carry on; only the key attribute is replaced.
+    private func rewrap(fd: Int32, to keyID: String, id: UInt64, requester: Requester) throws {
+        try mayChooseKey(fd, requester: requester)
+        let destination: String?
+        do { destination = keyID.isEmpty ? nil : try volume.allowedKeyARN(keyID) } catch { throw FuseError(Self.errorNumber(for: error)) }
+        guard let destination else {
+            logger.warning("refused \(Self.rewrapAttribute)=\(keyID) on inode \(id) by uid \(requester.uid): not a key this volume allows (kmsfs allow-key)")
+            throw FuseError(EKEYREJECTED)  // not EACCES, which the kernel answers to whoever may not write the file
+        }
+        let file = open("/proc/self/fd/\(fd)", O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { throw FuseError(errno == ELOOP ? EINVAL : errno) }
+        defer { close(file) }
+        do {
+            guard isRegularFile(file) else { throw FuseError(EINVAL) }
+            let outcome = try keys.rewrap(fd: file, to: destination)
+            if case let .rewrapped(from) = outcome { logger.info("re-wrapped the key of inode \(id) from \(from) under \(keyID)") }
+        } catch {
+            logger.warning("could not re-wrap the key of inode \(id) under \(keyID): \(error)")
+            throw FuseError(Self.errorNumber(for: error))
+        }
+    }
+
     /// Only a directory's owner (or root) chooses the key of its new files, whoever else may
     /// write there: EPERM, as for chmod by a non-owner.
     private func mayChooseKey(_ fd: Int32, requester: Requester) throws {
@@ -120,6 +150,11 @@ extension Filesystem {
     private func backingPath(_ id: UInt64) throws -> (Int32, String) {
         guard let fd = inodes.fd(id) else { throw FuseError(ENOENT) }
         return (fd, "/proc/self/fd/\(fd)")
+    }
+
+    private func isRegularFile(_ fd: Int32) -> Bool {
+        var status = stat()
+        return fstat(fd, &status) == 0 && status.st_mode & S_IFMT == S_IFREG
     }
 
     private func isDirectory(_ fd: Int32) -> Bool {

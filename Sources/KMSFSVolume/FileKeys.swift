@@ -66,6 +66,22 @@ public final class FileKeys: Sendable {
         }
     }
 
+    /// The ARN of `keyID` (an ID, ARN or alias), as the key service names it in blobs and audit.
+    public func keyARN(_ keyID: String) throws(KMSClientError) -> String {
+        try client.describeKey(keyID: keyID).keyARN
+    }
+
+    /// `attribute` with its data key wrapped under `destinationARN` instead (ReEncrypt: the
+    /// plaintext key never leaves the key service, and the file's contents are not touched).
+    /// The context, both ways, is the file's: from its header, as for ``key(header:attribute:)``.
+    public func rewrapped(_ attribute: WrappedFileKey, header: FileHeader, to destinationARN: String) throws -> WrappedFileKey {
+        guard attribute.fileID == header.fileID.bytes else { throw FileKeyError.fileIDMismatch }
+        let context = Self.context(volumeID: volumeID, fileID: header.fileID.bytes)
+        let blob = try client.reEncrypt(ciphertextBlob: attribute.ciphertextBlob, sourceContext: context,
+                                        destinationKeyID: destinationARN, destinationContext: context)
+        return WrappedFileKey(fileID: attribute.fileID, keyARN: destinationARN, ciphertextBlob: blob)
+    }
+
     /// A data key is 32 bytes; a key service (or a relay) answering otherwise is an error, not
     /// a trap further down in the cipher.
     static func checkSize(_ key: SecretBytes) throws(KMSClientError) {

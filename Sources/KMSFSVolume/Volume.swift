@@ -23,6 +23,8 @@ public final class Volume: Sendable {
     /// used until a key-service call verifies it (``requireVerified()``).
     private let verified: Atomic<Bool>
     private let logger: Logger
+    /// The allowed keys' ARNs, resolved once (the configuration does not change while open).
+    private let allowedARNs = Mutex<Set<String>?>(nil)
 
     /// Locks and opens the volume in `cipherDirectory`.
     /// - Parameters:
@@ -91,6 +93,21 @@ public final class Volume: Sendable {
     /// Whether directories may name `keyID` for their new files.
     public func allows(_ keyID: String) -> Bool {
         keyID == configuration.defaultKeyID || configuration.allowedKeyIDs.contains(keyID)
+    }
+
+    /// The ARN of `keyID` if it is a key the configuration allows, however either names it (an
+    /// alias, a key ID, an ARN: the key service resolves them); nil if it is not allowed.
+    /// - Throws: ``KMSClientError`` if `keyID` cannot be resolved.
+    public func allowedKeyARN(_ keyID: String) throws -> String? {
+        let arn = try keys.keyARN(keyID)
+        if allows(keyID) { return arn }
+        let allowed = try allowedARNs.withLock { allowed in
+            if let allowed { return allowed }
+            let resolved = Set(([configuration.defaultKeyID] + configuration.allowedKeyIDs).compactMap { try? keys.keyARN($0) })
+            allowed = resolved
+            return resolved
+        }
+        return allowed.contains(arn) ? arn : nil
     }
 
     /// Records the key service this mount used, so that the next mount needs no flags and a

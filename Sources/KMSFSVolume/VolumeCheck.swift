@@ -60,25 +60,11 @@ public struct VolumeCheck {
     ///   about the files then), or the error of a directory that cannot be listed.
     public func run() throws -> Report {
         var report = Report()
-        try walk("", into: &report)
-        return report
-    }
-
-    private func walk(_ relative: String, into report: inout Report) throws {
-        let directory = relative.isEmpty ? cipherDirectory : cipherDirectory + "/" + relative
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted() {
-            if relative.isEmpty && VolumeConfiguration.reservedNames.contains(name) { continue }
-            let path = relative.isEmpty ? name : relative + "/" + name
-            var info = stat()
-            guard lstat(cipherDirectory + "/" + path, &info) == 0 else { continue }  // gone meanwhile
-            switch info.st_mode & S_IFMT {
-            case S_IFDIR: try walk(path, into: &report)
-            case S_IFREG:
-                report.filesChecked += 1
-                report.findings += try check(path)
-            default: continue  // symbolic links and special files carry no encrypted content
-            }
+        try BackingTree.forEachFile(in: cipherDirectory) { path, _ in
+            report.filesChecked += 1
+            report.findings += try check(path)
         }
+        return report
     }
 
     /// One file's findings: none when it reads whole and has no holes.

@@ -51,14 +51,24 @@ public final class VolumeLock: Sendable {
 
     /// Mount points of kmsfs mounts whose source is `cipherDirectory` (the mount's fsname).
     static func mountPoints(of cipherDirectory: String) -> [String] {
+        kmsfsMounts().filter { $0.source == cipherDirectory }.map(\.mountPoint)
+    }
+
+    /// The backing directory of the kmsfs mount at `mountPoint`, if there is one (as the kernel
+    /// records it, not as anything in a directory says).
+    public static func mountedVolume(at mountPoint: String) -> String? {
+        kmsfsMounts().last { $0.mountPoint == mountPoint }?.source
+    }
+
+    private static func kmsfsMounts() -> [(mountPoint: String, source: String)] {
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { line in
             // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
             let halves = line.components(separatedBy: " - ")
             guard halves.count == 2 else { return nil }
             let fields = halves[0].split(separator: " "), tail = halves[1].split(separator: " ")
-            guard fields.count >= 5, tail.count >= 2, tail[0] == "fuse.kmsfs", unescape(String(tail[1])) == cipherDirectory else { return nil }
-            return unescape(String(fields[4]))
+            guard fields.count >= 5, tail.count >= 2, tail[0] == "fuse.kmsfs" else { return nil }
+            return (unescape(String(fields[4])), unescape(String(tail[1])))
         }
     }
 

@@ -7,7 +7,8 @@ struct KMSFSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kmsfs",
         abstract: "A transparent encrypting filesystem with per-file keys wrapped by a KMS.",
-        subcommands: [InitCommand.self, MountCommand.self, AllowKeyCommand.self, ProtectCommand.self, UmountCommand.self, InfoCommand.self, FsckCommand.self, BenchCommand.self],
+        subcommands: [InitCommand.self, MountCommand.self, AllowKeyCommand.self, ProtectCommand.self, UmountCommand.self, InfoCommand.self, FsckCommand.self,
+                      KeysCommand.self, ShredReportCommand.self, RewrapCommand.self, BenchCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

@@ -1,0 +1,50 @@
+import Foundation
+
+/// Which KMS keys a volume's files are wrapped under, read from their key attributes alone: no
+/// key service, no lock (an attribute is replaced whole, so a mounted volume reads consistently
+/// too). What `kmsfs keys`, `kmsfs shred-report` and `kmsfs rewrap --dry-run` print.
+public struct KeyInventory: Sendable {
+    public struct Usage: Sendable, Equatable {
+        public var keyARN: String
+        public var files = 0
+        /// Bytes the files occupy in the backing store (ciphertext, headers and all).
+        public var storedBytes: Int64 = 0
+    }
+
+    /// By key ARN.
+    public var usage: [String: Usage] = [:]
+    /// Files whose key cannot even be named (no attribute, malformed, another file's, no header).
+    public var unreadable: [(path: String, reason: String)] = []
+    public var files: Int { usage.values.reduce(0) { $0 + $1.files } + unreadable.count }
+
+    /// Scans every file under `subtree`, calling `each` with its path and key ARN (nil when
+    /// unreadable) as it goes.
+    public static func scan(cipherDirectory: String, under subtree: String = "",
+                            each: (_ path: String, _ keyARN: String?) -> Void = { _, _ in }) throws -> KeyInventory {
+        var inventory = KeyInventory()
+        try BackingTree.forEachFile(in: cipherDirectory, under: subtree) { path, info in
+            let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else {
+                inventory.unreadable.append((path, String(cString: strerror(errno))))
+                return each(path, nil)
+            }
+            defer { close(fd) }
+            do {
+                let arn = try StoredFileKey.read(fd: fd).attribute.keyARN
+                inventory.usage[arn, default: Usage(keyARN: arn)].files += 1
+                inventory.usage[arn, default: Usage(keyARN: arn)].storedBytes += Int64(info.st_size)
+                each(path, arn)
+            } catch {
+                inventory.unreadable.append((path, "\(error)"))
+                each(path, nil)
+            }
+        }
+        return inventory
+    }
+
+    /// Whether `keyARN` is the key `name` names, where `name` is an ARN or a bare key ID (aliases
+    /// need the key service: resolve them first).
+    public static func matches(_ keyARN: String, _ name: String) -> Bool {
+        keyARN == name || (!name.contains(":") && keyARN.hasSuffix(":key/" + name))
+    }
+}
