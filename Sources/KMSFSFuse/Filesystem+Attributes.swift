@@ -108,7 +108,7 @@ extension Filesystem {
         var status = stat()
         guard fstatat(fd, "", &status, CLinux_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
         guard status.st_mode & S_IFMT == S_IFREG else { throw FuseError(ENODATA) }
-        do { return try FileInfo.read(backingPath: path, volume: configuration).lines } catch {
+        do { return try FileInfo.read(backingPath: path, cipherDirectory: volume.cipherDirectory, volume: configuration).lines } catch {
             throw FuseError(Self.errorNumber(for: error))
         }
     }

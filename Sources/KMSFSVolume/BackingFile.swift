@@ -42,7 +42,7 @@ public enum BackingFile {
                 }
             }
             let value = attribute.encoded
-            guard fsetxattr(fd, WrappedFileKey.attributeName, value, value.count, 0) == 0 else {
+            guard fsetxattr(fd, FileKeyAttribute.attributeName, value, value.count, 0) == 0 else {
                 throw StorageError(errno: errno, operation: "fsetxattr")
             }
             if durableKey {
@@ -85,13 +85,13 @@ public enum BackingFile {
         return try FileHeader(decoding: bytes)
     }
 
-    static func readAttribute(fd: Int32) throws -> WrappedFileKey {
+    static func readAttribute(fd: Int32) throws -> FileKeyAttribute {
         var value = [UInt8](repeating: 0, count: 4096)
         let count = fgetxattr(fd, WrappedFileKey.attributeName, &value, value.count)
         guard count >= 0 else {
             if errno == ENODATA { throw FileKeyError.missingAttribute }
             throw StorageError(errno: errno, operation: "fgetxattr")
         }
-        return try WrappedFileKey(decoding: Array(value[0..<count]))
+        return try FileKeyAttribute(decoding: Array(value[0..<count]))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KMSEngine
+import KMSFSCrypto
 import KMSFSFormat
 #if canImport(Glibc)
 import Glibc
@@ -14,21 +15,28 @@ public struct FileInfo: Sendable, Equatable {
     public var chunkSize: Int
     public var plaintextSize: Int64
     public var fileID: String
+    /// The bucket key the file's key is derived from (hex), on volumes with bucket keys.
+    public var bucketID: String?
 
-    /// Describes the backing file at `path` of the volume whose backing directory is `cipherDirectory`.
-    public static func read(backingPath path: String, volume: VolumeConfiguration) throws -> FileInfo {
+    /// Describes the backing file at `path` of the volume in `cipherDirectory`.
+    public static func read(backingPath path: String, cipherDirectory: String, volume: VolumeConfiguration) throws -> FileInfo {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StorageError(errno: errno, operation: "open \(path)") }
         defer { close(fd) }
         let storage = FileDescriptorStorage(fd: fd)
-        let header = try BackingFile.readHeader(storage)
-        let attribute = try BackingFile.readAttribute(fd: fd)
+        let stored = try StoredFileKey.read(fd: fd)
+        let header = stored.header
         let geometry = ChunkGeometry(plainChunkSize: header.chunkSize)
+        var bucketID: [UInt8]?
+        if case let .bucket(bucket) = stored.attribute { bucketID = bucket.bucketID }
         return FileInfo(
-            keyARN: attribute.keyARN,
-            encryptionContext: FileKeys.context(volumeID: volume.volumeID, fileID: header.fileID.bytes),
+            keyARN: try stored.keyARN(cipherDirectory: cipherDirectory),
+            // The context the key service sees: the file's, or its bucket key's.
+            encryptionContext: bucketID.map { BucketKeys.context(volumeID: volume.volumeID, bucketID: $0) }
+                ?? FileKeys.context(volumeID: volume.volumeID, fileID: header.fileID.bytes),
             formatVersion: Int(header.version), chunkSize: header.chunkSize,
-            plaintextSize: try geometry.plainSize(forCipherSize: storage.size()), fileID: header.fileID.description)
+            plaintextSize: try geometry.plainSize(forCipherSize: storage.size()), fileID: header.fileID.description,
+            bucketID: bucketID.map { hex($0) })
     }
 
     /// The lines `kmsfs info` prints, also the value of the mount's `user.kmsfs.info` attribute.
@@ -40,7 +48,7 @@ public struct FileInfo: Sendable, Equatable {
             "chunk size: \(chunkSize)",
             "plaintext size: \(plaintextSize)",
             "file id: \(fileID)",
-        ]
+        ] + (bucketID.map { ["bucket key: \($0) (its key is derived from it)"] } ?? [])
     }
 
     /// The lines describing a directory: the key its new files get, and where that comes from.

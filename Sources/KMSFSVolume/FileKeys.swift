@@ -11,13 +11,16 @@ public final class FileKeys: Sendable {
     private let client: any KMSClient
     private let pool: KeyPool?
     private let cache: DataKeyCache
+    /// Set on volumes made with bucket keys: new files' keys come from there.
+    public let buckets: BucketKeys?
 
-    public init(volumeID: String, chunkSize: Int, client: any KMSClient, pool: KeyPool?, cache: DataKeyCache) {
+    public init(volumeID: String, chunkSize: Int, client: any KMSClient, pool: KeyPool?, cache: DataKeyCache, buckets: BucketKeys? = nil) {
         self.volumeID = volumeID
         self.chunkSize = chunkSize
         self.client = client
         self.pool = pool
         self.cache = cache
+        self.buckets = buckets
     }
 
     /// The encryption context of a file: the volume and the file, so that a wrapped key copied to
@@ -28,7 +31,12 @@ public final class FileKeys: Sendable {
 
     /// A new file's header, data key and key attribute, under `keyID` (the pool serves only the
     /// volume's default key; other keys are asked for directly).
-    public func newFile(keyID: String) throws(KMSClientError) -> (header: FileHeader, key: SecretBytes, attribute: WrappedFileKey) {
+    public func newFile(keyID: String) throws -> (header: FileHeader, key: SecretBytes, attribute: FileKeyAttribute) {
+        if let buckets {
+            let fileID = try SecureRandom.bytes(count: FileID.byteCount)
+            let (attribute, key, _) = try buckets.newFile(keyID: keyID, fileID: fileID)
+            return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), key, .bucket(attribute))
+        }
         let fileID: [UInt8], dataKey: DataKey
         if let pool, pool.keyID == keyID {
             let pooled = try pool.take()
@@ -42,7 +50,7 @@ public final class FileKeys: Sendable {
         try Self.checkSize(dataKey.plaintext)
         let attribute = WrappedFileKey(fileID: fileID, keyARN: dataKey.keyARN, ciphertextBlob: dataKey.ciphertextBlob)
         cache.insert(dataKey.plaintext, for: dataKey.ciphertextBlob, keyID: dataKey.keyARN, context: Self.context(volumeID: volumeID, fileID: fileID))
-        return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), dataKey.plaintext, attribute)
+        return (FileHeader(chunkSize: chunkSize, fileID: FileID(bytes: fileID)), dataKey.plaintext, .wrapped(attribute))
     }
 
     /// Checks that `keyID` can protect new files (it exists, is enabled, is a symmetric
@@ -55,8 +63,16 @@ public final class FileKeys: Sendable {
     /// The data key of an existing file, from its header and key attribute.
     /// - Throws: ``FileKeyError`` if the attribute is not this file's; ``KMSClientError`` if the
     ///   service will not unwrap it (a wrong context is `.invalidCiphertext`: EIO).
-    public func key(header: FileHeader, attribute: WrappedFileKey) throws -> SecretBytes {
-        guard attribute.fileID == header.fileID.bytes else { throw FileKeyError.fileIDMismatch }
+    public func key(header: FileHeader, attribute attributeOrBucket: FileKeyAttribute) throws -> SecretBytes {
+        guard attributeOrBucket.fileID == header.fileID.bytes else { throw FileKeyError.fileIDMismatch }
+        let attribute: WrappedFileKey
+        switch attributeOrBucket {
+        case let .wrapped(wrapped): attribute = wrapped
+        case let .bucket(bucket):
+            // A bucket attribute on a volume without bucket keys is not the volume's.
+            guard let buckets else { throw FileKeyError.malformedAttribute }
+            return try buckets.key(of: bucket)
+        }
         // The context comes from the header (the data), never from the attribute alone.
         let context = Self.context(volumeID: volumeID, fileID: header.fileID.bytes)
         return try cache.key(for: attribute.ciphertextBlob, keyID: attribute.keyARN, context: context) { () throws(KMSClientError) -> SecretBytes in

@@ -9,7 +9,7 @@ import Glibc
 /// encryption context is made of) and its key attribute (the wrapping KMS key and blob).
 public struct StoredFileKey: Sendable {
     public var header: FileHeader
-    public var attribute: WrappedFileKey
+    public var attribute: FileKeyAttribute
 
     /// Reads both from the backing file open on `fd`.
     /// - Throws: ``FileKeyError`` (no attribute, malformed, another file's), ``FormatError`` (no
@@ -19,6 +19,15 @@ public struct StoredFileKey: Sendable {
         let attribute = try BackingFile.readAttribute(fd: fd)
         guard attribute.fileID == header.fileID.bytes else { throw FileKeyError.fileIDMismatch }
         return StoredFileKey(header: header, attribute: attribute)
+    }
+
+    /// The ARN of the KMS key that protects the file: its wrapping key, or its bucket's (read
+    /// from the bucket's record in `cipherDirectory`).
+    public func keyARN(cipherDirectory: String) throws -> String {
+        switch attribute {
+        case let .wrapped(wrapped): return wrapped.keyARN
+        case let .bucket(bucket): return try BucketRecord.read(cipherDirectory: cipherDirectory, bucketID: bucket.bucketID).keyARN
+        }
     }
 }
 
@@ -39,12 +48,13 @@ extension FileKeys {
     /// any moment is resumed by running it again. File contents are never read or written.
     public func rewrap(fd: Int32, to destinationARN: String, selected: (String) -> Bool = { _ in true }) throws -> RewrapOutcome {
         let stored = try StoredFileKey.read(fd: fd)
-        let current = stored.attribute.keyARN
+        guard case let .wrapped(attribute) = stored.attribute else { throw FileKeyError.bucketKeyed }
+        let current = attribute.keyARN
         if current == destinationARN { return .alreadyThere }
         guard selected(current) else { return .notSelected(keyARN: current) }
-        let value = try rewrapped(stored.attribute, header: stored.header, to: destinationARN).encoded
-        guard fsetxattr(fd, WrappedFileKey.attributeName, value, value.count, Int32(XATTR_REPLACE)) == 0 else {
-            throw StorageError(errno: errno, operation: "fsetxattr \(WrappedFileKey.attributeName)")
+        let value = try rewrapped(attribute, header: stored.header, to: destinationARN).encoded
+        guard fsetxattr(fd, FileKeyAttribute.attributeName, value, value.count, Int32(XATTR_REPLACE)) == 0 else {
+            throw StorageError(errno: errno, operation: "fsetxattr \(FileKeyAttribute.attributeName)")
         }
         return .rewrapped(from: current)
     }

@@ -22,7 +22,7 @@ public struct KeyInventory: Sendable {
     public static func scan(cipherDirectory: String, under subtree: String = "",
                             each: (_ path: String, _ keyARN: String?) -> Void = { _, _ in }) throws -> KeyInventory {
         var inventory = KeyInventory()
-        try BackingTree.forEachFile(in: cipherDirectory, under: subtree) { path, info in
+        try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree) { path, info in
             let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else {
                 inventory.unreadable.append((path, String(cString: strerror(errno))))
@@ -30,7 +30,7 @@ public struct KeyInventory: Sendable {
             }
             defer { close(fd) }
             do {
-                let arn = try StoredFileKey.read(fd: fd).attribute.keyARN
+                let arn = try StoredFileKey.read(fd: fd).keyARN(cipherDirectory: cipherDirectory)
                 inventory.usage[arn, default: Usage(keyARN: arn)].files += 1
                 inventory.usage[arn, default: Usage(keyARN: arn)].storedBytes += Int64(info.st_size)
                 each(path, arn)

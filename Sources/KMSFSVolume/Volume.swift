@@ -70,7 +70,14 @@ public final class Volume: Sendable {
                 FileKeys.context(volumeID: volumeID, fileID: $0)
             }
         }
-        keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: DataKeyCache())
+        let cache = DataKeyCache()
+        let (volumeID, keyClient) = (configuration.volumeID, client)
+        let buckets = configuration.bucketKeys.map {
+            BucketKeys(cipherDirectory: cipherDirectory, volumeID: volumeID, policy: $0, client: keyClient, cache: cache)
+        }
+        // Bucket keys make the pool's per-file data keys unnecessary.
+        if buckets != nil { pool = nil }
+        keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: cache, buckets: buckets)
         if isVerified, case .remote = configuration.keyService {
             // Not remembering costs the next mount its flags, not this mount its keys.
             do { try remember(options: options, record: record) } catch {

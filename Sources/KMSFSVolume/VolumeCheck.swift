@@ -60,7 +60,7 @@ public struct VolumeCheck {
     ///   about the files then), or the error of a directory that cannot be listed.
     public func run() throws -> Report {
         var report = Report()
-        try BackingTree.forEachFile(in: cipherDirectory) { path, _ in
+        try VolumeFiles.forEachFile(in: cipherDirectory) { path, _ in
             report.filesChecked += 1
             report.findings += try check(path)
         }

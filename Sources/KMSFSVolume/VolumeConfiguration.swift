@@ -14,8 +14,11 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
     public static let fileName = "kmsfs.conf"
     /// 3: files in format 2 (XAES-256-GCM chunks); 2: sealed configuration, format-1 files.
     public static let currentFormatVersion = 3
+    /// 4: as 3, with bucket keys (``bucketKeys``; key attributes of format 2): a kmsfs that
+    /// knows only 3 refuses such a volume by its version rather than by a seal it cannot check.
+    public static let bucketKeysFormatVersion = 4
     /// Names at the top of the backing directory that are kmsfs's own, never shown in the mount.
-    public static let reservedNames: Set<String> = [fileName]
+    public static let reservedNames: Set<String> = [fileName, BucketRecord.directoryName]
 
     /// Random; names the volume in every file's encryption context.
     public var volumeID: String
@@ -30,6 +33,8 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
     /// What gaps in growing files are made of.
     public var holes: HolePolicy
     public var keyService: KeyServiceSettings
+    /// Set on volumes whose files' keys come from bucket keys (format version 4).
+    public var bucketKeys: BucketKeyPolicy?
     /// The MAC over all of the above; nil only while a configuration is being made.
     public var seal: VolumeSeal?
 
@@ -53,11 +58,15 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
         }
         struct Version: Decodable { let formatVersion: Int }
         guard let version = try? JSONDecoder().decode(Version.self, from: data) else { throw VolumeError.malformedConfiguration(path) }
-        guard version.formatVersion == currentFormatVersion else { throw VolumeError.unsupportedFormat(version.formatVersion) }
+        guard [currentFormatVersion, bucketKeysFormatVersion].contains(version.formatVersion) else {
+            throw VolumeError.unsupportedFormat(version.formatVersion)
+        }
         // The volume ID names files outside the backing directory (``TrustedVolume``): a UUID only.
         guard let configuration = try? JSONDecoder().decode(VolumeConfiguration.self, from: data),
               FileHeader.allowedChunkSizes.contains(configuration.chunkSize), configuration.seal != nil,
-              UUID(uuidString: configuration.volumeID) != nil, configuration.volumeID == configuration.volumeID.lowercased()
+              UUID(uuidString: configuration.volumeID) != nil, configuration.volumeID == configuration.volumeID.lowercased(),
+              (configuration.formatVersion == bucketKeysFormatVersion) == (configuration.bucketKeys != nil),
+              configuration.bucketKeys?.isValid ?? true
         else { throw VolumeError.malformedConfiguration(path) }
         return configuration
     }
@@ -69,6 +78,8 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
         var fields: [(String, String)] = [("formatVersion", "\(formatVersion)"), ("volumeID", volumeID), ("chunkSize", "\(chunkSize)"),
                                           ("defaultKeyID", defaultKeyID), ("holes", holes.rawValue)]
         fields += allowedKeyIDs.map { ("allowedKeyID", $0) }
+        // Only when set: the bytes of a configuration without bucket keys are what they always were.
+        if let bucketKeys { fields += [("bucketKeyMaxAge", "\(bucketKeys.maxAge)"), ("bucketKeyMaxFiles", "\(bucketKeys.maxFiles)")] }
         switch keyService {
         case let .embedded(embedded): fields += [("keyService", "embedded"), ("account", embedded.account), ("region", embedded.region)]
         case .remote: fields += [("keyService", "remote")]

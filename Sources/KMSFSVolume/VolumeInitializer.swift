@@ -22,6 +22,8 @@ public enum VolumeInitializer {
         public var allowedKeyIDs: [String] = []
         /// What gaps in growing files are made of.
         public var holes: HolePolicy = .sealed
+        /// Bucket keys for new files (format version 4), or a data key per file (nil).
+        public var bucketKeys: BucketKeyPolicy?
         /// How a new embedded store keeps its root key (the library's default is for tests; the
         /// command asks or warns).
         public var rootKeyProtection: RootKeyProtection = .unprotected
@@ -100,6 +102,10 @@ public enum VolumeInitializer {
         }
         var configuration = VolumeConfiguration(volumeID: volumeID, chunkSize: options.chunkSize, defaultKeyID: keyID,
                                                 allowedKeyIDs: options.allowedKeyIDs, holes: options.holes, keyService: settings)
+        if let bucketKeys = options.bucketKeys {
+            configuration.bucketKeys = bucketKeys
+            configuration.formatVersion = VolumeConfiguration.bucketKeysFormatVersion
+        }
         for allowed in options.allowedKeyIDs {
             // A key new files cannot be made under would fail every create below its directory.
             do { _ = try client.describeKey(keyID: allowed) } catch {

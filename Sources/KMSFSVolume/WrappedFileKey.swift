@@ -58,9 +58,18 @@ public enum FileKeyError: Error, Equatable, CustomStringConvertible {
     case malformedAttribute
     case fileIDMismatch
     case missingAttribute
+    /// A bucket-key file's bucket record is not where its attribute says (a copy of the files
+    /// without `kmsfs.buckets`).
+    case missingBucket
+    case malformedBucket
+    /// A per-file operation (rewrap of one file) on a file whose key is its bucket's.
+    case bucketKeyed
 
     public var description: String {
         switch self {
+        case .missingBucket: return "the file's bucket key is missing from kmsfs.buckets (copied without it?)"
+        case .malformedBucket: return "the file's bucket key record is malformed"
+        case .bucketKeyed: return "the file's key is derived from a bucket key: re-wrap the volume's buckets (kmsfs rewrap CIPHERDIR, unmounted)"
         case .malformedAttribute: return "the file's key attribute is malformed"
         case .fileIDMismatch: return "the file's key attribute belongs to another file"
         case .missingAttribute: return "the file has no key attribute (copied without extended attributes?)"

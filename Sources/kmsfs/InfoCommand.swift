@@ -45,7 +45,8 @@ struct InfoCommand: ParsableCommand {
         var info = stat()
         guard stat(path, &info) == 0 else { throw InfoError("\(path): \(String(cString: strerror(errno)))") }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            return try FileInfo.read(backingPath: path, volume: FileInfo.volume(containing: path).configuration).lines
+            let (directory, configuration) = try FileInfo.volume(containing: path)
+            return try FileInfo.read(backingPath: path, cipherDirectory: directory, volume: configuration).lines
         }
         let isRoot = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(VolumeConfiguration.fileName))
         let (rootPath, volume) = isRoot ? (path, try VolumeConfiguration.load(cipherDirectory: path)) : try FileInfo.volume(containing: path)

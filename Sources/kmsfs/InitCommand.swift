@@ -37,8 +37,23 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Keep gaps of growing files as holes (fast 10 GiB truncates) at the price of zeroed chunks reading as zeros unauthenticated.")
     var sparse = false
 
+    @Flag(help: "Derive new files' keys from bucket keys, one KMS call per --bucket-key-max-files files, and a key attribute that fits in an ext4 inode (docs/ARCHITECTURE.md: what the audit trail loses).")
+    var bucketKeys = false
+
+    @Option(help: "Seconds a bucket key serves new files.")
+    var bucketKeyMaxAge = BucketKeyPolicy.default.maxAge
+
+    @Option(help: "New files one bucket key serves.")
+    var bucketKeyMaxFiles = BucketKeyPolicy.default.maxFiles
+
     @OptionGroup(title: "Protecting the embedded store's root key (default: a passphrase asked on the terminal)")
     var protection: RootKeyProtectionFlags
+
+    func validate() throws {
+        guard BucketKeyPolicy(maxAge: bucketKeyMaxAge, maxFiles: bucketKeyMaxFiles).isValid else {
+            throw ValidationError("--bucket-key-max-age must be 1 to \(BucketKeyPolicy.limits.age.upperBound) seconds, --bucket-key-max-files 1 to \(BucketKeyPolicy.limits.files.upperBound)")
+        }
+    }
 
     func run() throws {
         var options = VolumeInitializer.Options()
@@ -47,6 +62,7 @@ struct InitCommand: ParsableCommand {
         options.keyStoreDirectory = keyStore
         options.allowedKeyIDs = allowedKeys
         options.holes = sparse ? .sparse : .sealed
+        if bucketKeys { options.bucketKeys = BucketKeyPolicy(maxAge: bucketKeyMaxAge, maxFiles: bucketKeyMaxFiles) }
         if kmsEndpoint != nil || profile != nil || region != nil {
             options.remote = .init(endpoint: kmsEndpoint, region: region, profile: profile)
         }

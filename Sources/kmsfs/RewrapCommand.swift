@@ -57,6 +57,9 @@ struct RewrapCommand: ParsableCommand {
         let mounted = VolumeLock.mountedVolume(at: target)
         do {
             if dryRun { return try plan(cipherDirectory: mounted ?? target) }
+            if let mounted, (try? VolumeConfiguration.load(cipherDirectory: mounted))?.bucketKeys != nil {
+                throw CommandFailure("the volume uses bucket keys: its buckets are re-wrapped unmounted (kmsfs umount \(target); kmsfs rewrap \(mounted) --to ...)")
+            }
             let outcome = try mounted == nil ? offline(cipherDirectory: target) : online(mountPoint: target)
             print(outcome.summary)
             for (path, reason) in outcome.failures.sorted(by: { $0.0 < $1.0 }) { print("FAILED \(path): \(reason)") }
@@ -86,8 +89,10 @@ struct RewrapCommand: ParsableCommand {
     struct Outcome {
         var rewrapped = 0, already = 0, notSelected = 0
         var failures: [(String, String)] = []
+        /// "files", or "bucket keys" on a volume with bucket keys.
+        var unit = "files"
         var summary: String {
-            "kmsfs rewrap: \(rewrapped) re-wrapped, \(already) already under the key, \(notSelected) under other keys (not selected), \(failures.count) failed"
+            "kmsfs rewrap: \(rewrapped) re-wrapped, \(already) already under the key, \(notSelected) under other keys (not selected), \(failures.count) failed (\(unit))"
         }
     }
 
@@ -101,8 +106,20 @@ struct RewrapCommand: ParsableCommand {
             throw CommandFailure("\(destination) is not a key this volume allows: kmsfs allow-key \(cipherDirectory) \(destination) first")
         }
         let sourceARNs = try Set(sources.map { try volume.keys.keyARN($0) })
+        if let buckets = volume.keys.buckets {
+            // Every file of a bucket shares its key: the bucket is the unit, the whole volume the scope.
+            guard path.isEmpty else {
+                throw CommandFailure("the volume uses bucket keys, which files under --path share with files elsewhere: re-wrap the whole volume")
+            }
+            let bucketIDs = try BucketKeys.bucketIDs(cipherDirectory: cipherDirectory)
+            var outcome = try inParallel(bucketIDs.map { hex($0) }) { name in
+                try buckets.rewrap(bucketID: BucketKeys.unhex(name)!, to: destinationARN) { sourceARNs.isEmpty || sourceARNs.contains($0) }
+            }
+            outcome.unit = "bucket keys"
+            return outcome
+        }
         var paths: [String] = []
-        try BackingTree.forEachFile(in: cipherDirectory, under: path) { path, _ in paths.append(path) }
+        try VolumeFiles.forEachFile(in: cipherDirectory, under: path) { path, _ in paths.append(path) }
         return try inParallel(paths) { path in
             let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw SystemCallFailure("open", errno) }

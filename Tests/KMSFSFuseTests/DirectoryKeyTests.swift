@@ -35,7 +35,7 @@ struct DirectoryKeyTests {
 
         #expect(FileManager.default.createFile(atPath: m + "/project/deep/er/new.txt", contents: Data("n".utf8)))
         #expect(FileManager.default.createFile(atPath: m + "/outside.txt", contents: Data("o".utf8)))
-        let keyOf = { (path: String) in try FileInfo.read(backingPath: volume.cipher + path, volume: volume.configuration).keyARN }
+        let keyOf = { (path: String) in try FileInfo.read(backingPath: volume.cipher + path, cipherDirectory: volume.cipher, volume: volume.configuration).keyARN }
         #expect(try keyOf("/project/deep/er/new.txt") == projectKey)
         #expect(try keyOf("/outside.txt") == volume.configuration.defaultKeyID)
         #expect(try keyOf("/project/before.txt") == volume.configuration.defaultKeyID)

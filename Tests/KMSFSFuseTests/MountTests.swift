@@ -277,7 +277,7 @@ struct MountTests {
         let la = getxattr(volume.cipher + "/log.txt", "user.kmsfs.key", &a, a.count)
         let lb = getxattr(volume.cipher + "/other.txt", "user.kmsfs.key", &b, b.count)
         #expect(la > 0 && lb > 0 && Array(a[0..<la]) != Array(b[0..<lb]))
-        let info = try FileInfo.read(backingPath: volume.cipher + "/log.txt", volume: volume.configuration)
+        let info = try FileInfo.read(backingPath: volume.cipher + "/log.txt", cipherDirectory: volume.cipher, volume: volume.configuration)
         #expect(info.keyARN == volume.configuration.defaultKeyID && info.plaintextSize == 1)
     }
 

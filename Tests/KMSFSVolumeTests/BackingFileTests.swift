@@ -49,7 +49,8 @@ import Testing
         let count = try buffer.withUnsafeMutableBytes { try again.read(into: $0, at: 0) }
         #expect(Array(buffer[0..<count]) == secret)
 
-        let info = try FileInfo.read(backingPath: path, volume: FileInfo.volume(containing: path).configuration)
+        let (directory, configuration) = try FileInfo.volume(containing: path)
+        let info = try FileInfo.read(backingPath: path, cipherDirectory: directory, volume: configuration)
         #expect(info.keyARN == v.configuration.defaultKeyID && info.plaintextSize == Int64(secret.count))
         #expect(info.chunkSize == 16384 && info.formatVersion == FileHeader.currentVersion && FileHeader.currentVersion == 2)
         #expect(info.encryptionContext == ["kmsfs:volume": v.configuration.volumeID, "kmsfs:file": info.fileID])

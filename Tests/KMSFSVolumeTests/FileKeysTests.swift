@@ -45,13 +45,13 @@ import Testing
         let keys = f.keys(pool: pool)
         let a = try keys.newFile(keyID: f.keyID), b = try keys.newFile(keyID: f.keyID)
         #expect(a.key != b.key && a.header.fileID != b.header.fileID)
-        #expect(a.attribute.keyARN == f.keyID && a.attribute.fileID == a.header.fileID.bytes)
+        #expect(a.attribute.wrapped?.keyARN == f.keyID && a.attribute.fileID == a.header.fileID.bytes)
         // A fresh FileKeys (empty cache: a remount) unwraps through the service.
         let remounted = f.keys(pool: false)
         #expect(try remounted.key(header: a.header, attribute: a.attribute) == a.key)
         // Another key than the pool's is asked for directly.
         let other = try f.engine.createKey(CreateKeyRequest(), caller: f.client.caller).keyMetadata.arn
-        #expect(try keys.newFile(keyID: other).attribute.keyARN == other)
+        #expect(try keys.newFile(keyID: other).attribute.wrapped?.keyARN == other)
     }
 
     /// One file's attribute put on another file: refused, never the wrong key.
@@ -62,11 +62,15 @@ import Testing
         #expect(throws: FileKeyError.fileIDMismatch) { try keys.key(header: b.header, attribute: a.attribute) }
         // Even with the file ID in the attribute forged to match, the context (from b's header)
         // does not fit a's wrapped key.
-        var forged = a.attribute
+        var forged = try #require(a.attribute.wrapped)
         forged.fileID = b.header.fileID.bytes
-        let error = try #require(throws: KMSClientError.self) { try f.keys().key(header: b.header, attribute: forged) }
+        let error = try #require(throws: KMSClientError.self) { try f.keys().key(header: b.header, attribute: .wrapped(forged)) }
         #expect(error.kind == .invalidCiphertext && error.errno == EIO)
         // Nor does a key from another volume.
         #expect(throws: KMSClientError.self) { try f.keys(volume: "vol-2").key(header: a.header, attribute: a.attribute) }
     }
+}
+
+extension FileKeyAttribute {
+    var wrapped: WrappedFileKey? { if case let .wrapped(wrapped) = self { wrapped } else { nil } }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// The encrypted files of a backing directory, as the operator tools (fsck, keys, rewrap,
 /// shred-report) visit them: regular files only (symbolic links and special files carry no
 /// encrypted content), in name order, without the volume's own files, never following a link.
-public enum BackingTree {
+public enum VolumeFiles {
     /// Calls `body` with the path (relative to `cipherDirectory`) of every regular file under
     /// `subtree` (relative too; "" for the whole volume).
     /// - Throws: a directory that cannot be listed, or what `body` throws.
