@@ -163,6 +163,11 @@ class KmsfsOnKmsd(Kmsfs):
 
     def mount(self):
         if self.kmsd is None:
+            self.mount_kmsd()
+        super().mount()
+
+    def mount_kmsd(self):
+        if self.kmsd is None:
             os.makedirs(self.root, exist_ok=True)
             store = os.path.join(self.root, "keys.sqlite")
             init = subprocess.run([KMSD, "init", "--store", store, "--account", "111122223333"],
@@ -186,7 +191,6 @@ class KmsfsOnKmsd(Kmsfs):
             kms = boto3.client("kms", endpoint_url="http://127.0.0.1:%d" % port, region_name="us-east-1",
                                aws_access_key_id=self.access, aws_secret_access_key=self.secret)
             self.key = kms.create_key(Description="kmsfs bench")["KeyMetadata"]["Arn"]
-        super().mount()
 
     def init_arguments(self):
         return ["--kms-endpoint", "unix://" + self.socket, "--region", "us-east-1", "--kms-key", self.key]
@@ -208,13 +212,98 @@ class KmsfsOnKmsd(Kmsfs):
             self.log.close()
 
 
+class KmsfsBuckets(Kmsfs):
+    """kmsfs on its embedded key service with bucket keys (one data key per 10 000 files)."""
+
+    def init_arguments(self):
+        return ["--bucket-keys"]
+
+
+class DelayingProxy:
+    """A Unix-socket relay to kmsd that holds every request `delay` seconds before passing it
+    on: a key service 10 ms away (AWS KMS from outside its Region), on this machine."""
+
+    def __init__(self, target, path, delay=0.010):
+        import threading
+        self.target, self.path, self.delay = target, path, delay
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import threading
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX)
+            server.connect(self.target)
+            threading.Thread(target=self.pipe, args=(client, server, self.delay), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(server, client, 0), daemon=True).start()
+
+    @staticmethod
+    def pipe(source, destination, delay):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if delay:
+                    time.sleep(delay)
+                destination.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, destination):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+
+
+class KmsfsOnKmsd10ms(KmsfsOnKmsd):
+    """kmsfs on kmsd with 10 ms added to every key service request (a relay in this script)."""
+
+    proxy = None
+
+    def mount(self):
+        if self.kmsd is None:
+            KmsfsOnKmsd.mount_kmsd(self)
+            self.proxy = DelayingProxy(self.socket, os.path.join(self.root, "slow.sock"))
+        super().mount()
+
+    def init_arguments(self):
+        return ["--kms-endpoint", "unix://" + os.path.join(self.root, "slow.sock"), "--region", "us-east-1", "--kms-key", self.key]
+
+    def unmount(self):
+        super().unmount()
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+
+
+class KmsfsOnKmsd10msBuckets(KmsfsOnKmsd10ms):
+    """The same, with bucket keys."""
+
+    def init_arguments(self):
+        return super().init_arguments() + ["--bucket-keys"]
+
+
 PEERS = {
     "plain": Plain,
     "passthrough_ll": Passthrough,
     "gocryptfs": Gocryptfs,
     "securefs": Securefs,
     "kmsfs": Kmsfs,
+    "kmsfs-buckets": KmsfsBuckets,
     "kmsfs-kmsd": KmsfsOnKmsd,
+    "kmsfs-kmsd-10ms": KmsfsOnKmsd10ms,
+    "kmsfs-kmsd-10ms-buckets": KmsfsOnKmsd10msBuckets,
 }
 
 

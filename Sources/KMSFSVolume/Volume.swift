@@ -108,7 +108,7 @@ public final class Volume: Sendable {
     public func allowedKeyARN(_ keyID: String) throws -> String? {
         let arn = try keys.keyARN(keyID)
         if allows(keyID) { return arn }
-        let allowed = try allowedARNs.withLock { allowed in
+        let allowed = allowedARNs.withLock { allowed in
             if let allowed { return allowed }
             let resolved = Set(([configuration.defaultKeyID] + configuration.allowedKeyIDs).compactMap { try? keys.keyARN($0) })
             allowed = resolved

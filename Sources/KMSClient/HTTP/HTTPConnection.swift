@@ -134,7 +134,7 @@ package final class HTTPConnection {
         let separator: [UInt8] = [13, 10, 13, 10]
         var headerEnd: Int?
         while headerEnd == nil {
-            if let range = buffer.firstRange(of: separator) { headerEnd = range.upperBound; break }
+            if let range = buffer.range(of: separator) { headerEnd = range.upperBound; break }
             guard buffer.count < 64 << 10 else { throw Failure(description: "response headers too large", beforeResponse: false) }
             guard try fill() else {
                 throw Failure(description: "connection closed before a response", beforeResponse: buffer.isEmpty)
@@ -191,11 +191,11 @@ package final class HTTPConnection {
 
     private func readChunks(into body: inout [UInt8]) throws -> [UInt8] {
         while true {
-            while buffer.firstRange(of: [13, 10]) == nil {
+            while buffer.range(of: [13, 10]) == nil {
                 guard buffer.count < 4096 else { throw Failure(description: "chunk size line too long", beforeResponse: false) }
                 guard try fill() else { throw Failure(description: "connection closed in a chunk", beforeResponse: false) }
             }
-            let lineEnd = buffer.firstRange(of: [13, 10])!
+            let lineEnd = buffer.range(of: [13, 10])!
             let sizeText = String(decoding: buffer[0..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
             // Sizes from the network are checked before use: negative or past the body limit is
             // refused, never a trap.

@@ -10,10 +10,10 @@ import KMSFSCrypto
 enum SecretMember {
     static func take(_ name: String, from body: inout [UInt8]) -> SecretBytes? {
         let key = Array("\"\(name)\"".utf8)
-        guard let found = body.firstRange(of: key) else { return nil }
+        guard let found = body.range(of: key) else { return nil }
         // Twice (a duplicate member, or the name inside another value): left to the parser,
         // which takes the last top-level one, as before.
-        guard body[found.upperBound...].firstRange(of: key) == nil else { return nil }
+        guard body.range(of: key, from: found.upperBound) == nil else { return nil }
         var i = found.upperBound
         func skipSpace() { while i < body.count, [0x20, 0x09, 0x0a, 0x0d].contains(body[i]) { i += 1 } }
         skipSpace()
