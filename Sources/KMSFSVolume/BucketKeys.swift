@@ -70,15 +70,26 @@ public struct BucketRecord: Equatable, Sendable {
 
     static let directoryName = "kmsfs.buckets"
 
-    static func path(cipherDirectory: String, bucketID: [UInt8]) -> String {
-        cipherDirectory + "/" + directoryName + "/" + hex(bucketID)
+    /// The bucket directory, opened without following a link: whoever can write the backing
+    /// directory could otherwise make it a symbolic link and have this process (root, for a
+    /// shared mount) write or read bucket records wherever it points.
+    static func openDirectory(cipherDirectory: String, create: Bool) throws -> Int32 {
+        let path = cipherDirectory + "/" + directoryName
+        if create && mkdir(path, 0o755) != 0 && errno != EEXIST { throw StorageError(errno: errno, operation: "mkdir \(directoryName)") }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw FileKeyError.missingBucket }
+            throw StorageError(errno: errno, operation: "open \(directoryName)")
+        }
+        return fd
     }
 
     /// Reads bucket `bucketID`'s record from the backing directory (untrusted: the blob's
     /// context decides whether it opens).
     public static func read(cipherDirectory: String, bucketID: [UInt8]) throws -> BucketRecord {
-        let path = path(cipherDirectory: cipherDirectory, bucketID: bucketID)
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let directory = try openDirectory(cipherDirectory: cipherDirectory, create: false)
+        defer { close(directory) }
+        let fd = openat(directory, hex(bucketID), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             if errno == ENOENT { throw FileKeyError.missingBucket }
             throw StorageError(errno: errno, operation: "open \(directoryName)/\(hex(bucketID))")
@@ -94,9 +105,22 @@ public struct BucketRecord: Equatable, Sendable {
     /// Writes the record whole (a new name, fsync'ed, renamed; the directory fsync'ed) before
     /// any file names the bucket.
     func write(cipherDirectory: String, bucketID: [UInt8]) throws {
-        let directory = cipherDirectory + "/" + Self.directoryName
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw StorageError(errno: errno, operation: "mkdir \(Self.directoryName)") }
-        try AtomicFile.write(encoded, to: Self.path(cipherDirectory: cipherDirectory, bucketID: bucketID), mode: 0o644)
+        let directory = try Self.openDirectory(cipherDirectory: cipherDirectory, create: true)
+        defer { close(directory) }
+        let name = hex(bucketID), temporary = ".tmp-\(hex(bucketID))-\(getpid())"
+        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StorageError(errno: errno, operation: "create \(Self.directoryName)/\(temporary)") }
+        let bytes = encoded
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = written == bytes.count && fsync(fd) == 0
+        let error = errno
+        close(fd)
+        guard synced, renameat(directory, temporary, directory, name) == 0 else {
+            let failure = synced ? errno : (written < 0 ? error : ENOSPC)
+            unlinkat(directory, temporary, 0)
+            throw StorageError(errno: failure, operation: "write \(Self.directoryName)/\(name)")
+        }
+        guard fsync(directory) == 0 else { throw StorageError(errno: errno, operation: "fsync \(Self.directoryName)") }
     }
 }
 

@@ -22,6 +22,7 @@ public struct KeyInventory: Sendable {
     public static func scan(cipherDirectory: String, under subtree: String = "",
                             each: (_ path: String, _ keyARN: String?) -> Void = { _, _ in }) throws -> KeyInventory {
         var inventory = KeyInventory()
+        var bucketKeys: [[UInt8]: String] = [:]  // a bucket's record read once, not once per file
         try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree) { path, info in
             let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else {
@@ -30,7 +31,14 @@ public struct KeyInventory: Sendable {
             }
             defer { close(fd) }
             do {
-                let arn = try StoredFileKey.read(fd: fd).keyARN(cipherDirectory: cipherDirectory)
+                let stored = try StoredFileKey.read(fd: fd)
+                let arn: String
+                if case let .bucket(bucket) = stored.attribute, let known = bucketKeys[bucket.bucketID] {
+                    arn = known
+                } else {
+                    arn = try stored.keyARN(cipherDirectory: cipherDirectory)
+                    if case let .bucket(bucket) = stored.attribute { bucketKeys[bucket.bucketID] = arn }
+                }
                 inventory.usage[arn, default: Usage(keyARN: arn)].files += 1
                 inventory.usage[arn, default: Usage(keyARN: arn)].storedBytes += Int64(info.st_size)
                 each(path, arn)

@@ -64,7 +64,8 @@ public final class Volume: Sendable {
         // A remote service gets a key pool, so that creating a file does not wait for a round
         // trip; the embedded one answers in microseconds and a pool only competes for the cores
         // (docs/BENCHMARKS.md, KMS client).
-        if pooled, case .remote = configuration.keyService {
+        // (Bucket keys make a pool of per-file data keys unnecessary.)
+        if pooled, configuration.bucketKeys == nil, case .remote = configuration.keyService {
             let volumeID = configuration.volumeID
             pool = KeyPool(client: client.forKeyPool(), keyID: configuration.defaultKeyID, size: 64, lowWater: 16, concurrency: 2) {
                 FileKeys.context(volumeID: volumeID, fileID: $0)
@@ -75,8 +76,6 @@ public final class Volume: Sendable {
         let buckets = configuration.bucketKeys.map {
             BucketKeys(cipherDirectory: cipherDirectory, volumeID: volumeID, policy: $0, client: keyClient, cache: cache)
         }
-        // Bucket keys make the pool's per-file data keys unnecessary.
-        if buckets != nil { pool = nil }
         keys = FileKeys(volumeID: configuration.volumeID, chunkSize: configuration.chunkSize, client: client, pool: pool, cache: cache, buckets: buckets)
         if isVerified, case .remote = configuration.keyService {
             // Not remembering costs the next mount its flags, not this mount its keys.

@@ -109,3 +109,18 @@ def test_bucket_keys_end_to_end(bucket_volume):
     assert len(made) == 3
     assert not [r for r in audit(kmsd, first) if r["operation"] == "GenerateDataKey"
                 and "kmsfs:file" in (r.get("encryptionContext") or {})]
+
+
+def test_a_planted_bucket_directory_link_is_not_followed(bucket_volume):
+    """Whoever can write the backing directory makes kmsfs.buckets a link to another directory:
+    the daemon (root) writes no bucket record there, and creating files fails instead."""
+    kmsd, env, cipher, mount_point, first, second = bucket_volume
+    elsewhere = os.path.join(os.path.dirname(cipher), "elsewhere")
+    os.mkdir(elsewhere)
+    os.symlink(elsewhere, os.path.join(cipher, "kmsfs.buckets"))
+    with foreground_mount(cipher, mount_point, env=env):
+        with pytest.raises(OSError):
+            with open(os.path.join(mount_point, "new"), "wb") as f:
+                f.write(b"x")
+    assert os.listdir(elsewhere) == []
+    assert not [name for name in os.listdir(cipher) if name == "new"]
