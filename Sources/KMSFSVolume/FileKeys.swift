@@ -98,6 +98,21 @@ public final class FileKeys: Sendable {
         return WrappedFileKey(fileID: attribute.fileID, keyARN: destinationARN, ciphertextBlob: blob)
     }
 
+    /// A new 256-bit key under `keyID` for one of the volume's own purposes (`context` says
+    /// which), plaintext and wrapped.
+    public func generateKey(keyID: String, context: EncryptionContext) throws -> DataKey {
+        let dataKey = try client.generateDataKey(keyID: keyID, context: context)
+        try Self.checkSize(dataKey.plaintext)
+        return dataKey
+    }
+
+    /// The plaintext of a key ``generateKey(keyID:context:)`` made.
+    public func unwrapKey(_ blob: [UInt8], keyID: String, context: EncryptionContext) throws -> SecretBytes {
+        let key = try client.decrypt(ciphertextBlob: blob, context: context, keyID: keyID)
+        try Self.checkSize(key)
+        return key
+    }
+
     /// A data key is 32 bytes; a key service (or a relay) answering otherwise is an error, not
     /// a trap further down in the cipher.
     static func checkSize(_ key: SecretBytes) throws(KMSClientError) {
