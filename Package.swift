@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // ML-DSA (ML_DSA_65, ML_DSA_87): OpenSSL 3.0 has none; swift-crypto's BoringSSL does.
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        // Metrics: the API the libraries record through, and the Prometheus backend the mount serves.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // C libraries, reached only through these system-library modules.
@@ -61,7 +64,8 @@ let package = Package(
         // The filesystem's door to keys: one protocol, embedded and remote clients, cache and pool.
         .target(
             name: "KMSClient",
-            dependencies: ["KMSVocabulary", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["KMSVocabulary", "KMSFSCrypto", "AWSSigV4", "KMSJSON", "KMSTLS", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         // A kmsfs volume: its configuration, its key service, init. Used by the CLI and the FUSE frontend.
         .target(
@@ -71,7 +75,8 @@ let package = Package(
         // The mounted filesystem: libfuse3 low-level operations over the backing directory.
         .target(
             name: "KMSFSFuse",
-            dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSVocabulary", "KMSJSON", "KMSFSCrypto"]),

@@ -20,12 +20,15 @@ import Glibc
 ///   Not listed, so that `cp -a` and `rsync -X` do not try to copy it.
 /// - `user.kmsfs.key-id` (on directories): the default key for new files below, checked with
 ///   the key service when set. Listed, so that copying a tree keeps its keys.
+/// - `user.kmsfs.metrics` (read-only, virtual, on the root): the mount's metrics in
+///   Prometheus's text format, for `kmsfs status`.
 /// - `user.kmsfs.rewrap` (write-only, on files): setting it to a KMS key re-wraps the file's
 ///   data key under that key (`kmsfs rewrap MOUNTPOINT`), by the daemon that owns the volume.
 extension Filesystem {
     static let reservedPrefix = "user.kmsfs."
     static let infoAttribute = "user.kmsfs.info"
     static let rewrapAttribute = "user.kmsfs.rewrap"
+    static let metricsAttribute = "user.kmsfs.metrics"
 
     /// The kernel asks for this before every write (to drop file capabilities). Plaintext files
     /// carry none through kmsfs, and answering without a system call keeps it off the write path.
@@ -38,6 +41,9 @@ extension Filesystem {
         guard name.hasPrefix(Self.storedNamespace) else { throw FuseError(EOPNOTSUPP) }
         let (fd, path) = try backingPath(id)
         if name == Self.infoAttribute { return try Array((info(fd: fd, path: path).joined(separator: "\n") + "\n").utf8) }
+        if name == Self.metricsAttribute && id == InodeTable.rootID {
+            return Array(MountMetrics.text(cache: keys.cacheStatistics, pool: keys.keyPool).utf8.prefix(65536))
+        }
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
             throw FuseError(ENODATA)
         }

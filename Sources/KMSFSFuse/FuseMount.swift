@@ -22,6 +22,8 @@ public enum FuseMount {
         public var writebackCache = true
         /// libfuse's options (`allow_other`, `ro`, ...).
         public var fuse: [String] = []
+        /// `metrics=unix:/path` or `metrics=127.0.0.1:PORT`: where Prometheus scrapes the mount.
+        public var metrics: String?
         public init() {}
     }
 
@@ -35,11 +37,24 @@ public enum FuseMount {
     ///   unreachable), ``FuseMountError`` if the mount fails.
     public static func run(cipherDirectory: String, mountPoint: String, options: Options = Options(), ready: () -> Void = {}) throws {
         let logger = Logger(label: "kmsfs")
+        MountMetrics.start()  // before the volume's KMS client makes its first metric
+        let metricsAddress = try options.metrics.map { text in
+            guard let address = MetricsEndpoint.Address(text) else {
+                throw FuseMountError("metrics=\(text): give unix:/absolute/path or 127.0.0.1:PORT (loopback only)")
+            }
+            return address
+        }
         // One O_PATH descriptor per inode the kernel knows: take all the descriptors allowed.
         let descriptors = CLinux_raise_descriptor_limit()
         let volume = try Volume(cipherDirectory: cipherDirectory, options: options.keyService, allowOffline: options.allowOffline, logger: logger)
         let configuration = volume.configuration
         let filesystem = try Filesystem(volume: volume, mountPoint: mountPoint, writebackCache: options.writebackCache)
+        let endpoint = try metricsAddress.map { address in
+            try MetricsEndpoint(address, logger: logger) { [keys = volume.keys] in
+                MountMetrics.text(cache: keys.cacheStatistics, pool: keys.keyPool)
+            }
+        }
+        defer { endpoint?.close() }
         // The kernel checks every request against the attributes kmsfs reports, with the
         // caller's credentials (it makes no check at all without this); and modes are the ones
         // the kernel sends, with the caller's umask applied, not narrowed by the daemon's.

@@ -21,11 +21,16 @@ enum Operations {
     }
 
     /// Runs `body` and answers its errno if it throws.
-    static func answer(_ request: fuse_req_t?, _ body: () throws -> Void) {
-        do { try body() } catch let error as FuseError {
+    static func answer(_ request: fuse_req_t?, _ operation: String, _ body: () throws -> Void) {
+        do {
+            try body()
+            MountMetrics.request(operation, failed: false)
+        } catch let error as FuseError {
             fuse_reply_err(request, error.errno)
+            MountMetrics.request(operation, failed: true)
         } catch {
             fuse_reply_err(request, EIO)
+            MountMetrics.request(operation, failed: true)
         }
     }
 
@@ -50,7 +55,7 @@ enum Operations {
             fs.logger.info("FUSE connection: protocol \(connection!.pointee.proto_major).\(connection!.pointee.proto_minor), max_write \(connection!.pointee.max_write), max_readahead \(connection!.pointee.max_readahead), writeback cache \(fs.writebackCache.load(ordering: .relaxed))")
         }
         ops.lookup = { request, parent, name in
-            Operations.answer(request) {
+            Operations.answer(request, "lookup") {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
                 var entry = fuse_entry_param()
@@ -75,13 +80,13 @@ enum Operations {
             fuse_reply_none(request)
         }
         ops.getattr = { request, ino, _ in
-            Operations.answer(request) {
+            Operations.answer(request, "getattr") {
                 var attributes = try Operations.filesystem(request).attributes(of: UInt64(ino))
                 fuse_reply_attr(request, &attributes, Operations.attributeTimeout)
             }
         }
         ops.opendir = { request, ino, info in
-            Operations.answer(request) {
+            Operations.answer(request, "opendir") {
                 guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
                 info!.pointee.fh = try Operations.directories.open(fd: fd, isRoot: UInt64(ino) == InodeTable.rootID)
                 fuse_reply_open(request, info)
@@ -98,7 +103,7 @@ enum Operations {
             fuse_reply_err(request, 0)
         }
         ops.statfs = { request, ino in
-            Operations.answer(request) {
+            Operations.answer(request, "statfs") {
                 guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) ?? Operations.filesystem(request).inodes.fd(InodeTable.rootID) else {
                     throw FuseError(ENOENT)
                 }
@@ -108,32 +113,34 @@ enum Operations {
             }
         }
         ops.open = { request, ino, info in
-            Operations.answer(request) {
+            Operations.answer(request, "open") {
                 info!.pointee.fh = try Operations.filesystem(request).openFile(UInt64(ino), flags: info!.pointee.flags)
                 fuse_reply_open(request, info)
             }
         }
         ops.read = { request, _, size, offset, info in
-            Operations.answer(request) {
+            Operations.answer(request, "read") {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
                 // Not zero-filled: read fills what it returns, and only that is sent.
                 try withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 16) { buffer in
                     let count = try fs.read(entry, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<size]), at: Int64(offset))
                     fuse_reply_buf(request, buffer.baseAddress, count)
+                    MountMetrics.plaintextBytesRead.increment(by: Int64(count))
                 }
             }
         }
         ops.write = { request, _, data, size, offset, info in
-            Operations.answer(request) {
+            Operations.answer(request, "write") {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
                 try fs.write(entry, UnsafeRawBufferPointer(start: data, count: size), at: Int64(offset))
                 fuse_reply_write(request, size)
+                MountMetrics.plaintextBytesWritten.increment(by: Int64(size))
             }
         }
         ops.fallocate = { request, _, mode, offset, length, info in
-            Operations.answer(request) {
+            Operations.answer(request, "fallocate") {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
                 try fs.allocate(entry, mode: mode, offset: Int64(offset), length: Int64(length))
@@ -141,7 +148,7 @@ enum Operations {
             }
         }
         ops.create = { request, parent, name, mode, info in
-            Operations.answer(request) {
+            Operations.answer(request, "create") {
                 let fs = Operations.filesystem(request)
                 let (id, attributes, handle) = try fs.createFile(parent: UInt64(parent), name: String(cString: name!), mode: mode,
                                                                  flags: info!.pointee.flags, requester: Requester(request))
@@ -155,7 +162,7 @@ enum Operations {
             }
         }
         ops.setattr = { request, ino, attributes, valid, info in
-            Operations.answer(request) {
+            Operations.answer(request, "setattr") {
                 let fs = Operations.filesystem(request)
                 let id = UInt64(ino)
                 guard let pathFD = fs.inodes.fd(id) else { throw FuseError(ENOENT) }
@@ -192,7 +199,7 @@ enum Operations {
             fuse_reply_err(request, 0)
         }
         ops.fsync = { request, _, dataOnly, info in
-            Operations.answer(request) {
+            Operations.answer(request, "fsync") {
                 guard let entry = Operations.filesystem(request).files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
                 guard (dataOnly != 0 ? fdatasync(entry.fd) : fsync(entry.fd)) == 0 else { throw FuseError(errno) }
                 fuse_reply_err(request, 0)
@@ -203,7 +210,7 @@ enum Operations {
             fuse_reply_err(request, 0)
         }
         ops.mkdir = { request, parent, name, mode in
-            Operations.answer(request) {
+            Operations.answer(request, "mkdir") {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
                 let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
@@ -213,7 +220,7 @@ enum Operations {
             }
         }
         ops.mknod = { request, parent, name, mode, device in
-            Operations.answer(request) {
+            Operations.answer(request, "mknod") {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
                 let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
@@ -239,7 +246,7 @@ enum Operations {
             Operations.removeEntry(request, parent: parent, name: name, flags: AT_REMOVEDIR)
         }
         ops.rename = { request, parent, name, newParent, newName, flags in
-            Operations.answer(request) {
+            Operations.answer(request, "rename") {
                 let fs = Operations.filesystem(request)
                 let source = try fs.tree.entry(String(cString: name!), in: UInt64(parent), for: .change)
                 let target = try fs.tree.entry(String(cString: newName!), in: UInt64(newParent), for: .change)
@@ -249,7 +256,7 @@ enum Operations {
             }
         }
         ops.readlink = { request, ino in
-            Operations.answer(request) {
+            Operations.answer(request, "readlink") {
                 guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let count = readlinkat(fd, "", &buffer, buffer.count - 1)
@@ -259,7 +266,7 @@ enum Operations {
             }
         }
         ops.symlink = { request, target, parent, name in
-            Operations.answer(request) {
+            Operations.answer(request, "symlink") {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: name!)
                 let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
@@ -269,7 +276,7 @@ enum Operations {
             }
         }
         ops.link = { request, ino, newParent, newName in
-            Operations.answer(request) {
+            Operations.answer(request, "link") {
                 let fs = Operations.filesystem(request)
                 let text = String(cString: newName!)
                 let entry = try fs.tree.entry(text, in: UInt64(newParent), for: .create)
@@ -280,7 +287,7 @@ enum Operations {
             }
         }
         ops.setxattr = { request, ino, name, value, size, flags in
-            Operations.answer(request) {
+            Operations.answer(request, "setxattr") {
                 let bytes = Array(UnsafeRawBufferPointer(start: value, count: size))
                 try Operations.filesystem(request).setAttribute(UInt64(ino), name: String(cString: name!), value: bytes, flags: flags,
                                                                 requester: Requester(request))
@@ -288,19 +295,19 @@ enum Operations {
             }
         }
         ops.getxattr = { request, ino, name, size in
-            Operations.answer(request) {
+            Operations.answer(request, "getxattr") {
                 let value = try Operations.filesystem(request).attribute(UInt64(ino), name: String(cString: name!))
                 try Operations.replyXattr(request, value, size: size)
             }
         }
         ops.listxattr = { request, ino, size in
-            Operations.answer(request) {
+            Operations.answer(request, "listxattr") {
                 let names = try Operations.filesystem(request).attributeNames(UInt64(ino))
                 try Operations.replyXattr(request, names.flatMap { Array($0.utf8) + [0] }, size: size)
             }
         }
         ops.removexattr = { request, ino, name in
-            Operations.answer(request) {
+            Operations.answer(request, "removexattr") {
                 try Operations.filesystem(request).removeAttribute(UInt64(ino), name: String(cString: name!), requester: Requester(request))
                 fuse_reply_err(request, 0)
             }
@@ -311,7 +318,7 @@ enum Operations {
     /// readdir and readdirplus. readdirplus also looks every entry up (one kernel reference each,
     /// except "." and ".."), so that `ls -l` needs no lookup round trip per name.
     static func listDirectory(_ request: fuse_req_t?, _ directory: UInt64, size: Int, offset: off_t, handle: UInt64, plus: Bool) {
-        answer(request) {
+        answer(request, plus ? "readdirplus" : "readdir") {
             let fs = filesystem(request)
             guard let stream = directories.stream(handle) else { throw FuseError(EBADF) }
             withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 8) { buffer in
@@ -388,7 +395,7 @@ enum Operations {
 
     /// unlink and rmdir.
     static func removeEntry(_ request: fuse_req_t?, parent: fuse_ino_t, name: UnsafePointer<CChar>?, flags: Int32) {
-        answer(request) {
+        answer(request, flags == AT_REMOVEDIR ? "rmdir" : "unlink") {
             let fs = filesystem(request)
             try fs.tree.remove(fs.tree.entry(String(cString: name!), in: UInt64(parent), for: .change), flags: flags)
             fuse_reply_err(request, 0)

@@ -23,6 +23,11 @@ public final class FileKeys: Sendable {
         self.buckets = buckets
     }
 
+    /// What the data-key cache did (for the mount's metrics).
+    public var cacheStatistics: DataKeyCache.Statistics { cache.statistics }
+    /// The key pool, when the volume has one (for the mount's metrics).
+    public var keyPool: KeyPool? { pool }
+
     /// The encryption context of a file: the volume and the file, so that a wrapped key copied to
     /// another file or volume does not unwrap there.
     public static func context(volumeID: String, fileID: [UInt8]) -> EncryptionContext {

@@ -41,7 +41,7 @@ public final class Volume: Sendable {
         let (plainClient, record) = try configuration.makeKeyClient(cipherDirectory: cipherDirectory, options: options)
         // Refused keys (disabled, pending deletion, no access) and an unreachable service are
         // logged with the key and its state: the errno alone does not say why an open failed.
-        client = LoggedKMSClient(plainClient, logger: logger)
+        client = MeteredKMSClient(LoggedKMSClient(plainClient, logger: logger))
         trustedSealKey = record?.sealKeyARN
         if case .embedded = configuration.keyService {
             let store = EmbeddedStore.of(cipherDirectory: cipherDirectory, options: options)

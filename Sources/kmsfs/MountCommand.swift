@@ -28,7 +28,7 @@ struct MountCommand: ParsableCommand {
     @Option(name: .short, parsing: .singleValue, help: """
         Mount options, comma-separated; may repeat. FUSE's (allow_other, ro, ...) and kmsfs's: kms_endpoint=URL, \
         region=R, profile=P, key_store=DIR, passphrase_file=FILE, root_key_file=FILE, allow_offline, log=PATH, \
-        no_writeback_cache.
+        no_writeback_cache, metrics=unix:/PATH or metrics=127.0.0.1:PORT (Prometheus GET /metrics).
         """)
     var options: [String] = []
     @OptionGroup var keyService: KeyServiceFlags
@@ -59,6 +59,7 @@ struct MountCommand: ParsableCommand {
             case "root_key_file": result.keyService.unlock.keyFile = result.keyService.unlock.keyFile ?? value
             case "allow_offline": result.allowOffline = true
             case "log": logPath = logPath ?? value
+            case "metrics": result.metrics = value
             case "no_writeback_cache": result.writebackCache = false
             case "writeback_cache": result.writebackCache = true
             default:
