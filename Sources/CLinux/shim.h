@@ -20,6 +20,9 @@ static const int CLinux_AT_SYMLINK_FOLLOW = 0x400;
 static const long CLinux_UTIME_NOW = ((1l << 30) - 1l);
 static const long CLinux_UTIME_OMIT = ((1l << 30) - 2l);
 
+/// syncfs(2): commits the filesystem that holds `fd` (a GNU extension, by its system call).
+static inline int CLinux_syncfs(int fd) { return (int)syscall(SYS_syncfs, fd); }
+
 /// renameat2(2), with RENAME_NOREPLACE (1) and RENAME_EXCHANGE (2).
 static inline int CLinux_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);

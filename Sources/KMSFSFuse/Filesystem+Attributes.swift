@@ -129,7 +129,8 @@ extension Filesystem {
         let destination: String?
         do { destination = keyID.isEmpty ? nil : try volume.allowedKeyARN(keyID) } catch { throw FuseError(Self.errorNumber(for: error)) }
         guard let destination else {
-            logger.warning("refused \(Self.rewrapAttribute)=\(keyID) on inode \(id) by uid \(requester.uid): not a key this volume allows (kmsfs allow-key)")
+            let shown = DirectoryKey.isWellFormed(Array(keyID.utf8)) ? keyID : "(a malformed value)"
+            logger.warning("refused \(Self.rewrapAttribute)=\(shown) on inode \(id) by uid \(requester.uid): not a key this volume allows (kmsfs allow-key)")
             throw FuseError(EKEYREJECTED)  // not EACCES, which the kernel answers to whoever may not write the file
         }
         let file = open("/proc/self/fd/\(fd)", O_RDONLY | O_CLOEXEC)

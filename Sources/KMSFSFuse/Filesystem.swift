@@ -64,6 +64,7 @@ final class Filesystem: Sendable {
         case let error as StorageError: return error.errno
         case let error as KMSClientError: return error.errno
         case FormatError.fileTooLarge: return EFBIG
+        case FileKeyError.bucketKeyed: return EOPNOTSUPP
         case is FormatError, is FileKeyError:
             MountMetrics.integrityFailures.increment()
             return EIO

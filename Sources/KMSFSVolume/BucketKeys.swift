@@ -73,15 +73,31 @@ public struct BucketRecord: Equatable, Sendable {
     /// The bucket directory, opened without following a link: whoever can write the backing
     /// directory could otherwise make it a symbolic link and have this process (root, for a
     /// shared mount) write or read bucket records wherever it points.
+    /// And it must be this process's user's, writable by no one else: in a backing directory
+    /// others may write (a shared mount's root is often 1777), a directory planted under this
+    /// name would let them delete records, or put FIFOs in their place.
     static func openDirectory(cipherDirectory: String, create: Bool) throws -> Int32 {
         let path = cipherDirectory + "/" + directoryName
-        if create && mkdir(path, 0o755) != 0 && errno != EEXIST { throw StorageError(errno: errno, operation: "mkdir \(directoryName)") }
+        if create { try makeDirectory(cipherDirectory: cipherDirectory) }
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw FileKeyError.missingBucket }
             throw StorageError(errno: errno, operation: "open \(directoryName)")
         }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o022 == 0 else {
+            close(fd)
+            throw FileKeyError.untrustedBucketDirectory
+        }
         return fd
+    }
+
+    /// Creates the bucket directory (0700) if it is not there: at `kmsfs init`, and before a
+    /// first bucket.
+    static func makeDirectory(cipherDirectory: String) throws {
+        if mkdir(cipherDirectory + "/" + directoryName, 0o700) != 0 && errno != EEXIST {
+            throw StorageError(errno: errno, operation: "mkdir \(directoryName)")
+        }
     }
 
     /// Reads bucket `bucketID`'s record from the backing directory (untrusted: the blob's
@@ -89,12 +105,16 @@ public struct BucketRecord: Equatable, Sendable {
     public static func read(cipherDirectory: String, bucketID: [UInt8]) throws -> BucketRecord {
         let directory = try openDirectory(cipherDirectory: cipherDirectory, create: false)
         defer { close(directory) }
-        let fd = openat(directory, hex(bucketID), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // Not blocking on a FIFO planted in its place; anything but a regular file is not a record.
+        let fd = openat(directory, hex(bucketID), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT { throw FileKeyError.missingBucket }
+            if errno == ELOOP || errno == EISDIR { throw FileKeyError.malformedBucket }
             throw StorageError(errno: errno, operation: "open \(directoryName)/\(hex(bucketID))")
         }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw FileKeyError.malformedBucket }
         var bytes = [UInt8](repeating: 0, count: 4097)
         let count = Glibc.read(fd, &bytes, bytes.count)
         guard count >= 0 else { throw StorageError(errno: errno, operation: "read \(directoryName)/\(hex(bucketID))") }

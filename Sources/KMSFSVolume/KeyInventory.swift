@@ -23,8 +23,12 @@ public struct KeyInventory: Sendable {
                             each: (_ path: String, _ keyARN: String?) -> Void = { _, _ in }) throws -> KeyInventory {
         var inventory = KeyInventory()
         var bucketKeys: [[UInt8]: String] = [:]  // a bucket's record read once, not once per file
-        try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree) { path, info in
-            let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree, failed: { path, reason in
+            inventory.unreadable.append((path, reason))
+            each(path, nil)
+        }) { entry in
+            let (path, info) = (entry.path, entry.info)
+            let fd = entry.open()
             guard fd >= 0 else {
                 inventory.unreadable.append((path, String(cString: strerror(errno))))
                 return each(path, nil)

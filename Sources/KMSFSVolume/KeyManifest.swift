@@ -20,8 +20,11 @@ public struct KeyManifest: Codable, Sendable, Equatable {
     public static let formatName = "kmsfs-key-manifest-1"
 
     public struct File: Codable, Sendable, Equatable {
-        /// Relative to the volume's root, as in the backing directory.
+        /// Relative to the volume's root, for people (names that are not UTF-8 are shown with
+        /// replacement characters).
         public var path: String
+        /// The same, as the bytes the backing directory holds (base64): what restore opens.
+        public var rawPath: String
         public var fileID: String
         /// The attribute's bytes, base64.
         public var attribute: String
@@ -52,7 +55,7 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         var bytes = Array("kmsfs key manifest 1".utf8)
         func field(_ value: String) { bytes += withUnsafeBytes(of: UInt32(value.utf8.count).bigEndian, Array.init) + Array(value.utf8) }
         for value in [format, volumeID, keyARN, wrappedKey, String(files.count), String(buckets.count)] { field(value) }
-        for file in files { field(file.path); field(file.fileID); field(file.attribute) }
+        for file in files { field(file.path); field(file.rawPath); field(file.fileID); field(file.attribute) }
         for bucket in buckets { field(bucket.bucketID); field(bucket.record) }
         return bytes
     }
@@ -63,13 +66,14 @@ public struct KeyManifest: Codable, Sendable, Equatable {
     public static func export(_ volume: Volume) throws -> (manifest: KeyManifest, unreadable: [(String, String)]) {
         let cipherDirectory = volume.cipherDirectory
         var files: [File] = [], unreadable: [(String, String)] = []
-        try VolumeFiles.forEachFile(in: cipherDirectory) { path, _ in
-            let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        try VolumeFiles.forEachFile(in: cipherDirectory, failed: { unreadable.append(($0, $1)) }) { entry in
+            let path = entry.path
+            let fd = entry.open()
             guard fd >= 0 else { return unreadable.append((path, String(cString: strerror(errno)))) }
             defer { close(fd) }
             do {
                 let stored = try StoredFileKey.read(fd: fd)
-                files.append(File(path: path, fileID: hex(stored.header.fileID.bytes),
+                files.append(File(path: path, rawPath: Data(entry.rawPath).base64EncodedString(), fileID: hex(stored.header.fileID.bytes),
                                   attribute: Data(stored.attribute.encoded).base64EncodedString()))
             } catch {
                 unreadable.append((path, "\(error)"))
@@ -123,18 +127,17 @@ public struct KeyManifest: Codable, Sendable, Equatable {
             }
         }
         for file in files {
-            guard let bytes = Data(base64Encoded: file.attribute), Self.isInside(file.path) else {
+            guard let bytes = Data(base64Encoded: file.attribute), let raw = Data(base64Encoded: file.rawPath),
+                  let components = VolumeFiles.components(ofRawPath: Array(raw)) else {
                 throw VolumeError.tamperedConfiguration("the manifest has a malformed entry")
             }
-            let fd = open(cipherDirectory + "/" + file.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            let fd = VolumeFiles.open(components, in: cipherDirectory)
             guard fd >= 0 else {
                 report.missing.append(file.path)
                 continue
             }
             defer { close(fd) }
-            var info = stat()
-            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
-                  let header = try? BackingFile.readHeader(FileDescriptorStorage(fd: fd)), hex(header.fileID.bytes) == file.fileID else {
+            guard let header = try? BackingFile.readHeader(FileDescriptorStorage(fd: fd)), hex(header.fileID.bytes) == file.fileID else {
                 report.missing.append(file.path)
                 continue
             }
@@ -169,11 +172,5 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         guard ConstantTime.equal(HMAC.sha256(key: key, message: authenticatedBytes), BucketKeys.unhex(mac) ?? []) else {
             throw VolumeError.tamperedConfiguration("the manifest's MAC does not verify")
         }
-    }
-
-    /// A relative path with no empty, `.` or `..` component.
-    static func isInside(_ path: String) -> Bool {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return !path.hasPrefix("/") && !parts.isEmpty && !parts.contains { $0.isEmpty || $0 == "." || $0 == ".." }
     }
 }

@@ -104,16 +104,28 @@ public final class Volume: Sendable {
     /// The ARN of `keyID` if it is a key the configuration allows, however either names it (an
     /// alias, a key ID, an ARN: the key service resolves them); nil if it is not allowed.
     /// - Throws: ``KMSClientError`` if `keyID` cannot be resolved.
-    public func allowedKeyARN(_ keyID: String) throws -> String? {
-        let arn = try keys.keyARN(keyID)
-        if allows(keyID) { return arn }
-        let allowed = allowedARNs.withLock { allowed in
-            if let allowed { return allowed }
-            let resolved = Set(([configuration.defaultKeyID] + configuration.allowedKeyIDs).compactMap { try? keys.keyARN($0) })
+    ///
+    /// Unless `resolving` (an operator's command), only the configured keys are resolved, never
+    /// `keyID` itself unless it is one of them: whoever names a key through the mount must not be
+    /// able to probe the key service with it.
+    public func allowedKeyARN(_ keyID: String, resolving: Bool = false) throws -> String? {
+        guard DirectoryKey.isWellFormed(Array(keyID.utf8)) else { return nil }
+        if allows(keyID) { return try keys.keyARN(keyID) }
+        let requested = resolving ? try keys.keyARN(keyID) : keyID
+        let cached = allowedARNs.withLock { $0 }
+        let allowed: Set<String>
+        if let cached {
+            allowed = cached
+        } else {
+            var resolved = Set<String>(), complete = true
+            for configured in [configuration.defaultKeyID] + configuration.allowedKeyIDs {
+                do { resolved.insert(try keys.keyARN(configured)) } catch { complete = false }
+            }
+            // A partial set is not kept: a key the service failed to resolve once must not stay refused.
+            if complete { allowedARNs.withLock { $0 = resolved } }
             allowed = resolved
-            return resolved
         }
-        return allowed.contains(arn) ? arn : nil
+        return allowed.first { KeyInventory.matches($0, requested) }
     }
 
     /// Records the key service this mount used, so that the next mount needs no flags and a

@@ -60,16 +60,20 @@ public struct VolumeCheck {
     ///   about the files then), or the error of a directory that cannot be listed.
     public func run() throws -> Report {
         var report = Report()
-        try VolumeFiles.forEachFile(in: cipherDirectory) { path, _ in
+        var unexamined: [Finding] = []
+        try VolumeFiles.forEachFile(in: cipherDirectory, failed: { unexamined.append(.unreadable(path: $0, reason: $1)) }) { entry in
             report.filesChecked += 1
-            report.findings += try check(path)
+            report.findings += try check(entry)
         }
+        report.filesChecked += unexamined.count
+        report.findings += unexamined
         return report
     }
 
     /// One file's findings: none when it reads whole and has no holes.
-    func check(_ path: String) throws -> [Finding] {
-        let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    func check(_ entry: VolumeFiles.Entry) throws -> [Finding] {
+        let path = entry.path
+        let fd = entry.open()
         guard fd >= 0 else { return [.unreadable(path: path, reason: String(cString: strerror(errno)))] }
         defer { close(fd) }
         let chunks: ChunkCheck

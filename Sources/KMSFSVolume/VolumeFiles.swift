@@ -1,37 +1,157 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The encrypted files of a backing directory, as the operator tools (fsck, keys, rewrap,
-/// shred-report) visit them: regular files only (symbolic links and special files carry no
-/// encrypted content), in name order, without the volume's own files, never following a link.
+/// shred-report, manifest) visit them: regular files only (symbolic links and special files carry
+/// no encrypted content), in name order, without the volume's own files.
+///
+/// The walk goes from directory descriptor to directory descriptor (openat with O_NOFOLLOW,
+/// fstatat), never through a whole path: whoever can write the backing directory cannot lead it
+/// out of the volume with a symbolic link (in `--path` or in the tree), and a file deeper than
+/// PATH_MAX is visited like any other instead of being skipped as if it were gone.
 public enum VolumeFiles {
-    /// Calls `body` with the path (relative to `cipherDirectory`) of every regular file under
-    /// `subtree` (relative too; "" for the whole volume).
-    /// - Throws: a directory that cannot be listed, or what `body` throws.
-    public static func forEachFile(in cipherDirectory: String, under subtree: String = "",
-                                   _ body: (_ path: String, _ info: stat) throws -> Void) throws {
-        let start = subtree.split(separator: "/").joined(separator: "/")
-        if !start.isEmpty {
-            var info = stat()
-            guard lstat(cipherDirectory + "/" + start, &info) == 0 else {
-                throw VolumeError.io("\(start): \(String(cString: strerror(errno)))")
+    /// A regular file found by the walk, to be opened relative to its directory.
+    public struct Entry {
+        /// Relative to the backing directory.
+        public let path: String
+        public let info: stat
+        let directory: Int32
+        /// Every component of the path as the directories hold them (bytes, NUL-terminated:
+        /// names need not be UTF-8), the file's own name last.
+        public let components: [[CChar]]
+        var name: [CChar] { components.last! }
+        /// The path's bytes, components joined by "/".
+        public var rawPath: [UInt8] { Array(components.map { $0.dropLast().map { UInt8(bitPattern: $0) } }.joined(separator: [UInt8(ascii: "/")])) }
+
+        /// Opens the file without following a link or blocking on a FIFO planted in its place;
+        /// -1 (errno set) on failure, ELOOP/ENXIO/EFTYPE-like refusals included.
+        public func open(_ flags: Int32 = O_RDONLY) -> Int32 {
+            let fd = openat(directory, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+            guard fd >= 0 else { return -1 }
+            var now = stat()
+            guard fstat(fd, &now) == 0, now.st_mode & S_IFMT == S_IFREG else {
+                close(fd)
+                errno = EINVAL
+                return -1
             }
-            if info.st_mode & S_IFMT == S_IFREG { return try body(start, info) }
+            return fd
         }
-        try walk(cipherDirectory, start, body)
     }
 
-    private static func walk(_ cipherDirectory: String, _ relative: String, _ body: (String, stat) throws -> Void) throws {
-        let directory = relative.isEmpty ? cipherDirectory : cipherDirectory + "/" + relative
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted() {
-            if relative.isEmpty && VolumeConfiguration.reservedNames.contains(name) { continue }
-            let path = relative.isEmpty ? name : relative + "/" + name
+    /// Calls `body` with every regular file under `subtree` (relative to `cipherDirectory`; ""
+    /// for the whole volume). Entries that cannot be examined (a directory that cannot be
+    /// opened, a name that cannot be stat'ed) go to `failed` with the reason, never silently
+    /// dropped; names that vanish meanwhile (ENOENT) are skipped.
+    /// - Throws: if `cipherDirectory` or `subtree` cannot be reached, or what `body` throws.
+    public static func forEachFile(in cipherDirectory: String, under subtree: String = "",
+                                   failed: (_ path: String, _ reason: String) -> Void = { _, _ in },
+                                   _ body: (Entry) throws -> Void) throws {
+        let root = Glibc.open(cipherDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { throw VolumeError.io("\(cipherDirectory): \(String(cString: strerror(errno)))") }
+        var directory = root, relative = "", prefix: [[CChar]] = []
+        defer { if directory != root { close(directory) }; close(root) }
+        let components = subtree.split(separator: "/").map(String.init).filter { $0 != "." }
+        guard !components.contains(".."), components.first.map({ !VolumeConfiguration.reservedNames.contains($0) }) ?? true else {
+            throw VolumeError.io("\(subtree): not a path inside the volume")
+        }
+        for (index, component) in components.enumerated() {
             var info = stat()
-            guard lstat(cipherDirectory + "/" + path, &info) == 0 else { continue }  // gone meanwhile
+            guard fstatat(directory, component, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw VolumeError.io("\(subtree): \(String(cString: strerror(errno)))")
+            }
+            let path = relative.isEmpty ? component : relative + "/" + component
+            if info.st_mode & S_IFMT == S_IFREG, index == components.count - 1 {
+                return try body(Entry(path: path, info: info, directory: directory, components: prefix + [Array(component.utf8CString)]))
+            }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw VolumeError.io("\(path): not a directory or regular file (links are not followed)") }
+            let next = openat(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { throw VolumeError.io("\(path): \(String(cString: strerror(errno)))") }
+            if directory != root { close(directory) }
+            directory = next
+            relative = path
+            prefix.append(Array(component.utf8CString))
+        }
+        try walk(directory, relative, prefix, failed, body)
+    }
+
+    private static func walk(_ directory: Int32, _ relative: String, _ prefix: [[CChar]], _ failed: (String, String) -> Void,
+                             _ body: (Entry) throws -> Void) throws {
+        for name in try names(in: directory, relative) {
+            let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if relative.isEmpty && VolumeConfiguration.reservedNames.contains(text) { continue }
+            let path = relative.isEmpty ? text : relative + "/" + text
+            var info = stat()
+            guard fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                if errno != ENOENT { failed(path, String(cString: strerror(errno))) }
+                continue
+            }
             switch info.st_mode & S_IFMT {
-            case S_IFDIR: try walk(cipherDirectory, path, body)
-            case S_IFREG: try body(path, info)
+            case S_IFDIR:
+                let child = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else {
+                    if errno != ENOENT { failed(path, String(cString: strerror(errno))) }
+                    continue
+                }
+                defer { close(child) }
+                do { try walk(child, path, prefix + [name], failed, body) } catch let error as VolumeError { failed(path, "\(error)") }
+            case S_IFREG: try body(Entry(path: path, info: info, directory: directory, components: prefix + [name]))
             default: continue
             }
         }
+    }
+
+    /// The names in the directory open on `fd` (which stays open), sorted, as NUL-terminated bytes.
+    private static func names(in fd: Int32, _ relative: String) throws -> [[CChar]] {
+        let copy = dup(fd)
+        guard copy >= 0, let stream = fdopendir(copy) else {
+            if copy >= 0 { close(copy) }
+            throw VolumeError.io("\(relative.isEmpty ? "." : relative): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(stream) }
+        var names: [[CChar]] = []
+        while let entry = readdir(stream) {
+            let name: [CChar] = withUnsafeBytes(of: entry.pointee.d_name) { raw in raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } + [0] }
+            if name != [46, 0] && name != [46, 46, 0] { names.append(name) }
+        }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// Opens the regular file whose path (relative to `cipherDirectory`) has these components
+    /// (NUL-terminated, as ``Entry/components``), following no link at any of them; -1 with errno
+    /// set if it is not there or not a regular file. For work done after the walk (in parallel).
+    public static func open(_ components: [[CChar]], in cipherDirectory: String, flags: Int32 = O_RDONLY) -> Int32 {
+        guard let last = components.last else {
+            errno = ENOENT
+            return -1
+        }
+        var directory = Glibc.open(cipherDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { return -1 }
+        defer { close(directory) }
+        for component in components.dropLast() {
+            let next = openat(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { return -1 }
+            close(directory)
+            directory = next
+        }
+        let fd = openat(directory, last, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else { return -1 }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            errno = EINVAL
+            return -1
+        }
+        return fd
+    }
+
+    /// `rawPath` split back into components, refusing empty, "." and ".." ones.
+    public static func components(ofRawPath rawPath: [UInt8]) -> [[CChar]]? {
+        let parts = rawPath.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard !parts.isEmpty, !parts.contains(where: { $0.isEmpty || $0.elementsEqual([46]) || $0.elementsEqual([46, 46]) || $0.contains(0) }) else {
+            return nil
+        }
+        return parts.map { $0.map { CChar(bitPattern: $0) } + [0] }
     }
 }

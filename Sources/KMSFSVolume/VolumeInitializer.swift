@@ -105,6 +105,8 @@ public enum VolumeInitializer {
         if let bucketKeys = options.bucketKeys {
             configuration.bucketKeys = bucketKeys
             configuration.formatVersion = VolumeConfiguration.bucketKeysFormatVersion
+            // Made now, 0700: nobody else can plant one before the first file.
+            try BucketRecord.makeDirectory(cipherDirectory: cipherDirectory)
         }
         for allowed in options.allowedKeyIDs {
             // A key new files cannot be made under would fail every create below its directory.

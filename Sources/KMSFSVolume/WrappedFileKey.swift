@@ -64,11 +64,14 @@ public enum FileKeyError: Error, Equatable, CustomStringConvertible {
     case malformedBucket
     /// A per-file operation (rewrap of one file) on a file whose key is its bucket's.
     case bucketKeyed
+    /// `kmsfs.buckets` is not this process's user's, or others may write it.
+    case untrustedBucketDirectory
 
     public var description: String {
         switch self {
         case .missingBucket: return "the file's bucket key is missing from kmsfs.buckets (copied without it?)"
         case .malformedBucket: return "the file's bucket key record is malformed"
+        case .untrustedBucketDirectory: return "kmsfs.buckets is not this user's, or others may write it: its records are not trusted"
         case .bucketKeyed: return "the file's key is derived from a bucket key: re-wrap the volume's buckets (kmsfs rewrap CIPHERDIR, unmounted)"
         case .malformedAttribute: return "the file's key attribute is malformed"
         case .fileIDMismatch: return "the file's key attribute belongs to another file"

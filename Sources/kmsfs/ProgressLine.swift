@@ -6,14 +6,16 @@ import Synchronization
 /// seconds, which a log keeps readable.
 final class ProgressLine: Sendable {
     private let label: String
+    private let unit: String
     private let total: Int
     private let started = Date()
     private let interactive = isatty(2) == 1
     private let state = Mutex<(done: Int, lastShown: Date)>((0, .distantPast))
 
-    init(_ label: String, total: Int) {
+    init(_ label: String, total: Int, unit: String = "files") {
         self.label = label
         self.total = total
+        self.unit = unit
     }
 
     /// Counts one more item done, and shows it if it is time to.
@@ -38,7 +40,7 @@ final class ProgressLine: Sendable {
         let elapsed = max(now.timeIntervalSince(started), 0.001)
         let rate = Double(done) / elapsed
         let left = rate > 0 ? Double(total - done) / rate : 0
-        let figures = "\(done)/\(total) files, \(Int(rate.rounded()))/s, \(Self.duration(left)) left"
+        let figures = "\(done)/\(total) \(unit), \(Int(rate.rounded()))/s, \(Self.duration(left)) left"
         if interactive {
             let width = 30
             let filled = total > 0 ? width * done / total : width

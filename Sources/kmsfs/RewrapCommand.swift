@@ -60,7 +60,7 @@ struct RewrapCommand: ParsableCommand {
             if let mounted, (try? VolumeConfiguration.load(cipherDirectory: mounted))?.bucketKeys != nil {
                 throw CommandFailure("the volume uses bucket keys: its buckets are re-wrapped unmounted (kmsfs umount \(target); kmsfs rewrap \(mounted) --to ...)")
             }
-            let outcome = try mounted == nil ? offline(cipherDirectory: target) : online(mountPoint: target)
+            let outcome = try mounted.map { try online(mountPoint: target, cipherDirectory: $0) } ?? offline(cipherDirectory: target)
             print(outcome.summary)
             for (path, reason) in outcome.failures.sorted(by: { $0.0 < $1.0 }) { print("FAILED \(path): \(reason)") }
             if !outcome.failures.isEmpty { throw ExitCode(4) }
@@ -102,52 +102,83 @@ struct RewrapCommand: ParsableCommand {
         try ProcessHardening.disableCoreDumps()
         let volume = try Volume(cipherDirectory: cipherDirectory, options: keyService.resolved(cipherDirectory: cipherDirectory), pooled: false)
         let destination = self.destination!
-        guard let destinationARN = try volume.allowedKeyARN(destination) else {
+        guard let destinationARN = try volume.allowedKeyARN(destination, resolving: true) else {
             throw CommandFailure("\(destination) is not a key this volume allows: kmsfs allow-key \(cipherDirectory) \(destination) first")
         }
         let sourceARNs = try Set(sources.map { try volume.keys.keyARN($0) })
+        defer { Self.sync(cipherDirectory) }
         if let buckets = volume.keys.buckets {
             // Every file of a bucket shares its key: the bucket is the unit, the whole volume the scope.
             guard path.isEmpty else {
                 throw CommandFailure("the volume uses bucket keys, which files under --path share with files elsewhere: re-wrap the whole volume")
             }
             let bucketIDs = try BucketKeys.bucketIDs(cipherDirectory: cipherDirectory)
-            var outcome = try inParallel(bucketIDs.map { hex($0) }) { name in
-                try buckets.rewrap(bucketID: BucketKeys.unhex(name)!, to: destinationARN) { sourceARNs.isEmpty || sourceARNs.contains($0) }
+            var outcome = try inParallel(bucketIDs.map { hex($0) }, unit: "bucket keys") { index in
+                try buckets.rewrap(bucketID: bucketIDs[index], to: destinationARN) { sourceARNs.isEmpty || sourceARNs.contains($0) }
             }
             outcome.unit = "bucket keys"
             return outcome
         }
-        var paths: [String] = []
-        try VolumeFiles.forEachFile(in: cipherDirectory, under: path) { path, _ in paths.append(path) }
-        return try inParallel(paths) { path in
-            let fd = open(cipherDirectory + "/" + path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let (paths, components, unexamined) = try Self.files(in: cipherDirectory, under: path)
+        var outcome = try inParallel(paths) { index in
+            let fd = VolumeFiles.open(components[index], in: cipherDirectory)
             guard fd >= 0 else { throw SystemCallFailure("open", errno) }
             defer { close(fd) }
             return try volume.keys.rewrap(fd: fd, to: destinationARN) { sourceARNs.isEmpty || sourceARNs.contains($0) }
         }
+        outcome.failures += unexamined
+        return outcome
+    }
+
+    /// The regular files under `subtree` of `root` (a backing directory or a mount), walked without
+    /// following links, and the entries that could not be examined.
+    static func files(in root: String, under subtree: String) throws -> (paths: [String], components: [[[CChar]]], unexamined: [(String, String)]) {
+        var paths: [String] = [], components: [[[CChar]]] = [], unexamined: [(String, String)] = []
+        try VolumeFiles.forEachFile(in: root, under: subtree, failed: { unexamined.append(($0, $1)) }) { entry in
+            paths.append(entry.path)
+            components.append(entry.components)
+        }
+        return (paths, components, unexamined)
+    }
+
+    /// Makes the replaced attributes durable before the run says they are done.
+    static func sync(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = CLinux_syncfs(fd)
+        close(fd)
     }
 
     /// Mounted: the daemon re-wraps each file when asked through its attribute; which key a file
-    /// has comes from the mount's `user.kmsfs.info`.
-    private func online(mountPoint: String) throws -> Outcome {
+    /// has comes from the mount's `user.kmsfs.info`, before and after.
+    private func online(mountPoint: String, cipherDirectory: String) throws -> Outcome {
         let destination = self.destination!
-        let root = path.isEmpty ? mountPoint : mountPoint + "/" + path
-        var paths: [String] = []
-        try walkMount(root) { paths.append($0) }
-        return try inParallel(paths) { path in
-            let current = try Self.keyARN(ofMounted: path)
+        // The mount resolves only the destination (and only among the keys the volume allows).
+        guard !sources.contains(where: { $0.hasPrefix("alias/") }) else {
+            throw CommandFailure("name --from keys by ARN or key ID on a mounted volume (kmsfs keys lists them)")
+        }
+        defer { Self.sync(cipherDirectory) }
+        let (paths, components, unexamined) = try Self.files(in: mountPoint, under: path)
+        var outcome = try inParallel(paths) { index in
+            // O_PATH: the attributes are reached without opening the file (which would unwrap its key).
+            let fd = VolumeFiles.open(components[index], in: mountPoint, flags: CLinux_O_PATH)
+            guard fd >= 0 else { throw SystemCallFailure("open", errno) }
+            defer { close(fd) }
+            let file = "/proc/self/fd/\(fd)"
+            let current = try Self.keyARN(ofMounted: file)
             if KeyInventory.matches(current, destination) { return .alreadyThere }
             guard sources.isEmpty || sources.contains(where: { KeyInventory.matches(current, $0) }) else { return .notSelected(keyARN: current) }
-            guard setxattr(path, "user.kmsfs.rewrap", destination, destination.utf8.count, 0) == 0 else {
+            guard setxattr(file, "user.kmsfs.rewrap", destination, destination.utf8.count, 0) == 0 else {
                 let error = errno
                 if error == EKEYREJECTED {
                     throw CommandFailure("the mount refuses \(destination): not a key this volume allows (kmsfs allow-key)")
                 }
                 throw SystemCallFailure("re-wrap", error)
             }
-            return .rewrapped(from: current)
+            return try Self.keyARN(ofMounted: file) == current ? .alreadyThere : .rewrapped(from: current)
         }
+        outcome.failures += unexamined
+        return outcome
     }
 
     static func keyARN(ofMounted path: String) throws -> String {
@@ -159,26 +190,11 @@ struct RewrapCommand: ParsableCommand {
         return String(line.dropFirst("KMS key: ".count))
     }
 
-    private func walkMount(_ directory: String, _ body: (String) -> Void) throws {
-        var info = stat()
-        guard lstat(directory, &info) == 0 else { throw SystemCallFailure(directory, errno) }
-        if info.st_mode & S_IFMT == S_IFREG { return body(directory) }
-        for name in try FileManager.default.contentsOfDirectory(atPath: directory).sorted() {
-            let path = directory + "/" + name
-            guard lstat(path, &info) == 0 else { continue }
-            switch info.st_mode & S_IFMT {
-            case S_IFDIR: try walkMount(path, body)
-            case S_IFREG: body(path)
-            default: continue
-            }
-        }
-    }
-
     /// Runs `work` on every path with `jobs` workers and a progress line. A failure that says the
     /// key service cannot be reached, or that the destination is refused, stops the run (every
     /// other file would fail the same way); anything else is that file's failure.
-    private func inParallel(_ paths: [String], _ work: @escaping @Sendable (String) throws -> RewrapOutcome) throws -> Outcome {
-        let progress = ProgressLine("rewrap", total: paths.count)
+    private func inParallel(_ paths: [String], unit: String = "files", _ work: @escaping @Sendable (Int) throws -> RewrapOutcome) throws -> Outcome {
+        let progress = ProgressLine("rewrap", total: paths.count, unit: unit)
         let next = Atomic<Int>(0)
         let outcome = Mutex(Outcome())
         let fatal = Mutex<(any Error)?>(nil)
@@ -187,7 +203,7 @@ struct RewrapCommand: ParsableCommand {
                 let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 guard index < paths.count else { return }
                 do {
-                    let result = try work(paths[index])
+                    let result = try work(index)
                     outcome.withLock { outcome in
                         switch result {
                         case .rewrapped: outcome.rewrapped += 1

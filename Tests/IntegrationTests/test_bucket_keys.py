@@ -3,7 +3,9 @@ file; a key attribute small enough for an ext4 inode; buckets hidden from the mo
 offline, and every tampering with them or with the attributes that name them an error."""
 import json
 import os
+import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -117,6 +119,8 @@ def test_a_planted_bucket_directory_link_is_not_followed(bucket_volume):
     kmsd, env, cipher, mount_point, first, second = bucket_volume
     elsewhere = os.path.join(os.path.dirname(cipher), "elsewhere")
     os.mkdir(elsewhere)
+    assert stat.S_IMODE(os.stat(os.path.join(cipher, "kmsfs.buckets")).st_mode) == 0o700  # made at init
+    os.rmdir(os.path.join(cipher, "kmsfs.buckets"))
     os.symlink(elsewhere, os.path.join(cipher, "kmsfs.buckets"))
     with foreground_mount(cipher, mount_point, env=env):
         with pytest.raises(OSError):
@@ -124,3 +128,40 @@ def test_a_planted_bucket_directory_link_is_not_followed(bucket_volume):
                 f.write(b"x")
     assert os.listdir(elsewhere) == []
     assert not [name for name in os.listdir(cipher) if name == "new"]
+
+
+def test_planted_bucket_records_and_directories_are_refused_not_trusted(bucket_volume):
+    """Another user's (or a group-writable) kmsfs.buckets, and a FIFO in a record's place: EIO at
+    once, never a hang and never a record from someone else."""
+    kmsd, env, cipher, mount_point, first, second = bucket_volume
+    with foreground_mount(cipher, mount_point, env=env):
+        with open(os.path.join(mount_point, "mine"), "wb") as f:
+            f.write(b"mine")
+    bucket = os.getxattr(os.path.join(cipher, "mine"), "user.kmsfs.key")[17:].hex()
+    record = os.path.join(cipher, "kmsfs.buckets", bucket)
+    saved = open(record, "rb").read()
+    os.unlink(record)
+    os.mkfifo(record)
+    with foreground_mount(cipher, mount_point, env=env):
+        outcome = []
+        reader = threading.Thread(target=lambda: outcome.append(subprocess.run(["cat", os.path.join(mount_point, "mine")],
+                                                                                 capture_output=True, timeout=20).returncode))
+        reader.start()
+        reader.join(25)
+        assert outcome and outcome[0] != 0
+    os.unlink(record)
+    with open(record, "wb") as f:
+        f.write(saved)
+    os.chmod(os.path.join(cipher, "kmsfs.buckets"), 0o777)
+    with foreground_mount(cipher, mount_point, env=env):
+        with pytest.raises(OSError) as excinfo:
+            open(os.path.join(mount_point, "mine"), "rb").read()
+        assert excinfo.value.errno == 5
+    os.chmod(os.path.join(cipher, "kmsfs.buckets"), 0o700)
+    os.chown(os.path.join(cipher, "kmsfs.buckets"), 65534, 65534)
+    with foreground_mount(cipher, mount_point, env=env):
+        with pytest.raises(OSError):
+            open(os.path.join(mount_point, "mine"), "rb").read()
+    os.chown(os.path.join(cipher, "kmsfs.buckets"), 0, 0)
+    with foreground_mount(cipher, mount_point, env=env):
+        assert open(os.path.join(mount_point, "mine"), "rb").read() == b"mine"

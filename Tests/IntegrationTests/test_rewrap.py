@@ -131,6 +131,13 @@ def test_online_rewrap_beside_a_writer_and_refused_to_others(two_keys):
             stranger = kmsd.client().create_key(Description="not allowed")["KeyMetadata"]["Arn"]
             outright = kmsfs("rewrap", mount_point, "--to", stranger, env=env, check=False)
             assert outright.returncode == 8 and "not a key this volume allows" in outright.stderr
+            # Keys the volume does not allow, existing or not, are refused alike, without asking
+            # the key service about them (no probing aliases through the mount).
+            import errno
+            for name in ("alias/does-not-exist", stranger, "a b\nforged log line"):
+                with pytest.raises(OSError) as excinfo:
+                    os.setxattr(os.path.join(mount_point, "d00", "f00000"), "user.kmsfs.rewrap", name.encode())
+                assert excinfo.value.errno == errno.EKEYREJECTED, name
             done = kmsfs("rewrap", mount_point, "--to", second, env=env)
             writer.wait()
             assert "0 failed" in done.stdout
@@ -163,3 +170,40 @@ def test_shred_report_lists_what_fsck_finds_unreadable_after_disable_key(two_key
         assert unreadable == listed
         kmsd.client().enable_key(KeyId=second)
         assert kmsfs("fsck", cipher, env=env).returncode == 0
+
+
+def test_deep_paths_are_counted_and_links_are_not_followed():
+    """A file deeper than PATH_MAX is listed like any other; --path through a link, and a link in
+    the tree, lead nowhere outside the volume."""
+    with new_volume("kmsfs-deep-") as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point):
+            directory = os.open(mount_point, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for level in range(17):
+                    name = ("%02d" % level) + "d" * 251
+                    os.mkdir(name, dir_fd=directory)
+                    child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=directory)
+                    os.close(directory)
+                    directory = child
+                fd = os.open("precious", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=directory)
+                os.write(fd, b"deep")
+                os.close(fd)
+            finally:
+                os.close(directory)
+            with open(os.path.join(mount_point, "shallow"), "wb") as f:
+                f.write(b"x")
+        usage = key_usage(cipher, env=None)
+        assert sum(usage.values()) == 2, usage
+        arn = next(iter(usage))
+        listed = kmsfs("shred-report", cipher, "--key", arn, env=None).stdout.split()
+        assert len(listed) == 2 and any(path.endswith("/precious") for path in listed)
+        assert "2 files checked" in kmsfs("fsck", cipher, env=None).stdout
+
+        outside = os.path.join(os.path.dirname(cipher), "outside")
+        os.mkdir(outside)
+        with open(os.path.join(outside, "stray"), "wb") as f:
+            f.write(b"not the volume's")
+        os.symlink(outside, os.path.join(cipher, "lnk"))
+        refused = kmsfs("keys", cipher, "--path", "lnk", env=None, check=False)
+        assert refused.returncode != 0 and "links are not followed" in refused.stderr
+        assert sum(key_usage(cipher, env=None).values()) == 2  # the link in the tree is not walked either
