@@ -82,7 +82,12 @@ struct RekeyCommand: ParsableCommand {
                     continue
                 }
                 var childInfo = stat()
-                guard lstat(child, &childInfo) == 0 else { continue }
+                guard lstat(child, &childInfo) == 0 else {
+                    // Gone meanwhile is nothing to do; anything else (a path past PATH_MAX) is
+                    // said, not skipped in silence.
+                    if errno != ENOENT { files.append(child) }
+                    continue
+                }
                 if childInfo.st_mode & S_IFMT == S_IFDIR || childInfo.st_mode & S_IFMT == S_IFREG { try collect(child, into: &files) }
             }
         default: return
