@@ -28,15 +28,7 @@ public enum VolumeFiles {
         /// Opens the file without following a link or blocking on a FIFO planted in its place;
         /// -1 (errno set) on failure, ELOOP/ENXIO/EFTYPE-like refusals included.
         public func open(_ flags: Int32 = O_RDONLY) -> Int32 {
-            let fd = openat(directory, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
-            guard fd >= 0 else { return -1 }
-            var now = stat()
-            guard fstat(fd, &now) == 0, now.st_mode & S_IFMT == S_IFREG else {
-                close(fd)
-                errno = EINVAL
-                return -1
-            }
-            return fd
+            VolumeFiles.regularFile(openat(directory, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK))
         }
     }
 
@@ -135,7 +127,12 @@ public enum VolumeFiles {
             close(directory)
             directory = next
         }
-        let fd = openat(directory, last, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        return regularFile(openat(directory, last, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK))
+    }
+
+    /// `fd` if it is a regular file; else closed, and -1 with EINVAL (a FIFO, a device or a
+    /// directory planted where a file was).
+    static func regularFile(_ fd: Int32) -> Int32 {
         guard fd >= 0 else { return -1 }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {

@@ -11,15 +11,9 @@ import pytest
 
 from conftest import KMSD
 from test_mount import KMSFS, foreground_mount, new_volume
+from test_rewrap import kmsfs
 
 FILES = 120
-
-
-def kmsfs(*arguments, env, check=True):
-    result = subprocess.run([KMSFS, *arguments], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 def audit(kmsd, key):
