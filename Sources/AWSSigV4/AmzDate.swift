@@ -3,12 +3,29 @@ import Foundation
 /// The two date forms SigV4 meets: `X-Amz-Date` (`20150830T123600Z`) and HTTP `Date`
 /// (`Sun, 30 Aug 2015 12:36:00 GMT`), both UTC.
 public enum AmzDate {
+    /// `yyyyMMdd'T'HHmmss'Z'`, written digit by digit (String(format:) went through
+    /// CoreFoundation's formatter on every signed request).
     public static func format(_ date: Date) -> String {
         var time = time_t(date.timeIntervalSince1970)
         var parts = tm()
         gmtime_r(&time, &parts)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec)
+        var text: [UInt8] = []
+        text.reserveCapacity(16)
+        func digits(_ value: Int32, _ count: Int) {
+            var divisor: Int32 = 1
+            for _ in 1..<count { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                text.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: (rest / divisor) % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(parts.tm_year + 1900, 4); digits(parts.tm_mon + 1, 2); digits(parts.tm_mday, 2)
+        text.append(UInt8(ascii: "T"))
+        digits(parts.tm_hour, 2); digits(parts.tm_min, 2); digits(parts.tm_sec, 2)
+        text.append(UInt8(ascii: "Z"))
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Parses `yyyyMMdd'T'HHmmss'Z'`.

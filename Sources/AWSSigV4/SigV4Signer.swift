@@ -1,10 +1,13 @@
 import Foundation
+import KMSFSCrypto
 
 /// Signs requests with SigV4 (Authorization header form), as the AWS SDKs do.
 public struct SigV4Signer: Sendable {
     public let credential: SigV4Credential
     public let region: String
     public let service: String
+    /// The day's signing key, derived once (four HMACs a request otherwise).
+    private let signingKeys = SigningKeyCache()
 
     public init(credential: SigV4Credential, region: String, service: String) {
         self.credential = credential
@@ -23,10 +26,9 @@ public struct SigV4Signer: Sendable {
         let names = Array(Set(request.headers.map { $0.0.lowercased() })).sorted()
         let day = String(amzDate.prefix(8))
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let canonical = SigV4.canonicalRequest(request, signedHeaders: names, payloadHash: SigV4.payloadHash(request.body))
-        let signature = SigV4.signature(
-            signingKey: SigV4.signingKey(secret: credential.secretAccessKey, date: day, region: region, service: service),
-            stringToSign: SigV4.stringToSign(amzDate: amzDate, scope: scope, canonicalRequest: canonical))
+        let canonical = SigV4.canonicalRequestBytes(request, signedHeaders: names, payloadHash: SigV4.payloadHash(request.body))
+        let key = signingKeys.key(secret: credential.secretAccessKey, date: day, region: region, service: service)
+        let signature = hex(HMAC.sha256(key: key, message: SigV4.stringToSignBytes(amzDate: amzDate, scope: scope, canonicalRequest: canonical)))
         request.headers.append(("Authorization",
                                 "\(SigV4.algorithm) Credential=\(credential.accessKeyID)/\(scope), SignedHeaders=\(names.joined(separator: ";")), Signature=\(signature)"))
         return request
