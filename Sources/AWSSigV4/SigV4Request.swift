@@ -17,11 +17,6 @@ public struct SigV4Request: Sendable {
         self.body = body
     }
 
-    /// The values of header `name` (case-insensitive), in order.
-    public func values(_ name: String) -> [String] {
-        headers.filter { Self.equalIgnoringASCIICase($0.0, name) }.map(\.1)
-    }
-
     /// Header names are ASCII: compare bytes, folding A–Z, without building lower-cased copies.
     static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
         var a = a, b = b  // withUTF8 needs a var; native strings are contiguous already, no copy

@@ -1,5 +1,4 @@
 import Foundation
-import KMSFSCrypto
 
 /// Signs requests with SigV4 (Authorization header form), as the AWS SDKs do.
 public struct SigV4Signer: Sendable {
@@ -28,7 +27,7 @@ public struct SigV4Signer: Sendable {
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let canonical = SigV4.canonicalRequestBytes(request, signedHeaders: names, payloadHash: SigV4.payloadHash(request.body))
         let key = signingKeys.key(secret: credential.secretAccessKey, date: day, region: region, service: service)
-        let signature = hex(HMAC.sha256(key: key, message: SigV4.stringToSignBytes(amzDate: amzDate, scope: scope, canonicalRequest: canonical)))
+        let signature = SigV4.signature(signingKey: key, stringToSign: SigV4.stringToSignBytes(amzDate: amzDate, scope: scope, canonicalRequest: canonical))
         request.headers.append(("Authorization",
                                 "\(SigV4.algorithm) Credential=\(credential.accessKeyID)/\(scope), SignedHeaders=\(names.joined(separator: ";")), Signature=\(signature)"))
         return request

@@ -77,7 +77,7 @@ public struct SigV4Verifier: Sendable {
         let stringToSign = SigV4.stringToSignBytes(amzDate: amzDate, scope: String(parsed.credential.utf8.dropFirst(accessKeyID.utf8.count + 1))!,
                                                    canonicalRequest: canonical)
         let key = signingKeys.key(secret: credential.secretAccessKey, date: scopeDate, region: region, service: service)
-        let expected = hex(HMAC.sha256(key: key, message: stringToSign))
+        let expected = SigV4.signature(signingKey: key, stringToSign: stringToSign)
         guard ConstantTime.equal(Array(expected.utf8), parsed.signature) else { throw .mismatch }
         return Verified(accessKeyID: accessKeyID, region: region)
     }

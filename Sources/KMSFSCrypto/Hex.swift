@@ -17,6 +17,19 @@ public func hex(_ bytes: some Collection<UInt8>) -> String {
 @inlinable @inline(__always)
 func hexDigit(_ value: UInt8) -> UInt8 { value < 10 ? value &+ UInt8(ascii: "0") : value &+ (UInt8(ascii: "a") - 10) }
 
+/// The bytes `text` spells in hex (either case); nil if it is not whole hex digits.
+public func unhex(_ text: some StringProtocol) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(digits.count / 2)
+    for index in stride(from: 0, to: digits.count, by: 2) {
+        guard let high = hexDigitValue(digits[index]), let low = hexDigitValue(digits[index + 1]) else { return nil }
+        bytes.append(high << 4 | low)
+    }
+    return bytes
+}
+
 /// The value of one hex digit (either case), or nil.
 public func hexDigitValue(_ c: UInt8) -> UInt8? {
     switch c {

@@ -21,7 +21,8 @@ import Glibc
 /// - `user.kmsfs.key-id` (on directories): the default key for new files below, checked with
 ///   the key service when set. Listed, so that copying a tree keeps its keys.
 /// - `user.kmsfs.metrics` (read-only, virtual, on the root): the mount's metrics in
-///   Prometheus's text format, for `kmsfs status`.
+///   Prometheus's text format, for `kmsfs status`; for root and the mount's owner only, as the
+///   `metrics=` socket is (on a shared mount, what others do is not every user's to watch).
 /// - `user.kmsfs.rewrap` (write-only, on files): setting it to a KMS key re-wraps the file's
 ///   data key under that key (`kmsfs rewrap MOUNTPOINT`), by the daemon that owns the volume.
 extension Filesystem {
@@ -36,12 +37,13 @@ extension Filesystem {
     /// The one namespace the mount stores.
     static let storedNamespace = "user."
 
-    func attribute(_ id: UInt64, name: String) throws -> [UInt8] {
+    func attribute(_ id: UInt64, name: String, requester: Requester) throws -> [UInt8] {
         if name == Self.capabilityAttribute { throw FuseError(ENODATA) }
         guard name.hasPrefix(Self.storedNamespace) else { throw FuseError(EOPNOTSUPP) }
         let (fd, path) = try backingPath(id)
         if name == Self.infoAttribute { return try Array((info(fd: fd, path: path).joined(separator: "\n") + "\n").utf8) }
         if name == Self.metricsAttribute && id == InodeTable.rootID {
+            guard requester.uid == 0 || requester.uid == getuid() else { throw FuseError(EACCES) }
             return Array(MountMetrics.text(cache: keys.cacheStatistics, pool: keys.keyPool).utf8.prefix(65536))
         }
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {

@@ -50,7 +50,7 @@ public enum FuseMount {
         let configuration = volume.configuration
         let filesystem = try Filesystem(volume: volume, mountPoint: mountPoint, writebackCache: options.writebackCache)
         let endpoint = try metricsAddress.map { address in
-            try MetricsEndpoint(address, logger: logger) { [keys = volume.keys] in
+            try MetricsEndpoint(address) { [keys = volume.keys] in
                 MountMetrics.text(cache: keys.cacheStatistics, pool: keys.keyPool)
             }
         }

@@ -1,6 +1,5 @@
 import CLinux
 import Foundation
-import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,16 +32,12 @@ final class MetricsEndpoint: @unchecked Sendable {
     private let listener: Int32
     private let address: Address
     private let render: @Sendable () -> String
-    private let logger: Logger
 
-    init(_ address: Address, logger: Logger, render: @escaping @Sendable () -> String) throws {
+    init(_ address: Address, render: @escaping @Sendable () -> String) throws {
         self.address = address
         self.render = render
-        self.logger = logger
         switch address {
         case let .unix(path):
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw FuseError(errno) }
             var name = sockaddr_un()
             name.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &name.sun_path) { raw in
@@ -50,37 +45,38 @@ final class MetricsEndpoint: @unchecked Sendable {
             }
             unlink(path)  // a socket a previous mount left
             let previous = umask(0o177)
-            let bound = withUnsafePointer(to: &name) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-            umask(previous)
-            guard bound == 0, listen(fd, 16) == 0 else {
-                let error = errno
-                Glibc.close(fd)
-                throw FuseError(error)
-            }
-            listener = fd
+            defer { umask(previous) }
+            listener = try Self.listen(AF_UNIX, &name)
         case let .loopback(port):
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw FuseError(errno) }
-            var yes: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
             var name = sockaddr_in()
             name.sin_family = sa_family_t(AF_INET)
             name.sin_port = port.bigEndian
             name.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-            let bound = withUnsafePointer(to: &name) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            guard bound == 0, listen(fd, 16) == 0 else {
-                let error = errno
-                Glibc.close(fd)
-                throw FuseError(error)
-            }
-            listener = fd
+            listener = try Self.listen(AF_INET, &name)
         }
         let thread = Thread { [self] in serve() }
         thread.name = "kmsfs-metrics"
         thread.start()
     }
 
-    /// Stops accepting; the thread ends at its next accept.
+    /// A listening socket of `family` bound to `address` (a sockaddr_un or sockaddr_in).
+    private static func listen<Address>(_ family: Int32, _ address: inout Address) throws -> Int32 {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw FuseError(errno) }
+        var yes: Int32 = 1
+        if family == AF_INET { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, 16) == 0 else {
+            let error = errno
+            Glibc.close(fd)
+            throw FuseError(error)
+        }
+        return fd
+    }
+
+    /// Stops accepting; the thread ends at its next accept and closes the socket.
     func close() {
         shutdown(listener, Int32(SHUT_RDWR))
         if case let .unix(path) = address { unlink(path) }
@@ -91,7 +87,8 @@ final class MetricsEndpoint: @unchecked Sendable {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
                 if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { usleep(10_000); continue }
-                return  // shut down
+                Glibc.close(listener)  // shut down
+                return
             }
             answer(connection)
             Glibc.close(connection)
@@ -104,11 +101,10 @@ final class MetricsEndpoint: @unchecked Sendable {
         setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &deadline, socklen_t(MemoryLayout<timeval>.size))
         var request: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 2048)
-        while request.count < 8192, !request.suffix(4).elementsEqual([13, 10, 13, 10]) {
+        while request.count < 8192, request.firstRange(of: [13, 10, 13, 10]) == nil {
             let n = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { return }
             request += chunk[0..<n]
-            if request.count >= 4, request.firstRange(of: [13, 10, 13, 10]) != nil { break }
         }
         let line = request.split(separator: 13, maxSplits: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let parts = line.split(separator: " ")

@@ -296,7 +296,7 @@ enum Operations {
         }
         ops.getxattr = { request, ino, name, size in
             Operations.answer(request, "getxattr") {
-                let value = try Operations.filesystem(request).attribute(UInt64(ino), name: String(cString: name!))
+                let value = try Operations.filesystem(request).attribute(UInt64(ino), name: String(cString: name!), requester: Requester(request))
                 try Operations.replyXattr(request, value, size: size)
             }
         }

@@ -40,11 +40,7 @@ public struct BucketRecord: Equatable, Sendable {
     public var ciphertextBlob: [UInt8]
 
     var encoded: [UInt8] {
-        var bytes: [UInt8] = [Self.format]
-        for field in [Array(keyARN.utf8), ciphertextBlob] {
-            bytes += [UInt8(field.count >> 8), UInt8(field.count & 0xff)] + field
-        }
-        return bytes
+        [Self.format] + LengthPrefixedFields.encode([Array(keyARN.utf8), ciphertextBlob])
     }
 
     init(keyARN: String, ciphertextBlob: [UInt8]) {
@@ -53,19 +49,10 @@ public struct BucketRecord: Equatable, Sendable {
     }
 
     init(decoding bytes: [UInt8]) throws(FileKeyError) {
-        guard bytes.first == Self.format else { throw .malformedBucket }
-        var offset = 1
-        func field() throws(FileKeyError) -> [UInt8] {
-            guard offset + 2 <= bytes.count else { throw .malformedBucket }
-            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
-            offset += 2
-            guard offset + length <= bytes.count else { throw .malformedBucket }
-            defer { offset += length }
-            return Array(bytes[offset..<offset + length])
-        }
-        let arn = try field(), blob = try field()
-        guard offset == bytes.count, !blob.isEmpty, let keyARN = String(validating: arn, as: UTF8.self) else { throw .malformedBucket }
-        self.init(keyARN: keyARN, ciphertextBlob: blob)
+        guard bytes.first == Self.format, let fields = LengthPrefixedFields.decode(bytes, from: 1, count: 2), !fields[1].isEmpty,
+              let keyARN = String(validating: fields[0], as: UTF8.self)
+        else { throw .malformedBucket }
+        self.init(keyARN: keyARN, ciphertextBlob: fields[1])
     }
 
     static let directoryName = "kmsfs.buckets"
@@ -252,16 +239,5 @@ public final class BucketKeys: Sendable {
             guard name.utf8.count == 2 * BucketFileKey.bucketIDByteCount else { return nil }
             return unhex(name)
         }
-    }
-
-    public static func unhex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = hexDigitValue(digits[index]), let low = hexDigitValue(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
     }
 }

@@ -115,7 +115,7 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         let cipherDirectory = volume.cipherDirectory
         var report = RestoreReport()
         for bucket in buckets {
-            guard let bucketID = BucketKeys.unhex(bucket.bucketID), bucketID.count == BucketFileKey.bucketIDByteCount,
+            guard let bucketID = unhex(bucket.bucketID), bucketID.count == BucketFileKey.bucketIDByteCount,
                   let bytes = Data(base64Encoded: bucket.record) else { throw VolumeError.tamperedConfiguration("the manifest has a malformed bucket") }
             let wanted = try BucketRecord(decoding: Array(bytes))
             do {
@@ -169,7 +169,7 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         do { key = try volume.keys.unwrapKey(Array(blob), keyID: keyARN, context: Self.context(volumeID: volumeID)) } catch {
             throw VolumeError.tamperedConfiguration("the manifest's key does not unwrap for this volume: \(error)")
         }
-        guard ConstantTime.equal(HMAC.sha256(key: key, message: authenticatedBytes), BucketKeys.unhex(mac) ?? []) else {
+        guard ConstantTime.equal(HMAC.sha256(key: key, message: authenticatedBytes), unhex(mac) ?? []) else {
             throw VolumeError.tamperedConfiguration("the manifest's MAC does not verify")
         }
     }

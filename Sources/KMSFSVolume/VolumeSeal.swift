@@ -48,7 +48,7 @@ public struct VolumeSeal: Codable, Sendable, Equatable {
         }
         let key = try unwrap(configuration, client: client, expectedKeyARN: expectedKeyARN)
         let expected = HMAC.sha256(key: key, message: configuration.authenticatedBytes)
-        guard ConstantTime.equal(expected, Array(seal.mac.utf8).count == 64 ? unhex(seal.mac) : []) else {
+        guard ConstantTime.equal(expected, seal.mac.utf8.count == 64 ? unhex(seal.mac) ?? [] : []) else {
             throw VolumeError.tamperedConfiguration("its MAC does not verify")
         }
     }
@@ -68,13 +68,6 @@ public struct VolumeSeal: Codable, Sendable, Equatable {
             throw VolumeError.tamperedConfiguration("the key service does not unwrap its seal (\(code))")
         case let .failure(error):
             throw VolumeError.keyService(KeyServiceProblem.describe(error))
-        }
-    }
-
-    private static func unhex(_ text: String) -> [UInt8] {
-        let digits = Array(text.utf8)
-        return stride(from: 0, to: digits.count - 1, by: 2).map { index in
-            UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) ?? 0
         }
     }
 }

@@ -27,29 +27,16 @@ public struct WrappedFileKey: Equatable, Sendable {
     }
 
     public var encoded: [UInt8] {
-        var bytes: [UInt8] = [Self.format] + fileID
-        for field in [Array(keyARN.utf8), ciphertextBlob] {
-            bytes += [UInt8(field.count >> 8), UInt8(field.count & 0xff)]
-            bytes += field
-        }
-        return bytes
+        [Self.format] + fileID + LengthPrefixedFields.encode([Array(keyARN.utf8), ciphertextBlob])
     }
 
     /// - Throws: ``FileKeyError/malformedAttribute`` for anything that is not a format-1 value.
     public init(decoding bytes: [UInt8]) throws(FileKeyError) {
-        guard bytes.count >= 1 + 16 + 2, bytes[0] == Self.format else { throw .malformedAttribute }
-        var offset = 17
-        func field() throws(FileKeyError) -> [UInt8] {
-            guard offset + 2 <= bytes.count else { throw .malformedAttribute }
-            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
-            offset += 2
-            guard offset + length <= bytes.count else { throw .malformedAttribute }
-            defer { offset += length }
-            return Array(bytes[offset..<offset + length])
-        }
-        let arn = try field()
-        let blob = try field()
-        guard offset == bytes.count, !blob.isEmpty, let keyARN = String(validating: arn, as: UTF8.self) else { throw .malformedAttribute }
+        guard bytes.count >= 1 + 16, bytes[0] == Self.format,
+              let fields = LengthPrefixedFields.decode(bytes, from: 17, count: 2), !fields[1].isEmpty,
+              let keyARN = String(validating: fields[0], as: UTF8.self)
+        else { throw .malformedAttribute }
+        let blob = fields[1]
         self.init(fileID: Array(bytes[1..<17]), keyARN: keyARN, ciphertextBlob: blob)
     }
 }

@@ -11,6 +11,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from test_adversaries import NOBODY, as_user
 from test_mount import KMSFS, foreground_mount, new_volume
 
 
@@ -107,3 +108,13 @@ def test_metrics_on_a_loopback_port_only():
         refused = subprocess.run([KMSFS, "mount", "-f", cipher, mount_point, "-o", "metrics=0.0.0.0:%d" % port],
                                  capture_output=True, text=True, timeout=30)
         assert refused.returncode != 0 and "loopback only" in refused.stderr
+
+
+def test_other_users_of_a_shared_mount_do_not_read_its_metrics():
+    with new_volume("kmsfs-metrics-shared-") as (cipher, mount_point):
+        os.chmod(os.path.dirname(cipher), 0o755)
+        with foreground_mount(cipher, mount_point, extra=("-o", "allow_other")):
+            os.chmod(mount_point, 0o755)
+            refused = as_user(NOBODY, NOBODY, "%s status %s" % (KMSFS, mount_point))
+            assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stdout + refused.stderr
+            assert "FUSE requests" in subprocess.run([KMSFS, "status", mount_point], capture_output=True, text=True, check=True).stdout

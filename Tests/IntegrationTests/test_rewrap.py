@@ -2,6 +2,7 @@
 re-wrapped under another KMS key by ReEncrypt (contents untouched), offline and through a mount,
 killed at random moments and resumed; what a key's loss would make unreadable, listed before and
 confirmed by fsck after."""
+import contextlib
 import hashlib
 import json
 import os
@@ -61,11 +62,18 @@ def two_keys(own_kmsd):
     return own_kmsd, first, second
 
 
+@contextlib.contextmanager
+def two_key_volume(kmsd, first, second, prefix):
+    """A volume on `kmsd` under `first` that also allows `second`: (cipher, mount point, env)."""
+    env = kmsd.client_environment()
+    with new_volume(prefix, *kmsd.volume_arguments(first), env=env) as (cipher, mount_point):
+        kmsfs("allow-key", cipher, second, env=env)
+        yield cipher, mount_point, env
+
+
 def test_offline_rewrap_killed_and_resumed_leaves_every_file_readable_under_the_new_key(two_keys):
     kmsd, first, second = two_keys
-    env = kmsd.client_environment()
-    with new_volume("kmsfs-rewrap-", *kmsd.volume_arguments(first), env=env) as (cipher, mount_point):
-        kmsfs("allow-key", cipher, second, env=env)
+    with two_key_volume(kmsd, first, second, "kmsfs-rewrap-") as (cipher, mount_point, env):
         with foreground_mount(cipher, mount_point, env=env):
             digests = fill(mount_point, FILES)
         contents_before = {path: os.stat(os.path.join(cipher, path)).st_mtime_ns for path in digests}
@@ -114,10 +122,8 @@ def test_offline_rewrap_killed_and_resumed_leaves_every_file_readable_under_the_
 
 def test_online_rewrap_beside_a_writer_and_refused_to_others(two_keys):
     kmsd, first, second = two_keys
-    env = kmsd.client_environment()
-    with new_volume("kmsfs-rewrap-online-", *kmsd.volume_arguments(first), env=env) as (cipher, mount_point):
+    with two_key_volume(kmsd, first, second, "kmsfs-rewrap-online-") as (cipher, mount_point, env):
         os.chmod(os.path.dirname(cipher), 0o755)
-        kmsfs("allow-key", cipher, second, env=env)
         with foreground_mount(cipher, mount_point, env=env, extra=("-o", "allow_other")):
             os.chmod(mount_point, 0o755)
             digests = fill(mount_point, 300)
@@ -152,9 +158,7 @@ def test_online_rewrap_beside_a_writer_and_refused_to_others(two_keys):
 
 def test_shred_report_lists_what_fsck_finds_unreadable_after_disable_key(two_keys):
     kmsd, first, second = two_keys
-    env = kmsd.client_environment()
-    with new_volume("kmsfs-shred-", *kmsd.volume_arguments(first), env=env) as (cipher, mount_point):
-        kmsfs("allow-key", cipher, second, env=env)
+    with two_key_volume(kmsd, first, second, "kmsfs-shred-") as (cipher, mount_point, env):
         with foreground_mount(cipher, mount_point, env=env):
             digests = fill(mount_point, 400)
         kmsfs("rewrap", cipher, "--to", second, "--path", "d07", env=env)
