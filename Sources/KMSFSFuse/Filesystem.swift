@@ -83,6 +83,7 @@ final class Filesystem: Sendable {
             let file = try BackingFile.open(fd: fd, keys: keys, holes: holes)
             if writing && flags & O_TRUNC != 0 {
                 try lock.withWholeFile { try file.truncate(to: 0) }
+                if try SetIDBits.drop(fd) { KernelChannel.invalidateAttributes(of: id) }
             } else {
                 // The kernel sends no read for a file it believes empty: an impossible size, or
                 // a file cut to its header, fails here rather than reading as an empty file.

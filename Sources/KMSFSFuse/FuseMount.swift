@@ -77,6 +77,7 @@ public enum FuseMount {
             throw FuseMountError("cannot mount on \(mountPoint) (does it exist, and is it not already a mount?)")
         }
         defer { fuse_session_unmount(session) }
+        guard KernelChannel.install(on: session) else { throw FuseMountError("cannot route the FUSE session through kmsfs's channel") }
         logger.info("mounted \(cipherDirectory) on \(mountPoint)",
                     metadata: ["kmsfs.volume": "\(configuration.volumeID)", "kmsfs.keyService": "\(configuration.keyService)",
                                "kmsfs.descriptors": "\(descriptors)"])

@@ -42,6 +42,7 @@ enum Operations {
             // 1 MiB writes: 64 chunks sealed in parallel per request instead of 8 (128 KiB).
             connection!.pointee.max_write = FuseMount.maxWrite
             let fs = Unmanaged<Filesystem>.fromOpaque(userdata!).takeUnretainedValue()
+            KernelChannel.initReplyPending.store(true, ordering: .releasing)
             // The kernel's writeback cache gathers small writes into page-sized and larger
             // requests (untar: 1.7× faster); it then owns sizes, times and O_APPEND offsets.
             let writeback = UInt32(FUSE_CAP_WRITEBACK_CACHE)
@@ -134,6 +135,7 @@ enum Operations {
             Operations.answer(request, "write") {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
+                if info!.pointee.writepage == 0, try SetIDBits.drop(entry.fd) { KernelChannel.invalidateAttributes(of: entry.inode) }
                 try fs.write(entry, UnsafeRawBufferPointer(start: data, count: size), at: Int64(offset))
                 fuse_reply_write(request, size)
                 MountMetrics.plaintextBytesWritten.increment(by: Int64(size))
@@ -179,6 +181,7 @@ enum Operations {
                 if valid & FUSE_SET_ATTR_SIZE != 0 {
                     do {
                         try fs.truncate(id, to: Int64(wanted.st_size), handle: info.map { $0.pointee.fh })
+                        if valid & FUSE_SET_ATTR_MODE == 0 { try SetIDBits.drop(pathFD) }
                     } catch {
                         throw FuseError(Filesystem.errorNumber(for: error))
                     }

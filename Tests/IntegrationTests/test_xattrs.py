@@ -63,3 +63,51 @@ def test_ls_l_asks_for_labels_and_acls_once_per_mount_not_per_file(volume):
     calls = sum(int(line.split()[3]) for line in traced.stderr.splitlines()
                 if line.split()[-1:] and line.split()[-1].endswith("xattr") and line.split()[3].isdigit())
     assert 0 < calls <= 4, traced.stderr
+
+
+def test_writes_ask_for_file_capabilities_once_per_file_and_still_drop_set_id_bits():
+    """kmsfs tells the kernel it drops set-ID bits itself (FUSE_HANDLE_KILLPRIV_V2): the kernel
+    then stops asking security.capability before every write, and kmsfs must do what the VFS
+    would — checked here as another user, in the backing file and in what the mount shows."""
+    from test_adversaries import NOBODY, as_user
+    from test_metrics import UnixHTTPConnection, scrape, total
+
+    with new_volume("kmsfs-killpriv-") as (cipher, mount_point):
+        os.chmod(os.path.dirname(cipher), 0o755)
+        socket_path = os.path.join(os.path.dirname(cipher), "metrics.sock")
+        with foreground_mount(cipher, mount_point, extra=("-o", "allow_other,metrics=unix:" + socket_path)):
+            os.chmod(mount_point, 0o777)
+            path = os.path.join(mount_point, "many")
+            with open(path, "wb") as f:
+                f.write(b"x")
+
+            def getxattr_requests():
+                return total(scrape(UnixHTTPConnection(socket_path)), "kmsfs_fuse_requests_total", operation="getxattr")
+
+            before = getxattr_requests()
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                for index in range(100):
+                    os.pwrite(fd, b"y", index)
+            finally:
+                os.close(fd)
+            assert getxattr_requests() - before <= 1
+
+            script = """cd %s
+                for name in write truncate otrunc keep; do echo a > $name; done
+                chmod 6775 write truncate otrunc; chmod 2664 keep
+                echo b >> write; truncate -s 1 truncate; : > otrunc; echo b >> keep
+                stat -c '%%n %%a' write truncate otrunc keep""" % mount_point
+            shown = as_user(NOBODY, NOBODY, script, check=True).stdout.split()
+            expected = {"write": "775", "truncate": "775", "otrunc": "775", "keep": "2664"}
+            assert dict(zip(shown[::2], shown[1::2])) == expected
+            for name, mode in expected.items():
+                assert "%o" % (os.stat(os.path.join(cipher, name)).st_mode & 0o7777) == mode, name
+            # Root holds CAP_FSETID: its writes go through the page cache and keep the bits.
+            privileged = os.path.join(mount_point, "privileged")
+            with open(privileged, "w") as f:
+                f.write("a")
+            os.chmod(privileged, 0o4755)
+            with open(privileged, "a") as f:
+                f.write("b")
+            assert os.stat(privileged).st_mode & 0o7777 == 0o4755
