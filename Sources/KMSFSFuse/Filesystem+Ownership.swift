@@ -22,8 +22,10 @@ struct Requester {
 /// A daemon running as root creates every backing node as root; on a shared mount each node
 /// must instead belong to the process that asked for it, as on ext4: its uid, and its gid or,
 /// under a setgid directory, the directory's (which the backing filesystem already gives).
-/// Permission checks themselves are the kernel's (`default_permissions`, always on): the
-/// kernel checks every request against the attributes kmsfs reports before sending it.
+/// Permission checks themselves are the kernel's on a shared mount (`default_permissions`): the
+/// kernel checks every request against the attributes kmsfs reports before sending it. On a
+/// mount only its owner reaches, the backing filesystem checks, with the daemon's (the owner's)
+/// credentials (see ``FuseMount``).
 extension Filesystem {
     /// The owner to give a node created in `parentFD` for `requester`, or nil when there is
     /// nothing to change (the daemon is not root, so nodes are its user's as on any mount a

@@ -1,4 +1,5 @@
 import CFuse3
+import KMSFSVolume
 import CLinux
 import Foundation
 import KMSFSFormat
@@ -84,6 +85,15 @@ enum Operations {
             Operations.answer(request, "getattr") {
                 var attributes = try Operations.filesystem(request).attributes(of: UInt64(ino))
                 fuse_reply_attr(request, &attributes, Operations.attributeTimeout)
+            }
+        }
+        // Reached only without default_permissions (a mount only its owner reaches): the
+        // backing node answers, checked with the daemon's credentials, which are the owner's.
+        ops.access = { request, ino, mask in
+            Operations.answer(request, "access") {
+                guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
+                guard faccessat(fd, "", mask, CLinux_AT_EMPTY_PATH) == 0 else { throw FuseError(errno) }
+                fuse_reply_err(request, 0)
             }
         }
         ops.opendir = { request, ino, info in
@@ -335,7 +345,7 @@ enum Operations {
                 }
                 seekdir(stream.directory, Int(offset))
                 while let entry = readdir(stream.directory) {
-                    let backingName = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                    let backingName = String(cString: DirectoryEntryName.pointer(entry))
                     let next = off_t(telldir(stream.directory))
                     guard let name = fs.tree.listedName(backingName, inRoot: stream.isRoot) else { continue }
                     var parameters = fuse_entry_param()

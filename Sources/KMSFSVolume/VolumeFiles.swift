@@ -104,7 +104,7 @@ public enum VolumeFiles {
         defer { closedir(stream) }
         var names: [[CChar]] = []
         while let entry = readdir(stream) {
-            let name: [CChar] = withUnsafeBytes(of: entry.pointee.d_name) { raw in raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } + [0] }
+            let name = DirectoryEntryName.bytes(entry)
             if name != [46, 0] && name != [46, 46, 0] { names.append(name) }
         }
         return names.sorted { $0.lexicographicallyPrecedes($1) }

@@ -138,6 +138,27 @@ def test_untar_a_source_tree_and_diff(volume):
             assert detail.returncode == 0, detail.stdout[:2000]
 
 
+def test_large_directories_with_names_of_every_length_list_and_remove(volume):
+    """readdir records are as long as their names: the daemon once read each name as a full
+    256-byte array and crashed when a record ended its buffer at the end of a page (rm -rf of
+    5 000 files on tmpfs). Names of every length shift the records across the buffer."""
+    _, mount_point = volume
+    directory = os.path.join(mount_point, "big")
+    os.mkdir(directory)
+    names = set()
+    for index in range(4000):
+        name = "%05d" % index + "n" * (index % 251)
+        names.add(name)
+        with open(os.path.join(directory, name), "wb"):
+            pass
+    for _ in range(3):
+        assert set(os.listdir(directory)) == names
+        listed = subprocess.run(["ls", "-l", directory], capture_output=True, text=True, check=True)
+        assert len(listed.stdout.splitlines()) == len(names) + 1
+    subprocess.run(["rm", "-rf", directory], check=True)
+    assert os.listdir(mount_point) == []
+
+
 def test_kmsfs_umount_ends_the_daemon():
     with new_volume("kmsfs-umount-") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
         with open(os.path.join(mount_point, "f"), "w") as f:
