@@ -30,7 +30,7 @@ final class BackingTree: Sendable {
     }
 
     /// Names at the top of the backing directory that are kmsfs's own, never shown.
-    static let hiddenRootNames: Set<String> = VolumeConfiguration.reservedNames
+    static let hiddenRootNames: Set<FileName> = Set(VolumeConfiguration.reservedNames.map(FileName.init))
 
     let inodes: InodeTable
 
@@ -40,12 +40,12 @@ final class BackingTree: Sendable {
     /// name as stored.
     struct Entry {
         let directoryFD: Int32
-        let name: String
+        let name: FileName
     }
 
     /// Where `name` of directory inode `parent` is in the backing directory.
     /// - Throws: ENOENT for a parent the kernel has forgotten; the purpose's errno for a hidden name.
-    func entry(_ name: String, in parent: UInt64, for purpose: Purpose) throws -> Entry {
+    func entry(_ name: FileName, in parent: UInt64, for purpose: Purpose) throws -> Entry {
         guard let directoryFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
         if parent == InodeTable.rootID && Self.hiddenRootNames.contains(name) { throw FuseError(purpose.hiddenErrno) }
         return Entry(directoryFD: directoryFD, name: name)
@@ -53,58 +53,58 @@ final class BackingTree: Sendable {
 
     /// The plaintext name of a directory entry read from the backing directory, or nil for one
     /// the mount does not show.
-    func listedName(_ backingName: String, inRoot: Bool) -> String? {
+    func listedName(_ backingName: FileName, inRoot: Bool) -> FileName? {
         inRoot && Self.hiddenRootNames.contains(backingName) ? nil : backingName
     }
 
     /// Finds or adds the inode of `name` in `parent`, counting one kernel reference.
-    func lookup(_ name: String, in parent: UInt64) throws -> (UInt64, stat) {
+    func lookup(_ name: FileName, in parent: UInt64) throws -> (UInt64, stat) {
         let entry = try entry(name, in: parent, for: .find)
-        let fd = openat(entry.directoryFD, entry.name, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+        let fd = openat(entry.directoryFD, entry.name.cString, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }
         return try inodes.adopt(fd)
     }
 
     func makeDirectory(_ entry: Entry, mode: mode_t) throws {
-        guard mkdirat(entry.directoryFD, entry.name, mode) == 0 else { throw FuseError(errno) }
+        guard mkdirat(entry.directoryFD, entry.name.cString, mode) == 0 else { throw FuseError(errno) }
     }
 
     /// A FIFO, socket or device node (they have no contents to encrypt: they live as themselves).
     func makeNode(_ entry: Entry, mode: mode_t, device: dev_t) throws {
-        guard mknodat(entry.directoryFD, entry.name, mode, device) == 0 else { throw FuseError(errno) }
+        guard mknodat(entry.directoryFD, entry.name.cString, mode, device) == 0 else { throw FuseError(errno) }
     }
 
     func makeSymlink(_ entry: Entry, target: UnsafePointer<CChar>) throws {
-        guard symlinkat(target, entry.directoryFD, entry.name) == 0 else { throw FuseError(errno) }
+        guard symlinkat(target, entry.directoryFD, entry.name.cString) == 0 else { throw FuseError(errno) }
     }
 
     /// A hard link to the node pinned by `fd` (it shares the inode, and so the key attribute).
     func link(_ fd: Int32, as entry: Entry) throws {
-        guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", entry.directoryFD, entry.name, AT_SYMLINK_FOLLOW) == 0 else { throw FuseError(errno) }
+        guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", entry.directoryFD, entry.name.cString, AT_SYMLINK_FOLLOW) == 0 else { throw FuseError(errno) }
     }
 
     /// unlink (flags 0) or rmdir (AT_REMOVEDIR).
     func remove(_ entry: Entry, flags: Int32) throws {
-        guard unlinkat(entry.directoryFD, entry.name, flags) == 0 else { throw FuseError(errno) }
+        guard unlinkat(entry.directoryFD, entry.name.cString, flags) == 0 else { throw FuseError(errno) }
     }
 
     /// renameat2: RENAME_NOREPLACE and RENAME_EXCHANGE go straight through.
     func rename(_ source: Entry, to target: Entry, flags: UInt32) throws {
-        guard CLinux_renameat2(source.directoryFD, source.name, target.directoryFD, target.name, flags) == 0 else { throw FuseError(errno) }
+        guard CLinux_renameat2(source.directoryFD, source.name.cString, target.directoryFD, target.name.cString, flags) == 0 else { throw FuseError(errno) }
     }
 
     /// chown of a node just made, without following a symlink.
     func setOwner(_ entry: Entry, uid: uid_t, gid: gid_t) throws {
-        guard fchownat(entry.directoryFD, entry.name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
+        guard fchownat(entry.directoryFD, entry.name.cString, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw FuseError(errno) }
     }
 
     func setMode(_ entry: Entry, mode: mode_t) throws {
-        guard fchmodat(entry.directoryFD, entry.name, mode, 0) == 0 else { throw FuseError(errno) }
+        guard fchmodat(entry.directoryFD, entry.name.cString, mode, 0) == 0 else { throw FuseError(errno) }
     }
 
     /// A new encrypted file at `entry` (``BackingFile/create(path:relativeTo:mode:owner:keys:keyID:holes:)``).
     func createFile(_ entry: Entry, mode: mode_t, owner: (uid: uid_t, gid: gid_t)?, keys: FileKeys, keyID: String,
                     holes: HolePolicy) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
-        try BackingFile.create(path: entry.name, relativeTo: entry.directoryFD, mode: mode, owner: owner, keys: keys, keyID: keyID, holes: holes)
+        try BackingFile.create(path: entry.name.cString, relativeTo: entry.directoryFD, mode: mode, owner: owner, keys: keys, keyID: keyID, holes: holes)
     }
 }

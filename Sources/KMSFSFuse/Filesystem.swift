@@ -103,7 +103,7 @@ final class Filesystem: Sendable {
 
     /// Creates `name` in `parent` as a new encrypted file under the directory's default key,
     /// owned by `requester` (see ``owner(for:parentFD:)``).
-    func createFile(parent: UInt64, name: String, mode: mode_t, flags: Int32, requester: Requester) throws -> (UInt64, stat, UInt64) {
+    func createFile(parent: UInt64, name: FileName, mode: mode_t, flags: Int32, requester: Requester) throws -> (UInt64, stat, UInt64) {
         let entry = try tree.entry(name, in: parent, for: .create)
         let created: (fd: Int32, file: EncryptedFile<FileDescriptorStorage>)
         do {

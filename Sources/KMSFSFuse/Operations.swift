@@ -59,10 +59,10 @@ enum Operations {
         ops.lookup = { request, parent, name in
             Operations.answer(request, "lookup") {
                 let fs = Operations.filesystem(request)
-                let text = String(cString: name!)
+                let name = FileName(name!)
                 var entry = fuse_entry_param()
                 let id: UInt64, info: stat
-                do { (id, info) = try fs.tree.lookup(text, in: UInt64(parent)) } catch let error as FuseError where error.errno == ENOENT {
+                do { (id, info) = try fs.tree.lookup(name, in: UInt64(parent)) } catch let error as FuseError where error.errno == ENOENT {
                     // A negative entry: the kernel remembers that the name does not exist (tar and
                     // compilers ask again and again) until we create it or the timeout passes.
                     entry.entry_timeout = Operations.attributeTimeout
@@ -162,7 +162,7 @@ enum Operations {
         ops.create = { request, parent, name, mode, info in
             Operations.answer(request, "create") {
                 let fs = Operations.filesystem(request)
-                let (id, attributes, handle) = try fs.createFile(parent: UInt64(parent), name: String(cString: name!), mode: mode,
+                let (id, attributes, handle) = try fs.createFile(parent: UInt64(parent), name: FileName(name!), mode: mode,
                                                                  flags: info!.pointee.flags, requester: Requester(request))
                 info!.pointee.fh = handle
                 var entry = fuse_entry_param()
@@ -225,22 +225,22 @@ enum Operations {
         ops.mkdir = { request, parent, name, mode in
             Operations.answer(request, "mkdir") {
                 let fs = Operations.filesystem(request)
-                let text = String(cString: name!)
-                let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
+                let name = FileName(name!)
+                let entry = try fs.tree.entry(name, in: UInt64(parent), for: .create)
                 try fs.tree.makeDirectory(entry, mode: mode)
                 try fs.giveNode(entry, to: Requester(request), mode: mode | S_IFDIR)
-                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
+                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: name)
             }
         }
         ops.mknod = { request, parent, name, mode, device in
             Operations.answer(request, "mknod") {
                 let fs = Operations.filesystem(request)
-                let text = String(cString: name!)
-                let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
+                let name = FileName(name!)
+                let entry = try fs.tree.entry(name, in: UInt64(parent), for: .create)
                 if mode & S_IFMT == S_IFREG {
                     // mknod(2) of a regular file: an empty encrypted file like any other.
                     // createFile counted a lookup for its own reply; replyEntry below counts the one sent.
-                    let (id, _, handle) = try fs.createFile(parent: UInt64(parent), name: text, mode: mode & 0o7777, flags: O_WRONLY,
+                    let (id, _, handle) = try fs.createFile(parent: UInt64(parent), name: name, mode: mode & 0o7777, flags: O_WRONLY,
                                                             requester: Requester(request))
                     fs.files.remove(handle)
                     fs.inodes.forget(id, count: 1)
@@ -249,7 +249,7 @@ enum Operations {
                     try fs.tree.makeNode(entry, mode: mode, device: dev_t(device))
                     try fs.giveNode(entry, to: Requester(request), mode: mode)
                 }
-                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
+                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: name)
             }
         }
         ops.unlink = { request, parent, name in
@@ -261,8 +261,8 @@ enum Operations {
         ops.rename = { request, parent, name, newParent, newName, flags in
             Operations.answer(request, "rename") {
                 let fs = Operations.filesystem(request)
-                let source = try fs.tree.entry(String(cString: name!), in: UInt64(parent), for: .change)
-                let target = try fs.tree.entry(String(cString: newName!), in: UInt64(newParent), for: .change)
+                let source = try fs.tree.entry(FileName(name!), in: UInt64(parent), for: .change)
+                let target = try fs.tree.entry(FileName(newName!), in: UInt64(newParent), for: .change)
                 try fs.tree.rename(source, to: target, flags: flags)
                 fs.directoryKeys.invalidateAll()
                 fuse_reply_err(request, 0)
@@ -281,22 +281,22 @@ enum Operations {
         ops.symlink = { request, target, parent, name in
             Operations.answer(request, "symlink") {
                 let fs = Operations.filesystem(request)
-                let text = String(cString: name!)
-                let entry = try fs.tree.entry(text, in: UInt64(parent), for: .create)
+                let name = FileName(name!)
+                let entry = try fs.tree.entry(name, in: UInt64(parent), for: .create)
                 try fs.tree.makeSymlink(entry, target: target!)
                 try fs.giveNode(entry, to: Requester(request), mode: S_IFLNK | 0o777)
-                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: text)
+                try Operations.replyEntry(request, fs, parent: UInt64(parent), name: name)
             }
         }
         ops.link = { request, ino, newParent, newName in
             Operations.answer(request, "link") {
                 let fs = Operations.filesystem(request)
-                let text = String(cString: newName!)
-                let entry = try fs.tree.entry(text, in: UInt64(newParent), for: .create)
+                let name = FileName(newName!)
+                let entry = try fs.tree.entry(name, in: UInt64(newParent), for: .create)
                 guard let fd = fs.inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
                 // A hard link shares the inode, and so the key attribute: both names read the same file.
                 try fs.tree.link(fd, as: entry)
-                try Operations.replyEntry(request, fs, parent: UInt64(newParent), name: text)
+                try Operations.replyEntry(request, fs, parent: UInt64(newParent), name: name)
             }
         }
         ops.setxattr = { request, ino, name, value, size, flags in
@@ -345,14 +345,14 @@ enum Operations {
                 }
                 seekdir(stream.directory, Int(offset))
                 while let entry = readdir(stream.directory) {
-                    let backingName = String(cString: DirectoryEntryName.pointer(entry))
+                    let backingName = FileName(DirectoryEntryName.pointer(entry))
                     let next = off_t(telldir(stream.directory))
                     guard let name = fs.tree.listedName(backingName, inRoot: stream.isRoot) else { continue }
                     var parameters = fuse_entry_param()
                     parameters.attr.st_ino = entry.pointee.d_ino
                     parameters.attr.st_mode = mode_t(entry.pointee.d_type) << 12
                     var looked: UInt64?
-                    if plus && name != "." && name != ".." {
+                    if plus && !name.isDotOrDotDot {
                         do {
                             let (id, info) = try fs.tree.lookup(name, in: directory)
                             looked = id
@@ -370,8 +370,8 @@ enum Operations {
                         }
                     }
                     let needed = plus
-                        ? fuse_add_direntry_plus(request, base + used, size - used, name, &parameters, next)
-                        : fuse_add_direntry(request, base + used, size - used, name, &parameters.attr, next)
+                        ? fuse_add_direntry_plus(request, base + used, size - used, name.cString, &parameters, next)
+                        : fuse_add_direntry(request, base + used, size - used, name.cString, &parameters.attr, next)
                     if used + needed > size {
                         // Not sent: the kernel never learns of this lookup, so it is undone.
                         if let looked { fs.inodes.forget(looked, count: 1) }
@@ -396,7 +396,7 @@ enum Operations {
     }
 
     /// Looks up `name` (just created) and answers with its entry.
-    static func replyEntry(_ request: fuse_req_t?, _ fs: Filesystem, parent: UInt64, name: String) throws {
+    static func replyEntry(_ request: fuse_req_t?, _ fs: Filesystem, parent: UInt64, name: FileName) throws {
         let (id, info) = try fs.tree.lookup(name, in: parent)
         var entry = fuse_entry_param()
         entry.ino = fuse_ino_t(id)
@@ -410,7 +410,7 @@ enum Operations {
     static func removeEntry(_ request: fuse_req_t?, parent: fuse_ino_t, name: UnsafePointer<CChar>?, flags: Int32) {
         answer(request, flags == AT_REMOVEDIR ? "rmdir" : "unlink") {
             let fs = filesystem(request)
-            try fs.tree.remove(fs.tree.entry(String(cString: name!), in: UInt64(parent), for: .change), flags: flags)
+            try fs.tree.remove(fs.tree.entry(FileName(name!), in: UInt64(parent), for: .change), flags: flags)
             fuse_reply_err(request, 0)
         }
     }

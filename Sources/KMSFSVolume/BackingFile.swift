@@ -29,6 +29,14 @@ public enum BackingFile {
     public static func create(path: String, relativeTo directoryFD: Int32 = AT_FDCWD, mode: mode_t = 0o600,
                               owner: (uid: uid_t, gid: gid_t)? = nil, keys: FileKeys, keyID: String, holes: HolePolicy = .sealed,
                               durableKey: Bool = false) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
+        try create(path: Array(path.utf8CString), relativeTo: directoryFD, mode: mode, owner: owner, keys: keys, keyID: keyID,
+                   holes: holes, durableKey: durableKey)
+    }
+
+    /// The same, for a path given as NUL-terminated bytes (names need not be UTF-8).
+    public static func create(path: [CChar], relativeTo directoryFD: Int32 = AT_FDCWD, mode: mode_t = 0o600,
+                              owner: (uid: uid_t, gid: gid_t)? = nil, keys: FileKeys, keyID: String, holes: HolePolicy = .sealed,
+                              durableKey: Bool = false) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
         let (header, key, attribute) = try keys.newFile(keyID: keyID)
         var fd = openat(directoryFD, directory(of: path), CLinux_O_TMPFILE | O_RDWR | O_CLOEXEC, mode)
         let named = fd < 0 && [EOPNOTSUPP, EISDIR, EINVAL, ENOENT].contains(errno)
@@ -62,10 +70,10 @@ public enum BackingFile {
         }
     }
 
-    /// The directory part of `path`: "." for a bare name.
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+    /// The directory part of `path` (NUL-terminated): "." for a bare name.
+    static func directory(of path: [CChar]) -> [CChar] {
+        guard let slash = path.lastIndex(of: 47) else { return [46, 0] }
+        return slash == 0 ? [47, 0] : Array(path[..<slash]) + [0]
     }
 
     /// Opens the encrypted file on `fd`: reads its header and key attribute and unwraps its key.

@@ -159,6 +159,26 @@ def test_large_directories_with_names_of_every_length_list_and_remove(volume):
     assert os.listdir(mount_point) == []
 
 
+def test_names_are_bytes_not_text(volume):
+    """A POSIX name is any bytes but '/' and NUL: Latin-1 and other non-UTF-8 names keep their
+    bytes in the mount and in the backing directory, and two of them never share a file."""
+    cipher, mount_point = volume
+    names = [b"caf\xe9", b"caf\xef", b"\xff\xfe", b"plain", "\u00e9t\u00e9".encode()] + \
+        [bytes([value]) * 3 for value in range(1, 256) if value not in (ord("/"), ord("."))]
+    for index, name in enumerate(names):
+        with open(os.path.join(mount_point.encode(), name), "wb") as f:
+            f.write(b"%d" % index)
+    assert sorted(os.listdir(mount_point.encode())) == sorted(names)
+    assert sorted(n for n in os.listdir(cipher.encode()) if not n.startswith(b"kmsfs.")) == sorted(names)
+    for index, name in enumerate(names):
+        with open(os.path.join(mount_point.encode(), name), "rb") as f:
+            assert f.read() == b"%d" % index, name
+    os.rename(os.path.join(mount_point.encode(), b"caf\xe9"), os.path.join(mount_point.encode(), b"d\xe9j\xe0"))
+    assert b"d\xe9j\xe0" in os.listdir(mount_point.encode()) and b"caf\xe9" not in os.listdir(mount_point.encode())
+    subprocess.run(["rm", "-rf", "--", *[os.path.join(mount_point.encode(), n) for n in os.listdir(mount_point.encode())]], check=True)
+    assert os.listdir(mount_point) == []
+
+
 def test_kmsfs_umount_ends_the_daemon():
     with new_volume("kmsfs-umount-") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
         with open(os.path.join(mount_point, "f"), "w") as f:
