@@ -16,7 +16,7 @@ import Testing
 
     /// A file of `size` patterned bytes, written through the format as a mount writes it.
     func make(_ name: String, size: Int) throws {
-        try FileManager.default.createDirectory(atPath: BackingFile.directory(of: v.cipher + "/" + name), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: (v.cipher + "/" + name as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let (fd, file) = try BackingFile.create(path: v.cipher + "/" + name, keys: v.keys(), keyID: v.configuration.defaultKeyID, holes: .sparse)
         defer { close(fd) }
         let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
