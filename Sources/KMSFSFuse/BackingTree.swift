@@ -33,8 +33,12 @@ final class BackingTree: Sendable {
     static let hiddenRootNames: Set<FileName> = Set(VolumeConfiguration.reservedNames.map(FileName.init))
 
     let inodes: InodeTable
+    let eviction: InodeEviction?
 
-    init(inodes: InodeTable) { self.inodes = inodes }
+    init(inodes: InodeTable, eviction: InodeEviction? = nil) {
+        self.inodes = inodes
+        self.eviction = eviction
+    }
 
     /// A name in a directory of the backing tree: the directory's O_PATH descriptor and the
     /// name as stored.
@@ -62,7 +66,9 @@ final class BackingTree: Sendable {
         let entry = try entry(name, in: parent, for: .find)
         let fd = openat(entry.directoryFD, entry.name.cString, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }
-        return try inodes.adopt(fd)
+        let adopted = try inodes.adopt(fd, parent: parent, name: name)
+        eviction?.check()
+        return adopted
     }
 
     func makeDirectory(_ entry: Entry, mode: mode_t) throws {

@@ -42,14 +42,16 @@ final class Filesystem: Sendable {
     let logger = Logger(label: "kmsfs")
     /// The backing root's identity, where the walk up for a directory's default key stops.
     let rootIdentity: (device: UInt64, inode: UInt64)
-    init(volume: Volume, mountPoint: String, writebackCache: Bool = true) throws {
+    /// `descriptors`: the daemon's descriptor limit, which the inode table is kept within
+    /// (``InodeEviction``); nil for no limit.
+    init(volume: Volume, mountPoint: String, writebackCache: Bool = true, descriptors: Int? = nil) throws {
         wantsWritebackCache = writebackCache
         self.mountPoint = mountPoint
         self.volume = volume
         let rootFD = open(volume.cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
-        tree = BackingTree(inodes: inodes)
+        tree = BackingTree(inodes: inodes, eviction: descriptors.map { [inodes] in InodeEviction(inodes: inodes, descriptors: $0, logger: Logger(label: "kmsfs")) })
         var rootInfo = stat()
         guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
         rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))

@@ -50,7 +50,8 @@ public enum FuseMount {
         let descriptors = CLinux_raise_descriptor_limit()
         let volume = try Volume(cipherDirectory: cipherDirectory, options: options.keyService, allowOffline: options.allowOffline, logger: logger)
         let configuration = volume.configuration
-        let filesystem = try Filesystem(volume: volume, mountPoint: mountPoint, writebackCache: options.writebackCache)
+        let filesystem = try Filesystem(volume: volume, mountPoint: mountPoint, writebackCache: options.writebackCache,
+                                        descriptors: descriptors > 0 ? Int(clamping: descriptors) : nil)
         let endpoint = try metricsAddress.map { address in
             try MetricsEndpoint(address) { [keys = volume.keys] in
                 MountMetrics.text(cache: keys.cacheStatistics, pool: keys.keyPool)

@@ -44,6 +44,15 @@ enum KernelChannel {
     /// them (a write or an open that dropped set-ID bits): its cached mode is stale otherwise for
     /// the attribute timeout. Offset -1 leaves the page cache alone and takes no inode lock, so
     /// it is safe inside the request that changed the mode.
+    /// Asks the kernel to drop its entry for `name` in directory `parent` (it then forgets the
+    /// inode unless something holds it). False if the kernel refused (not cached, or in use).
+    static func invalidateEntry(parent: UInt64, name: FileName) -> Bool {
+        guard let session else { return false }
+        return name.cString.withUnsafeBufferPointer { bytes in
+            fuse_lowlevel_notify_inval_entry(session, fuse_ino_t(parent), bytes.baseAddress, bytes.count - 1) == 0
+        }
+    }
+
     static func invalidateAttributes(of id: UInt64) {
         guard let session else { return }
         _ = fuse_lowlevel_notify_inval_inode(session, fuse_ino_t(id), -1, 0)

@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -410,3 +411,37 @@ def test_the_endpoint_never_comes_from_the_backing_directory(kmsd, tmp_path):
         assert result.returncode == 1 and "never taken from the backing" in result.stderr
         with foreground_mount(cipher, mount_point, env=fresh, extra=["--kms-endpoint", "unix://" + kmsd.socket_path]):
             assert open(os.path.join(mount_point, "f")).read() == "x"
+
+
+def test_more_files_than_the_daemon_has_descriptors():
+    """Every inode the kernel knows holds a descriptor in the daemon, and the kernel forgets
+    inodes only under memory pressure: a walk over more files than the descriptor limit once
+    ended in EMFILE for every user of the mount — any user of a shared mount could cause it.
+    The daemon now hands its least recently used names back to the kernel past half its limit."""
+    with new_volume("kmsfs-descriptors-") as (cipher, mount_point):
+        os.chmod(os.path.dirname(cipher), 0o755)
+        walk_with_few_descriptors(cipher, mount_point)
+
+
+def walk_with_few_descriptors(cipher, mount_point):
+    limited = subprocess.Popen(["prlimit", "--nofile=400:400", KMSFS, "mount", "-f", cipher, mount_point, "-o", "allow_other"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not mounted(mount_point) and time.time() < deadline:
+            time.sleep(0.1)
+        assert mounted(mount_point)
+        os.chmod(mount_point, 0o777)
+        script = """cd %s && mkdir many && cd many && i=0
+            while [ $i -lt 1500 ]; do echo $i > f$i; i=$((i+1)); done
+            ls -l | wc -l; cat f* | wc -l; ls -l | wc -l""" % mount_point
+        walked = as_user(NOBODY, NOBODY, script)
+        assert walked.returncode == 0 and walked.stdout.split() == ["1501", "1500", "1501"], walked.stdout + walked.stderr
+        descriptors = len(os.listdir("/proc/%d/fd" % limited.pid))
+        assert descriptors < 400
+        with open(os.path.join(mount_point, "many", "f1234")) as f:
+            assert f.read() == "1234\n"
+    finally:
+        unmount(mount_point)
+        limited.terminate()
+        limited.wait(timeout=30)
