@@ -1,0 +1,83 @@
+internal import COpenSSL
+
+/// AES-SIV (RFC 5297) with a 512-bit key (AES-256-SIV): deterministic authenticated encryption.
+///
+/// Why for names: a name must encrypt the same way every time (a lookup is one backing lookup
+/// of the encrypted name, no directory scan), so no nonce; SIV is the mode that stays
+/// misuse-resistant without one — equal inputs give equal outputs and nothing more, and any
+/// change to the output or to the associated data fails authentication. The output is the
+/// 16-byte synthetic IV followed by the ciphertext, as RFC 5297 and Python's `AESSIV` write it.
+/// Each element of `associatedData` is one component of the S2V vector.
+public enum AESSIV {
+    public static let keyByteCount = 64
+    public static let tagByteCount = 16
+
+    public static func seal(_ plaintext: [UInt8], key: SecretBytes, associatedData: [[UInt8]]) throws(CryptoError) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: tagByteCount + plaintext.count)
+        try run(encrypt: true, key: key, associatedData: associatedData) { (context) throws(CryptoError) in
+            try update(context, input: plaintext, output: &output, at: tagByteCount)
+            var length: Int32 = 0
+            guard EVP_CipherFinal_ex(context, nil, &length) == 1 else { throw CryptoError.fromOpenSSL("EVP_CipherFinal_ex(SIV)") }
+            let tagged = output.withUnsafeMutableBytes { bytes in
+                EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(tagByteCount), bytes.baseAddress)
+            }
+            guard tagged == 1 else { throw CryptoError.fromOpenSSL("EVP_CTRL_AEAD_GET_TAG") }
+        }
+        return output
+    }
+
+    /// - Throws: ``CryptoError/authenticationFailure`` if `sealed` or the associated data was changed.
+    public static func open(_ sealed: [UInt8], key: SecretBytes, associatedData: [[UInt8]]) throws(CryptoError) -> [UInt8] {
+        guard sealed.count >= tagByteCount else { throw CryptoError.authenticationFailure }
+        var output = [UInt8](repeating: 0, count: sealed.count - tagByteCount)
+        try run(encrypt: false, key: key, associatedData: associatedData) { (context) throws(CryptoError) in
+            var tag = Array(sealed[..<tagByteCount])
+            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(tagByteCount), &tag) == 1 else {
+                throw CryptoError.fromOpenSSL("EVP_CTRL_AEAD_SET_TAG")
+            }
+            // OpenSSL's SIV checks the tag in the one update that carries the text.
+            do { try update(context, input: Array(sealed[tagByteCount...]), output: &output, at: 0) } catch {
+                ERR_clear_error()
+                throw CryptoError.authenticationFailure
+            }
+            var length: Int32 = 0
+            guard EVP_CipherFinal_ex(context, nil, &length) == 1 else {
+                ERR_clear_error()
+                throw CryptoError.authenticationFailure
+            }
+        }
+        return output
+    }
+
+    private static func run(encrypt: Bool, key: SecretBytes, associatedData: [[UInt8]],
+                            _ body: (OpaquePointer) throws(CryptoError) -> Void) throws(CryptoError) {
+        guard key.count == keyByteCount else { throw CryptoError.openSSL(operation: "AES-SIV", reason: "the key must be 64 bytes") }
+        guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-SIV", nil) else { throw CryptoError.fromOpenSSL("EVP_CIPHER_fetch(AES-256-SIV)") }
+        defer { EVP_CIPHER_free(cipher) }
+        guard let context = EVP_CIPHER_CTX_new() else { throw CryptoError.fromOpenSSL("EVP_CIPHER_CTX_new") }
+        defer { EVP_CIPHER_CTX_free(context) }
+        let keyed = key.withUnsafeBytes { bytes in
+            EVP_CipherInit_ex2(context, cipher, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), nil, encrypt ? 1 : 0, nil)
+        }
+        guard keyed == 1 else { throw CryptoError.fromOpenSSL("EVP_CipherInit_ex2(SIV)") }
+        for component in associatedData {
+            var length: Int32 = 0
+            // An empty component is still one component of the S2V vector.
+            let added = component.withUnsafeBufferPointer { bytes in
+                EVP_CipherUpdate(context, nil, &length, bytes.baseAddress ?? UnsafePointer(bitPattern: 1), Int32(bytes.count))
+            }
+            guard added == 1 else { throw CryptoError.fromOpenSSL("EVP_CipherUpdate(SIV associated data)") }
+        }
+        try body(context)
+    }
+
+    private static func update(_ context: OpaquePointer, input: [UInt8], output: inout [UInt8], at offset: Int) throws(CryptoError) {
+        var length: Int32 = 0
+        let done = input.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target in
+                EVP_CipherUpdate(context, target.baseAddress! + offset, &length, source.baseAddress ?? UnsafePointer(bitPattern: 1), Int32(source.count))
+            }
+        }
+        guard done == 1 else { throw CryptoError.fromOpenSSL("EVP_CipherUpdate(SIV)") }
+    }
+}
