@@ -34,32 +34,80 @@ final class BackingTree: Sendable {
 
     let inodes: InodeTable
     let eviction: InodeEviction?
+    /// Nil on a volume with plaintext names.
+    let names: NameCipher?
+    let directoryIDs: DirectoryIDCache
 
-    init(inodes: InodeTable, eviction: InodeEviction? = nil) {
+    init(inodes: InodeTable, eviction: InodeEviction? = nil, names: NameCipher? = nil) {
         self.inodes = inodes
         self.eviction = eviction
+        self.names = names
+        directoryIDs = DirectoryIDCache()
     }
 
     /// A name in a directory of the backing tree: the directory's O_PATH descriptor and the
     /// name as stored.
     struct Entry {
+        /// The directory's inode, and its O_PATH descriptor.
+        let parent: UInt64
         let directoryFD: Int32
         let name: FileName
+        /// For a long encrypted name: the encoded name its side file holds.
+        var sideFile: (name: FileName, content: [UInt8])?
     }
 
     /// Where `name` of directory inode `parent` is in the backing directory.
     /// - Throws: ENOENT for a parent the kernel has forgotten; the purpose's errno for a hidden name.
     func entry(_ name: FileName, in parent: UInt64, for purpose: Purpose) throws -> Entry {
         guard let directoryFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
-        if parent == InodeTable.rootID && Self.hiddenRootNames.contains(name) { throw FuseError(purpose.hiddenErrno) }
-        return Entry(directoryFD: directoryFD, name: name)
+        guard let names else {
+            if parent == InodeTable.rootID && Self.hiddenRootNames.contains(name) { throw FuseError(purpose.hiddenErrno) }
+            return Entry(parent: parent, directoryFD: directoryFD, name: name)
+        }
+        let backing: NameCipher.BackingName
+        do {
+            backing = try names.encrypt(name.bytes, directoryID: try directoryIDs.id(of: parent, fd: directoryFD))
+        } catch NameError.invalid {
+            throw FuseError(EINVAL)
+        }
+        switch backing {
+        case let .short(encoded):
+            return Entry(parent: parent, directoryFD: directoryFD, name: FileName(bytes: encoded))
+        case let .long(hashed, encoded):
+            return Entry(parent: parent, directoryFD: directoryFD, name: FileName(bytes: hashed),
+                         sideFile: (FileName(bytes: hashed + NameCipher.sideFileSuffix), encoded))
+        }
     }
 
     /// The plaintext name of a directory entry read from the backing directory, or nil for one
-    /// the mount does not show.
-    func listedName(_ backingName: FileName, inRoot: Bool) -> FileName? {
-        inRoot && Self.hiddenRootNames.contains(backingName) ? nil : backingName
+    /// the mount does not show: kmsfs's own files, and on a volume with encrypted names any name
+    /// that does not open in this directory (edited, moved from another directory, planted).
+    func listedName(_ backingName: FileName, in directory: UInt64, directoryFD: Int32) -> FileName? {
+        guard let names else {
+            return directory == InodeTable.rootID && Self.hiddenRootNames.contains(backingName) ? nil : backingName
+        }
+        if backingName.isDotOrDotDot { return backingName }
+        let bytes = backingName.bytes
+        let encoded: [UInt8]
+        if NameCipher.isLongEntry(bytes) {
+            guard let content = SideFile.read(FileName(bytes: bytes + NameCipher.sideFileSuffix), in: directoryFD),
+                  NameCipher.hashedName(content) == bytes else { return nil }
+            encoded = content
+        } else if bytes.starts(with: Self.ownPrefix) {
+            return nil
+        } else {
+            encoded = bytes
+        }
+        guard let id = try? directoryIDs.id(of: directory, fd: directoryFD),
+              let plaintext = try? names.decrypt(encoded, directoryID: id) else { return nil }
+        return FileName(bytes: plaintext)
     }
+
+    /// Backing names that are kmsfs's own on a volume with encrypted names (no encoded name
+    /// has a '.').
+    static let ownPrefix = Array("kmsfs.".utf8)
+    /// renameat2's RENAME_EXCHANGE.
+    static let renameExchange: UInt32 = 2
 
     /// Finds or adds the inode of `name` in `parent`, counting one kernel reference.
     func lookup(_ name: FileName, in parent: UInt64) throws -> (UInt64, stat) {
@@ -72,31 +120,46 @@ final class BackingTree: Sendable {
     }
 
     func makeDirectory(_ entry: Entry, mode: mode_t) throws {
-        guard mkdirat(entry.directoryFD, entry.name.cString, mode) == 0 else { throw FuseError(errno) }
+        guard names != nil else {
+            guard mkdirat(entry.directoryFD, entry.name.cString, mode) == 0 else { throw FuseError(errno) }
+            return
+        }
+        try withSideFile(entry) { try DirectoryID.make(entry, mode: mode) }
     }
 
     /// A FIFO, socket or device node (they have no contents to encrypt: they live as themselves).
     func makeNode(_ entry: Entry, mode: mode_t, device: dev_t) throws {
-        guard mknodat(entry.directoryFD, entry.name.cString, mode, device) == 0 else { throw FuseError(errno) }
+        try withSideFile(entry) { guard mknodat(entry.directoryFD, entry.name.cString, mode, device) == 0 else { throw FuseError(errno) } }
     }
 
     func makeSymlink(_ entry: Entry, target: UnsafePointer<CChar>) throws {
-        guard symlinkat(target, entry.directoryFD, entry.name.cString) == 0 else { throw FuseError(errno) }
+        try withSideFile(entry) { guard symlinkat(target, entry.directoryFD, entry.name.cString) == 0 else { throw FuseError(errno) } }
     }
 
     /// A hard link to the node pinned by `fd` (it shares the inode, and so the key attribute).
     func link(_ fd: Int32, as entry: Entry) throws {
-        guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", entry.directoryFD, entry.name.cString, AT_SYMLINK_FOLLOW) == 0 else { throw FuseError(errno) }
+        try withSideFile(entry) {
+            guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", entry.directoryFD, entry.name.cString, AT_SYMLINK_FOLLOW) == 0 else { throw FuseError(errno) }
+        }
     }
 
     /// unlink (flags 0) or rmdir (AT_REMOVEDIR).
     func remove(_ entry: Entry, flags: Int32) throws {
         guard unlinkat(entry.directoryFD, entry.name.cString, flags) == 0 else { throw FuseError(errno) }
+        if let side = entry.sideFile { SideFile.remove(side.name, in: entry.directoryFD) }
     }
 
     /// renameat2: RENAME_NOREPLACE and RENAME_EXCHANGE go straight through.
     func rename(_ source: Entry, to target: Entry, flags: UInt32) throws {
-        guard CLinux_renameat2(source.directoryFD, source.name.cString, target.directoryFD, target.name.cString, flags) == 0 else { throw FuseError(errno) }
+        let exchange = flags & Self.renameExchange != 0
+        try withSideFile(exchange ? nil : target) {
+            guard CLinux_renameat2(source.directoryFD, source.name.cString, target.directoryFD, target.name.cString, flags) == 0 else { throw FuseError(errno) }
+        }
+        // The source's name is gone (unless it was the target's, or the two were exchanged:
+        // names stay where they are, only the nodes move).
+        if !exchange, let side = source.sideFile, source.parent != target.parent || source.name != target.name {
+            SideFile.remove(side.name, in: source.directoryFD)
+        }
     }
 
     /// chown of a node just made, without following a symlink.
@@ -111,6 +174,27 @@ final class BackingTree: Sendable {
     /// A new encrypted file at `entry` (``BackingFile/create(path:relativeTo:mode:owner:keys:keyID:holes:)``).
     func createFile(_ entry: Entry, mode: mode_t, owner: (uid: uid_t, gid: gid_t)?, keys: FileKeys, keyID: String,
                     holes: HolePolicy) throws -> (fd: Int32, file: EncryptedFile<FileDescriptorStorage>) {
-        try BackingFile.create(path: entry.name.cString, relativeTo: entry.directoryFD, mode: mode, owner: owner, keys: keys, keyID: keyID, holes: holes)
+        var created: (fd: Int32, file: EncryptedFile<FileDescriptorStorage>)?
+        try withSideFile(entry) {
+            created = try BackingFile.create(path: entry.name.cString, relativeTo: entry.directoryFD, mode: mode, owner: owner, keys: keys,
+                                             keyID: keyID, holes: holes)
+        }
+        return created!
     }
+
+    /// Runs `make`, which gives `entry` its node, with a long name's side file written first
+    /// (a listing never finds the node without it); the side file goes again if `make` fails
+    /// and nothing has the name.
+    private func withSideFile(_ entry: Entry?, _ make: () throws -> Void) throws {
+        guard let entry, let side = entry.sideFile else { return try make() }
+        try SideFile.write(side.content, as: side.name, in: entry.directoryFD)
+        do { try make() } catch {
+            var info = stat()
+            if fstatat(entry.directoryFD, entry.name.cString, &info, AT_SYMLINK_NOFOLLOW) != 0 { SideFile.remove(side.name, in: entry.directoryFD) }
+            throw error
+        }
+    }
+
+    /// The kernel forgot inode `id`.
+    func forget(_ id: UInt64) { directoryIDs.forget(id) }
 }

@@ -15,6 +15,12 @@ struct FileName: Hashable, CustomStringConvertible {
 
     init(_ text: String) { cString = Array(text.utf8CString) }
 
+    /// From bytes without NUL (a name that came out of the name cipher, or a backing name).
+    init(bytes: [UInt8]) { cString = bytes.map { CChar(bitPattern: $0) } + [0] }
+
+    /// The bytes without the terminating NUL.
+    var bytes: [UInt8] { cString.dropLast().map { UInt8(bitPattern: $0) } }
+
     var isDotOrDotDot: Bool { cString == [46, 0] || cString == [46, 46, 0] }
 
     /// For logs only (invalid UTF-8 shown repaired).

@@ -51,7 +51,8 @@ final class Filesystem: Sendable {
         let rootFD = open(volume.cipherDirectory, CLinux_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FuseError(errno) }
         inodes = try InodeTable(rootFD: rootFD)
-        tree = BackingTree(inodes: inodes, eviction: descriptors.map { [inodes] in InodeEviction(inodes: inodes, descriptors: $0, logger: Logger(label: "kmsfs")) })
+        tree = BackingTree(inodes: inodes, eviction: descriptors.map { [inodes] in InodeEviction(inodes: inodes, descriptors: $0, logger: Logger(label: "kmsfs")) },
+                           names: volume.names)
         var rootInfo = stat()
         guard fstat(rootFD, &rootInfo) == 0 else { throw FuseError(errno) }
         rootIdentity = (UInt64(rootInfo.st_dev), UInt64(rootInfo.st_ino))

@@ -78,7 +78,10 @@ enum Operations {
         }
         ops.forget = { request, ino, count in
             let fs = Operations.filesystem(request)
-            if fs.inodes.forget(UInt64(ino), count: count) { fs.directoryKeys.forget(UInt64(ino)) }
+            if fs.inodes.forget(UInt64(ino), count: count) {
+                fs.directoryKeys.forget(UInt64(ino))
+                fs.tree.forget(UInt64(ino))
+            }
             fuse_reply_none(request)
         }
         ops.getattr = { request, ino, _ in
@@ -334,6 +337,7 @@ enum Operations {
         answer(request, plus ? "readdirplus" : "readdir") {
             let fs = filesystem(request)
             guard let stream = directories.stream(handle) else { throw FuseError(EBADF) }
+            guard let directoryFD = fs.inodes.fd(directory) else { throw FuseError(ENOENT) }
             withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 8) { buffer in
                 let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
                 var used = 0
@@ -347,7 +351,7 @@ enum Operations {
                 while let entry = readdir(stream.directory) {
                     let backingName = FileName(DirectoryEntryName.pointer(entry))
                     let next = off_t(telldir(stream.directory))
-                    guard let name = fs.tree.listedName(backingName, inRoot: stream.isRoot) else { continue }
+                    guard let name = fs.tree.listedName(backingName, in: directory, directoryFD: directoryFD) else { continue }
                     var parameters = fuse_entry_param()
                     parameters.attr.st_ino = entry.pointee.d_ino
                     parameters.attr.st_mode = mode_t(entry.pointee.d_type) << 12

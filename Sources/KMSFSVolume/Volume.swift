@@ -15,6 +15,8 @@ public final class Volume: Sendable {
     public let cipherDirectory: String
     public let configuration: VolumeConfiguration
     public let keys: FileKeys
+    /// How names are stored: nil for plaintext names.
+    public let names: NameCipher?
     private let lock: VolumeLock
     private let client: any KMSClient
     private let trustedSealKey: String?
@@ -60,6 +62,12 @@ public final class Volume: Sendable {
             logger.warning("mounting offline: \(error); new files and directory keys wait until the key service verifies the configuration")
         }
         verified = Atomic(isVerified)
+        // Names cannot wait for the key service the way new files can: without the name key
+        // no directory can even be listed.
+        if configuration.nameKey != nil && !isVerified {
+            throw VolumeError.keyService("a volume with encrypted names needs its key service at mount (its name key)")
+        }
+        names = try VolumeNames.cipher(configuration, client: client)
         var pool: KeyPool?
         // A remote service gets a key pool, so that creating a file does not wait for a round
         // trip; the embedded one answers in microseconds and a pool only competes for the cores

@@ -17,6 +17,10 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
     /// 4: as 3, with bucket keys (``bucketKeys``; key attributes of format 2): a kmsfs that
     /// knows only 3 refuses such a volume by its version rather than by a seal it cannot check.
     public static let bucketKeysFormatVersion = 4
+    /// 5: encrypted names (``nameKey``; docs/FORMAT.md), with or without bucket keys: a kmsfs
+    /// that knows only 3 and 4 refuses the volume rather than showing its names encrypted and
+    /// adding plaintext ones beside them.
+    public static let encryptedNamesFormatVersion = 5
     /// Names at the top of the backing directory that are kmsfs's own, never shown in the mount.
     public static let reservedNames: Set<String> = [fileName, BucketRecord.directoryName]
 
@@ -33,8 +37,11 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
     /// What gaps in growing files are made of.
     public var holes: HolePolicy
     public var keyService: KeyServiceSettings
-    /// Set on volumes whose files' keys come from bucket keys (format version 4).
+    /// Set on volumes whose files' keys come from bucket keys (format version 4, or 5).
     public var bucketKeys: BucketKeyPolicy?
+    /// The name key, wrapped by the key service (base64 of its ciphertext blob), on volumes with
+    /// encrypted names (format version 5).
+    public var nameKey: String?
     /// The MAC over all of the above; nil only while a configuration is being made.
     public var seal: VolumeSeal?
 
@@ -58,14 +65,16 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
         }
         struct Version: Decodable { let formatVersion: Int }
         guard let version = try? JSONDecoder().decode(Version.self, from: data) else { throw VolumeError.malformedConfiguration(path) }
-        guard [currentFormatVersion, bucketKeysFormatVersion].contains(version.formatVersion) else {
+        guard [currentFormatVersion, bucketKeysFormatVersion, encryptedNamesFormatVersion].contains(version.formatVersion) else {
             throw VolumeError.unsupportedFormat(version.formatVersion)
         }
         // The volume ID names files outside the backing directory (``TrustedVolume``): a UUID only.
         guard let configuration = try? JSONDecoder().decode(VolumeConfiguration.self, from: data),
               FileHeader.allowedChunkSizes.contains(configuration.chunkSize), configuration.seal != nil,
               UUID(uuidString: configuration.volumeID) != nil, configuration.volumeID == configuration.volumeID.lowercased(),
-              (configuration.formatVersion == bucketKeysFormatVersion) == (configuration.bucketKeys != nil),
+              configuration.formatVersion == encryptedNamesFormatVersion
+                  || (configuration.formatVersion == bucketKeysFormatVersion) == (configuration.bucketKeys != nil),
+              (configuration.formatVersion == encryptedNamesFormatVersion) == (configuration.nameKey != nil),
               configuration.bucketKeys?.isValid ?? true
         else { throw VolumeError.malformedConfiguration(path) }
         return configuration
@@ -80,6 +89,7 @@ public struct VolumeConfiguration: Codable, Sendable, Equatable {
         fields += allowedKeyIDs.map { ("allowedKeyID", $0) }
         // Only when set: the bytes of a configuration without bucket keys are what they always were.
         if let bucketKeys { fields += [("bucketKeyMaxAge", "\(bucketKeys.maxAge)"), ("bucketKeyMaxFiles", "\(bucketKeys.maxFiles)")] }
+        if let nameKey { fields += [("nameKey", nameKey)] }
         switch keyService {
         case let .embedded(embedded): fields += [("keyService", "embedded"), ("account", embedded.account), ("region", embedded.region)]
         case .remote: fields += [("keyService", "remote")]

@@ -24,6 +24,8 @@ public enum VolumeInitializer {
         public var holes: HolePolicy = .sealed
         /// Bucket keys for new files (format version 4), or a data key per file (nil).
         public var bucketKeys: BucketKeyPolicy?
+        /// Encrypt names (format version 5).
+        public var encryptedNames = false
         /// How a new embedded store keeps its root key (the library's default is for tests; the
         /// command asks or warns).
         public var rootKeyProtection: RootKeyProtection = .unprotected
@@ -107,6 +109,10 @@ public enum VolumeInitializer {
             configuration.formatVersion = VolumeConfiguration.bucketKeysFormatVersion
             // Made now, 0700: nobody else can plant one before the first file.
             try BucketRecord.makeDirectory(cipherDirectory: cipherDirectory)
+        }
+        if options.encryptedNames {
+            configuration.formatVersion = VolumeConfiguration.encryptedNamesFormatVersion
+            try VolumeNames.generate(&configuration, client: client)
         }
         for allowed in options.allowedKeyIDs {
             // A key new files cannot be made under would fail every create below its directory.

@@ -40,6 +40,9 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Derive new files' keys from bucket keys, one KMS call per --bucket-key-max-files files, and a key attribute that fits in an ext4 inode (docs/ARCHITECTURE.md: what the audit trail loses).")
     var bucketKeys = false
 
+    @Flag(help: "Encrypt file and directory names (AES-256-SIV under a name key from the key service, bound to each directory; docs/FORMAT.md). Symbolic-link targets and extended attributes stay as they are.")
+    var encryptNames = false
+
     @Option(help: "Seconds a bucket key serves new files.")
     var bucketKeyMaxAge = BucketKeyPolicy.default.maxAge
 
@@ -62,6 +65,7 @@ struct InitCommand: ParsableCommand {
         options.keyStoreDirectory = keyStore
         options.allowedKeyIDs = allowedKeys
         options.holes = sparse ? .sparse : .sealed
+        options.encryptedNames = encryptNames
         if bucketKeys { options.bucketKeys = BucketKeyPolicy(maxAge: bucketKeyMaxAge, maxFiles: bucketKeyMaxFiles) }
         if kmsEndpoint != nil || profile != nil || region != nil {
             options.remote = .init(endpoint: kmsEndpoint, region: region, profile: profile)
