@@ -103,6 +103,12 @@ final class BackingTree: Sendable {
         return FileName(bytes: plaintext)
     }
 
+    /// Throws EIO for a directory whose names cannot be read (on a volume with encrypted names,
+    /// one without its ID): an error, not an empty listing.
+    func checkListable(_ directory: UInt64, directoryFD: Int32) throws {
+        if names != nil { _ = try directoryIDs.id(of: directory, fd: directoryFD) }
+    }
+
     /// Backing names that are kmsfs's own on a volume with encrypted names (no encoded name
     /// has a '.').
     static let ownPrefix = Array("kmsfs.".utf8)

@@ -338,6 +338,7 @@ enum Operations {
             let fs = filesystem(request)
             guard let stream = directories.stream(handle) else { throw FuseError(EBADF) }
             guard let directoryFD = fs.inodes.fd(directory) else { throw FuseError(ENOENT) }
+            try fs.tree.checkListable(directory, directoryFD: directoryFD)
             withUnsafeTemporaryAllocation(byteCount: max(size, 1), alignment: 8) { buffer in
                 let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
                 var used = 0

@@ -1,0 +1,185 @@
+"""Encrypted names (docs/FORMAT.md, "Encrypted names") through a real mount: every length and
+byte value, renames (also RENAME_EXCHANGE), links, long names; what an attacker with write access
+to the backing directory can do to names; a copy with rsync -aX."""
+import ctypes
+import errno
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from test_mount import KMSFS, foreground_mount, new_volume
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root")
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+RENAME_EXCHANGE = 2
+
+
+def rename_exchange(a, b):
+    if LIBC.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), RENAME_EXCHANGE) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+@pytest.fixture()
+def volume():
+    with new_volume("kmsfs-names-", "--encrypt-names") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
+        yield cipher, mount_point, daemon
+
+
+def backing_names(cipher):
+    """Every name in the backing tree, as bytes."""
+    found = set()
+    for _, directories, files in os.walk(cipher.encode()):
+        found.update(directories)
+        found.update(files)
+    return found
+
+
+def name_of_length(length, salt):
+    return bytes(((index * 7 + salt) % 254) + 1 for index in range(length)).replace(b"/", b"0").replace(b"\x00", b"1")
+
+
+def test_every_length_and_byte_value_round_trips_and_nothing_plain_is_stored(volume):
+    cipher, mount_point, _ = volume
+    root = mount_point.encode()
+    names = {name_of_length(length, length) for length in range(1, 256)} - {b".", b".."}
+    names |= {b"caf\xe9", b"\xff\xfe\xfd", "payroll-2026-layoffs.xlsx".encode(), b"kmsfs.conf", b"kmsfs.long.x"}
+    for name in names:
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(name)
+    assert set(os.listdir(root)) == names
+    for name in names:
+        with open(os.path.join(root, name), "rb") as f:
+            assert f.read() == name
+    stored = backing_names(cipher)
+    assert not (stored & {n for n in names if n not in (b"kmsfs.conf",)}), "a plaintext name reached the backing directory"
+    assert all(len(n) <= 255 for n in stored)
+    # Equal names in different directories are stored differently.
+    for directory in (b"one", b"two"):
+        os.mkdir(os.path.join(root, directory))
+        open(os.path.join(root, directory, b"same"), "w").close()
+    one, two = (os.listdir(os.path.join(cipher.encode(), [n for n in os.listdir(cipher.encode()) if os.path.isdir(os.path.join(cipher.encode(), n))
+                                                          and b"kmsfs" not in n][i])) for i in (0, 1))
+    assert one and two and one != two
+    subprocess.run(["rm", "-rf", "--", *[os.path.join(root, n) for n in os.listdir(root)]], check=True)
+    assert os.listdir(root) == []
+    assert backing_names(cipher) == {b"kmsfs.conf"}, "side files or temporaries left behind"
+
+
+def test_renames_links_symlinks_and_long_names(volume):
+    cipher, mount_point, _ = volume
+    m = mount_point
+    long_a, long_b = "a" * 255, "b" * 200
+    os.makedirs(os.path.join(m, "x", long_a))
+    os.mkdir(os.path.join(m, "y"))
+    with open(os.path.join(m, "x", long_a, "f"), "w") as f:
+        f.write("deep")
+    with open(os.path.join(m, "x", long_b), "w") as f:
+        f.write("B")
+    with open(os.path.join(m, "y", "short"), "w") as f:
+        f.write("S")
+    # Within and across directories, long to short and back.
+    os.rename(os.path.join(m, "x", long_b), os.path.join(m, "y", long_b))
+    os.rename(os.path.join(m, "y", "short"), os.path.join(m, "x", "short2"))
+    os.rename(os.path.join(m, "y", long_b), os.path.join(m, "y", "was-long"))
+    os.rename(os.path.join(m, "x", long_a), os.path.join(m, "y", long_a))  # a directory, with its contents
+    assert sorted(os.listdir(os.path.join(m, "x"))) == ["short2"]
+    assert sorted(os.listdir(os.path.join(m, "y"))) == sorted([long_a, "was-long"])
+    assert open(os.path.join(m, "y", long_a, "f")).read() == "deep"
+    # RENAME_EXCHANGE of a long and a short name in different directories.
+    rename_exchange(os.path.join(m, "y", "was-long"), os.path.join(m, "x", "short2"))
+    assert open(os.path.join(m, "y", "was-long")).read() == "S" and open(os.path.join(m, "x", "short2")).read() == "B"
+    # Hard links under long names; symlinks.
+    os.link(os.path.join(m, "x", "short2"), os.path.join(m, "y", "c" * 230))
+    assert os.stat(os.path.join(m, "x", "short2")).st_nlink == 2
+    os.symlink("x/short2", os.path.join(m, "d" * 180))
+    assert os.readlink(os.path.join(m, "d" * 180)) == "x/short2" and open(os.path.join(m, "d" * 180)).read() == "B"
+    os.unlink(os.path.join(m, "y", "c" * 230))
+    os.unlink(os.path.join(m, "d" * 180))
+    sides = [n for n in backing_names(cipher) if n.endswith(b".name")]
+    assert len(sides) == 1, sides  # the long directory's, nothing else
+    assert not [n for n in backing_names(cipher) if n.startswith(b"kmsfs.tmp.")]
+
+
+def test_names_moved_or_edited_in_the_backing_store_never_decrypt_to_another_name(volume):
+    cipher, mount_point, daemon = volume
+    m = mount_point
+    for directory in ("left", "right"):
+        os.mkdir(os.path.join(m, directory))
+        for name in ("salary", "plans"):
+            with open(os.path.join(m, directory, name), "w") as f:
+                f.write(directory + name)
+    by_directory = {}
+    stored_dirs = [n for n in os.listdir(cipher) if not n.startswith("kmsfs.")]
+    assert len(stored_dirs) == 2
+    for stored in stored_dirs:
+        by_directory[stored] = sorted(os.listdir(os.path.join(cipher, stored)))
+    first, second = stored_dirs
+    # Move one backing entry into the other directory, and edit one name in place.
+    moved = by_directory[first][0]
+    os.rename(os.path.join(cipher, first, moved), os.path.join(cipher, second, moved))
+    edited = by_directory[second][0]
+    os.rename(os.path.join(cipher, second, edited), os.path.join(cipher, second, ("A" if edited[0] != "A" else "B") + edited[1:]))
+    # The kernel remembers names it has seen: drop its caches before looking again.
+    subprocess.run(["sh", "-c", "echo 2 > /proc/sys/vm/drop_caches"], check=True)
+    seen = {d: sorted(os.listdir(os.path.join(m, d))) for d in ("left", "right")}
+    # Each directory shows only names that are still its own: one lost its moved entry, the
+    # other its edited one; the moved entry shows nowhere; nothing shows under a foreign name.
+    assert sorted(len(v) for v in seen.values()) == [1, 1], seen
+    for directory, names in seen.items():
+        for name in names:
+            assert name in ("salary", "plans")
+            with open(os.path.join(m, directory, name)) as f:
+                assert f.read() == directory + name
+
+
+def test_a_directory_without_its_id_is_refused_not_guessed():
+    with new_volume("kmsfs-names-dirid-", "--encrypt-names") as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point):
+            os.mkdir(os.path.join(mount_point, "kept"))
+            os.mkdir(os.path.join(mount_point, "stripped"))
+            for directory in ("kept", "stripped"):
+                with open(os.path.join(mount_point, directory, "f"), "w") as f:
+                    f.write(directory)
+        for stored in os.listdir(cipher):
+            if not stored.startswith("kmsfs."):
+                ids = os.getxattr(os.path.join(cipher, stored), "user.kmsfs.dirid")
+                assert len(ids) == 16
+        with foreground_mount(cipher, mount_point):
+            victim = [n for n in os.listdir(cipher) if not n.startswith("kmsfs.")][0]
+            os.removexattr(os.path.join(cipher, victim), "user.kmsfs.dirid")
+            outcomes = {}
+            for directory in ("kept", "stripped"):
+                try:
+                    outcomes[directory] = os.listdir(os.path.join(mount_point, directory))
+                except OSError as error:
+                    outcomes[directory] = error.errno
+            assert sorted(map(str, outcomes.values())) == sorted([str(errno.EIO), "['f']"]), outcomes
+
+
+def test_a_copy_with_rsync_keeps_every_name():
+    with new_volume("kmsfs-names-copy-", "--encrypt-names") as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point):
+            os.makedirs(os.path.join(mount_point, "deep", "e" * 250))
+            for index in range(50):
+                with open(os.path.join(mount_point, "deep", "e" * 250, "file-%d" % index), "w") as f:
+                    f.write(str(index))
+        copy = cipher + "-copy"
+        subprocess.run(["rsync", "-aX", cipher + "/", copy + "/"], check=True)
+        subprocess.run(["rsync", "-aX", cipher + ".keys/", copy + ".keys/"], check=True)
+        try:
+            with foreground_mount(copy, mount_point):
+                names = sorted(os.listdir(os.path.join(mount_point, "deep", "e" * 250)))
+                assert names == sorted("file-%d" % i for i in range(50))
+                assert open(os.path.join(mount_point, "deep", "e" * 250, "file-7")).read() == "7"
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.rmtree(copy + ".keys", ignore_errors=True)
+
+
+def test_a_kmsfs_that_knows_only_plaintext_names_refuses_the_volume_by_its_version():
+    with new_volume("kmsfs-names-version-", "--encrypt-names") as (cipher, _):
+        with open(os.path.join(cipher, "kmsfs.conf")) as f:
+            assert '"formatVersion" : 5' in f.read()
