@@ -23,6 +23,9 @@ import Glibc
 /// - `user.kmsfs.metrics` (read-only, virtual, on the root): the mount's metrics in
 ///   Prometheus's text format, for `kmsfs status`; for root and the mount's owner only, as the
 ///   `metrics=` socket is (on a shared mount, what others do is not every user's to watch).
+/// - `user.kmsfs.backing-path` (read-only, virtual): where the node is in the backing directory,
+///   relative to it (its encrypted path on a volume with encrypted names), for `kmsfs name
+///   encrypt`; for root and the mount's owner only, as the metrics are.
 /// - `user.kmsfs.rewrap` (write-only, on files): setting it to a KMS key re-wraps the file's
 ///   data key under that key (`kmsfs rewrap MOUNTPOINT`), by the daemon that owns the volume.
 extension Filesystem {
@@ -30,6 +33,7 @@ extension Filesystem {
     static let infoAttribute = "user.kmsfs.info"
     static let rewrapAttribute = "user.kmsfs.rewrap"
     static let metricsAttribute = "user.kmsfs.metrics"
+    static let backingPathAttribute = "user.kmsfs.backing-path"
 
     /// The kernel asks for this before every write (to drop file capabilities). Plaintext files
     /// carry none through kmsfs, and answering without a system call keeps it off the write path.
@@ -45,6 +49,10 @@ extension Filesystem {
         if name == Self.metricsAttribute && id == InodeTable.rootID {
             guard requester.uid == 0 || requester.uid == getuid() else { throw FuseError(EACCES) }
             return Array(MountMetrics.text(cache: keys.cacheStatistics, pool: keys.keyPool).utf8.prefix(65536))
+        }
+        if name == Self.backingPathAttribute {
+            guard requester.uid == 0 || requester.uid == getuid() else { throw FuseError(EACCES) }
+            return try relativeBackingPath(fd)
         }
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
             throw FuseError(ENODATA)
@@ -159,6 +167,21 @@ extension Filesystem {
     private func backingPath(_ id: UInt64) throws -> (Int32, String) {
         guard let fd = inodes.fd(id) else { throw FuseError(ENOENT) }
         return (fd, "/proc/self/fd/\(fd)")
+    }
+
+    /// The node's path below the backing root, as bytes ("." for the root).
+    private func relativeBackingPath(_ fd: Int32) throws -> [UInt8] {
+        func resolved(_ path: String) throws -> [UInt8] {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(path, &buffer, buffer.count - 1)
+            guard count > 0 else { throw FuseError(errno) }
+            return buffer.prefix(count).map { UInt8(bitPattern: $0) }
+        }
+        let root = try resolved("/proc/self/fd/\(inodes.fd(InodeTable.rootID) ?? -1)")
+        let node = try resolved("/proc/self/fd/\(fd)")
+        if node == root { return Array(".".utf8) }
+        guard node.starts(with: root + [47]) else { throw FuseError(ENOENT) }  // unlinked ("… (deleted)")
+        return Array(node.dropFirst(root.count + 1))
     }
 
     private func isRegularFile(_ fd: Int32) -> Bool {

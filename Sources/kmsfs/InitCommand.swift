@@ -40,7 +40,11 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Derive new files' keys from bucket keys, one KMS call per --bucket-key-max-files files, and a key attribute that fits in an ext4 inode (docs/ARCHITECTURE.md: what the audit trail loses).")
     var bucketKeys = false
 
-    @Flag(help: "Encrypt file and directory names (AES-256-SIV under a name key from the key service, bound to each directory; docs/FORMAT.md). Symbolic-link targets and extended attributes stay as they are.")
+    @Flag(help: "Keep file and directory names as they are in the backing directory. By default they are encrypted (AES-256-SIV under a name key from the key service, bound to each directory; docs/FORMAT.md); symbolic-link targets and extended attributes are not yet.")
+    var plaintextNames = false
+
+    /// Accepted for scripts written while encryption was opt-in; it is the default.
+    @Flag(help: .hidden)
     var encryptNames = false
 
     @Option(help: "Seconds a bucket key serves new files.")
@@ -65,7 +69,7 @@ struct InitCommand: ParsableCommand {
         options.keyStoreDirectory = keyStore
         options.allowedKeyIDs = allowedKeys
         options.holes = sparse ? .sparse : .sealed
-        options.encryptedNames = encryptNames
+        options.encryptedNames = !plaintextNames
         if bucketKeys { options.bucketKeys = BucketKeyPolicy(maxAge: bucketKeyMaxAge, maxFiles: bucketKeyMaxFiles) }
         if kmsEndpoint != nil || profile != nil || region != nil {
             options.remote = .init(endpoint: kmsEndpoint, region: region, profile: profile)

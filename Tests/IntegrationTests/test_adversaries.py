@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import REGION
-from test_mount import KMSFS, foreground_mount, mounted, new_volume, unmount
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, mounted, new_volume, unmount
 
 NOBODY = 65534
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root")
@@ -30,7 +30,7 @@ def as_user(uid, gid, script, check=False):
 @pytest.fixture()
 def shared():
     """A volume mounted with allow_other, its root open to everyone (as /srv would be)."""
-    with new_volume("kmsfs-shared-") as (cipher, mount_point):
+    with new_volume("kmsfs-shared-", PLAINTEXT_NAMES) as (cipher, mount_point):
         os.chmod(os.path.dirname(cipher), 0o755)
         with foreground_mount(cipher, mount_point, extra=["-o", "allow_other"]):
             os.chmod(mount_point, 0o755)
@@ -166,7 +166,7 @@ def test_special_files_live_as_themselves(shared):
 
 
 def test_one_mount_per_volume_and_no_fsck_beside_it():
-    with new_volume("kmsfs-twice-") as (cipher, mount_point):
+    with new_volume("kmsfs-twice-", PLAINTEXT_NAMES) as (cipher, mount_point):
         other = mount_point + "2"
         os.mkdir(other)
         with foreground_mount(cipher, mount_point) as daemon:
@@ -191,7 +191,7 @@ def remote_key(kmsd):
 
 def test_one_mount_per_kmsd_volume(kmsd):
     env = kmsd.client_environment()
-    with new_volume("kmsfs-twice-remote-", *kmsd.volume_arguments(remote_key(kmsd)), env=env) as (cipher, mount_point):
+    with new_volume("kmsfs-twice-remote-", PLAINTEXT_NAMES, *kmsd.volume_arguments(remote_key(kmsd)), env=env) as (cipher, mount_point):
         other = mount_point + "2"
         os.mkdir(other)
         with foreground_mount(cipher, mount_point, env=env):
@@ -218,7 +218,7 @@ def read_error(path):
 def test_cut_and_zeroed_backing_files_never_read_as_something_else():
     """Cuts at every length up to two chunks (and past), whole chunks zeroed, the final chunk
     removed: through the kernel (cat, mmap, stat), each is EIO, never an empty or short file."""
-    with new_volume("kmsfs-cuts-", "--chunk-size", "4096") as (cipher, mount_point):
+    with new_volume("kmsfs-cuts-", PLAINTEXT_NAMES, "--chunk-size", "4096") as (cipher, mount_point):
         chunk, cipher_chunk = 4096, 4096 + 40
         plaintext = random.Random(7).randbytes(2 * chunk + 100)
         with foreground_mount(cipher, mount_point):
@@ -270,7 +270,7 @@ def test_huge_sizes_from_an_unprivileged_user_are_errors_not_crashes(shared):
 
 
 def test_listings_are_complete_under_a_descriptor_limit_of_128():
-    with new_volume("kmsfs-fds-") as (cipher, mount_point):
+    with new_volume("kmsfs-fds-", PLAINTEXT_NAMES) as (cipher, mount_point):
         for i in range(2000):
             open(os.path.join(cipher, f"f{i:04}"), "w").close()  # names only: listing needs no key
         daemon = subprocess.Popen(["prlimit", "--nofile=128:128", "--", KMSFS, "mount", "-f", cipher, mount_point],
@@ -307,7 +307,7 @@ def rewrite_configuration(cipher, edit):
 
 @pytest.mark.parametrize("change", ["holes", "allowedKeyIDs", "defaultKeyID", "chunkSize", "seal", "format1", "format2"])
 def test_a_changed_configuration_is_refused_at_mount(change):
-    with new_volume("kmsfs-conf-") as (cipher, mount_point):
+    with new_volume("kmsfs-conf-", PLAINTEXT_NAMES) as (cipher, mount_point):
         def edit(configuration):
             if change == "holes":
                 configuration["holes"] = "sparse"
@@ -328,7 +328,7 @@ def test_a_changed_configuration_is_refused_at_mount(change):
 
 
 def test_a_directory_key_planted_in_the_backing_directory_is_not_followed():
-    with new_volume("kmsfs-plant-") as (cipher, mount_point):
+    with new_volume("kmsfs-plant-", PLAINTEXT_NAMES) as (cipher, mount_point):
         os.mkdir(os.path.join(cipher, "d"))
         os.setxattr(os.path.join(cipher, "d"), "user.kmsfs.key-id", b"arn:aws:kms:us-east-1:999999999999:key/attacker")
         with foreground_mount(cipher, mount_point):
@@ -355,7 +355,7 @@ def test_directory_keys_only_by_the_owner_and_only_allowed_ones(shared):
 
 
 def test_a_moved_volume_mounts_and_a_copy_does_not_reach_the_old_store():
-    with new_volume("kmsfs-move-") as (cipher, mount_point):
+    with new_volume("kmsfs-move-", PLAINTEXT_NAMES) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point):
             with open(os.path.join(mount_point, "f"), "w") as f:
                 f.write("travels")
@@ -373,7 +373,7 @@ def test_a_moved_volume_mounts_and_a_copy_does_not_reach_the_old_store():
 def test_a_broken_key_service_fails_the_mount_with_its_reason(kmsd):
     env = kmsd.client_environment()
     key = remote_key(kmsd)
-    with new_volume("kmsfs-broken-", *kmsd.volume_arguments(key), env=env) as (cipher, mount_point):
+    with new_volume("kmsfs-broken-", PLAINTEXT_NAMES, *kmsd.volume_arguments(key), env=env) as (cipher, mount_point):
         def mount(environment, *extra):
             return subprocess.run([KMSFS, "mount", cipher, mount_point, *extra], capture_output=True, text=True, env=environment, timeout=120)
         wrong_secret = dict(env, AWS_SECRET_ACCESS_KEY="x" * 40)
@@ -399,7 +399,7 @@ def test_a_broken_key_service_fails_the_mount_with_its_reason(kmsd):
 
 def test_the_endpoint_never_comes_from_the_backing_directory(kmsd, tmp_path):
     env = kmsd.client_environment()
-    with new_volume("kmsfs-relay-", *kmsd.volume_arguments(remote_key(kmsd)), env=env) as (cipher, mount_point):
+    with new_volume("kmsfs-relay-", PLAINTEXT_NAMES, *kmsd.volume_arguments(remote_key(kmsd)), env=env) as (cipher, mount_point):
         # The attacker points kmsfs.conf at a relay of their own.
         rewrite_configuration(cipher, lambda c: c["keyService"]["remote"].update(endpoint="unix:///tmp/relay.sock"))
         with foreground_mount(cipher, mount_point, env=env):  # the machine's record wins: the real kmsd
@@ -418,7 +418,7 @@ def test_more_files_than_the_daemon_has_descriptors():
     inodes only under memory pressure: a walk over more files than the descriptor limit once
     ended in EMFILE for every user of the mount — any user of a shared mount could cause it.
     The daemon now hands its least recently used names back to the kernel past half its limit."""
-    with new_volume("kmsfs-descriptors-") as (cipher, mount_point):
+    with new_volume("kmsfs-descriptors-", PLAINTEXT_NAMES) as (cipher, mount_point):
         os.chmod(os.path.dirname(cipher), 0o755)
         walk_with_few_descriptors(cipher, mount_point)
 

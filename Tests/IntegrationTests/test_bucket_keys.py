@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from conftest import KMSD
-from test_mount import KMSFS, foreground_mount, new_volume
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, new_volume
 from test_rewrap import kmsfs
 
 FILES = 120
@@ -28,7 +28,7 @@ def bucket_volume(own_kmsd):
     first = client.create_key(Description="bucket source")["KeyMetadata"]["Arn"]
     second = client.create_key(Description="bucket destination")["KeyMetadata"]["Arn"]
     env = own_kmsd.client_environment()
-    with new_volume("kmsfs-buckets-", *own_kmsd.volume_arguments(first), "--bucket-keys", "--bucket-key-max-files", "50",
+    with new_volume("kmsfs-buckets-", PLAINTEXT_NAMES, *own_kmsd.volume_arguments(first), "--bucket-keys", "--bucket-key-max-files", "50",
                     env=env) as (cipher, mount_point):
         yield own_kmsd, env, cipher, mount_point, first, second
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from test_mount import KMSFS, foreground_mount, new_volume
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -33,7 +33,7 @@ def flip(path, offset):
 
 def test_fsck_names_damaged_ranges_that_the_mount_refuses():
     payloads = {"a": os.urandom(100000), "b": os.urandom(10), "sub/c": os.urandom(3 * CHUNK), "sparse": None}
-    with new_volume("kmsfs-fsck-", "--sparse") as (cipher, mount_point):
+    with new_volume("kmsfs-fsck-", PLAINTEXT_NAMES, "--sparse") as (cipher, mount_point):
         with foreground_mount(cipher, mount_point):
             os.mkdir(os.path.join(mount_point, "sub"))
             for name, data in payloads.items():
@@ -87,7 +87,7 @@ def test_fsck_on_kmsd_refused_key_and_dead_service(own_kmsd):
     client = kmsd.client()
     key = client.create_key(Description="fsck")["KeyMetadata"]
     env = kmsd.client_environment()
-    with new_volume("kmsfs-fsck-kmsd-", *kmsd.volume_arguments(key["Arn"]), env=env) as (cipher, mount_point):
+    with new_volume("kmsfs-fsck-kmsd-", PLAINTEXT_NAMES, *kmsd.volume_arguments(key["Arn"]), env=env) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point, env=env):
             for name in ("x", "y"):
                 with open(os.path.join(mount_point, name), "wb") as f:

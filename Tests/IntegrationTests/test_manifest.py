@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from test_mount import KMSFS, foreground_mount, new_volume
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, new_volume
 
 
 def kmsfs(*arguments, check=True):
@@ -38,7 +38,7 @@ def copy_without_xattrs(cipher, destination):
 @pytest.mark.parametrize("bucket_keys", [False, True], ids=["per-file", "bucket-keys"])
 def test_manifest_restores_what_rsync_without_x_lost(bucket_keys):
     arguments = ["--bucket-keys", "--bucket-key-max-files", "7"] if bucket_keys else []
-    with new_volume("kmsfs-manifest-", *arguments) as (cipher, mount_point):
+    with new_volume("kmsfs-manifest-", PLAINTEXT_NAMES, *arguments) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point):
             contents = fill(mount_point)
         manifest = os.path.join(os.path.dirname(cipher), "manifest.json")
@@ -82,7 +82,7 @@ def test_manifest_restores_what_rsync_without_x_lost(bucket_keys):
 
 
 def test_a_manifest_of_another_volume_is_refused():
-    with new_volume("kmsfs-manifest-a-") as (first, _), new_volume("kmsfs-manifest-b-") as (second, _):
+    with new_volume("kmsfs-manifest-a-", PLAINTEXT_NAMES) as (first, _), new_volume("kmsfs-manifest-b-", PLAINTEXT_NAMES) as (second, _):
         manifest = os.path.join(os.path.dirname(first), "manifest.json")
         kmsfs("manifest", "export", first, "-o", manifest)
         refused = kmsfs("manifest", "restore", second, manifest, check=False)

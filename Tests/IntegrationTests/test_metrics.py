@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from test_adversaries import NOBODY, as_user
-from test_mount import KMSFS, foreground_mount, new_volume
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, new_volume
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -49,7 +49,7 @@ def free_port():
 
 
 def test_metrics_over_a_unix_socket_and_kmsfs_status():
-    with new_volume("kmsfs-metrics-") as (cipher, mount_point):
+    with new_volume("kmsfs-metrics-", PLAINTEXT_NAMES) as (cipher, mount_point):
         path = os.path.join(os.path.dirname(cipher), "metrics.sock")
         with foreground_mount(cipher, mount_point, extra=("-o", "metrics=unix:" + path)):
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -98,7 +98,7 @@ def test_metrics_over_a_unix_socket_and_kmsfs_status():
 
 
 def test_metrics_on_a_loopback_port_only():
-    with new_volume("kmsfs-metrics-tcp-") as (cipher, mount_point):
+    with new_volume("kmsfs-metrics-tcp-", PLAINTEXT_NAMES) as (cipher, mount_point):
         port = free_port()
         with foreground_mount(cipher, mount_point, extra=("-o", "metrics=127.0.0.1:%d" % port)):
             with open(os.path.join(mount_point, "a"), "w") as f:
@@ -111,7 +111,7 @@ def test_metrics_on_a_loopback_port_only():
 
 
 def test_other_users_of_a_shared_mount_do_not_read_its_metrics():
-    with new_volume("kmsfs-metrics-shared-") as (cipher, mount_point):
+    with new_volume("kmsfs-metrics-shared-", PLAINTEXT_NAMES) as (cipher, mount_point):
         os.chmod(os.path.dirname(cipher), 0o755)
         with foreground_mount(cipher, mount_point, extra=("-o", "allow_other")):
             os.chmod(mount_point, 0o755)

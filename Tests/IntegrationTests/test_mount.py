@@ -72,6 +72,18 @@ def foreground_mount(cipher, mount_point, env=None, extra=()):
             daemon.wait()
 
 
+# For tests that find backing files by their plaintext names (kmsfs init encrypts names by
+# default); the others run on the default, and test_names covers the names themselves.
+PLAINTEXT_NAMES = "--plaintext-names"
+
+
+def backing_path(cipher, path_in_mount):
+    """Where a node of the mount is in the backing directory (its encrypted path on a volume with
+    encrypted names), from the mount's user.kmsfs.backing-path attribute."""
+    relative = os.getxattr(path_in_mount, "user.kmsfs.backing-path")
+    return os.fsdecode(os.path.join(os.fsencode(cipher), relative))
+
+
 @contextlib.contextmanager
 def new_volume(prefix, *init_arguments, env=None):
     """A fresh volume (`kmsfs init`) and an empty mount point, removed afterwards."""
@@ -99,7 +111,7 @@ def test_sqlite_integrity_after_10000_inserts(volume):
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 10000
     db.close()
-    with open(os.path.join(cipher, "app.sqlite"), "rb") as f:
+    with open(backing_path(cipher, os.path.join(mount_point, "app.sqlite")), "rb") as f:
         assert b"SQLite format 3" not in f.read()
 
 
@@ -159,17 +171,25 @@ def test_large_directories_with_names_of_every_length_list_and_remove(volume):
     assert os.listdir(mount_point) == []
 
 
-def test_names_are_bytes_not_text(volume):
+@pytest.mark.parametrize("names", ["plaintext", "encrypted"])
+def test_names_are_bytes_not_text(names):
     """A POSIX name is any bytes but '/' and NUL: Latin-1 and other non-UTF-8 names keep their
-    bytes in the mount and in the backing directory, and two of them never share a file."""
-    cipher, mount_point = volume
+    bytes in the mount (and in the backing directory, with plaintext names), and two of them
+    never share a file."""
+    arguments = [PLAINTEXT_NAMES] if names == "plaintext" else []
+    with new_volume("kmsfs-bytes-", *arguments) as (cipher, mount_point), foreground_mount(cipher, mount_point):
+        check_names_are_bytes(cipher, mount_point, names == "plaintext")
+
+
+def check_names_are_bytes(cipher, mount_point, plaintext):
     names = [b"caf\xe9", b"caf\xef", b"\xff\xfe", b"plain", "\u00e9t\u00e9".encode()] + \
         [bytes([value]) * 3 for value in range(1, 256) if value not in (ord("/"), ord("."))]
     for index, name in enumerate(names):
         with open(os.path.join(mount_point.encode(), name), "wb") as f:
             f.write(b"%d" % index)
     assert sorted(os.listdir(mount_point.encode())) == sorted(names)
-    assert sorted(n for n in os.listdir(cipher.encode()) if not n.startswith(b"kmsfs.")) == sorted(names)
+    stored = sorted(n for n in os.listdir(cipher.encode()) if not n.startswith(b"kmsfs."))
+    assert (stored == sorted(names)) == plaintext
     for index, name in enumerate(names):
         with open(os.path.join(mount_point.encode(), name), "rb") as f:
             assert f.read() == b"%d" % index, name
@@ -217,7 +237,8 @@ def test_volume_on_kmsd_over_a_unix_socket(kmsd):
         with foreground_mount(cipher, mount_point, env=env):
             with open(os.path.join(mount_point, "remote.bin"), "rb") as f:
                 assert f.read() == payload
-        file_id, arn, blob = wrapped_key(os.path.join(cipher, "remote.bin"))
+            stored = backing_path(cipher, os.path.join(mount_point, "remote.bin"))
+        file_id, arn, blob = wrapped_key(stored)
         assert arn == key["Arn"]
         context = {"kmsfs:volume": config["volumeID"], "kmsfs:file": file_id.hex()}
         assert len(client.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"]) == 32

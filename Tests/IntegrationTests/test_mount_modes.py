@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test_mount import KMSFS, foreground_mount, mounted, new_volume, unmount
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, mounted, new_volume, unmount
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -44,7 +44,7 @@ def daemons_end(cipher, seconds=30):
 @pytest.fixture()
 def volume_dirs():
     """An initialized volume and a mount point; afterwards nothing stays mounted or running."""
-    with new_volume("kmsfs-modes-") as (cipher, mount_point):
+    with new_volume("kmsfs-modes-", PLAINTEXT_NAMES) as (cipher, mount_point):
         try:
             yield cipher, mount_point
         finally:

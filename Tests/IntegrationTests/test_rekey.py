@@ -6,11 +6,11 @@ import subprocess
 import threading
 import time
 
-from test_mount import KMSFS, foreground_mount, new_volume
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, new_volume
 
 
 def test_rekey_under_a_concurrent_reader_keeps_contents_and_metadata():
-    with new_volume("kmsfs-rekey-") as (cipher, mount_point), foreground_mount(cipher, mount_point):
+    with new_volume("kmsfs-rekey-", PLAINTEXT_NAMES) as (cipher, mount_point), foreground_mount(cipher, mount_point):
         contents = {}
         for index in range(30):
             path = os.path.join(mount_point, "d%d" % (index % 3), "f%02d" % index)
@@ -67,7 +67,7 @@ def test_rekey_under_a_concurrent_reader_keeps_contents_and_metadata():
 
 
 def test_a_killed_rekey_leaves_the_file_whole():
-    with new_volume("kmsfs-rekey-kill-") as (cipher, mount_point), foreground_mount(cipher, mount_point):
+    with new_volume("kmsfs-rekey-kill-", PLAINTEXT_NAMES) as (cipher, mount_point), foreground_mount(cipher, mount_point):
         path = os.path.join(mount_point, "big")
         payload = os.urandom(64 << 20)
         with open(path, "wb") as f:

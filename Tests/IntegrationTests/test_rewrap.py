@@ -15,7 +15,7 @@ import pytest
 
 from conftest import KMSD
 from test_adversaries import NOBODY, as_user
-from test_mount import KMSFS, foreground_mount, new_volume, wrapped_key
+from test_mount import PLAINTEXT_NAMES, KMSFS, foreground_mount, new_volume, wrapped_key
 
 FILES = 10_000
 
@@ -66,7 +66,7 @@ def two_keys(own_kmsd):
 def two_key_volume(kmsd, first, second, prefix):
     """A volume on `kmsd` under `first` that also allows `second`: (cipher, mount point, env)."""
     env = kmsd.client_environment()
-    with new_volume(prefix, *kmsd.volume_arguments(first), env=env) as (cipher, mount_point):
+    with new_volume(prefix, PLAINTEXT_NAMES, *kmsd.volume_arguments(first), env=env) as (cipher, mount_point):
         kmsfs("allow-key", cipher, second, env=env)
         yield cipher, mount_point, env
 
@@ -179,7 +179,7 @@ def test_shred_report_lists_what_fsck_finds_unreadable_after_disable_key(two_key
 def test_deep_paths_are_counted_and_links_are_not_followed():
     """A file deeper than PATH_MAX is listed like any other; --path through a link, and a link in
     the tree, lead nowhere outside the volume."""
-    with new_volume("kmsfs-deep-") as (cipher, mount_point):
+    with new_volume("kmsfs-deep-", PLAINTEXT_NAMES) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point):
             directory = os.open(mount_point, os.O_RDONLY | os.O_DIRECTORY)
             try:

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from test_mount import foreground_mount, new_volume, wrapped_key
+from test_mount import PLAINTEXT_NAMES, foreground_mount, new_volume, wrapped_key
 
 
 def core_limit(pid):
@@ -33,7 +33,7 @@ def test_kmsd_writes_no_core_files_and_locks_its_keys(kmsd):
 
 @pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 def test_the_mount_daemon_writes_no_core_files_and_locks_its_keys():
-    with new_volume("kmsfs-hygiene-") as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
+    with new_volume("kmsfs-hygiene-", PLAINTEXT_NAMES) as (cipher, mount_point), foreground_mount(cipher, mount_point) as daemon:
         assert core_limit(daemon.pid) == ["0", "0"]
         with open(os.path.join(mount_point, "f"), "wb") as f:
             f.write(b"a data key into the heap")
@@ -67,7 +67,7 @@ def test_no_key_or_plaintext_at_rest_or_in_logs(own_kmsd):
     marker = b"KMSFS-PLAINTEXT-MARKER-" + os.urandom(16).hex().encode()
     payload = (marker + b"\n") * 3000
     init = kmsd.volume_arguments(key["Arn"])
-    with new_volume("kmsfs-scan-", *init, env=env) as (cipher, mount_point):
+    with new_volume("kmsfs-scan-", PLAINTEXT_NAMES, *init, env=env) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point, env=env) as daemon:
             for name in ("one.txt", "two.txt"):
                 with open(os.path.join(mount_point, name), "wb") as f:
@@ -118,7 +118,7 @@ def test_remote_data_keys_leave_no_base64_copy_in_the_mount_daemon(kmsd):
     client = kmsd.client()
     key = client.create_key(Description="memory")["KeyMetadata"]
     env = kmsd.client_environment()
-    with new_volume("kmsfs-memory-", *kmsd.volume_arguments(key["Arn"]), env=env) as (cipher, mount_point):
+    with new_volume("kmsfs-memory-", PLAINTEXT_NAMES, *kmsd.volume_arguments(key["Arn"]), env=env) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point, env=env):
             for n in range(20):
                 with open(os.path.join(mount_point, "f%d" % n), "wb") as f:

@@ -36,7 +36,7 @@ import time
 import pytest
 
 from test_adversaries import clone
-from test_mount import foreground_mount, mounted, new_volume
+from test_mount import PLAINTEXT_NAMES, foreground_mount, mounted, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root")
 
@@ -301,7 +301,7 @@ def mutate(rng, g, pool, overhead):
 def test_tampered_backing_files_never_read_as_other_bytes_through_the_kernel():
     started = time.monotonic()
     rng = random.Random(SEED)
-    with new_volume("kmsfs-tamper-mount-", "--chunk-size", str(CHUNK)) as (cipher, mount_point):
+    with new_volume("kmsfs-tamper-mount-", PLAINTEXT_NAMES, "--chunk-size", str(CHUNK)) as (cipher, mount_point):
         plains = {name: random.Random(f"{SEED}-{name}").randbytes(size) for name, size in SIZES}
         with foreground_mount(cipher, mount_point):
             for name, plain in plains.items():

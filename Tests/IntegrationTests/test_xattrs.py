@@ -7,12 +7,12 @@ import subprocess
 
 import pytest
 
-from test_mount import foreground_mount, new_volume
+from test_mount import PLAINTEXT_NAMES, foreground_mount, new_volume
 
 
 @pytest.fixture()
 def volume():
-    with new_volume("kmsfs-xattr-") as (cipher, mount_point), foreground_mount(cipher, mount_point):
+    with new_volume("kmsfs-xattr-", PLAINTEXT_NAMES) as (cipher, mount_point), foreground_mount(cipher, mount_point):
         yield cipher, mount_point
 
 
@@ -72,7 +72,7 @@ def test_writes_ask_for_file_capabilities_once_per_file_and_still_drop_set_id_bi
     from test_adversaries import NOBODY, as_user
     from test_metrics import UnixHTTPConnection, scrape, total
 
-    with new_volume("kmsfs-killpriv-") as (cipher, mount_point):
+    with new_volume("kmsfs-killpriv-", PLAINTEXT_NAMES) as (cipher, mount_point):
         os.chmod(os.path.dirname(cipher), 0o755)
         socket_path = os.path.join(os.path.dirname(cipher), "metrics.sock")
         with foreground_mount(cipher, mount_point, extra=("-o", "allow_other,metrics=unix:" + socket_path)):
