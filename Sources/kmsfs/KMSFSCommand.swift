@@ -8,7 +8,7 @@ struct KMSFSCommand: ParsableCommand {
         commandName: "kmsfs",
         abstract: "A transparent encrypting filesystem with per-file keys wrapped by a KMS.",
         subcommands: [InitCommand.self, MountCommand.self, AllowKeyCommand.self, ProtectCommand.self, UmountCommand.self, InfoCommand.self, FsckCommand.self,
-                      KeysCommand.self, ShredReportCommand.self, RewrapCommand.self, RekeyCommand.self, ManifestCommand.self, StatusCommand.self, BenchCommand.self],
+                      KeysCommand.self, ShredReportCommand.self, RewrapCommand.self, RekeyCommand.self, ManifestCommand.self, NameCommand.self, StatusCommand.self, BenchCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

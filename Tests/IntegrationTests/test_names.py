@@ -183,3 +183,22 @@ def test_a_kmsfs_that_knows_only_plaintext_names_refuses_the_volume_by_its_versi
     with new_volume("kmsfs-names-version-", "--encrypt-names") as (cipher, _):
         with open(os.path.join(cipher, "kmsfs.conf")) as f:
             assert '"formatVersion" : 5' in f.read()
+
+
+def test_kmsfs_name_translates_both_ways():
+    with new_volume("kmsfs-names-tool-") as (cipher, mount_point):
+        relative = os.path.join("dir", "f" * 200, "report.txt")
+        with foreground_mount(cipher, mount_point):
+            os.makedirs(os.path.join(mount_point, "dir", "f" * 200))
+            with open(os.path.join(mount_point, relative), "w") as f:
+                f.write("x")
+            through_mount = subprocess.run([KMSFS, "name", "encrypt", os.path.join(mount_point, relative)],
+                                           capture_output=True, text=True, check=True).stdout.strip()
+        assert os.path.isfile(os.path.join(cipher, through_mount)) and "report" not in through_mount
+        offline = subprocess.run([KMSFS, "name", "encrypt", cipher, relative], capture_output=True, text=True, check=True).stdout.strip()
+        assert offline == through_mount
+        back = subprocess.run([KMSFS, "name", "decrypt", cipher, through_mount], capture_output=True, text=True, check=True).stdout.strip()
+        assert back == relative
+        tampered = through_mount[:-3] + ("A" if through_mount[-3] != "A" else "B") + through_mount[-2:]
+        refused = subprocess.run([KMSFS, "name", "decrypt", cipher, tampered], capture_output=True, text=True)
+        assert refused.returncode != 0 and "does not decrypt" in refused.stderr
