@@ -212,6 +212,14 @@ class KmsfsOnKmsd(Kmsfs):
             self.log.close()
 
 
+class KmsfsPlaintextNames(Kmsfs):
+    """kmsfs on its embedded key service with names kept in plaintext (kmsfs init --plaintext-names):
+    the cost of encrypted names, which the plain `kmsfs` peer has."""
+
+    def init_arguments(self):
+        return ["--plaintext-names"]
+
+
 class KmsfsBuckets(Kmsfs):
     """kmsfs on its embedded key service with bucket keys (one data key per 10 000 files)."""
 
@@ -300,6 +308,7 @@ PEERS = {
     "gocryptfs": Gocryptfs,
     "securefs": Securefs,
     "kmsfs": Kmsfs,
+    "kmsfs-plaintext-names": KmsfsPlaintextNames,
     "kmsfs-buckets": KmsfsBuckets,
     "kmsfs-kmsd": KmsfsOnKmsd,
     "kmsfs-kmsd-10ms": KmsfsOnKmsd10ms,

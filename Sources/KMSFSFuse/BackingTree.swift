@@ -139,7 +139,23 @@ final class BackingTree: Sendable {
     }
 
     func makeSymlink(_ entry: Entry, target: UnsafePointer<CChar>) throws {
-        try withSideFile(entry) { guard symlinkat(target, entry.directoryFD, entry.name.cString) == 0 else { throw FuseError(errno) } }
+        var stored = FileName(target)
+        if let names {
+            do { stored = FileName(bytes: try names.encryptTarget(stored.bytes)) } catch { throw FuseError(ENAMETOOLONG) }
+        }
+        try withSideFile(entry) { guard symlinkat(stored.cString, entry.directoryFD, entry.name.cString) == 0 else { throw FuseError(errno) } }
+    }
+
+    /// The target of the symbolic link pinned by `fd` (NUL-terminated), decrypted on a volume
+    /// with encrypted names.
+    /// - Throws: EIO for a stored target that does not open (edited, or not kmsfs's).
+    func symlinkTarget(_ fd: Int32) throws -> [CChar] {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlinkat(fd, "", &buffer, buffer.count - 1)
+        guard count >= 0 else { throw FuseError(errno) }
+        let stored = Array(buffer.prefix(count)).map { UInt8(bitPattern: $0) }
+        guard let names else { return FileName(bytes: stored).cString }
+        do { return FileName(bytes: try names.decryptTarget(stored)).cString } catch { throw FuseError(EIO) }
     }
 
     /// A hard link to the node pinned by `fd` (it shares the inode, and so the key attribute).

@@ -159,6 +159,9 @@ final class Filesystem: Sendable {
         view.st_ino = UInt(id)
         if (info.st_mode & S_IFMT) == S_IFREG {
             view.st_size = Int(clamping: (try? geometry.plainSize(forCipherSize: Int64(info.st_size))) ?? 0)
+        } else if (info.st_mode & S_IFMT) == S_IFLNK && tree.names != nil, let fd = inodes.fd(id) {
+            // A link's size is its target's length (some readers size their buffer by it).
+            view.st_size = ((try? tree.symlinkTarget(fd))?.count ?? 1) - 1
         }
         return view
     }

@@ -273,12 +273,9 @@ enum Operations {
         }
         ops.readlink = { request, ino in
             Operations.answer(request, "readlink") {
-                guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
-                var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let count = readlinkat(fd, "", &buffer, buffer.count - 1)
-                guard count >= 0 else { throw FuseError(errno) }
-                buffer[count] = 0
-                fuse_reply_readlink(request, buffer)
+                let fs = Operations.filesystem(request)
+                guard let fd = fs.inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
+                fuse_reply_readlink(request, try fs.tree.symlinkTarget(fd))
             }
         }
         ops.symlink = { request, target, parent, name in

@@ -38,6 +38,16 @@ public enum NamePaths {
         return Array(plaintext.joined(separator: [47]))
     }
 
+    /// A backing path as a person should see it: the plaintext path when it decrypts, else the
+    /// backing path marked as such (a name edited or moved in the backing store).
+    public static func shown(_ backing: String, cipherDirectory: String, names: NameCipher?) -> String {
+        guard let names else { return backing }
+        guard let plaintext = try? decrypt(Array(backing.utf8), cipherDirectory: cipherDirectory, names: names) else {
+            return backing + " (backing path: its name does not decrypt)"
+        }
+        return String(decoding: plaintext, as: UTF8.self)
+    }
+
     /// Calls `step` for each component with the ID of the directory it is in and that
     /// directory's descriptor; `step` returns the backing name to descend into.
     private static func walk(_ path: [UInt8], cipherDirectory: String,

@@ -31,6 +31,15 @@ public struct VolumeCheck {
             }
         }
 
+        /// The same finding under another path (the plaintext one, on a volume with encrypted names).
+        public func withPath(_ transform: (String) -> String) -> Finding {
+            switch self {
+            case let .unreadable(path, reason): return .unreadable(path: transform(path), reason: reason)
+            case let .damaged(path, ranges, failingEnd): return .damaged(path: transform(path), ranges: ranges, failingEnd: failingEnd)
+            case let .holes(path, ranges): return .holes(path: transform(path), ranges: ranges)
+            }
+        }
+
         static func text(_ ranges: [Range<Int64>]) -> String {
             ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")
         }

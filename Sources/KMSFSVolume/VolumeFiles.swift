@@ -1,4 +1,5 @@
 import Foundation
+import KMSFSFormat
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,14 +66,21 @@ public enum VolumeFiles {
             relative = path
             prefix.append(Array(component.utf8CString))
         }
-        try walk(directory, relative, prefix, failed, body)
+        // With encrypted names every "kmsfs."-prefixed name below is kmsfs's own (long names'
+        // side files, directories being made) except a long name's entry: base64url has no '.'.
+        let ownNames = (try? VolumeConfiguration.load(cipherDirectory: cipherDirectory))?.nameKey != nil
+        try walk(directory, relative, prefix, ownNames, failed, body)
     }
 
-    private static func walk(_ directory: Int32, _ relative: String, _ prefix: [[CChar]], _ failed: (String, String) -> Void,
-                             _ body: (Entry) throws -> Void) throws {
+    private static let ownPrefix = Array("kmsfs.".utf8)
+
+    private static func walk(_ directory: Int32, _ relative: String, _ prefix: [[CChar]], _ ownNames: Bool,
+                             _ failed: (String, String) -> Void, _ body: (Entry) throws -> Void) throws {
         for name in try names(in: directory, relative) {
-            let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let bytes = name.dropLast().map { UInt8(bitPattern: $0) }
+            let text = String(decoding: bytes, as: UTF8.self)
             if relative.isEmpty && VolumeConfiguration.reservedNames.contains(text) { continue }
+            if ownNames && bytes.starts(with: ownPrefix) && !NameCipher.isLongEntry(bytes) { continue }
             let path = relative.isEmpty ? text : relative + "/" + text
             var info = stat()
             guard fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
@@ -87,7 +95,7 @@ public enum VolumeFiles {
                     continue
                 }
                 defer { close(child) }
-                do { try walk(child, path, prefix + [name], failed, body) } catch let error as VolumeError { failed(path, "\(error)") }
+                do { try walk(child, path, prefix + [name], ownNames, failed, body) } catch let error as VolumeError { failed(path, "\(error)") }
             case S_IFREG: try body(Entry(path: path, info: info, directory: directory, components: prefix + [name]))
             default: continue
             }

@@ -202,3 +202,35 @@ def test_kmsfs_name_translates_both_ways():
         tampered = through_mount[:-3] + ("A" if through_mount[-3] != "A" else "B") + through_mount[-2:]
         refused = subprocess.run([KMSFS, "name", "decrypt", cipher, tampered], capture_output=True, text=True)
         assert refused.returncode != 0 and "does not decrypt" in refused.stderr
+
+
+def test_symlink_targets_are_encrypted_and_round_trip(volume):
+    cipher, mount_point, _ = volume
+    m = mount_point.encode()
+    targets = [b"../shared/payroll.xlsx", b"/etc/hostname", b"caf\xe9/\xff", b"t" * 3000]
+    for index, target in enumerate(targets):
+        link = os.path.join(m, b"link%d" % index)
+        os.symlink(target, link)
+        assert os.readlink(link) == target
+        assert os.lstat(link).st_size == len(target)
+    stored = [os.readlink(os.path.join(cipher.encode(), n)) for n in os.listdir(cipher.encode()) if os.path.islink(os.path.join(cipher.encode(), n))]
+    assert len(stored) == len(targets) and not set(stored) & set(targets)
+    assert not any(b"payroll" in s or b"hostname" in s for s in stored)
+    with pytest.raises(OSError) as excinfo:
+        os.symlink(b"t" * 3100, os.path.join(m, b"too-long"))
+    assert excinfo.value.errno == errno.ENAMETOOLONG
+    # A target edited in the backing store does not read as another target.
+    victim = [n for n in os.listdir(cipher.encode()) if os.path.islink(os.path.join(cipher.encode(), n))][0]
+    path = os.path.join(cipher.encode(), victim)
+    old = os.readlink(path)
+    os.unlink(path)
+    os.symlink(old[:-2] + (b"AA" if old[-2:] != b"AA" else b"BB"), path)
+    subprocess.run(["sh", "-c", "echo 2 > /proc/sys/vm/drop_caches"], check=True)
+    failures = 0
+    for index in range(len(targets)):
+        try:
+            assert os.readlink(os.path.join(m, b"link%d" % index)) == targets[index]
+        except OSError as error:
+            assert error.errno == errno.EIO
+            failures += 1
+    assert failures == 1

@@ -8,7 +8,8 @@ import Testing
 /// (Fixtures/kmsfs_names.py), and the properties the format promises.
 @Suite struct NameCipherTests {
     struct Vector: Decodable { let label, directory, name, entry: String; let sideFile: String? }
-    struct Vectors: Decodable { let nameKey, directoryID: String; let vectors: [Vector] }
+    struct Target: Decodable { let label, target, stored: String }
+    struct Vectors: Decodable { let nameKey, directoryID: String; let vectors: [Vector]; let targets: [Target] }
 
     static let vectors = try! JSONDecoder().decode(Vectors.self, from: Data(contentsOf: fixture("name-vectors.json")))
     static let cipher = try! NameCipher(nameKey: SecretBytes(copying: bytes(hex: vectors.nameKey)))
@@ -26,6 +27,20 @@ import Testing
             let encoded = vector.sideFile ?? vector.entry
             #expect(try Self.cipher.decrypt(Array(encoded.utf8), directoryID: directory) == bytes(hex: vector.name))
         }
+    }
+
+    @Test func symlinkTargetsMatchTheReferenceAndNeverOpenAsNames() throws {
+        #expect(Self.vectors.targets.count == 2)
+        for vector in Self.vectors.targets {
+            #expect(try Self.cipher.encryptTarget(bytes(hex: vector.target)) == Array(vector.stored.utf8), "\(vector.label)")
+            #expect(try Self.cipher.decryptTarget(Array(vector.stored.utf8)) == bytes(hex: vector.target))
+            #expect(throws: NameError.undecryptable) { try Self.cipher.decrypt(Array(vector.stored.utf8), directoryID: Self.directoryID) }
+        }
+        let longest = [UInt8](repeating: 0x61, count: NameCipher.maximumTargetLength)
+        #expect(try Self.cipher.encryptTarget(longest).count < 4096)
+        #expect(throws: NameError.invalid) { try Self.cipher.encryptTarget(longest + [0x61]) }
+        let name = try Self.cipher.encrypt(Array("same".utf8), directoryID: Self.directoryID).entryName
+        #expect(throws: NameError.undecryptable) { try Self.cipher.decryptTarget(name) }
     }
 
     @Test func everyLengthRoundTripsAndLongNamesAreHashed() throws {

@@ -71,6 +71,35 @@ public struct NameCipher: Sendable {
         return name
     }
 
+    /// The associated data of symbolic-link targets (a name's is a 16-byte directory ID: the two
+    /// never open as each other).
+    public static let targetAssociatedData = Array("kmsfs symlink target".utf8)
+    /// The longest target that still fits in PATH_MAX once encrypted.
+    public static let maximumTargetLength = 3054
+
+    /// A symbolic link's target as stored: padded, sealed, base64url, as a name but with its own
+    /// associated data. Not bound to the link's directory: a link keeps its target when moved.
+    /// - Throws: ``NameError/invalid`` for an empty target, one with NUL, or one longer than
+    ///   ``maximumTargetLength``.
+    public func encryptTarget(_ target: [UInt8]) throws -> [UInt8] {
+        guard !target.isEmpty, target.count <= Self.maximumTargetLength, !target.contains(0) else { throw NameError.invalid }
+        let padCount = Self.padding - target.count % Self.padding
+        return Base64URL.encode(try AESSIV.seal(target + [UInt8](repeating: UInt8(padCount), count: padCount), key: key,
+                                                associatedData: [Self.targetAssociatedData]))
+    }
+
+    /// - Throws: ``NameError/undecryptable``.
+    public func decryptTarget(_ stored: [UInt8]) throws -> [UInt8] {
+        guard let sealed = Base64URL.decode(stored), sealed.count >= AESSIV.tagByteCount + Self.padding,
+              (sealed.count - AESSIV.tagByteCount) % Self.padding == 0,
+              let padded = try? AESSIV.open(sealed, key: key, associatedData: [Self.targetAssociatedData]),
+              let last = padded.last, (1...Self.padding).contains(Int(last)), padded.suffix(Int(last)).allSatisfy({ $0 == last })
+        else { throw NameError.undecryptable }
+        let target = Array(padded.dropLast(Int(last)))
+        guard !target.isEmpty, !target.contains(0) else { throw NameError.undecryptable }
+        return target
+    }
+
     /// `kmsfs.long.` + base64url(SHA-256(encoded)): 54 bytes.
     public static func hashedName(_ encoded: [UInt8]) -> [UInt8] {
         longPrefix + Base64URL.encode(SHA256.hash(encoded))

@@ -60,6 +60,15 @@ NAMES = {
 }
 
 
+TARGET_AD = b"kmsfs symlink target"
+TARGETS = {"relative": b"../shared/payroll.xlsx", "absolute": b"/etc/passwd"}
+
+
+def encrypt_target(name_key, target):
+    pad = PADDING - len(target) % PADDING
+    return b64url(AESSIV(siv_key(name_key)).encrypt(target + bytes([pad]) * pad, [TARGET_AD])).decode()
+
+
 def vectors():
     out = {"nameKey": KEY.hex(), "directoryID": DIRECTORY_ID.hex(), "vectors": []}
     for label, name in NAMES.items():
@@ -67,6 +76,7 @@ def vectors():
             vector = {"label": label, "directory": directory, "name": name.hex()}
             vector.update(encrypt(KEY, directory_id, name))
             out["vectors"].append(vector)
+    out["targets"] = [{"label": label, "target": target.hex(), "stored": encrypt_target(KEY, target)} for label, target in TARGETS.items()]
     return out
 
 
