@@ -75,7 +75,7 @@ public struct NameCipher: Sendable {
     /// never open as each other).
     public static let targetAssociatedData = Array("kmsfs symlink target".utf8)
     /// The longest target that still fits in PATH_MAX once encrypted.
-    public static let maximumTargetLength = 3054
+    public static let maximumTargetLength = 3039
 
     /// A symbolic link's target as stored: padded, sealed, base64url, as a name but with its own
     /// associated data. Not bound to the link's directory: a link keeps its target when moved.
