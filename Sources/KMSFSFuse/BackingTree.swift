@@ -90,8 +90,10 @@ final class BackingTree: Sendable {
         let bytes = backingName.bytes
         let encoded: [UInt8]
         if NameCipher.isLongEntry(bytes) {
+            // Only a name whose encoding is too long for an entry is stored this way: a planted
+            // side file holding a short name's encoding would list that name twice.
             guard let content = SideFile.read(FileName(bytes: bytes + NameCipher.sideFileSuffix), in: directoryFD),
-                  NameCipher.hashedName(content) == bytes else { return nil }
+                  content.count > NameCipher.maximumBackingLength, NameCipher.hashedName(content) == bytes else { return nil }
             encoded = content
         } else if bytes.starts(with: Self.ownPrefix) {
             return nil

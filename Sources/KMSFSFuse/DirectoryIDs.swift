@@ -57,11 +57,19 @@ extension DirectoryID {
 /// A long name's side file (docs/FORMAT.md): the encoded name, beside the entry whose name is
 /// its hash.
 enum SideFile {
+    /// Written under a temporary name and renamed over `name`: whatever is there (a file
+    /// hard-linked elsewhere, a FIFO) is replaced, never written through or waited on.
     static func write(_ content: [UInt8], as name: FileName, in directoryFD: Int32) throws {
-        let fd = openat(directoryFD, name.cString, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        let temporary = "kmsfs.tmp." + (try SecureRandom.bytes(count: 12)).map { String(format: "%02x", $0) }.joined()
+        let fd = openat(directoryFD, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FuseError(errno) }
-        defer { close(fd) }
-        guard Glibc.write(fd, content, content.count) == content.count else { throw FuseError(EIO) }
+        let written = Glibc.write(fd, content, content.count) == content.count
+        close(fd)
+        guard written, renameat(directoryFD, temporary, directoryFD, name.cString) == 0 else {
+            let error = written ? errno : EIO
+            unlinkat(directoryFD, temporary, 0)
+            throw FuseError(error)
+        }
     }
 
     /// Nil for a missing, unreadable or oversized side file (the entry is then not listed).
