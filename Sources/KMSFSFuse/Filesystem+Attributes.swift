@@ -57,12 +57,25 @@ extension Filesystem {
         if name.hasPrefix(Self.reservedPrefix) && !(name == DirectoryKey.attributeName && isDirectory(fd)) {
             throw FuseError(ENODATA)
         }
-        let size = getxattr(path, name, nil, 0)
+        let stored = try storedAttributeName(name)
+        let size = getxattr(path, stored, nil, 0)
         guard size >= 0 else { throw FuseError(errno) }
         var value = [UInt8](repeating: 0, count: size)
-        let count = getxattr(path, name, &value, size)
+        let count = getxattr(path, stored, &value, size)
         guard count >= 0 else { throw FuseError(errno) }
-        return Array(value[0..<count])
+        guard let names = tree.names, !name.hasPrefix(Self.reservedPrefix) else { return Array(value[0..<count]) }
+        do { return try names.openAttributeValue(Array(value[0..<count]), storedName: Array(stored.utf8)) } catch {
+            logger.error("extended attribute of inode \(id) does not open (changed in the backing store, or moved from another name)")
+            throw FuseError(EIO)
+        }
+    }
+
+    /// The name an attribute is stored under: on a volume with encrypted names, a `user.` name
+    /// other than kmsfs's own is sealed (docs/FORMAT.md).
+    /// - Throws: ERANGE for a name too long to be stored sealed.
+    func storedAttributeName(_ name: String) throws -> String {
+        guard let names = tree.names, !name.hasPrefix(Self.reservedPrefix) else { return name }
+        do { return String(decoding: try names.encryptAttributeName(Array(name.utf8)), as: UTF8.self) } catch { throw FuseError(ERANGE) }
     }
 
     func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32, requester: Requester) throws {
@@ -88,7 +101,13 @@ extension Filesystem {
         } else if name.hasPrefix(Self.reservedPrefix) {
             throw FuseError(EPERM)
         }
-        guard setxattr(path, name, value, value.count, flags) == 0 else { throw FuseError(errno) }
+        let stored = try storedAttributeName(name)
+        var bytes = value
+        if let names = tree.names, stored != name {
+            bytes = try names.sealAttributeValue(value, storedName: Array(stored.utf8))
+            guard bytes.count <= 65536 else { throw FuseError(E2BIG) }
+        }
+        guard setxattr(path, stored, bytes, bytes.count, flags) == 0 else { throw FuseError(errno) }
         if name == DirectoryKey.attributeName { directoryKeys.invalidateAll() }
     }
 
@@ -99,7 +118,7 @@ extension Filesystem {
             throw FuseError(EPERM)
         }
         if name == DirectoryKey.attributeName { try mayChooseKey(fd, requester: requester) }
-        guard removexattr(path, name) == 0 else { throw FuseError(errno) }
+        guard removexattr(path, try storedAttributeName(name)) == 0 else { throw FuseError(errno) }
         if name == DirectoryKey.attributeName { directoryKeys.invalidateAll() }
     }
 
@@ -113,6 +132,11 @@ extension Filesystem {
         let directory = isDirectory(fd)
         return raw[0..<count].split(separator: 0).map { String(cString: Array($0) + [0]) }
             .filter { $0.hasPrefix(Self.storedNamespace) && (!$0.hasPrefix(Self.reservedPrefix) || ($0 == DirectoryKey.attributeName && directory)) }
+            .compactMap { stored in
+                // Sealed names that do not open (planted, or another volume's) are not listed.
+                guard let names = tree.names, !stored.hasPrefix(Self.reservedPrefix) else { return stored }
+                return (try? names.decryptAttributeName(Array(stored.utf8))).map { String(decoding: $0, as: UTF8.self) }
+            }
     }
 
     /// `kmsfs info` for a file or directory of the mount.

@@ -40,7 +40,7 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Derive new files' keys from bucket keys, one KMS call per --bucket-key-max-files files, and a key attribute that fits in an ext4 inode (docs/ARCHITECTURE.md: what the audit trail loses).")
     var bucketKeys = false
 
-    @Flag(help: "Keep file and directory names as they are in the backing directory. By default they are encrypted (AES-256-SIV under a name key from the key service, bound to each directory; docs/FORMAT.md); symbolic-link targets are too, extended attributes not yet.")
+    @Flag(help: "Keep file and directory names as they are in the backing directory. By default they are encrypted (AES-256-SIV under a name key from the key service, bound to each directory; docs/FORMAT.md); and so are symbolic-link targets and user. extended attributes.")
     var plaintextNames = false
 
     /// Accepted for scripts written while encryption was opt-in; it is the default.

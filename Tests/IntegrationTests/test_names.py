@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from test_mount import KMSFS, foreground_mount, new_volume
+from test_mount import KMSFS, backing_path, foreground_mount, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root")
 
@@ -234,3 +234,40 @@ def test_symlink_targets_are_encrypted_and_round_trip(volume):
             assert error.errno == errno.EIO
             failures += 1
     assert failures == 1
+
+
+def test_extended_attributes_are_encrypted_and_bound_to_their_names(volume):
+    cipher, mount_point, _ = volume
+    path = os.path.join(mount_point, "report")
+    with open(path, "w") as f:
+        f.write("x")
+    os.setxattr(path, "user.colour", b"blue")
+    os.setxattr(path, "user.owner-note", b"confidential: layoffs")
+    os.setxattr(path, "user." + "n" * 159, b"long name")
+    with pytest.raises(OSError) as excinfo:
+        os.setxattr(path, "user." + "n" * 160, b"too long")
+    assert excinfo.value.errno == errno.ERANGE
+    assert sorted(os.listxattr(path)) == sorted(["user.colour", "user.owner-note", "user." + "n" * 159])
+    assert os.getxattr(path, "user.colour") == b"blue"
+    backing = backing_path(cipher, path)
+    stored = [n for n in os.listxattr(backing) if not n.startswith("user.kmsfs.")]
+    assert len(stored) == 3 and not {"user.colour", "user.owner-note"} & set(stored)
+    assert not any(b"layoffs" in os.getxattr(backing, n) or b"blue" in os.getxattr(backing, n) for n in stored)
+    # A value moved to another name in the backing store does not open; a planted name is not listed.
+    by_plain = {}
+    for name in stored:
+        by_plain[os.getxattr(backing, name)] = name
+    colour = [n for n in stored if n != max(stored, key=len)]
+    os.setxattr(backing, colour[0], os.getxattr(backing, colour[1]))
+    os.setxattr(backing, "user.planted", b"x")
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+    assert "user.planted" not in os.listxattr(path)
+    outcomes = []
+    for name in ("user.colour", "user.owner-note"):
+        try:
+            outcomes.append(os.getxattr(path, name))
+        except OSError as error:
+            outcomes.append(error.errno)
+    assert outcomes.count(errno.EIO) == 1, outcomes
+    os.removexattr(path, "user." + "n" * 159)
+    assert len([n for n in os.listxattr(backing) if not n.startswith("user.kmsfs.")]) == 3  # two sealed, one planted

@@ -9,7 +9,8 @@ import Testing
 @Suite struct NameCipherTests {
     struct Vector: Decodable { let label, directory, name, entry: String; let sideFile: String? }
     struct Target: Decodable { let label, target, stored: String }
-    struct Vectors: Decodable { let nameKey, directoryID: String; let vectors: [Vector]; let targets: [Target] }
+    struct Attribute: Decodable { let label, name, stored: String }
+    struct Vectors: Decodable { let nameKey, directoryID: String; let vectors: [Vector]; let targets: [Target]; let attributes: [Attribute] }
 
     static let vectors = try! JSONDecoder().decode(Vectors.self, from: Data(contentsOf: fixture("name-vectors.json")))
     static let cipher = try! NameCipher(nameKey: SecretBytes(copying: bytes(hex: vectors.nameKey)))
@@ -41,6 +42,25 @@ import Testing
         #expect(throws: NameError.invalid) { try Self.cipher.encryptTarget(longest + [0x61]) }
         let name = try Self.cipher.encrypt(Array("same".utf8), directoryID: Self.directoryID).entryName
         #expect(throws: NameError.undecryptable) { try Self.cipher.decryptTarget(name) }
+    }
+
+    @Test func attributeNamesMatchTheReferenceAndValuesAreBoundToTheirName() throws {
+        #expect(Self.vectors.attributes.count == 2)
+        for vector in Self.vectors.attributes {
+            #expect(try Self.cipher.encryptAttributeName(bytes(hex: vector.name)) == Array(vector.stored.utf8), "\(vector.label)")
+            #expect(try Self.cipher.decryptAttributeName(Array(vector.stored.utf8)) == bytes(hex: vector.name))
+        }
+        let colour = try Self.cipher.encryptAttributeName(Array("user.colour".utf8))
+        let other = try Self.cipher.encryptAttributeName(Array("user.other".utf8))
+        let sealed = try Self.cipher.sealAttributeValue(Array("blue".utf8), storedName: colour)
+        #expect(try Self.cipher.openAttributeValue(sealed, storedName: colour) == Array("blue".utf8))
+        #expect(try Self.cipher.sealAttributeValue(Array("blue".utf8), storedName: colour) != sealed)  // a fresh nonce each time
+        #expect(throws: NameError.undecryptable) { try Self.cipher.openAttributeValue(sealed, storedName: other) }
+        var edited = sealed
+        edited[14] ^= 1
+        #expect(throws: NameError.undecryptable) { try Self.cipher.openAttributeValue(edited, storedName: colour) }
+        #expect(throws: NameError.invalid) { try Self.cipher.encryptAttributeName(Array("user.".utf8) + [UInt8](repeating: 97, count: 160)) }
+        #expect(try Self.cipher.encryptAttributeName(Array("user.".utf8) + [UInt8](repeating: 97, count: 159)).count <= 255)
     }
 
     @Test func everyLengthRoundTripsAndLongNamesAreHashed() throws {

@@ -22,13 +22,16 @@ public struct NameCipher: Sendable {
     /// The root directory's ID: it has no attribute of its own, and the name key is the volume's.
     public static let rootDirectoryID = [UInt8](repeating: 0, count: DirectoryID.byteCount)
 
-    private let key: SecretBytes
+    let key: SecretBytes
+    /// AES-256-GCM key of extended-attribute values.
+    let valueKey: SecretBytes
 
     /// `nameKey`: the volume's name key (32 bytes from the key service). The SIV key is derived
     /// from it with HKDF-SHA-256, info "kmsfs names AES-256-SIV", so that the key the service
     /// wraps can serve other name-related keys later without reuse across modes.
     public init(nameKey: SecretBytes) throws {
         key = try HKDF.sha256(inputKeyMaterial: nameKey, info: Array("kmsfs names AES-256-SIV".utf8), outputByteCount: AESSIV.keyByteCount)
+        valueKey = try HKDF.sha256(inputKeyMaterial: nameKey, info: Array("kmsfs xattr values AES-256-GCM".utf8), outputByteCount: AESGCM.keyByteCount)
     }
 
     /// A name as stored: short (the encoded name itself) or long (the hashed name, and the

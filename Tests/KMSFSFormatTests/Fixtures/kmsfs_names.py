@@ -69,6 +69,16 @@ def encrypt_target(name_key, target):
     return b64url(AESSIV(siv_key(name_key)).encrypt(target + bytes([pad]) * pad, [TARGET_AD])).decode()
 
 
+ATTRIBUTE_AD = b"kmsfs xattr name"
+ATTRIBUTES = {"colour": b"user.colour", "checksum": b"user.checksum.sha256"}
+
+
+def encrypt_attribute_name(name_key, name):
+    rest = name[len(b"user."):]
+    pad = PADDING - len(rest) % PADDING
+    return (b"user." + b64url(AESSIV(siv_key(name_key)).encrypt(rest + bytes([pad]) * pad, [ATTRIBUTE_AD]))).decode()
+
+
 def vectors():
     out = {"nameKey": KEY.hex(), "directoryID": DIRECTORY_ID.hex(), "vectors": []}
     for label, name in NAMES.items():
@@ -76,6 +86,7 @@ def vectors():
             vector = {"label": label, "directory": directory, "name": name.hex()}
             vector.update(encrypt(KEY, directory_id, name))
             out["vectors"].append(vector)
+    out["attributes"] = [{"label": label, "name": name.hex(), "stored": encrypt_attribute_name(KEY, name)} for label, name in ATTRIBUTES.items()]
     out["targets"] = [{"label": label, "target": target.hex(), "stored": encrypt_target(KEY, target)} for label, target in TARGETS.items()]
     return out
 
