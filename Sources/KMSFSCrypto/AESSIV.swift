@@ -9,6 +9,10 @@ internal import COpenSSL
 /// 16-byte synthetic IV followed by the ciphertext, as RFC 5297 and Python's `AESSIV` write it.
 /// Each element of `associatedData` is one component of the S2V vector.
 public enum AESSIV {
+    /// Fetched once: a fetch searches OpenSSL's provider store (a listing decrypts every name).
+    /// An EVP_CIPHER is immutable and may be shared between threads.
+    nonisolated(unsafe) private static let cipher: OpaquePointer? = EVP_CIPHER_fetch(nil, "AES-256-SIV", nil)
+
     public static let keyByteCount = 64
     public static let tagByteCount = 16
 
@@ -52,8 +56,7 @@ public enum AESSIV {
     private static func run(encrypt: Bool, key: SecretBytes, associatedData: [[UInt8]],
                             _ body: (OpaquePointer) throws(CryptoError) -> Void) throws(CryptoError) {
         guard key.count == keyByteCount else { throw CryptoError.openSSL(operation: "AES-SIV", reason: "the key must be 64 bytes") }
-        guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-SIV", nil) else { throw CryptoError.fromOpenSSL("EVP_CIPHER_fetch(AES-256-SIV)") }
-        defer { EVP_CIPHER_free(cipher) }
+        guard let cipher = Self.cipher else { throw CryptoError.fromOpenSSL("EVP_CIPHER_fetch(AES-256-SIV)") }
         guard let context = EVP_CIPHER_CTX_new() else { throw CryptoError.fromOpenSSL("EVP_CIPHER_CTX_new") }
         defer { EVP_CIPHER_CTX_free(context) }
         let keyed = key.withUnsafeBytes { bytes in

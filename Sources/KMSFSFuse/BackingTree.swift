@@ -118,8 +118,13 @@ final class BackingTree: Sendable {
     static let renameExchange: UInt32 = 2
 
     /// Finds or adds the inode of `name` in `parent`, counting one kernel reference.
-    func lookup(_ name: FileName, in parent: UInt64) throws -> (UInt64, stat) {
-        let entry = try entry(name, in: parent, for: .find)
+    /// `backingName`: the entry's name in the backing directory when the caller has it (a
+    /// listing), which spares encrypting `name` again.
+    func lookup(_ name: FileName, in parent: UInt64, backingName: FileName? = nil) throws -> (UInt64, stat) {
+        let entry = try backingName.map { name in
+            guard let directoryFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
+            return Entry(parent: parent, directoryFD: directoryFD, name: name)
+        } ?? entry(name, in: parent, for: .find)
         let fd = openat(entry.directoryFD, entry.name.cString, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }
         let adopted = try inodes.adopt(fd, parent: parent, name: name)

@@ -356,7 +356,7 @@ enum Operations {
                     var looked: UInt64?
                     if plus && !name.isDotOrDotDot {
                         do {
-                            let (id, info) = try fs.tree.lookup(name, in: directory)
+                            let (id, info) = try fs.tree.lookup(name, in: directory, backingName: backingName)
                             looked = id
                             parameters.ino = fuse_ino_t(id)
                             parameters.attr = fs.plaintextAttributes(info, id: id)
