@@ -68,7 +68,7 @@ final class BackingTree: Sendable {
         do {
             backing = try names.encrypt(name.bytes, directoryID: try directoryIDs.id(of: parent, fd: directoryFD))
         } catch NameError.invalid {
-            throw FuseError(EINVAL)
+            throw FuseError(name.bytes.count > NameCipher.maximumBackingLength ? ENAMETOOLONG : EINVAL)
         }
         switch backing {
         case let .short(encoded):
@@ -174,7 +174,14 @@ final class BackingTree: Sendable {
 
     /// unlink (flags 0) or rmdir (AT_REMOVEDIR).
     func remove(_ entry: Entry, flags: Int32) throws {
-        guard unlinkat(entry.directoryFD, entry.name.cString, flags) == 0 else { throw FuseError(errno) }
+        if unlinkat(entry.directoryFD, entry.name.cString, flags) != 0 {
+            let error = errno
+            // A directory that shows empty may still hold kmsfs's leftovers (a side file whose
+            // entry a crash removed, a temporary directory): cleared, then removed.
+            guard error == ENOTEMPTY, names != nil, flags == AT_REMOVEDIR,
+                  SideFile.clearLeftovers(in: entry.directoryFD, directory: entry.name) else { throw FuseError(error) }
+            guard unlinkat(entry.directoryFD, entry.name.cString, flags) == 0 else { throw FuseError(errno) }
+        }
         if let side = entry.sideFile { SideFile.remove(side.name, in: entry.directoryFD) }
     }
 

@@ -1,5 +1,6 @@
 import CLinux
 import KMSFSFormat
+import KMSFSVolume
 import KMSFSCrypto
 import Synchronization
 #if canImport(Glibc)
@@ -84,4 +85,30 @@ enum SideFile {
     }
 
     static func remove(_ name: FileName, in directoryFD: Int32) { unlinkat(directoryFD, name.cString, 0) }
+
+    /// Removes from directory `directory` (in `parentFD`) the side files whose entry is gone
+    /// and empty temporaries; true if nothing else that is kmsfs's own remains in the way.
+    /// Names that are not kmsfs's own (planted, another volume's) are left, and the directory
+    /// stays ENOTEMPTY: kmsfs removes nothing it did not make.
+    static func clearLeftovers(in parentFD: Int32, directory: FileName) -> Bool {
+        let fd = openat(parentFD, directory.cString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0, let stream = fdopendir(fd) else {
+            if fd >= 0 { close(fd) }
+            return false
+        }
+        defer { closedir(stream) }
+        var names: [[UInt8]] = []
+        while let record = readdir(stream) { names.append(FileName(DirectoryEntryName.pointer(record)).bytes) }
+        let present = Set(names)
+        for name in names where name.starts(with: BackingTree.ownPrefix) {
+            if name.starts(with: NameCipher.longPrefix), name.count > NameCipher.sideFileSuffix.count,
+               name.suffix(NameCipher.sideFileSuffix.count).elementsEqual(NameCipher.sideFileSuffix),
+               !present.contains(Array(name.dropLast(NameCipher.sideFileSuffix.count))) {
+                unlinkat(fd, FileName(bytes: name).cString, 0)
+            } else if name.starts(with: Array("kmsfs.tmp.".utf8)) {
+                if unlinkat(fd, FileName(bytes: name).cString, AT_REMOVEDIR) != 0 { unlinkat(fd, FileName(bytes: name).cString, 0) }
+            }
+        }
+        return true
+    }
 }

@@ -27,7 +27,9 @@ public enum NamePaths {
                 defer { close(side) }
                 var buffer = [UInt8](repeating: 0, count: 1024)
                 let count = read(side, &buffer, buffer.count)
-                guard count > 0, count < buffer.count, NameCipher.hashedName(Array(buffer.prefix(count))) == component else {
+                // Only an encoding too long for an entry is stored this way (else a planted long
+                // entry would pass for another name).
+                guard count > NameCipher.maximumBackingLength, count < buffer.count, NameCipher.hashedName(Array(buffer.prefix(count))) == component else {
                     throw VolumeError.io("the side file of \(String(decoding: component, as: UTF8.self)) does not match it")
                 }
                 encoded = Array(buffer.prefix(count))

@@ -271,3 +271,66 @@ def test_extended_attributes_are_encrypted_and_bound_to_their_names(volume):
     assert outcomes.count(errno.EIO) == 1, outcomes
     os.removexattr(path, "user." + "n" * 159)
     assert len([n for n in os.listxattr(backing) if not n.startswith("user.kmsfs.")]) == 3  # two sealed, one planted
+
+
+def test_planted_side_files_neither_hang_nor_pass_for_other_names(volume):
+    """An adversarial review found these: a FIFO planted as a long name's side file hung the
+    writer and the directory (unkillable); a long entry whose side file held a short name's
+    encoding listed that name twice, as a ghost after the real one was removed."""
+    cipher, mount_point, _ = volume
+    m = mount_point
+    os.mkdir(os.path.join(m, "f"))
+    long_name = "n" * 170
+    with open(os.path.join(m, "f", long_name), "w") as f:
+        f.write("v1")
+    stored = backing_path(cipher, os.path.join(m, "f", long_name))
+    os.unlink(stored + ".name")
+    os.mkfifo(stored + ".name")
+    with open(os.path.join(m, "f", "tmp"), "w") as f:
+        f.write("v2")
+    done = subprocess.run(["timeout", "10", "mv", os.path.join(m, "f", "tmp"), os.path.join(m, "f", long_name)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert open(os.path.join(m, "f", long_name)).read() == "v2"
+    # A long entry whose side file holds a short name's encoding.
+    os.mkdir(os.path.join(m, "e"))
+    for name in ("victim.txt", "other"):
+        with open(os.path.join(m, "e", name), "w") as f:
+            f.write(name)
+    victim = backing_path(cipher, os.path.join(m, "e", "victim.txt"))
+    other = backing_path(cipher, os.path.join(m, "e", "other"))
+    import base64
+    import hashlib
+    short = os.path.basename(victim).encode()
+    planted = "kmsfs.long." + base64.urlsafe_b64encode(hashlib.sha256(short).digest()).rstrip(b"=").decode()
+    os.rename(other, os.path.join(os.path.dirname(victim), planted))
+    with open(os.path.join(os.path.dirname(victim), planted + ".name"), "wb") as f:
+        f.write(short)
+    subprocess.run(["sh", "-c", "echo 2 > /proc/sys/vm/drop_caches"], check=True)
+    assert os.listdir(os.path.join(m, "e")) == ["victim.txt"]
+
+
+def test_a_directory_holding_only_leftovers_can_be_removed(volume):
+    cipher, mount_point, _ = volume
+    os.mkdir(os.path.join(mount_point, "d"))
+    stored = backing_path(cipher, os.path.join(mount_point, "d"))
+    # What a crash between removing a long entry and its side file leaves, and a temporary.
+    with open(os.path.join(stored, "kmsfs.long." + "A" * 43 + ".name"), "w") as f:
+        f.write("x")
+    os.mkdir(os.path.join(stored, "kmsfs.tmp.0123456789abcdef01234567"))
+    assert os.listdir(os.path.join(mount_point, "d")) == []
+    os.rmdir(os.path.join(mount_point, "d"))
+    assert not os.path.exists(stored)
+    # A name kmsfs did not make is not removed for you.
+    os.mkdir(os.path.join(mount_point, "p"))
+    stored = backing_path(cipher, os.path.join(mount_point, "p"))
+    open(os.path.join(stored, "planted"), "w").close()
+    with pytest.raises(OSError) as excinfo:
+        os.rmdir(os.path.join(mount_point, "p"))
+    assert excinfo.value.errno == errno.ENOTEMPTY and os.path.exists(os.path.join(stored, "planted"))
+
+
+def test_names_too_long_are_enametoolong(volume):
+    _, mount_point, _ = volume
+    with pytest.raises(OSError) as excinfo:
+        open(os.path.join(mount_point, "x" * 300), "w")
+    assert excinfo.value.errno == errno.ENAMETOOLONG
