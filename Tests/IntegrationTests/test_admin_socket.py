@@ -181,8 +181,14 @@ while True:
                     break
             assert server.poll() is None and "writable by others" in output, output
         finally:
+            # Its output is read to the end while it stops: a full pipe would hold its last
+            # log line, and it with it (this once outlived the test).
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.communicate()
     finally:
         planted.kill()
         planted.wait()
