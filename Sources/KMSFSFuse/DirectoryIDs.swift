@@ -34,7 +34,7 @@ extension DirectoryID {
     /// attribute and mode there, then renamed into place — no directory is ever visible without
     /// its ID, and a crash leaves at most a hidden temporary.
     static func make(_ entry: BackingTree.Entry, mode: mode_t) throws {
-        let temporary = "kmsfs.tmp." + (try SecureRandom.bytes(count: 12)).map { String(format: "%02x", $0) }.joined()
+        let temporary = try SideFile.temporaryName()
         // 0700 first: the daemon must be able to open it and set the attribute whatever the mode.
         guard mkdirat(entry.directoryFD, temporary, 0o700) == 0 else { throw FuseError(errno) }
         do {
@@ -61,7 +61,7 @@ enum SideFile {
     /// Written under a temporary name and renamed over `name`: whatever is there (a file
     /// hard-linked elsewhere, a FIFO) is replaced, never written through or waited on.
     static func write(_ content: [UInt8], as name: FileName, in directoryFD: Int32) throws {
-        let temporary = "kmsfs.tmp." + (try SecureRandom.bytes(count: 12)).map { String(format: "%02x", $0) }.joined()
+        let temporary = try temporaryName()
         let fd = openat(directoryFD, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FuseError(errno) }
         let written = Glibc.write(fd, content, content.count) == content.count
@@ -86,6 +86,13 @@ enum SideFile {
 
     static func remove(_ name: FileName, in directoryFD: Int32) { unlinkat(directoryFD, name.cString, 0) }
 
+    static let temporaryPrefix = "kmsfs.tmp."
+
+    /// A name for something being made (hidden: no encoded name has a '.').
+    static func temporaryName() throws -> String {
+        temporaryPrefix + (try SecureRandom.bytes(count: 12)).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// Removes from directory `directory` (in `parentFD`) the side files whose entry is gone
     /// and empty temporaries; true if nothing else that is kmsfs's own remains in the way.
     /// Names that are not kmsfs's own (planted, another volume's) are left, and the directory
@@ -105,7 +112,7 @@ enum SideFile {
                name.suffix(NameCipher.sideFileSuffix.count).elementsEqual(NameCipher.sideFileSuffix),
                !present.contains(Array(name.dropLast(NameCipher.sideFileSuffix.count))) {
                 unlinkat(fd, FileName(bytes: name).cString, 0)
-            } else if name.starts(with: Array("kmsfs.tmp.".utf8)) {
+            } else if name.starts(with: Array(temporaryPrefix.utf8)) {
                 if unlinkat(fd, FileName(bytes: name).cString, AT_REMOVEDIR) != 0 { unlinkat(fd, FileName(bytes: name).cString, 0) }
             }
         }

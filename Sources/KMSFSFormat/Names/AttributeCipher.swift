@@ -18,22 +18,13 @@ extension NameCipher {
         guard name.starts(with: Self.attributePrefix) else { throw NameError.invalid }
         let rest = Array(name.dropFirst(Self.attributePrefix.count))
         guard !rest.isEmpty, rest.count <= Self.maximumAttributeNameLength, !rest.contains(0) else { throw NameError.invalid }
-        let padCount = Self.padding - rest.count % Self.padding
-        let sealed = try AESSIV.seal(rest + [UInt8](repeating: UInt8(padCount), count: padCount), key: key,
-                                     associatedData: [Self.attributeNameAssociatedData])
-        return Self.attributePrefix + Base64URL.encode(sealed)
+        return Self.attributePrefix + (try seal(rest, associatedData: Self.attributeNameAssociatedData))
     }
 
     /// - Throws: ``NameError/undecryptable`` for a stored name this volume did not make.
     public func decryptAttributeName(_ stored: [UInt8]) throws -> [UInt8] {
-        guard stored.starts(with: Self.attributePrefix),
-              let sealed = Base64URL.decode(stored.dropFirst(Self.attributePrefix.count)),
-              sealed.count >= AESSIV.tagByteCount + Self.padding, (sealed.count - AESSIV.tagByteCount) % Self.padding == 0,
-              let padded = try? AESSIV.open(sealed, key: key, associatedData: [Self.attributeNameAssociatedData]),
-              let last = padded.last, (1...Self.padding).contains(Int(last)), padded.suffix(Int(last)).allSatisfy({ $0 == last }),
-              padded.count > Int(last)
-        else { throw NameError.undecryptable }
-        return Self.attributePrefix + padded.dropLast(Int(last))
+        guard stored.starts(with: Self.attributePrefix) else { throw NameError.undecryptable }
+        return Self.attributePrefix + (try open(stored.dropFirst(Self.attributePrefix.count), associatedData: Self.attributeNameAssociatedData))
     }
 
     /// nonce ‖ ciphertext ‖ tag, bound to the stored attribute name.

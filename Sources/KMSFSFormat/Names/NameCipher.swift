@@ -53,9 +53,7 @@ public struct NameCipher: Sendable {
     ///   with '/' or NUL, longer than 255 bytes).
     public func encrypt(_ name: [UInt8], directoryID: [UInt8]) throws -> BackingName {
         try Self.validate(name)
-        let padCount = Self.padding - name.count % Self.padding
-        let padded = name + [UInt8](repeating: UInt8(padCount), count: padCount)
-        let encoded = Base64URL.encode(try AESSIV.seal(padded, key: key, associatedData: [directoryID]))
+        let encoded = try seal(name, associatedData: directoryID)
         guard encoded.count > Self.maximumBackingLength else { return .short(encoded) }
         return .long(hashed: Self.hashedName(encoded), encoded: encoded)
     }
@@ -63,15 +61,30 @@ public struct NameCipher: Sendable {
     /// The plaintext of an encoded name (for a long one, the side file's content).
     /// - Throws: ``NameError/undecryptable`` for anything this directory's key and ID did not make.
     public func decrypt(_ encoded: [UInt8], directoryID: [UInt8]) throws -> [UInt8] {
-        guard let sealed = Base64URL.decode(encoded), sealed.count >= AESSIV.tagByteCount + Self.padding,
-              (sealed.count - AESSIV.tagByteCount) % Self.padding == 0 else { throw NameError.undecryptable }
-        let padded: [UInt8]
-        do { padded = try AESSIV.open(sealed, key: key, associatedData: [directoryID]) } catch { throw NameError.undecryptable }
-        guard let last = padded.last, (1...Self.padding).contains(Int(last)),
-              padded.suffix(Int(last)).allSatisfy({ $0 == last }) else { throw NameError.undecryptable }
-        let name = Array(padded.dropLast(Int(last)))
+        let name = try open(encoded, associatedData: directoryID)
         do { try Self.validate(name) } catch { throw NameError.undecryptable }
         return name
+    }
+
+    /// Pads `bytes` to a multiple of 16 (n bytes of value n), seals them with AES-SIV and
+    /// `associatedData` as the one component, and encodes the result: names, link targets and
+    /// attribute names alike, each kind with its own associated data.
+    func seal(_ bytes: [UInt8], associatedData: [UInt8]) throws -> [UInt8] {
+        let padCount = Self.padding - bytes.count % Self.padding
+        return Base64URL.encode(try AESSIV.seal(bytes + [UInt8](repeating: UInt8(padCount), count: padCount), key: key,
+                                                associatedData: [associatedData]))
+    }
+
+    /// ``seal(_:associatedData:)`` undone; the result is never empty.
+    /// - Throws: ``NameError/undecryptable``.
+    func open(_ encoded: some Collection<UInt8>, associatedData: [UInt8]) throws -> [UInt8] {
+        guard let sealed = Base64URL.decode(encoded), sealed.count >= AESSIV.tagByteCount + Self.padding,
+              (sealed.count - AESSIV.tagByteCount) % Self.padding == 0,
+              let padded = try? AESSIV.open(sealed, key: key, associatedData: [associatedData]),
+              let last = padded.last, (1...Self.padding).contains(Int(last)), padded.suffix(Int(last)).allSatisfy({ $0 == last }),
+              padded.count > Int(last)
+        else { throw NameError.undecryptable }
+        return Array(padded.dropLast(Int(last)))
     }
 
     /// The associated data of symbolic-link targets (a name's is a 16-byte directory ID: the two
@@ -86,20 +99,13 @@ public struct NameCipher: Sendable {
     ///   ``maximumTargetLength``.
     public func encryptTarget(_ target: [UInt8]) throws -> [UInt8] {
         guard !target.isEmpty, target.count <= Self.maximumTargetLength, !target.contains(0) else { throw NameError.invalid }
-        let padCount = Self.padding - target.count % Self.padding
-        return Base64URL.encode(try AESSIV.seal(target + [UInt8](repeating: UInt8(padCount), count: padCount), key: key,
-                                                associatedData: [Self.targetAssociatedData]))
+        return try seal(target, associatedData: Self.targetAssociatedData)
     }
 
     /// - Throws: ``NameError/undecryptable``.
     public func decryptTarget(_ stored: [UInt8]) throws -> [UInt8] {
-        guard let sealed = Base64URL.decode(stored), sealed.count >= AESSIV.tagByteCount + Self.padding,
-              (sealed.count - AESSIV.tagByteCount) % Self.padding == 0,
-              let padded = try? AESSIV.open(sealed, key: key, associatedData: [Self.targetAssociatedData]),
-              let last = padded.last, (1...Self.padding).contains(Int(last)), padded.suffix(Int(last)).allSatisfy({ $0 == last })
-        else { throw NameError.undecryptable }
-        let target = Array(padded.dropLast(Int(last)))
-        guard !target.isEmpty, !target.contains(0) else { throw NameError.undecryptable }
+        let target = try open(stored, associatedData: Self.targetAssociatedData)
+        guard !target.contains(0) else { throw NameError.undecryptable }
         return target
     }
 
