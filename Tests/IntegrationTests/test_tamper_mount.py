@@ -36,7 +36,7 @@ import time
 import pytest
 
 from test_adversaries import clone
-from test_mount import PLAINTEXT_NAMES, foreground_mount, mounted, new_volume
+from test_mount import backing_path, foreground_mount, mounted, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") or os.geteuid() != 0, reason="needs /dev/fuse and root")
 
@@ -301,14 +301,20 @@ def mutate(rng, g, pool, overhead):
 def test_tampered_backing_files_never_read_as_other_bytes_through_the_kernel():
     started = time.monotonic()
     rng = random.Random(SEED)
-    with new_volume("kmsfs-tamper-mount-", PLAINTEXT_NAMES, "--chunk-size", str(CHUNK)) as (cipher, mount_point):
+    with new_volume("kmsfs-tamper-mount-", "--chunk-size", str(CHUNK)) as (cipher, mount_point):
         plains = {name: random.Random(f"{SEED}-{name}").randbytes(size) for name, size in SIZES}
+        made_later = ["v-" + name for name in VERSIONED] + [f"t{index:05d}" for index in range(MUTATIONS)]
         with foreground_mount(cipher, mount_point):
             for name, plain in plains.items():
                 with open(os.path.join(mount_point, name), "wb") as f:
                     f.write(plain)
+            # What is made below in the backing directory while nothing is mounted gets its name
+            # here (names are encrypted): its bytes and key attribute are then replaced.
+            for name in made_later:
+                open(os.path.join(mount_point, name), "wb").close()
+            where = {name: backing_path(cipher, os.path.join(mount_point, name)) for name in list(plains) + made_later}
         for name in VERSIONED:  # a second version: same header and key, other contents
-            clone(os.path.join(cipher, name), os.path.join(cipher, "v-" + name))
+            clone(where[name], where["v-" + name])
             plains["v-" + name] = random.Random(f"{SEED}-v-{name}").randbytes(len(plains[name]))
         with foreground_mount(cipher, mount_point):
             for name in VERSIONED:
@@ -319,16 +325,16 @@ def test_tampered_backing_files_never_read_as_other_bytes_through_the_kernel():
 
         # The per-chunk overhead, from the backing sizes (the empty file is header + one empty
         # final chunk), checked against the size formula of every genuine file.
-        overhead = os.path.getsize(os.path.join(cipher, "empty")) - HEADER
+        overhead = os.path.getsize(where["empty"]) - HEADER
         assert overhead > TAG
         for name, plain in plains.items():
             full, rest = divmod(len(plain), CHUNK)
-            assert os.path.getsize(os.path.join(cipher, name)) == HEADER + full * (CHUNK + overhead) + rest + overhead, name
+            assert os.path.getsize(where[name]) == HEADER + full * (CHUNK + overhead) + rest + overhead, name
         pool = []
         for name, plain in sorted(plains.items()):
-            with open(os.path.join(cipher, name), "rb") as f:
+            with open(where[name], "rb") as f:
                 data = f.read()
-            pool.append(Genuine(name, plain, data, os.getxattr(os.path.join(cipher, name), ATTRIBUTE), overhead))
+            pool.append(Genuine(name, plain, data, os.getxattr(where[name], ATTRIBUTE), overhead))
         for name in VERSIONED:
             a, b = (next(g for g in pool if g.name == n) for n in (name, "v-" + name))
             assert a.data[:HEADER] == b.data[:HEADER] and a.attribute == b.attribute and a.data != b.data
@@ -339,11 +345,13 @@ def test_tampered_backing_files_never_read_as_other_bytes_through_the_kernel():
             g = rng.choice(pool)
             kind, data, attribute, description, extra = mutate(rng, g, pool, overhead)
             name = f"t{index:05d}"
-            path = os.path.join(cipher, name)
+            path = where[name]
             with open(path, "wb") as f:
                 f.write(data)
             if attribute is not None:
                 os.setxattr(path, ATTRIBUTE, attribute)
+            else:
+                os.removexattr(path, ATTRIBUTE)  # the placeholder's own
             # What it may read as: its source, any genuine file it now is byte for byte (bytes
             # and attribute), and the mixes of versions computed by `mutate`.
             candidates = {g.sha: g.name}
