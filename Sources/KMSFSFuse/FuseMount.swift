@@ -101,6 +101,9 @@ public enum FuseMount {
         // 0: unmounted; a positive number: the signal (SIGTERM, SIGINT, SIGHUP) that ended the
         // loop, after which the deferred unmount runs; negative: -errno.
         let status = CFuse3_session_loop_mt(session, config)
+        // Nothing may notify the kernel through the session once it is being torn down.
+        filesystem.tree.eviction?.finish()
+        KernelChannel.close()
         guard status >= 0 else { throw FuseMountError("the FUSE loop failed: \(String(cString: strerror(-status)))") }
         logger.info("unmounted \(mountPoint)\(status > 0 ? " on signal \(status)" : "")")
     }

@@ -16,6 +16,7 @@ final class InodeEviction: Sendable {
     let highWater: Int
     private let running = Atomic<Bool>(false)
     private let passes = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
     private let queue = DispatchQueue(label: "kmsfs.inode-eviction")
     private let logger: Logger
 
@@ -27,12 +28,19 @@ final class InodeEviction: Sendable {
         self.logger = logger
     }
 
+    /// Waits for a pass under way, and starts no more: the session it talks to is about to go.
+    func finish() {
+        stopped.store(true, ordering: .releasing)
+        queue.sync {}
+    }
+
     /// Called after each lookup; starts a pass (on its own thread: the kernel may wait, while
     /// invalidating, for a request a worker is answering) unless one is running.
     func check() {
         guard inodes.count > highWater, !running.exchange(true, ordering: .acquiringAndReleasing) else { return }
         queue.async { [self] in
             defer { running.store(false, ordering: .releasing) }
+            guard !stopped.load(ordering: .acquiring) else { return }
             let before = inodes.count
             let names = inodes.leastRecentlyUsed(before - highWater / 2)
             var refused = 0

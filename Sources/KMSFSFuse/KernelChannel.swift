@@ -40,6 +40,10 @@ enum KernelChannel {
         return fuse_session_custom_io(session, &io, fuse_session_fd(session)) == 0
     }
 
+    /// Called when the session loop has ended, before the session is destroyed: no more
+    /// notifications.
+    static func close() { session = nil }
+
     /// Tells the kernel that inode `id`'s attributes changed behind a reply that does not carry
     /// them (a write or an open that dropped set-ID bits): its cached mode is stale otherwise for
     /// the attribute timeout. Offset -1 leaves the page cache alone and takes no inode lock, so
