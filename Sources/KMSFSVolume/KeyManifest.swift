@@ -43,6 +43,8 @@ public struct KeyManifest: Codable, Sendable, Equatable {
     public var wrappedKey: String
     public var files: [File]
     public var buckets: [Bucket]
+    /// Directory IDs, on volumes with encrypted names (absent from manifests of volumes without).
+    public var directories: [Directory]?
     /// HMAC-SHA-256 over ``authenticatedBytes``, hex.
     public var mac: String
 
@@ -57,6 +59,11 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         for value in [format, volumeID, keyARN, wrappedKey, String(files.count), String(buckets.count)] { field(value) }
         for file in files { field(file.path); field(file.rawPath); field(file.fileID); field(file.attribute) }
         for bucket in buckets { field(bucket.bucketID); field(bucket.record) }
+        // Only when present: a manifest without directories authenticates as it always did.
+        if let directories {
+            field("directories"); field(String(directories.count))
+            for directory in directories { field(directory.rawPath); field(directory.directoryID) }
+        }
         return bytes
     }
 
@@ -87,7 +94,8 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         let volumeID = volume.configuration.volumeID
         let macKey = try volume.keys.generateKey(keyID: volume.configuration.defaultKeyID, context: context(volumeID: volumeID))
         var manifest = KeyManifest(format: formatName, volumeID: volumeID, keyARN: macKey.keyARN,
-                                   wrappedKey: Data(macKey.ciphertextBlob).base64EncodedString(), files: files, buckets: buckets, mac: "")
+                                   wrappedKey: Data(macKey.ciphertextBlob).base64EncodedString(), files: files, buckets: buckets,
+                                   directories: volume.names == nil ? nil : try directoryIDs(cipherDirectory: cipherDirectory), mac: "")
         manifest.mac = hex(HMAC.sha256(key: macKey.plaintext, message: manifest.authenticatedBytes))
         return (manifest, unreadable)
     }
@@ -103,6 +111,7 @@ public struct KeyManifest: Codable, Sendable, Equatable {
         public var missing: [String] = []
         public var bucketsRestored = 0
         public var bucketConflicts: [String] = []
+        public var directoriesRestored = 0
         public var isClean: Bool { conflicts.isEmpty && missing.isEmpty && bucketConflicts.isEmpty }
     }
 
@@ -155,6 +164,7 @@ public struct KeyManifest: Codable, Sendable, Equatable {
             }
             report.restored.append(file.path)
         }
+        try restoreDirectoryIDs(cipherDirectory: cipherDirectory, into: &report)
         return report
     }
 

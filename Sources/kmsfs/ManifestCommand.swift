@@ -73,7 +73,7 @@ struct ManifestCommand: ParsableCommand {
             for path in report.missing { print("MISSING \(path): not in the volume, or another file now") }
             for bucket in report.bucketConflicts { print("CONFLICT bucket \(bucket): its record differs; left as it is") }
             print("kmsfs manifest restore: \(report.restored.count) restored, \(report.alreadyThere) already there, "
-                  + "\(report.bucketsRestored) bucket keys restored, \(report.conflicts.count + report.bucketConflicts.count) conflicts, \(report.missing.count) missing")
+                  + "\(report.bucketsRestored) bucket keys restored, \(report.directoriesRestored) directory IDs restored, \(report.conflicts.count + report.bucketConflicts.count) conflicts, \(report.missing.count) missing")
             if !report.isClean { throw ExitCode(4) }
         }
     }

@@ -87,3 +87,30 @@ def test_a_manifest_of_another_volume_is_refused():
         kmsfs("manifest", "export", first, "-o", manifest)
         refused = kmsfs("manifest", "restore", second, manifest, check=False)
         assert refused.returncode == 8 and "not of this one" in refused.stderr
+
+
+def test_manifest_restores_directory_ids_with_encrypted_names():
+    """With encrypted names a copy without extended attributes also loses each directory's ID,
+    and with it every name inside; the manifest lists the IDs and restore puts them back."""
+    with new_volume("kmsfs-manifest-names-") as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point):
+            contents = fill(mount_point)
+            os.makedirs(os.path.join(mount_point, "empty", "deeper"))
+        manifest = os.path.join(os.path.dirname(cipher), "manifest.json")
+        kmsfs("manifest", "export", cipher, "-o", manifest)
+        with open(manifest) as f:
+            assert len(json.load(f)["directories"]) == 6  # d0..d3, empty, empty/deeper
+        copy = os.path.join(os.path.dirname(cipher), "copy")
+        copy_without_xattrs(cipher, copy)
+        with foreground_mount(copy, mount_point):
+            with pytest.raises(OSError):
+                os.listdir(os.path.join(mount_point, "d0"))
+        restored = kmsfs("manifest", "restore", copy, manifest)
+        assert "6 directory IDs restored" in restored.stdout, restored.stdout
+        with foreground_mount(copy, mount_point):
+            assert os.listdir(os.path.join(mount_point, "empty")) == ["deeper"]
+            for path, payload in contents.items():
+                with open(os.path.join(mount_point, path), "rb") as f:
+                    assert f.read() == payload, path
+        again = kmsfs("manifest", "restore", copy, manifest)
+        assert "0 directory IDs restored" in again.stdout
