@@ -73,9 +73,13 @@ extension Filesystem {
     /// The name an attribute is stored under: on a volume with encrypted names, a `user.` name
     /// other than kmsfs's own is sealed (docs/FORMAT.md).
     /// - Throws: ERANGE for a name too long to be stored sealed.
-    func storedAttributeName(_ name: String) throws -> String {
+    /// - Throws: for a name too long to be stored sealed, ERANGE when setting it and ENODATA
+    ///   otherwise (no such attribute can be there).
+    func storedAttributeName(_ name: String, setting: Bool = false) throws -> String {
         guard let names = tree.names, !name.hasPrefix(Self.reservedPrefix) else { return name }
-        do { return String(decoding: try names.encryptAttributeName(Array(name.utf8)), as: UTF8.self) } catch { throw FuseError(ERANGE) }
+        do { return String(decoding: try names.encryptAttributeName(Array(name.utf8)), as: UTF8.self) } catch {
+            throw FuseError(setting ? ERANGE : ENODATA)
+        }
     }
 
     func setAttribute(_ id: UInt64, name: String, value: [UInt8], flags: Int32, requester: Requester) throws {
@@ -101,7 +105,7 @@ extension Filesystem {
         } else if name.hasPrefix(Self.reservedPrefix) {
             throw FuseError(EPERM)
         }
-        let stored = try storedAttributeName(name)
+        let stored = try storedAttributeName(name, setting: true)
         var bytes = value
         if let names = tree.names, stored != name {
             bytes = try names.sealAttributeValue(value, storedName: Array(stored.utf8))
@@ -202,6 +206,9 @@ extension Filesystem {
             return buffer.prefix(count).map { UInt8(bitPattern: $0) }
         }
         let root = try resolved("/proc/self/fd/\(inodes.fd(InodeTable.rootID) ?? -1)")
+        var status = stat()
+        // Unlinked (the kernel's link reads "… (deleted)"): it is nowhere.
+        guard fstat(fd, &status) == 0, status.st_nlink > 0 else { throw FuseError(ENOENT) }
         let node = try resolved("/proc/self/fd/\(fd)")
         if node == root { return Array(".".utf8) }
         guard node.starts(with: root + [47]) else { throw FuseError(ENOENT) }  // unlinked ("… (deleted)")

@@ -77,16 +77,18 @@ final class Filesystem: Sendable {
 
     /// Opens inode `id`'s backing file and unwraps its key. Write access opens the backing file
     /// read-write (partial chunks are read back to be re-sealed); O_TRUNC empties it.
-    func openFile(_ id: UInt64, flags: Int32) throws -> UInt64 {
+    func openFile(_ id: UInt64, flags: Int32, requester: Requester? = nil) throws -> UInt64 {
         guard let pathFD = inodes.fd(id), let lock = inodes.lock(id) else { throw FuseError(ENOENT) }
-        let writing = flags & O_ACCMODE != O_RDONLY
+        // O_TRUNC empties the file whatever the access mode (the kernel counts on it, and has
+        // checked write permission for it).
+        let writing = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0
         let fd = open("/proc/self/fd/\(pathFD)", (writing ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }
         do {
             let file = try BackingFile.open(fd: fd, keys: keys, holes: holes)
             if writing && flags & O_TRUNC != 0 {
                 try lock.withWholeFile { try file.truncate(to: 0) }
-                if try SetIDBits.drop(fd) { KernelChannel.invalidateAttributes(of: id) }
+                if let requester, try SetIDBits.drop(fd, for: requester) { KernelChannel.invalidateAttributes(of: id) }
             } else {
                 // The kernel sends no read for a file it believes empty: an impossible size, or
                 // a file cut to its header, fails here rather than reading as an empty file.

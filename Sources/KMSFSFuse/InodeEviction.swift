@@ -41,7 +41,9 @@ final class InodeEviction: Sendable {
         queue.async { [self] in
             defer { running.store(false, ordering: .releasing) }
             guard !stopped.load(ordering: .acquiring) else { return }
+            // Counted again here: the kernel may have forgotten inodes since the check.
             let before = inodes.count
+            guard before > highWater else { return }
             let names = inodes.leastRecentlyUsed(before - highWater / 2)
             var refused = 0
             for entry in names where !KernelChannel.invalidateEntry(parent: entry.parent, name: entry.name) { refused += 1 }

@@ -68,7 +68,7 @@ final class InodeTable: Sendable {
         let candidates = state.withLock { state in
             state.inodes.values.compactMap { inode in inode.name.map { (inode.lastUse, inode.parent, $0) } }
         }
-        return candidates.sorted { $0.0 < $1.0 }.prefix(count).map { (parent: $0.1, name: $0.2) }
+        return candidates.sorted { $0.0 < $1.0 }.prefix(max(0, count)).map { (parent: $0.1, name: $0.2) }
     }
 
     /// The content lock of inode `id` (the kernel keeps an inode while it has open handles).

@@ -128,7 +128,7 @@ enum Operations {
         }
         ops.open = { request, ino, info in
             Operations.answer(request, "open") {
-                info!.pointee.fh = try Operations.filesystem(request).openFile(UInt64(ino), flags: info!.pointee.flags)
+                info!.pointee.fh = try Operations.filesystem(request).openFile(UInt64(ino), flags: info!.pointee.flags, requester: Requester(request))
                 fuse_reply_open(request, info)
             }
         }
@@ -148,7 +148,7 @@ enum Operations {
             Operations.answer(request, "write") {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
-                if info!.pointee.writepage == 0, try SetIDBits.drop(entry.fd) { KernelChannel.invalidateAttributes(of: entry.inode) }
+                if info!.pointee.writepage == 0, try SetIDBits.drop(entry.fd, for: Requester(request)) { KernelChannel.invalidateAttributes(of: entry.inode) }
                 try fs.write(entry, UnsafeRawBufferPointer(start: data, count: size), at: Int64(offset))
                 fuse_reply_write(request, size)
                 MountMetrics.plaintextBytesWritten.increment(by: Int64(size))
@@ -159,6 +159,7 @@ enum Operations {
                 let fs = Operations.filesystem(request)
                 guard let entry = fs.files.entry(info!.pointee.fh) else { throw FuseError(EBADF) }
                 try fs.allocate(entry, mode: mode, offset: Int64(offset), length: Int64(length))
+                if try SetIDBits.drop(entry.fd, for: Requester(request)) { KernelChannel.invalidateAttributes(of: entry.inode) }
                 fuse_reply_err(request, 0)
             }
         }
@@ -194,7 +195,7 @@ enum Operations {
                 if valid & FUSE_SET_ATTR_SIZE != 0 {
                     do {
                         try fs.truncate(id, to: Int64(wanted.st_size), handle: info.map { $0.pointee.fh })
-                        if valid & FUSE_SET_ATTR_MODE == 0 { try SetIDBits.drop(pathFD) }
+                        if valid & FUSE_SET_ATTR_MODE == 0 { try SetIDBits.drop(pathFD, for: Requester(request)) }
                     } catch {
                         throw FuseError(Filesystem.errorNumber(for: error))
                     }

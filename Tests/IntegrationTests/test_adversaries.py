@@ -445,3 +445,30 @@ def walk_with_few_descriptors(cipher, mount_point):
         unmount(mount_point)
         limited.terminate()
         limited.wait(timeout=30)
+
+
+def test_a_deep_walk_with_few_descriptors_does_not_crash_the_daemon():
+    """A second review found this: an eviction pass counted the table when it ran, not when it
+    was asked for; the kernel's FORGETs in between made the count negative and the daemon trap."""
+    with new_volume("kmsfs-deep-fds-", PLAINTEXT_NAMES) as (cipher, mount_point):
+        daemon = subprocess.Popen(["prlimit", "--nofile=300:300", KMSFS, "mount", "-f", cipher, mount_point],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 30
+            while not mounted(mount_point) and time.time() < deadline:
+                time.sleep(0.1)
+            assert mounted(mount_point)
+            for top in range(20):
+                os.makedirs(os.path.join(mount_point, "d%d" % top, "a", "b", "c"))
+                for index in range(60):
+                    for path in ("f%d" % index, "a/b/c/g%d" % index):
+                        with open(os.path.join(mount_point, "d%d" % top, path), "w") as f:
+                            f.write("x")
+            for _ in range(3):
+                walked = subprocess.run(["find", mount_point], capture_output=True, text=True, timeout=120)
+                assert walked.returncode == 0 and len(walked.stdout.splitlines()) == 1 + 20 * (4 + 120), walked.stderr
+            assert daemon.poll() is None
+        finally:
+            unmount(mount_point)
+            daemon.terminate()
+            daemon.wait(timeout=30)

@@ -334,3 +334,17 @@ def test_names_too_long_are_enametoolong(volume):
     with pytest.raises(OSError) as excinfo:
         open(os.path.join(mount_point, "x" * 300), "w")
     assert excinfo.value.errno == errno.ENAMETOOLONG
+
+
+def test_unstorable_attribute_names_are_absent_and_unlinked_files_have_no_backing_path(volume):
+    cipher, mount_point, _ = volume
+    path = os.path.join(mount_point, "f")
+    with open(path, "w") as f:
+        f.write("x")
+        with pytest.raises(OSError) as excinfo:
+            os.getxattr(path, "user." + "a" * 160)
+        assert excinfo.value.errno == errno.ENODATA
+        os.unlink(path)
+        with pytest.raises(OSError) as excinfo:
+            os.getxattr("/proc/self/fd/%d" % f.fileno(), "user.kmsfs.backing-path")
+        assert excinfo.value.errno == errno.ENOENT

@@ -111,3 +111,32 @@ def test_writes_ask_for_file_capabilities_once_per_file_and_still_drop_set_id_bi
             with open(privileged, "a") as f:
                 f.write("b")
             assert os.stat(privileged).st_mode & 0o7777 == 0o4755
+
+
+def test_truncating_opens_fallocate_and_group_rules_as_ext4_has_them():
+    """A second review found these: O_RDONLY|O_TRUNC was not truncated (a later write mixed old
+    and new bytes); fallocate kept set-user-ID; set-group-ID without group execute was kept for
+    a writer outside the file's group."""
+    from test_adversaries import NOBODY, as_user
+    with new_volume("kmsfs-trunc-", PLAINTEXT_NAMES) as (cipher, mount_point):
+        os.chmod(os.path.dirname(cipher), 0o755)
+        with foreground_mount(cipher, mount_point, extra=("-o", "allow_other")):
+            os.chmod(mount_point, 0o777)
+            path = os.path.join(mount_point, "precious")
+            with open(path, "w") as f:
+                f.write("precious")
+            os.close(os.open(path, os.O_RDONLY | os.O_TRUNC))
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            os.write(fd, b"NEW")
+            os.close(fd)
+            subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+            with open(path) as f:
+                assert f.read() == "NEW"
+            for name, mode, expected in (("suid", 0o4777, 0o777), ("sgid", 0o2767, 0o767)):
+                target = os.path.join(mount_point, name)
+                with open(target, "w") as f:
+                    f.write("x")
+                os.chmod(target, mode)
+            as_user(NOBODY, NOBODY, "fallocate -l 100000 %s/suid && echo y >> %s/sgid" % (mount_point, mount_point), check=True)
+            assert os.stat(os.path.join(cipher, "suid")).st_mode & 0o7777 == 0o777
+            assert os.stat(os.path.join(cipher, "sgid")).st_mode & 0o7777 == 0o767
