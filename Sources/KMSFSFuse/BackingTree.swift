@@ -121,9 +121,9 @@ final class BackingTree: Sendable {
     /// `backingName`: the entry's name in the backing directory when the caller has it (a
     /// listing), which spares encrypting `name` again.
     func lookup(_ name: FileName, in parent: UInt64, backingName: FileName? = nil) throws -> (UInt64, stat) {
-        let entry = try backingName.map { name in
+        let entry = try backingName.map { stored in
             guard let directoryFD = inodes.fd(parent) else { throw FuseError(ENOENT) }
-            return Entry(parent: parent, directoryFD: directoryFD, name: name)
+            return Entry(parent: parent, directoryFD: directoryFD, name: stored)
         } ?? entry(name, in: parent, for: .find)
         let fd = openat(entry.directoryFD, entry.name.cString, CLinux_O_PATH | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw FuseError(errno) }

@@ -10,12 +10,11 @@ final class DirectoryHandles: Sendable {
     /// readdir on one handle); the table's lock hands it out.
     struct Stream: @unchecked Sendable {
         let directory: OpaquePointer
-        let isRoot: Bool
     }
 
     private let streams = Mutex<(next: UInt64, open: [UInt64: Stream])>((1, [:]))
 
-    func open(fd: Int32, isRoot: Bool) throws -> UInt64 {
+    func open(fd: Int32) throws -> UInt64 {
         let directoryFD = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard directoryFD >= 0 else { throw FuseError(errno) }
         guard let directory = fdopendir(directoryFD) else {
@@ -26,7 +25,7 @@ final class DirectoryHandles: Sendable {
         return streams.withLock { table in
             let handle = table.next
             table.next += 1
-            table.open[handle] = Stream(directory: directory, isRoot: isRoot)
+            table.open[handle] = Stream(directory: directory)
             return handle
         }
     }

@@ -102,7 +102,7 @@ enum Operations {
         ops.opendir = { request, ino, info in
             Operations.answer(request, "opendir") {
                 guard let fd = Operations.filesystem(request).inodes.fd(UInt64(ino)) else { throw FuseError(ENOENT) }
-                info!.pointee.fh = try Operations.directories.open(fd: fd, isRoot: UInt64(ino) == InodeTable.rootID)
+                info!.pointee.fh = try Operations.directories.open(fd: fd)
                 fuse_reply_open(request, info)
             }
         }
@@ -355,7 +355,10 @@ enum Operations {
                     parameters.attr.st_ino = entry.pointee.d_ino
                     parameters.attr.st_mode = mode_t(entry.pointee.d_type) << 12
                     var looked: UInt64?
-                    if plus && !name.isDotOrDotDot {
+                    // Under descriptor pressure an entry goes without its lookup (the kernel
+                    // looks it up when it needs it): a listing would otherwise adopt a whole
+                    // directory's inodes at once, faster than the kernel's FORGETs come back.
+                    if plus && !name.isDotOrDotDot && !(fs.tree.eviction?.isPressed ?? false) {
                         do {
                             let (id, info) = try fs.tree.lookup(name, in: directory, backingName: backingName)
                             looked = id

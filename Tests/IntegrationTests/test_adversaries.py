@@ -417,20 +417,14 @@ def test_more_files_than_the_daemon_has_descriptors():
     """Every inode the kernel knows holds a descriptor in the daemon, and the kernel forgets
     inodes only under memory pressure: a walk over more files than the descriptor limit once
     ended in EMFILE for every user of the mount — any user of a shared mount could cause it.
-    The daemon now hands its least recently used names back to the kernel past half its limit."""
+    The daemon now hands its least recently used names back to the kernel past a third of its limit."""
     with new_volume("kmsfs-descriptors-", PLAINTEXT_NAMES) as (cipher, mount_point):
         os.chmod(os.path.dirname(cipher), 0o755)
         walk_with_few_descriptors(cipher, mount_point)
 
 
 def walk_with_few_descriptors(cipher, mount_point):
-    limited = subprocess.Popen(["prlimit", "--nofile=400:400", KMSFS, "mount", "-f", cipher, mount_point, "-o", "allow_other"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while not mounted(mount_point) and time.time() < deadline:
-            time.sleep(0.1)
-        assert mounted(mount_point)
+    with foreground_mount(cipher, mount_point, extra=("-o", "allow_other"), prefix=("prlimit", "--nofile=400:400")) as limited:
         os.chmod(mount_point, 0o777)
         script = """cd %s && mkdir many && cd many && i=0
             while [ $i -lt 1500 ]; do echo $i > f$i; i=$((i+1)); done
@@ -441,23 +435,13 @@ def walk_with_few_descriptors(cipher, mount_point):
         assert descriptors < 400
         with open(os.path.join(mount_point, "many", "f1234")) as f:
             assert f.read() == "1234\n"
-    finally:
-        unmount(mount_point)
-        limited.terminate()
-        limited.wait(timeout=30)
 
 
 def test_a_deep_walk_with_few_descriptors_does_not_crash_the_daemon():
     """A second review found this: an eviction pass counted the table when it ran, not when it
     was asked for; the kernel's FORGETs in between made the count negative and the daemon trap."""
     with new_volume("kmsfs-deep-fds-", PLAINTEXT_NAMES) as (cipher, mount_point):
-        daemon = subprocess.Popen(["prlimit", "--nofile=300:300", KMSFS, "mount", "-f", cipher, mount_point],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.time() + 30
-            while not mounted(mount_point) and time.time() < deadline:
-                time.sleep(0.1)
-            assert mounted(mount_point)
+        with foreground_mount(cipher, mount_point, prefix=("prlimit", "--nofile=300:300")) as daemon:
             for top in range(20):
                 os.makedirs(os.path.join(mount_point, "d%d" % top, "a", "b", "c"))
                 for index in range(60):
@@ -468,7 +452,3 @@ def test_a_deep_walk_with_few_descriptors_does_not_crash_the_daemon():
                 walked = subprocess.run(["find", mount_point], capture_output=True, text=True, timeout=120)
                 assert walked.returncode == 0 and len(walked.stdout.splitlines()) == 1 + 20 * (4 + 120), walked.stderr
             assert daemon.poll() is None
-        finally:
-            unmount(mount_point)
-            daemon.terminate()
-            daemon.wait(timeout=30)

@@ -38,12 +38,13 @@ def unmount(mount_point):
 
 
 @contextlib.contextmanager
-def foreground_mount(cipher, mount_point, env=None, extra=()):
-    """`kmsfs mount -f` (plus `extra` arguments) until the mount is up; afterwards unmounted and
-    the daemon ended (SIGKILL if it does not end by itself), pass or fail. Yields the daemon.
+def foreground_mount(cipher, mount_point, env=None, extra=(), prefix=()):
+    """`kmsfs mount -f` (plus `extra` arguments, run through `prefix`, a command that execs it:
+    prlimit) until the mount is up; afterwards unmounted and the daemon ended (SIGKILL if it does
+    not end by itself), pass or fail. Yields the daemon.
     Its log goes to a file (a pipe nobody reads would stop a daemon that logs much)."""
     log = tempfile.TemporaryFile()
-    daemon = subprocess.Popen([KMSFS, "mount", "-f", cipher, mount_point, *extra], stdout=subprocess.DEVNULL,
+    daemon = subprocess.Popen([*prefix, KMSFS, "mount", "-f", cipher, mount_point, *extra], stdout=subprocess.DEVNULL,
                               stderr=log, env=env)
 
     def read_log():
