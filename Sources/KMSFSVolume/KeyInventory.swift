@@ -1,4 +1,5 @@
 import Foundation
+import KMSFSFormat
 
 /// Which KMS keys a volume's files are wrapped under, read from their key attributes alone: no
 /// key service, no lock (an attribute is replaced whole, so a mounted volume reads consistently
@@ -18,12 +19,13 @@ public struct KeyInventory: Sendable {
     public var files: Int { usage.values.reduce(0) { $0 + $1.files } + unreadable.count }
 
     /// Scans every file under `subtree`, calling `each` with its path and key ARN (nil when
-    /// unreadable) as it goes.
-    public static func scan(cipherDirectory: String, under subtree: String = "",
+    /// unreadable) as it goes. With `names`, `subtree` and the paths are plaintext
+    /// (``VolumeFiles/forEachFile(in:under:names:failed:_:)``).
+    public static func scan(cipherDirectory: String, under subtree: String = "", names: NameCipher? = nil,
                             each: (_ path: String, _ keyARN: String?) -> Void = { _, _ in }) throws -> KeyInventory {
         var inventory = KeyInventory()
         var bucketKeys: [[UInt8]: String] = [:]  // a bucket's record read once, not once per file
-        try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree, failed: { path, reason in
+        try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree, names: names, failed: { path, reason in
             inventory.unreadable.append((path, reason))
             each(path, nil)
         }) { entry in

@@ -20,8 +20,8 @@ public struct KeyManifest: Codable, Sendable, Equatable {
     public static let formatName = "kmsfs-key-manifest-1"
 
     public struct File: Codable, Sendable, Equatable {
-        /// Relative to the volume's root, for people (names that are not UTF-8 are shown with
-        /// replacement characters).
+        /// Relative to the volume's root, for people: the plaintext path on a volume with
+        /// encrypted names (names that are not UTF-8 are shown with replacement characters).
         public var path: String
         /// The same, as the bytes the backing directory holds (base64): what restore opens.
         public var rawPath: String
@@ -73,7 +73,7 @@ public struct KeyManifest: Codable, Sendable, Equatable {
     public static func export(_ volume: Volume) throws -> (manifest: KeyManifest, unreadable: [(String, String)]) {
         let cipherDirectory = volume.cipherDirectory
         var files: [File] = [], unreadable: [(String, String)] = []
-        try VolumeFiles.forEachFile(in: cipherDirectory, failed: { unreadable.append(($0, $1)) }) { entry in
+        try VolumeFiles.forEachFile(in: cipherDirectory, names: volume.names, failed: { unreadable.append(($0, $1)) }) { entry in
             let path = entry.path
             let fd = entry.open()
             guard fd >= 0 else { return unreadable.append((path, String(cString: strerror(errno)))) }

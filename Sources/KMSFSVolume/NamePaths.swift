@@ -20,34 +20,36 @@ public enum NamePaths {
     public static func decrypt(_ backing: [UInt8], cipherDirectory: String, names: NameCipher) throws -> [UInt8] {
         var plaintext: [[UInt8]] = []
         _ = try walk(backing, cipherDirectory: cipherDirectory) { component, directoryID, directoryFD in
-            var encoded = component
-            if NameCipher.isLongEntry(component) {
-                let side = openat(directoryFD, String(decoding: component + NameCipher.sideFileSuffix, as: UTF8.self), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-                guard side >= 0 else { throw VolumeError.io("the side file of \(String(decoding: component, as: UTF8.self)) is missing") }
-                defer { close(side) }
-                var buffer = [UInt8](repeating: 0, count: 1024)
-                let count = read(side, &buffer, buffer.count)
-                // Only an encoding too long for an entry is stored this way (else a planted long
-                // entry would pass for another name).
-                guard count > NameCipher.maximumBackingLength, count < buffer.count, NameCipher.hashedName(Array(buffer.prefix(count))) == component else {
-                    throw VolumeError.io("the side file of \(String(decoding: component, as: UTF8.self)) does not match it")
-                }
-                encoded = Array(buffer.prefix(count))
-            }
-            plaintext.append(try names.decrypt(encoded, directoryID: directoryID))
+            plaintext.append(try plaintextName(component, in: directoryFD, directoryID: directoryID, names: names))
             return component
         }
         return Array(plaintext.joined(separator: [47]))
     }
 
-    /// A backing path as a person should see it: the plaintext path when it decrypts, else the
-    /// backing path marked as such (a name edited or moved in the backing store).
-    public static func shown(_ backing: String, cipherDirectory: String, names: NameCipher?) -> String {
-        guard let names else { return backing }
-        guard let plaintext = try? decrypt(Array(backing.utf8), cipherDirectory: cipherDirectory, names: names) else {
-            return backing + " (backing path: its name does not decrypt)"
+    /// The plaintext of the backing entry `component` of the directory open on `directoryFD`
+    /// (whose ID is `directoryID`); a long name's encoded name is read from its side file.
+    /// - Throws: ``NameError/undecryptable`` or ``VolumeError/io(_:)`` (a side file missing or
+    ///   not its entry's).
+    public static func plaintextName(_ component: [UInt8], in directoryFD: Int32, directoryID: [UInt8], names: NameCipher) throws -> [UInt8] {
+        guard NameCipher.isLongEntry(component) else { return try names.decrypt(component, directoryID: directoryID) }
+        let side = openat(directoryFD, String(decoding: component + NameCipher.sideFileSuffix, as: UTF8.self), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard side >= 0 else { throw VolumeError.io("the side file of \(String(decoding: component, as: UTF8.self)) is missing") }
+        defer { close(side) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = read(side, &buffer, buffer.count)
+        // Only an encoding too long for an entry is stored this way (else a planted long
+        // entry would pass for another name).
+        guard count > NameCipher.maximumBackingLength, count < buffer.count, NameCipher.hashedName(Array(buffer.prefix(count))) == component else {
+            throw VolumeError.io("the side file of \(String(decoding: component, as: UTF8.self)) does not match it")
         }
-        return String(decoding: plaintext, as: UTF8.self)
+        return try names.decrypt(Array(buffer.prefix(count)), directoryID: directoryID)
+    }
+
+    /// The ID of the directory open on `fd`, or nil if it has none (an attribute lost in a copy).
+    public static func directoryID(of fd: Int32) -> [UInt8]? {
+        var id = [UInt8](repeating: 0, count: DirectoryID.byteCount + 1)
+        guard fgetxattr(fd, DirectoryID.attributeName, &id, id.count) == DirectoryID.byteCount else { return nil }
+        return Array(id.prefix(DirectoryID.byteCount))
     }
 
     /// Calls `step` for each component with the ID of the directory it is in and that
@@ -69,11 +71,10 @@ public enum NamePaths {
             guard next >= 0 else { throw VolumeError.io("\(String(decoding: Array(translated.joined(separator: [47])), as: UTF8.self)): \(String(cString: strerror(errno)))") }
             close(fd)
             fd = next
-            var id = [UInt8](repeating: 0, count: DirectoryID.byteCount + 1)
-            guard fgetxattr(fd, DirectoryID.attributeName, &id, id.count) == DirectoryID.byteCount else {
+            guard let id = Self.directoryID(of: fd) else {
                 throw VolumeError.io("\(String(decoding: Array(translated.joined(separator: [47])), as: UTF8.self)) has no directory ID")
             }
-            directoryID = Array(id.prefix(DirectoryID.byteCount))
+            directoryID = id
         }
         return Array(translated.joined(separator: [47]))
     }

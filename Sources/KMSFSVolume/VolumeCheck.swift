@@ -8,7 +8,7 @@ import KMSFSFormat
 /// stopping at the first bad chunk of each file. Read-only: repairing means deciding which
 /// bytes to give up, which is the owner's call.
 public struct VolumeCheck {
-    /// One file's problem. Paths are relative to the backing directory (names are not encrypted).
+    /// One file's problem. Paths are relative to the volume's root (plaintext, given the names).
     public enum Finding: Sendable, Equatable, CustomStringConvertible {
         /// The whole file reads as EIO: no usable key (attribute missing, malformed or another
         /// file's; key refused by the key service), header or size.
@@ -31,15 +31,6 @@ public struct VolumeCheck {
             }
         }
 
-        /// The same finding under another path (the plaintext one, on a volume with encrypted names).
-        public func withPath(_ transform: (String) -> String) -> Finding {
-            switch self {
-            case let .unreadable(path, reason): return .unreadable(path: transform(path), reason: reason)
-            case let .damaged(path, ranges, failingEnd): return .damaged(path: transform(path), ranges: ranges, failingEnd: failingEnd)
-            case let .holes(path, ranges): return .holes(path: transform(path), ranges: ranges)
-            }
-        }
-
         static func text(_ ranges: [Range<Int64>]) -> String {
             ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ", ")
         }
@@ -57,9 +48,12 @@ public struct VolumeCheck {
     let cipherDirectory: String
     let keys: FileKeys
     let holes: HolePolicy
+    /// The volume's names: findings then name plaintext paths.
+    let names: NameCipher?
 
-    public init(cipherDirectory: String, keys: FileKeys, holes: HolePolicy) {
+    public init(cipherDirectory: String, keys: FileKeys, holes: HolePolicy, names: NameCipher? = nil) {
         self.cipherDirectory = cipherDirectory
+        self.names = names
         self.keys = keys
         self.holes = holes
     }
@@ -70,7 +64,7 @@ public struct VolumeCheck {
     public func run() throws -> Report {
         var report = Report()
         var unexamined: [Finding] = []
-        try VolumeFiles.forEachFile(in: cipherDirectory, failed: { unexamined.append(.unreadable(path: $0, reason: $1)) }) { entry in
+        try VolumeFiles.forEachFile(in: cipherDirectory, names: names, failed: { unexamined.append(.unreadable(path: $0, reason: $1)) }) { entry in
             report.filesChecked += 1
             report.findings += try check(entry)
         }

@@ -16,8 +16,11 @@ import Glibc
 public enum VolumeFiles {
     /// A regular file found by the walk, to be opened relative to its directory.
     public struct Entry {
-        /// Relative to the backing directory.
+        /// Relative to the volume's root, for people: the plaintext path when the walk was
+        /// given the volume's names, else as stored.
         public let path: String
+        /// Relative to the backing directory, as stored (UTF-8 repaired).
+        public let backingPath: String
         public let info: stat
         let directory: Int32
         /// Every component of the path as the directories hold them (bytes, NUL-terminated:
@@ -34,77 +37,125 @@ public enum VolumeFiles {
         }
     }
 
-    /// Calls `body` with every regular file under `subtree` (relative to `cipherDirectory`; ""
+    /// Calls `body` with every regular file under `subtree` (relative to the volume's root; ""
     /// for the whole volume). Entries that cannot be examined (a directory that cannot be
     /// opened, a name that cannot be stat'ed) go to `failed` with the reason, never silently
     /// dropped; names that vanish meanwhile (ENOENT) are skipped.
+    ///
+    /// With `names` (a volume with encrypted names), `subtree` is a plaintext path and entries'
+    /// paths are plaintext, decrypted directory by directory as the walk goes (each directory's
+    /// ID read once); a name that does not decrypt is shown as its backing path, marked so.
     /// - Throws: if `cipherDirectory` or `subtree` cannot be reached, or what `body` throws.
-    public static func forEachFile(in cipherDirectory: String, under subtree: String = "",
+    public static func forEachFile(in cipherDirectory: String, under subtree: String = "", names: NameCipher? = nil,
                                    failed: (_ path: String, _ reason: String) -> Void = { _, _ in },
                                    _ body: (Entry) throws -> Void) throws {
         let root = Glibc.open(cipherDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { throw VolumeError.io("\(cipherDirectory): \(String(cString: strerror(errno)))") }
-        var directory = root, relative = "", prefix: [[CChar]] = []
-        defer { if directory != root { close(directory) }; close(root) }
+        var place = Place(fd: root, backing: "", shown: "", components: [], directoryID: NameCipher.rootDirectoryID)
+        defer { if place.fd != root { close(place.fd) }; close(root) }
         let components = subtree.split(separator: "/").map(String.init).filter { $0 != "." }
-        guard !components.contains(".."), components.first.map({ !VolumeConfiguration.reservedNames.contains($0) }) ?? true else {
+        guard !components.contains(".."), names != nil || components.first.map({ !VolumeConfiguration.reservedNames.contains($0) }) ?? true else {
             throw VolumeError.io("\(subtree): not a path inside the volume")
         }
         for (index, component) in components.enumerated() {
+            let shown = place.shown.map { $0.isEmpty ? component : $0 + "/" + component } ?? component
+            var stored = Array(component.utf8)
+            if let names {
+                do { stored = try names.encrypt(stored, directoryID: place.directoryID).entryName } catch {
+                    throw VolumeError.io("\(shown): not a name")
+                }
+            }
+            let name = stored.map { CChar(bitPattern: $0) } + [0]
             var info = stat()
-            guard fstatat(directory, component, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                throw VolumeError.io("\(subtree): \(String(cString: strerror(errno)))")
+            guard fstatat(place.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw VolumeError.io("\(shown): \(String(cString: strerror(errno)))")
             }
-            let path = relative.isEmpty ? component : relative + "/" + component
+            let child = place.child(name, shown: shown)
             if info.st_mode & S_IFMT == S_IFREG, index == components.count - 1 {
-                return try body(Entry(path: path, info: info, directory: directory, components: prefix + [Array(component.utf8CString)]))
+                return try body(Entry(path: shown, backingPath: child.backing, info: info, directory: place.fd, components: child.components))
             }
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw VolumeError.io("\(path): not a directory or regular file (links are not followed)") }
-            let next = openat(directory, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard next >= 0 else { throw VolumeError.io("\(path): \(String(cString: strerror(errno)))") }
-            if directory != root { close(directory) }
-            directory = next
-            relative = path
-            prefix.append(Array(component.utf8CString))
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw VolumeError.io("\(shown): not a directory or regular file (links are not followed)") }
+            let next = openat(place.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { throw VolumeError.io("\(shown): \(String(cString: strerror(errno)))") }
+            if place.fd != root { close(place.fd) }
+            place = child
+            place.fd = next
+            if names != nil {
+                guard let id = NamePaths.directoryID(of: next) else { throw VolumeError.io("\(shown): \(noDirectoryID)") }
+                place.directoryID = id
+            }
         }
         // With encrypted names every "kmsfs."-prefixed name below is kmsfs's own (long names'
         // side files, directories being made) except a long name's entry: base64url has no '.'.
         let ownNames = (try? VolumeConfiguration.load(cipherDirectory: cipherDirectory))?.nameKey != nil
-        try walk(directory, relative, prefix, ownNames, failed, body)
+        try walk(place, names, ownNames, failed, body)
     }
 
     private static let ownPrefix = Array("kmsfs.".utf8)
+    private static let noDirectoryID = "no directory ID, so no name in it decrypts (kmsfs manifest restore puts it back)"
 
-    private static func walk(_ directory: Int32, _ relative: String, _ prefix: [[CChar]], _ ownNames: Bool,
+    /// Where the walk is: a directory, its path in the backing store and as shown, and its ID.
+    private struct Place {
+        var fd: Int32
+        var backing: String
+        /// The plaintext path; nil once a name on the way did not decrypt (the backing path is
+        /// shown from there on).
+        var shown: String?
+        var components: [[CChar]]
+        var directoryID: [UInt8]
+
+        /// The place of `name` (NUL-terminated backing bytes), shown as `shown` (nil: as stored).
+        func child(_ name: [CChar], shown: String?) -> Place {
+            let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return Place(fd: -1, backing: backing.isEmpty ? text : backing + "/" + text, shown: shown,
+                         components: components + [name], directoryID: directoryID)
+        }
+
+        /// What a person reads for this place.
+        var display: String { shown ?? backing + " (backing path: a name on it does not decrypt)" }
+    }
+
+    private static func walk(_ place: Place, _ names: NameCipher?, _ ownNames: Bool,
                              _ failed: (String, String) -> Void, _ body: (Entry) throws -> Void) throws {
-        for name in try names(in: directory, relative) {
+        for name in try sortedNames(in: place.fd, place.display) {
             let bytes = name.dropLast().map { UInt8(bitPattern: $0) }
-            let text = String(decoding: bytes, as: UTF8.self)
-            if relative.isEmpty && VolumeConfiguration.reservedNames.contains(text) { continue }
+            if place.backing.isEmpty && VolumeConfiguration.reservedNames.contains(String(decoding: bytes, as: UTF8.self)) { continue }
             if ownNames && bytes.starts(with: ownPrefix) && !NameCipher.isLongEntry(bytes) { continue }
-            let path = relative.isEmpty ? text : relative + "/" + text
+            var shown: String?
+            if let prefix = place.shown {
+                let plaintext = names.map { try? NamePaths.plaintextName(bytes, in: place.fd, directoryID: place.directoryID, names: $0) } ?? bytes
+                shown = plaintext.map { prefix.isEmpty ? String(decoding: $0, as: UTF8.self) : prefix + "/" + String(decoding: $0, as: UTF8.self) }
+            }
+            var child = place.child(name, shown: shown)
             var info = stat()
-            guard fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                if errno != ENOENT { failed(path, String(cString: strerror(errno))) }
+            guard fstatat(place.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                if errno != ENOENT { failed(child.display, String(cString: strerror(errno))) }
                 continue
             }
             switch info.st_mode & S_IFMT {
             case S_IFDIR:
-                let child = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard child >= 0 else {
-                    if errno != ENOENT { failed(path, String(cString: strerror(errno))) }
+                child.fd = openat(place.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child.fd >= 0 else {
+                    if errno != ENOENT { failed(child.display, String(cString: strerror(errno))) }
                     continue
                 }
-                defer { close(child) }
-                do { try walk(child, path, prefix + [name], ownNames, failed, body) } catch let error as VolumeError { failed(path, "\(error)") }
-            case S_IFREG: try body(Entry(path: path, info: info, directory: directory, components: prefix + [name]))
+                defer { close(child.fd) }
+                if names != nil {
+                    guard let id = NamePaths.directoryID(of: child.fd) else {
+                        failed(child.display, noDirectoryID)
+                        continue
+                    }
+                    child.directoryID = id
+                }
+                do { try walk(child, names, ownNames, failed, body) } catch let error as VolumeError { failed(child.display, "\(error)") }
+            case S_IFREG: try body(Entry(path: child.display, backingPath: child.backing, info: info, directory: place.fd, components: child.components))
             default: continue
             }
         }
     }
 
     /// The names in the directory open on `fd` (which stays open), sorted, as NUL-terminated bytes.
-    private static func names(in fd: Int32, _ relative: String) throws -> [[CChar]] {
+    private static func sortedNames(in fd: Int32, _ relative: String) throws -> [[CChar]] {
         let copy = dup(fd)
         guard copy >= 0, let stream = fdopendir(copy) else {
             if copy >= 0 { close(copy) }

@@ -50,7 +50,7 @@ public final class VolumeLock: Sendable {
     }
 
     /// Mount points of kmsfs mounts whose source is `cipherDirectory` (the mount's fsname).
-    static func mountPoints(of cipherDirectory: String) -> [String] {
+    public static func mountPoints(of cipherDirectory: String) -> [String] {
         kmsfsMounts().filter { $0.source == cipherDirectory }.map(\.mountPoint)
     }
 

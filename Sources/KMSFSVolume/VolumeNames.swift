@@ -39,4 +39,16 @@ public enum VolumeNames {
             throw VolumeError.keyService(KeyServiceProblem.describe(error))
         }
     }
+
+    /// The name cipher of the volume in `cipherDirectory` for a report that only reads it (keys,
+    /// shred-report): the configuration's seal verified as a mount verifies it, without the
+    /// volume's lock. nil on a volume with plaintext names.
+    /// - Throws: ``VolumeError`` (not a volume, tampered, key service, an embedded store in use).
+    public static func open(cipherDirectory: String, options: KeyServiceOptions) throws -> NameCipher? {
+        let configuration = try VolumeConfiguration.load(cipherDirectory: cipherDirectory)
+        guard configuration.nameKey != nil else { return nil }
+        let (client, record) = try configuration.makeKeyClient(cipherDirectory: cipherDirectory, options: options)
+        try VolumeSeal.verify(configuration, client: client, expectedKeyARN: record?.sealKeyARN)
+        return try cipher(configuration, client: client)
+    }
 }

@@ -38,12 +38,8 @@ struct FsckCommand: ParsableCommand {
             let volume = try Volume(cipherDirectory: cipherDirectory,
                                     options: keyService.resolved(cipherDirectory: cipherDirectory),
                                     pooled: false)
-            var checked = try VolumeCheck(cipherDirectory: cipherDirectory, keys: volume.keys, holes: volume.holes).run()
             // Findings name plaintext paths (the backing paths are `kmsfs name encrypt`'s).
-            checked.findings = checked.findings.map { finding in
-                finding.withPath { NamePaths.shown($0, cipherDirectory: cipherDirectory, names: volume.names) }
-            }
-            report = checked
+            report = try VolumeCheck(cipherDirectory: cipherDirectory, keys: volume.keys, holes: volume.holes, names: volume.names).run()
         } catch {
             FileHandle.standardError.write(Data("kmsfs fsck: \(error)\n".utf8))
             throw ExitCode(8)

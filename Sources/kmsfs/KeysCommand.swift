@@ -9,8 +9,9 @@ struct KeysCommand: ParsableCommand {
         commandName: "keys",
         abstract: "List the KMS keys a volume's files are wrapped under, with file counts and bytes.",
         discussion: """
-        Reads the files' key attributes in the backing directory only: no key service is asked, \
-        and a mounted volume (give its backing directory or its mount point) can be listed too.
+        Reads the files' key attributes in the backing directory only: no key service is asked \
+        (but for --path on an unmounted volume with encrypted names: its name key), and a \
+        mounted volume (give its backing directory or its mount point) can be listed too.
         """)
 
     @Argument(help: "The volume's backing directory, or the mount point of a mounted volume.")
@@ -19,8 +20,14 @@ struct KeysCommand: ParsableCommand {
     @Option(help: "Only files under this directory of the volume (relative to its root).")
     var path: String = ""
 
+    @OptionGroup var keyService: KeyServiceFlags
+
     func run() throws {
-        let inventory = try KeyInventory.scan(cipherDirectory: Self.backingDirectory(of: volume), under: path)
+        let cipherDirectory = Self.backingDirectory(of: volume)
+        // Names matter only to find --path on a volume that encrypts them.
+        let names = path.isEmpty ? ReportNames(subtree: "")
+            : try ReportNames.resolve(cipherDirectory: cipherDirectory, subtree: path, keyService: keyService, command: "keys")
+        let inventory = try KeyInventory.scan(cipherDirectory: cipherDirectory, under: names.subtree, names: names.cipher)
         Self.printUsage(inventory)
     }
 
@@ -48,9 +55,12 @@ struct ShredReportCommand: ParsableCommand {
         commandName: "shred-report",
         abstract: "List the files that become unreadable when a KMS key is disabled or deleted.",
         discussion: """
-        Reads the files' key attributes in the backing directory only (no key service; a mounted \
-        volume can be reported on). Name the key by its ARN or key ID, as kmsfs keys prints it. \
-        Paths are relative to the volume's root.
+        Reads the files' key attributes in the backing directory (a mounted volume can be \
+        reported on). Name the key by its ARN or key ID, as kmsfs keys prints it. Paths are \
+        relative to the volume's root, and plaintext on a volume with encrypted names: a mounted \
+        volume's mount translates them (run as root or as the files' owner), an unmounted one's \
+        key service gives the name key (as for fsck); failing both, backing paths are printed \
+        and standard error says so.
         """)
 
     @Argument(help: "The volume's backing directory, or the mount point of a mounted volume.")
@@ -62,6 +72,8 @@ struct ShredReportCommand: ParsableCommand {
     @Option(help: "Only files under this directory of the volume (relative to its root).")
     var path: String = ""
 
+    @OptionGroup var keyService: KeyServiceFlags
+
     func validate() throws {
         guard !key.hasPrefix("alias/") else {
             throw ValidationError("name the key by its ARN or key ID (kmsfs keys lists them): an alias can be moved to another key")
@@ -70,10 +82,13 @@ struct ShredReportCommand: ParsableCommand {
 
     func run() throws {
         var shredded: [String] = []
-        let inventory = try KeyInventory.scan(cipherDirectory: KeysCommand.backingDirectory(of: volume), under: path) { path, arn in
-            if let arn, KeyInventory.matches(arn, key) { shredded.append(path) }
+        let cipherDirectory = KeysCommand.backingDirectory(of: volume)
+        let names = try ReportNames.resolve(cipherDirectory: cipherDirectory, subtree: path, keyService: keyService, command: "shred-report")
+        let inventory = try KeyInventory.scan(cipherDirectory: cipherDirectory, under: names.subtree, names: names.cipher) { path, arn in
+            if let arn, KeyInventory.matches(arn, key) { shredded.append(names.shown(path)) }
         }
-        for path in shredded { print(path) }
+        for path in shredded.sorted() { print(path) }
+        names.warnIfIncomplete("shred-report")
         let bytes = inventory.usage.values.filter { KeyInventory.matches($0.keyARN, key) }.reduce(Int64(0)) { $0 + $1.storedBytes }
         FileHandle.standardError.write(Data("""
             kmsfs shred-report: \(shredded.count) of \(inventory.files) files (\(bytes) bytes stored) become unreadable without \(key)\

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import KMSClient
 import KMSFSCrypto
+import KMSFSFormat
 import KMSFSVolume
 import Synchronization
 
@@ -75,7 +76,9 @@ struct RewrapCommand: ParsableCommand {
     /// What each key wraps, and how many files a run would re-wrap (by ARN or key ID; aliases
     /// are resolved only by a real run).
     private func plan(cipherDirectory: String) throws {
-        let inventory = try KeyInventory.scan(cipherDirectory: cipherDirectory, under: path)
+        let names = path.isEmpty ? ReportNames(subtree: "")
+            : try ReportNames.resolve(cipherDirectory: cipherDirectory, subtree: path, keyService: keyService, command: "rewrap")
+        let inventory = try KeyInventory.scan(cipherDirectory: cipherDirectory, under: names.subtree, names: names.cipher)
         KeysCommand.printUsage(inventory)
         guard let destination else { return }
         let selected = inventory.usage.values.filter { usage in
@@ -119,7 +122,7 @@ struct RewrapCommand: ParsableCommand {
             outcome.unit = "bucket keys"
             return outcome
         }
-        let (paths, components, unexamined) = try Self.files(in: cipherDirectory, under: path)
+        let (paths, components, unexamined) = try Self.files(in: cipherDirectory, under: path, names: volume.names)
         var outcome = try inParallel(paths) { index in
             let fd = VolumeFiles.open(components[index], in: cipherDirectory)
             guard fd >= 0 else { throw SystemCallFailure("open", errno) }
@@ -130,11 +133,12 @@ struct RewrapCommand: ParsableCommand {
         return outcome
     }
 
-    /// The regular files under `subtree` of `root` (a backing directory or a mount), walked without
-    /// following links, and the entries that could not be examined.
-    static func files(in root: String, under subtree: String) throws -> (paths: [String], components: [[[CChar]]], unexamined: [(String, String)]) {
+    /// The regular files under `subtree` of `root` (a backing directory, its names decrypted with
+    /// `names`, or a mount), walked without following links, and the entries that could not be
+    /// examined.
+    static func files(in root: String, under subtree: String, names: NameCipher? = nil) throws -> (paths: [String], components: [[[CChar]]], unexamined: [(String, String)]) {
         var paths: [String] = [], components: [[[CChar]]] = [], unexamined: [(String, String)] = []
-        try VolumeFiles.forEachFile(in: root, under: subtree, failed: { unexamined.append(($0, $1)) }) { entry in
+        try VolumeFiles.forEachFile(in: root, under: subtree, names: names, failed: { unexamined.append(($0, $1)) }) { entry in
             paths.append(entry.path)
             components.append(entry.components)
         }

@@ -1,8 +1,10 @@
 """Encrypted names (docs/FORMAT.md, "Encrypted names") through a real mount: every length and
 byte value, renames (also RENAME_EXCHANGE), links, long names; what an attacker with write access
 to the backing directory can do to names; a copy with rsync -aX."""
+import base64
 import ctypes
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -202,6 +204,62 @@ def test_kmsfs_name_translates_both_ways():
         tampered = through_mount[:-3] + ("A" if through_mount[-3] != "A" else "B") + through_mount[-2:]
         refused = subprocess.run([KMSFS, "name", "decrypt", cipher, tampered], capture_output=True, text=True)
         assert refused.returncode != 0 and "does not decrypt" in refused.stderr
+
+
+def run_kmsfs(*arguments, check=True):
+    result = subprocess.run([KMSFS, *arguments], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_operator_tools_print_plaintext_paths():
+    """keys --path, shred-report, rewrap --dry-run, fsck and the manifest name plaintext paths:
+    unmounted (the name key from the key service), mounted (translated by the mount, whose
+    embedded store is locked), and backing paths, said so, when neither can translate."""
+    with new_volume("kmsfs-names-tools-") as (cipher, mount_point):
+        files = ["top.txt", "reports/q3 payroll.xlsx", "reports/" + "l" * 200 + "/deep.bin"]
+        with foreground_mount(cipher, mount_point):
+            for path in files:
+                os.makedirs(os.path.dirname(os.path.join(mount_point, path)), exist_ok=True)
+                with open(os.path.join(mount_point, path), "w") as f:
+                    f.write(path)
+            arn = os.getxattr(os.path.join(mount_point, "top.txt"), "user.kmsfs.info").decode().split("KMS key: ")[1].split("\n")[0]
+            mounted = run_kmsfs("shred-report", cipher, "--key", arn)
+            assert mounted.stdout.splitlines() == sorted(files), mounted.stdout + mounted.stderr
+            assert run_kmsfs("shred-report", mount_point, "--key", arn, "--path", "reports").stdout.splitlines() == sorted(files[1:])
+        unmounted = run_kmsfs("shred-report", cipher, "--key", arn)
+        assert unmounted.stdout.splitlines() == sorted(files)
+        assert "\t2\t" not in run_kmsfs("keys", cipher).stdout
+        in_reports = run_kmsfs("keys", cipher, "--path", "reports").stdout.splitlines()
+        assert in_reports[1].split("\t")[0] == "2", in_reports
+        assert run_kmsfs("keys", cipher, "--path", "nowhere", check=False).returncode != 0
+        assert "would re-wrap 2 files" in run_kmsfs("rewrap", cipher, "--dry-run", "--to", "alias/other", "--path", "reports").stdout
+        export = run_kmsfs("manifest", "export", cipher)
+        manifest = json.loads(export.stdout)
+        assert sorted(f["path"] for f in manifest["files"]) == sorted(files)
+        assert all("payroll" not in base64.b64decode(f["rawPath"]).decode() for f in manifest["files"])
+
+        # A name edited in the backing store is reported under its backing path, marked.
+        stored = os.path.join(cipher, [n for n in os.listdir(cipher) if os.path.isfile(os.path.join(cipher, n)) and not n.startswith("kmsfs.")][0])
+        edited = os.path.join(cipher, "A" + os.path.basename(stored)[1:] if not os.path.basename(stored).startswith("A") else "B" + os.path.basename(stored)[1:])
+        os.rename(stored, edited)
+        fsck = run_kmsfs("fsck", cipher)
+        assert "files checked" in fsck.stdout
+        listed = run_kmsfs("shred-report", cipher, "--key", arn).stdout.splitlines()
+        assert sorted(files[1:]) == [p for p in listed if "backing path" not in p]
+        assert [p for p in listed if "backing path" in p] == [os.path.basename(edited) + " (backing path: a name on it does not decrypt)"]
+        os.rename(edited, stored)
+
+        # No key service (its store moved away): backing paths, and standard error says so.
+        os.rename(cipher + ".keys", cipher + ".away")
+        try:
+            blind = run_kmsfs("shred-report", cipher, "--key", arn)
+            assert len(blind.stdout.splitlines()) == 3 and "payroll" not in blind.stdout
+            assert "paths are backing paths" in blind.stderr and "kmsfs name decrypt" in blind.stderr
+            assert run_kmsfs("shred-report", cipher, "--key", arn, "--path", "reports", check=False).returncode != 0
+        finally:
+            os.rename(cipher + ".away", cipher + ".keys")
 
 
 def test_symlink_targets_are_encrypted_and_round_trip(volume):

@@ -22,7 +22,7 @@ public struct NameCipher: Sendable {
     /// The root directory's ID: it has no attribute of its own, and the name key is the volume's.
     public static let rootDirectoryID = [UInt8](repeating: 0, count: DirectoryID.byteCount)
 
-    let key: SecretBytes
+    let siv: AESSIV
     /// AES-256-GCM key of extended-attribute values.
     let valueKey: SecretBytes
 
@@ -30,7 +30,7 @@ public struct NameCipher: Sendable {
     /// from it with HKDF-SHA-256, info "kmsfs names AES-256-SIV", so that the key the service
     /// wraps can serve other name-related keys later without reuse across modes.
     public init(nameKey: SecretBytes) throws {
-        key = try HKDF.sha256(inputKeyMaterial: nameKey, info: Array("kmsfs names AES-256-SIV".utf8), outputByteCount: AESSIV.keyByteCount)
+        siv = try AESSIV(key: HKDF.sha256(inputKeyMaterial: nameKey, info: Array("kmsfs names AES-256-SIV".utf8), outputByteCount: AESSIV.keyByteCount))
         valueKey = try HKDF.sha256(inputKeyMaterial: nameKey, info: Array("kmsfs xattr values AES-256-GCM".utf8), outputByteCount: AESGCM.keyByteCount)
     }
 
@@ -71,8 +71,8 @@ public struct NameCipher: Sendable {
     /// attribute names alike, each kind with its own associated data.
     func seal(_ bytes: [UInt8], associatedData: [UInt8]) throws -> [UInt8] {
         let padCount = Self.padding - bytes.count % Self.padding
-        return Base64URL.encode(try AESSIV.seal(bytes + [UInt8](repeating: UInt8(padCount), count: padCount), key: key,
-                                                associatedData: [associatedData]))
+        return Base64URL.encode(try siv.seal(bytes + [UInt8](repeating: UInt8(padCount), count: padCount),
+                                             associatedData: [associatedData]))
     }
 
     /// ``seal(_:associatedData:)`` undone; the result is never empty.
@@ -80,7 +80,7 @@ public struct NameCipher: Sendable {
     func open(_ encoded: some Collection<UInt8>, associatedData: [UInt8]) throws -> [UInt8] {
         guard let sealed = Base64URL.decode(encoded), sealed.count >= AESSIV.tagByteCount + Self.padding,
               (sealed.count - AESSIV.tagByteCount) % Self.padding == 0,
-              let padded = try? AESSIV.open(sealed, key: key, associatedData: [associatedData]),
+              let padded = try? siv.open(sealed, associatedData: [associatedData]),
               let last = padded.last, (1...Self.padding).contains(Int(last)), padded.suffix(Int(last)).allSatisfy({ $0 == last }),
               padded.count > Int(last)
         else { throw NameError.undecryptable }
