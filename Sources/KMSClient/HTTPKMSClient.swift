@@ -3,12 +3,19 @@ import Foundation
 import KMSVocabulary
 import KMSFSCrypto
 import KMSJSON
+import Synchronization
 
 /// A remote key service speaking the AWS KMS JSON 1.1 protocol: kmsd, AWS KMS, moto, LocalStack.
 ///
 /// Requests are signed with SigV4 and sent over kept-alive HTTP/1.1 connections (TCP, TLS 1.2+
 /// with the system's CAs or a given bundle, or a Unix socket). Throttling, 5xx answers and connection failures are retried with capped exponential
 /// backoff and full jitter; other client errors are not retried.
+///
+/// Several endpoints (instances of one service on a shared store) fail over: a connection
+/// failure or a 5xx answer moves every later call to the next endpoint, and the retry goes
+/// there, under the same attempt and backoff rules. Throttling stays on the endpoint: the quota
+/// is the account's, wherever it is counted. The client stays on an endpoint that works; there
+/// is no preferred one to go back to.
 public final class HTTPKMSClient: KMSClient {
     public struct Options: Sendable {
         /// Per attempt: connect, send and receive.
@@ -26,9 +33,12 @@ public final class HTTPKMSClient: KMSClient {
 
     public let configuration: AWSConfiguration
     public let options: Options
-    private let endpoint: Endpoint
+    private let endpoints: [Endpoint]
     private let signer: SigV4Signer
-    private let pool: ConnectionPool
+    /// One per endpoint, in the same order.
+    private let pools: [ConnectionPool]
+    /// The endpoint calls go to, until it fails.
+    private let current = Atomic<Int>(0)
 
     /// A second client on the same service (its own connections) whose calls say they refill the key pool.
     public func forKeyPool() -> any KMSClient {
@@ -40,12 +50,12 @@ public final class HTTPKMSClient: KMSClient {
     public init(configuration: AWSConfiguration, options: Options = Options()) throws(KMSClientError) {
         self.configuration = configuration
         self.options = options
-        self.endpoint = try Endpoint(parsing: configuration.endpoint)
+        self.endpoints = try Endpoint.list(parsing: configuration.endpoint)
         self.signer = SigV4Signer(credential: SigV4Credential(accessKeyID: configuration.accessKeyID,
                                                               secretAccessKey: configuration.secretAccessKey,
                                                               sessionToken: configuration.sessionToken),
                                   region: configuration.region, service: "kms")
-        self.pool = ConnectionPool(endpoint: endpoint, timeout: options.timeout, caBundle: options.caBundle)
+        self.pools = endpoints.map { ConnectionPool(endpoint: $0, timeout: options.timeout, caBundle: options.caBundle) }
     }
 
     public func generateDataKey(keyID: String, context: EncryptionContext) throws(KMSClientError) -> DataKey {
@@ -86,11 +96,16 @@ public final class HTTPKMSClient: KMSClient {
         var attempt = 0
         while true {
             attempt += 1
-            let outcome = send(operation, body)
+            let index = current.load(ordering: .relaxed)
+            let outcome = send(operation, body, to: index)
             switch outcome {
             case let .success(members):
                 return members
-            case let .failure(error, retryable):
+            case let .failure(error, retryable, failover):
+                if failover && endpoints.count > 1 {
+                    // Only the first caller to see this endpoint fail moves everyone on.
+                    _ = current.compareExchange(expected: index, desired: (index + 1) % endpoints.count, ordering: .relaxed)
+                }
                 guard retryable, attempt < options.maximumAttempts else {
                     if retryable {
                         throw KMSClientError(.unreachable, code: error.code,
@@ -107,10 +122,12 @@ public final class HTTPKMSClient: KMSClient {
 
     enum Outcome {
         case success(ResponseMembers)
-        case failure(KMSClientError, retryable: Bool)
+        /// `failover`: the endpoint itself failed (no connection, or a 5xx): try the next one.
+        case failure(KMSClientError, retryable: Bool, failover: Bool)
     }
 
-    private func send(_ operation: String, _ body: [UInt8]) -> Outcome {
+    private func send(_ operation: String, _ body: [UInt8], to index: Int) -> Outcome {
+        let endpoint = endpoints[index], pool = pools[index]
         var request = SigV4Request(method: "POST", headers: [
             ("Host", endpoint.hostHeader), ("Content-Type", KMSJSONProtocol.contentType),
             ("X-Amz-Target", KMSJSONProtocol.targetPrefix + operation), ("User-Agent", options.userAgent),
@@ -121,9 +138,9 @@ public final class HTTPKMSClient: KMSClient {
         do {
             response = try pool.exchange(request.httpBytes)
         } catch let failure as HTTPConnection.Failure {
-            return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(failure)"), retryable: failure.retryable)
+            return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(failure)"), retryable: failure.retryable, failover: true)
         } catch {
-            return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(error)"), retryable: true)
+            return .failure(KMSClientError(.unreachable, message: "\(endpoint): \(error)"), retryable: true, failover: true)
         }
         // The answer may hold a data key: it goes from the body into the key heap, and the body
         // is wiped whatever happens next.
@@ -146,7 +163,8 @@ public final class HTTPKMSClient: KMSClient {
             }
         }
         let error = KMSClientError(awsCode: code, message: message)
-        return .failure(error, retryable: response.status >= 500 || response.status == 429 || error.isThrottling)
+        return .failure(error, retryable: response.status >= 500 || response.status == 429 || error.isThrottling,
+                        failover: response.status >= 500)
     }
 }
 

@@ -5,7 +5,7 @@ import KMSFSVolume
 /// Where a command gets keys from: the same flags for mount, fsck, allow-key and protect.
 /// (mount also takes each as `-o name=value`; flags win.)
 struct KeyServiceFlags: ParsableArguments {
-    @Option(help: "The remote key service (http://, https://, unix://); default: this machine's record of the volume, then AWS_ENDPOINT_URL_KMS, ~/.aws.")
+    @Option(help: "The remote key service (http://, https://, unix://; several instances separated by commas or semicolons, tried in turn when one fails); default: this machine's record of the volume, then AWS_ENDPOINT_URL_KMS, ~/.aws.")
     var kmsEndpoint: String?
     @Option(help: "AWS region of a remote key service.") var region: String?
     @Option(help: "AWS profile of a remote key service.") var profile: String?

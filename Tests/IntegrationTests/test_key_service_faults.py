@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import KMSD, REGION, stop_process
-from test_mount import foreground_mount, new_volume
+from test_mount import KMSFS, foreground_mount, new_volume
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -234,3 +234,24 @@ def test_slow_hanging_and_throttling_key_service(kmsd):
         with foreground_mount(cipher, mount_point, env=env):
             for name, data in dict(payloads, g=expected_g).items():
                 assert timed_read(path(name))[0] == data
+
+
+def test_a_mount_fails_over_to_the_next_endpoint(kmsd):
+    """`-o kms_endpoint=A;B` (semicolons: mount options split on commas): with A refusing
+    connections, the volume is made and mounted on B, and every file opens through it."""
+    dead = "unix:///nonexistent/kmsd.sock"
+    live = "unix://" + kmsd.socket_path
+    key = kmsd.client().create_key(Description="failover")["KeyMetadata"]["Arn"]
+    env = kmsd.client_environment()
+    with new_volume("kmsfs-failover-", "--kms-endpoint", dead + "," + live, "--region", REGION, "--kms-key", key, env=env) as (cipher, mount_point):
+        with foreground_mount(cipher, mount_point, env=env, extra=("-o", "kms_endpoint=%s;%s" % (dead, live))):
+            for index in range(20):
+                with open(os.path.join(mount_point, "f%d" % index), "w") as f:
+                    f.write("payload %d" % index)
+        with foreground_mount(cipher, mount_point, env=env, extra=("-o", "kms_endpoint=%s;%s" % (dead, live))):
+            assert [open(os.path.join(mount_point, "f%d" % i)).read() for i in range(20)] == ["payload %d" % i for i in range(20)]
+        # Only dead endpoints: the mount fails, naming them.
+        failed = subprocess.run([KMSFS,
+                                 "mount", "-f", cipher, mount_point, "-o", "kms_endpoint=%s;unix:///nonexistent/other.sock" % dead],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert failed.returncode != 0 and "nonexistent" in failed.stdout + failed.stderr

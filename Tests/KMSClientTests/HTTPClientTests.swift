@@ -162,6 +162,39 @@ import Testing
         #expect(error.kind == .unreachable && error.errno == EIO && failing.requests.count == 2)
     }
 
+    /// Several endpoints: a dead one (nothing listening) or one answering 503 is left for the
+    /// next, within the call's retries, and later calls stay there; throttling is retried on the
+    /// same endpoint, never moved.
+    @Test func failsOverToTheNextEndpoint() throws {
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        let live = "http://127.0.0.1:\(kmsd.port)"
+        let key = try Self.createKey(Self.client(live, kmsd.accessKeyID, kmsd.secret))
+
+        let dead = try Self.client("http://127.0.0.1:\(freePort());\(live)", kmsd.accessKeyID, kmsd.secret, attempts: 2, delay: 0.01)
+        #expect(try dead.describeKey(keyID: key).keyState == "Enabled")
+
+        let busy = CannedServer(responses: [(503, #"{"__type":"ServiceUnavailableException","message":"down"}"#)])
+        defer { withExtendedLifetime(busy) {} }
+        let client = try Self.client("http://127.0.0.1:\(busy.port),\(live)", kmsd.accessKeyID, kmsd.secret, attempts: 2, delay: 0.01)
+        for _ in 0..<5 { _ = try client.generateDataKey(keyID: key, context: [:]) }
+        #expect(busy.requests.count == 1)
+
+        let throttling = CannedServer(responses: [(400, #"{"__type":"ThrottlingException","message":"Rate exceeded"}"#)], forwardTo: kmsd.port)
+        let spare = CannedServer(responses: [(503, "{}")])
+        defer { withExtendedLifetime((throttling, spare)) {} }
+        let patient = try Self.client("http://127.0.0.1:\(throttling.port),http://127.0.0.1:\(spare.port)", kmsd.accessKeyID, kmsd.secret,
+                                      attempts: 3, delay: 0.01)
+        #expect(try patient.describeKey(keyID: key).keyState == "Enabled")
+        #expect(throttling.requests.count == 2 && spare.requests.count == 0)
+
+        // Every endpoint down: the error names them all, after the attempts.
+        let nowhere = try Self.client("http://127.0.0.1:\(freePort()),http://127.0.0.1:\(freePort())", "A", "S", attempts: 3, delay: 0.01)
+        let error = try #require(throws: KMSClientError.self) { try nowhere.describeKey(keyID: key) }
+        #expect(error.kind == .unreachable && error.message.contains("after 3 attempts"))
+        #expect(throws: KMSClientError.self) { try Self.client("http://a:1,,http://b:2", "A", "S") }
+    }
+
     /// Credentials and endpoint from a profile in a temporary HOME, end to end against kmsd.
     @Test func profileCredentialsEndToEnd() throws {
         let kmsd = try KmsdProcess()

@@ -1,7 +1,22 @@
+import Foundation
+
 /// Where requests go: `http://host[:port]`, `https://host[:port]`, or `unix:///path/to.sock`.
 public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
     case tcp(host: String, port: Int, tls: Bool)
     case unix(path: String)
+
+    /// The endpoints of a service with several instances, in the order they are tried: one
+    /// endpoint, or several separated by commas or semicolons (mount options split on commas, so
+    /// `-o kms_endpoint=` takes semicolons). No endpoint may hold either character.
+    public static func list(parsing text: String) throws(KMSClientError) -> [Endpoint] {
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == ";" }).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !parts.isEmpty, !parts.contains(where: \.isEmpty) else {
+            throw KMSClientError(.invalidRequest, message: "endpoint list \(text) is empty or has an empty entry")
+        }
+        var endpoints: [Endpoint] = []
+        for part in parts { endpoints.append(try Endpoint(parsing: part)) }
+        return endpoints
+    }
 
     public init(parsing url: String) throws(KMSClientError) {
         func invalid() -> KMSClientError {
