@@ -35,6 +35,11 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .systemLibrary(name: "CLinux"),
         // PKCS#11 types only (p11-kit's header); token modules are loaded with dlopen.
         .systemLibrary(name: "CPKCS11", providers: [.apt(["libp11-kit-dev"])]),
@@ -57,7 +62,10 @@ let package = Package(
         .target(name: "KMSAuthorization", dependencies: ["KMSJSON"]),
         // The key service: AWS KMS semantics over a sealed SQLite key store; knows nothing of HTTP.
         .target(name: "KMSVocabulary"),
-        .target(name: "KMSEngine", dependencies: ["KMSVocabulary", "KMSFSCrypto", "KMSJSON", "CSQLite", "KMSAuthorization"]),
+        // The store module: SQL connections to SQLite (the embedded default) and PostgreSQL
+        // (clusters), behind one protocol; no key-service semantics.
+        .target(name: "KMSStore", dependencies: ["CSQLite", "CLibPQ"]),
+        .target(name: "KMSEngine", dependencies: ["KMSVocabulary", "KMSFSCrypto", "KMSJSON", "KMSStore", "KMSAuthorization"]),
 
         // Client-side TLS over a connected socket (OpenSSL libssl), for the remote KMS client.
         .target(name: "KMSTLS", dependencies: ["COpenSSL"]),
@@ -98,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux", "KMSKeyStores",
+                "KMSServer", "KMSEngine", "KMSStore", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux", "KMSKeyStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -130,7 +138,7 @@ let package = Package(
             name: "KMSClientTests",
             dependencies: ["KMSClient", "KMSEngine", "KMSFSVolume", "KMSFSCrypto", "KMSJSON", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSFSCrypto", "KMSFSTestSupport"]),
+        .testTarget(name: "KMSEngineTests", dependencies: ["KMSEngine", "KMSStore", "KMSFSCrypto", "KMSFSTestSupport"]),
         // A workload that KMSEngineTests kills with SIGKILL to check the store after a crash.
         .executableTarget(name: "kmsengine-crash-workload", dependencies: ["KMSEngine", "KMSFSCrypto"],
                           path: "Tests/KMSEngineCrashWorkload"),

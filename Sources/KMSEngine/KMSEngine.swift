@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import KMSFSCrypto
+import KMSStore
 import Synchronization
 
 /// The key service: AWS KMS semantics over a sealed key store, with no network in it.
@@ -28,7 +29,8 @@ public final class KMSEngine: Sendable {
     /// in init; a dispatch source is thread-safe to cancel.
     private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
 
-    /// Opens (or creates) the key store at `path` under `rootKey`.
+    /// Opens (or creates) the key store at `path` — an SQLite file, or a PostgreSQL database named
+    /// by a `postgres://` URI (``StoreLocation``) — under `rootKey`.
     ///
     /// - Parameters:
     ///   - schedulerInterval: how often due rotations and deletions run in the background; nil
@@ -40,7 +42,7 @@ public final class KMSEngine: Sendable {
     public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
                             schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
                             createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil) throws -> KMSEngine {
-        try KMSEngine(store: SQLiteKeyStore(path: path), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
+        try KMSEngine(store: RelationalKeyStore(location: StoreLocation(path)), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
                       anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores)
     }
 

@@ -18,22 +18,22 @@ public struct KeyInventory: Sendable {
     public var unreadable: [(path: String, reason: String)] = []
     public var files: Int { usage.values.reduce(0) { $0 + $1.files } + unreadable.count }
 
-    /// Scans every file under `subtree`, calling `each` with its path and key ARN (nil when
-    /// unreadable) as it goes. With `names`, `subtree` and the paths are plaintext
+    /// Scans every file under `subtree`, calling `each` with its path, its stat (nil if it could
+    /// not be examined) and key ARN (nil when unreadable) as it goes. With `names`, `subtree` and the paths are plaintext
     /// (``VolumeFiles/forEachFile(in:under:names:failed:_:)``).
     public static func scan(cipherDirectory: String, under subtree: String = "", names: NameCipher? = nil,
-                            each: (_ path: String, _ keyARN: String?) -> Void = { _, _ in }) throws -> KeyInventory {
+                            each: (_ path: String, _ info: stat?, _ keyARN: String?) -> Void = { _, _, _ in }) throws -> KeyInventory {
         var inventory = KeyInventory()
         var bucketKeys: [[UInt8]: String] = [:]  // a bucket's record read once, not once per file
         try VolumeFiles.forEachFile(in: cipherDirectory, under: subtree, names: names, failed: { path, reason in
             inventory.unreadable.append((path, reason))
-            each(path, nil)
+            each(path, nil, nil)
         }) { entry in
             let (path, info) = (entry.path, entry.info)
             let fd = entry.open()
             guard fd >= 0 else {
                 inventory.unreadable.append((path, String(cString: strerror(errno))))
-                return each(path, nil)
+                return each(path, info, nil)
             }
             defer { close(fd) }
             do {
@@ -47,10 +47,10 @@ public struct KeyInventory: Sendable {
                 }
                 inventory.usage[arn, default: Usage(keyARN: arn)].files += 1
                 inventory.usage[arn, default: Usage(keyARN: arn)].storedBytes += Int64(info.st_size)
-                each(path, arn)
+                each(path, info, arn)
             } catch {
                 inventory.unreadable.append((path, "\(error)"))
-                each(path, nil)
+                each(path, info, nil)
             }
         }
         return inventory

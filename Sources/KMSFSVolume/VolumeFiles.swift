@@ -44,44 +44,45 @@ public enum VolumeFiles {
     ///
     /// With `names` (a volume with encrypted names), `subtree` is a plaintext path and entries'
     /// paths are plaintext, decrypted directory by directory as the walk goes (each directory's
-    /// ID read once); a name that does not decrypt is shown as its backing path, marked so.
+    /// ID read once); a name that does not decrypt, or is in a directory without its ID, is shown
+    /// as its backing path, marked so. Paths are printable (``PrintableName``).
     /// - Throws: if `cipherDirectory` or `subtree` cannot be reached, or what `body` throws.
     public static func forEachFile(in cipherDirectory: String, under subtree: String = "", names: NameCipher? = nil,
                                    failed: (_ path: String, _ reason: String) -> Void = { _, _ in },
                                    _ body: (Entry) throws -> Void) throws {
         let root = Glibc.open(cipherDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { throw VolumeError.io("\(cipherDirectory): \(String(cString: strerror(errno)))") }
-        var place = Place(fd: root, backing: "", shown: "", components: [], directoryID: NameCipher.rootDirectoryID)
+        var place = Place(fd: root, backing: "", backingText: "", shown: "", components: [], directoryID: NameCipher.rootDirectoryID)
         defer { if place.fd != root { close(place.fd) }; close(root) }
         let components = subtree.split(separator: "/").map(String.init).filter { $0 != "." }
         guard !components.contains(".."), names != nil || components.first.map({ !VolumeConfiguration.reservedNames.contains($0) }) ?? true else {
             throw VolumeError.io("\(subtree): not a path inside the volume")
         }
         for (index, component) in components.enumerated() {
-            let shown = place.shown.map { $0.isEmpty ? component : $0 + "/" + component } ?? component
+            let shown = place.shown.map { $0.isEmpty ? PrintableName.escaped(component.utf8) : $0 + "/" + PrintableName.escaped(component.utf8) }
             var stored = Array(component.utf8)
             if let names {
                 do { stored = try names.encrypt(stored, directoryID: place.directoryID).entryName } catch {
-                    throw VolumeError.io("\(shown): not a name")
+                    throw VolumeError.io("\(shown ?? component): not a name")
                 }
             }
             let name = stored.map { CChar(bitPattern: $0) } + [0]
             var info = stat()
             guard fstatat(place.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                throw VolumeError.io("\(shown): \(String(cString: strerror(errno)))")
+                throw VolumeError.io("\(shown ?? component): \(String(cString: strerror(errno)))")
             }
             let child = place.child(name, shown: shown)
             if info.st_mode & S_IFMT == S_IFREG, index == components.count - 1 {
-                return try body(Entry(path: shown, backingPath: child.backing, info: info, directory: place.fd, components: child.components))
+                return try body(Entry(path: child.display, backingPath: child.backing, info: info, directory: place.fd, components: child.components))
             }
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw VolumeError.io("\(shown): not a directory or regular file (links are not followed)") }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw VolumeError.io("\(child.display): not a directory or regular file (links are not followed)") }
             let next = openat(place.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard next >= 0 else { throw VolumeError.io("\(shown): \(String(cString: strerror(errno)))") }
+            guard next >= 0 else { throw VolumeError.io("\(child.display): \(String(cString: strerror(errno)))") }
             if place.fd != root { close(place.fd) }
             place = child
             place.fd = next
             if names != nil {
-                guard let id = NamePaths.directoryID(of: next) else { throw VolumeError.io("\(shown): \(noDirectoryID)") }
+                guard let id = NamePaths.directoryID(of: next) else { throw VolumeError.io("\(child.display): \(noDirectoryID)") }
                 place.directoryID = id
             }
         }
@@ -97,22 +98,30 @@ public enum VolumeFiles {
     /// Where the walk is: a directory, its path in the backing store and as shown, and its ID.
     private struct Place {
         var fd: Int32
+        /// The backing path as stored (UTF-8 repaired): what the mount's backing-path names.
         var backing: String
-        /// The plaintext path; nil once a name on the way did not decrypt (the backing path is
-        /// shown from there on).
+        /// The same, printable.
+        var backingText: String
+        /// The plaintext path, printable; nil once a name on the way did not decrypt, or a
+        /// directory had no ID (the backing path is shown from there on, with `unshown`).
         var shown: String?
+        var unshown = "a name on it does not decrypt"
         var components: [[CChar]]
         var directoryID: [UInt8]
 
         /// The place of `name` (NUL-terminated backing bytes), shown as `shown` (nil: as stored).
         func child(_ name: [CChar], shown: String?) -> Place {
-            let text = String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            return Place(fd: -1, backing: backing.isEmpty ? text : backing + "/" + text, shown: shown,
-                         components: components + [name], directoryID: directoryID)
+            let bytes = name.dropLast().map { UInt8(bitPattern: $0) }
+            let text = String(decoding: bytes, as: UTF8.self), printable = PrintableName.escaped(bytes)
+            var child = Place(fd: -1, backing: backing.isEmpty ? text : backing + "/" + text,
+                              backingText: backingText.isEmpty ? printable : backingText + "/" + printable, shown: shown,
+                              components: components + [name], directoryID: directoryID)
+            if self.shown == nil { child.unshown = unshown }
+            return child
         }
 
         /// What a person reads for this place.
-        var display: String { shown ?? backing + " (backing path: a name on it does not decrypt)" }
+        var display: String { shown ?? backingText + " (backing path: \(unshown))" }
     }
 
     private static func walk(_ place: Place, _ names: NameCipher?, _ ownNames: Bool,
@@ -124,7 +133,7 @@ public enum VolumeFiles {
             var shown: String?
             if let prefix = place.shown {
                 let plaintext = names.map { try? NamePaths.plaintextName(bytes, in: place.fd, directoryID: place.directoryID, names: $0) } ?? bytes
-                shown = plaintext.map { prefix.isEmpty ? String(decoding: $0, as: UTF8.self) : prefix + "/" + String(decoding: $0, as: UTF8.self) }
+                shown = plaintext.map { prefix.isEmpty ? PrintableName.escaped($0) : prefix + "/" + PrintableName.escaped($0) }
             }
             var child = place.child(name, shown: shown)
             var info = stat()
@@ -141,11 +150,13 @@ public enum VolumeFiles {
                 }
                 defer { close(child.fd) }
                 if names != nil {
-                    guard let id = NamePaths.directoryID(of: child.fd) else {
-                        failed(child.display, noDirectoryID)
-                        continue
+                    // Its files are still walked (counted, checked, saved): under backing paths.
+                    if let id = NamePaths.directoryID(of: child.fd) {
+                        child.directoryID = id
+                    } else if let plaintext = child.shown {
+                        child.shown = nil
+                        child.unshown = "its directory \(plaintext) has no ID"
                     }
-                    child.directoryID = id
                 }
                 do { try walk(child, names, ownNames, failed, body) } catch let error as VolumeError { failed(child.display, "\(error)") }
             case S_IFREG: try body(Entry(path: child.display, backingPath: child.backing, info: info, directory: place.fd, components: child.components))

@@ -50,8 +50,19 @@ public final class VolumeLock: Sendable {
     }
 
     /// Mount points of kmsfs mounts whose source is `cipherDirectory` (the mount's fsname).
-    public static func mountPoints(of cipherDirectory: String) -> [String] {
+    static func mountPoints(of cipherDirectory: String) -> [String] {
         kmsfsMounts().filter { $0.source == cipherDirectory }.map(\.mountPoint)
+    }
+
+    /// Mount points of kmsfs mounts of `cipherDirectory` that can be its own: made by root or by
+    /// the directory's owner (`user_id=` in the kernel's record, which the mount's maker cannot
+    /// choose). Anyone may name any directory as a FUSE mount's source (fsname) and type.
+    public static func trustedMountPoints(of cipherDirectory: String) -> [String] {
+        var info = stat()
+        guard stat(cipherDirectory, &info) == 0 else { return [] }
+        return kmsfsMounts().filter { mount in
+            mount.source == cipherDirectory && (mount.ownerUID == 0 || mount.ownerUID == info.st_uid)
+        }.map(\.mountPoint)
     }
 
     /// The backing directory of the kmsfs mount at `mountPoint`, if there is one (as the kernel
@@ -60,7 +71,7 @@ public final class VolumeLock: Sendable {
         kmsfsMounts().last { $0.mountPoint == mountPoint }?.source
     }
 
-    private static func kmsfsMounts() -> [(mountPoint: String, source: String)] {
+    private static func kmsfsMounts() -> [(mountPoint: String, source: String, ownerUID: uid_t?)] {
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { line in
             // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
@@ -68,7 +79,9 @@ public final class VolumeLock: Sendable {
             guard halves.count == 2 else { return nil }
             let fields = halves[0].split(separator: " "), tail = halves[1].split(separator: " ")
             guard fields.count >= 5, tail.count >= 2, tail[0] == "fuse.kmsfs" else { return nil }
-            return (unescape(String(fields[4])), unescape(String(tail[1])))
+            // FUSE's super options carry user_id=, the uid of whoever made the mount.
+            let owner = tail.count >= 3 ? tail[2].split(separator: ",").first { $0.hasPrefix("user_id=") }.flatMap { uid_t($0.dropFirst(8)) } : nil
+            return (unescape(String(fields[4])), unescape(String(tail[1])), owner)
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSEngine
+import KMSStore
 
 /// `kmsd init`: a new key store, its root key, a first account and an access key for it.
 struct InitCommand: ParsableCommand {
@@ -18,12 +19,24 @@ struct InitCommand: ParsableCommand {
     var accountName: String = "default"
 
     func run() throws {
-        guard !FileManager.default.fileExists(atPath: storeOptions.store) else {
-            throw ValidationError("\(storeOptions.store) already exists: kmsd init only creates new stores")
+        switch storeOptions.location {
+        case .sqlite:
+            guard !FileManager.default.fileExists(atPath: storeOptions.store) else {
+                throw ValidationError("\(storeOptions.store) already exists: kmsd init only creates new stores")
+            }
+            let directory = (storeOptions.store as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        case let .postgres(url):
+            let database = try PostgresDatabase(url: url)
+            guard try database.query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'meta'").isEmpty else {
+                throw ValidationError("\(storeOptions.location) already holds a key store: kmsd init only creates new stores")
+            }
+            if case let .file(path) = storeOptions.rootKeySource, storeOptions.rootKeyFile == nil {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o700])
+            }
         }
-        let directory = (storeOptions.store as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
         if case let .file(path) = storeOptions.rootKeySource, !FileManager.default.fileExists(atPath: path) {
             let key = try RootKey.generate()
             // Created with its final mode, never replacing a file (O_EXCL): a secret is never
@@ -41,7 +54,7 @@ struct InitCommand: ParsableCommand {
         let created = try engine.createAccount(accountID: account, name: accountName)
         let key = try engine.createAccessKey(account: created.accountID).key
         try engine.flushAudit()
-        print("key store: \(storeOptions.store)")
+        print("key store: \(storeOptions.location)")
         print("account: \(created.accountID) (\(created.name))")
         print("access key id: \(key.record.accessKeyID)")
         print("secret access key: \(key.secretAccessKey)")

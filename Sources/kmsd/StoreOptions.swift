@@ -2,13 +2,17 @@ import ArgumentParser
 import Foundation
 import KMSEngine
 import KMSKeyStores
+import KMSStore
 
 /// Where the key store is and where its root key comes from; shared by every subcommand.
 struct StoreOptions: ParsableArguments {
     @Option(help: "A YAML configuration file; flags override its settings.")
     var config: String?
 
-    @Option(name: .customLong("store"), help: "The key store (an SQLite file). Default: /var/lib/kmsd/keys.sqlite.")
+    @Option(name: .customLong("store"), help: """
+        The key store: an SQLite file, or a PostgreSQL database (postgres://USER@HOST/DB, any libpq URI; \
+        its password from ~/.pgpass or PGPASSFILE rather than the URI). Default: /var/lib/kmsd/keys.sqlite.
+        """)
     var storeFlag: String?
 
     @Option(help: "Read the root key from this file (32 raw bytes or 64 hex digits).")
@@ -44,7 +48,13 @@ struct StoreOptions: ParsableArguments {
         storeFlag ?? (try? configFile()?.store) ?? "/var/lib/kmsd/keys.sqlite"
     }
 
-    /// Flags first, then the configuration file, then `root.key` beside the store.
+    var location: StoreLocation { StoreLocation(store) }
+
+    /// Where files that default to beside an SQLite store go for a PostgreSQL one.
+    static let postgresStateDirectory = "/var/lib/kmsd"
+
+    /// Flags first, then the configuration file, then `root.key` beside the store (for a
+    /// PostgreSQL store, in /var/lib/kmsd: never in the database it protects).
     var rootKeySource: RootKey.Source {
         if let rootKeyFD { return .fileDescriptor(rootKeyFD) }
         if let rootKeyCredential { return .credential(rootKeyCredential) }
@@ -54,6 +64,7 @@ struct StoreOptions: ParsableArguments {
             if let credential = configured.credential { return .credential(credential) }
             if let file = configured.file { return .file(file) }
         }
+        guard case .sqlite = location else { return .file(Self.postgresStateDirectory + "/root.key") }
         // A bare file name's directory is "" — the current directory, not the filesystem root.
         let directory = (store as NSString).deletingLastPathComponent
         return .file((directory.isEmpty ? "." : directory) + "/root.key")
@@ -65,9 +76,15 @@ struct StoreOptions: ParsableArguments {
     @Option(help: "CA certificates (PEM) that external key store proxies' certificates are checked against (default: the system's).")
     var xksCABundle: String?
 
-    var anchor: String { auditAnchor ?? (try? configFile()?.auditAnchor) ?? store + ".audit-anchor" }
+    var anchor: String { auditAnchor ?? (try? configFile()?.auditAnchor) ?? besideStore("audit-anchor") }
 
-    var adminSocketPath: String { adminSocket ?? (try? configFile()?.adminSocket) ?? store + ".admin.sock" }
+    var adminSocketPath: String { adminSocket ?? (try? configFile()?.adminSocket) ?? besideStore("admin.sock") }
+
+    /// STORE.suffix for an SQLite store; /var/lib/kmsd/postgres.suffix for a PostgreSQL one.
+    private func besideStore(_ suffix: String) -> String {
+        guard case .sqlite = location else { return Self.postgresStateDirectory + "/postgres." + suffix }
+        return store + "." + suffix
+    }
 
     /// Runs an admin command: through the running kmsd's admin socket if one serves this store,
     /// else on the store itself (which then needs the root key).
@@ -82,8 +99,10 @@ struct StoreOptions: ParsableArguments {
         return output
     }
 
-    /// The user who owns the store file, if it exists: the user kmsd runs as.
+    /// The user who owns the store file, if it exists: the user kmsd runs as. For a PostgreSQL
+    /// store, this user (an admin socket served by root or by oneself is kmsd's).
     var storeOwner: uid_t? {
+        guard case .sqlite = location else { return getuid() }
         var info = stat()
         return stat(store, &info) == 0 ? info.st_uid : nil
     }
@@ -95,10 +114,10 @@ struct StoreOptions: ParsableArguments {
                                       customKeyStores: KeyStoreConnector(pkcs11Module: pkcs11Module ?? (try? configFile()?.pkcs11Module) ?? nil,
                                                                          xksCABundle: xksCABundle ?? (try? configFile()?.xksCABundle) ?? nil))
         } catch {
-            let hint = "\(error)".contains("in use by another process")
+            let hint = "\(error)".contains("in use by another")
                 ? " — kmsd is running, but not answering on its admin socket \(adminSocketPath) (started with another --admin-socket?)"
                 : ""
-            throw ValidationError("cannot open the key store \(store): \(error)\(hint)")
+            throw ValidationError("cannot open the key store \(location): \(error)\(hint)")
         }
     }
 }

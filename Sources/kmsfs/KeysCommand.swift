@@ -58,9 +58,9 @@ struct ShredReportCommand: ParsableCommand {
         Reads the files' key attributes in the backing directory (a mounted volume can be \
         reported on). Name the key by its ARN or key ID, as kmsfs keys prints it. Paths are \
         relative to the volume's root, and plaintext on a volume with encrypted names: a mounted \
-        volume's mount translates them (run as root or as the files' owner), an unmounted one's \
-        key service gives the name key (as for fsck); failing both, backing paths are printed \
-        and standard error says so.
+        volume's mount translates them (run as root, or as the user who mounted it), an unmounted \
+        one's key service gives the name key (as for fsck). A path that was not translated is \
+        printed as its backing path, marked so, and standard error says how many.
         """)
 
     @Argument(help: "The volume's backing directory, or the mount point of a mounted volume.")
@@ -83,9 +83,9 @@ struct ShredReportCommand: ParsableCommand {
     func run() throws {
         var shredded: [String] = []
         let cipherDirectory = KeysCommand.backingDirectory(of: volume)
-        let names = try ReportNames.resolve(cipherDirectory: cipherDirectory, subtree: path, keyService: keyService, command: "shred-report")
-        let inventory = try KeyInventory.scan(cipherDirectory: cipherDirectory, under: names.subtree, names: names.cipher) { path, arn in
-            if let arn, KeyInventory.matches(arn, key) { shredded.append(names.shown(path)) }
+        var names = try ReportNames.resolve(cipherDirectory: cipherDirectory, subtree: path, keyService: keyService, command: "shred-report")
+        let inventory = try KeyInventory.scan(cipherDirectory: cipherDirectory, under: names.subtree, names: names.cipher) { path, info, arn in
+            if let arn, KeyInventory.matches(arn, key) { shredded += names.shown(path, info) }
         }
         for path in shredded.sorted() { print(path) }
         names.warnIfIncomplete("shred-report")

@@ -228,6 +228,22 @@ def test_operator_tools_print_plaintext_paths():
             mounted = run_kmsfs("shred-report", cipher, "--key", arn)
             assert mounted.stdout.splitlines() == sorted(files), mounted.stdout + mounted.stderr
             assert run_kmsfs("shred-report", mount_point, "--key", arn, "--path", "reports").stdout.splitlines() == sorted(files[1:])
+            # Hard links: every name of the file, once. A name with a line break stays one line.
+            os.link(os.path.join(mount_point, "top.txt"), os.path.join(mount_point, "reports", "also-top.txt"))
+            with open(os.path.join(mount_point, "two\nlines"), "w") as f:
+                f.write("x")
+            linked = run_kmsfs("shred-report", cipher, "--key", arn).stdout.splitlines()
+            assert linked == sorted(files + ["reports/also-top.txt", "two\\nlines"]), linked
+            # A file planted in the backing store under a plaintext-looking name is not passed
+            # off as a name of the volume's: it is marked.
+            os.mkdir(os.path.join(cipher, "reports"))
+            shutil.copy2(backing_path(cipher, os.path.join(mount_point, "top.txt")), os.path.join(cipher, "reports", "planted.txt"))
+            planted = run_kmsfs("shred-report", cipher, "--key", arn)
+            assert "reports/planted.txt (backing path: not translated by the mount)" in planted.stdout.splitlines(), planted.stdout
+            assert "1 paths are backing paths" in planted.stderr
+            shutil.rmtree(os.path.join(cipher, "reports"))
+            os.unlink(os.path.join(mount_point, "reports", "also-top.txt"))
+            os.unlink(os.path.join(mount_point, "two\nlines"))
         unmounted = run_kmsfs("shred-report", cipher, "--key", arn)
         assert unmounted.stdout.splitlines() == sorted(files)
         assert "\t2\t" not in run_kmsfs("keys", cipher).stdout
@@ -250,6 +266,20 @@ def test_operator_tools_print_plaintext_paths():
         assert sorted(files[1:]) == [p for p in listed if "backing path" not in p]
         assert [p for p in listed if "backing path" in p] == [os.path.basename(edited) + " (backing path: a name on it does not decrypt)"]
         os.rename(edited, stored)
+
+        # A directory whose ID was removed: its files are still listed, checked and saved,
+        # under their backing paths, marked.
+        reports = [n for n in os.listdir(cipher) if os.path.isdir(os.path.join(cipher, n)) and not n.startswith("kmsfs.")][0]
+        directory_id = os.getxattr(os.path.join(cipher, reports), "user.kmsfs.dirid")
+        os.removexattr(os.path.join(cipher, reports), "user.kmsfs.dirid")
+        try:
+            orphaned = run_kmsfs("shred-report", cipher, "--key", arn).stdout.splitlines()
+            assert len(orphaned) == 3 and "top.txt" in orphaned
+            assert all(p.endswith("(backing path: its directory reports has no ID)") for p in orphaned if p != "top.txt"), orphaned
+            assert len(json.loads(run_kmsfs("manifest", "export", cipher).stdout)["files"]) == 3
+            assert "3 files checked" in run_kmsfs("fsck", cipher).stdout
+        finally:
+            os.setxattr(os.path.join(cipher, reports), "user.kmsfs.dirid", directory_id)
 
         # No key service (its store moved away): backing paths, and standard error says so.
         os.rename(cipher + ".keys", cipher + ".away")

@@ -2,6 +2,7 @@ import Foundation
 import KMSFSCrypto
 import Testing
 @testable import KMSEngine
+import KMSStore
 
 /// A real process doing key-store work is killed with SIGKILL at random moments; the store it
 /// leaves must open, hold material for every key version, keep every alias pointing at a key,

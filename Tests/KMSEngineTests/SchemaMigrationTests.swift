@@ -2,6 +2,7 @@ import Foundation
 import KMSFSCrypto
 import Testing
 @testable import KMSEngine
+import KMSStore
 
 /// A store written by schema 1 (keys and material by key ID alone) opens under schema 2 (by
 /// identity: account, Region, key ID) with every key, version, alias and grant, its records'

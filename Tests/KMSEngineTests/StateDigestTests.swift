@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KMSEngine
+import KMSStore
 
 /// Whoever can write the store but has no root key cannot delete a record, or put back an older
 /// one that once verified (a revoked grant, a deleted access key), or put back an older digest

@@ -2,6 +2,7 @@ import Foundation
 import KMSFSCrypto
 import Testing
 @testable import KMSEngine
+import KMSStore
 
 @Suite struct StoreAndAuditTests {
     @Test func wrongRootKeyFailsAndChangesNothing() throws {
@@ -227,7 +228,7 @@ import Testing
         let path = f.directory.appendingPathComponent("old.sqlite").path
         do {
             // What a build before record MACs wrote: the root-key check and records without MACs.
-            let store = try SQLiteKeyStore(path: path)
+            let store = try RelationalKeyStore(path: path)
             let check = try f.rootKey.seal(try SecretBytes.random(count: 32), label: "kmsd root key check", version: 0)
             try store.apply([.putMetadata(name: "root_check", value: check),
                              .putAccount(AccountRecord(accountID: "111122223333", name: "old", creationDate: Date()))], audit: [])

@@ -1,4 +1,5 @@
 import Foundation
+import KMSStore
 
 /// The audit head kept outside the store: whoever can write the store but has no root key can
 /// cut records off the end of the trail and put back an older head (from a copy, or from the

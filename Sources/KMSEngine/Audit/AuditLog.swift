@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import KMSStore
 import Synchronization
 
 /// The audit trail: records chained in order and written in batches.

@@ -1,14 +1,23 @@
 import Foundation
+import KMSStore
 
 /// Reads the audit trail of a store that another process (kmsd) owns: read-only, without the
 /// store's lock, seeing every committed record — `kmsd audit tail` while kmsd runs, `--follow`
 /// included. It does not verify the chain (that needs the root key: `kmsd audit verify`).
 public final class AuditReader {
-    private let database: SQLiteDatabase
+    private let database: any SQLConnection
 
+    /// `path`: an SQLite file, or a `postgres://` URI (a session of its own, taking no lock).
     public init(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw StoreError("no key store at \(path)") }
-        database = try SQLiteDatabase(path: path, readOnly: true)
+        switch StoreLocation(path) {
+        case let .sqlite(path):
+            guard FileManager.default.fileExists(atPath: path) else { throw StoreError("no key store at \(path)") }
+            database = try SQLiteDatabase(path: path, readOnly: true)
+        case let .postgres(url):
+            let postgres = try PostgresDatabase(url: url)
+            try postgres.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            database = postgres
+        }
     }
 
     /// The records after sequence number `sequence`, in order, with their sequence numbers.

@@ -1,4 +1,5 @@
 import KMSFSCrypto
+import KMSStore
 
 /// One version of a key's material, typed by its spec, ready to use: AES-256 in a pool of keyed
 /// GCM contexts, an HMAC key, or an OpenSSL key pair. Stored sealed under the root key as its

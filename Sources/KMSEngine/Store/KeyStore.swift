@@ -1,4 +1,5 @@
 import KMSFSCrypto
+import KMSStore
 
 /// Durable storage for the key service: the one interface the engine writes through.
 ///

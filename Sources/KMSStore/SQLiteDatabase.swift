@@ -3,27 +3,22 @@ import CSQLite
 import Glibc
 #endif
 
-/// One SQLite connection: the only file in the engine that calls the sqlite3 C API.
+/// One SQLite connection: the only file that calls the sqlite3 C API.
 ///
-/// Not thread-safe on its own: ``SQLiteKeyStore`` serializes every use behind one lock (SQLite
+/// Not thread-safe on its own: the key store serializes every use behind one lock (SQLite
 /// allows one writer at a time anyway). Opened in WAL mode with `synchronous=FULL`, so a
 /// transaction that returned is on disk, and a crash at any point leaves the last committed state.
-final class SQLiteDatabase {
-    enum Value: Equatable {
-        case null
-        case integer(Int64)
-        case real(Double)
-        case text(String)
-        case blob([UInt8])
-    }
+public final class SQLiteDatabase: SQLConnection {
+    public typealias Value = SQLValue
+    public let dialect = SQLDialect.sqlite
 
     private let handle: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
-    let path: String
+    public let path: String
 
     /// `readOnly`: a reader beside the process that owns the store (`kmsd audit tail` while
     /// kmsd runs): WAL mode lets it read committed transactions without a lock on the store.
-    init(path: String, readOnly: Bool = false) throws {
+    public init(path: String, readOnly: Bool = false) throws {
         var handle: OpaquePointer?
         // A new store is created 0600 before SQLite sees it (SQLite would create it with the
         // umask's mode, and gives its journal files the database's mode): sealed material and
@@ -60,7 +55,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs SQL without parameters or results (schema, pragmas, BEGIN/COMMIT).
-    func execute(_ sql: String) throws {
+    public func execute(_ sql: String) throws {
         var error: UnsafeMutablePointer<CChar>?
         guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
             let message = error.map { String(cString: $0) } ?? "unknown error"
@@ -71,7 +66,7 @@ final class SQLiteDatabase {
 
     /// Runs one statement with `arguments` bound to `?1, ?2, ...`; returns every result row.
     @discardableResult
-    func query(_ sql: String, _ arguments: [Value] = []) throws -> [[Value]] {
+    public func query(_ sql: String, _ arguments: [Value] = []) throws -> [[Value]] {
         let statement = try prepared(sql)
         defer {
             sqlite3_reset(statement)
@@ -103,7 +98,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs `body` in one IMMEDIATE transaction: all of it is committed, or none.
-    func transaction<R>(_ body: () throws -> R) throws -> R {
+    public func transaction<R>(_ body: () throws -> R) throws -> R {
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -141,24 +136,4 @@ final class SQLiteDatabase {
     private func error(_ step: String) -> StoreError {
         StoreError("\(step): \(String(cString: sqlite3_errmsg(handle)))")
     }
-}
-
-extension SQLiteDatabase.Value {
-    var text: String? { if case let .text(value) = self { value } else { nil } }
-    var integer: Int64? { if case let .integer(value) = self { value } else { nil } }
-    var real: Double? {
-        switch self {
-        case let .real(value): value
-        case let .integer(value): Double(value)
-        default: nil
-        }
-    }
-    var blob: [UInt8]? { if case let .blob(value) = self { value } else { nil } }
-}
-
-/// A failure of the key store itself (I/O, corruption, a wrong root key). The engine reports it
-/// to callers as KMSInternalException; the message goes to the operator's log.
-public struct StoreError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    init(_ description: String) { self.description = description }
 }

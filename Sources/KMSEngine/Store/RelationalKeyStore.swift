@@ -1,8 +1,12 @@
 import Foundation
 import KMSFSCrypto
+import KMSStore
 import Synchronization
 
-/// The key store in one SQLite file.
+/// The key store in SQL: one SQLite file (the embedded default), or one PostgreSQL database.
+/// One implementation over ``SQLConnection``: the records, their MACs, the state digest and the
+/// checks are the same whichever database holds them; ``SQLDialect`` covers the few places the
+/// two SQLs differ, and each backend's own catalogue is checked for what kmsd never makes.
 ///
 /// ```
 /// meta(name TEXT PRIMARY KEY, value BLOB)             schema version, root-key check
@@ -21,12 +25,18 @@ import Synchronization
 /// sealed, the sum (mod 2^256) of a keyed hash of every such MAC and the audit sequence it was written at,
 /// rewritten in every transaction: a row deleted, or an older row put back, changes the set and
 /// no longer matches it; an older digest put back with it names an audit head the trail has passed.
-final class SQLiteKeyStore: KeyStore {
+///
+/// One writer per store: an flock on `<path>.lock` for SQLite, a session-level advisory lock for
+/// PostgreSQL (released by the server when the session ends, however the process ends).
+final class RelationalKeyStore: KeyStore {
     /// 2: keys and their material by identity (account, Region, key ID); 1 had the key ID alone.
     static let schemaVersion = 2
+    /// The advisory lock that makes one kmsd the writer of a PostgreSQL store ("kmsd" in ASCII).
+    static let writerLockKey: Int64 = 0x6b6d_7364
     /// The connection, behind the one lock that serializes all store access.
-    private let database: Mutex<SQLiteDatabase>
-    /// An exclusive flock on `<path>.lock`, held while the store is open.
+    private let database: Mutex<any SQLConnection>
+    private let dialect: SQLDialect
+    /// An exclusive flock on `<path>.lock` (SQLite), held while the store is open; -1 for PostgreSQL.
     private let lockDescriptor: Int32
     private let authenticator = Mutex<RecordAuthenticator?>(nil)
     /// The state digest and the audit head it was last written at; nil until ``load()`` has
@@ -44,58 +54,78 @@ final class SQLiteKeyStore: KeyStore {
         ("custom_key_stores", ["id", "account", "record"]),
     ]
 
-    init(path: String) throws {
-        lockDescriptor = try Self.lockExclusively(path + ".lock")
-        let database: SQLiteDatabase
-        do {
-            database = try SQLiteDatabase(path: path)
-        } catch {
-            close(lockDescriptor)
-            throw error
+    init(location: StoreLocation) throws {
+        let database: any SQLConnection
+        switch location {
+        case let .sqlite(path):
+            lockDescriptor = try Self.lockExclusively(path + ".lock")
+            do { database = try SQLiteDatabase(path: path) } catch {
+                close(lockDescriptor)
+                throw error
+            }
+        case let .postgres(url):
+            lockDescriptor = -1
+            let postgres = try PostgresDatabase(url: url)
+            try postgres.claimWriter(key: Self.writerLockKey)
+            database = postgres
         }
+        dialect = database.dialect
+        try Self.createSchema(database, location: location)
+        self.database = Mutex(database)
+    }
+
+    /// Convenience for the SQLite file at `path`.
+    convenience init(path: String) throws { try self.init(location: .sqlite(path: path)) }
+
+    /// Creates the tables a new store lacks, and brings an SQLite store of an earlier schema to
+    /// this one (PostgreSQL stores began at schema 2).
+    private static func createSchema(_ database: any SQLConnection, location: StoreLocation) throws {
+        let (blob, integer) = (database.dialect.blobType, database.dialect.integerType)
         try database.transaction {
             try database.execute("""
-                CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
-                CREATE TABLE IF NOT EXISTS keys(account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB,
+                CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value \(blob) NOT NULL);
+                CREATE TABLE IF NOT EXISTS keys(account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, record TEXT NOT NULL, mac \(blob),
                     PRIMARY KEY(account, region, key_id));
                 CREATE TABLE IF NOT EXISTS key_material(
-                    account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL,
+                    account TEXT NOT NULL, region TEXT NOT NULL, key_id TEXT NOT NULL, version \(integer) NOT NULL, sealed \(blob) NOT NULL,
                     PRIMARY KEY(account, region, key_id, version),
                     FOREIGN KEY(account, region, key_id) REFERENCES keys(account, region, key_id) ON DELETE CASCADE);
                 CREATE TABLE IF NOT EXISTS aliases(
                     account TEXT NOT NULL, region TEXT NOT NULL, alias_name TEXT NOT NULL, target_key_id TEXT,
-                    record TEXT NOT NULL, PRIMARY KEY(account, region, alias_name));
-                CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, record BLOB NOT NULL, mac BLOB NOT NULL);
-                CREATE TABLE IF NOT EXISTS accounts(account_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+                    record TEXT NOT NULL, mac \(blob), PRIMARY KEY(account, region, alias_name));
+                CREATE TABLE IF NOT EXISTS audit(seq \(integer) PRIMARY KEY, record \(blob) NOT NULL, mac \(blob) NOT NULL);
+                CREATE TABLE IF NOT EXISTS accounts(account_id TEXT PRIMARY KEY, record TEXT NOT NULL, mac \(blob));
                 CREATE TABLE IF NOT EXISTS access_keys(
                     access_key_id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(account_id),
-                    record TEXT NOT NULL, sealed_secret BLOB NOT NULL);
-                CREATE TABLE IF NOT EXISTS grants(grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
-                CREATE TABLE IF NOT EXISTS identities(arn TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
+                    record TEXT NOT NULL, sealed_secret \(blob) NOT NULL, mac \(blob));
+                CREATE TABLE IF NOT EXISTS grants(grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, record TEXT NOT NULL, mac \(blob));
+                CREATE TABLE IF NOT EXISTS identities(arn TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, mac \(blob));
                 CREATE TABLE IF NOT EXISTS custom_key_stores(
-                    id TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, sealed_secret BLOB NOT NULL, mac BLOB);
+                    id TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, sealed_secret \(blob) NOT NULL, mac \(blob));
                 """)
-            for (table, _) in Self.authenticated {
-                let columns = try database.query("PRAGMA table_info(\(table))").compactMap { $0[1].text }
-                if !columns.contains("mac") { try database.execute("ALTER TABLE \(table) ADD COLUMN mac BLOB") }
-            }
-            var existing = try database.query("SELECT value FROM meta WHERE name = 'schema'").first?.first?.blob
-            if existing == Array("1".utf8) {
-                try Self.migrateToIdentities(database)
-                existing = Array(String(Self.schemaVersion).utf8)
+            var existing = try database.query("SELECT value FROM meta WHERE name = 'schema'", []).first?.first?.blob
+            if database.dialect == .sqlite {
+                // Tables of stores made before records had MACs lack the column.
+                for (table, _) in Self.authenticated {
+                    let columns = try database.query("PRAGMA table_info(\(table))", []).compactMap { $0[1].text }
+                    if !columns.contains("mac") { try database.execute("ALTER TABLE \(table) ADD COLUMN mac BLOB") }
+                }
+                if existing == Array("1".utf8), let sqlite = database as? SQLiteDatabase {
+                    try Self.migrateToIdentities(sqlite)
+                    existing = Array(String(Self.schemaVersion).utf8)
+                }
             }
             if let existing {
                 guard existing == Array(String(Self.schemaVersion).utf8) else {
-                    throw StoreError("\(path) has schema \(String(decoding: existing, as: UTF8.self)); this build reads \(Self.schemaVersion)")
+                    throw StoreError("\(location) has schema \(String(decoding: existing, as: UTF8.self)); this build reads \(Self.schemaVersion)")
                 }
             } else {
                 try database.query("INSERT INTO meta(name, value) VALUES('schema', ?1)", [.blob(Array(String(Self.schemaVersion).utf8))])
             }
         }
-        self.database = Mutex(database)
     }
 
-    deinit { close(lockDescriptor) }
+    deinit { if lockDescriptor >= 0 { close(lockDescriptor) } }
 
     /// Schema 1 → 2: keys and key_material rebuilt with the key's identity as their primary key.
     /// The rows (and their MACs, which cover account, Region and key ID already) are copied as
@@ -116,7 +146,8 @@ final class SQLiteKeyStore: KeyStore {
             ALTER TABLE keys_v2 RENAME TO keys;
             ALTER TABLE key_material_v2 RENAME TO key_material;
             UPDATE meta SET value = CAST('2' AS BLOB) WHERE name = 'schema';
-            INSERT OR REPLACE INTO meta(name, value) VALUES('legacy_material_labels', CAST('1' AS BLOB));
+            INSERT INTO meta(name, value) VALUES('legacy_material_labels', CAST('1' AS BLOB))
+                ON CONFLICT(name) DO UPDATE SET value = excluded.value;
             """)
     }
 
@@ -134,7 +165,7 @@ final class SQLiteKeyStore: KeyStore {
     }
 
     func recordsAuthenticated() throws -> Bool {
-        try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = 'records'").first?.first?.blob == Array("1".utf8) }
+        try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = 'records'", []).first?.first?.blob == Array("1".utf8) }
     }
 
     func authenticateRecords(with authenticator: RecordAuthenticator, upgrade: Bool) throws {
@@ -142,16 +173,20 @@ final class SQLiteKeyStore: KeyStore {
             // A store written before records had MACs gets them now, once, when the engine has
             // established that it is one (see KMSEngine.checkNeverAuthenticated): what it holds is
             // trusted as it is at this upgrade, then checked always.
-            if try db.query("SELECT value FROM meta WHERE name = 'records'").first?.first?.blob != Array("1".utf8) {
+            if try db.query("SELECT value FROM meta WHERE name = 'records'", []).first?.first?.blob != Array("1".utf8) {
                 guard upgrade else { throw StoreError("the store's records are not marked authenticated: refusing to open it") }
                 try db.transaction {
                     for (table, columns) in Self.authenticated {
-                        for row in try db.query("SELECT rowid, \(columns.joined(separator: ", ")) FROM \(table)") {
-                            let mac = authenticator.mac(table: table, row.dropFirst().map { $0.text ?? "" })
-                            try db.query("UPDATE \(table) SET mac = ?1 WHERE rowid = ?2", [.blob(mac), row[0]])
+                        // Each row is found again by its primary key, which is among the columns.
+                        let key = Self.primaryKeys[table]!
+                        let match = key.enumerated().map { "\($0.element) = ?\($0.offset + 2)" }.joined(separator: " AND ")
+                        for row in try db.query("SELECT \(columns.joined(separator: ", ")) FROM \(table)", []) {
+                            let mac = authenticator.mac(table: table, row.map { $0.text ?? "" })
+                            let keyValues = key.map { row[columns.firstIndex(of: $0)!] }
+                            try db.query("UPDATE \(table) SET mac = ?1 WHERE \(match)", [.blob(mac)] + keyValues)
                         }
                     }
-                    try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES('records', ?1)", [.blob(Array("1".utf8))])
+                    try Self.putMetadata(db, "records", Array("1".utf8))
                 }
             }
         }
@@ -159,7 +194,7 @@ final class SQLiteKeyStore: KeyStore {
     }
 
     /// Refuses the store if any record's MAC does not verify.
-    private func verifyRecords(_ db: SQLiteDatabase) throws {
+    private func verifyRecords(_ db: any SQLConnection) throws {
         guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
         for (table, columns) in Self.authenticated {
             for row in try db.query("SELECT mac, \(columns.joined(separator: ", ")) FROM \(table)") {
@@ -171,14 +206,14 @@ final class SQLiteKeyStore: KeyStore {
         }
     }
 
-    private func mac(_ table: String, _ fields: [String?]) -> SQLiteDatabase.Value {
+    private func mac(_ table: String, _ fields: [String?]) -> SQLValue {
         guard let authenticator = authenticator.withLock({ $0 }) else { return .null }
         return .blob(authenticator.mac(table: table, fields.map { $0 ?? "" }))
     }
 
     /// Checks the set of records against the sealed digest; returns false if the store has no
     /// digest yet (written before digests existed: the engine decides whether that is genuine).
-    private func verifyState(_ db: SQLiteDatabase) throws -> Bool {
+    private func verifyState(_ db: any SQLConnection) throws -> Bool {
         guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
         var digest = [UInt8](repeating: 0, count: 32)
         for (table, _) in Self.authenticated {
@@ -231,20 +266,53 @@ final class SQLiteKeyStore: KeyStore {
         "access_keys": ["access_key_id"], "grants": ["grant_id"], "identities": ["arn"], "custom_key_stores": ["id"],
     ]
 
-    /// Refuses a schema kmsd did not make: triggers or views (which could act on kmsd's own
-    /// writes), or an authenticated table rebuilt without its primary key (which would let one
-    /// record appear twice).
-    private func verifySchema(_ db: SQLiteDatabase) throws {
-        if let planted = try db.query("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1").first {
+    /// Refuses a schema kmsd did not make: triggers, rules or views (which could act on kmsd's
+    /// own writes, or stand in for a table), or an authenticated table rebuilt without its
+    /// primary key (which would let one record appear twice).
+    private func verifySchema(_ db: any SQLConnection) throws {
+        let planted: [SQLValue]?
+        switch dialect {
+        case .sqlite:
+            planted = try db.query("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1").first
+        case .postgres:
+            planted = try db.query("""
+                SELECT 'trigger', t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND n.nspname = current_schema()
+                UNION ALL SELECT 'rule', rulename::text FROM pg_rules WHERE schemaname = current_schema()
+                UNION ALL SELECT 'view', c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm')
+                UNION ALL SELECT 'row security policy', policyname::text FROM pg_policies WHERE schemaname = current_schema()
+                LIMIT 1
+                """).first
+        }
+        if let planted {
             throw StoreError("the store holds a \(planted[0].text ?? "?") \(planted[1].text ?? "?") that kmsd never makes: it was edited outside kmsd; refusing to open it")
         }
         for (table, key) in Self.primaryKeys {
-            let columns = try db.query("PRAGMA table_info(\(table))")
-            let primary = columns.filter { ($0[5].integer ?? 0) > 0 }.sorted { ($0[5].integer ?? 0) < ($1[5].integer ?? 0) }.compactMap { $0[1].text }
+            let primary: [String]
+            switch dialect {
+            case .sqlite:
+                let columns = try db.query("PRAGMA table_info(\(table))")
+                primary = columns.filter { ($0[5].integer ?? 0) > 0 }.sorted { ($0[5].integer ?? 0) < ($1[5].integer ?? 0) }.compactMap { $0[1].text }
+            case .postgres:
+                primary = try db.query("""
+                    SELECT a.attname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                        JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+                        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                    WHERE i.indisprimary AND c.relname = ?1 AND n.nspname = current_schema() ORDER BY k.ord
+                    """, [.text(table)]).compactMap { $0[0].text }
+            }
             guard primary == key else {
                 throw StoreError("the table \(table) no longer has its primary key (\(key.joined(separator: ", "))): the store was edited outside kmsd; refusing to open it")
             }
         }
+    }
+
+    /// Sets a metadata value, replacing the old one.
+    private static func putMetadata(_ db: any SQLConnection, _ name: String, _ value: [UInt8]) throws {
+        try db.query("INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                     [.text(name), .blob(value)])
     }
 
     func load() throws -> StoreContents {
@@ -297,14 +365,14 @@ final class SQLiteKeyStore: KeyStore {
             let authenticator = self.authenticator.withLock { $0 }
             var state = tracked.withLock { $0 }
             /// Takes the rows `sql` selects (their MACs) out of the digest, before they change.
-            func remove(_ table: String, _ sql: String, _ parameters: [SQLiteDatabase.Value]) throws {
+            func remove(_ table: String, _ sql: String, _ parameters: [SQLValue]) throws {
                 guard state != nil, let authenticator else { return }
                 for row in try db.query("SELECT mac FROM \(table) WHERE " + sql, parameters) {
                     Self.subtract(authenticator.element(table: table, mac: row[0].blob ?? []), from: &state!.digest)
                 }
             }
             /// Puts a new row's MAC into the digest.
-            func add(_ table: String, _ mac: SQLiteDatabase.Value) {
+            func add(_ table: String, _ mac: SQLValue) {
                 guard state != nil, let authenticator, let mac = mac.blob else { return }
                 Self.add(authenticator.element(table: table, mac: mac), to: &state!.digest)
             }
@@ -336,7 +404,7 @@ final class SQLiteKeyStore: KeyStore {
                         let identity = Self.identity(key)
                         let aliases = "account = ?1 AND region = ?2 AND target_key_id = ?3"
                         // Grants name their key by ARN (its identity) in the record and by ID in the row.
-                        let grants = "key_id = ?3 AND json_extract(record, '$.keyARN') = 'arn:aws:kms:' || ?2 || ':' || ?1 || ':key/' || ?3"
+                        let grants = "key_id = ?3 AND \(dialect.jsonMember("record", "keyARN")) = 'arn:aws:kms:' || ?2 || ':' || ?1 || ':key/' || ?3"
                         try remove("aliases", aliases, identity)
                         try remove("grants", grants, identity)
                         try remove("keys", "account = ?1 AND region = ?2 AND key_id = ?3", identity)
@@ -349,8 +417,9 @@ final class SQLiteKeyStore: KeyStore {
                         try remove("aliases", "account = ?1 AND region = ?2 AND alias_name = ?3",
                                    [.text(alias.account), .text(alias.region), .text(alias.aliasName)])
                         try db.query("""
-                            INSERT OR REPLACE INTO aliases(account, region, alias_name, target_key_id, record, mac)
-                            VALUES(?1, ?2, ?3, ?4, ?5, ?6)
+                            INSERT INTO aliases(account, region, alias_name, target_key_id, record, mac) VALUES(?1, ?2, ?3, ?4, ?5, ?6)
+                            ON CONFLICT(account, region, alias_name) DO UPDATE SET
+                                target_key_id = excluded.target_key_id, record = excluded.record, mac = excluded.mac
                             """, [.text(alias.account), .text(alias.region), .text(alias.aliasName),
                                   alias.targetKeyID.map { .text($0) } ?? .null, .text(json), recordMAC])
                         add("aliases", recordMAC)
@@ -361,7 +430,7 @@ final class SQLiteKeyStore: KeyStore {
                     case let .deleteMetadata(name):
                         try db.query("DELETE FROM meta WHERE name = ?1", [.text(name)])
                     case let .putMetadata(name, value):
-                        try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(value)])
+                        try Self.putMetadata(db, name, value)
                     case let .putAccount(account):
                         let json = String(decoding: try encoder.encode(account), as: UTF8.self)
                         let recordMAC = mac("accounts", [account.accountID, json])
@@ -385,7 +454,10 @@ final class SQLiteKeyStore: KeyStore {
                         let json = String(decoding: try encoder.encode(grant), as: UTF8.self)
                         let recordMAC = mac("grants", [grant.grantID, grant.keyID, json])
                         try remove("grants", "grant_id = ?1", [.text(grant.grantID)])
-                        try db.query("INSERT OR REPLACE INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)",
+                        try db.query("""
+                            INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)
+                            ON CONFLICT(grant_id) DO UPDATE SET key_id = excluded.key_id, record = excluded.record, mac = excluded.mac
+                            """,
                                      [.text(grant.grantID), .text(grant.keyID), .text(json), recordMAC])
                         add("grants", recordMAC)
                     case let .deleteGrant(grantID):
@@ -395,7 +467,10 @@ final class SQLiteKeyStore: KeyStore {
                         let json = String(decoding: try encoder.encode(identity), as: UTF8.self)
                         let recordMAC = mac("identities", [identity.arn, identity.account, json])
                         try remove("identities", "arn = ?1", [.text(identity.arn)])
-                        try db.query("INSERT OR REPLACE INTO identities(arn, account, record, mac) VALUES(?1, ?2, ?3, ?4)",
+                        try db.query("""
+                            INSERT INTO identities(arn, account, record, mac) VALUES(?1, ?2, ?3, ?4)
+                            ON CONFLICT(arn) DO UPDATE SET account = excluded.account, record = excluded.record, mac = excluded.mac
+                            """,
                                      [.text(identity.arn), .text(identity.account), .text(json), recordMAC])
                         add("identities", recordMAC)
                     case let .deleteIdentity(arn):
@@ -405,7 +480,11 @@ final class SQLiteKeyStore: KeyStore {
                         let json = String(decoding: try encoder.encode(store), as: UTF8.self)
                         let recordMAC = mac("custom_key_stores", [store.id, store.account, json])
                         try remove("custom_key_stores", "id = ?1", [.text(store.id)])
-                        try db.query("INSERT OR REPLACE INTO custom_key_stores(id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        try db.query("""
+                            INSERT INTO custom_key_stores(id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)
+                            ON CONFLICT(id) DO UPDATE SET
+                                account = excluded.account, record = excluded.record, sealed_secret = excluded.sealed_secret, mac = excluded.mac
+                            """,
                                      [.text(store.id), .text(store.account), .text(json), .blob(sealed), recordMAC])
                         add("custom_key_stores", recordMAC)
                     case let .deleteCustomKeyStore(id):
@@ -420,8 +499,7 @@ final class SQLiteKeyStore: KeyStore {
                 // The digest moves with the records and the head in the same transaction.
                 if var written = state, let authenticator {
                     written.head = audit.last?.sequence ?? written.head
-                    try db.query("INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)",
-                                 [.text(Self.stateDigestName), .blob(try authenticator.sealDigest(written.digest, head: written.head))])
+                    try Self.putMetadata(db, Self.stateDigestName, try authenticator.sealDigest(written.digest, head: written.head))
                     state = written
                 }
             }
@@ -430,7 +508,7 @@ final class SQLiteKeyStore: KeyStore {
     }
 
     /// A key identity as the three parameters ?1 (account), ?2 (Region), ?3 (key ID).
-    private static func identity(_ key: KeyIdentity) -> [SQLiteDatabase.Value] {
+    private static func identity(_ key: KeyIdentity) -> [SQLValue] {
         [.text(key.account), .text(key.region), .text(key.keyID)]
     }
 
@@ -444,10 +522,10 @@ final class SQLiteKeyStore: KeyStore {
         try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = ?1", [.text(name)]).first?.first?.blob }
     }
 
-    private static func auditRow(_ row: [SQLiteDatabase.Value]) throws -> SealedAuditRecord {
+    private static func auditRow(_ row: [SQLValue]) throws -> SealedAuditRecord {
         // Bytes whatever the column's type: an edited row may have turned into text, and
         // verification must report it as altered rather than stop.
-        func bytes(_ value: SQLiteDatabase.Value) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }
+        func bytes(_ value: SQLValue) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }
         guard let seq = row[0].integer else { throw StoreError("malformed audit row") }
         let record = bytes(row[1]), mac = bytes(row[2])
         return SealedAuditRecord(sequence: seq, record: record, mac: mac)

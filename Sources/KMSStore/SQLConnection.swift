@@ -1,0 +1,38 @@
+/// One connection to the database a key store lives in: the whole of what the key store asks
+/// of SQLite or PostgreSQL. Statements number their parameters `?1, ?2, ...` (each backend
+/// binds them its own way) and use SQL both accept (`INSERT ... ON CONFLICT ... DO UPDATE`,
+/// `||`); where the two differ, ``SQLDialect`` says how.
+///
+/// Not thread-safe: the key store serializes every use behind one lock.
+public protocol SQLConnection: AnyObject {
+    var dialect: SQLDialect { get }
+    /// Runs SQL without parameters or results; several statements separated by semicolons.
+    func execute(_ sql: String) throws
+    /// Runs one statement with `arguments` bound to `?1, ?2, ...`; returns every result row.
+    @discardableResult
+    func query(_ sql: String, _ arguments: [SQLValue]) throws -> [[SQLValue]]
+    /// Runs `body` in one transaction: all of it is committed, or none.
+    func transaction<R>(_ body: () throws -> R) throws -> R
+}
+
+/// What differs between the backends' SQL.
+public enum SQLDialect: Sendable {
+    case sqlite
+    case postgres
+
+    /// The column type of bytes.
+    public var blobType: String { self == .sqlite ? "BLOB" : "BYTEA" }
+    /// The column type of 64-bit integers.
+    public var integerType: String { self == .sqlite ? "INTEGER" : "BIGINT" }
+
+    /// The text of member `member` of the JSON object in text column `column`.
+    public func jsonMember(_ column: String, _ member: String) -> String {
+        self == .sqlite ? "json_extract(\(column), '$.\(member)')" : "((\(column))::jsonb ->> '\(member)')"
+    }
+}
+
+extension SQLConnection {
+    /// A statement without parameters.
+    @discardableResult
+    public func query(_ sql: String) throws -> [[SQLValue]] { try query(sql, []) }
+}
