@@ -28,24 +28,35 @@ REGION = "us-east-1"
 class Kmsd:
     """One running kmsd: its endpoint, socket, credentials and log."""
 
-    def __init__(self, directory, idle_timeout=30, serve_args=None, extra_args=()):
+    def __init__(self, directory, idle_timeout=30, serve_args=None, extra_args=(), store=None):
+        """`store`: an SQLite file (default: keys.sqlite in `directory`) or a postgres:// URI, whose
+        root key, audit anchor and admin socket are then files in `directory`."""
         self.directory = directory
-        self.store = os.path.join(directory, "keys.sqlite")
+        self.store = store or os.path.join(directory, "keys.sqlite")
+        self.store_args = ["--store", self.store]
+        if self.store.startswith("postgres"):
+            self.store_args += ["--root-key-file", os.path.join(directory, "root.key"), "--audit-anchor", os.path.join(directory, "anchor"),
+                                "--admin-socket", os.path.join(directory, "admin.sock")]
         self.socket_path = os.path.join(directory, "kmsd.sock")
-        out = subprocess.run([KMSD, "init", "--store", self.store, "--account", ACCOUNT],
+        out = subprocess.run([KMSD, "init", *self.store_args, "--account", ACCOUNT],
                              check=True, capture_output=True, text=True).stdout
         self.access_key = re.search(r"access key id: (\S+)", out).group(1)
         self.secret_key = re.search(r"secret access key: (\S+)", out).group(1)
         self.log_path = os.path.join(directory, "kmsd.log")
         self.log = open(self.log_path, "w")
-        args = serve_args if serve_args is not None else [
-            "--store", self.store, "--listen", "tcp://127.0.0.1:0",
+        self.serve_args = serve_args if serve_args is not None else [
+            *self.store_args, "--listen", "tcp://127.0.0.1:0",
             "--listen", "unix://%s?mode=0600" % self.socket_path, "--idle-timeout", str(idle_timeout), *extra_args]
-        self.process = subprocess.Popen([KMSD, "serve", *args], stdout=self.log, stderr=subprocess.STDOUT)
+        self.start()
+
+    def start(self):
+        """Serves (again): a new process on the same store, on a new TCP port."""
+        ready_before = open(self.log_path).read().count("kmsd: ready")
+        self.process = subprocess.Popen([KMSD, "serve", *self.serve_args], stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
             text = open(self.log_path).read()
-            if "kmsd: ready" in text:
+            if text.count("kmsd: ready") > ready_before:
                 break
             if self.process.poll() is not None:
                 raise RuntimeError("kmsd exited: " + text)
@@ -53,7 +64,9 @@ class Kmsd:
         else:
             self.stop()
             raise RuntimeError("kmsd did not become ready: " + open(self.log_path).read())
-        self.endpoints = re.findall(r"listening on (\S+)", open(self.log_path).read())
+        # This start's endpoints: the last lines of the log (one per listener, at least one).
+        listeners = max(1, self.serve_args.count("--listen"))
+        self.endpoints = re.findall(r"listening on (\S+)", open(self.log_path).read())[-listeners:]
         self.endpoint = next((e for e in self.endpoints if e.startswith("http")), None)
         self.port = int(self.endpoint.rsplit(":", 1)[1]) if self.endpoint else None
 
@@ -107,6 +120,11 @@ class Kmsd:
         stop_process(self.process)
         self.log.close()
 
+    def kill(self):
+        """SIGKILL: no shutdown at all (the log stays open for a restart)."""
+        self.process.kill()
+        self.process.wait()
+
 
 def stop_process(process):
     """SIGTERM (a clean shutdown), then SIGKILL if it has not ended within 30 s (a debug build
@@ -141,6 +159,60 @@ def running_kmsd(idle_timeout=30, extra_args=()):
             yield server
         finally:
             server.stop()
+
+
+class PostgresServer:
+    """A PostgreSQL server for the tests (Debian's postgresql, installed by scripts/setup): a
+    cluster made by initdb in a temporary directory, on a Unix socket there only; as the
+    `postgres` user under root (PostgreSQL refuses root). Stopped when the session ends."""
+
+    def __init__(self):
+        versions = sorted(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
+        self.bin = "/usr/lib/postgresql/%d/bin" % versions[-1]
+        self.directory = tempfile.mkdtemp(prefix="kmsfs-pg-")
+        if os.geteuid() == 0:
+            import pwd
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+        self.run("initdb", "-D", self.directory + "/data", "-A", "trust", "-U", "kmsd", "--no-sync", "-E", "UTF8")
+        self.run("pg_ctl", "-D", self.directory + "/data", "-l", self.directory + "/log", "-w", "start",
+                 "-o", "-k %s -c listen_addresses='' -c fsync=off -c max_connections=300" % self.directory)
+        self.databases = 0
+
+    def run(self, program, *arguments):
+        argv = [os.path.join(self.bin, program), *arguments]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        # Output to a file: the server pg_ctl starts would keep a pipe open.
+        with open(os.path.join(self.directory, program + ".out"), "w") as output:
+            subprocess.run(argv, check=True, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120)
+
+    def new_database(self):
+        self.databases += 1
+        name = "kmsd_test_%d_%d" % (os.getpid(), self.databases)
+        self.run("createdb", "-h", self.directory, "-U", "kmsd", name)
+        return "postgresql://kmsd@/%s?host=%s" % (name, self.directory)
+
+    def psql(self, url, sql):
+        """Runs SQL as the database's owner: what whoever can write the store can do."""
+        name = url.split("/")[3].split("?")[0]
+        argv = ["psql", "-h", self.directory, "-U", "kmsd", "-d", name, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql]
+        return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
+
+    def stop(self):
+        try:
+            self.run("pg_ctl", "-D", self.directory + "/data", "-m", "immediate", "-w", "stop")
+        finally:
+            subprocess.run(["rm", "-rf", self.directory], check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
