@@ -39,10 +39,14 @@ public final class KMSEngine: Sendable {
     ///   store was created with; in that case nothing in the store is changed.
     ///   - auditAnchor: a file outside the store where the audit head is kept (``AuditAnchor``);
     ///     nil for none.
+    ///   - waitForWriter: wait while another process writes the store, then open it (a standby).
+    ///   - onStoreLost: called when the store's PostgreSQL session (and its writer lock) is lost:
+    ///     the caller must stop serving, since another instance may be writing already.
     public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
                             schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
-                            createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil) throws -> KMSEngine {
-        try KMSEngine(store: RelationalKeyStore(location: StoreLocation(path)), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
+                            createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil,
+                            waitForWriter: Bool = false, onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
+        try KMSEngine(store: RelationalKeyStore(location: StoreLocation(path), waitForWriter: waitForWriter, onLost: onStoreLost), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
                       anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores)
     }
 

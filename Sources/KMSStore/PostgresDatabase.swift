@@ -37,10 +37,21 @@ public final class PostgresDatabase: SQLConnection {
 
     deinit { PQfinish(connection) }
 
-    /// Takes the advisory lock `key` for this session, or throws if another session holds it:
-    /// one writer per store, as the SQLite store's file lock. The server releases it when the
-    /// session ends, however the process ends.
-    public func claimWriter(key: Int64) throws {
+    /// Called once, on whatever thread noticed, when the session is lost: the writer lock went
+    /// with it, and another process may be writing the store already.
+    public var onLost: (@Sendable (String) -> Void)?
+
+    /// Takes the advisory lock `key` for this session: one writer per store, as the SQLite
+    /// store's file lock. The server releases it when the session ends, however the process
+    /// ends. With `wait`, asks again every `interval` until it is free (a standby); else throws
+    /// if another session holds it.
+    public func claimWriter(key: Int64, wait: Bool = false, interval: Duration = .milliseconds(100)) throws {
+        while wait, try query("SELECT pg_try_advisory_lock(?1)", [.integer(key)]).first?.first != .integer(1) {
+            let nanoseconds = interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+            var pause = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+            nanosleep(&pause, nil)
+        }
+        if wait { return }
         let rows = try query("SELECT pg_try_advisory_lock(?1)", [.integer(key)])
         guard rows.first?.first == .integer(1) else {
             let holder = try? query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ?1", [.integer(key & 0xffff_ffff)])
@@ -124,6 +135,7 @@ public final class PostgresDatabase: SQLConnection {
         let message = result.map { Self.message(PQresultErrorMessage($0)) } ?? Self.message(PQerrorMessage(connection))
         if PQstatus(connection) != CONNECTION_OK {
             lost = message
+            onLost?(message)
             throw StoreError("lost the session with \(location): \(message)")
         }
         throw StoreError("\(message) in: \(sql.prefix(80))")

@@ -45,6 +45,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing (config: seed).")
     var seed: String?
 
+    @Flag(help: """
+        Wait while another kmsd serves the store, then take over: load it and start listening \
+        when that kmsd's writer lock is released (it stopped, or its process or session died). \
+        For PostgreSQL stores (an advisory lock), and SQLite stores on one machine (a file lock).
+        """)
+    var standby = false
+
     @OptionGroup(title: "Development mode") var devOptions: DevOptions
 
     func validate() throws {
@@ -100,7 +107,17 @@ struct ServeCommand: ParsableCommand {
                 fflush(nil)
             }
         }
-        let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true)
+        if standby && dev == nil {
+            print("kmsd: standby: waiting for the writer lock of \(storeOptions.location) (another kmsd serves it)")
+            fflush(nil)
+        }
+        let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true, waitForWriter: standby) { reason in
+            // Fencing: the lock went with the session, and a standby may be writing already.
+            // Answering on from memory could hand out what it has just changed (a disabled key).
+            print("kmsd: lost the key store's session (\(reason)): stopping, so that a standby takes over")
+            fflush(nil)
+            Glibc.exit(75)
+        }
         if let seed = seed ?? file?.seed { print(try engine.applySeed(from: seed)) }
         // Dev mode's store is its own and short-lived: nobody administers it from outside.
         // Without its admin socket kmsd still serves (a directory it cannot bind in, a socket

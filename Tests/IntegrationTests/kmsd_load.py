@@ -1,7 +1,12 @@
 """A mixed load on kmsd: worker processes, each with threads on kept-alive connections, sending
 SigV4-signed (by botocore) KMS requests of many kinds for a given time, checking every answer
 (status 200, and for Decrypt and ReEncrypt that the plaintext comes back), while the parent
-samples kmsd's resident memory. Used by test_kmsd_load.py (CI: seconds; the soak: 30 minutes)."""
+samples kmsd's resident memory. Used by test_kmsd_load.py (CI: seconds; the soak: 30 minutes).
+
+Given several ports (instances of one service), a worker fails over as kmsfs's client does: a
+connection failure or a 5xx moves it to the next port, and the request is retried there with
+capped exponential backoff and full jitter, up to `ATTEMPTS` times; throttling is retried on the
+same port. A request counts as failed only when its retries are spent."""
 import base64
 import http.client
 import json
@@ -14,6 +19,14 @@ import botocore.awsrequest
 import botocore.credentials
 
 REGION = "us-east-1"
+ATTEMPTS = 8
+BASE_DELAY, MAXIMUM_DELAY = 0.05, 2.0
+
+# Operations whose retry after a lost answer is harmless (no alias churn): for failover runs.
+RETRY_SAFE_MIX = [
+    (30, "GenerateDataKey"), (25, "Decrypt"), (10, "Encrypt"), (5, "ReEncrypt"),
+    (5, "GenerateDataKeyWithoutPlaintext"), (8, "DescribeKey"), (3, "ListKeys"), (5, "GenerateRandom"), (3, "TagResource"),
+]
 
 # (weight, operation): each builds a request from the worker's state and checks the answer.
 MIX = [
@@ -26,8 +39,11 @@ MIX = [
 class Worker:
     """One connection's traffic: its own keys to use, blobs to decrypt, and an alias to move."""
 
-    def __init__(self, port, credentials, keys, name, seed):
-        self.port, self.keys, self.name = port, keys, name
+    def __init__(self, ports, credentials, keys, name, seed, mix=None):
+        self.ports = ports if isinstance(ports, list) else [ports]
+        self.current = 0
+        self.keys, self.name, self.mix = keys, name, mix or MIX
+        self.failovers = 0
         self.signer = botocore.auth.SigV4Auth(credentials, "kms", REGION)
         self.rng = random.Random(seed)
         self.blobs = []  # (blob, plaintext, context)
@@ -35,12 +51,35 @@ class Worker:
         self.connection = None
 
     def call(self, target, body):
+        # One port: no retry at all, so that the load test sees every failure of kmsd itself.
+        attempts = ATTEMPTS if len(self.ports) > 1 else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                status, payload = self.send(target, body)
+            except (OSError, http.client.HTTPException) as error:
+                status, payload = None, repr(error).encode()
+            if status == 200:
+                return json.loads(payload)
+            throttled = status in (400, 429) and b"ThrottlingException" in payload
+            if status is not None and status < 500 and not throttled:
+                raise RuntimeError("%s: HTTP %d %s" % (target, status, payload[:200]))
+            if attempt == attempts:
+                raise RuntimeError("%s: still failing after %d attempts: %s %s" % (target, attempt, status, payload[:200]))
+            if not throttled and len(self.ports) > 1:
+                self.current = (self.current + 1) % len(self.ports)
+                self.failovers += 1
+                self.connection = None
+            time.sleep(self.rng.uniform(0, min(MAXIMUM_DELAY, BASE_DELAY * 2 ** (attempt - 1))))
+
+    def send(self, target, body):
+        """One attempt on the current port: (status, body)."""
+        port = self.ports[self.current]
         request = botocore.awsrequest.AWSRequest(
-            method="POST", url="http://127.0.0.1:%d/" % self.port, data=json.dumps(body).encode(),
+            method="POST", url="http://127.0.0.1:%d/" % port, data=json.dumps(body).encode(),
             headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService." + target})
         self.signer.add_auth(request)
         if self.connection is None:
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
             self.connection.request("POST", "/", body=request.body, headers=dict(request.headers.items()))
             response = self.connection.getresponse()
@@ -49,13 +88,11 @@ class Worker:
             self.connection.close()
             self.connection = None
             raise
-        if response.status != 200:
-            raise RuntimeError("%s: HTTP %d %s" % (target, response.status, payload[:200]))
-        return json.loads(payload)
+        return response.status, payload
 
     def step(self):
         rng = self.rng
-        operation = rng.choices([op for _, op in MIX], [w for w, _ in MIX])[0]
+        operation = rng.choices([op for _, op in self.mix], [w for w, _ in self.mix])[0]
         key = rng.choice(self.keys)
         context = {"worker": self.name, "n": str(rng.randrange(1000))}
         if operation == "Decrypt" and not self.blobs:
@@ -111,15 +148,15 @@ class Worker:
             self.blobs.pop(0)
 
 
-def _process(port, access, secret, keys, index, threads, seconds, queue):
+def _process(port, access, secret, keys, index, threads, seconds, queue, mix=None):
     import threading
     credentials = botocore.credentials.Credentials(access, secret)
-    totals = {"operations": 0, "errors": 0, "samples": [], "latencies": []}
+    totals = {"operations": 0, "errors": 0, "samples": [], "latencies": [], "failovers": 0}
     lock = threading.Lock()
     deadline = time.time() + seconds
 
     def run(number):
-        worker = Worker(port, credentials, keys, "p%dt%d" % (index, number), seed=index * 1000 + number)
+        worker = Worker(port, credentials, keys, "p%dt%d" % (index, number), seed=index * 1000 + number, mix=mix)
         done, errors, samples, latencies = 0, 0, [], []
         while time.time() < deadline:
             started = time.perf_counter()
@@ -133,6 +170,7 @@ def _process(port, access, secret, keys, index, threads, seconds, queue):
             if done % 50 == 0:
                 latencies.append(time.perf_counter() - started)
         with lock:
+            totals["failovers"] += worker.failovers
             totals["operations"] += done
             totals["errors"] += errors
             totals["samples"] += samples
@@ -154,19 +192,21 @@ def resident_kib(pid):
     raise RuntimeError("no VmRSS for %d" % pid)
 
 
-def run(port, access, secret, keys, pid, seconds, connections=64, processes=4, sample_every=2.0):
+def run(port, access, secret, keys, pid, seconds, connections=64, processes=4, sample_every=2.0, mix=None):
     """The load for `seconds`; returns operations, errors, error samples, throughput, latency
-    percentiles and kmsd's resident-memory samples (KiB, with their times)."""
+    percentiles and kmsd's resident-memory samples (KiB, with their times; none without `pid`).
+    `port`: one port, or a list to fail over between."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    children = [context.Process(target=_process, args=(port, access, secret, keys, i, connections // processes, seconds, queue))
+    children = [context.Process(target=_process, args=(port, access, secret, keys, i, connections // processes, seconds, queue, mix))
                 for i in range(processes)]
     started = time.time()
     for child in children:
         child.start()
     memory = []
     while any(child.is_alive() for child in children) and time.time() < started + seconds + 60:
-        memory.append((round(time.time() - started, 1), resident_kib(pid)))
+        if pid is not None:
+            memory.append((round(time.time() - started, 1), resident_kib(pid)))
         time.sleep(sample_every)
     results = [queue.get(timeout=120) for _ in children]
     for child in children:
@@ -179,7 +219,7 @@ def run(port, access, secret, keys, pid, seconds, connections=64, processes=4, s
         "seconds": round(elapsed, 1), "connections": connections, "operations": operations,
         "errors": sum(r["errors"] for r in results), "error_samples": sum((r["samples"] for r in results), [])[:10],
         "per_second": round(operations / elapsed), "p50_ms": percentile(0.5), "p99_ms": percentile(0.99),
-        "memory_kib": memory,
+        "memory_kib": memory, "failovers": sum(r["failovers"] for r in results),
     }
 
 

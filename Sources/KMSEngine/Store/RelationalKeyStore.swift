@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import KMSFSCrypto
 import KMSStore
@@ -54,11 +55,18 @@ final class RelationalKeyStore: KeyStore {
         ("custom_key_stores", ["id", "account", "record"]),
     ]
 
-    init(location: StoreLocation) throws {
+    /// The session check of a PostgreSQL store (nil for SQLite, whose lock cannot be lost).
+    private nonisolated(unsafe) var heartbeat: DispatchSourceTimer?
+
+    /// - Parameters:
+    ///   - waitForWriter: wait for the writer lock rather than fail (a standby kmsd).
+    ///   - onLost: called when the PostgreSQL session, and with it the writer lock, is lost
+    ///     (noticed by a statement, or by a check every second when idle).
+    init(location: StoreLocation, waitForWriter: Bool = false, onLost: (@Sendable (String) -> Void)? = nil) throws {
         let database: any SQLConnection
         switch location {
         case let .sqlite(path):
-            lockDescriptor = try Self.lockExclusively(path + ".lock")
+            lockDescriptor = try Self.lockExclusively(path + ".lock", wait: waitForWriter)
             do { database = try SQLiteDatabase(path: path) } catch {
                 close(lockDescriptor)
                 throw error
@@ -66,12 +74,27 @@ final class RelationalKeyStore: KeyStore {
         case let .postgres(url):
             lockDescriptor = -1
             let postgres = try PostgresDatabase(url: url)
-            try postgres.claimWriter(key: Self.writerLockKey)
+            try postgres.claimWriter(key: Self.writerLockKey, wait: waitForWriter)
+            postgres.onLost = onLost
             database = postgres
         }
         dialect = database.dialect
         try Self.createSchema(database, location: location)
         self.database = Mutex(database)
+        if case .postgres = location { heartbeat = startHeartbeat() }
+    }
+
+    /// Asks the server something every second: an idle kmsd whose session was lost (the server
+    /// restarted, the network cut) learns it within a second, not at its next write — until
+    /// then it would answer from a memory another writer may have made stale.
+    private func startHeartbeat() -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.store-heartbeat"))
+        timer.schedule(deadline: .now() + 1, repeating: 1)
+        timer.setEventHandler { [weak self] in
+            _ = try? self?.database.withLock { try $0.query("SELECT 1") }
+        }
+        timer.resume()
+        return timer
     }
 
     /// Convenience for the SQLite file at `path`.
@@ -125,7 +148,10 @@ final class RelationalKeyStore: KeyStore {
         }
     }
 
-    deinit { if lockDescriptor >= 0 { close(lockDescriptor) } }
+    deinit {
+        heartbeat?.cancel()
+        if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
 
     /// Schema 1 → 2: keys and key_material rebuilt with the key's identity as their primary key.
     /// The rows (and their MACs, which cover account, Region and key ID already) are copied as
@@ -154,9 +180,13 @@ final class RelationalKeyStore: KeyStore {
     /// One engine per store: the engine keeps the store's state in memory, so a second writer
     /// (another kmsd, or kmsfs embedding the same store) would fork the audit chain and lose
     /// changes. The lock is released by the kernel when the process dies, even by SIGKILL.
-    private static func lockExclusively(_ path: String) throws -> Int32 {
+    private static func lockExclusively(_ path: String, wait: Bool = false) throws -> Int32 {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
+        if wait {
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            return fd
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
             throw StoreError("the key store is in use by another process (\(path) is locked)")

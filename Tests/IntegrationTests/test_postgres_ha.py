@@ -1,0 +1,151 @@
+"""Two kmsd instances on one PostgreSQL: one serves (it holds the store's writer lock), the other
+waits as a standby (`kmsd serve --standby`) and takes over when the first dies. Under a mixed
+load at 64 connections whose client fails over between the two, the serving instance is killed
+with SIGKILL, twice: no request fails after the client's retries, no key is lost, a key disabled
+on one instance is refused by the other, and the audit trail verifies whole."""
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+import kmsd_load
+from conftest import ACCOUNT, KMSD, REGION, stop_process
+
+import boto3
+import botocore.config
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Instance:
+    """One kmsd process on the shared store, on a port chosen in advance (a standby binds it only
+    when it takes over)."""
+
+    def __init__(self, name, store_args, directory, standby):
+        self.name, self.port = name, free_port()
+        self.log_path = os.path.join(directory, name + ".log")
+        self.args = [*store_args, "--admin-socket", os.path.join(directory, name + ".admin.sock"),
+                     "--listen", "tcp://127.0.0.1:%d" % self.port]
+        self.start(standby)
+
+    def start(self, standby):
+        self.log = open(self.log_path, "a")
+        self.ready_before = self.text().count("kmsd: ready")
+        self.process = subprocess.Popen([KMSD, "serve", *(["--standby"] if standby else []), *self.args],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_for("standby: waiting" if standby else "kmsd: ready", self.text().count("standby: waiting") if standby else self.ready_before)
+
+    def text(self):
+        return open(self.log_path).read() if os.path.exists(self.log_path) else ""
+
+    def wait_for(self, line, count_before, timeout=60):
+        deadline = time.time() + timeout
+        while self.text().count(line) <= count_before:
+            assert self.process.poll() is None, self.text()
+            assert time.time() < deadline, "no %r in %s" % (line, self.text())
+            time.sleep(0.02)
+
+    def serving(self):
+        return self.text().count("kmsd: ready") > self.ready_before
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+    def stop(self):
+        stop_process(self.process)
+        self.log.close()
+
+
+@pytest.fixture()
+def pair(postgres):
+    with tempfile.TemporaryDirectory(prefix="kmsd-ha-") as directory:
+        store_args = ["--store", postgres.new_database(), "--root-key-file", os.path.join(directory, "root.key"),
+                      "--audit-anchor", os.path.join(directory, "anchor")]
+        out = subprocess.run([KMSD, "init", *store_args, "--account", ACCOUNT], check=True, capture_output=True, text=True).stdout
+        credentials = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith(("access key id", "secret access key"))]
+        a = Instance("a", store_args, directory, standby=False)
+        b = Instance("b", store_args, directory, standby=True)
+        try:
+            yield a, b, credentials, store_args
+        finally:
+            for instance in (a, b):
+                if instance.process.poll() is None:
+                    instance.stop()
+
+
+def client(instance, credentials):
+    return boto3.client("kms", endpoint_url="http://127.0.0.1:%d" % instance.port, region_name=REGION,
+                        aws_access_key_id=credentials[0], aws_secret_access_key=credentials[1],
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def test_the_standby_takes_over_under_load_and_nothing_is_lost(pair):
+    a, b, credentials, store_args = pair
+    assert not b.serving()
+    kms = client(a, credentials)
+    keys = [kms.create_key(Description="ha %d" % i)["KeyMetadata"]["KeyId"] for i in range(6)]
+
+    # The load runs 16 s; the serving instance is killed at 4 s (a → b) and again at 10 s (b → a),
+    # each time the killed one coming back as the standby.
+    figures = {}
+    load = threading.Thread(target=lambda: figures.update(kmsd_load.run(
+        [a.port, b.port], credentials[0], credentials[1], keys, None, 16, connections=64, processes=4, mix=kmsd_load.RETRY_SAFE_MIX)))
+    load.start()
+    time.sleep(4)
+    a.kill()
+    b.wait_for("kmsd: ready", b.ready_before)
+    a.start(standby=True)
+    time.sleep(6)
+    b.kill()
+    a.wait_for("kmsd: ready", a.ready_before)
+    b.start(standby=True)
+    load.join(timeout=120)
+    assert not load.is_alive()
+    assert figures["errors"] == 0, figures["error_samples"]
+    assert figures["operations"] > 1000 and figures["failovers"] > 0, figures
+
+    # A key disabled on one instance is refused by the other once it serves.
+    kms = client(a, credentials)
+    sealed = kms.encrypt(KeyId=keys[0], Plaintext=b"x")["CiphertextBlob"]
+    kms.disable_key(KeyId=keys[0])
+    a.kill()
+    b.wait_for("kmsd: ready", b.ready_before)
+    other = client(b, credentials)
+    with pytest.raises(other.exceptions.DisabledException):
+        other.decrypt(CiphertextBlob=sealed)
+    # No key lost, and every one of them in the state it was left in.
+    listed = {k["KeyId"] for k in other.list_keys(Limit=1000)["Keys"]}
+    assert set(keys) <= listed
+    assert [other.describe_key(KeyId=k)["KeyMetadata"]["Enabled"] for k in keys] == [False] + [True] * 5
+
+    # The trail verifies whole, across the three takeovers.
+    b.stop()
+    verified = subprocess.run([KMSD, "audit", "verify", *store_args], capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0 and "intact" in verified.stdout.lower(), verified.stdout + verified.stderr
+
+
+def test_a_lost_session_stops_the_serving_instance(pair, postgres):
+    """Fencing: when PostgreSQL ends the serving instance's session (and with it the writer lock),
+    that instance stops within seconds, idle or not, and the standby takes over."""
+    a, b, credentials, store_args = pair
+    key = client(a, credentials).create_key()["KeyMetadata"]["KeyId"]
+    name = store_args[1].split("/")[3].split("?")[0]
+    postgres.psql(store_args[1], "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                                 "AND database = (SELECT oid FROM pg_database WHERE datname = '%s')" % name)
+    deadline = time.time() + 10
+    while a.process.poll() is None:
+        assert time.time() < deadline, a.text()
+        time.sleep(0.05)
+    assert a.process.returncode == 75 and "lost the key store's session" in a.text()
+    b.wait_for("kmsd: ready", b.ready_before)
+    assert client(b, credentials).describe_key(KeyId=key)["KeyMetadata"]["Enabled"]
