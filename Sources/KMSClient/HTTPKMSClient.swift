@@ -22,6 +22,10 @@ public final class HTTPKMSClient: KMSClient {
         public var timeout: TimeInterval = 5
         /// Attempts in all (1 = no retry).
         public var maximumAttempts = 4
+        /// Attempts in all while the service answers ThrottlingException: more than for
+        /// failures, since a quota recovers by itself in a second or so, and a file operation
+        /// that waits is better than one that fails (about 10 s at most, with the backoff).
+        public var maximumThrottledAttempts = 10
         public var baseDelay: TimeInterval = 0.05
         public var maximumDelay: TimeInterval = 2
         /// Trusted CAs (PEM) for https endpoints; nil for the system's.
@@ -106,7 +110,8 @@ public final class HTTPKMSClient: KMSClient {
                     // Only the first caller to see this endpoint fail moves everyone on.
                     _ = current.compareExchange(expected: index, desired: (index + 1) % endpoints.count, ordering: .relaxed)
                 }
-                guard retryable, attempt < options.maximumAttempts else {
+                let limit = error.isThrottling ? max(options.maximumAttempts, options.maximumThrottledAttempts) : options.maximumAttempts
+                guard retryable, attempt < limit else {
                     if retryable {
                         throw KMSClientError(.unreachable, code: error.code,
                                              message: "\(configuration.endpoint) still failing after \(attempt) attempts: \(error.message)")

@@ -19,6 +19,10 @@ public final class KMSEngine: Sendable {
     let state: Mutex<EngineState>
     let pendingDeletionAlarm = PendingDeletionAlarm()
     let rejectedRequests = RejectedRequests()
+    /// Request quotas (none until ``setQuotas(_:)``), and the limit on how many throttled
+    /// requests the trail records (a client over its quota must not fill the trail instead).
+    let quotas = QuotaBuckets()
+    let throttledRequests = RejectedRequests()
     let lastUsage: LastUsageTracker
     /// How custom key stores are reached (nil: none can be); and their live connections.
     let customKeyStoreConnector: (any CustomKeyStoreConnector)?
@@ -240,6 +244,25 @@ public final class KMSEngine: Sendable {
         if dropped > 0 { notes.append("\(dropped) refused requests before this one not recorded (rate limit)") }
         record.note = notes.isEmpty ? nil : notes.joined(separator: "; ")
         audit.append(record)
+    }
+
+    /// Sets the request quotas (``RequestQuotas``); every account's buckets start full.
+    public func setQuotas(_ new: RequestQuotas) { quotas.replace(new) }
+
+    /// Throws ThrottlingException if `operation` by `caller` is over its class's quota; the
+    /// refusal is audited (at most ``RejectedRequests``' rate of them, the rest counted).
+    public func admit(_ operation: KMSOperation, caller: Caller) throws {
+        let now = clock.now()
+        guard !quotas.admit(account: caller.account, operation.quotaClass, at: now) else { return }
+        let (recorded, dropped) = throttledRequests.admit(at: now)
+        if recorded {
+            var record = newRecord(operation.rawValue, caller)
+            record.errorCode = KMSError.Code.throttling.rawValue
+            record.note = "over the account's \(operation.quotaClass.rawValue) request quota"
+                + (dropped > 0 ? "; \(dropped) throttled requests before this one not recorded (rate limit)" : "")
+            audit.append(record)
+        }
+        throw KMSError(.throttling, "Rate exceeded")
     }
 
     // MARK: Running operations

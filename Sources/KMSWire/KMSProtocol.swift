@@ -35,6 +35,7 @@ public struct KMSProtocol: Sendable {
             guard let operation = Self.operations[name] else {
                 throw WireError(type: .unknownOperation, message: "Unknown operation \(name)")
             }
+            try engine.admit(operation.operation, caller: caller)
             var members = try Members(operation: name, body: body)
             let result = try operation.handler(&members, caller, engine)
             return Response(status: 200, body: result.serialized)

@@ -45,6 +45,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "A seed file (YAML): accounts, access keys, keys and aliases made at start if missing (config: seed).")
     var seed: String?
 
+    @Option(help: """
+        A request quota per account, CLASS=RATE (requests per second; may repeat): cryptographic \
+        (Encrypt, Decrypt, GenerateDataKey, Sign, ... shared), data-key-pair, management (every \
+        other operation, shared). Over it: ThrottlingException. Default: none.
+        """)
+    var quota: [String] = []
+
     @Flag(help: """
         Wait while another kmsd serves the store, then take over: load it and start listening \
         when that kmsd's writer lock is released (it stopped, or its process or session died). \
@@ -119,6 +126,14 @@ struct ServeCommand: ParsableCommand {
             Glibc.exit(75)
         }
         if let seed = seed ?? file?.seed { print(try engine.applySeed(from: seed)) }
+        var quotas = RequestQuotas()
+        for text in quota {
+            do { try quotas.set(text) } catch { throw ValidationError(error.message) }
+        }
+        engine.setQuotas(quotas)
+        for (kind, rate) in quotas.rates.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            print("kmsd: quota: \(kind.rawValue) \(rate) requests per second per account")
+        }
         // Dev mode's store is its own and short-lived: nobody administers it from outside.
         // Without its admin socket kmsd still serves (a directory it cannot bind in, a socket
         // planted by another user): `kmsd admin` then needs kmsd stopped.

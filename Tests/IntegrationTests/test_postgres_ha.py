@@ -4,6 +4,7 @@ load at 64 connections whose client fails over between the two, the serving inst
 with SIGKILL, twice: no request fails after the client's retries, no key is lost, a key disabled
 on one instance is refused by the other, and the audit trail verifies whole."""
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -32,7 +33,11 @@ class Instance:
     def __init__(self, name, store_args, directory, standby):
         self.name, self.port = name, free_port()
         self.log_path = os.path.join(directory, name + ".log")
-        self.args = [*store_args, "--admin-socket", os.path.join(directory, name + ".admin.sock"),
+        # Each instance keeps its own copy of the audit anchor, as on machines of their own: a
+        # copy lags the trail while another instance serves, and must still be accepted.
+        anchor = os.path.join(directory, name + ".anchor")
+        shutil.copy(os.path.join(directory, "anchor"), anchor)
+        self.args = [*store_args, "--audit-anchor", anchor, "--admin-socket", os.path.join(directory, name + ".admin.sock"),
                      "--listen", "tcp://127.0.0.1:%d" % self.port]
         self.start(standby)
 
@@ -69,14 +74,14 @@ class Instance:
 @pytest.fixture()
 def pair(postgres):
     with tempfile.TemporaryDirectory(prefix="kmsd-ha-") as directory:
-        store_args = ["--store", postgres.new_database(), "--root-key-file", os.path.join(directory, "root.key"),
-                      "--audit-anchor", os.path.join(directory, "anchor")]
-        out = subprocess.run([KMSD, "init", *store_args, "--account", ACCOUNT], check=True, capture_output=True, text=True).stdout
+        store_args = ["--store", postgres.new_database(), "--root-key-file", os.path.join(directory, "root.key")]
+        out = subprocess.run([KMSD, "init", *store_args, "--audit-anchor", os.path.join(directory, "anchor"), "--account", ACCOUNT],
+                             check=True, capture_output=True, text=True).stdout
         credentials = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith(("access key id", "secret access key"))]
         a = Instance("a", store_args, directory, standby=False)
         b = Instance("b", store_args, directory, standby=True)
         try:
-            yield a, b, credentials, store_args
+            yield a, b, credentials, store_args + ["--audit-anchor", os.path.join(directory, "anchor")]
         finally:
             for instance in (a, b):
                 if instance.process.poll() is None:

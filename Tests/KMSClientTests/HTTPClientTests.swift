@@ -10,6 +10,7 @@ import Testing
     static func client(_ endpoint: String, _ id: String, _ secret: String, attempts: Int = 4, delay: TimeInterval = 0.05) throws -> HTTPKMSClient {
         var options = HTTPKMSClient.Options()
         options.maximumAttempts = attempts
+        options.maximumThrottledAttempts = attempts
         options.baseDelay = delay
         options.timeout = 5
         return try HTTPKMSClient(configuration: AWSConfiguration(endpoint: endpoint, region: "us-east-1", accessKeyID: id, secretAccessKey: secret),
@@ -193,6 +194,25 @@ import Testing
         let error = try #require(throws: KMSClientError.self) { try nowhere.describeKey(keyID: key) }
         #expect(error.kind == .unreachable && error.message.contains("after 3 attempts"))
         #expect(throws: KMSClientError.self) { try Self.client("http://a:1,,http://b:2", "A", "S") }
+    }
+
+    /// Throttling has a budget of its own, larger than for failures: a quota recovers by itself.
+    @Test func throttlingIsRetriedLongerThanFailures() throws {
+        let kmsd = try KmsdProcess()
+        defer { kmsd.cleanUp() }
+        let key = try Self.createKey(Self.client("http://127.0.0.1:\(kmsd.port)", kmsd.accessKeyID, kmsd.secret))
+        let throttled = (400, #"{"__type":"ThrottlingException","message":"Rate exceeded"}"#)
+        let proxy = CannedServer(responses: Array(repeating: throttled, count: 6), forwardTo: kmsd.port)
+        defer { withExtendedLifetime(proxy) {} }
+        var options = HTTPKMSClient.Options()
+        options.baseDelay = 0.01
+        options.maximumDelay = 0.05
+        #expect(options.maximumAttempts == 4 && options.maximumThrottledAttempts == 10)
+        let client = try HTTPKMSClient(configuration: AWSConfiguration(endpoint: "http://127.0.0.1:\(proxy.port)", region: "us-east-1",
+                                                                      accessKeyID: kmsd.accessKeyID, secretAccessKey: kmsd.secret),
+                                       options: options)
+        #expect(try client.describeKey(keyID: key).keyState == "Enabled")
+        #expect(proxy.requests.count == 7)
     }
 
     /// Credentials and endpoint from a profile in a temporary HOME, end to end against kmsd.

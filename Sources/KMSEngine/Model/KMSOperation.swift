@@ -44,6 +44,18 @@ public enum KMSOperation: String, CaseIterable, Sendable {
         }
     }
 
+    /// The request-rate quota it counts against (``RequestQuotas``), grouped as AWS KMS groups
+    /// them.
+    public var quotaClass: RequestQuotas.Class {
+        switch self {
+        case .encrypt, .decrypt, .reEncrypt, .generateDataKey, .generateDataKeyWithoutPlaintext, .generateRandom, .sign, .verify,
+             .generateMac, .verifyMac, .deriveSharedSecret:
+            return .cryptographic
+        case .generateDataKeyPair, .generateDataKeyPairWithoutPlaintext: return .dataKeyPair
+        default: return .management
+        }
+    }
+
     /// Whether it may take long without writing: RSA key generation (a data key pair, import
     /// parameters; RSA_4096 takes up to a second). The server runs these on a pool of their
     /// own, so that they cannot hold up the writes — a DisableKey, a RevokeGrant — behind them.

@@ -1,0 +1,104 @@
+"""Request quotas per account and operation class (`kmsd serve --quota CLASS=RATE`), through boto3:
+a burst over a class's rate is refused with ThrottlingException (HTTP 400, AWS's wording) and
+audited; other classes and other accounts are not affected; the bucket refills at the rate; a
+kmsfs volume on a throttling kmsd still creates every file (its client backs off and retries)."""
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from conftest import KMSD, REGION, Kmsd
+from test_mount import foreground_mount, new_volume
+
+
+@pytest.fixture()
+def limited():
+    with tempfile.TemporaryDirectory(prefix="kmsd-quota-") as directory:
+        server = Kmsd(directory, extra_args=("--quota", "management=5", "--quota", "cryptographic=40"))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def burst(call, count):
+    """Calls `call` `count` times at once; returns how many were throttled (the rest succeed)."""
+    throttled = 0
+    for _ in range(count):
+        try:
+            call()
+        except botocore.exceptions.ClientError as error:
+            assert error.response["Error"]["Code"] == "ThrottlingException", error.response
+            assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert error.response["Error"]["Message"] == "Rate exceeded"
+            throttled += 1
+    return throttled
+
+
+def no_retries(client):
+    """The same client without botocore's own retries (a throttled call must show as such)."""
+    return boto3.client("kms", endpoint_url=client.meta.endpoint_url, region_name=REGION,
+                        aws_access_key_id=client._request_signer._credentials.access_key,
+                        aws_secret_access_key=client._request_signer._credentials.secret_key,
+                        config=botocore.config.Config(retries={"total_max_attempts": 1}))
+
+
+def test_quotas_by_class_and_account(limited):
+    kms = no_retries(limited.client())
+    assert "quota: management 5.0 requests per second per account" in open(limited.log_path).read()
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    time.sleep(1.2)  # the management bucket full again
+    # Management: 5 in a burst, the rest refused.
+    assert burst(lambda: kms.describe_key(KeyId=key), 12) >= 6
+    # Cryptographic calls count against their own rate, not management's.
+    assert burst(lambda: kms.generate_data_key(KeyId=key, KeySpec="AES_256"), 20) == 0
+    assert burst(lambda: kms.generate_random(NumberOfBytes=8), 60) >= 15
+    # Another account has buckets of its own.
+    created = subprocess.run([KMSD, "admin", "create-access-key", "--store", limited.store, "--account", "222233334444"],
+                             check=True, capture_output=True, text=True).stdout
+    other = no_retries(limited.client(re.search(r"access key id: (\S+)", created).group(1), re.search(r"secret access key: (\S+)", created).group(1)))
+    assert burst(lambda: other.list_keys(), 5) == 0
+    # The bucket refills at the rate.
+    time.sleep(1.2)
+    assert burst(lambda: kms.describe_key(KeyId=key), 3) == 0
+    # Throttled calls are in the trail, with the quota named.
+    limited.stop()
+    trail = subprocess.run([KMSD, "audit", "tail", "--store", limited.store, "--limit", "500"], check=True, capture_output=True, text=True).stdout
+    throttled = [json.loads(line) for line in trail.splitlines() if '"ThrottlingException"' in line]
+    assert throttled and {r["operation"] for r in throttled} == {"DescribeKey", "GenerateRandom"}
+    assert all("request quota" in r.get("note", "") for r in throttled)
+    limited.log = open(limited.log_path, "a")
+    limited.start()
+
+
+def test_a_volume_on_a_throttling_kmsd_creates_every_file():
+    with tempfile.TemporaryDirectory(prefix="kmsd-quota-volume-") as directory:
+        # 20 data keys a second: creating 60 files (one key each, and the key pool's refills)
+        # runs into the quota and backs off.
+        kmsd = Kmsd(directory, extra_args=("--quota", "cryptographic=20"))
+        try:
+            key = kmsd.client().create_key()["KeyMetadata"]["Arn"]
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
+                       AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+            arguments = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", REGION, "--kms-key", key]
+            with new_volume("kmsfs-throttled-", *arguments, env=env) as (cipher, mount_point):
+                with foreground_mount(cipher, mount_point, env=env):
+                    for index in range(60):
+                        with open(os.path.join(mount_point, "f%02d" % index), "w") as f:
+                            f.write("file %d" % index)
+                with foreground_mount(cipher, mount_point, env=env):
+                    assert [open(os.path.join(mount_point, "f%02d" % i)).read() for i in range(60)] == ["file %d" % i for i in range(60)]
+            kmsd.stop()
+            trail = subprocess.run([KMSD, "audit", "tail", "--store", kmsd.store, "--limit", "2000"], check=True, capture_output=True,
+                                   text=True).stdout
+            assert '"ThrottlingException"' in trail, "the quota was never reached: the test proves nothing"
+        finally:
+            if kmsd.process.poll() is None:
+                kmsd.stop()
