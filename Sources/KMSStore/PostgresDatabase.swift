@@ -45,7 +45,7 @@ public final class PostgresDatabase: SQLConnection {
     /// store's file lock. The server releases it when the session ends, however the process
     /// ends. With `wait`, asks again every `interval` until it is free (a standby); else throws
     /// if another session holds it.
-    public func claimWriter(key: Int64, wait: Bool = false, interval: Duration = .milliseconds(100)) throws {
+    public func claimWriter(key: Int64, wait: Bool = false, interval: Duration = .milliseconds(50)) throws {
         while wait, try query("SELECT pg_try_advisory_lock(?1)", [.integer(key)]).first?.first != .integer(1) {
             let nanoseconds = interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             var pause = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))

@@ -8,7 +8,7 @@ struct KMSDCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kmsd",
         abstract: "A key management service that speaks the AWS KMS API (JSON 1.1, SigV4).",
-        subcommands: [InitCommand.self, ServeCommand.self, AdminCommand.self, AuditCommand.self, XKSProxyCommand.self]
+        subcommands: [InitCommand.self, ServeCommand.self, AdminCommand.self, AuditCommand.self, BackupCommand.self, RestoreCommand.self, XKSProxyCommand.self]
     )
 }
 

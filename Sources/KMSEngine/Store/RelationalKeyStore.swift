@@ -194,6 +194,22 @@ final class RelationalKeyStore: KeyStore {
         return fd
     }
 
+    /// A restore's rows (``StoreBackup``), into this new store, in one transaction: the rows
+    /// replace the schema marker its open wrote, and go in as they were, MACs and all (the next
+    /// open verifies them, under the root key, like any store's).
+    func insertRaw(_ rows: [(table: String, values: [SQLValue])], columns: [String: [String]]) throws {
+        try database.withLock { db in
+            try db.transaction {
+                try db.execute("DELETE FROM meta")
+                for (table, values) in rows {
+                    let names = columns[table]!
+                    let placeholders = (1...names.count).map { "?\($0)" }.joined(separator: ", ")
+                    try db.query("INSERT INTO \(table)(\(names.joined(separator: ", "))) VALUES(\(placeholders))", values)
+                }
+            }
+        }
+    }
+
     func recordsAuthenticated() throws -> Bool {
         try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = 'records'", []).first?.first?.blob == Array("1".utf8) }
     }
