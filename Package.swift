@@ -65,7 +65,8 @@ let package = Package(
         // The store module: SQL connections to SQLite (the embedded default) and PostgreSQL
         // (clusters), behind one protocol; no key-service semantics.
         .target(name: "KMSStore", dependencies: ["CSQLite", "CLibPQ"]),
-        .target(name: "KMSEngine", dependencies: ["KMSVocabulary", "KMSFSCrypto", "KMSJSON", "KMSStore", "KMSAuthorization"]),
+        .target(name: "KMSEngine", dependencies: ["KMSVocabulary", "KMSFSCrypto", "KMSJSON", "KMSStore", "KMSAuthorization",
+                                                  .product(name: "CoreMetrics", package: "swift-metrics")]),
 
         // Client-side TLS over a connected socket (OpenSSL libssl), for the remote KMS client.
         .target(name: "KMSTLS", dependencies: ["COpenSSL"]),
@@ -80,11 +81,17 @@ let package = Package(
             name: "KMSFSVolume",
             dependencies: ["KMSFSFormat", "KMSFSCrypto", "KMSClient", "KMSEngine", "CLinux", .product(name: "Logging", package: "swift-log")]
         ),
+        // Prometheus exposition shared by the mount and kmsd: the registry swift-metrics is
+        // bootstrapped onto, and the GET /metrics endpoint.
+        .target(
+            name: "KMSMetrics",
+            dependencies: [.product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // The mounted filesystem: libfuse3 low-level operations over the backing directory.
         .target(
             name: "KMSFSFuse",
-            dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")]
+            dependencies: ["CFuse3", "CLinux", "KMSFSVolume", "KMSFSFormat", "KMSClient", "KMSMetrics", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")]
         ),
         // The AWS KMS JSON 1.1 protocol: operation names, member names, error shapes. No transport.
         .target(name: "KMSWire", dependencies: ["KMSEngine", "KMSVocabulary", "KMSJSON", "KMSFSCrypto"]),
@@ -97,6 +104,7 @@ let package = Package(
             name: "KMSServer",
             dependencies: [
                 "KMSWire", "KMSEngine", "KMSAuthorization", "AWSSigV4", "KMSFSCrypto", "KMSKeyStores",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "kmsd",
             dependencies: [
-                "KMSServer", "KMSEngine", "KMSStore", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux", "KMSKeyStores",
+                "KMSServer", "KMSEngine", "KMSStore", "KMSMetrics", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux", "KMSKeyStores",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -246,6 +246,18 @@ public final class KMSEngine: Sendable {
         audit.append(record)
     }
 
+    /// How many keys are in each state (Enabled, Disabled, PendingDeletion, ...), for metrics.
+    public func keyCountsByState() -> [String: Int] {
+        state.withLock { state in
+            var counts: [String: Int] = [:]
+            for key in state.keys.values { counts[key.record.state.rawValue, default: 0] += 1 }
+            return counts
+        }
+    }
+
+    /// Audit records written to memory and not yet to the store (the group commit's backlog).
+    public var auditBacklog: Int { audit.backlog }
+
     /// Sets the request quotas (``RequestQuotas``); every account's buckets start full.
     public func setQuotas(_ new: RequestQuotas) { quotas.replace(new) }
 
@@ -254,6 +266,7 @@ public final class KMSEngine: Sendable {
     public func admit(_ operation: KMSOperation, caller: Caller) throws {
         let now = clock.now()
         guard !quotas.admit(account: caller.account, operation.quotaClass, at: now) else { return }
+        EngineMetrics.throttled(operation.quotaClass)
         let (recorded, dropped) = throttledRequests.admit(at: now)
         if recorded {
             var record = newRecord(operation.rawValue, caller)

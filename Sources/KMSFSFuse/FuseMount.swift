@@ -2,6 +2,7 @@ import CFuse3
 import CLinux
 import Foundation
 import KMSFSVolume
+import KMSMetrics
 import Logging
 #if canImport(Glibc)
 import Glibc

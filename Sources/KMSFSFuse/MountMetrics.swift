@@ -1,7 +1,6 @@
 import CoreMetrics
 import KMSClient
-import class Prometheus.PrometheusCollectorRegistry
-import struct Prometheus.PrometheusMetricsFactory
+import KMSMetrics
 import Synchronization
 
 /// What a mount measures, in Prometheus's text format: FUSE requests by operation and outcome,
@@ -11,16 +10,8 @@ import Synchronization
 /// port named at mount (`-o metrics=`), and through the mount root's `user.kmsfs.metrics`
 /// attribute to `kmsfs status`.
 enum MountMetrics {
-    /// The process's registry; swift-metrics is bootstrapped onto it the first time (a process
-    /// serves one mount, but tests mount several).
-    static let registry: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        return registry
-    }()
-
     /// Makes sure the backend is in place before any metric is made (they bind at creation).
-    static func start() { _ = registry }
+    static func start() { MetricsBackend.start() }
 
     static let plaintextBytesRead = CoreMetrics.Counter(label: "kmsfs_plaintext_bytes_total", dimensions: [("direction", "read")])
     static let plaintextBytesWritten = CoreMetrics.Counter(label: "kmsfs_plaintext_bytes_total", dimensions: [("direction", "write")])
@@ -42,9 +33,9 @@ enum MountMetrics {
 
     /// The registry's text, then the gauges read now.
     static func text(cache: DataKeyCache.Statistics?, pool: KeyPool?) -> String {
-        var text = registry.emitToString()
+        var text = MetricsBackend.registry.emitToString()
         func gauge(_ name: String, _ help: String, _ value: Int, type: String = "gauge") {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+            text += MetricsBackend.line(name, help, value, type: type)
         }
         if let cache {
             gauge("kmsfs_data_key_cache_hits_total", "Data keys found in the cache.", cache.hits, type: "counter")

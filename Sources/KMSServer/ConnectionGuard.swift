@@ -29,6 +29,7 @@ final class ConnectionGuard: ChannelDuplexHandler {
             return false
         }
         func release() { open.subtract(1, ordering: .relaxed) }
+        var current: Int { open.load(ordering: .relaxed) }
     }
 
     private let count: Count

@@ -126,11 +126,15 @@ final class KMSHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             caller = try authenticator.caller(for: signed, service: "kms", connection: connection, requestID: requestID)
         } catch {
             authenticator.audit(rejected: signed, operation: operation, requestID: requestID, error: error)
-            return write(context: context, response: KMSProtocol.errorResponse(error), requestID: requestID, keepAlive: keepAlive)
+            let response = KMSProtocol.errorResponse(error)
+            ServerMetrics.record(operation: operation, response: response, nanoseconds: 0)
+            return write(context: context, response: response, requestID: requestID, keepAlive: keepAlive)
         }
         let service = self.service
         run(context: context, placement: KMSProtocol.placement(operation, body: bytes, caller: caller, engine: service.engine), requestID: requestID, keepAlive: keepAlive) {
+            let start = DispatchTime.now().uptimeNanoseconds
             let response = service.handle(target: target, body: bytes, caller: caller)
+            ServerMetrics.record(operation: operation, response: response, nanoseconds: DispatchTime.now().uptimeNanoseconds - start)
             return (response.status, response.body, KMSProtocol.contentType)
         }
     }

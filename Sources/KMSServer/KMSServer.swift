@@ -16,6 +16,10 @@ public final class KMSServer: Sendable {
     private let slowPool: NIOThreadPool
     private let externalPool: NIOThreadPool
     private let channels: [any Channel]
+    private let connections: ConnectionGuard.Count
+
+    /// Connections open now (for metrics).
+    public var openConnections: Int { connections.current }
 
     /// The addresses actually bound, in the order of the configured listeners.
     public var boundAddresses: [String] {
@@ -50,6 +54,7 @@ public final class KMSServer: Sendable {
         let idle = TimeAmount.seconds(configuration.idleTimeoutSeconds)
         let requestDeadline = TimeAmount.seconds(configuration.requestTimeoutSeconds)
         let connections = ConnectionGuard.Count(limit: configuration.maximumConnections)
+        self.connections = connections
         /// One bootstrap per kind of listener: TLS listeners put the TLS handler first.
         func bootstrap(tls: NIOSSLContext?, policy: Policy?) -> ServerBootstrap {
             let endpoint = Endpoint(secure: tls != nil, policy: policy)

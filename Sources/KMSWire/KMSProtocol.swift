@@ -13,6 +13,8 @@ public struct KMSProtocol: Sendable {
     public struct Response: Sendable, Equatable {
         public var status: Int
         public var body: [UInt8]
+        /// The AWS error name of a refusal (for metrics), nil for a success.
+        public var errorType: String? = nil
     }
 
     /// One operation: reads its members, calls the engine, returns the response members.
@@ -49,7 +51,8 @@ public struct KMSProtocol: Sendable {
     }
 
     public static func errorResponse(_ error: WireError) -> Response {
-        Response(status: error.status, body: JSONValue.object([("__type", .string(error.type.rawValue)), ("message", .string(error.message))]).serialized)
+        Response(status: error.status, body: JSONValue.object([("__type", .string(error.type.rawValue)), ("message", .string(error.message))]).serialized,
+                 errorType: error.type.rawValue)
     }
 
     /// One operation as the protocol serves it: what the engine declares of it (name, actions,

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import KMSFSCrypto
 import KMSEngine
+import KMSMetrics
 import KMSServer
 
 /// `kmsd serve`: serve the AWS KMS API until SIGTERM or SIGINT.
@@ -52,6 +53,13 @@ struct ServeCommand: ParsableCommand {
         """)
     var quota: [String] = []
 
+    @Option(help: """
+        Serve Prometheus metrics (GET /metrics) on unix:/PATH (created 0600) or 127.0.0.1:PORT \
+        (loopback only): requests by operation and outcome, latency histograms, throttled requests, \
+        connections, keys by state, the audit backlog, store transactions and errors.
+        """)
+    var metrics: String?
+
     @Flag(help: """
         Wait while another kmsd serves the store, then take over: load it and start listening \
         when that kmsd's writer lock is released (it stopped, or its process or session died). \
@@ -72,6 +80,14 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         try ProcessHardening.disableCoreDumps()
+        // Before any metric is made: they bind to the backend when made.
+        MetricsBackend.start()
+        let metricsAddress = try metrics.map { text in
+            guard let address = MetricsEndpoint.Address(text) else {
+                throw ValidationError("--metrics takes unix:/PATH or 127.0.0.1:PORT (loopback only): \(text)")
+            }
+            return address
+        }
         // Key material (cached unsealed per key version) and the root key in a locked heap: 4 MiB
         // holds about 100 000 32-byte secrets.
         switch ProcessHardening.lockKeyMemory(byteCount: 4 << 20) {
@@ -154,6 +170,12 @@ struct ServeCommand: ParsableCommand {
         }
         let server = try KMSServer(engine: engine, configuration: configuration)
         for address in server.boundAddresses { print("kmsd: listening on \(address)") }
+        let metricsEndpoint = try metricsAddress.map { address in
+            let endpoint = try MetricsEndpoint(address) { [engine, server] in Self.metricsText(engine: engine, server: server) }
+            print("kmsd: metrics on \(metrics ?? "")")
+            return endpoint
+        }
+        defer { metricsEndpoint?.close() }
         if let dev, let endpoint = server.boundAddresses.first { dev.announce(endpoint: endpoint, account: devOptions.account) }
         print("kmsd: ready")
         fflush(nil)
@@ -163,6 +185,19 @@ struct ServeCommand: ParsableCommand {
         print("kmsd: shutting down")
         server.shutdown()
         print("kmsd: stopped")
+    }
+
+    /// The registry's text, then what is read when scraped: connections, keys by state, the
+    /// audit backlog.
+    static func metricsText(engine: KMSEngine, server: KMSServer) -> String {
+        var text = MetricsBackend.registry.emitToString()
+        text += MetricsBackend.line("kmsd_connections", "Connections open now.", server.openConnections)
+        text += "# HELP kmsd_keys Keys by state.\n# TYPE kmsd_keys gauge\n"
+        for (state, count) in engine.keyCountsByState().sorted(by: { $0.key < $1.key }) {
+            text += "kmsd_keys{state=\"\(state)\"} \(count)\n"
+        }
+        text += MetricsBackend.line("kmsd_audit_backlog", "Audit records in memory, not yet in the store.", engine.auditBacklog)
+        return text
     }
 
     /// Parses a listener, `SCHEME://ADDRESS[?mode=0660][&policy=/path/endpoint-policy.json]`, and

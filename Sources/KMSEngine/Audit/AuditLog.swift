@@ -64,6 +64,9 @@ final class AuditLog: Sendable {
         if backlog >= Self.backlogLimit { try? flush() }
     }
 
+    /// Records appended and not yet written.
+    var backlog: Int { pending.withLock { $0.count } }
+
     /// Writes everything pending now.
     func flush() throws {
         try commit(changes: [], record: nil)

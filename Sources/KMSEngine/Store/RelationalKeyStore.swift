@@ -422,7 +422,7 @@ final class RelationalKeyStore: KeyStore {
                 guard state != nil, let authenticator, let mac = mac.blob else { return }
                 Self.add(authenticator.element(table: table, mac: mac), to: &state!.digest)
             }
-            try db.transaction {
+            try EngineMetrics.storeTransaction { try db.transaction {
                 for change in changes {
                     switch change {
                     case let .putKey(record):
@@ -548,7 +548,7 @@ final class RelationalKeyStore: KeyStore {
                     try Self.putMetadata(db, Self.stateDigestName, try authenticator.sealDigest(written.digest, head: written.head))
                     state = written
                 }
-            }
+            } }
             tracked.withLock { $0 = state }
         }
     }

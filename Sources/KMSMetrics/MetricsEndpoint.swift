@@ -1,21 +1,21 @@
-import CLinux
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The mount's Prometheus endpoint: `GET /metrics` over HTTP/1.1 on a Unix socket (created
-/// 0600: the metrics say what the mount is doing) or a loopback TCP port, on a thread of its
-/// own. One request per connection, a 2-second deadline and an 8 KiB request limit: a scraper
-/// that stalls or sends garbage holds a connection for two seconds at most and costs nothing else.
-final class MetricsEndpoint: @unchecked Sendable {
-    enum Address: Equatable {
+/// A Prometheus endpoint (a mount's, kmsd's): `GET /metrics` over HTTP/1.1 on a Unix socket
+/// (created 0600: the metrics say what the process is doing) or a loopback TCP port, on a
+/// thread of its own. One request per connection, a 2-second deadline and an 8 KiB request
+/// limit: a scraper that stalls or sends garbage holds a connection for two seconds at most and
+/// costs nothing else.
+public final class MetricsEndpoint: @unchecked Sendable {
+    public enum Address: Equatable, Sendable {
         case unix(String)
         case loopback(port: UInt16)
 
         /// `unix:/path`, or `127.0.0.1:PORT` / `localhost:PORT` / `PORT` (loopback only: the
         /// metrics are not for the network).
-        init?(_ text: String) {
+        public init?(_ text: String) {
             if text.hasPrefix("unix:") {
                 let path = String(text.dropFirst(5))
                 guard path.hasPrefix("/"), path.utf8.count < 108 else { return nil }
@@ -33,7 +33,7 @@ final class MetricsEndpoint: @unchecked Sendable {
     private let address: Address
     private let render: @Sendable () -> String
 
-    init(_ address: Address, render: @escaping @Sendable () -> String) throws {
+    public init(_ address: Address, render: @escaping @Sendable () -> String) throws {
         self.address = address
         self.render = render
         switch address {
@@ -55,14 +55,14 @@ final class MetricsEndpoint: @unchecked Sendable {
             listener = try Self.listen(AF_INET, &name)
         }
         let thread = Thread { [self] in serve() }
-        thread.name = "kmsfs-metrics"
+        thread.name = "metrics"
         thread.start()
     }
 
     /// A listening socket of `family` bound to `address` (a sockaddr_un or sockaddr_in).
     private static func listen<Address>(_ family: Int32, _ address: inout Address) throws -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw FuseError(errno) }
+        guard fd >= 0 else { throw MetricsEndpointError(errno: errno) }
         var yes: Int32 = 1
         if family == AF_INET { setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size)) }
         let bound = withUnsafePointer(to: &address) {
@@ -71,13 +71,13 @@ final class MetricsEndpoint: @unchecked Sendable {
         guard bound == 0, Glibc.listen(fd, 16) == 0 else {
             let error = errno
             Glibc.close(fd)
-            throw FuseError(error)
+            throw MetricsEndpointError(errno: error)
         }
         return fd
     }
 
     /// Stops accepting; the thread ends at its next accept and closes the socket.
-    func close() {
+    public func close() {
         shutdown(listener, Int32(SHUT_RDWR))
         if case let .unix(path) = address { unlink(path) }
     }
@@ -112,7 +112,7 @@ final class MetricsEndpoint: @unchecked Sendable {
         if parts.count == 3, parts[0] == "GET", parts[1] == "/metrics" || parts[1].hasPrefix("/metrics?") {
             (status, body) = ("200 OK", render())
         } else {
-            (status, body) = ("404 Not Found", "kmsfs serves GET /metrics\n")
+            (status, body) = ("404 Not Found", "GET /metrics is served here\n")
         }
         let head = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
         let bytes = Array(head.utf8) + Array(body.utf8)
@@ -123,4 +123,10 @@ final class MetricsEndpoint: @unchecked Sendable {
             sent += n
         }
     }
+}
+
+/// The endpoint's socket could not be made (in use, no permission).
+public struct MetricsEndpointError: Error, CustomStringConvertible {
+    public let errno: Int32
+    public var description: String { String(cString: strerror(errno)) }
 }
