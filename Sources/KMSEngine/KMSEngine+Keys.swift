@@ -138,6 +138,7 @@ extension KMSEngine {
     /// Unavailable (unless pending deletion), and names its store's cluster.
     func metadata(of key: LiveKey, in state: EngineState) -> KeyMetadata {
         var metadata = key.record.metadata
+        metadata.multiRegionConfiguration = multiRegionConfiguration(of: key.record, in: state)
         if let id = key.record.customKeyStoreID {
             metadata.cloudHsmClusterId = state.customKeyStores[id]?.record.cloudHsmClusterID
             if keyStoreConnections.connection(id) == nil, key.record.state != .pendingDeletion {

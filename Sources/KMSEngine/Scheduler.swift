@@ -23,7 +23,7 @@ extension KMSEngine {
         let due = state.withLock { state in
             state.keys.values.map(\.record).filter { key in
                 (key.state == .pendingDeletion && (key.deletionDate ?? .distantFuture) <= now)
-                    || (key.state == .enabled && key.rotationEnabled && (key.nextRotationDate ?? .distantFuture) <= now)
+                    || (key.state == .enabled && key.rotationEnabled && (key.nextRotationDate ?? .distantFuture) <= now && !key.isReplica)
                     || !Self.expiredVersions(key, now: now).isEmpty
             }
         }
@@ -92,14 +92,29 @@ extension KMSEngine {
                         record.note = "custom key store \(store) is not connected: its key labelled \(key.keyID) is left in the token"
                     }
                 }
-                return (.deleted, [.deleteKey(key.identity)])
+                return (.deleted, [.deleteKey(key.identity)] + primaryAfterReplicaDeletion(key, now: now, in: &state))
             }
-            guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now else { return (.nothing, []) }
+            // A replica's material comes from its primary's rotation, never its own.
+            guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now, !key.isReplica else { return (.nothing, []) }
             var (next, changes) = try rotated(live, type: .automatic)
             next = next.with { $0.nextRotationDate = now.addingTimeInterval(Double($0.rotationPeriodInDays ?? 365) * 86_400) }
             state.keys[key.identity] = next
             changes[0] = .putKey(next.record)
-            return (.rotated, changes)
+            return (.rotated, changes + (try propagateShared(from: next, in: &state)))
         }
+    }
+
+    /// When the last replica of a multi-Region primary that waits for them (PendingReplicaDeletion)
+    /// is deleted, the primary's own waiting period starts, as AWS does.
+    func primaryAfterReplicaDeletion(_ deleted: KeyRecord, now: Date, in state: inout EngineState) -> [StoreChange] {
+        guard deleted.multiRegion, let primaryRegion = deleted.primaryRegion, primaryRegion != deleted.region,
+              let primary = state.keys[KeyIdentity(account: deleted.account, region: primaryRegion, keyID: deleted.keyID)],
+              primary.record.state == .pendingReplicaDeletion, relatedKeys(of: primary.record, in: state).isEmpty else { return [] }
+        let waiting = primary.with {
+            $0.state = .pendingDeletion
+            $0.deletionDate = now.addingTimeInterval(Double($0.pendingWindowInDays ?? 30) * 86_400)
+        }
+        state.keys[waiting.record.identity] = waiting
+        return [.putKey(waiting.record)]
     }
 }

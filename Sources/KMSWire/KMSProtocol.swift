@@ -118,7 +118,8 @@ public struct KMSProtocol: Sendable {
         case .describeCustomKeyStores: return describeCustomKeyStores
         case .connectCustomKeyStore, .disconnectCustomKeyStore, .updateCustomKeyStore, .deleteCustomKeyStore:
             return customKeyStoreChange(operation)
-        case .replicateKey, .updatePrimaryRegion: return multiRegionChange(operation)
+        case .replicateKey: return replicateKey
+        case .updatePrimaryRegion: return updatePrimaryRegion
         }
     }
 

@@ -27,6 +27,13 @@ extension JSONValue {
         members += algorithmLists(encryption: m.encryptionAlgorithms, signing: m.signingAlgorithms, mac: m.macAlgorithms,
                                   keyAgreement: m.keyAgreementAlgorithms)
         members.append(("MultiRegion", .bool(m.multiRegion)))
+        if let configuration = m.multiRegionConfiguration {
+            func key(_ key: (arn: String, region: String)) -> JSONValue { .object([("Arn", .string(key.arn)), ("Region", .string(key.region))]) }
+            members.append(("MultiRegionConfiguration", .object([
+                ("MultiRegionKeyType", .string(configuration.keyType.rawValue)), ("PrimaryKey", key(configuration.primaryKey)),
+                ("ReplicaKeys", .array(configuration.replicaKeys.map(key))),
+            ])))
+        }
         if let model = m.expirationModel { members.append(("ExpirationModel", .string(model.rawValue))) }
         if let validTo = m.validTo { members.append(("ValidTo", .date(validTo))) }
         if let store = m.customKeyStoreId { members.append(("CustomKeyStoreId", .string(store))) }

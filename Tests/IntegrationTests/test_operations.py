@@ -225,7 +225,8 @@ def test_key_last_usage_counts_cryptographic_calls_only(kms, key):
 
 def test_custom_key_stores_and_multi_region_answer_as_aws_where_none_exist(kms, key):
     """A kmsd with no PKCS#11 module and no store yet: every operation answers as AWS does where
-    there are none — after authorization — and multi-Region keys (not served yet) likewise."""
+    there are none — after authorization — and the multi-Region operations on a single-Region key
+    likewise."""
     assert kms.describe_custom_key_stores()["CustomKeyStores"] == []
     for call, expected in [
         (lambda: kms.describe_custom_key_stores(CustomKeyStoreId="cks-1234567890abcdef0"), "CustomKeyStoreNotFoundException"),

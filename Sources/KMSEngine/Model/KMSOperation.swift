@@ -27,10 +27,13 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     case replicateKey = "ReplicateKey", updatePrimaryRegion = "UpdatePrimaryRegion"
 
     /// The actions a call is authorized as: its own, except ReEncrypt's two (the source key's
-    /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted).
+    /// ReEncryptFrom and the destination's ReEncryptTo, both decided before anything is decrypted)
+    /// and ReplicateKey's (on the primary key, and CreateKey in the replica's Region).
     public var actions: [KMSAction] {
         switch self {
         case .reEncrypt: return [.reEncryptFrom, .reEncryptTo]
+        // And the replica Region's CreateKey, as AWS requires both.
+        case .replicateKey: return [.replicateKey, .createKey]
         default: return [KMSAction(rawValue: "kms:" + rawValue)!]
         }
     }
@@ -38,7 +41,8 @@ public enum KMSOperation: String, CaseIterable, Sendable {
     /// Whether the operation changes the store (and waits for its fsync).
     public var writes: Bool {
         switch self {
-        case .createKey, .updateKeyDescription, .enableKey, .disableKey, .scheduleKeyDeletion, .cancelKeyDeletion, .createAlias, .updateAlias, .deleteAlias, .tagResource, .untagResource, .enableKeyRotation, .disableKeyRotation, .rotateKeyOnDemand, .putKeyPolicy, .createGrant, .retireGrant, .revokeGrant, .importKeyMaterial, .deleteImportedKeyMaterial:
+        case .createKey, .updateKeyDescription, .enableKey, .disableKey, .scheduleKeyDeletion, .cancelKeyDeletion, .createAlias, .updateAlias, .deleteAlias, .tagResource, .untagResource, .enableKeyRotation, .disableKeyRotation, .rotateKeyOnDemand, .putKeyPolicy, .createGrant, .retireGrant, .revokeGrant, .importKeyMaterial, .deleteImportedKeyMaterial,
+             .replicateKey, .updatePrimaryRegion:
             return true
         default: return false
         }

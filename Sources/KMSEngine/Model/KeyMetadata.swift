@@ -32,6 +32,8 @@ public struct KeyMetadata: Sendable, Equatable {
     public var xksKeyId: String?
     /// The current material's KeyMaterialId (symmetric keys).
     public var currentKeyMaterialId: String?
+    /// A multi-Region key's primary and replicas.
+    public var multiRegionConfiguration: MultiRegionConfiguration?
 }
 
 /// A tag on a key.

@@ -17,6 +17,8 @@ struct KeyRecord: Codable, Sendable, Equatable {
     var pendingWindowInDays: Int?
     var policy: String
     var multiRegion: Bool
+    /// A multi-Region key's primary Region (the same on every copy); nil for a single-Region key.
+    var primaryRegion: String?
     var tags: [Tag]
     var rotationEnabled: Bool
     var rotationPeriodInDays: Int?
@@ -40,6 +42,8 @@ struct KeyRecord: Codable, Sendable, Equatable {
     var customKeyLabel: String { xksKeyID ?? keyID }
 
     var arn: String { ARN.key(keyID, account: account, region: region) }
+    /// A multi-Region key's copy outside its primary Region.
+    var isReplica: Bool { multiRegion && primaryRegion != nil && primaryRegion != region }
     var currentVersion: KeyVersion? { versions.last }
     /// Every material the key has: its versions, then the one pending rotation.
     var allVersions: [KeyVersion] { versions + (pendingRotation.map { [$0] } ?? []) }

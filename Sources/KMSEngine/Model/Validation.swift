@@ -26,6 +26,16 @@ enum Validate {
         return bytes.indices.allSatisfy { [8, 13, 18, 23].contains($0) ? bytes[$0] == UInt8(ascii: "-") : hex(bytes[$0]) }
     }
 
+    /// A Region name as AWS's models constrain it (`us-east-1`, `ap-southeast-2`, `us-gov-west-1`).
+    static func region(_ value: String, _ member: String) throws(KMSError) {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        let words = parts.dropLast().allSatisfy { !$0.isEmpty && $0.allSatisfy { ("a"..."z").contains($0) } }
+        guard (1...32).contains(value.count), (3...4).contains(parts.count), words, let last = parts.last, !last.isEmpty,
+              last.allSatisfy(\.isNumber) else {
+            throw KMSError.constraint(value, member: member, "Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$")
+        }
+    }
+
     static func range(_ value: Int, _ member: String, _ range: ClosedRange<Int>) throws(KMSError) {
         guard value >= range.lowerBound else {
             throw KMSError.constraint(value, member: member, "Member must have value greater than or equal to \(range.lowerBound)")

@@ -3,7 +3,7 @@ extension KMSEngine {
     /// Returns the key ARN.
     public func cancelKeyDeletion(keyID: String, caller: Caller) throws -> String {
         try updateKey(.cancelKeyDeletion, keyID: keyID, caller: caller) { key in
-            guard key.state == .pendingDeletion else {
+            guard key.state == .pendingDeletion || key.state == .pendingReplicaDeletion else {
                 throw KMSError(.invalidState, "\(key.arn) is not pending deletion.")
             }
             key.state = key.versions.isEmpty ? .pendingImport : .disabled

@@ -82,21 +82,22 @@ extension KMSEngine {
         if request.keySpec.mlDSALevel != nil, request.origin == .external {
             throw KMSError(.unsupportedOperation, "Imported key material for \(request.keySpec.rawValue) keys is not supported by this key service")
         }
-        guard !request.multiRegion else {
-            throw KMSError(.unsupportedOperation, "Multi-Region keys are not supported by this key service yet")
+        guard !request.multiRegion || (customStore == nil && manager == .customer) else {
+            throw KMSError(.unsupportedOperation, "A multi-Region key cannot be in a custom key store")
         }
         let policyText = request.policy ?? (manager == .aws && service != nil
             ? KeyPolicies.awsManagedPolicy(account: caller.account, service: service!) : KeyPolicies.defaultPolicy(account: caller.account))
         let policy = try KeyPolicies.parsed(policyText)
         let now = clock.now()
-        let keyID = givenID ?? UUID().uuidString.lowercased()  // once per CreateKey: the open(2) of Foundation's UUID does not matter here
+        // Once per CreateKey: the open(2) of Foundation's UUID does not matter here.
+        let keyID = givenID ?? (request.multiRegion ? Self.multiRegionKeyID() : UUID().uuidString.lowercased())
         precondition(givenMaterial == nil || request.origin == .external, "given material makes an EXTERNAL key")
         let awaitingImport = request.origin == .external && givenMaterial == nil
         var record = KeyRecord(
             keyID: keyID, account: caller.account, region: caller.region, description: request.description,
             state: awaitingImport ? .pendingImport : .enabled, usage: request.keyUsage, spec: request.keySpec,
             origin: request.origin, manager: manager, creationDate: now, deletionDate: nil, pendingWindowInDays: nil,
-            policy: policyText, multiRegion: false, tags: request.tags,
+            policy: policyText, multiRegion: request.multiRegion, primaryRegion: request.multiRegion ? caller.region : nil, tags: request.tags,
             rotationEnabled: false, rotationPeriodInDays: nil, nextRotationDate: nil,
             versions: awaitingImport ? [] : [KeyVersion(version: 1, creationDate: now, rotationType: nil)], service: service)
         var material: [UInt32: KeyMaterial] = [:]

@@ -15,6 +15,7 @@ extension KMSEngine {
 
     /// Rotation needs an enabled (or disabled-for-automatic-setup) symmetric key with our own material.
     static func requireRotatable(_ key: KeyRecord, onDemand: Bool = false) throws(KMSError) {
+        try requirePrimaryForRotation(key)
         guard key.spec == .symmetricDefault, key.origin == .awsKMS || (onDemand && key.origin == .external) else {
             throw KMSError(.unsupportedOperation, "\(key.arn) does not support rotation (spec \(key.spec.rawValue), origin \(key.origin.rawValue))")
         }

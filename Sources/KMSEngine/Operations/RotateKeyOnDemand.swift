@@ -26,11 +26,11 @@ extension KMSEngine {
                 }
                 state.keys[rotated.record.identity] = rotated
                 record.note = "imported key material \(pending.materialID ?? "?") is current"
-                return (rotated.record.keyID, [.putKey(rotated.record)])
+                return (rotated.record.keyID, [.putKey(rotated.record)] + (try propagateShared(from: rotated, in: &state)))
             }
             let (rotated, changes) = try rotated(key, type: .onDemand)
             state.keys[rotated.record.identity] = rotated
-            return (rotated.record.keyID, changes)
+            return (rotated.record.keyID, changes + (try propagateShared(from: rotated, in: &state)))
         }
     }
 

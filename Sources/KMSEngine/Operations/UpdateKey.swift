@@ -7,8 +7,10 @@ extension KMSEngine {
             let key = try managedKey(keyID, action: action, extra: extra, for: caller, in: state, record: &record)
             var updated = key.record
             let result = try change(&updated)
-            state.keys[updated.identity] = key.with { $0 = updated }
-            return (result, [.putKey(updated)])
+            let live = key.with { $0 = updated }
+            state.keys[updated.identity] = live
+            // A multi-Region primary's shared settings (rotation) go to its replicas with it.
+            return (result, [.putKey(updated)] + (try propagateShared(from: live, in: &state)))
         }
     }
 
