@@ -50,7 +50,11 @@ public final class KMSEngine: Sendable {
                             schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
                             createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil,
                             waitForWriter: Bool = false, onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
-        try KMSEngine(store: RelationalKeyStore(location: StoreLocation(path), waitForWriter: waitForWriter, onLost: onStoreLost), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
+        let location = StoreLocation(path)
+        // A standby keeps its anchor up with the serving instance's trail while it waits.
+        let follower = try auditAnchor.map { AnchorFollower(location: location, anchor: AuditAnchor(path: $0), chain: try AuditChain(rootKey: rootKey)) }
+        return try KMSEngine(store: RelationalKeyStore(location: location, waitForWriter: waitForWriter,
+                                                       whileWaiting: { follower?.followIfDue() }, onLost: onStoreLost), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
                       anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores)
     }
 

@@ -1,5 +1,7 @@
 import CLibPQ
+import Dispatch
 import Foundation
+import Synchronization
 
 /// One PostgreSQL session through libpq: the only file that calls the libpq C API.
 ///
@@ -23,7 +25,14 @@ public final class PostgresDatabase: SQLConnection {
     /// Connects to the database `url` names (a libpq connection URI).
     public init(url: String) throws {
         location = StoreLocation.redacted(url)
-        guard let connection = PQconnectdb(url) else { throw StoreError("cannot connect to \(location): out of memory") }
+        // A session whose peer goes silent must fail, not hang: TCP keepalives and a user
+        // timeout, unless the URI says otherwise (its settings come last and win).
+        let keywords = ["connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname"]
+        let values = ["5", "1", "1", "1", "2", "2000", url]
+        let connection = Self.withCStrings(keywords) { keywordPointers in
+            Self.withCStrings(values) { valuePointers in PQconnectdbParams(keywordPointers, valuePointers, 1) }
+        }
+        guard let connection else { throw StoreError("cannot connect to \(location): out of memory") }
         guard PQstatus(connection) == CONNECTION_OK else {
             let message = Self.message(PQerrorMessage(connection))
             PQfinish(connection)
@@ -37,6 +46,18 @@ public final class PostgresDatabase: SQLConnection {
 
     deinit { PQfinish(connection) }
 
+    /// Calls `body` with a NULL-terminated array of C strings.
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0) }
+        defer { for copy in copies { free(copy) } }
+        let pointers = copies.map { UnsafePointer<CChar>($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// When the server last answered; read from any thread, so that a watchdog sees a session
+    /// that stopped answering while a statement hangs.
+    public let answers = SessionClock()
+
     /// Called once, on whatever thread noticed, when the session is lost: the writer lock went
     /// with it, and another process may be writing the store already.
     public var onLost: (@Sendable (String) -> Void)?
@@ -45,8 +66,9 @@ public final class PostgresDatabase: SQLConnection {
     /// store's file lock. The server releases it when the session ends, however the process
     /// ends. With `wait`, asks again every `interval` until it is free (a standby); else throws
     /// if another session holds it.
-    public func claimWriter(key: Int64, wait: Bool = false, interval: Duration = .milliseconds(50)) throws {
+    public func claimWriter(key: Int64, wait: Bool = false, interval: Duration = .milliseconds(50), between: () -> Void = {}) throws {
         while wait, try query("SELECT pg_try_advisory_lock(?1)", [.integer(key)]).first?.first != .integer(1) {
+            between()
             let nanoseconds = interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             var pause = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
             nanosleep(&pause, nil)
@@ -68,7 +90,7 @@ public final class PostgresDatabase: SQLConnection {
     }
 
     @discardableResult
-    public func query(_ sql: String, _ arguments: [SQLValue] = []) throws -> [[SQLValue]] {
+    public func query(_ sql: String, _ arguments: [SQLValue] = []) throws -> [SQLRow] {
         try checkSession()
         let text = numbered[sql] ?? Self.number(sql)
         numbered[sql] = text
@@ -105,10 +127,10 @@ public final class PostgresDatabase: SQLConnection {
         }
         defer { PQclear(result) }
         try check(result, sql)
-        var rows: [[SQLValue]] = []
+        var rows: [SQLRow] = []
         let fields = PQnfields(result)
         for row in 0..<PQntuples(result) {
-            rows.append((0..<fields).map { column in Self.value(result, row, column) })
+            rows.append(SQLRow((0..<fields).map { column in Self.value(result, row, column) }))
         }
         return rows
     }
@@ -131,6 +153,7 @@ public final class PostgresDatabase: SQLConnection {
 
     private func check(_ result: OpaquePointer?, _ sql: String) throws {
         let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
+        if PQstatus(connection) == CONNECTION_OK { answers.lastAnswer.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
         guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
         let message = result.map { Self.message(PQresultErrorMessage($0)) } ?? Self.message(PQerrorMessage(connection))
         if PQstatus(connection) != CONNECTION_OK {
@@ -176,4 +199,11 @@ public final class PostgresDatabase: SQLConnection {
         default: return .blob(bytes)
         }
     }
+}
+
+/// When a session's server last answered (DispatchTime nanoseconds).
+public final class SessionClock: Sendable {
+    public let lastAnswer = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    /// Nanoseconds since then.
+    public var silence: UInt64 { DispatchTime.now().uptimeNanoseconds &- lastAnswer.load(ordering: .relaxed) }
 }

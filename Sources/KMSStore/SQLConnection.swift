@@ -10,7 +10,7 @@ public protocol SQLConnection: AnyObject {
     func execute(_ sql: String) throws
     /// Runs one statement with `arguments` bound to `?1, ?2, ...`; returns every result row.
     @discardableResult
-    func query(_ sql: String, _ arguments: [SQLValue]) throws -> [[SQLValue]]
+    func query(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
     /// Runs `body` in one transaction: all of it is committed, or none.
     func transaction<R>(_ body: () throws -> R) throws -> R
 }
@@ -34,5 +34,5 @@ public enum SQLDialect: Sendable {
 extension SQLConnection {
     /// A statement without parameters.
     @discardableResult
-    public func query(_ sql: String) throws -> [[SQLValue]] { try query(sql, []) }
+    public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }
 }

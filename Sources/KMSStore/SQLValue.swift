@@ -17,3 +17,14 @@ public enum SQLValue: Equatable, Sendable {
     }
     public var blob: [UInt8]? { if case let .blob(value) = self { value } else { nil } }
 }
+
+/// One result row. A column the row lacks reads as NULL rather than trapping: what a server
+/// answers (a PostgreSQL server may be anyone's, over a network) decides nothing about which
+/// positions the store may read.
+public struct SQLRow: RandomAccessCollection, Sendable, Equatable {
+    public let values: [SQLValue]
+    public init(_ values: [SQLValue]) { self.values = values }
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { values.count }
+    public subscript(position: Int) -> SQLValue { values.indices.contains(position) ? values[position] : .null }
+}

@@ -66,7 +66,7 @@ public final class SQLiteDatabase: SQLConnection {
 
     /// Runs one statement with `arguments` bound to `?1, ?2, ...`; returns every result row.
     @discardableResult
-    public func query(_ sql: String, _ arguments: [Value] = []) throws -> [[Value]] {
+    public func query(_ sql: String, _ arguments: [Value] = []) throws -> [SQLRow] {
         let statement = try prepared(sql)
         defer {
             sqlite3_reset(statement)
@@ -87,12 +87,12 @@ public final class SQLiteDatabase: SQLConnection {
             }
             guard status == SQLITE_OK else { throw error("bind") }
         }
-        var rows: [[Value]] = []
+        var rows: [SQLRow] = []
         while true {
             let status = sqlite3_step(statement)
             if status == SQLITE_DONE { break }
             guard status == SQLITE_ROW else { throw error("step") }
-            rows.append((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
+            rows.append(SQLRow((0..<sqlite3_column_count(statement)).map { column(statement, $0) }))
         }
         return rows
     }

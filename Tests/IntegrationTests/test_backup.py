@@ -117,6 +117,19 @@ def test_a_damaged_backup_restores_nothing(source, postgres):
         refused = kmsd_command("restore", "--store", target, "--input", cut, check=False)
         assert refused.returncode != 0 and "cut short" in refused.stdout + refused.stderr
         assert not os.path.exists(target)
+        # A row twice (the audit's primary key refuses it): nothing restored, and the same
+        # target takes a good backup afterwards.
+        doubled = os.path.join(directory, "doubled.backup")
+        audit_line = next(line for line in lines if '"t": "audit"' in line or '"t":"audit"' in line)
+        header = json.loads(lines[0])
+        header["rows"] += 1
+        with open(doubled, "w") as f:
+            f.write("\n".join([json.dumps(header)] + lines[1:-1] + [audit_line, json.dumps({"end": header["rows"]})]) + "\n")
+        url = postgres.new_database()
+        args = ["--store", url, "--root-key-file", os.path.join(os.path.dirname(source.store), "root.key")]
+        failed = kmsd_command("restore", *args, "--input", doubled, check=False)
+        assert failed.returncode != 0
+        kmsd_command("restore", *args, "--input", backup)
         # An edited row (a key's record) restores, and its MAC refuses the store at the open.
         edited = os.path.join(directory, "edited.backup")
         with open(edited, "w") as f:

@@ -18,6 +18,7 @@ from conftest import ACCOUNT, KMSD, REGION, stop_process
 
 import boto3
 import botocore.config
+import botocore.exceptions
 
 
 def free_port():
@@ -154,3 +155,104 @@ def test_a_lost_session_stops_the_serving_instance(pair, postgres):
     assert a.process.returncode == 75 and "lost the key store's session" in a.text()
     b.wait_for("kmsd: ready", b.ready_before)
     assert client(b, credentials).describe_key(KeyId=key)["KeyMetadata"]["Enabled"]
+
+
+class FreezingProxy:
+    """TCP on loopback to the PostgreSQL server's Unix socket, forwarding until `freeze()`, after
+    which it holds every byte and answers nothing: a network that went silent."""
+
+    def __init__(self, socket_path):
+        self.socket_path, self.frozen = socket_path, threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX)
+            server.connect(self.socket_path)
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self.pump, args=(source, target), daemon=True).start()
+
+    def pump(self, source, target):
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.frozen.is_set():
+                continue  # swallowed: the peer hears nothing
+            target.sendall(data)
+
+    def freeze(self):
+        self.frozen.set()
+
+
+def test_an_instance_cut_off_from_its_database_stops_within_the_bound(postgres):
+    """The serving instance reaches PostgreSQL through a network that goes silent (no reset, no
+    answer) while its session is ended: it stops (exit 75) within kmsd's session deadline (3 s,
+    checked by a watchdog that takes no lock) instead of answering on from memory, even though a
+    statement of its own hangs; the standby serves meanwhile."""
+    with tempfile.TemporaryDirectory(prefix="kmsd-partition-") as directory:
+        url = postgres.new_database()
+        name = url.split("/")[3].split("?")[0]
+        proxy = FreezingProxy(os.path.join(postgres.directory, ".s.PGSQL.5432"))
+        through_proxy = "postgresql://kmsd@127.0.0.1:%d/%s" % (proxy.port, name)
+        root = ["--root-key-file", os.path.join(directory, "root.key")]
+        out = subprocess.run([KMSD, "init", "--store", url, *root, "--audit-anchor", os.path.join(directory, "anchor"), "--account", ACCOUNT],
+                             check=True, capture_output=True, text=True).stdout
+        credentials = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith(("access key id", "secret access key"))]
+        a = Instance("a", ["--store", through_proxy, *root], directory, standby=False)
+        b = Instance("b", ["--store", url, *root], directory, standby=True)
+        try:
+            key = client(a, credentials).create_key()["KeyMetadata"]["KeyId"]
+            proxy.freeze()
+            postgres.psql(url, "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                               "AND database = (SELECT oid FROM pg_database WHERE datname = '%s')" % name)
+            b.wait_for("kmsd: ready", b.ready_before)
+            client(b, credentials).disable_key(KeyId=key)
+            deadline = time.time() + 10
+            while a.process.poll() is None:
+                assert time.time() < deadline, "the cut-off instance is still running: " + a.text()
+                time.sleep(0.05)
+            assert a.process.returncode == 75 and "no answer from PostgreSQL" in a.text()
+            with pytest.raises(botocore.exceptions.ClientError):
+                client(b, credentials).decrypt(CiphertextBlob=client(b, credentials).encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"])
+        finally:
+            for instance in (a, b):
+                if instance.process.poll() is None:
+                    instance.stop()
+
+
+def test_a_standby_does_not_take_over_a_rolled_back_store(pair, postgres):
+    """Whoever can write the database puts back an older copy of every table and ends the serving
+    instance's session: the standby, whose anchor followed the trail while it waited, refuses the
+    store instead of serving the old state (a disabled key enabled again, a new key gone)."""
+    a, b, credentials, store_args = pair
+    url = store_args[1]
+    kms = client(a, credentials)
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    tables = ["meta", "accounts", "keys", "key_material", "aliases", "access_keys", "grants", "identities", "custom_key_stores", "audit"]
+    postgres.psql(url, "CREATE SCHEMA snap; " + " ".join("CREATE TABLE snap.%s AS SELECT * FROM public.%s;" % (t, t) for t in tables))
+    kms.disable_key(KeyId=key)
+    kms.create_key(Description="after the copy")
+    time.sleep(1.5)  # the standby follows the trail every half second
+    name = url.split("/")[3].split("?")[0]
+    postgres.psql(url, "BEGIN; SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                       "AND database = (SELECT oid FROM pg_database WHERE datname = '%s'); " % name
+                  + " ".join("DELETE FROM public.%s;" % t for t in reversed(tables))
+                  + " ".join("INSERT INTO public.%s SELECT * FROM snap.%s;" % (t, t) for t in tables) + " COMMIT;")
+    deadline = time.time() + 30
+    while b.process.poll() is None:
+        assert not b.serving(), "the standby served a rolled-back store: " + b.text()
+        assert time.time() < deadline, b.text()
+        time.sleep(0.05)
+    assert "ends before its anchor" in b.text(), b.text()

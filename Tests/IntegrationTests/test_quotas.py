@@ -102,3 +102,15 @@ def test_a_volume_on_a_throttling_kmsd_creates_every_file():
         finally:
             if kmsd.process.poll() is None:
                 kmsd.stop()
+
+
+def test_a_rate_below_one_a_second_still_lets_requests_through():
+    with tempfile.TemporaryDirectory(prefix="kmsd-quota-slow-") as directory:
+        kmsd = Kmsd(directory, extra_args=("--quota", "management=0.5"))
+        try:
+            kms = no_retries(kmsd.client())
+            assert burst(lambda: kms.list_keys(), 3) == 2  # one passes at once, then one every two seconds
+            time.sleep(2.2)
+            assert burst(lambda: kms.list_keys(), 1) == 0
+        finally:
+            kmsd.stop()

@@ -17,7 +17,7 @@ import KMSStore
 
     /// A store with a grant and an access key that were removed through the engine; returns the
     /// rows and digest as they were before, as an attacker with an old copy would have them.
-    static func storeWithRevocations() throws -> (EngineFixture, grant: [SQLiteDatabase.Value], accessKey: [SQLiteDatabase.Value], digest: [UInt8]) {
+    static func storeWithRevocations() throws -> (EngineFixture, grant: SQLRow, accessKey: SQLRow, digest: [UInt8]) {
         let f = try EngineFixture()
         _ = try f.engine.createAccount(accountID: "111122223333", name: "default")
         let key = try f.createKey().keyId
@@ -46,15 +46,15 @@ import KMSStore
         let expected: String
         switch edit {
         case .revokedGrantPutBack:
-            _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant)
+            _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant.values)
             expected = "not the set kmsd last wrote"
         case .revokedGrantPutBackWithItsDigest:
-            _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant)
+            _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant.values)
             _ = try database.query("UPDATE meta SET value = ?1 WHERE name = 'state_digest'", [.blob(digest)])
             expected = "but the trail ends at"
         case .deletedAccessKeyPutBack:
             _ = try database.query("INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)",
-                                   accessKey)
+                                   accessKey.values)
             expected = "not the set kmsd last wrote"
         case .aliasDeleted:
             _ = try database.query("DELETE FROM aliases")
@@ -67,7 +67,7 @@ import KMSStore
                 CREATE TABLE g2(grant_id TEXT, key_id TEXT NOT NULL, record TEXT NOT NULL, mac BLOB);
                 INSERT INTO g2 SELECT * FROM grants; DROP TABLE grants; ALTER TABLE g2 RENAME TO grants;
                 """)
-            for _ in 0..<2 { _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant) }
+            for _ in 0..<2 { _ = try database.query("INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)", grant.values) }
             expected = "no longer has its primary key"
         case .triggerPlanted:
             try database.execute("CREATE TRIGGER keep AFTER DELETE ON grants BEGIN SELECT 1; END")

@@ -70,7 +70,7 @@ import Testing
     }
 
     enum Tamper: String, CaseIterable, CustomStringConvertible {
-        case recordEdited, grantDeleted, auditCut, triggerPlanted, primaryKeyDropped
+        case recordEdited, grantDeleted, auditCut, triggerPlanted, primaryKeyDropped, materialVersionOutOfRange
         var description: String { rawValue }
     }
 
@@ -103,6 +103,11 @@ import Testing
                     """)
             }
             expected = "trigger planted"
+        case .materialVersionOutOfRange:
+            // Material rows carry no MAC (they are sealed): a version no UInt32 holds must be
+            // refused, not trap the open.
+            try database.execute("INSERT INTO key_material SELECT account, region, key_id, 4294967296, sealed FROM key_material LIMIT 1")
+            expected = "malformed key_material row"
         case .primaryKeyDropped:
             switch backend {
             case .sqlite:

@@ -7,7 +7,8 @@ import Synchronization
 /// operations share another. A request over its class's rate is refused with
 /// ThrottlingException, as AWS refuses it; clients back off and retry (kmsfs's client does).
 ///
-/// Each (account, class) has a token bucket holding one second of its rate: a burst of that
+/// Each (account, class) has a token bucket holding one second of its rate (at least one
+/// request, so a rate below one a second still lets one through now and then): a burst of that
 /// size passes, then requests pass at the rate. A class without a rate is not limited (the
 /// default: kmsd serves as fast as it can unless told otherwise).
 public struct RequestQuotas: Sendable, Equatable {
@@ -52,8 +53,9 @@ final class QuotaBuckets: Sendable {
         guard let rate = quotas.withLock({ $0.rates[kind] }) else { return true }
         return buckets.withLock { buckets in
             let name = kind.rawValue + " " + account
-            var bucket = buckets[name] ?? Bucket(tokens: rate, last: now)
-            bucket.tokens = min(rate, bucket.tokens + max(0, now.timeIntervalSince(bucket.last)) * rate)
+            let capacity = max(rate, 1)
+            var bucket = buckets[name] ?? Bucket(tokens: capacity, last: now)
+            bucket.tokens = min(capacity, bucket.tokens + max(0, now.timeIntervalSince(bucket.last)) * rate)
             bucket.last = now
             let admitted = bucket.tokens >= 1
             if admitted { bucket.tokens -= 1 }

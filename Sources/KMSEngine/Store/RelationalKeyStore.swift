@@ -55,18 +55,27 @@ final class RelationalKeyStore: KeyStore {
         ("custom_key_stores", ["id", "account", "record"]),
     ]
 
-    /// The session check of a PostgreSQL store (nil for SQLite, whose lock cannot be lost).
+    /// The session checks of a PostgreSQL store (none for SQLite, whose lock cannot be lost).
     private nonisolated(unsafe) var heartbeat: DispatchSourceTimer?
+    private nonisolated(unsafe) var watchdog: DispatchSourceTimer?
+    /// How long a PostgreSQL session may go without an answer before the store counts it lost:
+    /// the bound on how long an instance cut off from its database (and so, maybe, from its
+    /// writer lock) goes on answering. docs/KMS.md, "High availability".
+    static let sessionDeadline: UInt64 = 3_000_000_000
 
     /// - Parameters:
-    ///   - waitForWriter: wait for the writer lock rather than fail (a standby kmsd).
-    ///   - onLost: called when the PostgreSQL session, and with it the writer lock, is lost
-    ///     (noticed by a statement, or by a check every second when idle).
-    init(location: StoreLocation, waitForWriter: Bool = false, onLost: (@Sendable (String) -> Void)? = nil) throws {
+    ///   - waitForWriter: wait for the writer lock rather than fail (a standby kmsd), calling
+    ///     `whileWaiting` between tries.
+    ///   - onLost: called when the PostgreSQL session, and with it the writer lock, is lost:
+    ///     noticed by a statement, or by the watchdog when the server has not answered for
+    ///     ``sessionDeadline`` (a statement hanging on a silent network included).
+    init(location: StoreLocation, waitForWriter: Bool = false, whileWaiting: @escaping @Sendable () -> Void = {},
+         onLost: (@Sendable (String) -> Void)? = nil) throws {
         let database: any SQLConnection
+        var session: SessionClock?
         switch location {
         case let .sqlite(path):
-            lockDescriptor = try Self.lockExclusively(path + ".lock", wait: waitForWriter)
+            lockDescriptor = try Self.lockExclusively(path + ".lock", wait: waitForWriter, between: whileWaiting)
             do { database = try SQLiteDatabase(path: path) } catch {
                 close(lockDescriptor)
                 throw error
@@ -74,24 +83,43 @@ final class RelationalKeyStore: KeyStore {
         case let .postgres(url):
             lockDescriptor = -1
             let postgres = try PostgresDatabase(url: url)
-            try postgres.claimWriter(key: Self.writerLockKey, wait: waitForWriter)
+            try postgres.claimWriter(key: Self.writerLockKey, wait: waitForWriter, between: whileWaiting)
             postgres.onLost = onLost
+            session = postgres.answers
             database = postgres
         }
         dialect = database.dialect
         try Self.createSchema(database, location: location)
         self.database = Mutex(database)
-        if case .postgres = location { heartbeat = startHeartbeat() }
+        if let session {
+            heartbeat = startHeartbeat()
+            watchdog = Self.startWatchdog(session, onLost: onLost)
+        }
     }
 
-    /// Asks the server something every second: an idle kmsd whose session was lost (the server
-    /// restarted, the network cut) learns it within a second, not at its next write — until
-    /// then it would answer from a memory another writer may have made stale.
+    /// Asks the server something every quarter second, so that an idle session is known alive.
     private func startHeartbeat() -> DispatchSourceTimer {
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.store-heartbeat"))
-        timer.schedule(deadline: .now() + 1, repeating: 1)
+        timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
         timer.setEventHandler { [weak self] in
             _ = try? self?.database.withLock { try $0.query("SELECT 1") }
+        }
+        timer.resume()
+        return timer
+    }
+
+    /// Watches the session from another queue, taking no lock: a heartbeat stuck in a statement
+    /// on a network that went silent cannot report anything itself, and meanwhile the instance
+    /// would go on answering from a memory another instance may have made stale.
+    private static func startWatchdog(_ session: SessionClock, onLost: (@Sendable (String) -> Void)?) -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.store-watchdog"))
+        timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
+        nonisolated(unsafe) var reported = false
+        timer.setEventHandler {
+            let silent = session.silence
+            guard !reported, silent > sessionDeadline else { return }
+            reported = true
+            onLost?("no answer from PostgreSQL for \(silent / 1_000_000) ms")
         }
         timer.resume()
         return timer
@@ -150,6 +178,7 @@ final class RelationalKeyStore: KeyStore {
 
     deinit {
         heartbeat?.cancel()
+        watchdog?.cancel()
         if lockDescriptor >= 0 { close(lockDescriptor) }
     }
 
@@ -180,13 +209,14 @@ final class RelationalKeyStore: KeyStore {
     /// One engine per store: the engine keeps the store's state in memory, so a second writer
     /// (another kmsd, or kmsfs embedding the same store) would fork the audit chain and lose
     /// changes. The lock is released by the kernel when the process dies, even by SIGKILL.
-    private static func lockExclusively(_ path: String, wait: Bool = false) throws -> Int32 {
+    private static func lockExclusively(_ path: String, wait: Bool = false, between: () -> Void = {}) throws -> Int32 {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError("cannot open lock file \(path): \(String(cString: strerror(errno)))") }
-        if wait {
-            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
-            return fd
+        while wait, flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            between()
+            usleep(50_000)
         }
+        if wait { return fd }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
             throw StoreError("the key store is in use by another process (\(path) is locked)")
@@ -206,6 +236,15 @@ final class RelationalKeyStore: KeyStore {
                     let placeholders = (1...names.count).map { "?\($0)" }.joined(separator: ", ")
                     try db.query("INSERT INTO \(table)(\(names.joined(separator: ", "))) VALUES(\(placeholders))", values)
                 }
+            }
+        }
+    }
+
+    /// Drops every table (a failed restore's schema), in an order the references allow.
+    func dropTables() throws {
+        try database.withLock { db in
+            try db.transaction {
+                for table in StoreBackup.tables.map(\.name).reversed() { try db.execute("DROP TABLE IF EXISTS \(table)") }
             }
         }
     }
@@ -316,18 +355,18 @@ final class RelationalKeyStore: KeyStore {
     /// own writes, or stand in for a table), or an authenticated table rebuilt without its
     /// primary key (which would let one record appear twice).
     private func verifySchema(_ db: any SQLConnection) throws {
-        let planted: [SQLValue]?
+        let planted: SQLRow?
         switch dialect {
         case .sqlite:
             planted = try db.query("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view') LIMIT 1").first
         case .postgres:
             planted = try db.query("""
-                SELECT 'trigger', t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-                    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND n.nspname = current_schema()
-                UNION ALL SELECT 'rule', rulename::text FROM pg_rules WHERE schemaname = current_schema()
-                UNION ALL SELECT 'view', c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                SELECT 'trigger', t.tgname::text FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND n.nspname = current_schema()
+                UNION ALL SELECT 'rule', rulename::text FROM pg_catalog.pg_rules WHERE schemaname = current_schema()
+                UNION ALL SELECT 'view', c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                     WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm')
-                UNION ALL SELECT 'row security policy', policyname::text FROM pg_policies WHERE schemaname = current_schema()
+                UNION ALL SELECT 'row security policy', policyname::text FROM pg_catalog.pg_policies WHERE schemaname = current_schema()
                 LIMIT 1
                 """).first
         }
@@ -342,10 +381,10 @@ final class RelationalKeyStore: KeyStore {
                 primary = columns.filter { ($0[5].integer ?? 0) > 0 }.sorted { ($0[5].integer ?? 0) < ($1[5].integer ?? 0) }.compactMap { $0[1].text }
             case .postgres:
                 primary = try db.query("""
-                    SELECT a.attname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                    SELECT a.attname::text FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                         JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
-                        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
                     WHERE i.indisprimary AND c.relname = ?1 AND n.nspname = current_schema() ORDER BY k.ord
                     """, [.text(table)]).compactMap { $0[0].text }
             }
@@ -373,10 +412,10 @@ final class RelationalKeyStore: KeyStore {
             var material: [KeyIdentity: [UInt32: [UInt8]]] = [:]
             for row in try db.query("SELECT account, region, key_id, version, sealed FROM key_material") {
                 guard let account = row[0].text, let region = row[1].text, let keyID = row[2].text, let version = row[3].integer,
-                      let sealed = row[4].blob else {
+                      let sealed = row[4].blob, let version = UInt32(exactly: version) else {
                     throw StoreError("malformed key_material row")
                 }
-                material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][UInt32(version)] = sealed
+                material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][version] = sealed
             }
             let aliases = try db.query("SELECT record FROM aliases").map { row in
                 try decoder.decode(AliasRecord.self, from: Data((row[0].text ?? "").utf8))
@@ -568,7 +607,7 @@ final class RelationalKeyStore: KeyStore {
         try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = ?1", [.text(name)]).first?.first?.blob }
     }
 
-    private static func auditRow(_ row: [SQLValue]) throws -> SealedAuditRecord {
+    private static func auditRow(_ row: SQLRow) throws -> SealedAuditRecord {
         // Bytes whatever the column's type: an edited row may have turned into text, and
         // verification must report it as altered rather than stop.
         func bytes(_ value: SQLValue) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }

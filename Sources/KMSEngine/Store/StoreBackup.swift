@@ -114,9 +114,20 @@ public enum StoreBackup {
                 throw StoreError("\(location) holds a key store already: kmsd restore makes a new store")
             }
         }
-        // The store's own open makes the schema and takes the writer lock for the restore.
-        let store = try RelationalKeyStore(location: location)
-        try store.insertRaw(rows, columns: known)
+        // The store's own open makes the schema and takes the writer lock for the restore. A
+        // restore that fails takes the schema away again, so that it can simply be run again.
+        do {
+            let store = try RelationalKeyStore(location: location)
+            do { try store.insertRaw(rows, columns: known) } catch {
+                try? store.dropTables()
+                throw error
+            }
+        } catch {
+            if case let .sqlite(file) = location {
+                for suffix in ["", "-wal", "-shm", "-journal", ".lock"] { unlink(file + suffix) }
+            }
+            throw error
+        }
         return summary
     }
 
