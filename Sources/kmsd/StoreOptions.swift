@@ -119,7 +119,7 @@ struct StoreOptions: ParsableArguments {
             let hint = "\(error)".contains("in use by another")
                 ? " — kmsd is running, but not answering on its admin socket \(adminSocketPath) (started with another --admin-socket?)"
                 : ""
-            throw ValidationError("cannot open the key store \(location): \(error)\(hint)")
+            throw CommandFailure("cannot open the key store \(location): \(error)\(hint)")
         }
     }
 }
