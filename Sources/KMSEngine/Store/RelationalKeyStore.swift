@@ -60,7 +60,7 @@ final class RelationalKeyStore: KeyStore {
     private nonisolated(unsafe) var watchdog: DispatchSourceTimer?
     /// How long a PostgreSQL session may go without an answer before the store counts it lost:
     /// the bound on how long an instance cut off from its database (and so, maybe, from its
-    /// writer lock) goes on answering. docs/KMS.md, "High availability".
+    /// writer lock) goes on answering. docs/KMS.md, "PostgreSQL: one serving instance, standbys, fencing".
     static let sessionDeadline: UInt64 = 3_000_000_000
 
     /// - Parameters:
