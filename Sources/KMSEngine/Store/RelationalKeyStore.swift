@@ -577,10 +577,7 @@ final class RelationalKeyStore: KeyStore {
                         try db.query("DELETE FROM custom_key_stores WHERE id = ?1", [.text(id)])
                     }
                 }
-                for record in audit {
-                    try db.query("INSERT INTO audit(seq, record, mac) VALUES(?1, ?2, ?3)",
-                                 [.integer(record.sequence), .blob(record.record), .blob(record.mac)])
-                }
+                try Self.insertAudit(audit, into: db)
                 // The digest moves with the records and the head in the same transaction.
                 if var written = state, let authenticator {
                     written.head = audit.last?.sequence ?? written.head
@@ -589,6 +586,25 @@ final class RelationalKeyStore: KeyStore {
                 }
             } }
             tracked.withLock { $0 = state }
+        }
+    }
+
+    /// Audit rows per INSERT: a group commit of a busy second holds thousands of records, and
+    /// on PostgreSQL each statement is a round trip. A fixed size keeps SQLite's prepared
+    /// statements to two texts (the full batch and the single row).
+    static let auditBatch = 64
+    static let auditBatchSQL = "INSERT INTO audit(seq, record, mac) VALUES "
+        + (0..<auditBatch).map { "(?\($0 * 3 + 1), ?\($0 * 3 + 2), ?\($0 * 3 + 3))" }.joined(separator: ", ")
+
+    private static func insertAudit(_ audit: [SealedAuditRecord], into db: any SQLConnection) throws {
+        var remaining = audit[...]
+        while remaining.count >= auditBatch {
+            let batch = remaining.prefix(auditBatch)
+            try db.query(auditBatchSQL, batch.flatMap { [.integer($0.sequence), .blob($0.record), .blob($0.mac)] as [SQLValue] })
+            remaining = remaining.dropFirst(auditBatch)
+        }
+        for record in remaining {
+            try db.query("INSERT INTO audit(seq, record, mac) VALUES(?1, ?2, ?3)", [.integer(record.sequence), .blob(record.record), .blob(record.mac)])
         }
     }
 
