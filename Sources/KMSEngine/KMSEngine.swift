@@ -268,14 +268,19 @@ public final class KMSEngine: Sendable {
     /// Throws ThrottlingException if `operation` by `caller` is over its class's quota; the
     /// refusal is audited (at most ``RejectedRequests``' rate of them, the rest counted).
     public func admit(_ operation: KMSOperation, caller: Caller) throws {
+        try admit(operation.quotaClass, operationName: operation.rawValue, caller: caller)
+    }
+
+    /// The same for an operation outside the KMS API (IAM and STS, counted as management).
+    public func admit(_ kind: RequestQuotas.Class, operationName: String, caller: Caller) throws {
         let now = clock.now()
-        guard !quotas.admit(account: caller.account, operation.quotaClass, at: now) else { return }
-        EngineMetrics.throttled(operation.quotaClass)
+        guard !quotas.admit(account: caller.account, kind, at: now) else { return }
+        EngineMetrics.throttled(kind)
         let (recorded, dropped) = throttledRequests.admit(at: now)
         if recorded {
-            var record = newRecord(operation.rawValue, caller)
+            var record = newRecord(operationName, caller)
             record.errorCode = KMSError.Code.throttling.rawValue
-            record.note = "over the account's \(operation.quotaClass.rawValue) request quota"
+            record.note = "over the account's \(kind.rawValue) request quota"
                 + (dropped > 0 ? "; \(dropped) throttled requests before this one not recorded (rate limit)" : "")
             audit.append(record)
         }

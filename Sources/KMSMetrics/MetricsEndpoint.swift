@@ -101,7 +101,15 @@ public final class MetricsEndpoint: @unchecked Sendable {
         setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &deadline, socklen_t(MemoryLayout<timeval>.size))
         var request: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 2048)
+        // Two seconds for the whole request, not per read: a byte now and then must not hold
+        // the endpoint (it serves one connection at a time).
+        let end = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
         while request.count < 8192, request.firstRange(of: [13, 10, 13, 10]) == nil {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < end else { return }
+            let left = end - now
+            var remaining = timeval(tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1000))
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &remaining, socklen_t(MemoryLayout<timeval>.size))
             let n = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { return }
             request += chunk[0..<n]

@@ -7,6 +7,8 @@ import os
 import socket
 import stat
 import tempfile
+import threading
+import time
 
 import boto3
 import botocore.config
@@ -91,6 +93,25 @@ def test_metrics_count_what_clients_did(measured):
     assert value(found, "kmsd_keys", state="Enabled") == 2 and value(found, "kmsd_keys", state="Disabled") == 1
     assert value(found, "kmsd_store_transaction_seconds_count") >= 4  # three CreateKeys and a DisableKey at least
     assert ("kmsd_audit_backlog", frozenset()) in found and ("kmsd_connections", frozenset()) in found
+
+    # A client sending a byte now and then holds the endpoint two seconds at most in all.
+    trickle = socket.socket(socket.AF_UNIX)
+    trickle.connect(path)
+    def drip():
+        for _ in range(8):
+            try:
+                trickle.send(b"G")
+            except OSError:
+                return
+            time.sleep(1)
+    dripping = threading.Thread(target=drip)
+    dripping.start()
+    time.sleep(0.1)
+    started = time.time()
+    assert scrape(path)[0] == "HTTP/1.1 200 OK"
+    assert time.time() - started < 5, "a trickling client held the endpoint"
+    dripping.join()
+    trickle.close()
 
     # Garbage and wrong paths: a 404, and the endpoint still answers.
     assert scrape(path, b"GET /other HTTP/1.1\r\n\r\n")[0] == "HTTP/1.1 404 Not Found"

@@ -2,7 +2,13 @@
 another Region decrypts there what the primary encrypted (and the other way), keeps its own
 enabled state, policy, tags and aliases, follows the primary's rotation, swaps roles with
 UpdatePrimaryRegion, survives a restart; what AWS refuses is refused with AWS's error names."""
+import json
+import re
+import subprocess
+
 import pytest
+
+from conftest import ACCOUNT, KMSD
 
 PRIMARY, OTHER = "us-east-1", "eu-west-1"
 
@@ -88,6 +94,37 @@ def test_a_primary_with_replicas_waits_for_them(own_kmsd):
     east.replicate_key(KeyId=key, ReplicaRegion=OTHER)
     assert east.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)["KeyState"] == "PendingReplicaDeletion"
     assert east.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "PendingReplicaDeletion"
+    # Waiting for its replicas, the primary takes no changes, nor a move of the primary Region.
+    with pytest.raises(east.exceptions.KMSInvalidStateException):
+        east.tag_resource(KeyId=key, Tags=[{"TagKey": "t", "TagValue": "v"}])
+    with pytest.raises(east.exceptions.KMSInvalidStateException):
+        east.update_primary_region(KeyId=key, PrimaryRegion=OTHER)
     assert west.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)["KeyState"] == "PendingDeletion"
     east.cancel_key_deletion(KeyId=key)
     assert east.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Disabled"
+
+
+def test_other_accounts_cannot_replicate_and_imported_material_is_refused(own_kmsd):
+    """ReplicateKey and UpdatePrimaryRegion are not for other accounts, whatever a key policy
+    grants (AWS: no cross-account use): a replica would be made under the caller's policy."""
+    east = own_kmsd.client(region=PRIMARY)
+    created = subprocess.run([KMSD, "admin", "create-access-key", "--store", own_kmsd.store, "--account", "222233334444"],
+                             check=True, capture_output=True, text=True).stdout
+    other = own_kmsd.client(re.search(r"access key id: (\S+)", created).group(1), re.search(r"secret access key: (\S+)", created).group(1),
+                            region=PRIMARY)
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "owner", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::%s:root" % ACCOUNT}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "other", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222233334444:root"},
+         "Action": ["kms:ReplicateKey", "kms:UpdatePrimaryRegion", "kms:DescribeKey"], "Resource": "*"}]}
+    key = east.create_key(MultiRegion=True, Policy=json.dumps(policy))["KeyMetadata"]
+    for call in (lambda: other.replicate_key(KeyId=key["Arn"], ReplicaRegion=OTHER),
+                 lambda: other.update_primary_region(KeyId=key["Arn"], PrimaryRegion=OTHER)):
+        with pytest.raises(other.exceptions.ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert east.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"] == []
+    with pytest.raises(east.exceptions.UnsupportedOperationException):
+        east.create_key(MultiRegion=True, Origin="EXTERNAL")
+    with pytest.raises(east.exceptions.ClientError) as garbage:
+        east.replicate_key(KeyId=key["KeyId"], ReplicaRegion="us-east-\u0663")
+    assert garbage.value.response["Error"]["Code"] == "ValidationException"

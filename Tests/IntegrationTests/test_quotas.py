@@ -114,3 +114,26 @@ def test_a_rate_below_one_a_second_still_lets_requests_through():
             assert burst(lambda: kms.list_keys(), 1) == 0
         finally:
             kmsd.stop()
+
+
+def test_iam_calls_count_and_odd_rates_are_refused():
+    with tempfile.TemporaryDirectory(prefix="kmsd-quota-iam-") as directory:
+        kmsd = Kmsd(directory, extra_args=("--quota", "management=3"))
+        try:
+            iam = boto3.client("iam", endpoint_url=kmsd.endpoint, region_name=REGION, aws_access_key_id=kmsd.access_key,
+                               aws_secret_access_key=kmsd.secret_key, config=botocore.config.Config(retries={"total_max_attempts": 1}))
+            throttled = 0
+            for index in range(10):
+                try:
+                    iam.create_user(UserName="quota-%d" % index)
+                except botocore.exceptions.ClientError as error:
+                    assert "Throttling" in error.response["Error"]["Code"], error.response
+                    throttled += 1
+            assert throttled >= 6
+        finally:
+            kmsd.stop()
+    for rate in ("0x10", "1e-300", "0", "-5", "nan", "5000000"):
+        with tempfile.TemporaryDirectory(prefix="kmsd-quota-bad-") as directory:
+            with pytest.raises(RuntimeError) as refused:
+                Kmsd(directory, extra_args=("--quota", "management=" + rate))
+            assert "RATE from 0.01 to 1000000" in str(refused.value), rate

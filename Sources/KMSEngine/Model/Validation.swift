@@ -30,9 +30,10 @@ enum Validate {
     static func region(_ value: String, _ member: String) throws(KMSError) {
         let parts = value.split(separator: "-", omittingEmptySubsequences: false)
         let words = parts.dropLast().allSatisfy { !$0.isEmpty && $0.allSatisfy { ("a"..."z").contains($0) } }
-        guard (1...32).contains(value.count), (3...4).contains(parts.count), words, let last = parts.last, !last.isEmpty,
-              last.allSatisfy(\.isNumber) else {
-            throw KMSError.constraint(value, member: member, "Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$")
+        guard (1...32).contains(value.utf8.count), (3...4).contains(parts.count), words, let last = parts.last, !last.isEmpty,
+              last.allSatisfy({ ("0"..."9").contains($0) }) else {
+            throw KMSError.constraint(value.count > 64 ? String(value.prefix(64)) + "…" : value, member: member,
+                                      "Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$")
         }
     }
 

@@ -85,6 +85,11 @@ extension KMSEngine {
         guard !request.multiRegion || (customStore == nil && manager == .customer) else {
             throw KMSError(.unsupportedOperation, "A multi-Region key cannot be in a custom key store")
         }
+        // AWS makes an EXTERNAL replica PendingImport, its material imported per Region; that
+        // per-copy material (its own expiry, its own imports) is not served here yet.
+        guard !request.multiRegion || request.origin == .awsKMS else {
+            throw KMSError(.unsupportedOperation, "Multi-Region keys with imported key material (Origin EXTERNAL) are not supported by this key service")
+        }
         let policyText = request.policy ?? (manager == .aws && service != nil
             ? KeyPolicies.awsManagedPolicy(account: caller.account, service: service!) : KeyPolicies.defaultPolicy(account: caller.account))
         let policy = try KeyPolicies.parsed(policyText)

@@ -66,6 +66,7 @@ extension KMSEngine {
     public func replicateKey(_ request: ReplicateKeyRequest, caller: Caller) throws -> ReplicateKeyResponse {
         try manage(.replicateKey, caller) { record, state in
             let primary = try managedKey(request.keyID, action: .replicateKey, for: caller, in: state, record: &record)
+            try Self.requireOwnAccount(primary.record, caller, "ReplicateKey")
             guard primary.record.multiRegion else {
                 throw KMSError(.unsupportedOperation, "\(primary.record.arn) is not a multi-Region key: only multi-Region keys have replicas")
             }
@@ -114,6 +115,7 @@ extension KMSEngine {
     public func updatePrimaryRegion(keyID: String, primaryRegion: String, caller: Caller) throws {
         try manage(.updatePrimaryRegion, caller) { record, state in
             let primary = try managedKey(keyID, action: .updatePrimaryRegion, for: caller, in: state, record: &record)
+            try Self.requireOwnAccount(primary.record, caller, "UpdatePrimaryRegion")
             guard primary.record.multiRegion else {
                 throw KMSError(.unsupportedOperation, "\(primary.record.arn) is not a multi-Region key")
             }
@@ -125,6 +127,9 @@ extension KMSEngine {
             let identity = KeyIdentity(account: primary.record.account, region: primaryRegion, keyID: primary.record.keyID)
             guard let replica = state.keys[identity] else {
                 throw KMSError(.notFound, "\(primary.record.arn) has no replica in \(primaryRegion)")
+            }
+            for copy in [primary, replica] where ![.enabled, .disabled].contains(copy.record.state) {
+                throw KMSError(.invalidState, "\(copy.record.arn) is \(copy.record.state.rawValue): both copies must be Enabled or Disabled to change the primary Region")
             }
             var replicaCaller = caller
             replicaCaller.region = primaryRegion
@@ -165,6 +170,14 @@ extension KMSEngine {
             changes.insert(.putKey(record), at: 0)
         }
         return changes
+    }
+
+    /// ReplicateKey and UpdatePrimaryRegion are not for other accounts ("Cross-account use: No"
+    /// in AWS's reference): a replica is its owner's key, whatever a key policy grants.
+    static func requireOwnAccount(_ key: KeyRecord, _ caller: Caller, _ operation: String) throws(KMSError) {
+        guard caller.account == key.account else {
+            throw KMSError(.accessDenied, "\(operation) is not allowed across accounts: \(key.arn) belongs to account \(key.account)")
+        }
     }
 
     /// Rotation of a multi-Region key is the primary's: a replica follows it.

@@ -19,7 +19,6 @@ extension KMSEngine {
                                      extra: ["kms:schedulekeydeletionpendingwindowindays": [String(days)]], for: caller, in: state, record: &record)
             try Validate.range(days, "pendingWindowInDays", 7...30)
             try Self.requireNotPendingDeletion(key.record)
-            guard key.record.state != .pendingReplicaDeletion else { throw KMSError(.invalidState, "\(key.record.arn) is pending deletion.") }
             let waitsForReplicas = key.record.multiRegion && key.record.primaryRegion == key.record.region
                 && !relatedKeys(of: key.record, in: state).isEmpty
             let date = clock.now().addingTimeInterval(Double(days) * 86_400)

@@ -16,6 +16,8 @@ extension KMSEngine {
 
     /// Refuses changes to a key that is pending deletion, as AWS does.
     static func requireNotPendingDeletion(_ key: KeyRecord) throws(KMSError) {
-        if key.state == .pendingDeletion { throw KMSError(.invalidState, "\(key.arn) is pending deletion.") }
+        if key.state == .pendingDeletion || key.state == .pendingReplicaDeletion {
+            throw KMSError(.invalidState, "\(key.arn) is pending deletion.")
+        }
     }
 }

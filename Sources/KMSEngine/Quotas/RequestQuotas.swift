@@ -24,8 +24,11 @@ public struct RequestQuotas: Sendable, Equatable {
     /// `CLASS=RATE` (requests per second), as `kmsd serve --quota` takes it.
     public mutating func set(_ text: String) throws(KMSError) {
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let kind = Class(rawValue: parts[0]), let rate = Double(parts[1]), rate.isFinite, rate > 0 else {
-            throw KMSError(.validation, "a quota is CLASS=RATE with CLASS one of \(Class.allCases.map(\.rawValue).joined(separator: ", ")) and RATE > 0 requests per second: \(text)")
+        // Decimal digits only (no hex, no exponent), from 0.01 to a million a second.
+        let decimal = parts.count == 2 && !parts[1].isEmpty && parts[1].allSatisfy { ("0"..."9").contains($0) || $0 == "." }
+            && parts[1].filter { $0 == "." }.count <= 1
+        guard decimal, let kind = Class(rawValue: parts[0]), let rate = Double(parts[1]), (0.01...1_000_000).contains(rate) else {
+            throw KMSError(.validation, "a quota is CLASS=RATE with CLASS one of \(Class.allCases.map(\.rawValue).joined(separator: ", ")) and RATE from 0.01 to 1000000 requests per second, in decimal: \(text)")
         }
         rates[kind] = rate
     }

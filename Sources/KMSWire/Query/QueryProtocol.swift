@@ -47,6 +47,8 @@ public struct QueryProtocol: Sendable {
                 throw WireError(type: .invalidAction, message: "Could not find operation \(parameters.action.prefix(64))")
             }
             service = spec.service
+            // IAM and STS calls count against the account's management quota.
+            try engine.admit(.management, operationName: spec.name, caller: caller)
             let result = try spec.handler(&parameters, caller, engine)
             var out = "<\(spec.name)Response xmlns=\"\(Self.namespace(spec.service))\">"
             XML.element("\(spec.name)Result", result).write(to: &out)
