@@ -135,18 +135,6 @@ public final class PostgresDatabase: SQLConnection {
         return rows
     }
 
-    public func transaction<R>(_ body: () throws -> R) throws -> R {
-        try execute("BEGIN")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
-    }
-
     private func checkSession() throws {
         if let lost { throw StoreError("the session with \(location) was lost (\(lost)); open the store again") }
     }

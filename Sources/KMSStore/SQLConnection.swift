@@ -11,14 +11,16 @@ public protocol SQLConnection: AnyObject {
     /// Runs one statement with `arguments` bound to `?1, ?2, ...`; returns every result row.
     @discardableResult
     func query(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
-    /// Runs `body` in one transaction: all of it is committed, or none.
-    func transaction<R>(_ body: () throws -> R) throws -> R
 }
 
 /// What differs between the backends' SQL.
 public enum SQLDialect: Sendable {
     case sqlite
     case postgres
+
+    /// How a writing transaction begins: SQLite's IMMEDIATE takes the write lock at once (a
+    /// transaction that would wait for it later could deadlock against a reader turned writer).
+    public var beginTransaction: String { self == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN" }
 
     /// The column type of bytes.
     public var blobType: String { self == .sqlite ? "BLOB" : "BYTEA" }
@@ -32,6 +34,19 @@ public enum SQLDialect: Sendable {
 }
 
 extension SQLConnection {
+    /// Runs `body` in one transaction: all of it is committed, or none.
+    public func transaction<R>(_ body: () throws -> R) throws -> R {
+        try execute(dialect.beginTransaction)
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     /// A statement without parameters.
     @discardableResult
     public func query(_ sql: String) throws -> [SQLRow] { try query(sql, []) }

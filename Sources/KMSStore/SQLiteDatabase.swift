@@ -97,18 +97,6 @@ public final class SQLiteDatabase: SQLConnection {
         return rows
     }
 
-    /// Runs `body` in one IMMEDIATE transaction: all of it is committed, or none.
-    public func transaction<R>(_ body: () throws -> R) throws -> R {
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
-    }
 
     private func prepared(_ sql: String) throws -> OpaquePointer {
         if let statement = statements[sql] { return statement }
