@@ -27,8 +27,7 @@ def kmsd_on_postgres(postgres):
 
 
 def aws(kmsd, *arguments):
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key, AWS_DEFAULT_REGION=REGION,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    env = kmsd.client_environment(AWS_DEFAULT_REGION=REGION)
     result = subprocess.run([*AWS, "kms", *arguments, "--endpoint-url", kmsd.endpoint], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout) if result.stdout.strip() else None
@@ -89,10 +88,8 @@ def test_one_writer_at_a_time(kmsd_on_postgres):
 def test_a_volume_mounts_on_kmsd_on_postgres(kmsd_on_postgres):
     kmsd = kmsd_on_postgres
     key = kmsd.client().create_key(Description="volume")["KeyMetadata"]["Arn"]
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-    arguments = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", REGION, "--kms-key", key]
-    with new_volume("kmsfs-pg-volume-", *arguments, env=env) as (cipher, mount_point):
+    env = kmsd.client_environment()
+    with new_volume("kmsfs-pg-volume-", *kmsd.volume_arguments(key), env=env) as (cipher, mount_point):
         with foreground_mount(cipher, mount_point, env=env):
             for index in range(50):
                 with open(os.path.join(mount_point, "f%02d" % index), "wb") as f:

@@ -85,10 +85,8 @@ def test_a_volume_on_a_throttling_kmsd_creates_every_file():
         kmsd = Kmsd(directory, extra_args=("--quota", "cryptographic=20"))
         try:
             key = kmsd.client().create_key()["KeyMetadata"]["Arn"]
-            env = dict(os.environ, AWS_ACCESS_KEY_ID=kmsd.access_key, AWS_SECRET_ACCESS_KEY=kmsd.secret_key,
-                       AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-            arguments = ["--kms-endpoint", "unix://" + kmsd.socket_path, "--region", REGION, "--kms-key", key]
-            with new_volume("kmsfs-throttled-", *arguments, env=env) as (cipher, mount_point):
+            env = kmsd.client_environment()
+            with new_volume("kmsfs-throttled-", *kmsd.volume_arguments(key), env=env) as (cipher, mount_point):
                 with foreground_mount(cipher, mount_point, env=env):
                     for index in range(60):
                         with open(os.path.join(mount_point, "f%02d" % index), "w") as f:
