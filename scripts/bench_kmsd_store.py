@@ -1,5 +1,6 @@
-"""Driver of scripts/bench-kmsd-store: kmsd on SQLite against kmsd on PostgreSQL (with a standby),
-same machine, same run, interleaved; then failover times. The PostgreSQL server is the tests'
+"""Driver of scripts/bench-kmsd-store: kmsd on SQLite against kmsd on PostgreSQL (one serving
+instance with a standby), and against two instances serving one PostgreSQL store together
+(`--shared`, 32 connections to each); same machine, same run, interleaved; then failover times. The PostgreSQL server is the tests'
 (Tests/IntegrationTests/conftest.py: a cluster in a temporary directory, fsync on here)."""
 import base64
 import os
@@ -8,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import boto3
@@ -24,10 +26,10 @@ from conftest import PostgresServer  # noqa: E402
 
 
 class Server:
-    def __init__(self, directory, name, store_args, standby=False):
+    def __init__(self, directory, name, store_args, standby=False, shared=False):
         self.port = free_port()
         self.log_path = os.path.join(directory, name + ".log")
-        self.args = [*store_args, "--admin-socket", os.path.join(directory, name + ".sock"), "--listen", "tcp://127.0.0.1:%d" % self.port]
+        self.args = [*store_args, *(["--shared"] if shared else []), "--admin-socket", os.path.join(directory, name + ".sock"), "--listen", "tcp://127.0.0.1:%d" % self.port]
         self.start(standby)
 
     def start(self, standby):
@@ -68,6 +70,25 @@ def requests_for(port, credentials):
     }
 
 
+def measure(name, targets, operation, directory):
+    """wrk at 64 connections in all: on one port, or split over several at once (summed rps, the
+    worst p99)."""
+    results = [None] * len(targets)
+
+    def one(index):
+        port, _, requests = targets[index]
+        headers, body = requests[operation]
+        place = os.path.join(directory, "%s-%d" % (name, index))
+        os.makedirs(place, exist_ok=True)
+        results[index] = wrk(port, headers, body, 64 // len(targets), place)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"rps": sum(r["rps"] for r in results), "p99": max(r["p99"] for r in results), "errors": sum(r["errors"] for r in results)}
+
+
 def failover_seconds(primary, standby, key, credentials):
     """SIGKILL the serving instance; seconds until the standby first answers GenerateDataKey."""
     kms = client(standby.port, credentials)
@@ -91,25 +112,28 @@ def main():
         with tempfile.TemporaryDirectory(prefix="bench-kmsd-store-") as directory:
             sqlite_args = ["--store", directory + "/keys.sqlite"]
             pg_args = ["--store", postgres.new_database(), "--root-key-file", directory + "/root.key", "--audit-anchor", directory + "/anchor"]
-            sqlite_credentials, pg_credentials = init(sqlite_args), init(pg_args)
+            shared_args = ["--store", postgres.new_database(), "--root-key-file", directory + "/root-shared.key",
+                           "--audit-anchor", directory + "/anchor-shared"]
+            sqlite_credentials, pg_credentials, shared_credentials = init(sqlite_args), init(pg_args), init(shared_args)
             sqlite = Server(directory, "sqlite", sqlite_args)
             primary = Server(directory, "pg-a", pg_args)
             standby = Server(directory, "pg-b", pg_args, standby=True)
-            servers = [sqlite, primary, standby]
-            signed = {"sqlite": (sqlite.port,) + requests_for(sqlite.port, sqlite_credentials),
-                      "postgres": (primary.port,) + requests_for(primary.port, pg_credentials)}
+            together = [Server(directory, "shared-%d" % i, shared_args, shared=True) for i in range(2)]
+            servers = [sqlite, primary, standby, *together]
+            signed = {"sqlite": [(sqlite.port,) + requests_for(sqlite.port, sqlite_credentials)],
+                      "postgres": [(primary.port,) + requests_for(primary.port, pg_credentials)],
+                      "shared": [(s.port,) + requests_for(s.port, shared_credentials) for s in together]}
+            names = ["sqlite", "postgres", "shared"]
             results = {}
             for round_number in range(ROUNDS):
                 for operation in ["GenerateDataKey", "Decrypt"]:
-                    for name in (["sqlite", "postgres"] if round_number % 2 == 0 else ["postgres", "sqlite"]):
-                        port, _, requests = signed[name]
-                        headers, body = requests[operation]
-                        result = wrk(port, headers, body, 64, directory)
+                    for name in names[round_number % 3:] + names[:round_number % 3]:
+                        result = measure(name, signed[name], operation, directory)
                         results.setdefault((operation, name), []).append(result)
                         print("round %d %s %s: %s" % (round_number + 1, name, operation, result), file=sys.stderr)
             # Failover: kill the serving instance, time the standby's first answer, bring the
             # killed one back as the new standby; both ways.
-            key = signed["postgres"][1]
+            key = signed["postgres"][0][1]
             times = []
             for _ in range(3 * 2):
                 times.append(failover_seconds(primary, standby, key, pg_credentials))
@@ -124,14 +148,15 @@ def main():
     print("Machine: %s, %d cores, shared by kmsd, PostgreSQL 15 (fsync on) and wrk; 64 connections, %d s per cell, %d rounds "
           "interleaved (medians); audit on, SigV4 verified on every request." % (cpu, os.cpu_count(), SECONDS, ROUNDS))
     print()
-    print("| operation | SQLite req/s | SQLite p99 ms | PostgreSQL req/s | PostgreSQL p99 ms | PostgreSQL / SQLite | errors |")
-    print("|---|---|---|---|---|---|---|")
+    print("| operation | SQLite req/s | p99 ms | PostgreSQL, one serving | p99 ms | / SQLite | PostgreSQL, two --shared | p99 ms | / SQLite | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for operation in ["GenerateDataKey", "Decrypt"]:
-        s, p = results[(operation, "sqlite")], results[(operation, "postgres")]
+        s, p, t = (results[(operation, name)] for name in names)
         rps = lambda rs: statistics.median(r["rps"] for r in rs)
         p99 = lambda rs: statistics.median(r["p99"] for r in rs)
-        print("| %s | %.0f | %.2f | %.0f | %.2f | %.2f× | %d |" % (operation, rps(s), p99(s), rps(p), p99(p), rps(p) / rps(s),
-                                                                 sum(r["errors"] for r in s + p)))
+        print("| %s | %.0f | %.2f | %.0f | %.2f | %.2f× | %.0f | %.2f | %.2f× | %d |" % (
+            operation, rps(s), p99(s), rps(p), p99(p), rps(p) / rps(s), rps(t), p99(t), rps(t) / rps(s),
+            sum(r["errors"] for r in s + p + t)))
     print()
     print("SIGKILL of the serving instance to the standby's first answer (%d takeovers): median %.0f ms, max %.0f ms." % (
         len(times), 1000 * statistics.median(times), 1000 * max(times)))

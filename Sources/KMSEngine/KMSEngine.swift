@@ -32,6 +32,8 @@ public final class KMSEngine: Sendable {
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
     /// in init; a dispatch source is thread-safe to cancel.
     private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
+    /// A shared store's follower (``StoreFollower``): nil when this instance is the store's one writer.
+    let follower: StoreFollower?
 
     /// Opens (or creates) the key store at `path` — an SQLite file, or a PostgreSQL database named
     /// by a `postgres://` URI (``StoreLocation``) — under `rootKey`.
@@ -44,16 +46,18 @@ public final class KMSEngine: Sendable {
     ///   - auditAnchor: a file outside the store where the audit head is kept (``AuditAnchor``);
     ///     nil for none.
     ///   - waitForWriter: wait while another process writes the store, then open it (a standby).
+    ///   - shared: serve a PostgreSQL store together with other instances (``StoreFollower``).
     ///   - onStoreLost: called when the store's PostgreSQL session (and its writer lock) is lost:
     ///     the caller must stop serving, since another instance may be writing already.
     public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
                             schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
                             createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil,
-                            waitForWriter: Bool = false, onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
+                            waitForWriter: Bool = false, shared: Bool = false,
+                            onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
         let location = StoreLocation(path)
         // A standby keeps its anchor up with the serving instance's trail while it waits.
         let follower = try auditAnchor.map { AnchorFollower(location: location, anchor: AuditAnchor(path: $0), chain: try AuditChain(rootKey: rootKey)) }
-        return try KMSEngine(store: RelationalKeyStore(location: location, waitForWriter: waitForWriter,
+        return try KMSEngine(store: RelationalKeyStore(location: location, shared: shared, waitForWriter: waitForWriter,
                                                        whileWaiting: { follower?.followIfDue() }, onLost: onStoreLost), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
                       anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores)
     }
@@ -81,7 +85,38 @@ public final class KMSEngine: Sendable {
             try Self.checkNever(Self.authenticatedStateOperation, store: store, chain: chain,
                                 what: "the set of its records was authenticated")
         }
+        let (state, resealed) = try Self.liveState(contents, rootKey: rootKey)
+        if contents.legacyMaterialLabels {
+            // One transaction: every row under its identity, and the migration's marker gone.
+            try store.apply(resealed + [.deleteMetadata(name: "legacy_material_labels")], audit: [])
+        }
+        self.state = Mutex(state)
+        self.audit = try AuditLog(store: store, chain: chain, last: contents.lastAudit, anchor: anchor, createAnchor: createAnchor)
+        follower = store.shared ? StoreFollower() : nil
+        if upgrading {
+            // The trail says so from now on: a store whose marker is later removed is refused.
+            try manage(Self.authenticatedRecordsOperation, Self.adminCaller) { record, _ in
+                record.note = "store records authenticated from here on"
+                return ((), [])
+            }
+        }
+        if markState {
+            // This commit writes the first digest; the trail remembers that one existed.
+            try manage(Self.authenticatedStateOperation, Self.adminCaller) { record, _ in
+                record.note = "the set of store records is authenticated from here on"
+                return ((), [])
+            }
+        }
+        reconnectCustomKeyStores()
+        if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
+        follower?.start(following: self)
+    }
+
+    /// The working state of what `contents` holds: each key's material opened and checked, each
+    /// access key's secret opened. Returns the re-seals a store migrated from schema 1 needs.
+    static func liveState(_ contents: StoreContents, rootKey: RootKey) throws -> (EngineState, [StoreChange]) {
         var state = EngineState()
+        state.generation = contents.generation
         var resealed: [StoreChange] = []
         for stored in contents.keys {
             var record = stored.migrated()
@@ -90,10 +125,6 @@ public final class KMSEngine: Sendable {
             resealed += reseals
             try Self.identifyMaterial(&record, material, rootKey: rootKey)
             state.keys[record.identity] = LiveKey(record: record, material: material)
-        }
-        if contents.legacyMaterialLabels {
-            // One transaction: every row under its identity, and the migration's marker gone.
-            try store.apply(resealed + [.deleteMetadata(name: "legacy_material_labels")], audit: [])
         }
         for alias in contents.aliases {
             state.aliases[.init(account: alias.account, region: alias.region, name: alias.aliasName)] = alias
@@ -111,24 +142,7 @@ public final class KMSEngine: Sendable {
         }
         for identity in contents.identities { state.identities[identity.arn] = LiveIdentity(record: identity) }
         for (store, sealed) in contents.customKeyStores { state.customKeyStores[store.id] = (store, sealed) }
-        self.state = Mutex(state)
-        self.audit = try AuditLog(store: store, chain: chain, last: contents.lastAudit, anchor: anchor, createAnchor: createAnchor)
-        if upgrading {
-            // The trail says so from now on: a store whose marker is later removed is refused.
-            try manage(Self.authenticatedRecordsOperation, Self.adminCaller) { record, _ in
-                record.note = "store records authenticated from here on"
-                return ((), [])
-            }
-        }
-        if markState {
-            // This commit writes the first digest; the trail remembers that one existed.
-            try manage(Self.authenticatedStateOperation, Self.adminCaller) { record, _ in
-                record.note = "the set of store records is authenticated from here on"
-                return ((), [])
-            }
-        }
-        reconnectCustomKeyStores()
-        if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
+        return (state, resealed)
     }
 
     /// A key's material, opened and checked: each version's row opens under the key's identity
@@ -200,6 +214,7 @@ public final class KMSEngine: Sendable {
 
     deinit {
         scheduler?.cancel()
+        follower?.stop()
         keyStoreConnections.closeAll()
         // Best effort: a clean shutdown loses no audit record.
         try? audit.flush()
@@ -216,6 +231,12 @@ public final class KMSEngine: Sendable {
             let check = try rootKey.seal(try SecretBytes.random(count: 32), label: label, version: 0)
             try store.apply([.putMetadata(name: "root_check", value: check)], audit: [])
         }
+    }
+
+    /// Calls `handler` when this instance can no longer follow its shared store (with why: the
+    /// store unreachable, or a record in it that does not verify), and nil when it can again.
+    public func onFollowProblem(_ handler: @escaping @Sendable (String?) -> Void) {
+        follower?.reporter.withLock { $0 = handler }
     }
 
     /// Whether a cryptographic call may wait on a custom key store (a token or a proxy): the
@@ -301,9 +322,23 @@ public final class KMSEngine: Sendable {
     func perform<R>(_ operation: String, _ caller: Caller, context: EncryptionContext? = nil, tracksUse: Bool = false,
                     _ body: (inout AuditRecord, EngineState) throws -> R) throws -> R {
         var record = newRecord(operation, caller, context: context)
-        let snapshot = state.withLock { $0 }
+        var snapshot = state.withLock { $0 }
         do {
-            let result = try body(&record, snapshot)
+            try follower?.checkFresh()
+            let result: R
+            do {
+                result = try body(&record, snapshot)
+            } catch let missing as KMSError where missing.code == .notFound && follower != nil {
+                // A key (or alias, grant) another instance has just made: if the store has
+                // moved, this call is answered again on what it holds now (so a key is usable
+                // everywhere once CreateKey returns; a miss costs one query).
+                try catchUp(to: store.generation())
+                let caughtUp = state.withLock { $0 }
+                guard caughtUp.generation != snapshot.generation else { throw missing }
+                record = newRecord(operation, caller, context: context)
+                snapshot = caughtUp
+                result = try body(&record, snapshot)
+            }
             audit.append(record)
             if tracksUse { noteUse(record) }
             return result
@@ -324,20 +359,66 @@ public final class KMSEngine: Sendable {
 
     /// Runs a management operation: `body` edits a draft of the state and returns the store
     /// changes; they are committed with the audit record, then the draft becomes the state.
+    ///
+    /// In a shared store the commit is conditional on the store being at the draft's generation:
+    /// if another instance changed it meanwhile, the store is loaded again and `body` drafts the
+    /// change anew on what is there now (a key deleted there is not found here; a name taken
+    /// there is taken here), at most ``StoreFollower/attempts`` times.
     func manage<R>(_ operation: String, _ caller: Caller,
                    _ body: (inout AuditRecord, inout EngineState) throws -> (R, [StoreChange])) throws -> R {
         try management.withLock { _ in
-            var record = newRecord(operation, caller)
-            var draft = state.withLock { $0 }
-            do {
-                let (result, changes) = try body(&record, &draft)
-                try audit.commit(changes: changes, record: record)
-                state.withLock { $0 = draft }
-                return result
-            } catch {
-                throw auditFailure(error, record: &record)
+            var attempt = 1
+            while true {
+                var record = newRecord(operation, caller)
+                do {
+                    if let follower {
+                        // Drafted on the store as it is now, not as the last poll saw it: a key
+                        // another instance has just made is found, a name it has just taken is taken.
+                        try follower.checkFresh()
+                        let current = try store.generation()
+                        if current != state.withLock({ $0.generation }) { try reloadState() }
+                    }
+                    var draft = state.withLock { $0 }
+                    let (result, changes) = try body(&record, &draft)
+                    let generation = try audit.commit(changes: changes, record: record, basedOn: follower == nil ? nil : draft.generation)
+                    if follower != nil, !changes.isEmpty, let generation { draft.generation = generation }
+                    state.withLock { $0 = draft }
+                    return result
+                } catch let nothing as NothingToRecord {
+                    throw nothing
+                } catch is StaleStateError where attempt < StoreFollower.attempts {
+                    // Not audited: the change did not happen, and is tried again at once.
+                    attempt += 1
+                    do { try reloadState() } catch { throw auditFailure(error, record: &record) }
+                } catch {
+                    throw auditFailure(error, record: &record)
+                }
             }
         }
+    }
+
+    /// Thrown by a management body that finds nothing left to do and nothing worth recording (a
+    /// scheduled step another instance, or a cancellation, has made moot): no commit, no record.
+    struct NothingToRecord: Error {}
+
+    /// Loads a shared store again if another instance has changed it since this state; with the
+    /// management lock, so that no change is drafted on the state being replaced.
+    /// - Returns: whether it loaded the store.
+    @discardableResult
+    func catchUp(to generation: Int64) throws -> Bool {
+        try management.withLock { _ in
+            guard state.withLock({ $0.generation }) != generation else { return false }
+            try reloadState()
+            return true
+        }
+    }
+
+    /// The store as it is now becomes the state (the caller holds the management lock). Every
+    /// record's MAC and the state digest are checked again, as at open.
+    private func reloadState() throws {
+        let (next, _) = try Self.liveState(try store.load(), rootKey: rootKey)
+        state.withLock { $0 = next }
+        reconnectCustomKeyStores()
     }
 
     /// Records a refused or failed call and returns what the caller sees: KMS errors as they

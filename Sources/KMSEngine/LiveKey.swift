@@ -35,6 +35,8 @@ struct EngineState {
         var name: String
     }
 
+    /// The store generation this state is (a shared store's; 0 for a store with one writer).
+    var generation: Int64 = 0
     var keys = KeyTable()
     var aliases: [AliasID: AliasRecord] = [:]
     var accounts: [String: AccountRecord] = [:]

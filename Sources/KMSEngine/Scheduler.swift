@@ -61,13 +61,18 @@ extension KMSEngine {
         let caller = Caller(account: due.account, region: due.region, principal: "kms.amazonaws.com", requestID: "scheduler")
         let deleting = due.state == .pendingDeletion && (due.deletionDate ?? .distantFuture) <= now
         let expiring = !deleting && !Self.expiredVersions(due, now: now).isEmpty
-        return try manage(deleting ? "DeleteKey" : expiring ? "DeleteExpiredKeyMaterial" : "RotateKey", caller) { record, state in
-            guard let live = state.keys[due.identity] else { return (.nothing, []) }
+        do { return try carryOut(due, deleting: deleting, expiring: expiring, now: now, caller: caller) } catch is NothingToRecord { return .nothing }
+    }
+
+    /// The step itself, in a management operation; throws ``NothingToRecord`` if it is no longer due.
+    private func carryOut(_ due: KeyRecord, deleting: Bool, expiring: Bool, now: Date, caller: Caller) throws -> ScheduledOutcome {
+        try manage(deleting ? "DeleteKey" : expiring ? "DeleteExpiredKeyMaterial" : "RotateKey", caller) { record, state in
+            guard let live = state.keys[due.identity] else { throw NothingToRecord() }
             let key = live.record
             record.keyARN = key.arn
             if expiring {
                 let expired = Self.expiredVersions(key, now: now)
-                guard !expired.isEmpty else { return (.nothing, []) }
+                guard !expired.isEmpty else { throw NothingToRecord() }
                 var next = live, changes: [StoreChange] = []
                 for version in expired {
                     let (without, deleted) = Self.withoutMaterial(next, version: version)
@@ -78,7 +83,7 @@ extension KMSEngine {
                 return (.expired, [.putKey(next.record)] + changes)
             }
             if deleting {
-                guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { return (.nothing, []) }
+                guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { throw NothingToRecord() }
                 state.keys[key.identity] = nil
                 state.grants[key.identity] = nil
                 state.aliases = state.aliases.filter { !($0.value.targetKeyID == key.keyID && $0.value.account == key.account && $0.value.region == key.region) }
@@ -95,7 +100,7 @@ extension KMSEngine {
                 return (.deleted, [.deleteKey(key.identity)] + primaryAfterReplicaDeletion(key, now: now, in: &state))
             }
             // A replica's material comes from its primary's rotation, never its own.
-            guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now, !key.isReplica else { return (.nothing, []) }
+            guard key.state == .enabled, key.rotationEnabled, (key.nextRotationDate ?? .distantFuture) <= now, !key.isReplica else { throw NothingToRecord() }
             var (next, changes) = try rotated(live, type: .automatic)
             next = next.with { $0.nextRotationDate = now.addingTimeInterval(Double($0.rotationPeriodInDays ?? 365) * 86_400) }
             state.keys[key.identity] = next

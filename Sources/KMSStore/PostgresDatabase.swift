@@ -65,20 +65,24 @@ public final class PostgresDatabase: SQLConnection {
     /// Takes the advisory lock `key` for this session: one writer per store, as the SQLite
     /// store's file lock. The server releases it when the session ends, however the process
     /// ends. With `wait`, asks again every `interval` until it is free (a standby); else throws
-    /// if another session holds it.
-    public func claimWriter(key: Int64, wait: Bool = false, interval: Duration = .milliseconds(50), between: () -> Void = {}) throws {
-        while wait, try query("SELECT pg_try_advisory_lock(?1)", [.integer(key)]).first?.first != .integer(1) {
+    /// if another session holds it. With `shared`, the lock is taken in share mode: any number of
+    /// instances that serve together hold it, and it keeps out a writer that wants it alone.
+    public func claimWriter(key: Int64, shared: Bool = false, wait: Bool = false, interval: Duration = .milliseconds(50),
+                            between: () -> Void = {}) throws {
+        let claim = shared ? "SELECT pg_try_advisory_lock_shared(?1)" : "SELECT pg_try_advisory_lock(?1)"
+        while wait, try query(claim, [.integer(key)]).first?.first != .integer(1) {
             between()
             let nanoseconds = interval.components.seconds * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             var pause = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
             nanosleep(&pause, nil)
         }
         if wait { return }
-        let rows = try query("SELECT pg_try_advisory_lock(?1)", [.integer(key)])
+        let rows = try query(claim, [.integer(key)])
         guard rows.first?.first == .integer(1) else {
-            let holder = try? query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ?1", [.integer(key & 0xffff_ffff)])
+            let holder = try? query("SELECT pid, mode FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ?1", [.integer(key & 0xffff_ffff)])
             let pid = holder?.first?.first?.integer.map { " (server process \($0))" } ?? ""
-            throw StoreError("the key store \(location) is in use by another kmsd: its advisory lock \(key) is held\(pid)")
+            let how = holder?.first?[1].text == "ShareLock" ? "by kmsd instances serving it together (--shared)" : "by another kmsd"
+            throw StoreError("the key store \(location) is in use \(how): its advisory lock \(key) is held\(pid)")
         }
     }
 

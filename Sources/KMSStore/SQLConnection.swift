@@ -22,6 +22,11 @@ public enum SQLDialect: Sendable {
     /// transaction that would wait for it later could deadlock against a reader turned writer).
     public var beginTransaction: String { self == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN" }
 
+    /// How a reading transaction begins that sees one committed state throughout (a load of the
+    /// whole store while other instances write it). SQLite's deferred transaction is a snapshot
+    /// from its first read.
+    public var beginSnapshot: String { self == .sqlite ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" }
+
     /// The column type of bytes.
     public var blobType: String { self == .sqlite ? "BLOB" : "BYTEA" }
     /// The column type of 64-bit integers.
@@ -35,8 +40,13 @@ public enum SQLDialect: Sendable {
 
 extension SQLConnection {
     /// Runs `body` in one transaction: all of it is committed, or none.
-    public func transaction<R>(_ body: () throws -> R) throws -> R {
-        try execute(dialect.beginTransaction)
+    public func transaction<R>(_ body: () throws -> R) throws -> R { try run(dialect.beginTransaction, body) }
+
+    /// Runs `body` in a read-only transaction that sees one committed state.
+    public func snapshot<R>(_ body: () throws -> R) throws -> R { try run(dialect.beginSnapshot, body) }
+
+    private func run<R>(_ begin: String, _ body: () throws -> R) throws -> R {
+        try execute(begin)
         do {
             let result = try body()
             try execute("COMMIT")

@@ -67,10 +67,20 @@ struct ServeCommand: ParsableCommand {
         """)
     var standby = false
 
+    @Flag(help: """
+        Serve a PostgreSQL store together with other kmsd instances started with --shared: every \
+        instance answers every request. Changes are conditional writes on the store's generation; \
+        each instance loads what another changed within 100 ms, and refuses requests (500, so \
+        clients try another) when it could not confirm its state for 1 s. docs/KMS.md.
+        """)
+    var shared = false
+
     @OptionGroup(title: "Development mode") var devOptions: DevOptions
 
     func validate() throws {
+        if shared && standby { throw ValidationError("--shared instances all serve; --standby waits for a store's one writer: choose one") }
         guard devOptions.dev else { return }
+        if shared { throw ValidationError("--dev makes its own store: it cannot be --shared") }
         let storeFlags = [storeOptions.config, storeOptions.storeFlag, storeOptions.rootKeyFile, storeOptions.rootKeyCredential]
         guard storeFlags.allSatisfy({ $0 == nil }), storeOptions.rootKeyFD == nil, listeners.isEmpty, tlsCertificate == nil, tlsKey == nil else {
             throw ValidationError("--dev makes its own store and listens on 127.0.0.1 only: it takes no --config, --store, root key, --listen or TLS option")
@@ -134,12 +144,17 @@ struct ServeCommand: ParsableCommand {
             print("kmsd: standby: waiting for the writer lock of \(storeOptions.location) (another kmsd serves it)")
             fflush(nil)
         }
-        let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true, waitForWriter: standby) { reason in
+        let engine = try dev?.engine ?? storeOptions.openEngine(scheduler: true, waitForWriter: standby, shared: shared) { reason in
             // Fencing: the lock went with the session, and a standby may be writing already.
             // Answering on from memory could hand out what it has just changed (a disabled key).
-            print("kmsd: lost the key store's session (\(reason)): stopping, so that a standby takes over")
+            print("kmsd: lost the key store's session (\(reason)): stopping, so that a standby takes over (or, --shared, the other instances serve)")
             fflush(nil)
             Glibc.exit(75)
+        }
+        engine.onFollowProblem { problem in
+            print(problem.map { "kmsd: cannot follow the shared key store (refusing requests after 1 s): \($0)" }
+                  ?? "kmsd: following the shared key store again")
+            fflush(nil)
         }
         if let seed = seed ?? file?.seed { print(try engine.applySeed(from: seed)) }
         var quotas = RequestQuotas()

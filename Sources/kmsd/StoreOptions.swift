@@ -107,14 +107,14 @@ struct StoreOptions: ParsableArguments {
         return stat(store, &info) == 0 ? info.st_uid : nil
     }
 
-    func openEngine(scheduler: Bool = false, createAnchor: Bool = false, waitForWriter: Bool = false,
+    func openEngine(scheduler: Bool = false, createAnchor: Bool = false, waitForWriter: Bool = false, shared: Bool = false,
                     onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
         do {
             return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
                                       schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor, createAnchor: createAnchor,
                                       customKeyStores: KeyStoreConnector(pkcs11Module: pkcs11Module ?? (try? configFile()?.pkcs11Module) ?? nil,
                                                                          xksCABundle: xksCABundle ?? (try? configFile()?.xksCABundle) ?? nil),
-                                      waitForWriter: waitForWriter, onStoreLost: onStoreLost)
+                                      waitForWriter: waitForWriter, shared: shared, onStoreLost: onStoreLost)
         } catch {
             let hint = "\(error)".contains("in use by another")
                 ? " — kmsd is running, but not answering on its admin socket \(adminSocketPath) (started with another --admin-socket?)"

@@ -148,7 +148,7 @@ class Worker:
             self.blobs.pop(0)
 
 
-def _process(port, access, secret, keys, index, threads, seconds, queue, mix=None):
+def _process(port, access, secret, keys, index, threads, seconds, queue, mix=None, spread=False):
     import threading
     credentials = botocore.credentials.Credentials(access, secret)
     totals = {"operations": 0, "errors": 0, "samples": [], "latencies": [], "failovers": 0}
@@ -157,6 +157,8 @@ def _process(port, access, secret, keys, index, threads, seconds, queue, mix=Non
 
     def run(number):
         worker = Worker(port, credentials, keys, "p%dt%d" % (index, number), seed=index * 1000 + number, mix=mix)
+        if spread:
+            worker.current = (index * threads + number) % len(worker.ports)
         done, errors, samples, latencies = 0, 0, [], []
         while time.time() < deadline:
             started = time.perf_counter()
@@ -192,13 +194,14 @@ def resident_kib(pid):
     raise RuntimeError("no VmRSS for %d" % pid)
 
 
-def run(port, access, secret, keys, pid, seconds, connections=64, processes=4, sample_every=2.0, mix=None):
+def run(port, access, secret, keys, pid, seconds, connections=64, processes=4, sample_every=2.0, mix=None, spread=False):
     """The load for `seconds`; returns operations, errors, error samples, throughput, latency
     percentiles and kmsd's resident-memory samples (KiB, with their times; none without `pid`).
-    `port`: one port, or a list to fail over between."""
+    `port`: one port, or a list to fail over between; with `spread`, connections start on each
+    port in turn (instances that all serve), else on the first."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    children = [context.Process(target=_process, args=(port, access, secret, keys, i, connections // processes, seconds, queue, mix))
+    children = [context.Process(target=_process, args=(port, access, secret, keys, i, connections // processes, seconds, queue, mix, spread))
                 for i in range(processes)]
     started = time.time()
     for child in children:

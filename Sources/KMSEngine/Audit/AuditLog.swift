@@ -73,7 +73,14 @@ final class AuditLog: Sendable {
     }
 
     /// Writes what is pending, then `record`, together with `changes`, in one transaction.
-    func commit(changes: [StoreChange], record: AuditRecord?) throws {
+    ///
+    /// In a shared store the records chain from the head the store holds when this instance's
+    /// turn comes (other instances append too); a head behind the last record this instance
+    /// wrote or saw means records were cut off or the store rolled back, and nothing is written.
+    /// - Parameter generation: the state `changes` were drafted on (``KeyStore/apply(_:basedOn:audit:)``).
+    /// - Returns: the store's generation after the commit.
+    @discardableResult
+    func commit(changes: [StoreChange], record: AuditRecord?, basedOn generation: Int64? = nil) throws -> Int64? {
         try writer.withLock { chainState in
             var batch = chainState.spare
             chainState.spare = []
@@ -83,23 +90,34 @@ final class AuditLog: Sendable {
                 chainState.spare = batch
             }
             if let record { batch.append(record) }
-            guard !batch.isEmpty || !changes.isEmpty else { return }
+            guard !batch.isEmpty || !changes.isEmpty else { return nil }
+            let encoded = batch.map(\.canonicalJSON)
             var next = chainState
             var sealed: [SealedAuditRecord] = []
-            for record in batch {
-                let bytes = record.canonicalJSON
-                next.lastSequence += 1
-                next.lastMAC = chain.mac(previous: next.lastMAC, sequence: next.lastSequence, record: bytes)
-                sealed.append(SealedAuditRecord(sequence: next.lastSequence, record: bytes, mac: next.lastMAC))
-            }
             do {
-                let head = StoreChange.putMetadata(name: "audit_head", value: chain.head(sequence: next.lastSequence, mac: next.lastMAC))
-                try store.apply(sealed.isEmpty ? changes : changes + [head], audit: sealed)
+                let stored = try store.apply(changes, basedOn: generation) { storeHead in
+                    next = chainState
+                    if let storeHead {
+                        guard storeHead.sequence >= chainState.lastSequence else {
+                            throw StoreError("the store's audit trail ends at record \(storeHead.sequence), before record \(chainState.lastSequence) that this instance has seen: records were cut off or the store was rolled back; refusing to write")
+                        }
+                        next.lastSequence = storeHead.sequence
+                        next.lastMAC = storeHead.mac
+                    }
+                    sealed = []
+                    for bytes in encoded {
+                        next.lastSequence += 1
+                        next.lastMAC = chain.mac(previous: next.lastMAC, sequence: next.lastSequence, record: bytes)
+                        sealed.append(SealedAuditRecord(sequence: next.lastSequence, record: bytes, mac: next.lastMAC))
+                    }
+                    return AuditAppend(records: sealed, head: sealed.isEmpty ? nil : chain.head(sequence: next.lastSequence, mac: next.lastMAC))
+                }
                 chainState = next
                 // After the commit: the anchor may lag the store after a crash, never lead it. A
                 // failed write leaves it lagging (the next commit writes it again); the committed
                 // change stands, as the store has it.
                 if let anchor, !sealed.isEmpty { try? anchor.write(chain.head(sequence: next.lastSequence, mac: next.lastMAC)) }
+                return stored
             } catch {
                 // Nothing was written: put the crypto-call records back for the next attempt.
                 let requeue = record == nil ? batch : Array(batch.dropLast())

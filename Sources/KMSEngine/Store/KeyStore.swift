@@ -16,15 +16,57 @@ protocol KeyStore: Sendable {
     /// Everything persisted, for the engine to load at start.
     /// - Throws: ``StoreError`` naming a record whose MAC does not verify.
     func load() throws -> StoreContents
-    /// Applies `changes` and appends `audit` in one transaction.
-    func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws
+    /// Whether other kmsd instances write this store at the same time (`kmsd serve --shared`).
+    var shared: Bool { get }
+    /// Applies `changes` and appends the audit records `seal` makes (and writes the trail's sealed
+    /// head, `audit_head`, with them), in one transaction.
+    ///
+    /// The writers of a shared store take turns (a transaction-scoped lock): `seal` is given the
+    /// trail's last record as the store holds it then, so that every instance's records join one
+    /// chain; a store with one writer passes nil (its audit log knows the head). Changes are
+    /// refused with ``StaleStateError`` unless the shared store is still at `generation`, the
+    /// state they were drafted on: a conditional write, the draft's version against the store's.
+    /// - Returns: the store's generation after the transaction.
+    @discardableResult
+    func apply(_ changes: [StoreChange], basedOn generation: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64
+    /// The generation a shared store is at: moved by every transaction that changes a record.
+    func generation() throws -> Int64
     /// Every audit record, in order, for verification.
     func auditRecords(after sequence: Int64) throws -> [SealedAuditRecord]
     /// A value in the store's metadata table (schema version, root-key check, audit head).
     func metadata(_ name: String) throws -> [UInt8]?
 }
 
+extension KeyStore {
+    /// Applies `changes` with `audit` sealed already (a store's own bookkeeping at open).
+    func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws {
+        try apply(changes, basedOn: nil) { _ in AuditAppend(records: audit, head: nil) }
+    }
+}
+
+/// The last record of the audit trail: where the next one chains from.
+struct AuditPosition: Equatable {
+    var sequence: Int64
+    var mac: [UInt8]
+}
+
+/// Audit records sealed for one transaction, and the trail's sealed head after them.
+struct AuditAppend {
+    var records: [SealedAuditRecord]
+    var head: [UInt8]?
+}
+
+/// A shared store moved on (another instance committed a change) since the state a change was
+/// drafted on: the engine loads the store again and drafts the change anew.
+struct StaleStateError: Error, CustomStringConvertible {
+    let expected: Int64
+    let stored: Int64
+    var description: String { "the store is at generation \(stored), the change was drafted at \(expected)" }
+}
+
 struct StoreContents {
+    /// The generation these contents are (``KeyStore/generation()``), read in the same snapshot.
+    var generation: Int64 = 0
     var keys: [KeyRecord]
     /// Sealed material by key and version.
     var sealedMaterial: [KeyIdentity: [UInt32: [UInt8]]]

@@ -28,14 +28,21 @@ import Synchronization
 /// no longer matches it; an older digest put back with it names an audit head the trail has passed.
 ///
 /// One writer per store: an flock on `<path>.lock` for SQLite, a session-level advisory lock for
-/// PostgreSQL (released by the server when the session ends, however the process ends).
+/// PostgreSQL (released by the server when the session ends, however the process ends) — or,
+/// for a PostgreSQL store served by several instances at once (`shared`), that lock in share
+/// mode, and writers that take turns: each transaction takes ``turnLockKey``, reads the trail's
+/// head, the state digest and the generation as the database holds them, and moves all three.
 final class RelationalKeyStore: KeyStore {
     /// 2: keys and their material by identity (account, Region, key ID); 1 had the key ID alone.
     static let schemaVersion = 2
     /// The advisory lock that makes one kmsd the writer of a PostgreSQL store ("kmsd" in ASCII).
     static let writerLockKey: Int64 = 0x6b6d_7364
+    /// The transaction-scoped advisory lock the writers of a shared store take in turn ("kmse").
+    static let turnLockKey: Int64 = 0x6b6d_7365
+    static let generationName = "generation"
+    let shared: Bool
     /// The connection, behind the one lock that serializes all store access.
-    private let database: Mutex<any SQLConnection>
+    private let database: ConnectionLock
     private let dialect: SQLDialect
     /// An exclusive flock on `<path>.lock` (SQLite), held while the store is open; -1 for PostgreSQL.
     private let lockDescriptor: Int32
@@ -69,12 +76,15 @@ final class RelationalKeyStore: KeyStore {
     ///   - onLost: called when the PostgreSQL session, and with it the writer lock, is lost:
     ///     noticed by a statement, or by the watchdog when the server has not answered for
     ///     ``sessionDeadline`` (a statement hanging on a silent network included).
-    init(location: StoreLocation, waitForWriter: Bool = false, whileWaiting: @escaping @Sendable () -> Void = {},
+    ///   - shared: serve the store together with other instances (PostgreSQL only).
+    init(location: StoreLocation, shared: Bool = false, waitForWriter: Bool = false, whileWaiting: @escaping @Sendable () -> Void = {},
          onLost: (@Sendable (String) -> Void)? = nil) throws {
         let database: any SQLConnection
         var session: SessionClock?
+        self.shared = shared
         switch location {
         case let .sqlite(path):
+            guard !shared else { throw StoreError("only a PostgreSQL store is served by several instances at once (--shared); \(path) is an SQLite file") }
             lockDescriptor = try Self.lockExclusively(path + ".lock", wait: waitForWriter, between: whileWaiting)
             do { database = try SQLiteDatabase(path: path) } catch {
                 close(lockDescriptor)
@@ -83,14 +93,14 @@ final class RelationalKeyStore: KeyStore {
         case let .postgres(url):
             lockDescriptor = -1
             let postgres = try PostgresDatabase(url: url)
-            try postgres.claimWriter(key: Self.writerLockKey, wait: waitForWriter, between: whileWaiting)
+            try postgres.claimWriter(key: Self.writerLockKey, shared: shared, wait: waitForWriter, between: whileWaiting)
             postgres.onLost = onLost
             session = postgres.answers
             database = postgres
         }
         dialect = database.dialect
         try Self.createSchema(database, location: location)
-        self.database = Mutex(database)
+        self.database = ConnectionLock(database)
         if let session {
             heartbeat = startHeartbeat()
             watchdog = Self.startWatchdog(session, onLost: onLost)
@@ -402,7 +412,7 @@ final class RelationalKeyStore: KeyStore {
 
     func load() throws -> StoreContents {
         let decoder = JSONDecoder()
-        return try database.withLock { db in
+        return try database.withLock { db in try db.snapshot {
             try verifySchema(db)
             try verifyRecords(db)
             let digested = try verifyState(db)
@@ -436,17 +446,49 @@ final class RelationalKeyStore: KeyStore {
             let customKeyStores = try db.query("SELECT record, sealed_secret FROM custom_key_stores").map { row in
                 (try decoder.decode(CustomKeyStoreRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
             }
-            return StoreContents(keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
+            return StoreContents(generation: try Self.generation(db), keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
                                  accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities,
                                  customKeyStores: customKeyStores, stateDigestMissing: !digested,
                                  legacyMaterialLabels: try db.query("SELECT 1 FROM meta WHERE name = 'legacy_material_labels'").first != nil)
-        }
+        } }
     }
 
-    func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws {
+    func generation() throws -> Int64 { try database.withLock { try Self.generation($0) } }
+
+    /// The generation in `meta` (0 until a shared instance first changes the store). An
+    /// unreadable value counts as 0 too: it only decides when instances load the store again,
+    /// and every load checks the records themselves.
+    private static func generation(_ db: any SQLConnection) throws -> Int64 {
+        let value = try db.query("SELECT value FROM meta WHERE name = ?1", [.text(generationName)]).first?.first?.blob ?? []
+        return Int64(String(decoding: value, as: UTF8.self)) ?? 0
+    }
+
+    /// A shared store's turn: taken in the transaction, then the trail's head, the digest and
+    /// the generation read as the last writer left them. The head may not be behind what this
+    /// instance has already seen (the audit log checks that); the digest must be the one written
+    /// with that head.
+    private func takeTurn(_ db: any SQLConnection) throws -> (head: AuditPosition?, digest: [UInt8]?, generation: Int64) {
+        try db.query("SELECT pg_advisory_xact_lock(?1)", [.integer(Self.turnLockKey)])
+        let row = try db.query("""
+            SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT value FROM meta WHERE name = ?2),
+                (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1)
+            """, [.text(Self.generationName), .text(Self.stateDigestName)]).first
+        let generation = Int64(String(decoding: row?[0].blob ?? [], as: UTF8.self)) ?? 0
+        let head = row?[2].integer.map { AuditPosition(sequence: $0, mac: row?[3].blob ?? []) }
+        guard let sealed = row?[1].blob else { return (head, nil, generation) }
+        guard let authenticator = authenticator.withLock({ $0 }), let written = authenticator.openDigest(sealed) else {
+            throw StoreError("the store's state digest does not open under the root key: it was edited outside kmsd")
+        }
+        guard written.head == (head?.sequence ?? 0) else {
+            throw StoreError("the store's state digest was written at audit record \(written.head) but the trail ends at \(head?.sequence ?? 0): the store was edited outside kmsd")
+        }
+        return (head, written.digest, generation)
+    }
+
+    func apply(_ changes: [StoreChange], basedOn expected: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        try database.withLock { db in
+        return try database.withLock { db in
             let authenticator = self.authenticator.withLock { $0 }
             var state = tracked.withLock { $0 }
             /// Takes the rows `sql` selects (their MACs) out of the digest, before they change.
@@ -461,7 +503,22 @@ final class RelationalKeyStore: KeyStore {
                 guard state != nil, let authenticator, let mac = mac.blob else { return }
                 Self.add(authenticator.element(table: table, mac: mac), to: &state!.digest)
             }
-            try EngineMetrics.storeTransaction { try db.transaction {
+            let generation = try EngineMetrics.storeTransaction { try db.transaction {
+                var head: AuditPosition?
+                var generation: Int64 = 0
+                if shared {
+                    let turn = try takeTurn(db)
+                    if let expected, !changes.isEmpty, turn.generation != expected {
+                        throw StaleStateError(expected: expected, stored: turn.generation)
+                    }
+                    head = turn.head
+                    generation = turn.generation
+                    // The digest as the last writer left it (a new store has none yet: the one
+                    // this instance computed at load stands).
+                    if let digest = turn.digest, state != nil { state!.digest = digest }
+                }
+                let append = try seal(head), audit = append.records
+                if let sealedHead = append.head { try Self.putMetadata(db, "audit_head", sealedHead) }
                 for change in changes {
                     switch change {
                     case let .putKey(record):
@@ -578,14 +635,20 @@ final class RelationalKeyStore: KeyStore {
                     }
                 }
                 try Self.insertAudit(audit, into: db)
+                if shared && !changes.isEmpty {
+                    generation += 1
+                    try Self.putMetadata(db, Self.generationName, Array(String(generation).utf8))
+                }
                 // The digest moves with the records and the head in the same transaction.
                 if var written = state, let authenticator {
-                    written.head = audit.last?.sequence ?? written.head
+                    written.head = audit.last?.sequence ?? head?.sequence ?? written.head
                     try Self.putMetadata(db, Self.stateDigestName, try authenticator.sealDigest(written.digest, head: written.head))
                     state = written
                 }
+                return generation
             } }
             tracked.withLock { $0 = state }
+            return generation
         }
     }
 
@@ -630,5 +693,22 @@ final class RelationalKeyStore: KeyStore {
         guard let seq = row[0].integer else { throw StoreError("malformed audit row") }
         let record = bytes(row[1]), mac = bytes(row[2])
         return SealedAuditRecord(sequence: seq, record: record, mac: mac)
+    }
+}
+
+/// The store's one connection behind its lock. Not a `Mutex`: a transaction runs code the
+/// caller passes in (the audit log seals its records once the store's turn has come), and a
+/// `Mutex` would ask that code to be sendable across isolation regions, which it need not be:
+/// it runs on the caller's thread, under the lock, and leaves nothing behind.
+private final class ConnectionLock: @unchecked Sendable {
+    private let lock = NSLock()
+    private let connection: any SQLConnection
+
+    init(_ connection: any SQLConnection) { self.connection = connection }
+
+    func withLock<R>(_ body: (any SQLConnection) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(connection)
     }
 }

@@ -1,0 +1,72 @@
+import CoreMetrics
+import Dispatch
+import Synchronization
+
+/// How an instance serving a shared store (`kmsd serve --shared`) keeps up with the others.
+///
+/// Every instance holds the store's state in memory and answers cryptographic calls from it. A
+/// change any instance commits moves the store's generation; each instance asks for it every
+/// ``pollInterval`` and, when it moved, loads the store again (checking every record, as at
+/// open). An instance that has not confirmed its state current for ``staleLimit`` — its store
+/// slow, unreachable, or a load failing — refuses every request with KMSInternalException, which
+/// clients take as a reason to try another instance. So a DisableKey or a deleted access key is
+/// refused by every instance within ``staleLimit`` of its commit. Polling, not LISTEN/NOTIFY: a
+/// notification still needs a query to arrive on a synchronous session, and the bound has to
+/// hold when notifications are lost with a session anyway.
+final class StoreFollower: Sendable {
+    static let pollInterval = DispatchTimeInterval.milliseconds(100)
+    /// The bound: docs/KMS.md, "Several instances serving one PostgreSQL store".
+    static let staleLimit: UInt64 = 1_000_000_000
+    /// How many times a management change is drafted again after another instance's commit.
+    static let attempts = 8
+
+    /// When the state was last confirmed current: the moment the generation was asked for
+    /// (DispatchTime nanoseconds), stored once the state caught up with the answer.
+    private let confirmed = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    /// `nonisolated(unsafe)`: set once, by ``start(following:)`` before the engine serves; a
+    /// dispatch source is thread-safe to cancel.
+    private nonisolated(unsafe) var timer: DispatchSourceTimer?
+    static let age = CoreMetrics.Gauge(label: "kmsd_store_follow_age_seconds")
+    static let reloads = CoreMetrics.Counter(label: "kmsd_store_reloads_total")
+    static let failures = CoreMetrics.Counter(label: "kmsd_store_follow_failures_total")
+
+    /// Told when following starts failing (with why) and when it recovers (nil); once per change.
+    let reporter = Mutex<(@Sendable (String?) -> Void)?>(nil)
+
+    /// Starts asking; the engine is held weakly (the engine's release stops the timer).
+    func start(following engine: KMSEngine) {
+        let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.store-follower"))
+        source.schedule(deadline: .now() + Self.pollInterval, repeating: Self.pollInterval)
+        // Only the timer's serial queue touches it.
+        nonisolated(unsafe) var reported: String?
+        source.setEventHandler { [weak engine, self] in
+            guard let engine else { return }
+            let asked = DispatchTime.now().uptimeNanoseconds
+            var problem: String?
+            do {
+                if try engine.catchUp(to: engine.store.generation()) { Self.reloads.increment() }
+                confirmed.store(asked, ordering: .releasing)
+            } catch {
+                Self.failures.increment()
+                problem = "\(error)"
+            }
+            if problem != reported {
+                reported = problem
+                reporter.withLock { $0 }?(problem)
+            }
+            Self.age.record(Double(DispatchTime.now().uptimeNanoseconds &- confirmed.load(ordering: .acquiring)) / 1e9)
+        }
+        timer = source
+        source.resume()
+    }
+
+    func stop() { timer?.cancel() }
+
+    /// Throws unless the state was confirmed current within ``staleLimit``.
+    func checkFresh() throws(KMSError) {
+        let age = DispatchTime.now().uptimeNanoseconds &- confirmed.load(ordering: .acquiring)
+        guard age > Self.staleLimit else { return }
+        throw KMSError(.internalError, "this kmsd instance has not confirmed its key store's state for \(age / 1_000_000) ms "
+                       + "(another instance may have changed it): try another instance")
+    }
+}
