@@ -286,22 +286,47 @@ public final class KMSEngine: Sendable {
     /// Sets the request quotas (``RequestQuotas``); every account's buckets start full.
     public func setQuotas(_ new: RequestQuotas) { quotas.replace(new) }
 
-    /// Throws ThrottlingException if `operation` by `caller` is over its class's quota; the
-    /// refusal is audited (at most ``RejectedRequests``' rate of them, the rest counted).
-    public func admit(_ operation: KMSOperation, caller: Caller) throws {
-        try admit(operation.quotaClass, operationName: operation.rawValue, caller: caller)
+    /// Throws ThrottlingException if `operation` is over its class's quota; the refusal is
+    /// audited (at most ``RejectedRequests``' rate of them, the rest counted).
+    ///
+    /// A cryptographic call counts against the quota of the account that owns its key, as AWS
+    /// counts it, not the caller's: the key named by ARN (`keyReference`), or the key a ciphertext
+    /// names (`ciphertextBase64`, Decrypt's and ReEncrypt's blob) as Decrypt finds it.
+    public func admit(_ operation: KMSOperation, caller: Caller, keyReference: String? = nil, ciphertextBase64: String? = nil) throws {
+        let kind = operation.quotaClass
+        guard quotas.limits(kind) else { return }
+        let owner = kind == .management ? caller.account : keyOwner(keyReference, ciphertextBase64, caller: caller)
+        try admit(kind, operationName: operation.rawValue, caller: caller, account: owner)
+    }
+
+    /// The account that owns the key a request names; the caller's when it names none of
+    /// another's (a key ID or alias name is the caller's own; a blob whose key is not found is
+    /// refused later, and counts against the caller).
+    private func keyOwner(_ reference: String?, _ ciphertextBase64: String?, caller: Caller) -> String {
+        if let reference, reference.hasPrefix("arn:") {
+            let parts = reference.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+            if parts.count == 6, parts[4].count == 12, parts[4].allSatisfy(\.isASCII), parts[4].allSatisfy(\.isNumber) { return String(parts[4]) }
+            return caller.account
+        }
+        guard reference == nil, let ciphertextBase64, ciphertextBase64.utf8.count <= 8192,
+              let bytes = Data(base64Encoded: ciphertextBase64), let blob = try? CiphertextBlob(parsing: Array(bytes)) else { return caller.account }
+        return state.withLock { $0.keys.find(blob.keyID, region: caller.region, preferring: caller.account)?.record.account } ?? caller.account
     }
 
     /// The same for an operation outside the KMS API (IAM and STS, counted as management).
     public func admit(_ kind: RequestQuotas.Class, operationName: String, caller: Caller) throws {
+        try admit(kind, operationName: operationName, caller: caller, account: caller.account)
+    }
+
+    private func admit(_ kind: RequestQuotas.Class, operationName: String, caller: Caller, account: String) throws {
         let now = clock.now()
-        guard !quotas.admit(account: caller.account, kind, at: now) else { return }
+        guard !quotas.admit(account: account, kind, at: now) else { return }
         EngineMetrics.throttled(kind)
         let (recorded, dropped) = throttledRequests.admit(at: now)
         if recorded {
             var record = newRecord(operationName, caller)
             record.errorCode = KMSError.Code.throttling.rawValue
-            record.note = "over the account's \(kind.rawValue) request quota"
+            record.note = (account == caller.account ? "over the account's" : "over the key owner's (\(account))") + " \(kind.rawValue) request quota"
                 + (dropped > 0 ? "; \(dropped) throttled requests before this one not recorded (rate limit)" : "")
             audit.append(record)
         }

@@ -37,8 +37,9 @@ public struct KMSProtocol: Sendable {
             guard let operation = Self.operations[name] else {
                 throw WireError(type: .unknownOperation, message: "Unknown operation \(name)")
             }
-            try engine.admit(operation.operation, caller: caller)
             var members = try Members(operation: name, body: body)
+            try engine.admit(operation.operation, caller: caller, keyReference: members.peekString("KeyId") ?? members.peekString("DestinationKeyId"),
+                             ciphertextBase64: members.peekString("CiphertextBlob"))
             let result = try operation.handler(&members, caller, engine)
             return Response(status: 200, body: result.serialized)
         } catch let error as WireError {

@@ -47,6 +47,13 @@ struct Members {
         .validation("1 validation error detected: Value null at '\(memberPath(name))' failed to satisfy constraint: Member must not be null")
     }
 
+    /// A string member, if there is one, without marking it read (the quota's look at the key
+    /// a request names, before the operation reads its members).
+    func peekString(_ name: String) -> String? {
+        guard case let .string(text)? = members[name] else { return nil }
+        return text
+    }
+
     mutating func string(_ name: String) throws(WireError) -> String? {
         guard let value = take(name) else { return nil }
         guard case let .string(text) = value else { throw Self.typeError(name, "a string", value) }

@@ -135,3 +135,35 @@ def test_iam_calls_count_and_odd_rates_are_refused():
             with pytest.raises(RuntimeError) as refused:
                 Kmsd(directory, extra_args=("--quota", "management=" + rate))
             assert "RATE from 0.01 to 1000000" in str(refused.value), rate
+
+
+def test_cross_account_calls_count_against_the_key_owner():
+    """As AWS counts them: another account's cryptographic calls on a key (named by ARN, or found
+    through a ciphertext) use up the key owner's quota, not the caller's."""
+    with tempfile.TemporaryDirectory(prefix="kmsd-quota-owner-") as directory:
+        kmsd = Kmsd(directory, extra_args=("--quota", "cryptographic=10"))
+        try:
+            owner = no_retries(kmsd.client())
+            created = subprocess.run([KMSD, "admin", "create-access-key", "--store", kmsd.store, "--account", "222233334444"],
+                                     check=True, capture_output=True, text=True).stdout
+            partner = no_retries(kmsd.client(re.search(r"access key id: (\S+)", created).group(1),
+                                             re.search(r"secret access key: (\S+)", created).group(1)))
+            key = owner.create_key(Policy=json.dumps({"Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "kms:*", "Resource": "*"},
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::222233334444:root"},
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}]}))["KeyMetadata"]["Arn"]
+            blob = owner.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"]
+            time.sleep(1.2)  # the owner's bucket full again
+            # The partner's calls by ARN and by ciphertext drain the owner's bucket...
+            assert burst(lambda: partner.generate_data_key(KeyId=key, KeySpec="AES_256"), 6) == 0
+            assert burst(lambda: partner.decrypt(CiphertextBlob=blob), 12) >= 6
+            assert burst(lambda: owner.encrypt(KeyId=key, Plaintext=b"x"), 3) == 3
+            # ... and not the partner's own: a call without a key is the caller's.
+            assert burst(lambda: partner.generate_random(NumberOfBytes=8), 8) == 0
+            kmsd.stop()
+            trail = subprocess.run([KMSD, "audit", "tail", "--store", kmsd.store, "--limit", "500"], check=True, capture_output=True,
+                                   text=True).stdout
+            assert "over the key owner's (111122223333) cryptographic request quota" in trail
+        finally:
+            if kmsd.process.poll() is None:
+                kmsd.stop()

@@ -51,6 +51,9 @@ final class QuotaBuckets: Sendable {
         buckets.withLock { $0.removeAll() }
     }
 
+    /// Whether requests of `kind` have a quota at all.
+    func limits(_ kind: RequestQuotas.Class) -> Bool { quotas.withLock { $0.rates[kind] != nil } }
+
     /// Whether a request of `kind` by `account` at `now` is within its quota (and counts it).
     func admit(account: String, _ kind: RequestQuotas.Class, at now: Date) -> Bool {
         guard let rate = quotas.withLock({ $0.rates[kind] }) else { return true }
