@@ -28,7 +28,7 @@ public final class KMSEngine: Sendable {
     let customKeyStoreConnector: (any CustomKeyStoreConnector)?
     let keyStoreConnections = CustomKeyStoreConnections()
     /// Serializes management operations (draft, commit, swap); taken before `state`.
-    private let management = Mutex(())
+    private let management = ExclusiveLock()
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
     /// in init; a dispatch source is thread-safe to cancel.
     private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
@@ -107,6 +107,7 @@ public final class KMSEngine: Sendable {
                 return ((), [])
             }
         }
+        store.requireDigest()
         reconnectCustomKeyStores()
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
         follower?.start(following: self)
@@ -214,7 +215,7 @@ public final class KMSEngine: Sendable {
 
     deinit {
         scheduler?.cancel()
-        follower?.stop()
+        follower?.stop(wait: false)
         keyStoreConnections.closeAll()
         // Best effort: a clean shutdown loses no audit record.
         try? audit.flush()
@@ -357,7 +358,7 @@ public final class KMSEngine: Sendable {
                 // A key (or alias, grant) another instance has just made: if the store has
                 // moved, this call is answered again on what it holds now (so a key is usable
                 // everywhere once CreateKey returns; a miss costs one query).
-                try catchUp(to: store.generation())
+                try follow(holdingManagement: false)
                 let caughtUp = state.withLock { $0 }
                 guard caughtUp.generation != snapshot.generation else { throw missing }
                 record = newRecord(operation, caller, context: context)
@@ -388,33 +389,36 @@ public final class KMSEngine: Sendable {
     /// In a shared store the commit is conditional on the store being at the draft's generation:
     /// if another instance changed it meanwhile, the store is loaded again and `body` drafts the
     /// change anew on what is there now (a key deleted there is not found here; a name taken
-    /// there is taken here), at most ``StoreFollower/attempts`` times.
+    /// there is taken here). After ``StoreFollower/optimisticAttempts`` such losses (many
+    /// instances changing the store at once), the change holds the writers' turn from its
+    /// draft to its commit: it cannot lose again, and the others wait that long.
     func manage<R>(_ operation: String, _ caller: Caller,
                    _ body: (inout AuditRecord, inout EngineState) throws -> (R, [StoreChange])) throws -> R {
-        try management.withLock { _ in
+        try management.withLock {
             var attempt = 1
             while true {
                 var record = newRecord(operation, caller)
                 do {
-                    if let follower {
+                    func attemptChange() throws -> R {
                         // Drafted on the store as it is now, not as the last poll saw it: a key
                         // another instance has just made is found, a name it has just taken is taken.
-                        try follower.checkFresh()
-                        let current = try store.generation()
-                        if current != state.withLock({ $0.generation }) { try reloadState() }
+                        if follower != nil { try follow(holdingManagement: true) }
+                        var draft = state.withLock { $0 }
+                        let (result, changes) = try body(&record, &draft)
+                        let generation = try audit.commit(changes: changes, record: record, basedOn: follower == nil ? nil : draft.generation)
+                        if follower != nil, !changes.isEmpty, let generation { draft.generation = generation }
+                        state.withLock { $0 = draft }
+                        return result
                     }
-                    var draft = state.withLock { $0 }
-                    let (result, changes) = try body(&record, &draft)
-                    let generation = try audit.commit(changes: changes, record: record, basedOn: follower == nil ? nil : draft.generation)
-                    if follower != nil, !changes.isEmpty, let generation { draft.generation = generation }
-                    state.withLock { $0 = draft }
-                    return result
+                    guard attempt > StoreFollower.optimisticAttempts else { return try attemptChange() }
+                    var result: R?
+                    try store.holdingTurn { result = try attemptChange() }
+                    return result!
                 } catch let nothing as NothingToRecord {
                     throw nothing
-                } catch is StaleStateError where attempt < StoreFollower.attempts {
-                    // Not audited: the change did not happen, and is tried again at once.
+                } catch is StaleStateError where attempt <= StoreFollower.optimisticAttempts {
+                    // Not audited: the change did not happen, and is drafted again.
                     attempt += 1
-                    do { try reloadState() } catch { throw auditFailure(error, record: &record) }
                 } catch {
                     throw auditFailure(error, record: &record)
                 }
@@ -426,24 +430,52 @@ public final class KMSEngine: Sendable {
     /// scheduled step another instance, or a cancellation, has made moot): no commit, no record.
     struct NothingToRecord: Error {}
 
-    /// Loads a shared store again if another instance has changed it since this state; with the
-    /// management lock, so that no change is drafted on the state being replaced.
+    /// Asks a shared store where it is and, if another instance has changed it since this state,
+    /// loads it again (with the management lock, so that no change is drafted on the state being
+    /// replaced; taken only then, so that a busy instance still confirms its state). The store
+    /// may not be behind what this instance has seen: its trail cut, or an older copy put back.
     /// - Returns: whether it loaded the store.
     @discardableResult
-    func catchUp(to generation: Int64) throws -> Bool {
-        try management.withLock { _ in
-            guard state.withLock({ $0.generation }) != generation else { return false }
-            try reloadState()
-            return true
+    func follow(holdingManagement: Bool) throws -> Bool {
+        guard let follower else { return false }
+        let asked = DispatchTime.now().uptimeNanoseconds
+        let floor = follower.floor(written: audit.lastSequence.load(ordering: .acquiring))
+        let position = try store.position()
+        try follower.checkNotBehind(position.head, floor: floor)
+        var loaded = false
+        if position.generation != state.withLock({ $0.generation }) {
+            func reload() throws {
+                guard position.generation != state.withLock({ $0.generation }) else { return }
+                try reloadState()
+                loaded = true
+            }
+            if holdingManagement { try reload() } else { try management.withLock { try reload() } }
         }
+        follower.confirm(asked: asked, head: position.head)
+        return loaded
     }
 
     /// The store as it is now becomes the state (the caller holds the management lock). Every
-    /// record's MAC and the state digest are checked again, as at open.
+    /// record's MAC, the state digest and the schema are checked again, as at open; and the
+    /// trail may not have gone back.
     private func reloadState() throws {
-        let (next, _) = try Self.liveState(try store.load(), rootKey: rootKey)
+        let floor = follower?.floor(written: audit.lastSequence.load(ordering: .acquiring)) ?? 0
+        let contents = try store.load()
+        // A missing digest is refused here whatever the trail says: only a new store's first
+        // open writes the first one, and that was this instance's open or another's, before.
+        guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
+        try follower?.checkNotBehind(contents.lastAudit?.sequence ?? 0, floor: floor)
+        let (next, _) = try Self.liveState(contents, rootKey: rootKey)
         state.withLock { $0 = next }
+        StoreFollower.reloads.increment()
         reconnectCustomKeyStores()
+    }
+
+    /// Stops the background work (the scheduler, a shared store's follower) and waits for a run
+    /// in progress to end: before the process exits, so that none runs while it tears down.
+    public func stopBackgroundWork() {
+        scheduler?.cancel()
+        follower?.stop()
     }
 
     /// Records a refused or failed call and returns what the caller sees: KMS errors as they

@@ -52,4 +52,5 @@ extension KMSError {
     public static let dryRun = KMSError(.dryRun, "")
     public static let invalidGrantID = KMSError(.invalidGrantID, "")
     public static let noSuchEntity = KMSError(.noSuchEntity, "")
+    public static let internalError = KMSError(.internalError, "")
 }

@@ -139,13 +139,16 @@ public final class PostgresDatabase: SQLConnection {
         return rows
     }
 
+    /// Whether the session broke (every later call fails).
+    public var isLost: Bool { lost != nil }
+
     private func checkSession() throws {
         if let lost { throw StoreError("the session with \(location) was lost (\(lost)); open the store again") }
     }
 
     private func check(_ result: OpaquePointer?, _ sql: String) throws {
         let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
-        if PQstatus(connection) == CONNECTION_OK { answers.lastAnswer.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
+        if PQstatus(connection) == CONNECTION_OK { answers.lastAnswer.store(DispatchTime.now().uptimeNanoseconds, ordering: .releasing) }
         guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
         let message = result.map { Self.message(PQresultErrorMessage($0)) } ?? Self.message(PQerrorMessage(connection))
         if PQstatus(connection) != CONNECTION_OK {
@@ -197,5 +200,11 @@ public final class PostgresDatabase: SQLConnection {
 public final class SessionClock: Sendable {
     public let lastAnswer = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
     /// Nanoseconds since then.
-    public var silence: UInt64 { DispatchTime.now().uptimeNanoseconds &- lastAnswer.load(ordering: .relaxed) }
+    /// Read in that order (the answer, then the clock), and never below zero: another thread may
+    /// record an answer at any moment, and a difference that wrapped would read as 584 years.
+    public var silence: UInt64 {
+        let last = lastAnswer.load(ordering: .acquiring)
+        let now = DispatchTime.now().uptimeNanoseconds
+        return now > last ? now - last : 0
+    }
 }

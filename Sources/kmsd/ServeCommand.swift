@@ -149,7 +149,9 @@ struct ServeCommand: ParsableCommand {
             // Answering on from memory could hand out what it has just changed (a disabled key).
             print("kmsd: lost the key store's session (\(reason)): stopping, so that a standby takes over (or, --shared, the other instances serve)")
             fflush(nil)
-            Glibc.exit(75)
+            // At once, without exit handlers: they would tear down OpenSSL and the runtime
+            // under threads still answering or following the store.
+            Glibc._exit(75)
         }
         engine.onFollowProblem { problem in
             print(problem.map { "kmsd: cannot follow the shared key store (refusing requests after 1 s): \($0)" }
@@ -199,6 +201,7 @@ struct ServeCommand: ParsableCommand {
         waitForTermination()
         print("kmsd: shutting down")
         server.shutdown()
+        engine.stopBackgroundWork()
         print("kmsd: stopped")
     }
 

@@ -16,6 +16,7 @@ import pytest
 import kmsd_load
 from conftest import ACCOUNT, KMSD
 from kmsd_instances import FreezingProxy, Instance, client
+from test_kmsd_metrics import samples, scrape, value
 
 import botocore.exceptions
 
@@ -41,7 +42,8 @@ def trio(postgres):
         instances = []
         try:
             for name in "abc":
-                instances.append(Instance(name, store_args, directory, shared=True))
+                metrics = ["--metrics", "unix:" + os.path.join(directory, name + ".metrics")]
+                instances.append(Instance(name, store_args + metrics, directory, shared=True))
             yield instances, credentials, store_args + ["--audit-anchor", os.path.join(directory, "anchor")], directory
         finally:
             for instance in instances:
@@ -83,8 +85,19 @@ def test_every_instance_serves_and_a_change_on_one_reaches_the_others_within_the
     assert kms[2].decrypt(CiphertextBlob=sealed)["Plaintext"] == b"across instances"
 
     kms[0].disable_key(KeyId=key)
+    disabled = time.monotonic()
     for other in kms[1:]:
-        assert seconds_until(lambda: refuses(lambda: other.decrypt(CiphertextBlob=sealed), "DisabledException")) < BOUND
+        # Served at most within the bound; refused as disabled (or as unconfirmed) after it.
+        outcomes = []
+        while not outcomes or outcomes[-1][1] != "DisabledException":
+            try:
+                other.decrypt(CiphertextBlob=sealed)
+                outcomes.append((time.monotonic() - disabled, "served"))
+            except botocore.exceptions.ClientError as error:
+                outcomes.append((time.monotonic() - disabled, error.response["Error"]["Code"]))
+            assert outcomes[-1][0] < 10, outcomes
+        assert all(t < BOUND for t, outcome in outcomes if outcome == "served"), outcomes
+        assert outcomes[-1][0] < BOUND, outcomes
     kms[2].enable_key(KeyId=key)
     assert seconds_until(lambda: not refuses(lambda: kms[0].decrypt(CiphertextBlob=sealed), "DisabledException")) < BOUND
 
@@ -102,6 +115,13 @@ def test_every_instance_serves_and_a_change_on_one_reaches_the_others_within_the
     for instance in (a, c):
         revoked = client(instance, [key_id, secret])
         assert seconds_until(lambda: refuses(lambda: revoked.list_keys(), "UnrecognizedClientException")) < BOUND
+
+    # Each instance's metrics say how old its confirmed view is (its replication lag) and how
+    # often it loaded what the others changed.
+    status, text = scrape(os.path.join(directory, "c.metrics"))
+    found = samples(text)
+    assert status.endswith("200 OK") and value(found, "kmsd_store_reloads_total") >= 3
+    assert 0 <= value(found, "kmsd_store_follow_age_seconds") < BOUND
 
 
 def test_changes_made_at_once_on_every_instance_are_all_kept(trio):
@@ -220,24 +240,30 @@ def test_an_instance_that_cannot_confirm_its_state_refuses_requests(postgres):
 
 
 def test_an_edited_store_is_not_loaded(trio, postgres):
-    """Whoever can write the database (no root key) enables a disabled key in its row and moves the
-    generation so that the instances load it: none loads it, each says why, and the key is refused
-    everywhere (as disabled, then as an unconfirmed state)."""
+    """Whoever can write the database (no root key) enables a disabled key in its row; the next
+    change made through a makes b and c load the store: neither loads it, each says why in its
+    log, and the key is refused everywhere (as disabled, then as an unconfirmed state). Then the
+    state digest is deleted and the trail cut: every instance refuses."""
     (a, b, c), credentials, store_args, _ = trio
     kms = client(a, credentials)
-    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    key, other = (kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(2))
     sealed = kms.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"]
     kms.disable_key(KeyId=key)
     time.sleep(BOUND)
-    postgres.psql(store_args[1], "UPDATE keys SET record = replace(record, '\"Disabled\"', '\"Enabled\"'); "
-                                 "UPDATE meta SET value = convert_to('1000', 'UTF8') WHERE name = 'generation'")
-    for instance in (a, b, c):
+    postgres.psql(store_args[1], "UPDATE keys SET record = replace(record, '\"Disabled\"', '\"Enabled\"') WHERE key_id = '%s'" % key)
+    kms.tag_resource(KeyId=other, Tags=[{"TagKey": "move", "TagValue": "on"}])
+    for instance in (b, c):
         seconds_until(lambda: "cannot follow the shared key store" in instance.text())
         assert "was changed outside kmsd" in instance.text()
-        other = client(instance, credentials)
-        for _ in range(20):
-            assert error_code(lambda: other.decrypt(CiphertextBlob=sealed)) in ("DisabledException", "KMSInternalException")
+    for instance in (a, b, c):
+        other_client = client(instance, credentials)
+        for _ in range(15):
+            assert error_code(lambda: other_client.decrypt(CiphertextBlob=sealed)) in ("DisabledException", "KMSInternalException")
             time.sleep(0.1)
+    postgres.psql(store_args[1], "DELETE FROM meta WHERE name = 'state_digest'; DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 5 FROM audit)")
+    for instance in (a, b, c):
+        seconds_until(lambda: "state digest is missing" in instance.text())
+        assert seconds_until(lambda: refuses(lambda: client(instance, credentials).list_keys(), "KMSInternalException")) < 2 * BOUND
 
 
 def test_shared_and_single_writer_instances_do_not_mix(postgres):

@@ -43,11 +43,11 @@ import Testing
     @Test func aChangeOnOneEngineIsSeenByTheOtherAfterItCatchesUp() throws {
         let (a, b) = (try engine(), try engine())
         let key = try createKey(a)
-        try b.catchUp(to: try b.store.generation())
+        try b.follow(holdingManagement: false)
         let sealed = try b.encrypt(keyID: key, plaintext: secret("shared"), caller: caller).ciphertextBlob
         try a.disableKey(keyID: key, caller: caller)
         #expect(throws: KMSError.disabled) {
-            try b.catchUp(to: try b.store.generation())
+            try b.follow(holdingManagement: false)
             _ = try b.decrypt(ciphertextBlob: sealed, caller: caller)
         }
     }
@@ -61,7 +61,7 @@ import Testing
             try engines[index % 2].tagResource(keyID: key, tags: [Tag(tagKey: "t\(index)", tagValue: "\(index)")], caller: caller)
         }
         #expect(outcomes.allSatisfy { if case .success = $0 { true } else { false } })
-        try a.catchUp(to: try a.store.generation())
+        try a.follow(holdingManagement: false)
         let tags = try a.listResourceTags(keyID: key, limit: 50, caller: caller).tags.map(\.tagKey)
         #expect(Set(tags) == Set((0..<40).map { "t\($0)" }))
     }
@@ -84,7 +84,7 @@ import Testing
         let (a, b) = (try engine(), try engine())
         let keys = try (0..<4).map { _ in try createKey(a) }
         for key in keys { _ = try a.scheduleKeyDeletion(keyID: key, pendingWindowInDays: 7, caller: caller) }
-        try b.catchUp(to: try b.store.generation())
+        try b.follow(holdingManagement: false)
         clock.advance(days: 8)
         let engines = [a, b]
         let outcomes = concurrently(2) { index in try engines[index].runScheduledTasks().deleted }
@@ -98,7 +98,7 @@ import Testing
     @Test func theRecordsOfEveryEngineJoinOneChainThatVerifies() throws {
         let (a, b) = (try engine(), try engine())
         let key = try createKey(a)
-        try b.catchUp(to: try b.store.generation())
+        try b.follow(holdingManagement: false)
         let engines = [a, b]
         _ = concurrently(200) { index in
             try engines[index % 2].generateDataKey(keyID: key, keySpec: .aes256, caller: caller)
@@ -111,16 +111,74 @@ import Testing
         _ = try engine()
     }
 
-    /// Whoever can write the database edits a key record while the engines run, and moves the
-    /// generation so that they load it: the load is refused, the engine keeps what it had and,
-    /// past the bound, refuses requests rather than serve an unconfirmed state.
+    // Whoever can write the database, without the root key, while the engines run.
+
+    /// An edited record: the load is refused, and the engine keeps what it had.
     @Test func anEditedRecordIsNotLoaded() throws {
-        let a = try engine()
-        let key = try createKey(a)
+        let (a, b) = (try engine(), try engine())
+        let (key, other) = (try createKey(a), try createKey(a))
         try a.disableKey(keyID: key, caller: caller)
+        try b.follow(holdingManagement: false)
         let raw = try PostgresDatabase(url: url)
-        try raw.execute("UPDATE keys SET record = replace(record, '\"Disabled\"', '\"Enabled\"'); UPDATE meta SET value = '99'::bytea WHERE name = 'generation'")
-        #expect(throws: StoreError.self) { try a.catchUp(to: 99) }
-        #expect(throws: KMSError.disabled) { _ = try a.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
+        try raw.query("UPDATE keys SET record = replace(record, '\"Disabled\"', '\"Enabled\"') WHERE key_id = ?1", [.text(key)])
+        // Another change, so that b loads the store again.
+        try a.tagResource(keyID: other, tags: [Tag(tagKey: "a", tagValue: "b")], caller: caller)
+        #expect(throws: StoreError.self) { try b.follow(holdingManagement: false) }
+        #expect(throws: KMSError.disabled) { _ = try b.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
+    }
+
+    /// The digest deleted and an older row put back (a DisableKey undone): refused, where a
+    /// single writer's open would refuse it too, not digested afresh as the rows are.
+    @Test func aDeletedDigestWithAnOlderRowIsRefused() throws {
+        let (a, b) = (try engine(), try engine())
+        let key = try createKey(a)
+        let raw = try PostgresDatabase(url: url)
+        let before = try raw.query("SELECT record, mac FROM keys")
+        try a.disableKey(keyID: key, caller: caller)
+        try b.follow(holdingManagement: false)
+        try raw.query("DELETE FROM meta WHERE name = 'state_digest'")
+        try raw.query("UPDATE keys SET record = ?1, mac = ?2", [before[0][0], before[0][1]])
+        for engine in [a, b] {
+            #expect(throws: StoreError.self) { try engine.follow(holdingManagement: false) }
+            #expect(throws: KMSError.internalError) { try engine.tagResource(keyID: key, tags: [Tag(tagKey: "a", tagValue: "b")], caller: caller) }
+        }
+        #expect(throws: KMSError.disabled) { _ = try b.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
+    }
+
+    /// Every table put back as it was before a DisableKey: each engine has seen a longer trail,
+    /// and refuses the store rather than serve the older state.
+    @Test func aStoreRolledBackWhileServingIsRefused() throws {
+        let (a, b) = (try engine(), try engine())
+        let key = try createKey(a)
+        try b.follow(holdingManagement: false)
+        let tables = ["meta", "accounts", "keys", "key_material", "aliases", "access_keys", "grants", "identities", "custom_key_stores", "audit"]
+        let raw = try PostgresDatabase(url: url)
+        try raw.execute("CREATE SCHEMA copy; " + tables.map { "CREATE TABLE copy.\($0) AS SELECT * FROM public.\($0);" }.joined())
+        try a.disableKey(keyID: key, caller: caller)
+        try b.follow(holdingManagement: false)
+        try raw.execute("BEGIN; " + tables.reversed().map { "DELETE FROM public.\($0);" }.joined()
+                        + tables.map { "INSERT INTO public.\($0) SELECT * FROM copy.\($0);" }.joined() + " COMMIT")
+        for engine in [a, b] {
+            #expect(throws: StoreError.self) { try engine.follow(holdingManagement: false) }
+            #expect(throws: KMSError.disabled) { _ = try engine.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
+        }
+    }
+
+    /// A trigger that keeps the state digest as it was (so that the others never see a change):
+    /// the writer reads back what it wrote, and the change fails instead of being acknowledged.
+    @Test func aWriteTheStoreDoesNotKeepFails() throws {
+        let (a, b) = (try engine(), try engine())
+        let key = try createKey(a)
+        try b.follow(holdingManagement: false)
+        let raw = try PostgresDatabase(url: url)
+        try raw.execute("""
+            CREATE FUNCTION pin() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.value := OLD.value; RETURN NEW; END $$;
+            CREATE TRIGGER pin BEFORE UPDATE ON meta FOR EACH ROW WHEN (OLD.name = 'state_digest') EXECUTE FUNCTION pin();
+            """)
+        #expect(throws: KMSError.internalError) { try a.disableKey(keyID: key, caller: caller) }
+        for engine in [a, b] {
+            _ = try engine.encrypt(keyID: key, plaintext: secret("x"), caller: caller)
+            #expect(try engine.describeKey(keyID: key, caller: caller).keyMetadata.enabled)
+        }
     }
 }

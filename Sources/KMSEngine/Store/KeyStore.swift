@@ -29,8 +29,16 @@ protocol KeyStore: Sendable {
     /// - Returns: the store's generation after the transaction.
     @discardableResult
     func apply(_ changes: [StoreChange], basedOn generation: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64
-    /// The generation a shared store is at: moved by every transaction that changes a record.
-    func generation() throws -> Int64
+    /// Where a shared store is: its trail's last record and its generation (moved by every
+    /// transaction that changes a record), both from the sealed state digest, checked.
+    func position() throws -> StorePosition
+    /// Runs `body` holding the writers' turn of a shared store (a session-level hold of the lock
+    /// every write transaction takes, reentrant for this session): no other instance commits
+    /// until it returns. Just runs it for a store with one writer.
+    func holdingTurn(_ body: () throws -> Void) throws
+    /// Called once the engine has opened the store: a shared store without a state digest is
+    /// refused from then on.
+    func requireDigest()
     /// Every audit record, in order, for verification.
     func auditRecords(after sequence: Int64) throws -> [SealedAuditRecord]
     /// A value in the store's metadata table (schema version, root-key check, audit head).
@@ -48,6 +56,12 @@ extension KeyStore {
 struct AuditPosition: Equatable {
     var sequence: Int64
     var mac: [UInt8]
+}
+
+/// Where a shared store is (``KeyStore/position()``).
+struct StorePosition: Equatable {
+    var head: Int64
+    var generation: Int64
 }
 
 /// Audit records sealed for one transaction, and the trail's sealed head after them.

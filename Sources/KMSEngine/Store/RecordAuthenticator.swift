@@ -29,19 +29,23 @@ struct RecordAuthenticator: Sendable {
 
     private static let digestLabel = "kmsd state digest"
 
-    /// The digest with the audit sequence it was written at, sealed (a store writer learns
-    /// nothing of it, not even which changes cancel out).
-    func sealDigest(_ digest: [UInt8], head: Int64) throws -> [UInt8] {
+    /// The digest with the audit sequence and the store generation it was written at, sealed (a
+    /// store writer learns nothing of it, not even which changes cancel out; and cannot move the
+    /// generation, the signal instances serving one store together follow, without it).
+    func sealDigest(_ digest: [UInt8], head: Int64, generation: Int64) throws -> [UInt8] {
         var plain = digest
         withUnsafeBytes(of: UInt64(bitPattern: head).bigEndian) { plain += $0 }
+        withUnsafeBytes(of: UInt64(bitPattern: generation).bigEndian) { plain += $0 }
         return try rootKey.seal(SecretBytes(wiping: &plain), label: Self.digestLabel, version: 0)
     }
 
-    /// What ``sealDigest(_:head:)`` sealed, or nil if it does not open under the root key.
-    func openDigest(_ sealed: [UInt8]) -> (digest: [UInt8], head: Int64)? {
-        guard let plain = try? rootKey.open(sealed, label: Self.digestLabel, version: 0), plain.count == 40 else { return nil }
+    /// What ``sealDigest(_:head:generation:)`` sealed, or nil if it does not open under the root
+    /// key. A digest sealed before generations were in it (40 bytes) is at generation 0.
+    func openDigest(_ sealed: [UInt8]) -> SealedState? {
+        guard let plain = try? rootKey.open(sealed, label: Self.digestLabel, version: 0), plain.count == 40 || plain.count == 48 else { return nil }
         return plain.withUnsafeBytes { bytes in
-            (Array(bytes[0..<32]), Int64(bitPattern: bytes[32..<40].reduce(0) { $0 << 8 | UInt64($1) }))
+            func integer(_ range: Range<Int>) -> Int64 { Int64(bitPattern: bytes[range].reduce(0) { $0 << 8 | UInt64($1) }) }
+            return SealedState(digest: Array(bytes[0..<32]), head: integer(32..<40), generation: bytes.count == 48 ? integer(40..<48) : 0)
         }
     }
 
@@ -58,4 +62,12 @@ struct RecordAuthenticator: Sendable {
         guard let mac else { return false }
         return ConstantTime.equal(mac, self.mac(table: table, fields))
     }
+}
+
+/// What the sealed state digest says: the digest of the set of records, the audit record it was
+/// written with, and the store's generation then.
+struct SealedState: Equatable {
+    var digest: [UInt8]
+    var head: Int64
+    var generation: Int64
 }

@@ -39,8 +39,13 @@ final class RelationalKeyStore: KeyStore {
     static let writerLockKey: Int64 = 0x6b6d_7364
     /// The transaction-scoped advisory lock the writers of a shared store take in turn ("kmse").
     static let turnLockKey: Int64 = 0x6b6d_7365
-    static let generationName = "generation"
     let shared: Bool
+    /// A shared store's second session, for following the others (``position()``, and loads):
+    /// a poll that waited behind this instance's own writes could not confirm its state in time.
+    private let follow: FollowSession?
+    /// Set once the engine has opened the store: from then on a shared store whose state digest
+    /// is missing is refused (only a new store, at its first open, writes its first digest).
+    private let digestRequired = Atomic<Bool>(false)
     /// The connection, behind the one lock that serializes all store access.
     private let database: ConnectionLock
     private let dialect: SQLDialect
@@ -49,7 +54,7 @@ final class RelationalKeyStore: KeyStore {
     private let authenticator = Mutex<RecordAuthenticator?>(nil)
     /// The state digest and the audit head it was last written at; nil until ``load()`` has
     /// checked them (nothing before that writes a record or an audit record).
-    private let tracked = Mutex<(digest: [UInt8], head: Int64)?>(nil)
+    private let tracked = Mutex<SealedState?>(nil)
     static let stateDigestName = "state_digest"
     /// The tables whose rows carry a MAC, and the columns it covers (in order).
     static let authenticated: [(table: String, columns: [String])] = [
@@ -85,6 +90,7 @@ final class RelationalKeyStore: KeyStore {
         switch location {
         case let .sqlite(path):
             guard !shared else { throw StoreError("only a PostgreSQL store is served by several instances at once (--shared); \(path) is an SQLite file") }
+            follow = nil
             lockDescriptor = try Self.lockExclusively(path + ".lock", wait: waitForWriter, between: whileWaiting)
             do { database = try SQLiteDatabase(path: path) } catch {
                 close(lockDescriptor)
@@ -97,6 +103,7 @@ final class RelationalKeyStore: KeyStore {
             postgres.onLost = onLost
             session = postgres.answers
             database = postgres
+            follow = shared ? FollowSession(url: url) : nil
         }
         dialect = database.dialect
         try Self.createSchema(database, location: location)
@@ -317,7 +324,7 @@ final class RelationalKeyStore: KeyStore {
             }
         }
         let head = try db.query("SELECT MAX(seq) FROM audit").first?.first?.integer ?? 0
-        tracked.withLock { $0 = (digest, head) }
+        tracked.withLock { $0 = SealedState(digest: digest, head: head, generation: 0) }
         guard let sealed = try db.query("SELECT value FROM meta WHERE name = ?1", [.text(Self.stateDigestName)]).first?.first?.blob else {
             return false
         }
@@ -330,6 +337,7 @@ final class RelationalKeyStore: KeyStore {
         guard ConstantTime.equal(written.digest, digest) else {
             throw StoreError("the store's records are not the set kmsd last wrote (a record was deleted, or an older copy of one put back, outside kmsd): refusing to open the store")
         }
+        tracked.withLock { $0 = written }
         return true
     }
 
@@ -412,7 +420,13 @@ final class RelationalKeyStore: KeyStore {
 
     func load() throws -> StoreContents {
         let decoder = JSONDecoder()
-        return try database.withLock { db in try db.snapshot {
+        // A shared store is loaded on the follow session: a load does not wait behind writes.
+        if let follow { return try follow.withConnection { db in try load(db, decoder) } }
+        return try database.withLock { db in try load(db, decoder) }
+    }
+
+    private func load(_ db: any SQLConnection, _ decoder: JSONDecoder) throws -> StoreContents {
+        try db.snapshot {
             try verifySchema(db)
             try verifyRecords(db)
             let digested = try verifyState(db)
@@ -446,44 +460,75 @@ final class RelationalKeyStore: KeyStore {
             let customKeyStores = try db.query("SELECT record, sealed_secret FROM custom_key_stores").map { row in
                 (try decoder.decode(CustomKeyStoreRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
             }
-            return StoreContents(generation: try Self.generation(db), keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
+            return StoreContents(generation: tracked.withLock { $0?.generation ?? 0 }, keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
                                  accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities,
                                  customKeyStores: customKeyStores, stateDigestMissing: !digested,
                                  legacyMaterialLabels: try db.query("SELECT 1 FROM meta WHERE name = 'legacy_material_labels'").first != nil)
-        } }
+        }
     }
 
-    func generation() throws -> Int64 { try database.withLock { try Self.generation($0) } }
+    func requireDigest() { digestRequired.store(true, ordering: .releasing) }
 
-    /// The generation in `meta` (0 until a shared instance first changes the store). An
-    /// unreadable value counts as 0 too: it only decides when instances load the store again,
-    /// and every load checks the records themselves.
-    private static func generation(_ db: any SQLConnection) throws -> Int64 {
-        let value = try db.query("SELECT value FROM meta WHERE name = ?1", [.text(generationName)]).first?.first?.blob ?? []
-        return Int64(String(decoding: value, as: UTF8.self)) ?? 0
+    func holdingTurn(_ body: () throws -> Void) throws {
+        guard shared else { return try body() }
+        try database.withLock { db in _ = try db.query("SELECT pg_advisory_lock(?1)", [.integer(Self.turnLockKey)]) }
+        defer { _ = try? database.withLock { db in try db.query("SELECT pg_advisory_unlock(?1)", [.integer(Self.turnLockKey)]) } }
+        return try body()
     }
 
-    /// A shared store's turn: taken in the transaction, then the trail's head, the digest and
-    /// the generation read as the last writer left them. The head may not be behind what this
-    /// instance has already seen (the audit log checks that); the digest must be the one written
-    /// with that head.
-    private func takeTurn(_ db: any SQLConnection) throws -> (head: AuditPosition?, digest: [UInt8]?, generation: Int64) {
-        try db.query("SELECT pg_advisory_xact_lock(?1)", [.integer(Self.turnLockKey)])
-        let row = try db.query("""
-            SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT value FROM meta WHERE name = ?2),
-                (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1)
-            """, [.text(Self.generationName), .text(Self.stateDigestName)]).first
-        let generation = Int64(String(decoding: row?[0].blob ?? [], as: UTF8.self)) ?? 0
-        let head = row?[2].integer.map { AuditPosition(sequence: $0, mac: row?[3].blob ?? []) }
-        guard let sealed = row?[1].blob else { return (head, nil, generation) }
+    /// Where a shared store is, as its sealed state digest says (on the follow session): the
+    /// digest must open under the root key and name the trail's last record, written with it in
+    /// the same transaction. A store writer can neither move the generation (so that instances
+    /// load a state or miss one) nor hold it still while the trail moves on.
+    func position() throws -> StorePosition {
+        guard let follow else { throw StoreError("only a shared store is followed") }
+        return try follow.withConnection { db in
+            let row = try db.query("SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT MAX(seq) FROM audit)",
+                                   [.text(Self.stateDigestName)]).first
+            let head = row?[1].integer ?? 0
+            guard let sealed = row?[0].blob else {
+                // A new store's: its first open writes the first digest.
+                guard !digestRequired.load(ordering: .acquiring) else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
+                return StorePosition(head: head, generation: 0)
+            }
+            let written = try openDigest(sealed, head: head)
+            return StorePosition(head: head, generation: written.generation)
+        }
+    }
+
+    /// The sealed digest, which must open and have been written with the trail's last record `head`.
+    private func openDigest(_ sealed: [UInt8], head: Int64) throws -> SealedState {
         guard let authenticator = authenticator.withLock({ $0 }), let written = authenticator.openDigest(sealed) else {
             throw StoreError("the store's state digest does not open under the root key: it was edited outside kmsd")
         }
-        guard written.head == (head?.sequence ?? 0) else {
-            throw StoreError("the store's state digest was written at audit record \(written.head) but the trail ends at \(head?.sequence ?? 0): the store was edited outside kmsd")
+        guard written.head == head else {
+            throw StoreError("the store's state digest was written at audit record \(written.head) but the trail ends at \(head): the store was edited outside kmsd")
         }
-        return (head, written.digest, generation)
+        return written
     }
+
+    /// A shared store's turn: taken in the transaction, then the trail's head and the sealed
+    /// state (digest and generation) read as the last writer left them. The head may not be
+    /// behind what this instance has already seen (the audit log checks that); the digest must
+    /// be the one written with that head, and there must be one once the store is open.
+    private func takeTurn(_ db: any SQLConnection) throws -> (head: AuditPosition?, state: SealedState?) {
+        try db.query("SELECT pg_advisory_xact_lock(?1)", [.integer(Self.turnLockKey)])
+        let row = try db.query(Self.headSQL, [.text(Self.stateDigestName)]).first
+        let head = row?[1].integer.map { AuditPosition(sequence: $0, mac: row?[2].blob ?? []) }
+        guard let sealed = row?[0].blob else {
+            guard !digestRequired.load(ordering: .acquiring) else {
+                throw StoreError("the store's state digest is missing: it was removed outside kmsd")
+            }
+            return (head, nil)
+        }
+        return (head, try openDigest(sealed, head: head?.sequence ?? 0))
+    }
+
+    /// The sealed digest and the trail's last record, in one statement (one snapshot).
+    private static let headSQL = """
+        SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),
+            (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1)
+        """
 
     func apply(_ changes: [StoreChange], basedOn expected: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {
         let encoder = JSONEncoder()
@@ -505,17 +550,14 @@ final class RelationalKeyStore: KeyStore {
             }
             let generation = try EngineMetrics.storeTransaction { try db.transaction {
                 var head: AuditPosition?
-                var generation: Int64 = 0
                 if shared {
                     let turn = try takeTurn(db)
-                    if let expected, !changes.isEmpty, turn.generation != expected {
-                        throw StaleStateError(expected: expected, stored: turn.generation)
-                    }
-                    head = turn.head
-                    generation = turn.generation
-                    // The digest as the last writer left it (a new store has none yet: the one
+                    // The state as the last writer left it (a new store has none yet: the one
                     // this instance computed at load stands).
-                    if let digest = turn.digest, state != nil { state!.digest = digest }
+                    if let stored = turn.state { state = stored }
+                    let at = state?.generation ?? 0
+                    if let expected, !changes.isEmpty, at != expected { throw StaleStateError(expected: expected, stored: at) }
+                    head = turn.head
                 }
                 let append = try seal(head), audit = append.records
                 if let sealedHead = append.head { try Self.putMetadata(db, "audit_head", sealedHead) }
@@ -635,20 +677,30 @@ final class RelationalKeyStore: KeyStore {
                     }
                 }
                 try Self.insertAudit(audit, into: db)
-                if shared && !changes.isEmpty {
-                    generation += 1
-                    try Self.putMetadata(db, Self.generationName, Array(String(generation).utf8))
-                }
-                // The digest moves with the records and the head in the same transaction.
+                // The digest moves with the records and the head in the same transaction; the
+                // generation with every change to a record.
                 if var written = state, let authenticator {
                     written.head = audit.last?.sequence ?? head?.sequence ?? written.head
-                    try Self.putMetadata(db, Self.stateDigestName, try authenticator.sealDigest(written.digest, head: written.head))
+                    if !changes.isEmpty { written.generation += 1 }
+                    let sealed = try authenticator.sealDigest(written.digest, head: written.head, generation: written.generation)
+                    try Self.putMetadata(db, Self.stateDigestName, sealed)
                     state = written
+                    if shared { try checkKept(db, sealed: sealed, last: audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) } ?? head) }
                 }
-                return generation
+                return state?.generation ?? 0
             } }
             tracked.withLock { $0 = state }
             return generation
+        }
+    }
+
+    /// Reads back, before the commit, what this transaction wrote last: a trigger or rule planted
+    /// to drop or undo kmsd's writes (so that this instance serves a change the others never
+    /// see) fails the transaction instead of acknowledging a change the store did not keep.
+    private func checkKept(_ db: any SQLConnection, sealed: [UInt8], last: AuditPosition?) throws {
+        let row = try db.query(Self.headSQL, [.text(Self.stateDigestName)]).first
+        guard row?[0].blob == sealed, row?[1].integer == last?.sequence, row?[2].blob == last?.mac else {
+            throw StoreError("the store did not keep what kmsd wrote (a trigger or rule planted outside kmsd?): nothing was committed")
         }
     }
 
@@ -696,19 +748,36 @@ final class RelationalKeyStore: KeyStore {
     }
 }
 
-/// The store's one connection behind its lock. Not a `Mutex`: a transaction runs code the
-/// caller passes in (the audit log seals its records once the store's turn has come), and a
-/// `Mutex` would ask that code to be sendable across isolation regions, which it need not be:
-/// it runs on the caller's thread, under the lock, and leaves nothing behind.
-private final class ConnectionLock: @unchecked Sendable {
-    private let lock = NSLock()
-    private let connection: any SQLConnection
+/// The store's one connection behind its lock (an ``ExclusiveLock``: a transaction runs code the
+/// caller passes in, the audit log's sealing once the store's turn has come).
+private final class ConnectionLock: Sendable {
+    private let lock = ExclusiveLock()
+    private nonisolated(unsafe) let connection: any SQLConnection
 
     init(_ connection: any SQLConnection) { self.connection = connection }
 
     func withLock<R>(_ body: (any SQLConnection) throws -> R) rethrows -> R {
+        try lock.withLock { try body(connection) }
+    }
+}
+
+/// The second session of an instance serving a shared store: reopened when it breaks (it holds
+/// no lock, so a new one is as good), so that following resumes when the database is back.
+private final class FollowSession: @unchecked Sendable {
+    private let lock = NSLock()
+    private let url: String
+    private var connection: PostgresDatabase?
+
+    init(url: String) { self.url = url }
+
+    func withConnection<R>(_ body: (any SQLConnection) throws -> R) throws -> R {
         lock.lock()
         defer { lock.unlock() }
-        return try body(connection)
+        let db = try connection ?? PostgresDatabase(url: url)
+        connection = db
+        do { return try body(db) } catch {
+            if db.isLost { connection = nil }
+            throw error
+        }
     }
 }

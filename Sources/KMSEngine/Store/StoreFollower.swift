@@ -1,5 +1,6 @@
 import CoreMetrics
 import Dispatch
+import KMSStore
 import Synchronization
 
 /// How an instance serving a shared store (`kmsd serve --shared`) keeps up with the others.
@@ -17,8 +18,9 @@ final class StoreFollower: Sendable {
     static let pollInterval = DispatchTimeInterval.milliseconds(100)
     /// The bound: docs/KMS.md, "Several instances serving one PostgreSQL store".
     static let staleLimit: UInt64 = 1_000_000_000
-    /// How many times a management change is drafted again after another instance's commit.
-    static let attempts = 8
+    /// How many times a management change is drafted optimistically before it holds the
+    /// writers' turn while drafting (``KMSEngine/manage(_:_:_:)``).
+    static let optimisticAttempts = 3
 
     /// When the state was last confirmed current: the moment the generation was asked for
     /// (DispatchTime nanoseconds), stored once the state caught up with the answer.
@@ -33,6 +35,12 @@ final class StoreFollower: Sendable {
     /// Told when following starts failing (with why) and when it recovers (nil); once per change.
     let reporter = Mutex<(@Sendable (String?) -> Void)?>(nil)
 
+    /// The highest trail head seen in the store: it may only move forward.
+    private let seenHead = Atomic<UInt64>(0)
+    /// Set by ``stop()``; a run that starts after it does nothing.
+    private let stopped = Atomic<Bool>(false)
+    private let cancelled = DispatchSemaphore(value: 0)
+
     /// Starts asking; the engine is held weakly (the engine's release stops the timer).
     func start(following engine: KMSEngine) {
         let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.store-follower"))
@@ -40,12 +48,10 @@ final class StoreFollower: Sendable {
         // Only the timer's serial queue touches it.
         nonisolated(unsafe) var reported: String?
         source.setEventHandler { [weak engine, self] in
-            guard let engine else { return }
-            let asked = DispatchTime.now().uptimeNanoseconds
+            guard let engine, !stopped.load(ordering: .acquiring) else { return }
             var problem: String?
             do {
-                if try engine.catchUp(to: engine.store.generation()) { Self.reloads.increment() }
-                confirmed.store(asked, ordering: .releasing)
+                try engine.follow(holdingManagement: false)
             } catch {
                 Self.failures.increment()
                 problem = "\(error)"
@@ -56,15 +62,53 @@ final class StoreFollower: Sendable {
             }
             Self.age.record(Double(DispatchTime.now().uptimeNanoseconds &- confirmed.load(ordering: .acquiring)) / 1e9)
         }
+        source.setCancelHandler { [cancelled] in cancelled.signal() }
         timer = source
         source.resume()
     }
 
-    func stop() { timer?.cancel() }
+    /// Stops asking; with `wait`, waits for a run in progress to end (not from the engine's
+    /// deinit, which may run on the timer's own queue when a run drops the last reference).
+    func stop(wait: Bool = true) {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing), let timer else { return }
+        timer.cancel()
+        if wait { cancelled.wait() }
+    }
+
+    /// The least trail head the store may show from now on: what this instance has seen in it or
+    /// written to it. Taken before the store is asked (an answer is as old as its question: a
+    /// record written, or a head seen, while it was on its way is not held against it).
+    func floor(written: Int64) -> Int64 { max(Int64(seenHead.load(ordering: .acquiring)), written) }
+
+    /// Refuses a store whose trail is behind `floor`: records cut off the end, or an older copy
+    /// of the store put back while this instance runs.
+    func checkNotBehind(_ head: Int64, floor seen: Int64) throws {
+        guard head >= seen else {
+            throw StoreError("the store's audit trail ends at record \(head), before record \(seen) that this instance has seen: records were cut off or the store was rolled back")
+        }
+    }
+
+    /// The state was current when the store was asked at `asked` (its trail then at `head`).
+    func confirm(asked: UInt64, head: Int64) {
+        Self.raise(seenHead, to: UInt64(max(0, head)))
+        Self.raise(confirmed, to: asked)
+    }
+
+    /// Stores `value` unless the atomic holds a larger one already (two threads confirm at once).
+    private static func raise(_ atomic: borrowing Atomic<UInt64>, to value: UInt64) {
+        var current = atomic.load(ordering: .acquiring)
+        while current < value {
+            let (exchanged, original) = atomic.compareExchange(expected: current, desired: value, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            current = original
+        }
+    }
 
     /// Throws unless the state was confirmed current within ``staleLimit``.
     func checkFresh() throws(KMSError) {
-        let age = DispatchTime.now().uptimeNanoseconds &- confirmed.load(ordering: .acquiring)
+        let last = confirmed.load(ordering: .acquiring)
+        let now = DispatchTime.now().uptimeNanoseconds
+        let age = now > last ? now - last : 0
         guard age > Self.staleLimit else { return }
         throw KMSError(.internalError, "this kmsd instance has not confirmed its key store's state for \(age / 1_000_000) ms "
                        + "(another instance may have changed it): try another instance")
