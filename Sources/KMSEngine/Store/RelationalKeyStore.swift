@@ -31,7 +31,8 @@ import Synchronization
 /// PostgreSQL (released by the server when the session ends, however the process ends) — or,
 /// for a PostgreSQL store served by several instances at once (`shared`), that lock in share
 /// mode, and writers that take turns: each transaction takes ``turnLockKey``, reads the trail's
-/// head, the state digest and the generation as the database holds them, and moves all three.
+/// head and the sealed state (the digest, and the generation in it) as the database holds them,
+/// moves them, and reads back what it wrote before it commits.
 final class RelationalKeyStore: KeyStore {
     /// 2: keys and their material by identity (account, Region, key ID); 1 had the key ID alone.
     static let schemaVersion = 2
@@ -52,8 +53,8 @@ final class RelationalKeyStore: KeyStore {
     /// An exclusive flock on `<path>.lock` (SQLite), held while the store is open; -1 for PostgreSQL.
     private let lockDescriptor: Int32
     private let authenticator = Mutex<RecordAuthenticator?>(nil)
-    /// The state digest and the audit head it was last written at; nil until ``load()`` has
-    /// checked them (nothing before that writes a record or an audit record).
+    /// The state digest, the audit head and the generation it was last written at; nil until
+    /// ``load()`` has checked them (nothing before that writes a record or an audit record).
     private let tracked = Mutex<SealedState?>(nil)
     static let stateDigestName = "state_digest"
     /// The tables whose rows carry a MAC, and the columns it covers (in order).
@@ -764,20 +765,21 @@ private final class ConnectionLock: Sendable {
 /// The second session of an instance serving a shared store: reopened when it breaks (it holds
 /// no lock, so a new one is as good), so that following resumes when the database is back.
 private final class FollowSession: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ExclusiveLock()
     private let url: String
+    /// Only under `lock`.
     private var connection: PostgresDatabase?
 
     init(url: String) { self.url = url }
 
     func withConnection<R>(_ body: (any SQLConnection) throws -> R) throws -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        let db = try connection ?? PostgresDatabase(url: url)
-        connection = db
-        do { return try body(db) } catch {
-            if db.isLost { connection = nil }
-            throw error
+        try lock.withLock {
+            let db = try connection ?? PostgresDatabase(url: url)
+            connection = db
+            do { return try body(db) } catch {
+                if db.isLost { connection = nil }
+                throw error
+            }
         }
     }
 }
