@@ -79,7 +79,7 @@ public final class PostgresDatabase: SQLConnection {
         if wait { return }
         let rows = try query(claim, [.integer(key)])
         guard rows.first?.first == .integer(1) else {
-            let holder = try? query("SELECT pid, mode FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ?1", [.integer(key & 0xffff_ffff)])
+            let holder = try? query("SELECT pid, mode FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ?1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())", [.integer(key & 0xffff_ffff)])
             let pid = holder?.first?.first?.integer.map { " (server process \($0))" } ?? ""
             let how = holder?.first?[1].text == "ShareLock" ? "by kmsd instances serving it together (--shared)" : "by another kmsd"
             throw StoreError("the key store \(location) is in use \(how): its advisory lock \(key) is held\(pid)")

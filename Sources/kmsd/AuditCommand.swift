@@ -6,15 +6,27 @@ import KMSEngine
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "Verify or read the audit trail (with kmsd stopped).",
+        abstract: "Verify or read the audit trail (beside a running kmsd, or with it stopped).",
         subcommands: [Verify.self, Tail.self]
     )
 
     struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Verify the audit chain; exit 1 if it is broken.")
+        static let configuration = CommandConfiguration(
+            abstract: "Verify the audit chain; exit 1 if it is broken.",
+            discussion: """
+            With kmsd stopped, opens the store (every record checked as at kmsd's start) and verifies the \
+            chain. While kmsd runs (one instance, or several --shared), verifies the chain read-only in one \
+            snapshot, beside them; the running instances check the records.
+            """)
         @OptionGroup var storeOptions: StoreOptions
         func run() throws {
-            let result = try storeOptions.openEngine().verifyAudit()
+            let result: AuditVerification
+            do {
+                result = try storeOptions.openEngine().verifyAudit()
+            } catch let failure as CommandFailure where "\(failure)".contains("in use by") {
+                print("kmsd is running on this store: verifying the trail read-only, beside it")
+                result = try AuditReader(path: storeOptions.store).verify(rootKey: RootKey(loading: storeOptions.rootKeySource))
+            }
             if let problem = result.problem {
                 print("audit trail BROKEN after \(result.verifiedCount) records: \(problem)")
                 throw ExitCode(1)

@@ -190,6 +190,10 @@ def test_three_instances_under_load_one_killed_and_restarted(trio):
         views.append(sorted((k, tuple(sorted(t["TagKey"] for t in other.list_resource_tags(KeyId=k, Limit=50)["Tags"]))) for k in keys))
     assert views[0] == views[1] == views[2]
 
+    # Verified beside the running instances (read-only, one snapshot), then with them stopped
+    # (every record checked as at an open).
+    beside = subprocess.run([KMSD, "audit", "verify", *store_args], capture_output=True, text=True, timeout=120)
+    assert beside.returncode == 0 and "read-only" in beside.stdout and "intact" in beside.stdout, beside.stdout + beside.stderr
     for instance in (a, b, c):
         instance.stop()
     verified = subprocess.run([KMSD, "audit", "verify", *store_args], capture_output=True, text=True, timeout=120)
@@ -260,6 +264,11 @@ def test_an_edited_store_is_not_loaded(trio, postgres):
         for _ in range(15):
             assert error_code(lambda: other_client.decrypt(CiphertextBlob=sealed)) in ("DisabledException", "KMSInternalException")
             time.sleep(0.1)
+    # An audit record altered in place: verify, beside the running instances, says which.
+    postgres.psql(store_args[1], "UPDATE audit SET record = convert_to(replace(convert_from(record, 'UTF8'), 'TagResource', 'TagRezource'), 'UTF8') "
+                                 "WHERE convert_from(record, 'UTF8') LIKE '%TagResource%'")
+    broken = subprocess.run([KMSD, "audit", "verify", *store_args], capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 1 and "BROKEN" in broken.stdout and "altered" in broken.stdout, broken.stdout + broken.stderr
     postgres.psql(store_args[1], "DELETE FROM meta WHERE name = 'state_digest'; DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 5 FROM audit)")
     for instance in (a, b, c):
         seconds_until(lambda: "state digest is missing" in instance.text())

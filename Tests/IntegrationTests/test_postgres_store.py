@@ -65,6 +65,8 @@ def test_everything_survives_a_sigkill_and_the_trail_verifies(kmsd_on_postgres):
     tail = subprocess.run([KMSD, "audit", "tail", "--store", kmsd.store, "--limit", "100"], capture_output=True, text=True, check=True).stdout
     operations = [json.loads(line)["operation"] for line in tail.splitlines() if line.startswith("{")]
     assert {"CreateKey", "GenerateDataKey", "Decrypt", "RotateKeyOnDemand"} <= set(operations)
+    beside = subprocess.run([KMSD, "audit", "verify", *kmsd.store_args], capture_output=True, text=True)
+    assert beside.returncode == 0 and "read-only, beside it" in beside.stdout and "intact" in beside.stdout, beside.stdout + beside.stderr
     kmsd.stop()
     verified = subprocess.run([KMSD, "audit", "verify", *kmsd.store_args], capture_output=True, text=True)
     assert verified.returncode == 0 and "intact" in verified.stdout.lower(), verified.stdout + verified.stderr

@@ -40,6 +40,36 @@ final class AuditChain: Sendable {
         return body + hmac.withLock { $0.mac(Array("head".utf8), body) }
     }
 
+    /// Walks `records` (the stored trail, in order) from the first and reports the first break;
+    /// `head`, the stored `audit_head`, names the last record written, so a cut at the end shows
+    /// too.
+    func verify(_ records: [SealedAuditRecord], head: [UInt8]?) -> AuditVerification {
+        var previous = Self.genesis
+        var expected: Int64 = 1
+        for record in records {
+            guard record.sequence == expected else {
+                return AuditVerification(verifiedCount: expected - 1, problem: "record \(expected) is missing (found \(record.sequence) next)")
+            }
+            guard mac(previous: previous, sequence: record.sequence, record: record.record) == record.mac else {
+                return AuditVerification(verifiedCount: expected - 1, problem: "record \(expected) was altered (MAC mismatch)")
+            }
+            previous = record.mac
+            expected += 1
+        }
+        let verified = expected - 1
+        if let head {
+            guard let (sequence, mac) = parseHead(head) else {
+                return AuditVerification(verifiedCount: verified, problem: "the audit head was altered")
+            }
+            guard sequence == verified, mac == previous else {
+                return AuditVerification(verifiedCount: verified, problem: "records \(verified + 1) to \(sequence) are missing from the end")
+            }
+        } else if verified > 0 {
+            return AuditVerification(verifiedCount: verified, problem: "the audit head is missing")
+        }
+        return AuditVerification(verifiedCount: verified, problem: nil)
+    }
+
     /// The sequence number and MAC a head names, if the head's own MAC verifies.
     func parseHead(_ head: [UInt8]) -> (Int64, [UInt8])? {
         guard head.count == 8 + 32 + 32 else { return nil }

@@ -156,30 +156,6 @@ final class AuditLog: Sendable {
     /// Walks the stored chain from the first record and reports the first break.
     func verify() throws -> AuditVerification {
         try flush()
-        var previous = AuditChain.genesis
-        var expected: Int64 = 1
-        for record in try store.auditRecords(after: 0) {
-            guard record.sequence == expected else {
-                return AuditVerification(verifiedCount: expected - 1, problem: "record \(expected) is missing (found \(record.sequence) next)")
-            }
-            guard chain.mac(previous: previous, sequence: record.sequence, record: record.record) == record.mac else {
-                return AuditVerification(verifiedCount: expected - 1, problem: "record \(expected) was altered (MAC mismatch)")
-            }
-            previous = record.mac
-            expected += 1
-        }
-        // The head names the last record written, so a cut at the end shows too.
-        let verified = expected - 1
-        if let head = try store.metadata("audit_head") {
-            guard let (sequence, mac) = chain.parseHead(head) else {
-                return AuditVerification(verifiedCount: verified, problem: "the audit head was altered")
-            }
-            guard sequence == verified, mac == previous else {
-                return AuditVerification(verifiedCount: verified, problem: "records \(verified + 1) to \(sequence) are missing from the end")
-            }
-        } else if verified > 0 {
-            return AuditVerification(verifiedCount: verified, problem: "the audit head is missing")
-        }
-        return AuditVerification(verifiedCount: expected - 1, problem: nil)
+        return chain.verify(try store.auditRecords(after: 0), head: try store.metadata("audit_head"))
     }
 }

@@ -30,6 +30,26 @@ public final class AuditReader {
         }
     }
 
+    /// Verifies the whole chain under `rootKey`, as it stands in one snapshot, beside the kmsd
+    /// instances that write it (`kmsd audit verify` while they run). The store's records are
+    /// not checked here: the instances check them at every load.
+    /// - Throws: ``StoreError`` if `rootKey` is not the store's.
+    public func verify(rootKey: RootKey) throws -> AuditVerification {
+        let chain = try AuditChain(rootKey: rootKey)
+        return try database.snapshot {
+            guard let check = try database.query("SELECT value FROM meta WHERE name = 'root_check'").first?.first?.blob,
+                  (try? rootKey.open(check, label: "kmsd root key check", version: 0)) != nil else {
+                throw StoreError("the root key does not match this key store")
+            }
+            let records = try database.query("SELECT seq, record, mac FROM audit ORDER BY seq").map { row in
+                guard let seq = row[0].integer else { throw StoreError("malformed audit row") }
+                func bytes(_ value: SQLValue) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }
+                return SealedAuditRecord(sequence: seq, record: bytes(row[1]), mac: bytes(row[2]))
+            }
+            return chain.verify(records, head: try database.query("SELECT value FROM meta WHERE name = 'audit_head'").first?.first?.blob)
+        }
+    }
+
     /// The key IDs an alias name (`alias/...`) points at, in any account and region.
     public func keyIDs(forAlias name: String) throws -> [String] {
         try database.query("SELECT target_key_id FROM aliases WHERE alias_name = ?1", [.text(name)]).compactMap { $0[0].text }
