@@ -433,15 +433,13 @@ public final class KMSEngine: Sendable {
     /// Asks a shared store where it is and, if another instance has changed it since this state,
     /// loads it again (with the management lock, so that no change is drafted on the state being
     /// replaced; taken only then, so that a busy instance still confirms its state). The store
-    /// may not be behind what this instance has seen: its trail cut, or an older copy put back.
+    /// must still hold the last audit record this instance saw in it (``KeyStore/position()``).
     /// - Returns: whether it loaded the store.
     @discardableResult
     func follow(holdingManagement: Bool) throws -> Bool {
         guard let follower else { return false }
         let asked = DispatchTime.now().uptimeNanoseconds
-        let floor = follower.floor(written: audit.lastSequence.load(ordering: .acquiring))
         let position = try store.position()
-        try follower.checkNotBehind(position.head, floor: floor)
         var loaded = false
         if position.generation != state.withLock({ $0.generation }) {
             func reload() throws {
@@ -451,20 +449,18 @@ public final class KMSEngine: Sendable {
             }
             if holdingManagement { try reload() } else { try management.withLock { try reload() } }
         }
-        follower.confirm(asked: asked, head: position.head)
+        follower.confirm(asked: asked)
         return loaded
     }
 
     /// The store as it is now becomes the state (the caller holds the management lock). Every
     /// record's MAC, the state digest and the schema are checked again, as at open; and the
-    /// trail may not have gone back.
+    /// trail must still hold the last record this instance saw.
     private func reloadState() throws {
-        let floor = follower?.floor(written: audit.lastSequence.load(ordering: .acquiring)) ?? 0
         let contents = try store.load()
         // A missing digest is refused here whatever the trail says: only a new store's first
         // open writes the first one, and that was this instance's open or another's, before.
         guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
-        try follower?.checkNotBehind(contents.lastAudit?.sequence ?? 0, floor: floor)
         let (next, _) = try Self.liveState(contents, rootKey: rootKey)
         state.withLock { $0 = next }
         StoreFollower.reloads.increment()

@@ -29,9 +29,6 @@ final class AuditLog: Sendable {
     /// Serializes writers, so that sequence numbers and MACs follow commit order. Lock order:
     /// `writer` before `pending`.
     private let writer: Mutex<Chain>
-    /// The last record this instance wrote or chained from, readable without waiting for a
-    /// commit in progress (a shared store's follower checks the store never falls behind it).
-    let lastSequence = Atomic<Int64>(0)
     /// `nonisolated(unsafe)`: a dispatch source is thread-safe; it is only resumed and cancelled.
     private nonisolated(unsafe) let timer: DispatchSourceTimer
 
@@ -46,7 +43,6 @@ final class AuditLog: Sendable {
         self.anchor = anchor
         if let anchor { try Self.check(anchor, chain: chain, store: store, last: last, create: createAnchor) }
         self.writer = Mutex(Chain(lastSequence: last?.sequence ?? 0, lastMAC: last?.mac ?? AuditChain.genesis))
-        lastSequence.store(last?.sequence ?? 0, ordering: .releasing)
         self.timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.audit.flush"))
         timer.schedule(deadline: .now() + Self.flushInterval, repeating: Self.flushInterval)
         timer.setEventHandler { [weak self] in try? self?.flush() }
@@ -117,7 +113,6 @@ final class AuditLog: Sendable {
                     return AuditAppend(records: sealed, head: sealed.isEmpty ? nil : chain.head(sequence: next.lastSequence, mac: next.lastMAC))
                 }
                 chainState = next
-                lastSequence.store(next.lastSequence, ordering: .releasing)
                 // After the commit: the anchor may lag the store after a crash, never lead it. A
                 // failed write leaves it lagging (the next commit writes it again); the committed
                 // change stands, as the store has it.

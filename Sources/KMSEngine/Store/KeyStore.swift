@@ -30,7 +30,8 @@ protocol KeyStore: Sendable {
     @discardableResult
     func apply(_ changes: [StoreChange], basedOn generation: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64
     /// Where a shared store is: its trail's last record and its generation (moved by every
-    /// transaction that changes a record), both from the sealed state digest, checked.
+    /// transaction that changes a record), both from the sealed state digest, checked; and the
+    /// last record this instance has seen in it still there, with its MAC (else: cut or rolled back).
     func position() throws -> StorePosition
     /// Runs `body` holding the writers' turn of a shared store (a session-level hold of the lock
     /// every write transaction takes, reentrant for this session): no other instance commits

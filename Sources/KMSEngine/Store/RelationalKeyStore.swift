@@ -47,6 +47,11 @@ final class RelationalKeyStore: KeyStore {
     /// Set once the engine has opened the store: from then on a shared store whose state digest
     /// is missing is refused (only a new store, at its first open, writes its first digest).
     private let digestRequired = Atomic<Bool>(false)
+    /// The last record of the trail this instance has seen in the store, by sequence and MAC. The
+    /// store must go on holding it, that record and no other at that sequence: a trail cut, or
+    /// an older copy of the store put back, is refused even once traffic has carried the new,
+    /// forked trail past its number.
+    private let pin = Mutex<AuditPosition?>(nil)
     /// The connection, behind the one lock that serializes all store access.
     private let database: ConnectionLock
     private let dialect: SQLDialect
@@ -105,6 +110,7 @@ final class RelationalKeyStore: KeyStore {
             session = postgres.answers
             database = postgres
             follow = shared ? FollowSession(url: url) : nil
+            if shared { try Self.limitWaits(postgres) }
         }
         dialect = database.dialect
         try Self.createSchema(database, location: location)
@@ -113,6 +119,19 @@ final class RelationalKeyStore: KeyStore {
             heartbeat = startHeartbeat()
             watchdog = Self.startWatchdog(session, onLost: onLost)
         }
+    }
+
+    /// An instance whose network goes silent in the middle of a transaction holds the writers'
+    /// turn until the server notices; the others would wait on it past their own session
+    /// deadline and stop too. So the server ends a session idle in a transaction for 1.5 s (or,
+    /// holding the turn outside one, silent for 2.5 s: a live session answers its heartbeat
+    /// every 250 ms), and a writer gives up waiting for the turn after 2.5 s (its change fails;
+    /// a group commit is tried again) — all under ``sessionDeadline``.
+    private static func limitWaits(_ postgres: PostgresDatabase) throws {
+        try postgres.execute("SET lock_timeout = '2500ms'; SET idle_in_transaction_session_timeout = '1500ms'")
+        // PostgreSQL 14 and later; before, a session silent outside a transaction keeps the turn
+        // until TCP gives up on it.
+        try? postgres.execute("SET idle_session_timeout = '2500ms'")
     }
 
     /// Asks the server something every quarter second, so that an idle session is known alive.
@@ -427,7 +446,8 @@ final class RelationalKeyStore: KeyStore {
     }
 
     private func load(_ db: any SQLConnection, _ decoder: JSONDecoder) throws -> StoreContents {
-        try db.snapshot {
+        let pinned = pin.withLock { $0 }
+        return try db.snapshot {
             try verifySchema(db)
             try verifyRecords(db)
             let digested = try verifyState(db)
@@ -446,6 +466,10 @@ final class RelationalKeyStore: KeyStore {
                 try decoder.decode(AliasRecord.self, from: Data((row[0].text ?? "").utf8))
             }
             let last = try db.query("SELECT seq, record, mac FROM audit ORDER BY seq DESC LIMIT 1").first.map(Self.auditRow)
+            if let pinned {
+                let macAtPin = try db.query("SELECT mac FROM audit WHERE seq = ?1", [.integer(pinned.sequence)]).first?.first?.blob
+                try checkPin(pinned, macAtPin: macAtPin, last: last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) })
+            }
             let accounts = try db.query("SELECT record FROM accounts").map { row in
                 try decoder.decode(AccountRecord.self, from: Data((row[0].text ?? "").utf8))
             }
@@ -484,9 +508,11 @@ final class RelationalKeyStore: KeyStore {
     func position() throws -> StorePosition {
         guard let follow else { throw StoreError("only a shared store is followed") }
         return try follow.withConnection { db in
-            let row = try db.query("SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT MAX(seq) FROM audit)",
-                                   [.text(Self.stateDigestName)]).first
-            let head = row?[1].integer ?? 0
+            let pinned = pin.withLock { $0 }
+            let row = try db.query(Self.headSQL, [.text(Self.stateDigestName), .integer(pinned?.sequence ?? 0)]).first
+            let last = row?[1].integer.map { AuditPosition(sequence: $0, mac: row?[2].blob ?? []) }
+            try checkPin(pinned, macAtPin: row?[3].blob, last: last)
+            let head = last?.sequence ?? 0
             guard let sealed = row?[0].blob else {
                 // A new store's: its first open writes the first digest.
                 guard !digestRequired.load(ordering: .acquiring) else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
@@ -494,6 +520,26 @@ final class RelationalKeyStore: KeyStore {
             }
             let written = try openDigest(sealed, head: head)
             return StorePosition(head: head, generation: written.generation)
+        }
+    }
+
+    /// Refuses a store that no longer holds the pinned record (`macAtPin`, the MAC at its
+    /// sequence, read in the statement that read `last`, the trail's last record; the pin read
+    /// before that statement: a record written or seen meanwhile is not held against it); then
+    /// moves the pin to `last`.
+    private func checkPin(_ pinned: AuditPosition?, macAtPin: [UInt8]?, last: AuditPosition?) throws {
+        if let pinned, pinned.sequence > 0 {
+            guard let last, last.sequence >= pinned.sequence, let macAtPin, ConstantTime.equal(macAtPin, pinned.mac) else {
+                throw StoreError("the store's audit trail no longer holds record \(pinned.sequence) as this instance saw it (the trail ends at \(last?.sequence ?? 0)): records were cut off or the store was rolled back")
+            }
+        }
+        advancePin(to: last)
+    }
+
+    private func advancePin(to last: AuditPosition?) {
+        guard let last else { return }
+        pin.withLock { pinned in
+            if last.sequence > (pinned?.sequence ?? 0) { pinned = last }
         }
     }
 
@@ -514,8 +560,10 @@ final class RelationalKeyStore: KeyStore {
     /// be the one written with that head, and there must be one once the store is open.
     private func takeTurn(_ db: any SQLConnection) throws -> (head: AuditPosition?, state: SealedState?) {
         try db.query("SELECT pg_advisory_xact_lock(?1)", [.integer(Self.turnLockKey)])
-        let row = try db.query(Self.headSQL, [.text(Self.stateDigestName)]).first
+        let pinned = pin.withLock { $0 }
+        let row = try db.query(Self.headSQL, [.text(Self.stateDigestName), .integer(pinned?.sequence ?? 0)]).first
         let head = row?[1].integer.map { AuditPosition(sequence: $0, mac: row?[2].blob ?? []) }
+        try checkPin(pinned, macAtPin: row?[3].blob, last: head)
         guard let sealed = row?[0].blob else {
             guard !digestRequired.load(ordering: .acquiring) else {
                 throw StoreError("the store's state digest is missing: it was removed outside kmsd")
@@ -525,10 +573,11 @@ final class RelationalKeyStore: KeyStore {
         return (head, try openDigest(sealed, head: head?.sequence ?? 0))
     }
 
-    /// The sealed digest and the trail's last record, in one statement (one snapshot).
+    /// The sealed digest, the trail's last record and the MAC of record ?2 (the pin), in one
+    /// statement (one snapshot).
     private static let headSQL = """
         SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),
-            (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1)
+            (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit WHERE seq = ?2)
         """
 
     func apply(_ changes: [StoreChange], basedOn expected: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {
@@ -549,7 +598,7 @@ final class RelationalKeyStore: KeyStore {
                 guard state != nil, let authenticator, let mac = mac.blob else { return }
                 Self.add(authenticator.element(table: table, mac: mac), to: &state!.digest)
             }
-            let generation = try EngineMetrics.storeTransaction { try db.transaction {
+            let (generation, written) = try EngineMetrics.storeTransaction { try db.transaction {
                 var head: AuditPosition?
                 if shared {
                     let turn = try takeTurn(db)
@@ -688,9 +737,10 @@ final class RelationalKeyStore: KeyStore {
                     state = written
                     if shared { try checkKept(db, sealed: sealed, last: audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) } ?? head) }
                 }
-                return state?.generation ?? 0
+                return (state?.generation ?? 0, audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) })
             } }
             tracked.withLock { $0 = state }
+            if shared { advancePin(to: written) }
             return generation
         }
     }
@@ -699,7 +749,7 @@ final class RelationalKeyStore: KeyStore {
     /// to drop or undo kmsd's writes (so that this instance serves a change the others never
     /// see) fails the transaction instead of acknowledging a change the store did not keep.
     private func checkKept(_ db: any SQLConnection, sealed: [UInt8], last: AuditPosition?) throws {
-        let row = try db.query(Self.headSQL, [.text(Self.stateDigestName)]).first
+        let row = try db.query(Self.headSQL, [.text(Self.stateDigestName), .integer(0)]).first
         guard row?[0].blob == sealed, row?[1].integer == last?.sequence, row?[2].blob == last?.mac else {
             throw StoreError("the store did not keep what kmsd wrote (a trigger or rule planted outside kmsd?): nothing was committed")
         }

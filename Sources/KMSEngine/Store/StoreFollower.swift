@@ -1,6 +1,5 @@
 import CoreMetrics
 import Dispatch
-import KMSStore
 import Synchronization
 
 /// How an instance serving a shared store (`kmsd serve --shared`) keeps up with the others.
@@ -35,8 +34,6 @@ final class StoreFollower: Sendable {
     /// Told when following starts failing (with why) and when it recovers (nil); once per change.
     let reporter = Mutex<(@Sendable (String?) -> Void)?>(nil)
 
-    /// The highest trail head seen in the store: it may only move forward.
-    private let seenHead = Atomic<UInt64>(0)
     /// Set by ``stop()``; a run that starts after it does nothing.
     private let stopped = Atomic<Bool>(false)
     private let cancelled = DispatchSemaphore(value: 0)
@@ -75,30 +72,12 @@ final class StoreFollower: Sendable {
         if wait { cancelled.wait() }
     }
 
-    /// The least trail head the store may show from now on: what this instance has seen in it or
-    /// written to it. Taken before the store is asked (an answer is as old as its question: a
-    /// record written, or a head seen, while it was on its way is not held against it).
-    func floor(written: Int64) -> Int64 { max(Int64(seenHead.load(ordering: .acquiring)), written) }
-
-    /// Refuses a store whose trail is behind `floor`: records cut off the end, or an older copy
-    /// of the store put back while this instance runs.
-    func checkNotBehind(_ head: Int64, floor seen: Int64) throws {
-        guard head >= seen else {
-            throw StoreError("the store's audit trail ends at record \(head), before record \(seen) that this instance has seen: records were cut off or the store was rolled back")
-        }
-    }
-
-    /// The state was current when the store was asked at `asked` (its trail then at `head`).
-    func confirm(asked: UInt64, head: Int64) {
-        Self.raise(seenHead, to: UInt64(max(0, head)))
-        Self.raise(confirmed, to: asked)
-    }
-
-    /// Stores `value` unless the atomic holds a larger one already (two threads confirm at once).
-    private static func raise(_ atomic: borrowing Atomic<UInt64>, to value: UInt64) {
-        var current = atomic.load(ordering: .acquiring)
-        while current < value {
-            let (exchanged, original) = atomic.compareExchange(expected: current, desired: value, ordering: .acquiringAndReleasing)
+    /// The state was current when the store was asked at `asked`. Kept if a later confirmation
+    /// is there already (two threads confirm at once).
+    func confirm(asked: UInt64) {
+        var current = confirmed.load(ordering: .acquiring)
+        while current < asked {
+            let (exchanged, original) = confirmed.compareExchange(expected: current, desired: asked, ordering: .acquiringAndReleasing)
             if exchanged { break }
             current = original
         }
