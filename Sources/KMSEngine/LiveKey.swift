@@ -37,6 +37,10 @@ struct EngineState {
 
     /// The store generation this state is (a shared store's; 0 for a store with one writer).
     var generation: Int64 = 0
+    /// The sealed material rows the keys were opened from, as last loaded (a later load reuses
+    /// a key whose rows are unchanged); not kept up by this instance's own changes, which only
+    /// makes the next load open those keys again.
+    var sealedMaterial: [KeyIdentity: [UInt32: [UInt8]]] = [:]
     var keys = KeyTable()
     var aliases: [AliasID: AliasRecord] = [:]
     var accounts: [String: AccountRecord] = [:]

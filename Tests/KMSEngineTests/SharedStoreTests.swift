@@ -52,6 +52,19 @@ import Testing
         }
     }
 
+    /// A load reuses the keys whose rows did not change: a key rotated elsewhere is not one of them.
+    @Test func aKeyRotatedOnOneEngineDecryptsOnTheOther() throws {
+        let (a, b) = (try engine(), try engine())
+        let (key, other) = (try createKey(a), try createKey(a))
+        try b.follow(holdingManagement: false)
+        _ = try a.rotateKeyOnDemand(keyID: key, caller: caller)
+        let sealed = try a.encrypt(keyID: key, plaintext: secret("new version"), caller: caller).ciphertextBlob
+        #expect(try b.follow(holdingManagement: false))
+        #expect(text(try b.decrypt(ciphertextBlob: sealed, caller: caller).plaintext) == "new version")
+        #expect(try b.listKeyRotations(keyID: key, caller: caller).rotations.count == 1)
+        _ = try b.encrypt(keyID: other, plaintext: secret("unchanged"), caller: caller)
+    }
+
     /// Without conditional writes, each engine's draft of the key would overwrite the other's tags.
     @Test func changesToOneKeyFromTwoEnginesAreAllKept() throws {
         let (a, b) = (try engine(), try engine())

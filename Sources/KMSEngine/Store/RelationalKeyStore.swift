@@ -52,6 +52,10 @@ final class RelationalKeyStore: KeyStore {
     /// an older copy of the store put back, is refused even once traffic has carried the new,
     /// forked trail past its number.
     private let pin = Mutex<AuditPosition?>(nil)
+    /// The key records of the last load, decoded, by their rows' MACs (which cover the JSON text
+    /// and were verified first): an instance following a shared store loads it whole at every
+    /// change made elsewhere, and decoding every record again was most of that load's time.
+    private let decoded = Mutex<[[UInt8]: KeyRecord]>([:])
     /// The connection, behind the one lock that serializes all store access.
     private let database: ConnectionLock
     private let dialect: SQLDialect
@@ -451,9 +455,15 @@ final class RelationalKeyStore: KeyStore {
             try verifySchema(db)
             try verifyRecords(db)
             let digested = try verifyState(db)
-            let keys = try db.query("SELECT record FROM keys").map { row in
-                try decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
+            let known = decoded.withLock { $0 }
+            var decodedNow: [[UInt8]: KeyRecord] = [:]
+            let keys = try db.query("SELECT record, mac FROM keys").map { row in
+                let mac = row[1].blob ?? []
+                let record = try known[mac] ?? decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
+                decodedNow[mac] = record
+                return record
             }
+            decoded.withLock { $0 = decodedNow }
             var material: [KeyIdentity: [UInt32: [UInt8]]] = [:]
             for row in try db.query("SELECT account, region, key_id, version, sealed FROM key_material") {
                 guard let account = row[0].text, let region = row[1].text, let keyID = row[2].text, let version = row[3].integer,
