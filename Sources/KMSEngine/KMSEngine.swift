@@ -55,15 +55,17 @@ public final class KMSEngine: Sendable {
                             waitForWriter: Bool = false, shared: Bool = false,
                             onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
         let location = StoreLocation(path)
-        // A standby keeps its anchor up with the serving instance's trail while it waits.
+        // A standby keeps its anchor up with the serving instance's trail while it waits; an
+        // instance serving a shared store, with the trail the others write.
         let follower = try auditAnchor.map { AnchorFollower(location: location, anchor: AuditAnchor(path: $0), chain: try AuditChain(rootKey: rootKey)) }
         return try KMSEngine(store: RelationalKeyStore(location: location, shared: shared, waitForWriter: waitForWriter,
                                                        whileWaiting: { follower?.followIfDue() }, onLost: onStoreLost), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
-                      anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores)
+                      anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores,
+                      anchorFollower: shared ? follower : nil)
     }
 
     init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?, anchor: AuditAnchor? = nil,
-         createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil) throws {
+         createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil, anchorFollower: AnchorFollower? = nil) throws {
         self.store = store
         customKeyStoreConnector = customKeyStores
         self.rootKey = rootKey
@@ -110,7 +112,7 @@ public final class KMSEngine: Sendable {
         store.requireDigest()
         reconnectCustomKeyStores()
         if let schedulerInterval { scheduler = startScheduler(every: schedulerInterval) }
-        follower?.start(following: self)
+        follower?.start(following: self, anchor: anchorFollower)
     }
 
     /// The working state of what `contents` holds: each key's material opened and checked, each
@@ -368,7 +370,7 @@ public final class KMSEngine: Sendable {
                 // A key (or alias, grant) another instance has just made: if the store has
                 // moved, this call is answered again on what it holds now (so a key is usable
                 // everywhere once CreateKey returns; a miss costs one query).
-                try follow(holdingManagement: false)
+                try follow()
                 let caughtUp = state.withLock { $0 }
                 guard caughtUp.generation != snapshot.generation else { throw missing }
                 record = newRecord(operation, caller, context: context)
@@ -412,12 +414,12 @@ public final class KMSEngine: Sendable {
                     func attemptChange() throws -> R {
                         // Drafted on the store as it is now, not as the last poll saw it: a key
                         // another instance has just made is found, a name it has just taken is taken.
-                        if follower != nil { try follow(holdingManagement: true) }
+                        if follower != nil { try follow() }
                         var draft = state.withLock { $0 }
                         let (result, changes) = try body(&record, &draft)
                         let generation = try audit.commit(changes: changes, record: record, basedOn: follower == nil ? nil : draft.generation)
                         if follower != nil, !changes.isEmpty, let generation { draft.generation = generation }
-                        state.withLock { $0 = draft }
+                        install(draft)
                         return result
                     }
                     guard attempt > StoreFollower.optimisticAttempts else { return try attemptChange() }
@@ -441,40 +443,45 @@ public final class KMSEngine: Sendable {
     struct NothingToRecord: Error {}
 
     /// Asks a shared store where it is and, if another instance has changed it since this state,
-    /// loads it again (with the management lock, so that no change is drafted on the state being
-    /// replaced; taken only then, so that a busy instance still confirms its state). The store
-    /// must still hold the last audit record this instance saw in it (``KeyStore/position()``).
+    /// loads it again. Without the management lock: a change drafted meanwhile on the state being
+    /// replaced is refused by the store (its generation moved) and drafted again; and a state
+    /// only ever replaces an older one (``install(_:)``), so a load that raced this instance's own
+    /// change cannot put back what that change replaced. A management operation in progress
+    /// (waiting for the writers' turn, or holding it) therefore never keeps this instance from
+    /// confirming its state. The store must still hold the last audit record this instance saw
+    /// in it (``KeyStore/position()``).
     /// - Returns: whether it loaded the store.
     @discardableResult
-    func follow(holdingManagement: Bool) throws -> Bool {
+    func follow() throws -> Bool {
         guard let follower else { return false }
         let asked = DispatchTime.now().uptimeNanoseconds
         let position = try store.position()
         var loaded = false
-        if position.generation != state.withLock({ $0.generation }) {
-            func reload() throws {
-                guard position.generation != state.withLock({ $0.generation }) else { return }
-                try reloadState()
-                loaded = true
+        if position.generation > state.withLock({ $0.generation }) {
+            let contents = try store.load()
+            // A missing digest is refused here whatever the trail says: only a new store's first
+            // open writes the first one, and that was this instance's open or another's, before.
+            guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
+            let (next, _) = try Self.liveState(contents, rootKey: rootKey, previous: state.withLock { $0 })
+            loaded = install(next)
+            if loaded {
+                StoreFollower.reloads.increment()
+                reconnectCustomKeyStores()
             }
-            if holdingManagement { try reload() } else { try management.withLock { try reload() } }
         }
         follower.confirm(asked: asked)
         return loaded
     }
 
-    /// The store as it is now becomes the state (the caller holds the management lock). Every
-    /// record's MAC, the state digest and the schema are checked again, as at open; and the
-    /// trail must still hold the last record this instance saw.
-    private func reloadState() throws {
-        let contents = try store.load()
-        // A missing digest is refused here whatever the trail says: only a new store's first
-        // open writes the first one, and that was this instance's open or another's, before.
-        guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
-        let (next, _) = try Self.liveState(contents, rootKey: rootKey, previous: state.withLock { $0 })
-        state.withLock { $0 = next }
-        StoreFollower.reloads.increment()
-        reconnectCustomKeyStores()
+    /// Makes `next` the state unless the state is already at a later generation (a shared store:
+    /// another thread installed a newer load, or a change of this instance's that came after).
+    @discardableResult
+    func install(_ next: EngineState) -> Bool {
+        state.withLock { current in
+            guard next.generation >= current.generation else { return false }
+            current = next
+            return true
+        }
     }
 
     /// Stops the background work (the scheduler, a shared store's follower) and waits for a run

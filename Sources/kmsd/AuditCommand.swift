@@ -25,7 +25,8 @@ struct AuditCommand: ParsableCommand {
                 result = try storeOptions.openEngine().verifyAudit()
             } catch let failure as CommandFailure where "\(failure)".contains("in use by") {
                 print("kmsd is running on this store: verifying the trail read-only, beside it")
-                result = try AuditReader(path: storeOptions.store).verify(rootKey: RootKey(loading: storeOptions.rootKeySource))
+                let anchor = FileManager.default.fileExists(atPath: storeOptions.anchor) ? storeOptions.anchor : nil
+                result = try AuditReader(path: storeOptions.store).verify(rootKey: RootKey(loading: storeOptions.rootKeySource), anchorPath: anchor)
             }
             if let problem = result.problem {
                 print("audit trail BROKEN after \(result.verifiedCount) records: \(problem)")

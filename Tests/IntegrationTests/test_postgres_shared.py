@@ -322,6 +322,34 @@ def test_an_edited_store_is_not_loaded(trio, postgres):
         assert seconds_until(lambda: refuses(lambda: client(instance, credentials).list_keys(), "KMSInternalException")) < 2 * BOUND
 
 
+def test_a_store_put_back_is_refused_after_a_restart_too(trio, postgres):
+    """Each instance's audit anchor follows the trail the others write, not only its own writes:
+    an older copy of the store put back is refused by c when it starts again, although c itself
+    wrote nothing since the copy; `kmsd audit verify` beside the running instances, given c's
+    anchor, reports it too."""
+    (a, b, c), credentials, store_args, directory = trio
+    url = store_args[1]
+    kms = client(a, credentials)
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    time.sleep(1.5)
+    tables = ["meta", "accounts", "keys", "key_material", "aliases", "access_keys", "grants", "identities", "custom_key_stores", "audit"]
+    postgres.psql(url, "BEGIN ISOLATION LEVEL REPEATABLE READ; CREATE SCHEMA copy; "
+                       + " ".join("CREATE TABLE copy.%s AS SELECT * FROM public.%s;" % (t, t) for t in tables) + " COMMIT;")
+    kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
+    for _ in range(5):
+        kms.describe_key(KeyId=key)
+    time.sleep(1.5)  # c's anchor follows what a wrote
+    postgres.psql(url, "BEGIN; SELECT pg_advisory_xact_lock(%d); " % 0x6b6d7365
+                  + " ".join("DELETE FROM public.%s;" % t for t in reversed(tables))
+                  + " ".join("INSERT INTO public.%s SELECT * FROM copy.%s;" % (t, t) for t in tables) + " COMMIT;")
+    anchor = os.path.join(directory, "c.anchor")
+    beside = subprocess.run([KMSD, "audit", "verify", *store_args[:-2], "--audit-anchor", anchor], capture_output=True, text=True, timeout=60)
+    assert beside.returncode == 1 and "no longer holds record" in beside.stdout, beside.stdout + beside.stderr
+    c.stop()
+    restarted = subprocess.run([KMSD, "serve", *c.args], capture_output=True, text=True, timeout=60)
+    assert restarted.returncode != 0 and "ends before its anchor" in restarted.stdout + restarted.stderr, restarted.stdout + restarted.stderr
+
+
 def test_shared_and_single_writer_instances_do_not_mix(postgres):
     with tempfile.TemporaryDirectory(prefix="kmsd-shared-mix-") as directory:
         url, root, _ = initialise(postgres, directory)

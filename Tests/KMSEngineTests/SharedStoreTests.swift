@@ -43,11 +43,11 @@ import Testing
     @Test func aChangeOnOneEngineIsSeenByTheOtherAfterItCatchesUp() throws {
         let (a, b) = (try engine(), try engine())
         let key = try createKey(a)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         let sealed = try b.encrypt(keyID: key, plaintext: secret("shared"), caller: caller).ciphertextBlob
         try a.disableKey(keyID: key, caller: caller)
         #expect(throws: KMSError.disabled) {
-            try b.follow(holdingManagement: false)
+            try b.follow()
             _ = try b.decrypt(ciphertextBlob: sealed, caller: caller)
         }
     }
@@ -56,10 +56,10 @@ import Testing
     @Test func aKeyRotatedOnOneEngineDecryptsOnTheOther() throws {
         let (a, b) = (try engine(), try engine())
         let (key, other) = (try createKey(a), try createKey(a))
-        try b.follow(holdingManagement: false)
+        try b.follow()
         _ = try a.rotateKeyOnDemand(keyID: key, caller: caller)
         let sealed = try a.encrypt(keyID: key, plaintext: secret("new version"), caller: caller).ciphertextBlob
-        #expect(try b.follow(holdingManagement: false))
+        #expect(try b.follow())
         #expect(text(try b.decrypt(ciphertextBlob: sealed, caller: caller).plaintext) == "new version")
         #expect(try b.listKeyRotations(keyID: key, caller: caller).rotations.count == 1)
         _ = try b.encrypt(keyID: other, plaintext: secret("unchanged"), caller: caller)
@@ -74,7 +74,7 @@ import Testing
             try engines[index % 2].tagResource(keyID: key, tags: [Tag(tagKey: "t\(index)", tagValue: "\(index)")], caller: caller)
         }
         #expect(outcomes.allSatisfy { if case .success = $0 { true } else { false } })
-        try a.follow(holdingManagement: false)
+        try a.follow()
         let tags = try a.listResourceTags(keyID: key, limit: 50, caller: caller).tags.map(\.tagKey)
         #expect(Set(tags) == Set((0..<40).map { "t\($0)" }))
     }
@@ -97,7 +97,7 @@ import Testing
         let (a, b) = (try engine(), try engine())
         let keys = try (0..<4).map { _ in try createKey(a) }
         for key in keys { _ = try a.scheduleKeyDeletion(keyID: key, pendingWindowInDays: 7, caller: caller) }
-        try b.follow(holdingManagement: false)
+        try b.follow()
         clock.advance(days: 8)
         let engines = [a, b]
         let outcomes = concurrently(2) { index in try engines[index].runScheduledTasks().deleted }
@@ -111,7 +111,7 @@ import Testing
     @Test func theRecordsOfEveryEngineJoinOneChainThatVerifies() throws {
         let (a, b) = (try engine(), try engine())
         let key = try createKey(a)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         let engines = [a, b]
         _ = concurrently(200) { index in
             try engines[index % 2].generateDataKey(keyID: key, keySpec: .aes256, caller: caller)
@@ -131,12 +131,12 @@ import Testing
         let (a, b) = (try engine(), try engine())
         let (key, other) = (try createKey(a), try createKey(a))
         try a.disableKey(keyID: key, caller: caller)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         let raw = try PostgresDatabase(url: url)
         try raw.query("UPDATE keys SET record = replace(record, '\"Disabled\"', '\"Enabled\"') WHERE key_id = ?1", [.text(key)])
         // Another change, so that b loads the store again.
         try a.tagResource(keyID: other, tags: [Tag(tagKey: "a", tagValue: "b")], caller: caller)
-        #expect(throws: StoreError.self) { try b.follow(holdingManagement: false) }
+        #expect(throws: StoreError.self) { try b.follow() }
         #expect(throws: KMSError.disabled) { _ = try b.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
     }
 
@@ -148,11 +148,11 @@ import Testing
         let raw = try PostgresDatabase(url: url)
         let before = try raw.query("SELECT record, mac FROM keys")
         try a.disableKey(keyID: key, caller: caller)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         try raw.query("DELETE FROM meta WHERE name = 'state_digest'")
         try raw.query("UPDATE keys SET record = ?1, mac = ?2", [before[0][0], before[0][1]])
         for engine in [a, b] {
-            #expect(throws: StoreError.self) { try engine.follow(holdingManagement: false) }
+            #expect(throws: StoreError.self) { try engine.follow() }
             #expect(throws: KMSError.internalError) { try engine.tagResource(keyID: key, tags: [Tag(tagKey: "a", tagValue: "b")], caller: caller) }
         }
         #expect(throws: KMSError.disabled) { _ = try b.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
@@ -163,16 +163,16 @@ import Testing
     @Test func aStoreRolledBackWhileServingIsRefused() throws {
         let (a, b) = (try engine(), try engine())
         let key = try createKey(a)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         let tables = ["meta", "accounts", "keys", "key_material", "aliases", "access_keys", "grants", "identities", "custom_key_stores", "audit"]
         let raw = try PostgresDatabase(url: url)
         try raw.execute("CREATE SCHEMA copy; " + tables.map { "CREATE TABLE copy.\($0) AS SELECT * FROM public.\($0);" }.joined())
         try a.disableKey(keyID: key, caller: caller)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         try raw.execute("BEGIN; " + tables.reversed().map { "DELETE FROM public.\($0);" }.joined()
                         + tables.map { "INSERT INTO public.\($0) SELECT * FROM copy.\($0);" }.joined() + " COMMIT")
         for engine in [a, b] {
-            #expect(throws: StoreError.self) { try engine.follow(holdingManagement: false) }
+            #expect(throws: StoreError.self) { try engine.follow() }
             #expect(throws: KMSError.disabled) { _ = try engine.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
         }
         // An instance that never saw the newer trail (opened after the rollback) writes on the
@@ -181,7 +181,7 @@ import Testing
         for _ in 0..<20 { _ = try late.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
         try late.flushAudit()
         for engine in [a, b] {
-            #expect(throws: StoreError.self) { try engine.follow(holdingManagement: false) }
+            #expect(throws: StoreError.self) { try engine.follow() }
             #expect(throws: (any Error).self) { try engine.flushAudit() }
         }
     }
@@ -191,7 +191,7 @@ import Testing
     @Test func aWriteTheStoreDoesNotKeepFails() throws {
         let (a, b) = (try engine(), try engine())
         let key = try createKey(a)
-        try b.follow(holdingManagement: false)
+        try b.follow()
         let raw = try PostgresDatabase(url: url)
         try raw.execute("""
             CREATE FUNCTION pin() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.value := OLD.value; RETURN NEW; END $$;

@@ -31,11 +31,18 @@ public final class AuditReader {
     }
 
     /// Verifies the whole chain under `rootKey`, as it stands in one snapshot, beside the kmsd
-    /// instances that write it (`kmsd audit verify` while they run). The store's records are
+    /// instances that write it (`kmsd audit verify` while they run); and, given an audit anchor,
+    /// that the trail still holds the record it names (a store put back to an older copy, or
+    /// forked from one, verifies as a chain but not against the anchor). The store's records are
     /// not checked here: the instances check them at every load.
-    /// - Throws: ``StoreError`` if `rootKey` is not the store's.
-    public func verify(rootKey: RootKey) throws -> AuditVerification {
+    /// - Throws: ``StoreError`` if `rootKey` is not the store's, or the anchor does not verify.
+    public func verify(rootKey: RootKey, anchorPath: String? = nil) throws -> AuditVerification {
         let chain = try AuditChain(rootKey: rootKey)
+        let anchored = try anchorPath.flatMap { path -> (Int64, [UInt8])? in
+            guard let bytes = try AuditAnchor(path: path).read() else { return nil }
+            guard let head = chain.parseHead(bytes) else { throw StoreError("the audit anchor \(path) does not verify under the root key") }
+            return head
+        }
         return try database.snapshot {
             guard let check = try database.query("SELECT value FROM meta WHERE name = 'root_check'").first?.first?.blob,
                   (try? rootKey.open(check, label: "kmsd root key check", version: 0)) != nil else {
@@ -46,7 +53,12 @@ public final class AuditReader {
                 func bytes(_ value: SQLValue) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }
                 return SealedAuditRecord(sequence: seq, record: bytes(row[1]), mac: bytes(row[2]))
             }
-            return chain.verify(records, head: try database.query("SELECT value FROM meta WHERE name = 'audit_head'").first?.first?.blob)
+            let verification = chain.verify(records, head: try database.query("SELECT value FROM meta WHERE name = 'audit_head'").first?.first?.blob)
+            if let (sequence, mac) = anchored, sequence > 0, verification.isIntact,
+               !records.contains(where: { $0.sequence == sequence && $0.mac == mac }) {
+                return AuditVerification(verifiedCount: verification.verifiedCount, problem: "the trail no longer holds record \(sequence) as its anchor \(anchorPath ?? "") names it (the store's last is \(records.last?.sequence ?? 0)): records were cut off, or the store was rolled back")
+            }
+            return verification
         }
     }
 

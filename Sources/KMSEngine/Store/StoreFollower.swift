@@ -39,7 +39,11 @@ final class StoreFollower: Sendable {
     private let cancelled = DispatchSemaphore(value: 0)
 
     /// Starts asking; the engine is held weakly (the engine's release stops the timer).
-    func start(following engine: KMSEngine) {
+    /// - Parameter anchor: this instance's audit anchor, moved along the trail the other
+    ///   instances write (checked to chain on under the root key), every half second: otherwise
+    ///   it would move only with this instance's own writes, and after a restart accept an older
+    ///   copy of the store put back since.
+    func start(following engine: KMSEngine, anchor: AnchorFollower? = nil) {
         let source = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.store-follower"))
         source.schedule(deadline: .now() + Self.pollInterval, repeating: Self.pollInterval)
         // Only the timer's serial queue touches it.
@@ -48,7 +52,8 @@ final class StoreFollower: Sendable {
             guard let engine, !stopped.load(ordering: .acquiring) else { return }
             var problem: String?
             do {
-                try engine.follow(holdingManagement: false)
+                try engine.follow()
+                anchor?.followIfDue()
             } catch {
                 Self.failures.increment()
                 problem = "\(error)"
