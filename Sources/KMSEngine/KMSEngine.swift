@@ -366,10 +366,10 @@ public final class KMSEngine: Sendable {
             let result: R
             do {
                 result = try body(&record, snapshot)
-            } catch let missing as KMSError where missing.code == .notFound && follower != nil {
-                // A key (or alias, grant) another instance has just made: if the store has
-                // moved, this call is answered again on what it holds now (so a key is usable
-                // everywhere once CreateKey returns; a miss costs one query).
+            } catch let missing as KMSError where Self.missingCodes.contains(missing.code) && follower != nil {
+                // A key (or alias, grant, custom key store, user) another instance has just
+                // made: if the store has moved, this call is answered again on what it holds now
+                // (so a key is usable everywhere once CreateKey returns; a miss costs one query).
                 try follow()
                 let caughtUp = state.withLock { $0 }
                 guard caughtUp.generation != snapshot.generation else { throw missing }
@@ -437,6 +437,10 @@ public final class KMSEngine: Sendable {
             }
         }
     }
+
+    /// The refusals of something that does not exist, which a shared store's instance checks
+    /// against the store before it answers them.
+    static let missingCodes: Set<KMSError.Code> = [.notFound, .customKeyStoreNotFound, .noSuchEntity]
 
     /// Thrown by a management body that finds nothing left to do and nothing worth recording (a
     /// scheduled step another instance, or a cancellation, has made moot): no commit, no record.

@@ -350,6 +350,56 @@ def test_a_store_put_back_is_refused_after_a_restart_too(trio, postgres):
     assert restarted.returncode != 0 and "ends before its anchor" in restarted.stdout + restarted.stderr, restarted.stdout + restarted.stderr
 
 
+def test_keys_made_in_a_token_by_drafts_made_again_do_not_stay_there(postgres, monkeypatch):
+    """CreateKey in a CloudHSM-style store makes the key in the token while drafting; on a shared
+    store a draft another instance's commit made stale is drafted again, with a new key ID, and
+    makes a second token key. Only the committed one may stay: with CreateKey and TagResource
+    racing on two instances, the token ends with as many keys as the store has."""
+    from test_custom_key_stores import CLUSTER, MODULE, PASSWORD, Tokens, token_objects
+    with tempfile.TemporaryDirectory(prefix="kmsd-shared-token-") as directory:
+        tokens = Tokens(directory)
+        tokens.init(CLUSTER, PASSWORD)
+        monkeypatch.setenv("SOFTHSM2_CONF", tokens.conf)
+        url, root, credentials = initialise(postgres, directory)
+        instances = [Instance(name, ["--store", url, *root, "--pkcs11-module", MODULE], directory, shared=True) for name in "ab"]
+        try:
+            kms = [client(instance, credentials) for instance in instances]
+            store = kms[0].create_custom_key_store(CustomKeyStoreName="hsm", CloudHsmClusterId=CLUSTER,
+                                                   TrustAnchorCertificate="-----BEGIN CERTIFICATE-----",
+                                                   KeyStorePassword=PASSWORD)["CustomKeyStoreId"]
+            kms[0].connect_custom_key_store(CustomKeyStoreId=store)
+            tagged = kms[0].create_key()["KeyMetadata"]["KeyId"]
+            for other in kms:
+                seconds_until(lambda: other.describe_custom_key_stores(CustomKeyStoreId=store)["CustomKeyStores"][0]["ConnectionState"] == "CONNECTED")
+            before = token_objects(directory)
+            outcomes = []
+
+            def create(index):
+                try:
+                    kms[index % 2].create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=store)
+                    outcomes.append("created")
+                except botocore.exceptions.ClientError as error:
+                    outcomes.append(error.response["Error"]["Code"])
+
+            def tag(index):
+                for round_number in range(5):
+                    kms[index % 2].tag_resource(KeyId=tagged, Tags=[{"TagKey": "t%d" % index, "TagValue": str(round_number)}])
+            threads = [threading.Thread(target=create, args=(i,)) for i in range(12)] + [threading.Thread(target=tag, args=(i,)) for i in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert outcomes == ["created"] * 12, outcomes
+            in_store = [k for k in kms[0].list_keys(Limit=1000)["Keys"]
+                        if kms[0].describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("CustomKeyStoreId") == store]
+            assert len(in_store) == 12
+            assert token_objects(directory) == before + 12
+        finally:
+            for instance in instances:
+                if instance.process.poll() is None:
+                    instance.stop()
+
+
 def test_shared_and_single_writer_instances_do_not_mix(postgres):
     with tempfile.TemporaryDirectory(prefix="kmsd-shared-mix-") as directory:
         url, root, _ = initialise(postgres, directory)

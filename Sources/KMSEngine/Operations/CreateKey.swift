@@ -37,10 +37,12 @@ extension KMSEngine {
            decide(.createKey, caller, target: .account(caller.account), extra: conditions, in: state.withLock { $0 }).allowed {
             prepared = try KeyMaterial.generate(request.keySpec)
         }
-        // A key made in a token for a CreateKey that then fails (its commit) is destroyed again.
-        var madeInToken: (store: String, label: String)?
+        // A key made in a token for a CreateKey that then fails (its commit) is destroyed again;
+        // so is one made for a draft that another instance's change made stale (a shared
+        // store drafts the change again, with a new key ID): only the committed one stays.
+        var madeInToken: [(store: String, label: String)] = []
         do {
-            return try manage(.createKey, caller) { record, state in
+            let response = try manage(.createKey, caller) { record, state in
                 try authorizeAccount(.createKey, caller, extra: conditions, in: state, record: &record)
                 let custom = try request.customKeyStoreID.map { try customKeyStore($0, caller, in: state).record }
                 let key = try makeKey(request, caller: caller, manager: .customer, service: nil, generated: prepared, customStore: custom)
@@ -51,13 +53,15 @@ extension KMSEngine {
                 // Last, once everything else has been checked: the material in the store.
                 if let custom {
                     try makeCustomKey(key.record, in: custom, state: state, record: record)
-                    if custom.type == .awsCloudHSM { madeInToken = (custom.id, key.record.keyID) }
+                    if custom.type == .awsCloudHSM { madeInToken.append((custom.id, key.record.keyID)) }
                 }
                 state.keys[key.record.identity] = key
                 return (CreateKeyResponse(keyMetadata: metadata(of: key, in: state)), try storeChanges(for: key))
             }
+            for (store, label) in madeInToken.dropLast() { try? keyStoreConnections.connection(store)?.deleteKey(label: label) }
+            return response
         } catch {
-            if let (store, label) = madeInToken { try? keyStoreConnections.connection(store)?.deleteKey(label: label) }
+            for (store, label) in madeInToken { try? keyStoreConnections.connection(store)?.deleteKey(label: label) }
             throw error
         }
     }
