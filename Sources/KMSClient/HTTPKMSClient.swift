@@ -24,8 +24,10 @@ public final class HTTPKMSClient: KMSClient {
         public var maximumAttempts = 4
         /// Attempts in all while the service answers ThrottlingException: more than for
         /// failures, since a quota recovers by itself in a second or so, and a file operation
-        /// that waits is better than one that fails (about 10 s at most, with the backoff).
-        public var maximumThrottledAttempts = 10
+        /// that waits is better than one that fails (about 35 s at most, with the backoff). Many:
+        /// the mount's key pool draws on the same quota, and a file's call competing with its
+        /// refills can be refused ten times in a row (seen once in a full run at ten).
+        public var maximumThrottledAttempts = 20
         public var baseDelay: TimeInterval = 0.05
         public var maximumDelay: TimeInterval = 2
         /// Trusted CAs (PEM) for https endpoints; nil for the system's.

@@ -207,7 +207,7 @@ import Testing
         var options = HTTPKMSClient.Options()
         options.baseDelay = 0.01
         options.maximumDelay = 0.05
-        #expect(options.maximumAttempts == 4 && options.maximumThrottledAttempts == 10)
+        #expect(options.maximumAttempts == 4 && options.maximumThrottledAttempts == 20)
         let client = try HTTPKMSClient(configuration: AWSConfiguration(endpoint: "http://127.0.0.1:\(proxy.port)", region: "us-east-1",
                                                                       accessKeyID: kmsd.accessKeyID, secretAccessKey: kmsd.secret),
                                        options: options)
