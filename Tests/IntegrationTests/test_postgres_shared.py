@@ -66,12 +66,17 @@ def seconds_until(condition, limit=10):
     return time.monotonic() - start
 
 
-def refuses(call, code):
+def outcome(call, done="served"):
+    """`done` if `call()` succeeds, else the AWS error code it was refused with."""
     try:
         call()
-        return False
+        return done
     except botocore.exceptions.ClientError as error:
-        return error.response["Error"]["Code"] == code
+        return error.response["Error"]["Code"]
+
+
+def refuses(call, code):
+    return outcome(call) == code
 
 
 def test_every_instance_serves_and_a_change_on_one_reaches_the_others_within_the_bound(trio):
@@ -90,11 +95,7 @@ def test_every_instance_serves_and_a_change_on_one_reaches_the_others_within_the
         # Served at most within the bound; refused as disabled (or as unconfirmed) after it.
         outcomes = []
         while not outcomes or outcomes[-1][1] != "DisabledException":
-            try:
-                other.decrypt(CiphertextBlob=sealed)
-                outcomes.append((time.monotonic() - disabled, "served"))
-            except botocore.exceptions.ClientError as error:
-                outcomes.append((time.monotonic() - disabled, error.response["Error"]["Code"]))
+            outcomes.append((time.monotonic() - disabled, outcome(lambda: other.decrypt(CiphertextBlob=sealed))))
             assert outcomes[-1][0] < 10, outcomes
         assert all(t < BOUND for t, outcome in outcomes if outcome == "served"), outcomes
         assert outcomes[-1][0] < BOUND, outcomes
@@ -134,18 +135,11 @@ def test_changes_made_at_once_on_every_instance_are_all_kept(trio):
     outcomes = []
 
     def tag(index):
-        try:
-            kms[index % 3].tag_resource(KeyId=key, Tags=[{"TagKey": "t%d" % index, "TagValue": str(index)}])
-            outcomes.append("tagged")
-        except botocore.exceptions.ClientError as error:
-            outcomes.append(error.response["Error"]["Code"])
+        outcomes.append(outcome(lambda: kms[index % 3].tag_resource(KeyId=key, Tags=[{"TagKey": "t%d" % index, "TagValue": str(index)}]),
+                                "tagged"))
 
     def alias(index):
-        try:
-            kms[index % 3].create_alias(AliasName="alias/once", TargetKeyId=key)
-            outcomes.append("created")
-        except botocore.exceptions.ClientError as error:
-            outcomes.append(error.response["Error"]["Code"])
+        outcomes.append(outcome(lambda: kms[index % 3].create_alias(AliasName="alias/once", TargetKeyId=key), "created"))
 
     threads = [threading.Thread(target=tag, args=(i,)) for i in range(30)] + [threading.Thread(target=alias, args=(i,)) for i in range(9)]
     for thread in threads:
@@ -221,10 +215,7 @@ def test_an_instance_that_cannot_confirm_its_state_refuses_requests(postgres):
             start = time.monotonic()
             while a.process.poll() is None and time.monotonic() - start < 10:
                 try:
-                    cut.decrypt(CiphertextBlob=sealed)
-                    outcomes.append((time.monotonic() - start, "served"))
-                except botocore.exceptions.ClientError as error:
-                    outcomes.append((time.monotonic() - start, error.response["Error"]["Code"]))
+                    outcomes.append((time.monotonic() - start, outcome(lambda: cut.decrypt(CiphertextBlob=sealed))))
                 except botocore.exceptions.BotoCoreError:
                     break  # the process stopped
                 time.sleep(0.02)
@@ -375,11 +366,7 @@ def test_keys_made_in_a_token_by_drafts_made_again_do_not_stay_there(postgres, m
             outcomes = []
 
             def create(index):
-                try:
-                    kms[index % 2].create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=store)
-                    outcomes.append("created")
-                except botocore.exceptions.ClientError as error:
-                    outcomes.append(error.response["Error"]["Code"])
+                outcomes.append(outcome(lambda: kms[index % 2].create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=store), "created"))
 
             def tag(index):
                 for round_number in range(5):
