@@ -99,11 +99,14 @@ let package = Package(
         // proxies (EXTERNAL_KEY_STORE), behind the engine's CustomKeyStoreConnector; the XKS
         // proxy API's shapes, shared with kmsd's proxy mode.
         .target(name: "KMSKeyStores", dependencies: ["CPKCS11", "KMSEngine", "KMSClient", "AWSSigV4", "KMSJSON", "KMSFSCrypto"]),
+        // Peer deployments (multi-Region keys across stores): who serves which Region, and the
+        // peer protocol's client (mutual TLS) and service, behind the engine's ReplicaPeers.
+        .target(name: "KMSPeers", dependencies: ["KMSEngine", "KMSClient", "KMSTLS", "KMSJSON", "KMSFSCrypto"]),
         // kmsd's HTTP transport: listeners, SigV4 verification, credentials, request IDs.
         .target(
             name: "KMSServer",
             dependencies: [
-                "KMSWire", "KMSEngine", "KMSAuthorization", "AWSSigV4", "KMSFSCrypto", "KMSKeyStores",
+                "KMSWire", "KMSEngine", "KMSAuthorization", "AWSSigV4", "KMSFSCrypto", "KMSKeyStores", "KMSPeers",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -115,6 +118,7 @@ let package = Package(
             name: "kmsd",
             dependencies: [
                 "KMSServer", "KMSEngine", "KMSStore", "KMSMetrics", "KMSAuthorization", "KMSFSCrypto", "KMSJSON", "CLinux", "KMSKeyStores",
+                "KMSPeers", "KMSTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

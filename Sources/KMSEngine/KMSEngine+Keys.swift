@@ -98,7 +98,8 @@ extension KMSEngine {
             throw KMSError(.invalidState, "\(key.arn) is Unavailable: its custom key store \(store) is not connected.")
         }
         switch key.state {
-        case .enabled:
+        case .enabled, .updating:
+            // Updating (a change of primary Region reaching a peer) leaves the key usable, as AWS does.
             // Expired imported material is unusable at once, not at the scheduler's next tick
             // (which deletes it and makes the key PendingImport).
             if Self.materialExpired(key, now: clock.now()) {

@@ -34,6 +34,8 @@ public final class KMSEngine: Sendable {
     private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
     /// A shared store's follower (``StoreFollower``): nil when this instance is the store's one writer.
     let follower: StoreFollower?
+    /// The peer deployments multi-Region keys are replicated with (none until ``connectPeers(_:every:)``).
+    let peerLink = PeerLink()
 
     /// Opens (or creates) the key store at `path` — an SQLite file, or a PostgreSQL database named
     /// by a `postgres://` URI (``StoreLocation``) — under `rootKey`.
@@ -493,6 +495,7 @@ public final class KMSEngine: Sendable {
     public func stopBackgroundWork() {
         scheduler?.cancel()
         follower?.stop()
+        peerLink.stop()
     }
 
     /// Records a refused or failed call and returns what the caller sees: KMS errors as they

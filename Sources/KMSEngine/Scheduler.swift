@@ -5,10 +5,15 @@ extension KMSEngine {
     /// Runs ``runScheduledTasks()`` every `interval` on a private queue until the engine is released.
     /// A failed run (the store unavailable) is retried at the next tick.
     func startScheduler(every interval: Duration) -> DispatchSourceTimer {
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kmsd.scheduler"))
+        Self.repeatingTimer("kmsd.scheduler", every: interval) { [weak self] in _ = try? self?.runScheduledTasks() }
+    }
+
+    /// A timer that runs `body` every `interval` on its own queue, first after one interval.
+    static func repeatingTimer(_ label: String, every interval: Duration, _ body: @escaping @Sendable () -> Void) -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: label))
         let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
         timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(max(1, milliseconds)))
-        timer.setEventHandler { [weak self] in _ = try? self?.runScheduledTasks() }
+        timer.setEventHandler(handler: body)
         timer.resume()
         return timer
     }
@@ -57,15 +62,18 @@ extension KMSEngine {
     /// check is repeated under the management lock, against the key as it is then: a
     /// CancelKeyDeletion (or DisableKeyRotation, or a deletion) between the list and this step
     /// wins, and the key is left alone — the list is only a hint.
-    func carryOut(_ due: KeyRecord, now: Date) throws -> ScheduledOutcome {
+    ///
+    /// - Parameter peersTold: every peer deployment holding a copy of the key has been told of its
+    ///   deletion (``synchronizePeers()``); until then a multi-Region copy that peers know of waits.
+    func carryOut(_ due: KeyRecord, now: Date, peersTold: Bool = false) throws -> ScheduledOutcome {
         let caller = Caller(account: due.account, region: due.region, principal: "kms.amazonaws.com", requestID: "scheduler")
         let deleting = due.state == .pendingDeletion && (due.deletionDate ?? .distantFuture) <= now
         let expiring = !deleting && !Self.expiredVersions(due, now: now).isEmpty
-        do { return try carryOut(due, deleting: deleting, expiring: expiring, now: now, caller: caller) } catch is NothingToRecord { return .nothing }
+        do { return try carryOut(due, deleting: deleting, expiring: expiring, now: now, caller: caller, peersTold: peersTold) } catch is NothingToRecord { return .nothing }
     }
 
     /// The step itself, in a management operation; throws ``NothingToRecord`` if it is no longer due.
-    private func carryOut(_ due: KeyRecord, deleting: Bool, expiring: Bool, now: Date, caller: Caller) throws -> ScheduledOutcome {
+    private func carryOut(_ due: KeyRecord, deleting: Bool, expiring: Bool, now: Date, caller: Caller, peersTold: Bool) throws -> ScheduledOutcome {
         try manage(deleting ? "DeleteKey" : expiring ? "DeleteExpiredKeyMaterial" : "RotateKey", caller) { record, state in
             guard let live = state.keys[due.identity] else { throw NothingToRecord() }
             let key = live.record
@@ -84,6 +92,7 @@ extension KMSEngine {
             }
             if deleting {
                 guard key.state == .pendingDeletion, (key.deletionDate ?? .distantFuture) <= now else { throw NothingToRecord() }
+                if !peersTold, let peers = peerLink.current, !peersHolding(key, peers).isEmpty { throw NothingToRecord() }
                 state.keys[key.identity] = nil
                 state.grants[key.identity] = nil
                 state.aliases = state.aliases.filter { !($0.value.targetKeyID == key.keyID && $0.value.account == key.account && $0.value.region == key.region) }
@@ -114,7 +123,15 @@ extension KMSEngine {
     func primaryAfterReplicaDeletion(_ deleted: KeyRecord, now: Date, in state: inout EngineState) -> [StoreChange] {
         guard deleted.multiRegion, let primaryRegion = deleted.primaryRegion, primaryRegion != deleted.region,
               let primary = state.keys[KeyIdentity(account: deleted.account, region: primaryRegion, keyID: deleted.keyID)],
-              primary.record.state == .pendingReplicaDeletion, relatedKeys(of: primary.record, in: state).isEmpty else { return [] }
+              primary.record.state == .pendingReplicaDeletion else { return [] }
+        return primaryWaitingPeriod(primary, now: now, in: &state)
+    }
+
+    /// Starts the waiting period of a primary in PendingReplicaDeletion that has no replica left,
+    /// here or at a peer.
+    func primaryWaitingPeriod(_ primary: LiveKey, now: Date, in state: inout EngineState) -> [StoreChange] {
+        guard primary.record.state == .pendingReplicaDeletion, relatedKeys(of: primary.record, in: state).isEmpty,
+              (primary.record.peerRegions ?? []).isEmpty else { return [] }
         let waiting = primary.with {
             $0.state = .pendingDeletion
             $0.deletionDate = now.addingTimeInterval(Double($0.pendingWindowInDays ?? 30) * 86_400)

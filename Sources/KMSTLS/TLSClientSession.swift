@@ -15,9 +15,24 @@ public final class TLSClientSession {
     private let context: OpaquePointer
     private let ssl: OpaquePointer
 
+    /// A client certificate chain and its private key (PEM files), for servers that require
+    /// mutual TLS (kmsd's peers).
+    public struct Identity: Sendable, Equatable {
+        public var certificate: String
+        public var key: String
+        public init(certificate: String, key: String) {
+            self.certificate = certificate
+            self.key = key
+        }
+    }
+
     /// Performs the handshake on `fd` for server `host`.
-    /// - Parameter caBundle: a PEM file of trusted CAs; nil for the system's.
-    public init(fd: Int32, host: String, caBundle: String?) throws(Failure) {
+    /// - Parameters:
+    ///   - caBundle: a PEM file of trusted CAs; nil for the system's.
+    ///   - identity: the certificate to present, if the server asks for one.
+    ///   - serverName: the name the server's certificate must carry, when not `host` (a peer
+    ///     reached by address and known by name).
+    public init(fd: Int32, host: String, caBundle: String?, identity: Identity? = nil, serverName: String? = nil) throws(Failure) {
         guard let method = TLS_client_method(), let context = SSL_CTX_new(method) else {
             throw Failure(description: "cannot create a TLS context", isVerificationFailure: false)
         }
@@ -27,6 +42,15 @@ public final class TLSClientSession {
         _ = COpenSSL_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION)
         let loaded = caBundle.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        if let identity {
+            guard SSL_CTX_use_certificate_chain_file(context, identity.certificate) == 1,
+                  SSL_CTX_use_PrivateKey_file(context, identity.key, SSL_FILETYPE_PEM) == 1, SSL_CTX_check_private_key(context) == 1 else {
+                let reason = Self.lastError()
+                SSL_CTX_free(context)
+                throw Failure(description: "cannot load the client certificate \(identity.certificate) and key \(identity.key): \(reason)",
+                              isVerificationFailure: true)
+            }
+        }
         guard let ssl = SSL_new(context) else {
             SSL_CTX_free(context)
             throw Failure(description: "cannot create a TLS session", isVerificationFailure: false)
@@ -36,11 +60,12 @@ public final class TLSClientSession {
             throw Failure(description: "cannot load trusted certificates from \(caBundle ?? "the system store")", isVerificationFailure: true)
         }
         guard SSL_set_fd(ssl, fd) == 1 else { throw Failure(description: "SSL_set_fd failed", isVerificationFailure: false) }
-        _ = COpenSSL_SSL_set_tlsext_host_name(ssl, host)
+        let expected = serverName ?? host
+        _ = COpenSSL_SSL_set_tlsext_host_name(ssl, expected)
         // Check the name: an IP address against the certificate's IP entries, a name against its DNS names.
-        let isIP = host.allSatisfy { $0.isNumber || $0 == "." } || host.contains(":")
-        let hostChecked = isIP ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host)
-        guard hostChecked == 1 else { throw Failure(description: "cannot set the expected host \(host)", isVerificationFailure: true) }
+        let isIP = expected.allSatisfy { $0.isNumber || $0 == "." } || expected.contains(":")
+        let hostChecked = isIP ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), expected) : SSL_set1_host(ssl, expected)
+        guard hostChecked == 1 else { throw Failure(description: "cannot set the expected host \(expected)", isVerificationFailure: true) }
         guard SSL_connect(ssl) == 1 else {
             let verify = SSL_get_verify_result(ssl)
             let reason = verify != X509_V_OK ? String(cString: X509_verify_cert_error_string(verify)) : Self.lastError()

@@ -23,6 +23,7 @@ import Yams
 /// seed: /etc/kmsd/seed.yaml    # applied at every start (see SeedFile)
 /// auditAnchor: /var/lib/kmsd-anchor/audit-anchor   # the audit head, outside the store
 /// adminSocket: /var/lib/kmsd/admin.sock              # where `kmsd admin` reaches a running kmsd
+/// peering: {...}               # replication of multi-Region keys with peers (PeeringSettings)
 /// # Listeners may carry an endpoint policy: tcp://0.0.0.0:8443?policy=/etc/kmsd/endpoint.json
 /// ```
 struct ConfigFile: Decodable {
@@ -52,9 +53,10 @@ struct ConfigFile: Decodable {
     /// Custom key stores: the PKCS#11 module of AWS_CLOUDHSM stores, the CAs of XKS proxies.
     var pkcs11Module: String?
     var xksCABundle: String?
+    var peering: PeeringSettings?
 
     static let knownKeys: Set<String> = ["pkcs11Module", "xksCABundle", "store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
-                                         "maxConnections", "hostNames", "seed", "auditAnchor", "adminSocket"]
+                                         "maxConnections", "hostNames", "seed", "auditAnchor", "adminSocket", "peering"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).
     static func load(_ path: String) throws -> ConfigFile {

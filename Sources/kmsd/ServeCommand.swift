@@ -75,6 +75,13 @@ struct ServeCommand: ParsableCommand {
         """)
     var shared = false
 
+    @Option(help: """
+        Replicate multi-Region keys with peer deployments (other kmsd services with their own \
+        stores, over mutually authenticated TLS): a YAML file of the configuration's peering: \
+        section (listen, certificate, key, ca, peers with name, endpoint and regions). docs/KMS.md.
+        """)
+    var peering: String?
+
     @OptionGroup(title: "Development mode") var devOptions: DevOptions
 
     func validate() throws {
@@ -187,6 +194,7 @@ struct ServeCommand: ParsableCommand {
         }
         let server = try KMSServer(engine: engine, configuration: configuration)
         for address in server.boundAddresses { print("kmsd: listening on \(address)") }
+        let peerServer = try (peering.map(PeeringSettings.load) ?? file?.peering)?.start(engine: engine)
         let metricsEndpoint = try metricsAddress.map { address in
             let endpoint = try MetricsEndpoint(address) { [engine, server] in Self.metricsText(engine: engine, server: server) }
             print("kmsd: metrics on \(metrics ?? "")")
@@ -200,6 +208,7 @@ struct ServeCommand: ParsableCommand {
         // SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush the audit, exit 0.
         waitForTermination()
         print("kmsd: shutting down")
+        peerServer?.shutdown()
         server.shutdown()
         engine.stopBackgroundWork()
         print("kmsd: stopped")

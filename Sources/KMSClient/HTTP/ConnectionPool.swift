@@ -1,4 +1,5 @@
 import Foundation
+import KMSTLS
 import Synchronization
 
 /// Kept-alive connections to one endpoint, lent to one caller at a time.
@@ -6,14 +7,22 @@ package final class ConnectionPool: Sendable {
     let endpoint: Endpoint
     let timeout: TimeInterval
     let caBundle: String?
+    let identity: TLSClientSession.Identity?
+    let serverName: String?
     let maximumIdle: Int
     /// Idle connections. `HTTPConnection` is not Sendable; the lock hands each to one thread.
     private let idle = Mutex<[UncheckedConnection]>([])
 
-    package init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, maximumIdle: Int = 16) {
+    /// - Parameters:
+    ///   - identity: the client certificate for servers that require mutual TLS.
+    ///   - serverName: the name the server's certificate must carry, when not the endpoint's host.
+    package init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, identity: TLSClientSession.Identity? = nil,
+                 serverName: String? = nil, maximumIdle: Int = 16) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.caBundle = caBundle
+        self.identity = identity
+        self.serverName = serverName
         self.maximumIdle = maximumIdle
     }
 
@@ -44,7 +53,8 @@ package final class ConnectionPool: Sendable {
                 // stale: fall through to a fresh connection
             }
         }
-        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout, caBundle: caBundle, watchdog: watchdog), request, watchdog)
+        return try finish(HTTPConnection(endpoint: endpoint, timeout: timeout, caBundle: caBundle, identity: identity,
+                                     serverName: serverName, watchdog: watchdog), request, watchdog)
     }
 
     private func finish(_ connection: HTTPConnection, _ request: [UInt8], _ watchdog: Watchdog?) throws -> HTTPConnection.Response {

@@ -49,7 +49,8 @@ package final class HTTPConnection {
     /// Whether this connection has served a request (a stale kept-alive one may fail at once).
     private(set) var reused = false
 
-    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, watchdog: Watchdog? = nil) throws {
+    init(endpoint: Endpoint, timeout: TimeInterval, caBundle: String?, identity: TLSClientSession.Identity? = nil,
+         serverName: String? = nil, watchdog: Watchdog? = nil) throws {
         var useTLS = false, tlsHost = ""
         switch endpoint {
         case let .tcp(host, port, tls):
@@ -67,7 +68,7 @@ package final class HTTPConnection {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if useTLS {
             do {
-                tls = try TLSClientSession(fd: fd, host: tlsHost, caBundle: caBundle)
+                tls = try TLSClientSession(fd: fd, host: tlsHost, caBundle: caBundle, identity: identity, serverName: serverName)
             } catch {
                 watchdog?.unwatch()
                 close(fd)

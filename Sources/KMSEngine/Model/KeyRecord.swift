@@ -20,6 +20,20 @@ struct KeyRecord: Codable, Sendable, Equatable {
     /// A multi-Region key's primary Region (the same on every copy); nil for a single-Region key.
     var primaryRegion: String?
     var tags: [Tag]
+    /// The Regions of this multi-Region key's copies that peer deployments hold (kmsd instances
+    /// with their own stores, ``ReplicaPeers``), the same on every copy here; nil for none.
+    var peerRegions: [String]?
+    /// On the copy that speaks for the key to peers (the primary, or the former primary handing
+    /// over): the fingerprint of the shared state each peer Region has acknowledged
+    /// (``PeerSync``). A Region whose entry is not the current fingerprint is sent it again.
+    var peerSynced: [String: String]?
+    /// On the primary: the replicas ReplicateKey asked of peers and they have not made yet.
+    var peerReplicaRequests: [String: PeerReplicaRequest]?
+    /// On a former primary after UpdatePrimaryRegion named a peer's Region: the state it returns
+    /// to (from Updating) when the new primary has acknowledged the change.
+    var stateAfterUpdate: KeyState?
+    /// On a former primary: set until every peer Region has acknowledged the new primary.
+    var handingOver: Bool?
     var rotationEnabled: Bool
     var rotationPeriodInDays: Int?
     var nextRotationDate: Date?
@@ -44,6 +58,9 @@ struct KeyRecord: Codable, Sendable, Equatable {
     var arn: String { ARN.key(keyID, account: account, region: region) }
     /// A multi-Region key's copy outside its primary Region.
     var isReplica: Bool { multiRegion && primaryRegion != nil && primaryRegion != region }
+    /// Whether this copy tells peer deployments what the key's copies share: the primary, or a
+    /// former primary until the change of primary has reached every peer.
+    var speaksToPeers: Bool { multiRegion && (primaryRegion == region || handingOver == true) && !(peerRegions ?? []).isEmpty }
     var currentVersion: KeyVersion? { versions.last }
     /// Every material the key has: its versions, then the one pending rotation.
     var allVersions: [KeyVersion] { versions + (pendingRotation.map { [$0] } ?? []) }

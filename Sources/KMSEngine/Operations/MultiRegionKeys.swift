@@ -52,11 +52,14 @@ extension KMSEngine {
 
     func multiRegionConfiguration(of record: KeyRecord, in state: EngineState) -> MultiRegionConfiguration? {
         guard record.multiRegion, let primaryRegion = record.primaryRegion else { return nil }
-        let all = ([record] + relatedKeys(of: record, in: state).map(\.record)).sorted { $0.region < $1.region }
+        // A former primary handing over to a peer is a replica already, as AWS shows both
+        // copies while the primary Region is Updating.
         return MultiRegionConfiguration(
             keyType: record.region == primaryRegion ? .primary : .replica,
             primaryKey: (ARN.key(record.keyID, account: record.account, region: primaryRegion), primaryRegion),
-            replicaKeys: all.filter { $0.region != primaryRegion }.map { ($0.arn, $0.region) })
+            replicaKeys: copyRegions(of: record, in: state).filter { $0 != primaryRegion }.map {
+                (ARN.key(record.keyID, account: record.account, region: $0), $0)
+            })
     }
 
     /// ReplicateKey: a replica of a multi-Region primary key in another Region, with the same ID
@@ -81,7 +84,7 @@ extension KMSEngine {
                 throw KMSError(.invalidState, "\(primary.record.arn) is \(primary.record.state.rawValue): only an Enabled or Disabled key is replicated")
             }
             let identity = KeyIdentity(account: primary.record.account, region: request.replicaRegion, keyID: primary.record.keyID)
-            guard state.keys[identity] == nil else {
+            guard state.keys[identity] == nil, !(primary.record.peerRegions ?? []).contains(request.replicaRegion) else {
                 throw KMSError(.alreadyExists, "\(primary.record.arn) already has a replica in \(request.replicaRegion)")
             }
             var replicaCaller = caller
@@ -102,6 +105,27 @@ extension KMSEngine {
             let replica = LiveKey(record: copy, material: primary.material, policy: try KeyPolicies.parsed(policyText))
             if request.policy != nil {
                 try checkKeyPolicy(replica, caller: replicaCaller, bypassLockoutCheck: request.bypassPolicyLockoutSafetyCheck, in: state)
+            }
+            if let peer = peerLink.current?.peer(serving: request.replicaRegion) {
+                // A peer deployment's Region: the replica is Creating until the peer has made it
+                // (``synchronizePeers()``); every copy here lists it from now on.
+                let asked = PeerReplicaRequest(description: copy.description, policy: policyText, tags: copy.tags)
+                var changes: [StoreChange] = []
+                for key in [primary] + relatedKeys(of: primary.record, in: state) {
+                    let listed = key.with {
+                        $0.peerRegions = (($0.peerRegions ?? []) + [request.replicaRegion]).sorted()
+                        if $0.identity == primary.record.identity {
+                            $0.peerReplicaRequests = ($0.peerReplicaRequests ?? [:]).merging([request.replicaRegion: asked]) { $1 }
+                        }
+                    }
+                    state.keys[listed.record.identity] = listed
+                    changes.append(.putKey(listed.record))
+                }
+                var creating = copy
+                creating.state = .creating
+                creating.peerRegions = state.keys[primary.record.identity]?.record.peerRegions
+                record.note = "replica \(copy.arn) at peer \(peer)"
+                return (ReplicateKeyResponse(replicaKeyMetadata: metadata(of: LiveKey(record: creating, material: [:], policy: replica.policy), in: state), replicaPolicy: policyText, replicaTags: copy.tags), changes)
             }
             state.keys[identity] = replica
             record.note = "replica \(copy.arn)"
@@ -125,6 +149,9 @@ extension KMSEngine {
             try Validate.region(primaryRegion, "primaryRegion")
             guard primaryRegion != primary.record.region else { return ((), []) }
             let identity = KeyIdentity(account: primary.record.account, region: primaryRegion, keyID: primary.record.keyID)
+            if state.keys[identity] == nil, (primary.record.peerRegions ?? []).contains(primaryRegion), let peer = peerLink.current?.peer(serving: primaryRegion) {
+                return try handOver(primary, to: primaryRegion, at: peer, in: &state, record: &record)
+            }
             guard let replica = state.keys[identity] else {
                 throw KMSError(.notFound, "\(primary.record.arn) has no replica in \(primaryRegion)")
             }
@@ -143,6 +170,37 @@ extension KMSEngine {
             record.note = "primary Region \(primary.record.region) → \(primaryRegion)"
             return ((), changes)
         }
+    }
+
+    /// UpdatePrimaryRegion to a Region a peer deployment serves. The replica there is the peer's
+    /// to authorize and to change: this deployment makes its copies replicas of it at once, and
+    /// the former primary is Updating (usable, as AWS's is) until the peer has taken the change
+    /// (``synchronizePeers()``); it keeps telling every peer until all have it, so that each takes
+    /// the new primary's messages.
+    private func handOver(_ primary: LiveKey, to primaryRegion: String, at peer: String, in state: inout EngineState,
+                          record: inout AuditRecord) throws(KMSError) -> ((), [StoreChange]) {
+        guard primary.record.state == .enabled || primary.record.state == .disabled else {
+            throw KMSError(.invalidState, "\(primary.record.arn) is \(primary.record.state.rawValue): it must be Enabled or Disabled to change the primary Region")
+        }
+        guard (primary.record.peerReplicaRequests ?? [:]).isEmpty else {
+            throw KMSError(.invalidState, "\(primary.record.arn) has replicas still Creating at peers: change the primary Region when they exist")
+        }
+        var changes: [StoreChange] = []
+        for key in [primary] + relatedKeys(of: primary.record, in: state) {
+            let moved = key.with {
+                $0.primaryRegion = primaryRegion
+                if $0.identity == primary.record.identity {
+                    $0.stateAfterUpdate = $0.state
+                    $0.state = .updating
+                    $0.handingOver = true
+                    $0.peerSynced = nil
+                }
+            }
+            state.keys[moved.record.identity] = moved
+            changes.append(.putKey(moved.record))
+        }
+        record.note = "primary Region \(primary.record.region) → \(primaryRegion) at peer \(peer)"
+        return ((), changes)
     }
 
     /// Carries what a multi-Region key's copies share (material and its versions, rotation

@@ -20,7 +20,7 @@ extension KMSEngine {
             try Validate.range(days, "pendingWindowInDays", 7...30)
             try Self.requireNotPendingDeletion(key.record)
             let waitsForReplicas = key.record.multiRegion && key.record.primaryRegion == key.record.region
-                && !relatedKeys(of: key.record, in: state).isEmpty
+                && !(relatedKeys(of: key.record, in: state).isEmpty && (key.record.peerRegions ?? []).isEmpty)
             let date = clock.now().addingTimeInterval(Double(days) * 86_400)
             let scheduled = key.with {
                 $0.state = waitsForReplicas ? .pendingReplicaDeletion : .pendingDeletion

@@ -1,0 +1,184 @@
+import Foundation
+import KMSFSCrypto
+
+/// The receiving side of replication between deployments. A peer is trusted with the Regions it
+/// serves, and with nothing else: it speaks for a multi-Region key only while it holds the key's
+/// primary (as this deployment's copies know it), it makes replicas only in this deployment's
+/// Regions, it reports deletions only of its own copies, and it can neither change the material
+/// of a version a copy here has nor touch any other key. Each message is one management
+/// transaction, audited with the peer as the principal.
+extension KMSEngine {
+    /// Applies one message from `peer`, the name its certificate proved (the transport's part).
+    /// - Throws: ``KMSError`` with the reason a message is refused; it changes nothing.
+    public func receivePeerMessage(_ body: [UInt8], from peer: String) throws {
+        guard let peers = peerLink.current else { throw KMSError(.accessDenied, "this deployment replicates with no peer deployments") }
+        let message: PeerMessage
+        do { message = try PeerMessage(parsing: body) } catch { throw KMSError(.validation, "malformed peer message: \(error)") }
+        switch message {
+        case let .syncKey(shared): try apply(shared, from: peer, peers)
+        case let .replicaDeleted(account, keyID, region): try applyDeletion(account: account, keyID: keyID, region: region, from: peer, peers)
+        }
+    }
+
+    private static func peerCaller(_ peer: String, account: String, region: String) -> Caller {
+        Caller(account: account, region: region, principal: "kmsd-peer:\(peer)", requestID: UUID().uuidString.lowercased())
+    }
+
+    /// The shared state of a key from the peer that speaks for it: the copies here take it (new
+    /// versions sealed under this store's root key), and the replicas it asks for are made.
+    private func apply(_ shared: PeerMessage.SharedKeyState, from peer: String, _ peers: any ReplicaPeers) throws {
+        let sent = shared.record
+        let material = try Self.checkShape(shared)
+        try manage("SynchronizeMultiRegionKey", Self.peerCaller(peer, account: sent.account, region: sent.region)) { record, state in
+            let local = state.keys.all(sent.keyID).filter { $0.record.account == sent.account }
+            record.keyARN = local.first?.record.arn ?? sent.arn
+            if let held = local.first {
+                // The copies here name the primary; only its deployment speaks for the key (a
+                // former primary's change of primary reaches them before the new one's messages).
+                guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer else {
+                    throw KMSError(.accessDenied, "peer \(peer) does not hold the primary key of \(sent.keyID) (its primary Region here is \(held.record.primaryRegion ?? "none"))")
+                }
+            } else {
+                guard peers.peer(serving: sent.primaryRegion ?? "") == peer else {
+                    throw KMSError(.accessDenied, "peer \(peer) does not serve \(sent.primaryRegion ?? "the primary Region"), the primary Region of \(sent.keyID)")
+                }
+                guard !shared.replicas.isEmpty else { throw KMSError(.notFound, "this deployment holds no copy of \(sent.keyID)") }
+            }
+            let sentVersions = Set(sent.versions.map(\.version))
+            for copy in local {
+                guard copy.record.multiRegion, copy.record.spec == sent.spec, copy.record.usage == sent.usage, copy.record.origin == sent.origin else {
+                    throw KMSError(.validation, "\(copy.record.arn) is not the key peer \(peer) describes: spec, usage or origin differ")
+                }
+                guard Set(copy.record.versions.map(\.version)).isSubset(of: sentVersions) else {
+                    throw KMSError(.invalidState, "\(copy.record.arn) has versions the message lacks: it is older than this copy")
+                }
+                for (version, theirs) in material {
+                    guard let ours = copy.material[version] else { continue }
+                    guard try ours.storedBytes() == theirs.storedBytes() else {
+                        throw KMSError(.validation, "\(copy.record.arn) version \(version) has other material than peer \(peer) sends: refused")
+                    }
+                }
+            }
+            let peerRegions = shared.regions.filter { peers.peer(serving: $0) != nil }.sorted()
+            var changes: [StoreChange] = []
+            /// The versions as this deployment describes them: each material's ID is keyed by the
+            /// store's root key (``materialFingerprint``), so a copy here has its own.
+            func identified(_ record: KeyRecord, _ material: [UInt32: KeyMaterial]) throws -> KeyRecord {
+                var record = record
+                for index in record.versions.indices { record.versions[index].materialID = nil }
+                try Self.identifyMaterial(&record, material, rootKey: rootKey)
+                return record
+            }
+            func put(_ key: LiveKey, sealing versions: some Sequence<UInt32>) throws {
+                state.keys[key.record.identity] = key
+                changes.append(.putKey(key.record))
+                for version in versions {
+                    guard let backing = key.material[version] else { continue }
+                    changes.append(.putMaterial(key.record.identity, version: version,
+                                                sealed: try rootKey.seal(backing.storedBytes(), label: key.record.identity.materialLabel, version: version)))
+                }
+            }
+            var made: [String] = []
+            for (region, request) in shared.replicas.sorted(by: { $0.key < $1.key }) {
+                guard peers.peer(serving: region) == nil else {
+                    throw KMSError(.validation, "\(region) is served by peer \(peers.peer(serving: region) ?? "?"), not by this deployment")
+                }
+                let identity = KeyIdentity(account: sent.account, region: region, keyID: sent.keyID)
+                guard state.keys[identity] == nil else { continue }  // made by an earlier delivery of this request
+                var copy = sent
+                copy.region = region
+                copy.description = request.description
+                copy.policy = request.policy
+                copy.tags = request.tags
+                copy.state = .enabled
+                copy.creationDate = clock.now()
+                copy.peerRegions = peerRegions.isEmpty ? nil : peerRegions
+                try put(LiveKey(record: try identified(copy, material), material: material, policy: try KeyPolicies.parsed(request.policy)),
+                        sealing: material.keys.sorted())
+                made.append(region)
+            }
+            for copy in local {
+                var next = copy.record
+                next.versions = sent.versions
+                next.rotationEnabled = sent.rotationEnabled
+                next.rotationPeriodInDays = sent.rotationPeriodInDays
+                next.nextRotationDate = sent.nextRotationDate
+                next.primaryRegion = sent.primaryRegion
+                next.peerRegions = peerRegions.isEmpty ? nil : peerRegions
+                if next.region == sent.primaryRegion, copy.record.primaryRegion != sent.primaryRegion {
+                    // Handed the primary: this copy now speaks for the key, to every peer.
+                    next.peerSynced = [:]
+                }
+                let added = sentVersions.subtracting(copy.material.keys)
+                let merged = copy.material.merging(material.filter { added.contains($0.key) }) { ours, _ in ours }
+                next = try identified(next, merged)
+                guard next != copy.record || !added.isEmpty else { continue }
+                try put(LiveKey(record: next, material: merged, policy: copy.policy), sealing: added.sorted())
+            }
+            record.note = "from peer \(peer)" + (made.isEmpty ? "" : ": replica in \(made.joined(separator: ", "))")
+            return ((), changes)
+        }
+    }
+
+    /// Checks what a SyncKey message says of its key before anything is looked up: a multi-Region
+    /// key of kmsd's own material, every version with material that parses as the spec's.
+    private static func checkShape(_ shared: PeerMessage.SharedKeyState) throws(KMSError) -> [UInt32: KeyMaterial] {
+        let sent = shared.record
+        guard sent.multiRegion, sent.keyID.hasPrefix("mrk-"), Validate.isWellFormedKeyID(sent.keyID) else {
+            throw KMSError(.validation, "peers replicate only multi-Region keys (mrk- IDs): \(sent.keyID)")
+        }
+        try Validate.accountID(sent.account)
+        for region in shared.regions + [sent.region] + shared.replicas.keys { try Validate.region(region, "region") }
+        guard let primary = sent.primaryRegion, shared.regions.contains(primary), shared.regions.contains(sent.region),
+              Set(shared.regions).count == shared.regions.count, shared.replicas.keys.allSatisfy(shared.regions.contains) else {
+            throw KMSError(.validation, "the message's Regions do not hold its primary, its sender and its replicas once each")
+        }
+        guard sent.origin == .awsKMS, sent.manager == .customer, sent.customKeyStoreID == nil, sent.xksKeyID == nil, sent.pendingRotation == nil else {
+            throw KMSError(.validation, "peers replicate only customer keys with material made by kmsd")
+        }
+        let versions = sent.versions.map(\.version)
+        guard !versions.isEmpty, Set(versions).count == versions.count, Set(versions) == Set(shared.material.keys) else {
+            throw KMSError(.validation, "the message's material is not one per version")
+        }
+        var material: [UInt32: KeyMaterial] = [:]
+        for (version, bytes) in shared.material {
+            guard let parsed = try? KeyMaterial(spec: sent.spec, bytes: bytes) else {
+                throw KMSError(.validation, "version \(version)'s material is not a \(sent.spec.rawValue) key")
+            }
+            material[version] = parsed
+        }
+        for request in shared.replicas.values {
+            try Validate.length(request.description, "description", 0...8192)
+            try Validate.tags(request.tags)
+        }
+        return material
+    }
+
+    /// A peer's deletion of its copy in `region` (a Region it serves): the copies here stop
+    /// listing it, and a primary waiting for its replicas starts its own waiting period when it
+    /// was the last.
+    private func applyDeletion(account: String, keyID: String, region: String, from peer: String, _ peers: any ReplicaPeers) throws {
+        try manage("SynchronizeMultiRegionKey", Self.peerCaller(peer, account: account, region: region)) { record, state in
+            guard peers.peer(serving: region) == peer else {
+                throw KMSError(.accessDenied, "peer \(peer) does not serve \(region): it cannot report the deletion of a copy there")
+            }
+            var changes: [StoreChange] = []
+            for copy in state.keys.all(keyID) where copy.record.account == account && (copy.record.peerRegions ?? []).contains(region) {
+                let next = copy.with { key in
+                    key.peerRegions = key.peerRegions?.filter { $0 != region }
+                    if key.peerRegions?.isEmpty == true { key.peerRegions = nil }
+                    key.peerSynced?[region] = nil
+                    key.peerReplicaRequests?[region] = nil
+                }
+                state.keys[next.record.identity] = next
+                changes.append(.putKey(next.record))
+                record.keyARN = next.record.arn
+            }
+            for copy in state.keys.all(keyID) where copy.record.account == account && copy.record.region == copy.record.primaryRegion {
+                changes += primaryWaitingPeriod(copy, now: clock.now(), in: &state)
+            }
+            record.note = "peer \(peer) deleted its copy in \(region)"
+            return ((), changes)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import KMSClient
+import KMSEngine
+import KMSFSCrypto
+import KMSJSON
+import KMSTLS
+
+/// This deployment's peers, as kmsd's configuration names them, and the client side of the
+/// peer protocol: one POST per message over mutually authenticated TLS — this deployment's
+/// certificate presented, each peer's checked against the peers' CA and the peer's name.
+public final class PeerDirectory: ReplicaPeers {
+    public struct Peer: Sendable, Equatable {
+        /// The name in the peer's certificate (a DNS subject alternative name).
+        public var name: String
+        /// Where it listens for peers: `https://HOST:PORT`.
+        public var endpoint: String
+        /// The Regions it serves.
+        public var regions: [String]
+        public init(name: String, endpoint: String, regions: [String]) {
+            self.name = name
+            self.endpoint = endpoint
+            self.regions = regions
+        }
+    }
+
+    public let peers: [Peer]
+    private let byRegion: [String: String]
+    private let pools: [String: ConnectionPool]
+    private let endpoints: [String: Endpoint]
+    /// One message's deadline (connect, TLS, answer).
+    static let timeout: TimeInterval = 10
+
+    /// - Throws: ``PeerFailure`` for a configuration that cannot work: an endpoint that is not
+    ///   https, a Region two peers claim, a peer named twice.
+    public init(peers: [Peer], identity: TLSClientSession.Identity, caBundle: String) throws(PeerFailure) {
+        var byRegion: [String: String] = [:], pools: [String: ConnectionPool] = [:], endpoints: [String: Endpoint] = [:]
+        for peer in peers {
+            guard pools[peer.name] == nil else { throw PeerFailure("peer \(peer.name) is named twice") }
+            guard let endpoint = try? Endpoint(parsing: peer.endpoint), case .tcp(_, _, tls: true) = endpoint else {
+                throw PeerFailure("peer \(peer.name)'s endpoint \(peer.endpoint) is not https://HOST:PORT")
+            }
+            guard !peer.regions.isEmpty else { throw PeerFailure("peer \(peer.name) serves no Region") }
+            for region in peer.regions {
+                if let other = byRegion[region] { throw PeerFailure("Region \(region) is claimed by peers \(other) and \(peer.name)") }
+                byRegion[region] = peer.name
+            }
+            endpoints[peer.name] = endpoint
+            pools[peer.name] = ConnectionPool(endpoint: endpoint, timeout: Self.timeout, caBundle: caBundle, identity: identity,
+                                              serverName: peer.name, maximumIdle: 2)
+        }
+        self.peers = peers
+        self.byRegion = byRegion
+        self.pools = pools
+        self.endpoints = endpoints
+    }
+
+    /// The peer whose certificate carries one of `names`, if any.
+    public func peer(named names: [String]) -> String? {
+        peers.first { names.contains($0.name) }?.name
+    }
+
+    public func peer(serving region: String) -> String? { byRegion[region] }
+
+    public func deliver(_ message: [UInt8], to peer: String) throws(PeerFailure) {
+        guard let pool = pools[peer], let endpoint = endpoints[peer] else { throw PeerFailure("no peer is named \(peer)") }
+        var request = Array("POST \(PeerProtocol.path) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nContent-Type: application/json\r\nContent-Length: \(message.count)\r\n\r\n".utf8)
+        request += message
+        defer { request.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+        let response: HTTPConnection.Response
+        do {
+            response = try pool.exchange(request, deadline: Self.timeout)
+        } catch {
+            throw PeerFailure("peer \(peer) at \(endpoint) is unreachable: \(error)")
+        }
+        guard response.status != 200 else { return }
+        let answer = try? JSONParser.parse(response.body)
+        var code: String?, text = "HTTP \(response.status)"
+        if case let .object(members)? = answer {
+            if case let .string(name)? = members.last(where: { $0.0 == "__type" })?.1 { code = name }
+            if case let .string(message)? = members.last(where: { $0.0 == "message" })?.1 { text = message }
+        }
+        throw PeerFailure("peer \(peer) refused the message: \(code ?? "") \(text)", code: code)
+    }
+}
+
+/// The peer protocol's one route, shared by client and server.
+public enum PeerProtocol {
+    public static let path = "/kmsd-peer/v1/messages"
+}

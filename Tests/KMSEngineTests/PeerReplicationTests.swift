@@ -1,0 +1,227 @@
+import Foundation
+import KMSFSCrypto
+import Synchronization
+import Testing
+@testable import KMSEngine
+
+/// Multi-Region keys across two deployments, each an engine on its own store with its own root
+/// key and clock, wired to each other in-process (the mutual-TLS transport is
+/// test_peer_replication.py's): a replica is Creating until its deployment has it, material and
+/// rotation reach it, UpdatePrimaryRegion hands the key over, a replica's deletion waits until
+/// the primary's deployment knows, and a peer changes nothing it does not speak for.
+@Suite struct PeerReplicationTests {
+    /// Deployment "eu" serves eu-west-1 (the fixtures' Region), "us" serves us-west-2.
+    static let usRegion = "us-west-2"
+
+    /// One deployment's view of its peer: the other engine, called directly, as the peer's name.
+    final class DirectPeer: ReplicaPeers, @unchecked Sendable {
+        let name: String, peerName: String, peerRegions: [String]
+        private let target = Mutex<KMSEngine?>(nil)
+        let down = Atomic<Bool>(false)
+        init(name: String, peerName: String, peerRegions: [String]) {
+            (self.name, self.peerName, self.peerRegions) = (name, peerName, peerRegions)
+        }
+        func connect(_ engine: KMSEngine?) { target.withLock { $0 = engine } }
+        func peer(serving region: String) -> String? { peerRegions.contains(region) ? peerName : nil }
+        func deliver(_ message: [UInt8], to peer: String) throws(PeerFailure) {
+            guard !down.load(ordering: .relaxed), peer == peerName, let engine = target.withLock({ $0 }) else { throw PeerFailure("\(peer) is down") }
+            do { try engine.receivePeerMessage(message, from: name) } catch {
+                throw PeerFailure("\(error)", code: (error as? KMSError)?.code.rawValue)
+            }
+        }
+    }
+
+    /// Two deployments connected both ways.
+    final class Pair {
+        let eu: EngineFixture, us: EngineFixture
+        let euLink = DirectPeer(name: "eu", peerName: "us", peerRegions: [usRegion])
+        let usLink = DirectPeer(name: "us", peerName: "eu", peerRegions: ["eu-west-1"])
+        var usCaller: Caller {
+            var caller = us.caller
+            caller.region = usRegion
+            return caller
+        }
+
+        init() throws {
+            eu = try EngineFixture()
+            us = try EngineFixture()
+            connect()
+        }
+
+        func connect() {
+            eu.engine.connectPeers(euLink, every: nil)
+            us.engine.connectPeers(usLink, every: nil)
+            euLink.connect(us.engine)
+            usLink.connect(eu.engine)
+        }
+
+        /// The links hold the other engine: let go of both (a store stays locked while its engine lives).
+        func disconnect() {
+            euLink.connect(nil)
+            usLink.connect(nil)
+        }
+
+        deinit { disconnect() }
+
+        func reopen() throws {
+            disconnect()
+            try eu.reopen()
+            try us.reopen()
+            connect()
+        }
+
+        /// A multi-Region primary in eu with a replica made in us.
+        func replicatedKey() throws -> String {
+            var request = CreateKeyRequest()
+            request.multiRegion = true
+            let keyID = try eu.engine.createKey(request, caller: eu.caller).keyMetadata.keyId
+            var replicate = ReplicateKeyRequest(keyID: keyID, replicaRegion: usRegion)
+            replicate.description = "the US copy"
+            replicate.tags = [Tag(tagKey: "site", tagValue: "us")]
+            let answer = try eu.engine.replicateKey(replicate, caller: eu.caller)
+            #expect(answer.replicaKeyMetadata.keyState == .creating)
+            #expect(throws: KMSError.notFound) { try us.engine.describeKey(keyID: keyID, caller: usCaller) }
+            #expect(eu.engine.synchronizePeers() == (1, 0))
+            return keyID
+        }
+    }
+
+    @Test func aReplicaAtAPeerSharesMaterialAndRotationAndSurvivesRestarts() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        let replica = try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata
+        #expect(replica.keyState == .enabled && replica.description == "the US copy")
+        #expect(replica.multiRegionConfiguration?.keyType == .replica && replica.multiRegionConfiguration?.primaryKey.region == "eu-west-1")
+        #expect(try p.us.engine.listResourceTags(keyID: keyID, caller: p.usCaller).tags == [Tag(tagKey: "site", tagValue: "us")])
+        let primary = try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata
+        #expect(primary.multiRegionConfiguration?.replicaKeys.map(\.region) == [Self.usRegion])
+        #expect(p.eu.engine.synchronizePeers() == (0, 0))  // nothing left to send
+
+        let sealed = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("made in eu"), caller: p.eu.caller).ciphertextBlob
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: sealed, caller: p.usCaller).plaintext) == "made in eu")
+        _ = try p.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: p.eu.caller)
+        let rotated = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("after rotation"), caller: p.eu.caller).ciphertextBlob
+        #expect(throws: KMSError.self) { try p.us.engine.decrypt(ciphertextBlob: rotated, caller: p.usCaller) }  // not there yet
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: rotated, caller: p.usCaller).plaintext) == "after rotation")
+        #expect(throws: KMSError.unsupportedOperation) { try p.us.engine.rotateKeyOnDemand(keyID: keyID, caller: p.usCaller) }
+
+        // Each Region's own state: disabling the replica leaves the primary usable.
+        try p.us.engine.disableKey(keyID: keyID, caller: p.usCaller)
+        #expect(text(try p.eu.engine.decrypt(ciphertextBlob: rotated, caller: p.eu.caller).plaintext) == "after rotation")
+        try p.us.engine.enableKey(keyID: keyID, caller: p.usCaller)
+
+        try p.reopen()
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: rotated, caller: p.usCaller).plaintext) == "after rotation")
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: sealed, caller: p.usCaller).plaintext) == "made in eu")
+        #expect(p.eu.engine.synchronizePeers() == (0, 0))
+    }
+
+    @Test func aPeerThatWasDownGetsWhatItMissed() throws {
+        let p = try Pair()
+        var request = CreateKeyRequest()
+        request.multiRegion = true
+        let keyID = try p.eu.engine.createKey(request, caller: p.eu.caller).keyMetadata.keyId
+        p.euLink.down.store(true, ordering: .relaxed)
+        _ = try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: Self.usRegion), caller: p.eu.caller)
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))
+        _ = try p.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: p.eu.caller)
+        try p.reopen()  // what is owed survives a restart: it is read off the records
+        p.euLink.down.store(false, ordering: .relaxed)
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))
+        let rotated = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("v2"), caller: p.eu.caller).ciphertextBlob
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: rotated, caller: p.usCaller).plaintext) == "v2")
+    }
+
+    @Test func updatePrimaryRegionHandsTheKeyToThePeer() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        try p.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: p.eu.caller)
+        let updating = try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata
+        #expect(updating.keyState == .updating && updating.multiRegionConfiguration?.keyType == .replica)
+        // Updating keys stay usable, and take no state change.
+        let sealed = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("while updating"), caller: p.eu.caller).ciphertextBlob
+        #expect(throws: KMSError.invalidState) { try p.eu.engine.disableKey(keyID: keyID, caller: p.eu.caller) }
+
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.keyState == .enabled)
+        #expect(try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.multiRegionConfiguration?.keyType == .primary)
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: sealed, caller: p.usCaller).plaintext) == "while updating")
+
+        // The new primary rotates and replicates; the old one may do neither.
+        #expect(throws: KMSError.unsupportedOperation) { try p.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: p.eu.caller) }
+        #expect(throws: KMSError.unsupportedOperation) {
+            try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: "ap-south-1"), caller: p.eu.caller)
+        }
+        _ = try p.us.engine.rotateKeyOnDemand(keyID: keyID, caller: p.usCaller)
+        #expect(p.us.engine.synchronizePeers() == (1, 0))
+        let rotated = try p.us.engine.encrypt(keyID: keyID, plaintext: secret("made in us"), caller: p.usCaller).ciphertextBlob
+        #expect(text(try p.eu.engine.decrypt(ciphertextBlob: rotated, caller: p.eu.caller).plaintext) == "made in us")
+        #expect(p.eu.engine.synchronizePeers() == (0, 0))  // the former primary has stopped speaking for the key
+    }
+
+    @Test func aReplicasDeletionWaitsUntilThePrimarysDeploymentKnows() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        #expect(try p.eu.engine.scheduleKeyDeletion(keyID: keyID, pendingWindowInDays: 7, caller: p.eu.caller).keyState == .pendingReplicaDeletion)
+        _ = try p.us.engine.scheduleKeyDeletion(keyID: keyID, pendingWindowInDays: 7, caller: p.usCaller)
+        p.us.clock.advance(days: 8)
+        #expect(try p.us.engine.runScheduledTasks().deleted == 0)  // the primary's deployment does not know yet
+        p.usLink.down.store(true, ordering: .relaxed)
+        #expect(p.us.engine.synchronizePeers() == (0, 1))
+        #expect(try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.keyState == .pendingDeletion)
+        p.usLink.down.store(false, ordering: .relaxed)
+        #expect(p.us.engine.synchronizePeers() == (1, 0))
+        #expect(throws: KMSError.notFound) { try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller) }
+        let primary = try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata
+        #expect(primary.keyState == .pendingDeletion && primary.multiRegionConfiguration?.replicaKeys.isEmpty == true)
+        #expect(primary.deletionDate == p.eu.clock.now().addingTimeInterval(7 * 86_400))
+    }
+
+    /// A message as a peer could forge it: the key's shared state with the given material.
+    static func forged(_ record: KeyRecord, regions: [String], material: [UInt32: SecretBytes],
+                       replicas: [String: PeerReplicaRequest] = [:]) throws -> [UInt8] {
+        try PeerMessage.syncKey(.init(record: record, regions: regions, material: material, replicas: replicas)).serialized
+    }
+
+    @Test func aPeerChangesNothingItDoesNotSpeakFor() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        let sealed = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("eu's secret"), caller: p.eu.caller).ciphertextBlob
+        let record = try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first?.record })
+        let other = [UInt32(1): try SecretBytes.random(count: 32)]
+
+        // us claims the primary of eu's key, with its own material: refused, nothing changed.
+        var claimed = KMSEngine.sharedPart(of: record)
+        claimed.region = Self.usRegion
+        claimed.primaryRegion = Self.usRegion
+        #expect(throws: KMSError.accessDenied) {
+            try p.eu.engine.receivePeerMessage(try Self.forged(claimed, regions: ["eu-west-1", Self.usRegion], material: other), from: "us")
+        }
+        // Replicas in a Region it does not serve, or of a key it does not hold the primary of.
+        var fresh = claimed
+        fresh.keyID = "mrk-" + String(repeating: "ab", count: 16)
+        #expect(throws: KMSError.validation) {
+            try p.eu.engine.receivePeerMessage(try Self.forged(fresh, regions: ["eu-west-1", Self.usRegion], material: other,
+                                                               replicas: [Self.usRegion: .init(description: "", policy: "{}", tags: [])]), from: "us")
+        }
+        // The primary's own deployment cannot swap a version's material at the replica either.
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(KMSEngine.sharedPart(of: record), regions: ["eu-west-1", Self.usRegion], material: other), from: "eu")
+        }
+        // A deletion of a copy in a Region the sender does not serve; a single-Region key; garbage.
+        let deleted = try PeerMessage.replicaDeleted(account: record.account, keyID: keyID, region: Self.usRegion).serialized
+        #expect(throws: KMSError.accessDenied) { try p.us.engine.receivePeerMessage(deleted, from: "eu") }
+        var single = KMSEngine.sharedPart(of: record)
+        single.keyID = UUID().uuidString.lowercased()
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(single, regions: ["eu-west-1", Self.usRegion], material: other), from: "eu")
+        }
+        #expect(throws: KMSError.validation) { try p.us.engine.receivePeerMessage(Array("{\"Type\":\"SyncKey\"".utf8), from: "eu") }
+
+        #expect(text(try p.eu.engine.decrypt(ciphertextBlob: sealed, caller: p.eu.caller).plaintext) == "eu's secret")
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: sealed, caller: p.usCaller).plaintext) == "eu's secret")
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.multiRegionConfiguration?.keyType == .primary)
+        #expect(throws: KMSError.notFound) { try p.eu.engine.describeKey(keyID: fresh.keyID, caller: p.usCaller) }
+    }
+}
