@@ -17,6 +17,9 @@ public final class PeerServer: Sendable {
     public let boundAddress: String
     /// Largest message taken (the engine refuses larger ones too).
     static let maximumBody = 1 << 20
+    /// Connections at once (peers keep one or two each), and how long a message may take to arrive.
+    static let maximumConnections = 64
+    static let requestDeadline = TimeAmount.seconds(10)
 
     public init(service: PeerService, host: String, port: Int, certificate: String, key: String, caBundle: String,
                 idleTimeoutSeconds: Int64 = 30) throws {
@@ -34,6 +37,7 @@ public final class PeerServer: Sendable {
         } catch {
             throw ServerError("cannot set up the peer listener's mutual TLS with \(certificate), \(key) and CA \(caBundle): \(error)")
         }
+        let connections = ConnectionGuard.Count(limit: Self.maximumConnections)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
@@ -44,10 +48,14 @@ public final class PeerServer: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
                         let tls = NIOSSLServerHandler(context: context)
+                        // Counted from the TCP connection on (a handshake never finished holds a
+                        // place only until the idle timeout).
+                        let connectionGuard = ConnectionGuard(count: connections, deadline: Self.requestDeadline)
                         try sync.addHandler(tls)
+                        try sync.addHandler(connectionGuard)
                         try sync.addHandler(IdleStateHandler(readTimeout: .seconds(idleTimeoutSeconds)))
                         try sync.configureHTTPServerPipeline(withErrorHandling: true)
-                        try sync.addHandler(PeerHandler(service: service, pool: pool))
+                        try sync.addHandler(PeerHandler(service: service, pool: pool, connectionGuard: connectionGuard))
                     }
                 }
                 .bind(host: host, port: port).wait()
@@ -79,10 +87,12 @@ final class PeerHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
+    private let connectionGuard: ConnectionGuard
 
-    init(service: PeerService, pool: NIOThreadPool) {
+    init(service: PeerService, pool: NIOThreadPool, connectionGuard: ConnectionGuard) {
         self.service = service
         self.pool = pool
+        self.connectionGuard = connectionGuard
     }
 
     /// The DNS names of the verified client certificate.
@@ -105,6 +115,7 @@ final class PeerHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            connectionGuard.requestReceived()
             var request = body
             body = []
             if tooLarge {
@@ -141,6 +152,7 @@ final class PeerHandler: ChannelInboundHandler {
         context.writeAndFlushPromise(wrapOutboundOut(.end(nil))).futureResult.whenComplete { _ in
             if !keepAlive { channel.close(promise: nil) }
         }
+        connectionGuard.answerSent()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

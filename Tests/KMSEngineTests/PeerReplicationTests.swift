@@ -209,6 +209,14 @@ import Testing
         #expect(throws: KMSError.validation) {
             try p.us.engine.receivePeerMessage(try Self.forged(KMSEngine.sharedPart(of: record), regions: ["eu-west-1", Self.usRegion], material: other), from: "eu")
         }
+        // Nor make the replica's material expire (the scheduler would delete it here).
+        var expiring = KMSEngine.sharedPart(of: record)
+        expiring.versions[0].expirationModel = .expires
+        expiring.versions[0].validTo = p.us.clock.now()
+        let material = [UInt32(1): try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first?.material[1] }).storedBytes()]
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(expiring, regions: ["eu-west-1", Self.usRegion], material: material), from: "eu")
+        }
         // A deletion of a copy in a Region the sender does not serve; a single-Region key; garbage.
         let deleted = try PeerMessage.replicaDeleted(account: record.account, keyID: keyID, region: Self.usRegion).serialized
         #expect(throws: KMSError.accessDenied) { try p.us.engine.receivePeerMessage(deleted, from: "eu") }

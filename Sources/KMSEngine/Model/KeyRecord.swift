@@ -55,6 +55,9 @@ struct KeyRecord: Codable, Sendable, Equatable {
     /// The label of the backing key in its custom key store.
     var customKeyLabel: String { xksKeyID ?? keyID }
 
+    /// The automatic rotation periods AWS takes, in days.
+    static let rotationPeriods = 90...2560
+
     var arn: String { ARN.key(keyID, account: account, region: region) }
     /// A multi-Region key's copy outside its primary Region.
     var isReplica: Bool { multiRegion && primaryRegion != nil && primaryRegion != region }

@@ -5,7 +5,7 @@ extension KMSEngine {
         try updateKey(.enableKeyRotation, keyID: keyID,
                       extra: rotationPeriodInDays.map { ["kms:rotationperiodindays": [String($0)]] } ?? [:], caller: caller) { key in
             let days = rotationPeriodInDays ?? 365
-            try Validate.range(days, "rotationPeriodInDays", 90...2560)
+            try Validate.range(days, "rotationPeriodInDays", KeyRecord.rotationPeriods)
             try Self.requireRotatable(key)
             key.rotationEnabled = true
             key.rotationPeriodInDays = days

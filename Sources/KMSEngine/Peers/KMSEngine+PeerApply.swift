@@ -136,6 +136,12 @@ extension KMSEngine {
         guard sent.origin == .awsKMS, sent.manager == .customer, sent.customKeyStoreID == nil, sent.xksKeyID == nil, sent.pendingRotation == nil else {
             throw KMSError(.validation, "peers replicate only customer keys with material made by kmsd")
         }
+        // Material kmsd made neither expires nor has an importer's description: a version that
+        // says otherwise would have the scheduler delete material here.
+        guard sent.versions.allSatisfy({ $0.expirationModel == nil && $0.validTo == nil && $0.materialDescription == nil }) else {
+            throw KMSError(.validation, "the message's versions carry imported-material settings: kmsd-made material has none")
+        }
+        if let days = sent.rotationPeriodInDays { try Validate.range(days, "rotationPeriodInDays", KeyRecord.rotationPeriods) }
         let versions = sent.versions.map(\.version)
         guard !versions.isEmpty, Set(versions).count == versions.count, Set(versions) == Set(shared.material.keys) else {
             throw KMSError(.validation, "the message's material is not one per version")

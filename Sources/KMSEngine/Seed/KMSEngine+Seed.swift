@@ -147,7 +147,7 @@ private struct SeedPlan {
         if key.material != nil && key.rotationPeriodInDays != nil {
             throw SeedError.invalid(entry: entry, reason: "a key with given material cannot rotate automatically (like imported material)")
         }
-        if let days = key.rotationPeriodInDays { try invalid(entry) { try Validate.range(days, "rotationPeriodInDays", 90...2560) } }
+        if let days = key.rotationPeriodInDays { try invalid(entry) { try Validate.range(days, "rotationPeriodInDays", KeyRecord.rotationPeriods) } }
         let found: LiveKey?
         if let id = key.id {
             // A key is its identity: the same ID in another account or Region is another key.
