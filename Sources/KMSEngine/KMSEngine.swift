@@ -422,6 +422,7 @@ public final class KMSEngine: Sendable {
                         let generation = try audit.commit(changes: changes, record: record, basedOn: follower == nil ? nil : draft.generation)
                         if follower != nil, !changes.isEmpty, let generation { draft.generation = generation }
                         install(draft)
+                        nudgePeers(after: changes)
                         return result
                     }
                     guard attempt > StoreFollower.optimisticAttempts else { return try attemptChange() }

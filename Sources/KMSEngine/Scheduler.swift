@@ -5,12 +5,12 @@ extension KMSEngine {
     /// Runs ``runScheduledTasks()`` every `interval` on a private queue until the engine is released.
     /// A failed run (the store unavailable) is retried at the next tick.
     func startScheduler(every interval: Duration) -> DispatchSourceTimer {
-        Self.repeatingTimer("kmsd.scheduler", every: interval) { [weak self] in _ = try? self?.runScheduledTasks() }
+        Self.repeatingTimer(on: DispatchQueue(label: "kmsd.scheduler"), every: interval) { [weak self] in _ = try? self?.runScheduledTasks() }
     }
 
-    /// A timer that runs `body` every `interval` on its own queue, first after one interval.
-    static func repeatingTimer(_ label: String, every interval: Duration, _ body: @escaping @Sendable () -> Void) -> DispatchSourceTimer {
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: label))
+    /// A timer that runs `body` every `interval` on `queue`, first after one interval.
+    static func repeatingTimer(on queue: DispatchQueue, every interval: Duration, _ body: @escaping @Sendable () -> Void) -> DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
         let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
         timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(max(1, milliseconds)))
         timer.setEventHandler(handler: body)

@@ -35,6 +35,10 @@ struct PeerReplicaRequest: Codable, Sendable, Equatable {
 /// The peers an engine replicates with, and the timer that sends what they have not acknowledged.
 final class PeerLink: Sendable {
     private let peers = Mutex<(any ReplicaPeers)?>(nil)
+    /// Where rounds run, one at a time: the timer's and those a change asks for at once.
+    let queue = DispatchQueue(label: "kmsd.peers")
+    /// A round asked for and not started yet: a burst of changes asks for one, not one each.
+    let roundAsked = Atomic<Bool>(false)
     /// A dispatch source is thread-safe to cancel; the lock hands it over.
     private struct Timer: @unchecked Sendable { let source: DispatchSourceTimer }
     private let timer = Mutex<Timer?>(nil)
@@ -45,6 +49,8 @@ final class PeerLink: Sendable {
     private let observer = Mutex<(@Sendable (String, String?) -> Void)?>(nil)
 
     var current: (any ReplicaPeers)? { peers.withLock { $0 } }
+    /// Whether rounds run by themselves (a timer); otherwise only when asked (tests).
+    var automatic: Bool { timer.withLock { $0 != nil } }
 
     func observe(_ handler: @escaping @Sendable (String, String?) -> Void) { observer.withLock { $0 = handler } }
 
@@ -71,8 +77,20 @@ extension KMSEngine {
     /// ``synchronizePeers()``) sends each peer what it has not acknowledged. Also makes this
     /// engine accept peers' messages (``receivePeerMessage(_:from:)``) as `peers` names them.
     public func connectPeers(_ peers: any ReplicaPeers, every interval: Duration? = .seconds(1)) {
-        let timer = interval.map { Self.repeatingTimer("kmsd.peers", every: $0) { [weak self] in _ = self?.synchronizePeers() } }
+        let timer = interval.map { Self.repeatingTimer(on: peerLink.queue, every: $0) { [weak self] in _ = self?.synchronizePeers() } }
         peerLink.connect(peers, timer: timer)
+    }
+
+    /// After a change that peers lack (a replica asked for, a rotation, a change of primary): a
+    /// round now, rather than at the next tick, so that the peer has it in about a round trip.
+    func nudgePeers(after changes: [StoreChange]) {
+        guard peerLink.automatic, changes.contains(where: { if case let .putKey(record) = $0 { return record.speaksToPeers }; return false }) else { return }
+        guard !peerLink.roundAsked.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        peerLink.queue.async { [weak self] in
+            // Cleared before the round: a change made during it asks for another.
+            self?.peerLink.roundAsked.store(false, ordering: .releasing)
+            _ = self?.synchronizePeers()
+        }
     }
 
     /// Calls `handler` with a peer's name and its problem when messages to it start failing
