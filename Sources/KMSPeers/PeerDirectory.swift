@@ -12,7 +12,9 @@ public final class PeerDirectory: ReplicaPeers {
     public struct Peer: Sendable, Equatable {
         /// The name in the peer's certificate (a DNS subject alternative name).
         public var name: String
-        /// Where it listens for peers: `https://HOST:PORT`.
+        /// Where it listens for peers: `https://HOST:PORT`, or several separated by commas (the
+        /// instances of a deployment with several: tried in order, the next on a connection
+        /// failure or a 5xx).
         public var endpoint: String
         /// The Regions it serves.
         public var regions: [String]
@@ -25,33 +27,33 @@ public final class PeerDirectory: ReplicaPeers {
 
     public let peers: [Peer]
     private let byRegion: [String: String]
-    private let pools: [String: ConnectionPool]
-    private let endpoints: [String: Endpoint]
+    /// Each peer's endpoints, in the order they are tried, with their connections.
+    private let pools: [String: [(endpoint: Endpoint, pool: ConnectionPool)]]
     /// One message's deadline (connect, TLS, answer).
     static let timeout: TimeInterval = 10
 
     /// - Throws: ``PeerFailure`` for a configuration that cannot work: an endpoint that is not
     ///   https, a Region two peers claim, a peer named twice.
     public init(peers: [Peer], identity: TLSClientSession.Identity, caBundle: String) throws(PeerFailure) {
-        var byRegion: [String: String] = [:], pools: [String: ConnectionPool] = [:], endpoints: [String: Endpoint] = [:]
+        var byRegion: [String: String] = [:], pools: [String: [(endpoint: Endpoint, pool: ConnectionPool)]] = [:]
         for peer in peers {
             guard pools[peer.name] == nil else { throw PeerFailure("peer \(peer.name) is named twice") }
-            guard let endpoint = try? Endpoint(parsing: peer.endpoint), case .tcp(_, _, tls: true) = endpoint else {
-                throw PeerFailure("peer \(peer.name)'s endpoint \(peer.endpoint) is not https://HOST:PORT")
+            guard let endpoints = try? Endpoint.list(parsing: peer.endpoint),
+                  endpoints.allSatisfy({ if case .tcp(_, _, tls: true) = $0 { return true }; return false }) else {
+                throw PeerFailure("peer \(peer.name)'s endpoint \(peer.endpoint) is not https://HOST:PORT (or several, separated by commas)")
             }
             guard !peer.regions.isEmpty else { throw PeerFailure("peer \(peer.name) serves no Region") }
             for region in peer.regions {
                 if let other = byRegion[region] { throw PeerFailure("Region \(region) is claimed by peers \(other) and \(peer.name)") }
                 byRegion[region] = peer.name
             }
-            endpoints[peer.name] = endpoint
-            pools[peer.name] = ConnectionPool(endpoint: endpoint, timeout: Self.timeout, caBundle: caBundle, identity: identity,
-                                              serverName: peer.name, maximumIdle: 2)
+            pools[peer.name] = endpoints.map {
+                ($0, ConnectionPool(endpoint: $0, timeout: Self.timeout, caBundle: caBundle, identity: identity, serverName: peer.name, maximumIdle: 2))
+            }
         }
         self.peers = peers
         self.byRegion = byRegion
         self.pools = pools
-        self.endpoints = endpoints
     }
 
     /// The peer whose certificate carries one of `names`, if any.
@@ -61,25 +63,33 @@ public final class PeerDirectory: ReplicaPeers {
 
     public func peer(serving region: String) -> String? { byRegion[region] }
 
+    /// Sends `message` to the first of the peer's endpoints that answers; a refusal (4xx) is the
+    /// peer's answer, a connection failure or a 5xx moves to the next endpoint.
     public func deliver(_ message: [UInt8], to peer: String) throws(PeerFailure) {
-        guard let pool = pools[peer], let endpoint = endpoints[peer] else { throw PeerFailure("no peer is named \(peer)") }
-        var request = Array("POST \(PeerProtocol.path) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nContent-Type: application/json\r\nContent-Length: \(message.count)\r\n\r\n".utf8)
-        request += message
-        defer { request.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
-        let response: HTTPConnection.Response
-        do {
-            response = try pool.exchange(request, deadline: Self.timeout)
-        } catch {
-            throw PeerFailure("peer \(peer) at \(endpoint) is unreachable: \(error)")
+        guard let endpoints = pools[peer] else { throw PeerFailure("no peer is named \(peer)") }
+        var failure = PeerFailure("peer \(peer) has no endpoint")
+        for (endpoint, pool) in endpoints {
+            var request = Array("POST \(PeerProtocol.path) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nContent-Type: application/json\r\nContent-Length: \(message.count)\r\n\r\n".utf8)
+            request += message
+            defer { request.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+            let response: HTTPConnection.Response
+            do {
+                response = try pool.exchange(request, deadline: Self.timeout)
+            } catch {
+                failure = PeerFailure("peer \(peer) at \(endpoint) is unreachable: \(error)")
+                continue
+            }
+            guard response.status != 200 else { return }
+            let answer = try? JSONParser.parse(response.body)
+            var code: String?, text = "HTTP \(response.status)"
+            if case let .object(members)? = answer {
+                if case let .string(name)? = members.last(where: { $0.0 == "__type" })?.1 { code = name }
+                if case let .string(message)? = members.last(where: { $0.0 == "message" })?.1 { text = message }
+            }
+            failure = PeerFailure("peer \(peer) at \(endpoint) refused the message: \(code ?? "") \(text)", code: code)
+            guard response.status >= 500 else { throw failure }
         }
-        guard response.status != 200 else { return }
-        let answer = try? JSONParser.parse(response.body)
-        var code: String?, text = "HTTP \(response.status)"
-        if case let .object(members)? = answer {
-            if case let .string(name)? = members.last(where: { $0.0 == "__type" })?.1 { code = name }
-            if case let .string(message)? = members.last(where: { $0.0 == "message" })?.1 { text = message }
-        }
-        throw PeerFailure("peer \(peer) refused the message: \(code ?? "") \(text)", code: code)
+        throw failure
     }
 }
 

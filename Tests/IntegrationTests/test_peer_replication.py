@@ -218,3 +218,57 @@ def test_peering_settings_are_checked_at_start(pki, tmp_path):
                    "  - {name: b.peer.test, endpoint: 'https://127.0.0.1:2', regions: [eu-west-1]}\n" % (pki["us"][0], pki["us"][1], pki["ca"]))
     done = subprocess.run([KMSD, "serve", "--dev", "--peering", str(bad)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "claimed by peers" in done.stdout + done.stderr
+
+
+def test_a_deployment_of_shared_instances_replicates_from_any_of_them(pki, postgres):
+    """Deployment "us" is two `--shared` instances on one PostgreSQL store, each with its own peer
+    listener; deployment "eu", one instance on SQLite, lists both as the peer's endpoints. With one
+    "us" instance killed, the other replicates on, and "eu" reaches it."""
+    from kmsd_instances import Instance, client
+    from test_postgres_shared import initialise
+
+    with tempfile.TemporaryDirectory(prefix="kmsd-us-shared-") as us_dir, tempfile.TemporaryDirectory(prefix="kmsd-eu-") as eu_dir:
+        url, root, credentials = initialise(postgres, us_dir)
+        ports = {"a": free_port(), "b": free_port(), "eu": free_port()}
+
+        def peering(directory, name, port, certificate, other, endpoints, regions):
+            path = os.path.join(directory, name + ".peering.yaml")
+            with open(path, "w") as f:
+                f.write("listen: tls://127.0.0.1:%d\ncertificate: %s\nkey: %s\nca: %s\ninterval: 0.2\n"
+                        "peers:\n  - name: %s.peer.test\n    endpoint: '%s'\n    regions: [%s]\n"
+                        % (port, certificate[0], certificate[1], pki["ca"], other, endpoints, regions))
+            return path
+
+        eu_endpoint = "https://127.0.0.1:%d" % ports["eu"]
+        us_endpoints = "https://127.0.0.1:%d,https://127.0.0.1:%d" % (ports["a"], ports["b"])
+        instances, eu = [], None
+        try:
+            for name in "ab":
+                args = ["--store", url, *root, "--peering", peering(us_dir, name, ports[name], pki["us"], "eu", eu_endpoint, EU)]
+                instances.append(Instance(name, args, us_dir, shared=True))
+            eu = Kmsd(eu_dir, extra_args=["--peering", peering(eu_dir, "eu", ports["eu"], pki["eu"], "us", us_endpoints, US)])
+            a, b = instances
+            east_a, east_b, west = client(a, credentials), client(b, credentials), eu.client(region=EU)
+
+            key = east_a.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+            east_a.replicate_key(KeyId=key, ReplicaRegion=EU)
+            eventually(lambda: west.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled")
+
+            a.kill()
+            eventually(lambda: east_b.rotate_key_on_demand(KeyId=key))
+            from_b = east_b.encrypt(KeyId=key, Plaintext=b"from b")["CiphertextBlob"]
+            assert eventually(lambda: west.decrypt(CiphertextBlob=from_b)["Plaintext"]) == b"from b"
+
+            east_b.update_primary_region(KeyId=key, PrimaryRegion=EU)
+            eventually(lambda: west.describe_key(KeyId=key)["KeyMetadata"]["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY")
+            eventually(lambda: east_b.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled")
+            west.rotate_key_on_demand(KeyId=key)
+            from_eu = west.encrypt(KeyId=key, Plaintext=b"from eu")["CiphertextBlob"]
+            # Sent to instance a first (gone), then to b.
+            assert eventually(lambda: east_b.decrypt(CiphertextBlob=from_eu)["Plaintext"]) == b"from eu"
+        finally:
+            for instance in instances:
+                if instance.process.poll() is None:
+                    instance.stop()
+            if eu:
+                eu.stop()
