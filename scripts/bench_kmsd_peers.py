@@ -26,9 +26,9 @@ def deployments(directory, interval):
         os.makedirs(home)
         path = os.path.join(home, "peering.yaml")
         with open(path, "w") as f:
-            f.write("listen: tls://127.0.0.1:%d\ncertificate: %s\nkey: %s\nca: %s\ninterval: %s\n"
+            f.write("listen: tls://127.0.0.1:%d\nregions: [%s]\ncertificate: %s\nkey: %s\nca: %s\ninterval: %s\n"
                     "peers:\n  - name: %s.peer.test\n    endpoint: https://127.0.0.1:%d\n    regions: [%s]\n"
-                    % (ports[me], *certificates[me], ca + ".crt", interval, other, ports[other], regions))
+                    % (ports[me], US if me == "us" else EU, *certificates[me], ca + ".crt", interval, other, ports[other], regions))
         made[me] = Kmsd(home, extra_args=["--peering", path])
     return made["us"], made["eu"]
 

@@ -26,6 +26,8 @@ public final class PeerDirectory: ReplicaPeers {
     }
 
     public let peers: [Peer]
+    /// The Regions this deployment serves: the only ones peers make replicas in here.
+    public let regions: Set<String>
     private let byRegion: [String: String]
     /// Each peer's endpoints, in the order they are tried, with their connections.
     private let pools: [String: [(endpoint: Endpoint, pool: ConnectionPool)]]
@@ -34,7 +36,8 @@ public final class PeerDirectory: ReplicaPeers {
 
     /// - Throws: ``PeerFailure`` for a configuration that cannot work: an endpoint that is not
     ///   https, a Region two peers claim, a peer named twice.
-    public init(peers: [Peer], identity: TLSClientSession.Identity, caBundle: String) throws(PeerFailure) {
+    public init(regions: [String], peers: [Peer], identity: TLSClientSession.Identity, caBundle: String) throws(PeerFailure) {
+        guard !regions.isEmpty else { throw PeerFailure("this deployment serves no Region") }
         var byRegion: [String: String] = [:], pools: [String: [(endpoint: Endpoint, pool: ConnectionPool)]] = [:]
         for peer in peers {
             guard pools[peer.name] == nil else { throw PeerFailure("peer \(peer.name) is named twice") }
@@ -44,6 +47,7 @@ public final class PeerDirectory: ReplicaPeers {
             }
             guard !peer.regions.isEmpty else { throw PeerFailure("peer \(peer.name) serves no Region") }
             for region in peer.regions {
+                if regions.contains(region) { throw PeerFailure("Region \(region) is this deployment's and peer \(peer.name)'s") }
                 if let other = byRegion[region] { throw PeerFailure("Region \(region) is claimed by peers \(other) and \(peer.name)") }
                 byRegion[region] = peer.name
             }
@@ -52,6 +56,7 @@ public final class PeerDirectory: ReplicaPeers {
             }
         }
         self.peers = peers
+        self.regions = Set(regions)
         self.byRegion = byRegion
         self.pools = pools
     }
@@ -62,6 +67,8 @@ public final class PeerDirectory: ReplicaPeers {
     }
 
     public func peer(serving region: String) -> String? { byRegion[region] }
+
+    public func serves(_ region: String) -> Bool { regions.contains(region) }
 
     /// Sends `message` to the first of the peer's endpoints that answers; a refusal (4xx) is the
     /// peer's answer, a connection failure or a 5xx moves to the next endpoint.

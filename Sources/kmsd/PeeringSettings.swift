@@ -14,7 +14,8 @@ import Yams
 /// certificate: /etc/kmsd/peer.crt      # this deployment's certificate (server and client), its name a DNS SAN
 /// key: /etc/kmsd/peer.key
 /// ca: /etc/kmsd/peer-ca.pem            # the CA of every peer's certificate
-/// interval: 1                          # seconds between replication rounds
+/// regions: [us-east-1]                 # the Regions this deployment serves
+/// interval: 1                          # seconds between rounds that retry what peers lack
 /// peers:
 ///   - name: eu.kms.example             # a DNS name in its certificate
 ///     endpoint: https://10.0.2.1:9443
@@ -28,6 +29,7 @@ struct PeeringSettings: Decodable {
     }
 
     var listen: String
+    var regions: [String]
     var certificate: String
     var key: String
     var ca: String
@@ -52,7 +54,7 @@ struct PeeringSettings: Decodable {
         }
         let directory: PeerDirectory
         do {
-            directory = try PeerDirectory(peers: peers.map { .init(name: $0.name, endpoint: $0.endpoint, regions: $0.regions) },
+            directory = try PeerDirectory(regions: regions, peers: peers.map { .init(name: $0.name, endpoint: $0.endpoint, regions: $0.regions) },
                                           identity: TLSClientSession.Identity(certificate: certificate, key: key), caBundle: ca)
         } catch { throw ValidationError("peering: \(error)") }
         let server = try PeerServer(service: PeerService(engine: engine, directory: directory), host: host, port: port,
@@ -63,6 +65,7 @@ struct PeeringSettings: Decodable {
             fflush(nil)
         }
         engine.connectPeers(directory, every: .milliseconds(Int(interval * 1000)))
+        print("kmsd: this deployment serves \(regions.joined(separator: ", ")) to its peers")
         for peer in peers { print("kmsd: peer \(peer.name) at \(peer.endpoint) serves \(peer.regions.joined(separator: ", "))") }
         print("kmsd: listening for peers on \(server.boundAddress)")
         return server

@@ -64,11 +64,12 @@ def deployments(pki):
         ports = {"us": free_port(), "eu": free_port()}
 
         def peering(directory, me, other, regions):
+            own = US if me == "us" else EU
             path = os.path.join(directory, "peering.yaml")
             with open(path, "w") as f:
-                f.write("listen: tls://127.0.0.1:%d\ncertificate: %s\nkey: %s\nca: %s\ninterval: 0.2\n"
+                f.write("listen: tls://127.0.0.1:%d\nregions: [%s]\ncertificate: %s\nkey: %s\nca: %s\ninterval: 0.2\n"
                         "peers:\n  - name: %s.peer.test\n    endpoint: https://127.0.0.1:%d\n    regions: [%s]\n"
-                        % (ports[me], pki[me][0], pki[me][1], pki["ca"], other, ports[other], regions))
+                        % (ports[me], own, pki[me][0], pki[me][1], pki["ca"], other, ports[other], regions))
             return path
 
         us = Kmsd(us_dir, extra_args=["--peering", peering(us_dir, "us", "eu", EU)])
@@ -210,10 +211,10 @@ def test_the_peer_listener_refuses_strangers_and_what_a_peer_may_not_say(deploym
 
 def test_peering_settings_are_checked_at_start(pki, tmp_path):
     bad = tmp_path / "peering.yaml"
-    bad.write_text("listen: tcp://127.0.0.1:0\ncertificate: %s\nkey: %s\nca: %s\npeers: []\n" % (pki["us"][0], pki["us"][1], pki["ca"]))
+    bad.write_text("listen: tcp://127.0.0.1:0\nregions: [us-east-1]\ncertificate: %s\nkey: %s\nca: %s\npeers: []\n" % (pki["us"][0], pki["us"][1], pki["ca"]))
     done = subprocess.run([KMSD, "serve", "--dev", "--peering", str(bad)], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "tls://" in done.stdout + done.stderr
-    bad.write_text("listen: tls://127.0.0.1:0\ncertificate: %s\nkey: %s\nca: %s\npeers:\n"
+    bad.write_text("listen: tls://127.0.0.1:0\nregions: [us-east-1]\ncertificate: %s\nkey: %s\nca: %s\npeers:\n"
                    "  - {name: a.peer.test, endpoint: 'https://127.0.0.1:1', regions: [eu-west-1]}\n"
                    "  - {name: b.peer.test, endpoint: 'https://127.0.0.1:2', regions: [eu-west-1]}\n" % (pki["us"][0], pki["us"][1], pki["ca"]))
     done = subprocess.run([KMSD, "serve", "--dev", "--peering", str(bad)], capture_output=True, text=True, timeout=60)
@@ -234,9 +235,9 @@ def test_a_deployment_of_shared_instances_replicates_from_any_of_them(pki, postg
         def peering(directory, name, port, certificate, other, endpoints, regions):
             path = os.path.join(directory, name + ".peering.yaml")
             with open(path, "w") as f:
-                f.write("listen: tls://127.0.0.1:%d\ncertificate: %s\nkey: %s\nca: %s\ninterval: 0.2\n"
+                f.write("listen: tls://127.0.0.1:%d\nregions: [%s]\ncertificate: %s\nkey: %s\nca: %s\ninterval: 0.2\n"
                         "peers:\n  - name: %s.peer.test\n    endpoint: '%s'\n    regions: [%s]\n"
-                        % (port, certificate[0], certificate[1], pki["ca"], other, endpoints, regions))
+                        % (port, US if other == "eu" else EU, certificate[0], certificate[1], pki["ca"], other, endpoints, regions))
             return path
 
         eu_endpoint = "https://127.0.0.1:%d" % ports["eu"]

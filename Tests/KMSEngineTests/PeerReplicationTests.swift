@@ -18,16 +18,20 @@ import Testing
         let name: String, peerName: String, peerRegions: [String]
         private let target = Mutex<KMSEngine?>(nil)
         let down = Atomic<Bool>(false)
+        /// The peer applies what it is sent, but its answer is lost.
+        let answersLost = Atomic<Bool>(false)
         init(name: String, peerName: String, peerRegions: [String]) {
             (self.name, self.peerName, self.peerRegions) = (name, peerName, peerRegions)
         }
         func connect(_ engine: KMSEngine?) { target.withLock { $0 = engine } }
         func peer(serving region: String) -> String? { peerRegions.contains(region) ? peerName : nil }
+        func serves(_ region: String) -> Bool { !peerRegions.contains(region) }
         func deliver(_ message: [UInt8], to peer: String) throws(PeerFailure) {
             guard !down.load(ordering: .relaxed), peer == peerName, let engine = target.withLock({ $0 }) else { throw PeerFailure("\(peer) is down") }
             do { try engine.receivePeerMessage(message, from: name) } catch {
                 throw PeerFailure("\(error)", code: (error as? KMSError)?.code.rawValue)
             }
+            if answersLost.load(ordering: .relaxed) { throw PeerFailure("the answer was lost") }
         }
     }
 
@@ -45,6 +49,7 @@ import Testing
         init() throws {
             eu = try EngineFixture()
             us = try EngineFixture()
+            for f in [eu, us] { _ = try f.engine.createAccount(accountID: f.caller.account, name: "one account, two deployments") }
             connect()
         }
 
@@ -203,7 +208,7 @@ import Testing
         fresh.keyID = "mrk-" + String(repeating: "ab", count: 16)
         #expect(throws: KMSError.validation) {
             try p.eu.engine.receivePeerMessage(try Self.forged(fresh, regions: ["eu-west-1", Self.usRegion], material: other,
-                                                               replicas: [Self.usRegion: .init(description: "", policy: "{}", tags: [])]), from: "us")
+                                                               replicas: [Self.usRegion: .init(description: "", policy: KeyPolicies.defaultPolicy(account: fresh.account), tags: [])]), from: "us")
         }
         // The primary's own deployment cannot swap a version's material at the replica either.
         #expect(throws: KMSError.validation) {
@@ -231,5 +236,66 @@ import Testing
         #expect(text(try p.us.engine.decrypt(ciphertextBlob: sealed, caller: p.usCaller).plaintext) == "eu's secret")
         #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.multiRegionConfiguration?.keyType == .primary)
         #expect(throws: KMSError.notFound) { try p.eu.engine.describeKey(keyID: fresh.keyID, caller: p.usCaller) }
+    }
+
+    @Test func aHandoverWhoseAnswerWasLostIsAcknowledgedWhenSentAgain() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        try p.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: p.eu.caller)
+        p.euLink.answersLost.store(true, ordering: .relaxed)
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))  // applied in us, unanswered
+        #expect(try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.multiRegionConfiguration?.keyType == .primary)
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.keyState == .updating)
+        p.euLink.answersLost.store(false, ordering: .relaxed)
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))  // us has it already: "nothing new", acknowledged
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.keyState == .enabled)
+        #expect(p.eu.engine.synchronizePeers() == (0, 0))
+    }
+
+    @Test func aReplicaTakesOnlyWhatCopiesShare() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        let record = try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first?.record })
+        let material = [UInt32(1): try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first?.material[1] }).storedBytes()]
+        let policy = KeyPolicies.defaultPolicy(account: record.account)
+
+        // A new key whose record carries another deployment's bookkeeping and states: the replica
+        // made here is Enabled, speaks for nothing and waits for no deletion.
+        var loaded = KMSEngine.sharedPart(of: record)
+        loaded.keyID = "mrk-" + String(repeating: "cd", count: 16)
+        loaded.handingOver = true
+        loaded.stateAfterUpdate = .disabled
+        loaded.state = .pendingDeletion
+        loaded.deletionDate = p.us.clock.now()
+        loaded.peerSynced = [Self.usRegion: "x"]
+        loaded.peerReplicaRequests = ["eu-west-1": .init(description: "", policy: policy, tags: [])]
+        try p.us.engine.receivePeerMessage(try Self.forged(loaded, regions: ["eu-west-1", Self.usRegion], material: material,
+                                                           replicas: [Self.usRegion: .init(description: "", policy: policy, tags: [])]), from: "eu")
+        let made = try #require(p.us.engine.state.withLock { $0.keys.all(loaded.keyID).first?.record })
+        #expect(made.state == .enabled && made.deletionDate == nil && made.handingOver == nil && made.stateAfterUpdate == nil)
+        #expect(made.peerSynced == nil && made.peerReplicaRequests == nil && !made.speaksToPeers)
+        #expect(p.us.engine.synchronizePeers() == (0, 0))
+
+        // Versions out of order or beyond any rotation (the next rotation would overflow).
+        var last = KMSEngine.sharedPart(of: record)
+        last.versions[0].version = .max
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(last, regions: ["eu-west-1", Self.usRegion], material: [.max: material[1]!]), from: "eu")
+        }
+        // A replica in an account this deployment does not have, or with a policy that shuts the account out.
+        var stranger = loaded
+        stranger.keyID = "mrk-" + String(repeating: "ef", count: 16)
+        stranger.account = "999988887777"
+        #expect(throws: KMSError.notFound) {
+            try p.us.engine.receivePeerMessage(try Self.forged(stranger, regions: ["eu-west-1", Self.usRegion], material: material,
+                                                               replicas: [Self.usRegion: .init(description: "", policy: KeyPolicies.defaultPolicy(account: stranger.account), tags: [])]), from: "eu")
+        }
+        var shut = loaded
+        shut.keyID = "mrk-" + String(repeating: "0a", count: 16)
+        let denyAll = #"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*"}]}"#
+        #expect(throws: KMSError.malformedPolicyDocument) {
+            try p.us.engine.receivePeerMessage(try Self.forged(shut, regions: ["eu-west-1", Self.usRegion], material: material,
+                                                               replicas: [Self.usRegion: .init(description: "", policy: denyAll, tags: [])]), from: "eu")
+        }
     }
 }

@@ -36,7 +36,9 @@ extension KMSEngine {
 
     /// `key` with one more backing key, which becomes current, and the changes that store it.
     func rotated(_ key: LiveKey, type: RotationType) throws -> (LiveKey, [StoreChange]) {
-        let version = (key.record.currentVersion?.version ?? 0) + 1
+        let current = key.record.currentVersion?.version ?? 0
+        guard current < UInt32.max else { throw KMSError(.limitExceeded, "\(key.record.arn) has no version number left to rotate to") }
+        let version = current + 1
         let material = try KeyMaterial.generate(key.record.spec)
         var record = key.record
         record.versions.append(KeyVersion(version: version, creationDate: clock.now(), rotationType: type,

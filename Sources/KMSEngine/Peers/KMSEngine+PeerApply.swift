@@ -4,9 +4,9 @@ import KMSFSCrypto
 /// The receiving side of replication between deployments. A peer is trusted with the Regions it
 /// serves, and with nothing else: it speaks for a multi-Region key only while it holds the key's
 /// primary (as this deployment's copies know it), it makes replicas only in this deployment's
-/// Regions, it reports deletions only of its own copies, and it can neither change the material
-/// of a version a copy here has nor touch any other key. Each message is one management
-/// transaction, audited with the peer as the principal.
+/// Regions and accounts, it reports deletions only of its own copies, and it can neither change
+/// the material of a version a copy here has nor touch any other key or any field a Region keeps
+/// for itself. Each message is one management transaction, audited with the peer as the principal.
 extension KMSEngine {
     /// Applies one message from `peer`, the name its certificate proved (the transport's part).
     /// - Throws: ``KMSError`` with the reason a message is refused; it changes nothing.
@@ -27,12 +27,31 @@ extension KMSEngine {
     /// The shared state of a key from the peer that speaks for it: the copies here take it (new
     /// versions sealed under this store's root key), and the replicas it asks for are made.
     private func apply(_ shared: PeerMessage.SharedKeyState, from peer: String, _ peers: any ReplicaPeers) throws {
-        let sent = shared.record
-        let material = try Self.checkShape(shared)
-        try manage("SynchronizeMultiRegionKey", Self.peerCaller(peer, account: sent.account, region: sent.region)) { record, state in
+        let sent = try Self.sharedFields(of: shared)
+        let material = try Self.checkMaterial(shared, of: sent)
+        try manage("SynchronizeMultiRegionKey", Self.peerCaller(peer, account: sent.account, region: shared.record.region)) { record, state in
             let local = state.keys.all(sent.keyID).filter { $0.record.account == sent.account }
-            record.keyARN = local.first?.record.arn ?? sent.arn
+            record.keyARN = local.first?.record.arn ?? ARN.key(sent.keyID, account: sent.account, region: shared.record.region)
+            let sentVersions = Set(sent.versions.map(\.version))
+            /// Whether `copy` has every version sent, with the same material.
+            func holdsEverySentVersion(_ copy: LiveKey) throws -> Bool {
+                try sentVersions.allSatisfy { version in
+                    guard let ours = copy.material[version], let theirs = material[version] else { return false }
+                    return try ours.storedBytes() == theirs.storedBytes()
+                }
+            }
             if let held = local.first {
+                // A state the copies here already have (a message sent again because its answer
+                // was lost, as when the primary was handed to this deployment): nothing to do,
+                // and said so, whoever speaks for the key now.
+                let repeated = try local.allSatisfy { copy in
+                    guard copy.record.primaryRegion == sent.primaryRegion else { return false }
+                    return try holdsEverySentVersion(copy)
+                }
+                if shared.replicas.isEmpty, repeated {
+                    record.note = "from peer \(peer): nothing new"
+                    return ((), [])
+                }
                 // The copies here name the primary; only its deployment speaks for the key (a
                 // former primary's change of primary reaches them before the new one's messages).
                 guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer else {
@@ -44,13 +63,9 @@ extension KMSEngine {
                 }
                 guard !shared.replicas.isEmpty else { throw KMSError(.notFound, "this deployment holds no copy of \(sent.keyID)") }
             }
-            let sentVersions = Set(sent.versions.map(\.version))
             for copy in local {
                 guard copy.record.multiRegion, copy.record.spec == sent.spec, copy.record.usage == sent.usage, copy.record.origin == sent.origin else {
                     throw KMSError(.validation, "\(copy.record.arn) is not the key peer \(peer) describes: spec, usage or origin differ")
-                }
-                guard Set(copy.record.versions.map(\.version)).isSubset(of: sentVersions) else {
-                    throw KMSError(.invalidState, "\(copy.record.arn) has versions the message lacks: it is older than this copy")
                 }
                 for (version, theirs) in material {
                     guard let ours = copy.material[version] else { continue }
@@ -58,6 +73,9 @@ extension KMSEngine {
                         throw KMSError(.validation, "\(copy.record.arn) version \(version) has other material than peer \(peer) sends: refused")
                     }
                 }
+            }
+            for copy in local where !Set(copy.record.versions.map(\.version)).isSubset(of: sentVersions) {
+                throw KMSError(.invalidState, "\(copy.record.arn) has versions the message lacks: it is older than this copy")
             }
             let peerRegions = shared.regions.filter { peers.peer(serving: $0) != nil }.sorted()
             var changes: [StoreChange] = []
@@ -80,8 +98,11 @@ extension KMSEngine {
             }
             var made: [String] = []
             for (region, request) in shared.replicas.sorted(by: { $0.key < $1.key }) {
-                guard peers.peer(serving: region) == nil else {
-                    throw KMSError(.validation, "\(region) is served by peer \(peers.peer(serving: region) ?? "?"), not by this deployment")
+                guard peers.serves(region) else {
+                    throw KMSError(.validation, "this deployment does not serve \(region): no replica is made there")
+                }
+                guard state.accounts[sent.account] != nil else {
+                    throw KMSError(.notFound, "this deployment has no account \(sent.account)")
                 }
                 let identity = KeyIdentity(account: sent.account, region: region, keyID: sent.keyID)
                 guard state.keys[identity] == nil else { continue }  // made by an earlier delivery of this request
@@ -90,11 +111,16 @@ extension KMSEngine {
                 copy.description = request.description
                 copy.policy = request.policy
                 copy.tags = request.tags
-                copy.state = .enabled
                 copy.creationDate = clock.now()
                 copy.peerRegions = peerRegions.isEmpty ? nil : peerRegions
-                try put(LiveKey(record: try identified(copy, material), material: material, policy: try KeyPolicies.parsed(request.policy)),
-                        sealing: material.keys.sorted())
+                let replica = LiveKey(record: try identified(copy, material), material: material, policy: try KeyPolicies.parsed(request.policy))
+                // The account must be able to manage its new key: a policy that shuts out its
+                // root (and so every identity) is refused here too, whoever sent it.
+                let root = Caller(account: sent.account, region: region, requestID: record.requestID)
+                guard decide(.putKeyPolicy, root, target: .key(replica, grants: nil), in: state).allowed else {
+                    throw KMSError(.malformedPolicyDocument, "the replica's key policy would not let account \(sent.account) update it")
+                }
+                try put(replica, sealing: material.keys.sorted())
                 made.append(region)
             }
             for copy in local {
@@ -120,14 +146,19 @@ extension KMSEngine {
         }
     }
 
-    /// Checks what a SyncKey message says of its key before anything is looked up: a multi-Region
-    /// key of kmsd's own material, every version with material that parses as the spec's.
-    private static func checkShape(_ shared: PeerMessage.SharedKeyState) throws(KMSError) -> [UInt32: KeyMaterial] {
+    /// What a SyncKey message may say of its key, as a record with nothing else in it: the key's
+    /// identity, spec, usage, origin, versions (their numbers, dates and rotation types only),
+    /// rotation settings and primary Region. Every other field — state, deletion, policy, this
+    /// deployment's bookkeeping — is this deployment's, whatever the message holds.
+    private static func sharedFields(of shared: PeerMessage.SharedKeyState) throws(KMSError) -> KeyRecord {
         let sent = shared.record
         guard sent.multiRegion, sent.keyID.hasPrefix("mrk-"), Validate.isWellFormedKeyID(sent.keyID) else {
             throw KMSError(.validation, "peers replicate only multi-Region keys (mrk- IDs): \(sent.keyID)")
         }
         try Validate.accountID(sent.account)
+        guard shared.regions.count <= PeerMessage.maximumRegions, shared.replicas.count <= PeerMessage.maximumRegions else {
+            throw KMSError(.validation, "a key has copies in at most \(PeerMessage.maximumRegions) Regions")
+        }
         for region in shared.regions + [sent.region] + shared.replicas.keys { try Validate.region(region, "region") }
         guard let primary = sent.primaryRegion, shared.regions.contains(primary), shared.regions.contains(sent.region),
               Set(shared.regions).count == shared.regions.count, shared.replicas.keys.allSatisfy(shared.regions.contains) else {
@@ -136,14 +167,32 @@ extension KMSEngine {
         guard sent.origin == .awsKMS, sent.manager == .customer, sent.customKeyStoreID == nil, sent.xksKeyID == nil, sent.pendingRotation == nil else {
             throw KMSError(.validation, "peers replicate only customer keys with material made by kmsd")
         }
+        // Versions 1, 2, ... in order: the next rotation's number cannot overflow, and none is missing.
+        guard !sent.versions.isEmpty, sent.versions.enumerated().allSatisfy({ UInt32($0.offset) + 1 == $0.element.version }) else {
+            throw KMSError(.validation, "the message's versions are not 1, 2, ... in order")
+        }
         // Material kmsd made neither expires nor has an importer's description: a version that
         // says otherwise would have the scheduler delete material here.
         guard sent.versions.allSatisfy({ $0.expirationModel == nil && $0.validTo == nil && $0.materialDescription == nil }) else {
             throw KMSError(.validation, "the message's versions carry imported-material settings: kmsd-made material has none")
         }
         if let days = sent.rotationPeriodInDays { try Validate.range(days, "rotationPeriodInDays", KeyRecord.rotationPeriods) }
-        let versions = sent.versions.map(\.version)
-        guard !versions.isEmpty, Set(versions).count == versions.count, Set(versions) == Set(shared.material.keys) else {
+        for request in shared.replicas.values {
+            try Validate.length(request.description, "description", 0...8192)
+            _ = try KeyPolicies.parsed(request.policy)
+            try Validate.tags(request.tags)
+        }
+        return KeyRecord(
+            keyID: sent.keyID, account: sent.account, region: sent.region, description: "", state: .enabled, usage: sent.usage, spec: sent.spec,
+            origin: .awsKMS, manager: .customer, creationDate: sent.creationDate, deletionDate: nil, pendingWindowInDays: nil, policy: "",
+            multiRegion: true, primaryRegion: primary, tags: [], rotationEnabled: sent.rotationEnabled,
+            rotationPeriodInDays: sent.rotationPeriodInDays, nextRotationDate: sent.nextRotationDate,
+            versions: sent.versions.map { KeyVersion(version: $0.version, creationDate: $0.creationDate, rotationType: $0.rotationType) })
+    }
+
+    /// Every version's material, parsed as the spec's: one per version, no more.
+    private static func checkMaterial(_ shared: PeerMessage.SharedKeyState, of sent: KeyRecord) throws(KMSError) -> [UInt32: KeyMaterial] {
+        guard Set(sent.versions.map(\.version)) == Set(shared.material.keys) else {
             throw KMSError(.validation, "the message's material is not one per version")
         }
         var material: [UInt32: KeyMaterial] = [:]
@@ -152,10 +201,6 @@ extension KMSEngine {
                 throw KMSError(.validation, "version \(version)'s material is not a \(sent.spec.rawValue) key")
             }
             material[version] = parsed
-        }
-        for request in shared.replicas.values {
-            try Validate.length(request.description, "description", 0...8192)
-            try Validate.tags(request.tags)
         }
         return material
     }

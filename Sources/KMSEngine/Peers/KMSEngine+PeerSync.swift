@@ -16,10 +16,28 @@ extension KMSEngine {
         guard let peers = peerLink.current else { return (0, 0) }
         let snapshot = state.withLock { $0 }
         var delivered = 0, failed = 0
-        func count(_ peer: String, _ error: (any Error)?) {
+        /// Peers that did not answer this round: not tried again in it (one deadline per round,
+        /// not one per key), and not before their backoff.
+        var unreachable: Set<String> = []
+        /// Whether a message about `subject` may go to `peer` now.
+        func mayTry(_ peer: String, _ subject: String) -> Bool {
+            !unreachable.contains(peer) && peerLink.mayTry("peer " + peer) && peerLink.mayTry(subject)
+        }
+        func count(_ peer: String, _ subject: String, _ error: (any Error)?) {
             if error == nil { delivered += 1 } else { failed += 1 }
             EngineMetrics.peerMessage(delivered: error == nil)
             peerLink.report(peer, problem: error.map { "\($0)" })
+            guard let error else {
+                peerLink.succeeded("peer " + peer)
+                peerLink.succeeded(subject)
+                return
+            }
+            if let failure = error as? PeerFailure, failure.code == nil {
+                unreachable.insert(peer)
+                peerLink.failed("peer " + peer)
+            } else {
+                peerLink.failed(subject)  // refused (or not recorded here): this message waits, the others go on
+            }
         }
         for live in snapshot.keys.values where live.record.speaksToPeers {
             let record = live.record
@@ -31,15 +49,20 @@ extension KMSEngine {
                 lacking[peer, default: []].append(region)
             }
             for (peer, peerRegions) in lacking.sorted(by: { $0.key < $1.key }) {
+                let subject = "\(peer) \(record.identity.materialLabel)"
+                guard mayTry(peer, subject) else {
+                    failed += 1
+                    continue
+                }
                 do {
                     let shared = PeerMessage.SharedKeyState(
                         record: Self.sharedPart(of: record), regions: regions, material: try live.material.mapValues { try $0.storedBytes() },
                         replicas: (record.peerReplicaRequests ?? [:]).filter { peerRegions.contains($0.key) })
                     try deliver(.syncKey(shared), to: peer, peers)
                     try acknowledge(peer, regions: peerRegions, of: record.identity, fingerprint: fingerprint)
-                    count(peer, nil)
+                    count(peer, subject, nil)
                 } catch {
-                    count(peer, error)
+                    count(peer, subject, error)
                 }
             }
         }
@@ -49,11 +72,17 @@ extension KMSEngine {
             guard !told.isEmpty else { continue }
             var all = true
             for peer in told {
+                let subject = "\(peer) deleted \(live.record.identity.materialLabel)"
+                guard mayTry(peer, subject) else {
+                    failed += 1
+                    all = false
+                    continue
+                }
                 do {
                     try deliver(.replicaDeleted(account: live.record.account, keyID: live.record.keyID, region: live.record.region), to: peer, peers)
-                    count(peer, nil)
+                    count(peer, subject, nil)
                 } catch {
-                    count(peer, error)
+                    count(peer, subject, error)
                     all = false
                 }
             }

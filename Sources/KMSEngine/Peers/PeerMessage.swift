@@ -15,6 +15,8 @@ enum PeerMessage {
 
     /// Largest message taken: a key's every version (an RSA-4096 pair is ~2.4 KiB stored) is far under it.
     static let maximumBytes = 1 << 20
+    /// Most Regions one key's copies may be in (AWS has fewer Regions than this).
+    static let maximumRegions = 64
 
     struct SharedKeyState {
         /// The sender's copy, its Region's own fields (policy, tags, description) left out.

@@ -7,8 +7,10 @@ import Synchronization
 /// deployments"). The engine decides what to send and what to accept; the transport (mutually
 /// authenticated TLS, in `KMSPeers`) only carries bytes and names who sent them.
 public protocol ReplicaPeers: Sendable {
-    /// The peer deployment that serves `region`; nil when this deployment does.
+    /// The peer deployment that serves `region`; nil when none does.
     func peer(serving region: String) -> String?
+    /// Whether this deployment serves `region`: a peer makes replicas only there.
+    func serves(_ region: String) -> Bool
     /// Delivers one message to `peer`; returns once the peer has applied it.
     func deliver(_ message: [UInt8], to peer: String) throws(PeerFailure)
 }
@@ -43,10 +45,16 @@ final class PeerLink: Sendable {
     private struct Timer: @unchecked Sendable { let source: DispatchSourceTimer }
     private let timer = Mutex<Timer?>(nil)
 
-    /// Each peer's last problem (absent: the last message went through), and who is told when
-    /// that changes: a peer that stays down is reported once, not every round.
-    private let problems = Mutex<[String: String]>([:])
+    /// The peers whose last message failed, and who is told when a peer starts failing and when
+    /// it recovers (once each: not every round, nor every time the reason changes).
+    private let failing = Mutex<Set<String>>([])
     private let observer = Mutex<(@Sendable (String, String?) -> Void)?>(nil)
+    /// What failed and may not be tried again before a time (uptime nanoseconds): a peer that
+    /// does not answer, or one key's message a peer refuses. Automatic rounds only.
+    private let backoff = Mutex<[String: (failures: Int, notBefore: UInt64)]>([:])
+    private let interval = Mutex<Duration?>(nil)
+    /// The longest wait between two tries of one thing.
+    static let maximumBackoff = Duration.seconds(300)
 
     var current: (any ReplicaPeers)? { peers.withLock { $0 } }
     /// Whether rounds run by themselves (a timer); otherwise only when asked (tests).
@@ -55,16 +63,35 @@ final class PeerLink: Sendable {
     func observe(_ handler: @escaping @Sendable (String, String?) -> Void) { observer.withLock { $0 = handler } }
 
     func report(_ peer: String, problem: String?) {
-        let changed = problems.withLock { problems in
-            guard problems[peer] != problem else { return false }
-            problems[peer] = problem
-            return true
+        let changed = failing.withLock { failing in
+            problem == nil ? failing.remove(peer) != nil : failing.insert(peer).inserted
         }
         if changed, let handler = observer.withLock({ $0 }) { handler(peer, problem) }
     }
 
-    func connect(_ peers: any ReplicaPeers, timer: DispatchSourceTimer?) {
+    /// Whether `what` may be tried now.
+    func mayTry(_ what: String) -> Bool {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return backoff.withLock { ($0[what]?.notBefore ?? 0) <= now }
+    }
+
+    /// `what` failed: the next try waits twice as long as the last wait (the round interval
+    /// first), up to ``maximumBackoff``.
+    func failed(_ what: String) {
+        guard let interval = interval.withLock({ $0 }) else { return }
+        backoff.withLock { entries in
+            let failures = (entries[what]?.failures ?? 0) + 1
+            let wait = min(interval * (1 << min(failures - 1, 20)), Self.maximumBackoff)
+            let nanoseconds = UInt64(wait.components.seconds) * 1_000_000_000 + UInt64(wait.components.attoseconds / 1_000_000_000)
+            entries[what] = (failures, DispatchTime.now().uptimeNanoseconds + nanoseconds)
+        }
+    }
+
+    func succeeded(_ what: String) { _ = backoff.withLock { $0.removeValue(forKey: what) } }
+
+    func connect(_ peers: any ReplicaPeers, timer: DispatchSourceTimer?, interval: Duration?) {
         self.peers.withLock { $0 = peers }
+        self.interval.withLock { $0 = timer == nil ? nil : interval }
         let next = timer.map(Timer.init)
         self.timer.withLock { $0?.source.cancel(); $0 = next }
     }
@@ -78,7 +105,7 @@ extension KMSEngine {
     /// engine accept peers' messages (``receivePeerMessage(_:from:)``) as `peers` names them.
     public func connectPeers(_ peers: any ReplicaPeers, every interval: Duration? = .seconds(1)) {
         let timer = interval.map { Self.repeatingTimer(on: peerLink.queue, every: $0) { [weak self] in _ = self?.synchronizePeers() } }
-        peerLink.connect(peers, timer: timer)
+        peerLink.connect(peers, timer: timer, interval: interval)
     }
 
     /// After a change that peers lack (a replica asked for, a rotation, a change of primary): a
