@@ -298,4 +298,25 @@ import Testing
                                                                replicas: [Self.usRegion: .init(description: "", policy: denyAll, tags: [])]), from: "eu")
         }
     }
+
+    @Test func aReplicaThePeerRefusesForGoodIsNoLongerListed() throws {
+        let p = try Pair()
+        var request = CreateKeyRequest()
+        request.multiRegion = true
+        let other = Caller(account: "444455556666", region: "eu-west-1", requestID: "test")  // an account eu has and us does not
+        _ = try p.eu.engine.createAccount(accountID: other.account, name: "eu only")
+        let keyID = try p.eu.engine.createKey(request, caller: other).keyMetadata.keyId
+        _ = try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: Self.usRegion), caller: other)
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: other).keyMetadata.multiRegionConfiguration?.replicaKeys.count == 1)
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))  // NotFoundException: us has no such account
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: other).keyMetadata.multiRegionConfiguration?.replicaKeys.isEmpty == true)
+        #expect(p.eu.engine.synchronizePeers() == (0, 0))  // nothing owed any more
+        // Once us has the account, ReplicateKey works.
+        _ = try p.us.engine.createAccount(accountID: other.account, name: "now in us too")
+        _ = try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: Self.usRegion), caller: other)
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))
+        var there = other
+        there.region = Self.usRegion
+        #expect(try p.us.engine.describeKey(keyID: keyID, caller: there).keyMetadata.keyState == .enabled)
+    }
 }

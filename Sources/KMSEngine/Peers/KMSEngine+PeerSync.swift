@@ -1,5 +1,6 @@
 import Foundation
 import KMSFSCrypto
+import KMSVocabulary
 
 /// The sending side of replication between deployments: what each peer has not acknowledged is
 /// sent again until it is, so a peer that was down, a lost answer or a crash between a change and
@@ -54,13 +55,17 @@ extension KMSEngine {
                     failed += 1
                     continue
                 }
+                let asked = (record.peerReplicaRequests ?? [:]).filter { peerRegions.contains($0.key) }
                 do {
                     let shared = PeerMessage.SharedKeyState(
                         record: Self.sharedPart(of: record), regions: regions, material: try live.material.mapValues { try $0.storedBytes() },
-                        replicas: (record.peerReplicaRequests ?? [:]).filter { peerRegions.contains($0.key) })
+                        replicas: asked)
                     try deliver(.syncKey(shared), to: peer, peers)
                     try acknowledge(peer, regions: peerRegions, of: record.identity, fingerprint: fingerprint)
                     count(peer, subject, nil)
+                } catch let refusal as PeerFailure where !asked.isEmpty && refusal.code.map(Self.finalRefusals.contains) == true {
+                    count(peer, subject, refusal)
+                    try? abandon(Array(asked.keys), of: record.identity, refusedBy: peer, refusal)
                 } catch {
                     count(peer, subject, error)
                 }
@@ -90,6 +95,40 @@ extension KMSEngine {
         }
         EngineMetrics.peerBacklog.record(failed)
         return (delivered, failed)
+    }
+
+    /// A peer's refusals that sending the same replicas again cannot change: the request itself
+    /// is wrong there (a Region it does not serve, an account it does not have, a policy it takes
+    /// as malformed). Not AccessDenied: during a change of primary it passes.
+    static let finalRefusals: Set<String> = [
+        AWSErrorCode.validation.rawValue, AWSErrorCode.notFound.rawValue, AWSErrorCode.malformedPolicyDocument.rawValue,
+    ]
+
+    /// Replicas a peer refused for good: no longer Creating, no longer listed (ReplicateKey may be
+    /// called again once the peer can make them); the refusal is in the audit record.
+    private func abandon(_ regions: [String], of identity: KeyIdentity, refusedBy peer: String, _ refusal: PeerFailure) throws {
+        let caller = Caller(account: identity.account, region: identity.region, principal: "kms.amazonaws.com", requestID: "replication")
+        do {
+            try manage("SynchronizeMultiRegionKey", caller) { record, state in
+                guard let primary = state.keys[identity] else { throw NothingToRecord() }
+                let dropped = regions.filter { primary.record.peerReplicaRequests?[$0] != nil }
+                guard !dropped.isEmpty else { throw NothingToRecord() }
+                record.keyARN = primary.record.arn
+                var changes: [StoreChange] = []
+                for key in [primary] + relatedKeys(of: primary.record, in: state) {
+                    let next = key.with { copy in
+                        copy.peerRegions = copy.peerRegions?.filter { !dropped.contains($0) }
+                        if copy.peerRegions?.isEmpty == true { copy.peerRegions = nil }
+                        for region in dropped { copy.peerReplicaRequests?[region] = nil }
+                        if copy.peerReplicaRequests?.isEmpty == true { copy.peerReplicaRequests = nil }
+                    }
+                    state.keys[next.record.identity] = next
+                    changes.append(.putKey(next.record))
+                }
+                record.note = "peer \(peer) refused the replica in \(dropped.joined(separator: ", ")), which is not made: \(refusal.description)"
+                return ((), changes)
+            }
+        } catch is NothingToRecord {}
     }
 
     private func deliver(_ message: PeerMessage, to peer: String, _ peers: any ReplicaPeers) throws {
