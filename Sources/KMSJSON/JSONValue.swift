@@ -27,7 +27,9 @@ public enum JSONValue: Equatable, Sendable {
 
     /// Seconds since 1970 with millisecond precision, as AWS JSON timestamps are sent.
     public static func timestamp(_ secondsSince1970: Double) -> JSONValue {
-        let milliseconds = Int64((secondsSince1970 * 1000).rounded())
+        // Saturating: a date far outside any calendar (a store or peer said so) must not trap.
+        let scaled = (secondsSince1970 * 1000).rounded()
+        let milliseconds = scaled.isNaN ? 0 : Int64(max(-9.2e18, min(9.2e18, scaled)))
         let whole = milliseconds / 1000, fraction = milliseconds % 1000
         return .number(fraction == 0 ? String(whole) : String(whole) + "." + String(fraction).leftPadded(3))
     }

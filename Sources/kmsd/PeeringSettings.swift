@@ -60,7 +60,7 @@ struct PeeringSettings: Decodable {
         let server = try PeerServer(service: PeerService(engine: engine, directory: directory), host: host, port: port,
                                     certificate: certificate, key: key, caBundle: ca)
         engine.onPeerProblem { peer, problem in
-            print(problem.map { "kmsd: WARNING: replication to peer \(peer) failing (retried every \(interval) s): \($0)" }
+            print(problem.map { "kmsd: WARNING: replication to peer \(peer) failing (retried with backoff, from \(interval) s to 5 min): \($0)" }
                   ?? "kmsd: replication to peer \(peer) going through again")
             fflush(nil)
         }

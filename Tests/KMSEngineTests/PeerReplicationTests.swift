@@ -319,4 +319,76 @@ import Testing
         there.region = Self.usRegion
         #expect(try p.us.engine.describeKey(keyID: keyID, caller: there).keyMetadata.keyState == .enabled)
     }
+
+    @Test func handoversAreOrderedByEpoch() throws {
+        // A: eu hands the primary to us, the answer is lost; us hands it back before eu hears.
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        try p.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: p.eu.caller)
+        p.euLink.answersLost.store(true, ordering: .relaxed)
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))
+        p.euLink.answersLost.store(false, ordering: .relaxed)
+        try p.us.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: "eu-west-1", caller: p.usCaller)
+        #expect(p.us.engine.synchronizePeers() == (1, 0))
+        #expect(p.eu.engine.synchronizePeers().failed == 0)
+        let eu = try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata
+        let us = try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata
+        #expect(eu.keyState == .enabled && eu.multiRegionConfiguration?.keyType == .primary)
+        #expect(us.keyState == .enabled && us.multiRegionConfiguration?.keyType == .replica)
+        _ = try p.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: p.eu.caller)
+
+        // B: a former primary's stale message, arriving after a newer handover, changes nothing.
+        try p.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: p.eu.caller)  // epoch 3
+        p.euLink.answersLost.store(true, ordering: .relaxed)
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))
+        p.euLink.answersLost.store(false, ordering: .relaxed)
+        p.usLink.down.store(true, ordering: .relaxed)
+        try p.us.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: "eu-west-1", caller: p.usCaller)  // epoch 4, not delivered
+        #expect(p.us.engine.synchronizePeers() == (0, 1))
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))  // eu's epoch-3 retry: stale at us, acknowledged
+        #expect(try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.multiRegionConfiguration?.primaryKey.region == "eu-west-1")
+        p.usLink.down.store(false, ordering: .relaxed)
+        #expect(p.us.engine.synchronizePeers() == (1, 0))
+        _ = p.eu.engine.synchronizePeers()
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.multiRegionConfiguration?.keyType == .primary)
+        #expect(try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.keyState == .enabled)
+        #expect(p.eu.engine.synchronizePeers() == (0, 0) && p.us.engine.synchronizePeers() == (0, 0))
+        let sealed = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("settled"), caller: p.eu.caller).ciphertextBlob
+        #expect(text(try p.us.engine.decrypt(ciphertextBlob: sealed, caller: p.usCaller).plaintext) == "settled")
+    }
+
+    @Test func aReplicaPendingDeletionDoesNotBecomeThePrimary() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        _ = try p.us.engine.scheduleKeyDeletion(keyID: keyID, pendingWindowInDays: 7, caller: p.usCaller)
+        try p.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: p.eu.caller)
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))  // KMSInvalidStateException at us
+        #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.keyState == .updating)
+        // The replica's deletion reaches eu: the primary stays there.
+        p.us.clock.advance(days: 8)
+        #expect(p.us.engine.synchronizePeers() == (1, 0))
+        let primary = try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata
+        #expect(primary.keyState == .enabled && primary.multiRegionConfiguration?.keyType == .primary)
+        #expect(primary.multiRegionConfiguration?.replicaKeys.isEmpty == true)
+        _ = try p.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: p.eu.caller)
+    }
+
+    @Test func rotationSettingsAndEveryRegionReachThePeer() throws {
+        let p = try Pair()
+        let keyID = try p.replicatedKey()
+        _ = try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: "eu-central-1"), caller: p.eu.caller)  // eu's own
+        try p.eu.engine.enableKeyRotation(keyID: keyID, rotationPeriodInDays: 180, caller: p.eu.caller)
+        #expect(p.eu.engine.synchronizePeers() == (1, 0))
+        let status = try p.us.engine.getKeyRotationStatus(keyID: keyID, caller: p.usCaller)
+        #expect(status.keyRotationEnabled && status.rotationPeriodInDays == 180)
+        let regions = try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.multiRegionConfiguration?.replicaKeys.map(\.region)
+        #expect(regions == ["eu-central-1", Self.usRegion])
+        // Dates no calendar has are refused (they trapped the wire's timestamps).
+        var far = KMSEngine.sharedPart(of: try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first { $0.record.region == "eu-west-1" }?.record }))
+        far.versions[0].creationDate = Date(timeIntervalSince1970: 1e300)
+        let material = [UInt32(1): try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first?.material[1] }).storedBytes()]
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(far, regions: ["eu-central-1", "eu-west-1", Self.usRegion], material: material), from: "eu")
+        }
+    }
 }

@@ -39,4 +39,12 @@ import KMSJSON
         #expect(try JSONParser.parse(value.serialized) == value)
         #expect(String(decoding: JSONValue.timestamp(1_800_000_000).serialized, as: UTF8.self) == "1800000000")
     }
+
+    /// A date no calendar has (a peer or an edited store may say so) is written, not trapped on.
+    @Test func timestampsSaturate() {
+        for seconds in [1e300, -1e300, .infinity, .nan] {
+            let text = String(decoding: JSONValue.timestamp(seconds).serialized, as: UTF8.self)
+            #expect(!text.isEmpty && text.allSatisfy { $0.isNumber || $0 == "-" || $0 == "." })
+        }
+    }
 }

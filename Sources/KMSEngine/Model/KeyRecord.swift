@@ -20,6 +20,9 @@ struct KeyRecord: Codable, Sendable, Equatable {
     /// A multi-Region key's primary Region (the same on every copy); nil for a single-Region key.
     var primaryRegion: String?
     var tags: [Tag]
+    /// How many times the primary Region of this multi-Region key has changed (UpdatePrimaryRegion),
+    /// the same on every copy once it has heard: a peer's message of an older epoch is stale.
+    var primaryEpoch: Int?
     /// The Regions of this multi-Region key's copies that peer deployments hold (kmsd instances
     /// with their own stores, ``ReplicaPeers``), the same on every copy here; nil for none.
     var peerRegions: [String]?
@@ -57,6 +60,8 @@ struct KeyRecord: Codable, Sendable, Equatable {
 
     /// The automatic rotation periods AWS takes, in days.
     static let rotationPeriods = 90...2560
+    /// The most tags a key has (AWS's limit).
+    static let maximumTags = 50
 
     var arn: String { ARN.key(keyID, account: account, region: region) }
     /// A multi-Region key's copy outside its primary Region.

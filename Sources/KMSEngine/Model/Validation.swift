@@ -76,6 +76,7 @@ enum Validate {
     }
 
     static func tags(_ tags: [Tag]) throws(KMSError) {
+        guard tags.count <= KeyRecord.maximumTags else { throw KMSError(.limitExceeded, "A key can have at most \(KeyRecord.maximumTags) tags") }
         var seen = Set<String>()
         for tag in tags {
             guard (1...128).contains(tag.tagKey.count), tag.tagValue.count <= 256 else {

@@ -73,7 +73,6 @@ extension KMSEngine {
                  customStore: CustomKeyStoreRecord? = nil) throws -> LiveKey {
         try Validate.length(request.description, "description", 0...8192)
         try Validate.tags(request.tags)
-        guard request.tags.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
         try Self.checkCustomKeyStoreOrigin(request, customStore)
         guard request.keySpec.usages.contains(request.keyUsage) else {
             throw KMSError(.validation, "KeyUsage \(request.keyUsage.rawValue) is not compatible with KeySpec \(request.keySpec.rawValue); "

@@ -108,7 +108,12 @@ extension KMSEngine {
             }
             if let peer = peerLink.current?.peer(serving: request.replicaRegion) {
                 // A peer deployment's Region: the replica is Creating until the peer has made it
-                // (``synchronizePeers()``); every copy here lists it from now on.
+                // (``synchronizePeers()``); every copy here lists it from now on. The peer takes no
+                // policy that shuts the account's root out (whatever the bypass): refused here at once.
+                let root = Caller(account: copy.account, region: request.replicaRegion, requestID: caller.requestID)
+                guard decide(.putKeyPolicy, root, target: .key(replica, grants: nil), in: state).allowed else {
+                    throw KMSError(.malformedPolicyDocument, "a replica at peer \(peer) must let account \(copy.account) update its key policy")
+                }
                 let asked = PeerReplicaRequest(description: copy.description, policy: policyText, tags: copy.tags)
                 var changes: [StoreChange] = []
                 for key in [primary] + relatedKeys(of: primary.record, in: state) {
@@ -163,7 +168,10 @@ extension KMSEngine {
             try authorize(.updatePrimaryRegion, replicaCaller, key: replica, in: state, record: &record)
             var changes: [StoreChange] = []
             for key in [primary] + relatedKeys(of: primary.record, in: state) {
-                let moved = key.with { $0.primaryRegion = primaryRegion }
+                let moved = key.with {
+                    $0.primaryRegion = primaryRegion
+                    $0.primaryEpoch = ($0.primaryEpoch ?? 0) + 1
+                }
                 state.keys[moved.record.identity] = moved
                 changes.append(.putKey(moved.record))
             }
@@ -189,6 +197,7 @@ extension KMSEngine {
         for key in [primary] + relatedKeys(of: primary.record, in: state) {
             let moved = key.with {
                 $0.primaryRegion = primaryRegion
+                $0.primaryEpoch = ($0.primaryEpoch ?? 0) + 1
                 if $0.identity == primary.record.identity {
                     $0.stateAfterUpdate = $0.state
                     $0.state = .updating

@@ -6,7 +6,7 @@ extension KMSEngine {
             try Self.requireNotPendingDeletion(key)
             var merged = key.tags.filter { old in !tags.contains { $0.tagKey == old.tagKey } }
             merged += tags
-            guard merged.count <= 50 else { throw KMSError(.limitExceeded, "A key can have at most 50 tags") }
+            guard merged.count <= KeyRecord.maximumTags else { throw KMSError(.limitExceeded, "A key can have at most \(KeyRecord.maximumTags) tags") }
             key.tags = merged.sorted { $0.tagKey < $1.tagKey }
         }
     }

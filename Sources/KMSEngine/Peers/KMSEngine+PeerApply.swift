@@ -18,6 +18,8 @@ extension KMSEngine {
         case let .syncKey(shared): try apply(shared, from: peer, peers)
         case let .replicaDeleted(account, keyID, region): try applyDeletion(account: account, keyID: keyID, region: region, from: peer, peers)
         }
+        // The peer is up: what waits for it need not wait out its backoff.
+        peerLink.succeeded("peer " + peer)
     }
 
     private static func peerCaller(_ peer: String, account: String, region: String) -> Caller {
@@ -40,13 +42,21 @@ extension KMSEngine {
                     return try ours.storedBytes() == theirs.storedBytes()
                 }
             }
+            let sentEpoch = sent.primaryEpoch ?? 0
             if let held = local.first {
+                let epoch = local.map { $0.record.primaryEpoch ?? 0 }.max() ?? 0
+                // From before a change of primary the copies here have heard of (a former
+                // primary's message sent again, or late): stale, so nothing to do, and said so —
+                // its sender learns the newer state from the primary.
+                if sentEpoch < epoch {
+                    record.note = "from peer \(peer): stale (primary epoch \(sentEpoch) < \(epoch))"
+                    return ((), [])
+                }
                 // A state the copies here already have (a message sent again because its answer
                 // was lost, as when the primary was handed to this deployment): nothing to do,
                 // and said so, whoever speaks for the key now.
                 let repeated = try local.allSatisfy { copy in
-                    guard copy.record.primaryRegion == sent.primaryRegion else { return false }
-                    return try holdsEverySentVersion(copy)
+                    try sameSharedState(copy, sent, regions: shared.regions, in: state) && (try holdsEverySentVersion(copy))
                 }
                 if shared.replicas.isEmpty, repeated {
                     record.note = "from peer \(peer): nothing new"
@@ -56,6 +66,9 @@ extension KMSEngine {
                 // former primary's change of primary reaches them before the new one's messages).
                 guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer else {
                     throw KMSError(.accessDenied, "peer \(peer) does not hold the primary key of \(sent.keyID) (its primary Region here is \(held.record.primaryRegion ?? "none"))")
+                }
+                guard sentEpoch > epoch || sent.primaryRegion == primary else {
+                    throw KMSError(.validation, "peer \(peer) moves the primary of \(sent.keyID) without a new primary epoch")
                 }
             } else {
                 guard peers.peer(serving: sent.primaryRegion ?? "") == peer else {
@@ -77,7 +90,6 @@ extension KMSEngine {
             for copy in local where !Set(copy.record.versions.map(\.version)).isSubset(of: sentVersions) {
                 throw KMSError(.invalidState, "\(copy.record.arn) has versions the message lacks: it is older than this copy")
             }
-            let peerRegions = shared.regions.filter { peers.peer(serving: $0) != nil }.sorted()
             var changes: [StoreChange] = []
             /// The versions as this deployment describes them: each material's ID is keyed by the
             /// store's root key (``materialFingerprint``), so a copy here has its own.
@@ -95,6 +107,13 @@ extension KMSEngine {
                     changes.append(.putMaterial(key.record.identity, version: version,
                                                 sealed: try rootKey.seal(backing.storedBytes(), label: key.record.identity.materialLabel, version: version)))
                 }
+            }
+            // Every copy here, and the ones this message makes, is a Region here; the rest are
+            // held elsewhere (by a peer, or by a deployment only the peers know).
+            let here = Set(local.map(\.record.region)).union(shared.replicas.keys)
+            let peerRegions = shared.regions.filter { !here.contains($0) }.sorted()
+            guard let newPrimary = sent.primaryRegion, here.contains(newPrimary) || peers.peer(serving: newPrimary) != nil else {
+                throw KMSError(.validation, "\(sent.primaryRegion ?? "no Region") is neither a Region with a copy here nor a peer's: it cannot be the primary")
             }
             var made: [String] = []
             for (region, request) in shared.replicas.sorted(by: { $0.key < $1.key }) {
@@ -130,9 +149,22 @@ extension KMSEngine {
                 next.rotationPeriodInDays = sent.rotationPeriodInDays
                 next.nextRotationDate = sent.nextRotationDate
                 next.primaryRegion = sent.primaryRegion
+                next.primaryEpoch = sentEpoch == 0 ? nil : sentEpoch
                 next.peerRegions = peerRegions.isEmpty ? nil : peerRegions
+                if sentEpoch > (copy.record.primaryEpoch ?? 0) {
+                    // A newer change of primary: whatever handover this copy was making is done
+                    // or superseded, and it stops speaking for the key (unless handed it now).
+                    if next.state == .updating { next.state = next.stateAfterUpdate ?? .enabled }
+                    next.stateAfterUpdate = nil
+                    next.handingOver = nil
+                    next.peerSynced = nil
+                }
                 if next.region == sent.primaryRegion, copy.record.primaryRegion != sent.primaryRegion {
-                    // Handed the primary: this copy now speaks for the key, to every peer.
+                    // Handed the primary: this copy now speaks for the key, to every peer. As the
+                    // local UpdatePrimaryRegion, only an Enabled or Disabled copy takes it.
+                    guard [.enabled, .disabled].contains(next.state) else {
+                        throw KMSError(.invalidState, "\(copy.record.arn) is \(next.state.rawValue): it cannot become the primary key")
+                    }
                     next.peerSynced = [:]
                 }
                 let added = sentVersions.subtracting(copy.material.keys)
@@ -177,6 +209,11 @@ extension KMSEngine {
             throw KMSError(.validation, "the message's versions carry imported-material settings: kmsd-made material has none")
         }
         if let days = sent.rotationPeriodInDays { try Validate.range(days, "rotationPeriodInDays", KeyRecord.rotationPeriods) }
+        let dates = [sent.creationDate] + sent.versions.map(\.creationDate) + (sent.nextRotationDate.map { [$0] } ?? [])
+        guard dates.allSatisfy(Self.plausibleDates.contains) else {
+            throw KMSError(.validation, "the message has dates outside 1970 to 9999")
+        }
+        guard (sent.primaryEpoch ?? 0) >= 0 else { throw KMSError(.validation, "a primary epoch is not negative") }
         for request in shared.replicas.values {
             try Validate.length(request.description, "description", 0...8192)
             _ = try KeyPolicies.parsed(request.policy)
@@ -185,9 +222,22 @@ extension KMSEngine {
         return KeyRecord(
             keyID: sent.keyID, account: sent.account, region: sent.region, description: "", state: .enabled, usage: sent.usage, spec: sent.spec,
             origin: .awsKMS, manager: .customer, creationDate: sent.creationDate, deletionDate: nil, pendingWindowInDays: nil, policy: "",
-            multiRegion: true, primaryRegion: primary, tags: [], rotationEnabled: sent.rotationEnabled,
+            multiRegion: true, primaryRegion: primary, tags: [], primaryEpoch: sent.primaryEpoch, rotationEnabled: sent.rotationEnabled,
             rotationPeriodInDays: sent.rotationPeriodInDays, nextRotationDate: sent.nextRotationDate,
             versions: sent.versions.map { KeyVersion(version: $0.version, creationDate: $0.creationDate, rotationType: $0.rotationType) })
+    }
+
+    /// The dates a peer's message may carry.
+    static let plausibleDates = Date(timeIntervalSince1970: 0)...Date(timeIntervalSince1970: 253_402_300_799)
+
+    /// Whether `copy` already has what a message says the copies share (its material aside).
+    private func sameSharedState(_ copy: LiveKey, _ sent: KeyRecord, regions: [String], in state: EngineState) -> Bool {
+        let ours = copy.record
+        func versions(_ record: KeyRecord) -> [String] { record.versions.map { "\($0.version) \($0.creationDate.timeIntervalSince1970) \($0.rotationType?.rawValue ?? "")" } }
+        return ours.primaryRegion == sent.primaryRegion && (ours.primaryEpoch ?? 0) == (sent.primaryEpoch ?? 0)
+            && versions(ours) == versions(sent) && ours.rotationEnabled == sent.rotationEnabled
+            && ours.rotationPeriodInDays == sent.rotationPeriodInDays && ours.nextRotationDate == sent.nextRotationDate
+            && copyRegions(of: ours, in: state) == regions.sorted()
     }
 
     /// Every version's material, parsed as the spec's: one per version, no more.
@@ -225,10 +275,29 @@ extension KMSEngine {
                 changes.append(.putKey(next.record))
                 record.keyARN = next.record.arn
             }
+            // The copy the primary was being handed to is gone: the former primary takes it back
+            // (a new epoch, told to every peer).
+            if let former = state.keys.all(keyID).first(where: { $0.record.account == account && $0.record.handingOver == true && $0.record.primaryRegion == region }) {
+                for copy in state.keys.all(keyID) where copy.record.account == account {
+                    let next = copy.with { key in
+                        key.primaryRegion = former.record.region
+                        key.primaryEpoch = (key.primaryEpoch ?? 0) + 1
+                        if key.identity == former.record.identity {
+                            key.state = key.stateAfterUpdate ?? .enabled
+                            key.stateAfterUpdate = nil
+                            key.handingOver = nil
+                            key.peerSynced = [:]
+                        }
+                    }
+                    state.keys[next.record.identity] = next
+                    changes.append(.putKey(next.record))
+                }
+                record.note = "peer \(peer) deleted its copy in \(region), to which the primary was being moved: the primary stays in \(former.record.region)"
+            }
             for copy in state.keys.all(keyID) where copy.record.account == account && copy.record.region == copy.record.primaryRegion {
                 changes += primaryWaitingPeriod(copy, now: clock.now(), in: &state)
             }
-            record.note = "peer \(peer) deleted its copy in \(region)"
+            if record.note == nil { record.note = "peer \(peer) deleted its copy in \(region)" }
             return ((), changes)
         }
     }

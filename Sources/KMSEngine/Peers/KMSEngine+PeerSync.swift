@@ -35,7 +35,7 @@ extension KMSEngine {
             }
             if let failure = error as? PeerFailure, failure.code == nil {
                 unreachable.insert(peer)
-                peerLink.failed("peer " + peer)
+                peerLink.failed("peer " + peer, maximum: PeerLink.maximumPeerBackoff)
             } else {
                 peerLink.failed(subject)  // refused (or not recorded here): this message waits, the others go on
             }
@@ -50,7 +50,8 @@ extension KMSEngine {
                 lacking[peer, default: []].append(region)
             }
             for (peer, peerRegions) in lacking.sorted(by: { $0.key < $1.key }) {
-                let subject = "\(peer) \(record.identity.materialLabel)"
+                // A key changed since is a new message, not the refused one: no wait carried over.
+                let subject = "\(peer) \(record.identity.materialLabel) \(fingerprint)"
                 guard mayTry(peer, subject) else {
                     failed += 1
                     continue
@@ -187,14 +188,14 @@ extension KMSEngine {
     static func sharedFingerprint(_ record: KeyRecord, regions: [String]) -> String {
         struct Shared: Encodable {
             var keyID: String, account: String, spec: KeySpec, usage: KeyUsage, origin: Origin
-            var primaryRegion: String?, regions: [String], versions: [KeyVersion]
+            var primaryRegion: String?, primaryEpoch: Int?, regions: [String], versions: [KeyVersion]
             var rotationEnabled: Bool, rotationPeriodInDays: Int?, nextRotationDate: Date?
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let bytes = (try? encoder.encode(Shared(
             keyID: record.keyID, account: record.account, spec: record.spec, usage: record.usage, origin: record.origin,
-            primaryRegion: record.primaryRegion, regions: regions, versions: record.versions, rotationEnabled: record.rotationEnabled,
+            primaryRegion: record.primaryRegion, primaryEpoch: record.primaryEpoch, regions: regions, versions: record.versions, rotationEnabled: record.rotationEnabled,
             rotationPeriodInDays: record.rotationPeriodInDays, nextRotationDate: record.nextRotationDate))) ?? Data()
         return hex(SHA256.hash(Array(bytes)))
     }

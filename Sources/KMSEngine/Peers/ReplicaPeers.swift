@@ -53,8 +53,10 @@ final class PeerLink: Sendable {
     /// does not answer, or one key's message a peer refuses. Automatic rounds only.
     private let backoff = Mutex<[String: (failures: Int, notBefore: UInt64)]>([:])
     private let interval = Mutex<Duration?>(nil)
-    /// The longest wait between two tries of one thing.
+    /// The longest wait between two tries of a refused message, and of a peer that does not
+    /// answer (shorter: it is usually back soon, and its messages wait for it).
     static let maximumBackoff = Duration.seconds(300)
+    static let maximumPeerBackoff = Duration.seconds(60)
 
     var current: (any ReplicaPeers)? { peers.withLock { $0 } }
     /// Whether rounds run by themselves (a timer); otherwise only when asked (tests).
@@ -76,14 +78,19 @@ final class PeerLink: Sendable {
     }
 
     /// `what` failed: the next try waits twice as long as the last wait (the round interval
-    /// first), up to ``maximumBackoff``.
-    func failed(_ what: String) {
+    /// first), up to `maximum`.
+    func failed(_ what: String, maximum: Duration = PeerLink.maximumBackoff) {
         guard let interval = interval.withLock({ $0 }) else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        func nanoseconds(_ duration: Duration) -> UInt64 {
+            UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000)
+        }
         backoff.withLock { entries in
+            // Entries long past their time are for messages that have changed since: dropped.
+            if entries.count > 1000 { entries = entries.filter { $0.value.notBefore + nanoseconds(Self.maximumBackoff) > now } }
             let failures = (entries[what]?.failures ?? 0) + 1
-            let wait = min(interval * (1 << min(failures - 1, 20)), Self.maximumBackoff)
-            let nanoseconds = UInt64(wait.components.seconds) * 1_000_000_000 + UInt64(wait.components.attoseconds / 1_000_000_000)
-            entries[what] = (failures, DispatchTime.now().uptimeNanoseconds + nanoseconds)
+            let wait = min(interval * (1 << min(failures - 1, 20)), maximum)
+            entries[what] = (failures, now + nanoseconds(wait))
         }
     }
 
