@@ -13,21 +13,30 @@ import Testing
     /// Deployment "eu" serves eu-west-1 (the fixtures' Region), "us" serves us-west-2.
     static let usRegion = "us-west-2"
 
-    /// One deployment's view of its peer: the other engine, called directly, as the peer's name.
+    /// One deployment's view of its peers: the other engines, called directly, as the peer's name.
     final class DirectPeer: ReplicaPeers, @unchecked Sendable {
-        let name: String, peerName: String, peerRegions: [String]
-        private let target = Mutex<KMSEngine?>(nil)
+        let name: String
+        /// Each peer's Regions, by peer name.
+        let peerRegions: [String: [String]]
+        private let targets = Mutex<[String: KMSEngine]>([:])
         let down = Atomic<Bool>(false)
         /// The peer applies what it is sent, but its answer is lost.
         let answersLost = Atomic<Bool>(false)
-        init(name: String, peerName: String, peerRegions: [String]) {
-            (self.name, self.peerName, self.peerRegions) = (name, peerName, peerRegions)
+        init(name: String, peers: [String: [String]]) {
+            (self.name, self.peerRegions) = (name, peers)
         }
-        func connect(_ engine: KMSEngine?) { target.withLock { $0 = engine } }
-        func peer(serving region: String) -> String? { peerRegions.contains(region) ? peerName : nil }
-        func serves(_ region: String) -> Bool { !peerRegions.contains(region) }
+        convenience init(name: String, peerName: String, peerRegions: [String]) {
+            self.init(name: name, peers: [peerName: peerRegions])
+        }
+        /// Connects the only peer, or `peer`, to `engine` (nil: lets go of it).
+        func connect(_ engine: KMSEngine?, peer: String? = nil) {
+            let name = peer ?? peerRegions.keys.first!
+            targets.withLock { $0[name] = engine }
+        }
+        func peer(serving region: String) -> String? { peerRegions.first { $0.value.contains(region) }?.key }
+        func serves(_ region: String) -> Bool { peer(serving: region) == nil }
         func deliver(_ message: [UInt8], to peer: String) throws(PeerFailure) {
-            guard !down.load(ordering: .relaxed), peer == peerName, let engine = target.withLock({ $0 }) else { throw PeerFailure("\(peer) is down") }
+            guard !down.load(ordering: .relaxed), let engine = targets.withLock({ $0[peer] }) else { throw PeerFailure("\(peer) is down") }
             do { try engine.receivePeerMessage(message, from: name) } catch {
                 throw PeerFailure("\(error)", code: (error as? KMSError)?.code.rawValue)
             }
@@ -390,5 +399,45 @@ import Testing
         #expect(throws: KMSError.validation) {
             try p.us.engine.receivePeerMessage(try Self.forged(far, regions: ["eu-central-1", "eu-west-1", Self.usRegion], material: material), from: "eu")
         }
+    }
+
+    @Test func threeDeploymentsSettleWhenAHandoverTargetIsDeleted() throws {
+        let (eu, us, ap) = (try EngineFixture(), try EngineFixture(), try EngineFixture())
+        let regions = ["eu": ["eu-west-1"], "us": [Self.usRegion], "ap": ["ap-south-1"]]
+        var links: [String: DirectPeer] = [:]
+        let fixtures = ["eu": eu, "us": us, "ap": ap]
+        for (name, f) in fixtures {
+            _ = try f.engine.createAccount(accountID: f.caller.account, name: "one account, three deployments")
+            links[name] = DirectPeer(name: name, peers: regions.filter { $0.key != name })
+            f.engine.connectPeers(links[name]!, every: nil)
+        }
+        for (name, link) in links { for (other, f) in fixtures where other != name { link.connect(f.engine, peer: other) } }
+        defer { for (name, link) in links { for other in fixtures.keys where other != name { link.connect(nil, peer: other) } } }
+        func caller(_ region: String) -> Caller { Caller(account: eu.caller.account, region: region, requestID: "test") }
+
+        var request = CreateKeyRequest()
+        request.multiRegion = true
+        let keyID = try eu.engine.createKey(request, caller: eu.caller).keyMetadata.keyId
+        for region in [Self.usRegion, "ap-south-1"] { _ = try eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: region), caller: eu.caller) }
+        #expect(eu.engine.synchronizePeers() == (2, 0))
+
+        // The handover to us reaches ap, not us: us's copy is pending deletion and refuses it.
+        _ = try us.engine.scheduleKeyDeletion(keyID: keyID, pendingWindowInDays: 7, caller: caller(Self.usRegion))
+        try eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: eu.caller)
+        #expect(eu.engine.synchronizePeers() == (1, 1))
+        #expect(try ap.engine.describeKey(keyID: keyID, caller: caller("ap-south-1")).keyMetadata.multiRegionConfiguration?.primaryKey.region == Self.usRegion)
+
+        // us deletes its copy and tells both: eu takes the primary back, and ap, whose primary is
+        // gone, takes eu's newer epoch.
+        us.clock.advance(days: 8)
+        #expect(us.engine.synchronizePeers() == (2, 0))
+        #expect(eu.engine.synchronizePeers() == (1, 0))
+        let atAp = try ap.engine.describeKey(keyID: keyID, caller: caller("ap-south-1")).keyMetadata.multiRegionConfiguration
+        #expect(atAp?.primaryKey.region == "eu-west-1" && atAp?.replicaKeys.map(\.region) == ["ap-south-1"])
+        #expect(try eu.engine.describeKey(keyID: keyID, caller: eu.caller).keyMetadata.keyState == .enabled)
+        _ = try eu.engine.rotateKeyOnDemand(keyID: keyID, caller: eu.caller)
+        #expect(eu.engine.synchronizePeers() == (1, 0))
+        let sealed = try eu.engine.encrypt(keyID: keyID, plaintext: secret("after all that"), caller: eu.caller).ciphertextBlob
+        #expect(text(try ap.engine.decrypt(ciphertextBlob: sealed, caller: caller("ap-south-1")).plaintext) == "after all that")
     }
 }

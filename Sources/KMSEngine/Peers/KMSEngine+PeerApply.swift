@@ -64,7 +64,12 @@ extension KMSEngine {
                 }
                 // The copies here name the primary; only its deployment speaks for the key (a
                 // former primary's change of primary reaches them before the new one's messages).
-                guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer else {
+                // Unless that primary's copy is gone (its deployment said so): then a newer epoch
+                // from the deployment of the primary it names is taken (a handover that was
+                // undone when its target was deleted).
+                let primaryGone = held.record.primaryRegion.map { !copyRegions(of: held.record, in: state).contains($0) } ?? true
+                let takesOver = primaryGone && sentEpoch > epoch && peers.peer(serving: sent.primaryRegion ?? "") == peer
+                guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer || takesOver else {
                     throw KMSError(.accessDenied, "peer \(peer) does not hold the primary key of \(sent.keyID) (its primary Region here is \(held.record.primaryRegion ?? "none"))")
                 }
                 guard sentEpoch > epoch || sent.primaryRegion == primary else {
