@@ -137,8 +137,11 @@ import Testing
         request.multiRegion = true
         let keyID = try p.eu.engine.createKey(request, caller: p.eu.caller).keyMetadata.keyId
         p.euLink.down.store(true, ordering: .relaxed)
+        _ = try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: "eu-central-1"), caller: p.eu.caller)
         _ = try p.eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: Self.usRegion), caller: p.eu.caller)
         #expect(p.eu.engine.synchronizePeers() == (0, 1))
+        // The primary alone sends the replica asked of the peer: it stays the primary until then.
+        #expect(throws: KMSError.invalidState) { try p.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: "eu-central-1", caller: p.eu.caller) }
         _ = try p.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: p.eu.caller)
         try p.reopen()  // what is owed survives a restart: it is read off the records
         p.euLink.down.store(false, ordering: .relaxed)
@@ -156,6 +159,7 @@ import Testing
         // Updating keys stay usable, and take no state change.
         let sealed = try p.eu.engine.encrypt(keyID: keyID, plaintext: secret("while updating"), caller: p.eu.caller).ciphertextBlob
         #expect(throws: KMSError.invalidState) { try p.eu.engine.disableKey(keyID: keyID, caller: p.eu.caller) }
+        #expect(throws: KMSError.invalidState) { try p.eu.engine.scheduleKeyDeletion(keyID: keyID, caller: p.eu.caller) }
 
         #expect(p.eu.engine.synchronizePeers() == (1, 0))
         #expect(try p.eu.engine.describeKey(keyID: keyID, caller: p.eu.caller).keyMetadata.keyState == .enabled)
@@ -285,6 +289,12 @@ import Testing
         #expect(made.peerSynced == nil && made.peerReplicaRequests == nil && !made.speaksToPeers)
         #expect(p.us.engine.synchronizePeers() == (0, 0))
 
+        // An epoch no key reaches (the next change of primary would overflow).
+        var epoch = loaded
+        epoch.primaryEpoch = .max
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(epoch, regions: ["eu-west-1", Self.usRegion], material: material), from: "eu")
+        }
         // Versions out of order or beyond any rotation (the next rotation would overflow).
         var last = KMSEngine.sharedPart(of: record)
         last.versions[0].version = .max

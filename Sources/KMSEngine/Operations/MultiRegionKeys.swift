@@ -153,6 +153,10 @@ extension KMSEngine {
             }
             try Validate.region(primaryRegion, "primaryRegion")
             guard primaryRegion != primary.record.region else { return ((), []) }
+            // The requests for replicas at peers live on the primary, which alone sends them.
+            guard (primary.record.peerReplicaRequests ?? [:]).isEmpty else {
+                throw KMSError(.invalidState, "\(primary.record.arn) has replicas still Creating at peers: change the primary Region when they exist")
+            }
             let identity = KeyIdentity(account: primary.record.account, region: primaryRegion, keyID: primary.record.keyID)
             if state.keys[identity] == nil, (primary.record.peerRegions ?? []).contains(primaryRegion), let peer = peerLink.current?.peer(serving: primaryRegion) {
                 return try handOver(primary, to: primaryRegion, at: peer, in: &state, record: &record)
@@ -189,9 +193,6 @@ extension KMSEngine {
                           record: inout AuditRecord) throws(KMSError) -> ((), [StoreChange]) {
         guard primary.record.state == .enabled || primary.record.state == .disabled else {
             throw KMSError(.invalidState, "\(primary.record.arn) is \(primary.record.state.rawValue): it must be Enabled or Disabled to change the primary Region")
-        }
-        guard (primary.record.peerReplicaRequests ?? [:]).isEmpty else {
-            throw KMSError(.invalidState, "\(primary.record.arn) has replicas still Creating at peers: change the primary Region when they exist")
         }
         var changes: [StoreChange] = []
         for key in [primary] + relatedKeys(of: primary.record, in: state) {

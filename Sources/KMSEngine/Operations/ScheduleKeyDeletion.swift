@@ -19,6 +19,10 @@ extension KMSEngine {
                                      extra: ["kms:schedulekeydeletionpendingwindowindays": [String(days)]], for: caller, in: state, record: &record)
             try Validate.range(days, "pendingWindowInDays", 7...30)
             try Self.requireNotPendingDeletion(key.record)
+            // Updating: a change of primary is reaching a peer; AWS takes no management changes then.
+            guard key.record.state != .updating else {
+                throw KMSError(.invalidState, "\(key.record.arn) is Updating: its primary Region is changing")
+            }
             let waitsForReplicas = key.record.multiRegion && key.record.primaryRegion == key.record.region
                 && !(relatedKeys(of: key.record, in: state).isEmpty && (key.record.peerRegions ?? []).isEmpty)
             let date = clock.now().addingTimeInterval(Double(days) * 86_400)

@@ -218,7 +218,9 @@ extension KMSEngine {
         guard dates.allSatisfy(Self.plausibleDates.contains) else {
             throw KMSError(.validation, "the message has dates outside 1970 to 9999")
         }
-        guard (sent.primaryEpoch ?? 0) >= 0 else { throw KMSError(.validation, "a primary epoch is not negative") }
+        guard (0...KeyRecord.maximumPrimaryEpoch).contains(sent.primaryEpoch ?? 0) else {
+            throw KMSError(.validation, "a primary epoch is 0 to \(KeyRecord.maximumPrimaryEpoch)")
+        }
         for request in shared.replicas.values {
             try Validate.length(request.description, "description", 0...8192)
             _ = try KeyPolicies.parsed(request.policy)
@@ -288,7 +290,7 @@ extension KMSEngine {
                         key.primaryRegion = former.record.region
                         key.primaryEpoch = (key.primaryEpoch ?? 0) + 1
                         if key.identity == former.record.identity {
-                            key.state = key.stateAfterUpdate ?? .enabled
+                            if key.state == .updating { key.state = key.stateAfterUpdate ?? .enabled }
                             key.stateAfterUpdate = nil
                             key.handingOver = nil
                             key.peerSynced = [:]
