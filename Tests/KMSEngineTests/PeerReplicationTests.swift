@@ -289,11 +289,30 @@ import Testing
         #expect(made.peerSynced == nil && made.peerReplicaRequests == nil && !made.speaksToPeers)
         #expect(p.us.engine.synchronizePeers() == (0, 0))
 
-        // An epoch no key reaches (the next change of primary would overflow).
-        var epoch = loaded
-        epoch.primaryEpoch = .max
+        // An epoch no key reaches (the next change of primary would overflow), or a new epoch
+        // that changes no primary (later messages of a real change would look stale).
+        for value in [Int.max, 50] {
+            var epoch = loaded
+            epoch.primaryEpoch = value
+            #expect(throws: KMSError.validation) {
+                try p.us.engine.receivePeerMessage(try Self.forged(epoch, regions: ["eu-west-1", Self.usRegion], material: material), from: "eu")
+            }
+        }
+        // Material a store could not open again (empty HMAC keys), or a spec with a usage it has not.
+        var hmac = loaded
+        hmac.keyID = "mrk-" + String(repeating: "1b", count: 16)
+        hmac.spec = .hmac256
+        hmac.usage = .generateVerifyMAC
+        let mac = PeerReplicaRequest(description: "", policy: policy, tags: [])
         #expect(throws: KMSError.validation) {
-            try p.us.engine.receivePeerMessage(try Self.forged(epoch, regions: ["eu-west-1", Self.usRegion], material: material), from: "eu")
+            try p.us.engine.receivePeerMessage(try Self.forged(hmac, regions: ["eu-west-1", Self.usRegion], material: [1: SecretBytes(copying: [UInt8]())],
+                                                               replicas: [Self.usRegion: mac]), from: "eu")
+        }
+        var mismatched = hmac
+        mismatched.usage = .encryptDecrypt
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(mismatched, regions: ["eu-west-1", Self.usRegion], material: [1: try SecretBytes.random(count: 32)],
+                                                               replicas: [Self.usRegion: mac]), from: "eu")
         }
         // Versions out of order or beyond any rotation (the next rotation would overflow).
         var last = KMSEngine.sharedPart(of: record)
@@ -364,7 +383,7 @@ import Testing
         p.usLink.down.store(true, ordering: .relaxed)
         try p.us.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: "eu-west-1", caller: p.usCaller)  // epoch 4, not delivered
         #expect(p.us.engine.synchronizePeers() == (0, 1))
-        #expect(p.eu.engine.synchronizePeers() == (1, 0))  // eu's epoch-3 retry: stale at us, acknowledged
+        #expect(p.eu.engine.synchronizePeers() == (0, 1))  // eu's epoch-3 retry: stale at us, refused
         #expect(try p.us.engine.describeKey(keyID: keyID, caller: p.usCaller).keyMetadata.multiRegionConfiguration?.primaryKey.region == "eu-west-1")
         p.usLink.down.store(false, ordering: .relaxed)
         #expect(p.us.engine.synchronizePeers() == (1, 0))

@@ -23,6 +23,9 @@ struct KeyRecord: Codable, Sendable, Equatable {
     /// How many times the primary Region of this multi-Region key has changed (UpdatePrimaryRegion),
     /// the same on every copy once it has heard: a peer's message of an older epoch is stale.
     var primaryEpoch: Int?
+    /// The primary Region before the last change of primary a peer told this copy of: the
+    /// deployment that may take the primary back if the copy it was handed to is deleted.
+    var formerPrimaryRegion: String?
     /// The largest epoch a peer may send: far more changes of primary than any key will see, and
     /// far enough below Int.max that counting on from it cannot overflow.
     static let maximumPrimaryEpoch = 1 << 62

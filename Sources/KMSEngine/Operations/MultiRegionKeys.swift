@@ -153,6 +153,9 @@ extension KMSEngine {
             }
             try Validate.region(primaryRegion, "primaryRegion")
             guard primaryRegion != primary.record.region else { return ((), []) }
+            guard (primary.record.primaryEpoch ?? 0) < KeyRecord.maximumPrimaryEpoch - 1 else {
+                throw KMSError(.limitExceeded, "\(primary.record.arn) has changed its primary Region as often as it can")
+            }
             // The requests for replicas at peers live on the primary, which alone sends them.
             guard (primary.record.peerReplicaRequests ?? [:]).isEmpty else {
                 throw KMSError(.invalidState, "\(primary.record.arn) has replicas still Creating at peers: change the primary Region when they exist")

@@ -46,11 +46,10 @@ extension KMSEngine {
             if let held = local.first {
                 let epoch = local.map { $0.record.primaryEpoch ?? 0 }.max() ?? 0
                 // From before a change of primary the copies here have heard of (a former
-                // primary's message sent again, or late): stale, so nothing to do, and said so —
-                // its sender learns the newer state from the primary.
-                if sentEpoch < epoch {
-                    record.note = "from peer \(peer): stale (primary epoch \(sentEpoch) < \(epoch))"
-                    return ((), [])
+                // primary's message sent again, or late): stale. Refused, not acknowledged — its
+                // sender learns the newer state from the primary, which ends its own handover.
+                guard sentEpoch >= epoch else {
+                    throw KMSError(.invalidState, "stale message from peer \(peer): primary epoch \(sentEpoch) < \(epoch) here")
                 }
                 // A state the copies here already have (a message sent again because its answer
                 // was lost, as when the primary was handed to this deployment): nothing to do,
@@ -64,16 +63,18 @@ extension KMSEngine {
                 }
                 // The copies here name the primary; only its deployment speaks for the key (a
                 // former primary's change of primary reaches them before the new one's messages).
-                // Unless that primary's copy is gone (its deployment said so): then a newer epoch
-                // from the deployment of the primary it names is taken (a handover that was
+                // Unless that primary's copy is gone (its deployment said so): then the former
+                // primary that handed it over may take it back, at the next epoch (a handover
                 // undone when its target was deleted).
                 let primaryGone = held.record.primaryRegion.map { !copyRegions(of: held.record, in: state).contains($0) } ?? true
-                let takesOver = primaryGone && sentEpoch > epoch && peers.peer(serving: sent.primaryRegion ?? "") == peer
+                let takesOver = primaryGone && sentEpoch == epoch + 1 && held.record.formerPrimaryRegion != nil
+                    && sent.primaryRegion == held.record.formerPrimaryRegion && peers.peer(serving: held.record.formerPrimaryRegion ?? "") == peer
                 guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer || takesOver else {
                     throw KMSError(.accessDenied, "peer \(peer) does not hold the primary key of \(sent.keyID) (its primary Region here is \(held.record.primaryRegion ?? "none"))")
                 }
-                guard sentEpoch > epoch || sent.primaryRegion == primary else {
-                    throw KMSError(.validation, "peer \(peer) moves the primary of \(sent.keyID) without a new primary epoch")
+                // A new epoch is a change of primary, and a change of primary is a new epoch.
+                guard (sentEpoch > epoch) == (sent.primaryRegion != primary) else {
+                    throw KMSError(.validation, "peer \(peer) changes the primary of \(sent.keyID) or its epoch, not both")
                 }
             } else {
                 guard peers.peer(serving: sent.primaryRegion ?? "") == peer else {
@@ -157,6 +158,8 @@ extension KMSEngine {
                 next.primaryEpoch = sentEpoch == 0 ? nil : sentEpoch
                 next.peerRegions = peerRegions.isEmpty ? nil : peerRegions
                 if sentEpoch > (copy.record.primaryEpoch ?? 0) {
+                    // The one that may take the primary back if its target's copy goes.
+                    next.formerPrimaryRegion = copy.record.primaryRegion
                     // A newer change of primary: whatever handover this copy was making is done
                     // or superseded, and it stops speaking for the key (unless handed it now).
                     if next.state == .updating { next.state = next.stateAfterUpdate ?? .enabled }
@@ -204,6 +207,9 @@ extension KMSEngine {
         guard sent.origin == .awsKMS, sent.manager == .customer, sent.customKeyStoreID == nil, sent.xksKeyID == nil, sent.pendingRotation == nil else {
             throw KMSError(.validation, "peers replicate only customer keys with material made by kmsd")
         }
+        guard sent.spec.usages.contains(sent.usage), sent.spec.isImplemented else {
+            throw KMSError(.validation, "\(sent.spec.rawValue) keys for \(sent.usage.rawValue) are not a key this service makes")
+        }
         // Versions 1, 2, ... in order: the next rotation's number cannot overflow, and none is missing.
         guard !sent.versions.isEmpty, sent.versions.enumerated().allSatisfy({ UInt32($0.offset) + 1 == $0.element.version }) else {
             throw KMSError(.validation, "the message's versions are not 1, 2, ... in order")
@@ -218,7 +224,7 @@ extension KMSEngine {
         guard dates.allSatisfy(Self.plausibleDates.contains) else {
             throw KMSError(.validation, "the message has dates outside 1970 to 9999")
         }
-        guard (0...KeyRecord.maximumPrimaryEpoch).contains(sent.primaryEpoch ?? 0) else {
+        guard (0..<KeyRecord.maximumPrimaryEpoch).contains(sent.primaryEpoch ?? 0) else {
             throw KMSError(.validation, "a primary epoch is 0 to \(KeyRecord.maximumPrimaryEpoch)")
         }
         for request in shared.replicas.values {
@@ -254,6 +260,10 @@ extension KMSEngine {
         }
         var material: [UInt32: KeyMaterial] = [:]
         for (version, bytes) in shared.material {
+            // kmsd makes an HMAC key of its digest's length (KeyMaterial.generate), nothing else.
+            if let digest = sent.spec.hmacDigest, bytes.count != digest.byteCount {
+                throw KMSError(.validation, "version \(version)'s material is \(bytes.count) bytes, not a \(sent.spec.rawValue) key")
+            }
             guard let parsed = try? KeyMaterial(spec: sent.spec, bytes: bytes) else {
                 throw KMSError(.validation, "version \(version)'s material is not a \(sent.spec.rawValue) key")
             }

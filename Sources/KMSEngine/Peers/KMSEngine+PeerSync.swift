@@ -46,7 +46,12 @@ extension KMSEngine {
             let fingerprint = Self.sharedFingerprint(record, regions: regions)
             var lacking: [String: [String]] = [:]
             for region in record.peerRegions ?? [] where record.peerSynced?[region] != fingerprint || record.peerReplicaRequests?[region] != nil {
-                guard let peer = peers.peer(serving: region) else { continue }
+                guard let peer = peers.peer(serving: region) else {
+                    // A copy in a Region no peer of this deployment serves: owed, and it stays owed
+                    // (kmsd_peer_backlog) until the deployments holding the key are all peers.
+                    failed += 1
+                    continue
+                }
                 lacking[peer, default: []].append(region)
             }
             for (peer, peerRegions) in lacking.sorted(by: { $0.key < $1.key }) {
@@ -213,6 +218,7 @@ extension KMSEngine {
         shared.peerReplicaRequests = nil
         shared.stateAfterUpdate = nil
         shared.handingOver = nil
+        shared.formerPrimaryRegion = nil
         return shared
     }
 }
