@@ -129,6 +129,32 @@ public final class AsymmetricKey: @unchecked Sendable {
         try self.init(key: parsed, isPrivate: true)
     }
 
+    /// Whether this private key is sound, for material that came from outside (a peer): OpenSSL's
+    /// full check (the private value in range, the public key on the curve and its own), and for
+    /// SM2 a private value below n − 1 — signing loops forever on d = n − 1, where 1 + d has no
+    /// inverse.
+    public func isSound() -> Bool {
+        guard isPrivate, let context = EVP_PKEY_CTX_new_from_pkey(nil, key, nil) else { return false }
+        defer { EVP_PKEY_CTX_free(context) }
+        let checked = EVP_PKEY_check(context)
+        ERR_clear_error()
+        // -2: no check for this type (Ed25519 keys are their seed: any 32 bytes is a key).
+        guard checked == 1 || checked == -2 else { return false }
+        guard kind == .sm2 else { return true }
+        var d: OpaquePointer?
+        guard EVP_PKEY_get_bn_param(key, "priv", &d) == 1, let d else {
+            ERR_clear_error()
+            return false
+        }
+        defer { BN_clear_free(d) }
+        guard let group = EC_GROUP_new_by_curve_name(NID_sm2) else { return false }
+        defer { EC_GROUP_free(group) }
+        guard let order = EC_GROUP_get0_order(group), let limit = BN_dup(order) else { return false }
+        defer { BN_free(limit) }
+        guard BN_sub_word(limit, 1) == 1 else { return false }
+        return BN_is_zero(d) == 0 && BN_cmp(d, limit) < 0
+    }
+
     /// A public key from DER SubjectPublicKeyInfo.
     public convenience init(publicKeyDER der: [UInt8]) throws(CryptoError) {
         let parsed: OpaquePointer? = der.withUnsafeBytes { bytes in

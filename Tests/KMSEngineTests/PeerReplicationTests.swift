@@ -289,9 +289,8 @@ import Testing
         #expect(made.peerSynced == nil && made.peerReplicaRequests == nil && !made.speaksToPeers)
         #expect(p.us.engine.synchronizePeers() == (0, 0))
 
-        // An epoch no key reaches (the next change of primary would overflow), or a new epoch
-        // that changes no primary (later messages of a real change would look stale).
-        for value in [Int.max, 50] {
+        // An epoch no key reaches (the next change of primary would overflow).
+        for value in [Int.max, KeyRecord.maximumPrimaryEpoch] {
             var epoch = loaded
             epoch.primaryEpoch = value
             #expect(throws: KMSError.validation) {
@@ -430,6 +429,79 @@ import Testing
         }
     }
 
+    /// eu, us and ap, each a peer of the others; a multi-Region key made in eu, replicated to both.
+    final class Trio {
+        let eu = try! EngineFixture(), us = try! EngineFixture(), ap = try! EngineFixture()
+        var links: [String: DirectPeer] = [:]
+        var fixtures: [String: EngineFixture] { ["eu": eu, "us": us, "ap": ap] }
+        init() throws {
+            let regions = ["eu": ["eu-west-1"], "us": [PeerReplicationTests.usRegion], "ap": ["ap-south-1"]]
+            for (name, f) in fixtures {
+                _ = try f.engine.createAccount(accountID: f.caller.account, name: "one account, three deployments")
+                links[name] = DirectPeer(name: name, peers: regions.filter { $0.key != name })
+                f.engine.connectPeers(links[name]!, every: nil)
+            }
+            for (name, link) in links { for (other, f) in fixtures where other != name { link.connect(f.engine, peer: other) } }
+        }
+        deinit { for (name, link) in links { for other in fixtures.keys where other != name { link.connect(nil, peer: other) } } }
+        func caller(_ region: String) -> Caller { Caller(account: eu.caller.account, region: region, requestID: "test") }
+        func key() throws -> String {
+            var request = CreateKeyRequest()
+            request.multiRegion = true
+            let keyID = try eu.engine.createKey(request, caller: eu.caller).keyMetadata.keyId
+            for region in [PeerReplicationTests.usRegion, "ap-south-1"] {
+                _ = try eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: region), caller: eu.caller)
+            }
+            #expect(eu.engine.synchronizePeers() == (2, 0))
+            return keyID
+        }
+        /// Rounds everywhere until nothing is owed (at most `rounds`).
+        func settle(rounds: Int = 6) {
+            for _ in 0..<rounds where [eu, us, ap].map({ $0.engine.synchronizePeers() }).contains(where: { $0 != (0, 0) }) {}
+        }
+    }
+
+    @Test func twoHandoversWhileADeploymentIsDownReachItWhenItIsBack() throws {
+        let t = try Trio()
+        let keyID = try t.key()
+        for (_, link) in t.links { link.connect(nil, peer: "ap") }  // ap is down
+        try t.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: t.eu.caller)
+        _ = t.eu.engine.synchronizePeers()
+        try t.us.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: "ap-south-1", caller: t.caller(Self.usRegion))
+        _ = t.us.engine.synchronizePeers()
+        for (name, link) in t.links where name != "ap" { link.connect(t.ap.engine, peer: "ap") }
+        t.settle()
+        #expect(try t.ap.engine.describeKey(keyID: keyID, caller: t.caller("ap-south-1")).keyMetadata.multiRegionConfiguration?.keyType == .primary)
+        for (f, region) in [(t.eu, "eu-west-1"), (t.us, Self.usRegion)] {
+            let copy = try f.engine.describeKey(keyID: keyID, caller: t.caller(region)).keyMetadata
+            #expect(copy.keyState == .enabled && copy.multiRegionConfiguration?.primaryKey.region == "ap-south-1")
+        }
+        _ = try t.ap.engine.rotateKeyOnDemand(keyID: keyID, caller: t.caller("ap-south-1"))
+        t.settle()
+        let sealed = try t.ap.engine.encrypt(keyID: keyID, plaintext: secret("from ap"), caller: t.caller("ap-south-1")).ciphertextBlob
+        #expect(text(try t.eu.engine.decrypt(ciphertextBlob: sealed, caller: t.eu.caller).plaintext) == "from ap")
+    }
+
+    @Test func aHandoverUndoneWhileADeploymentIsDownReachesItWhenItIsBack() throws {
+        let t = try Trio()
+        let keyID = try t.key()
+        _ = try t.us.engine.scheduleKeyDeletion(keyID: keyID, pendingWindowInDays: 7, caller: t.caller(Self.usRegion))
+        for (_, link) in t.links { link.connect(nil, peer: "ap") }  // ap is down
+        try t.eu.engine.updatePrimaryRegion(keyID: keyID, primaryRegion: Self.usRegion, caller: t.eu.caller)
+        _ = t.eu.engine.synchronizePeers()  // us refuses: its copy is pending deletion
+        t.us.clock.advance(days: 8)
+        _ = t.us.engine.synchronizePeers()  // tells eu (ap is down): eu takes the primary back, epoch 2
+        for (name, link) in t.links where name != "ap" { link.connect(t.ap.engine, peer: "ap") }
+        t.settle()
+        #expect(throws: KMSError.notFound) { try t.us.engine.describeKey(keyID: keyID, caller: t.caller(Self.usRegion)) }
+        let atAp = try t.ap.engine.describeKey(keyID: keyID, caller: t.caller("ap-south-1")).keyMetadata.multiRegionConfiguration
+        #expect(atAp?.primaryKey.region == "eu-west-1" && atAp?.replicaKeys.map(\.region) == ["ap-south-1"])
+        _ = try t.eu.engine.rotateKeyOnDemand(keyID: keyID, caller: t.eu.caller)
+        t.settle()
+        let sealed = try t.eu.engine.encrypt(keyID: keyID, plaintext: secret("v2"), caller: t.eu.caller).ciphertextBlob
+        #expect(text(try t.ap.engine.decrypt(ciphertextBlob: sealed, caller: t.caller("ap-south-1")).plaintext) == "v2")
+    }
+
     @Test func threeDeploymentsSettleWhenAHandoverTargetIsDeleted() throws {
         let (eu, us, ap) = (try EngineFixture(), try EngineFixture(), try EngineFixture())
         let regions = ["eu": ["eu-west-1"], "us": [Self.usRegion], "ap": ["ap-south-1"]]
@@ -468,5 +540,30 @@ import Testing
         #expect(eu.engine.synchronizePeers() == (1, 0))
         let sealed = try eu.engine.encrypt(keyID: keyID, plaintext: secret("after all that"), caller: eu.caller).ciphertextBlob
         #expect(text(try ap.engine.decrypt(ciphertextBlob: sealed, caller: caller("ap-south-1")).plaintext) == "after all that")
+    }
+
+    /// An SM2 key with d = n − 1 (Sign loops forever on it in OpenSSL), as a peer could send it.
+    @Test func aKeyPairThatIsNotSoundIsRefused() throws {
+        let p = try Pair()
+        func tlv(_ tag: UInt8, _ body: [UInt8]) -> [UInt8] { [tag] + (body.count < 128 ? [UInt8(body.count)] : [0x81, UInt8(body.count)]) + body }
+        let orderMinusOne = hexBytes("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54122")
+        let algorithm = tlv(0x30, tlv(0x06, hexBytes("2a8648ce3d0201")) + tlv(0x06, hexBytes("2a811ccf5501822d")))
+        let der = tlv(0x30, tlv(0x02, [0]) + algorithm + tlv(0x04, tlv(0x30, tlv(0x02, [1]) + tlv(0x04, orderMinusOne))))
+        var request = CreateKeyRequest()
+        request.multiRegion = true
+        request.keySpec = .sm2
+        request.keyUsage = .signVerify
+        let keyID = try p.eu.engine.createKey(request, caller: p.eu.caller).keyMetadata.keyId
+        var record = KMSEngine.sharedPart(of: try #require(p.eu.engine.state.withLock { $0.keys.all(keyID).first?.record }))
+        record.keyID = "mrk-" + String(repeating: "5e", count: 16)
+        let policy = KeyPolicies.defaultPolicy(account: record.account)
+        #expect(throws: KMSError.validation) {
+            try p.us.engine.receivePeerMessage(try Self.forged(record, regions: ["eu-west-1", Self.usRegion], material: [1: SecretBytes(copying: der)],
+                                                               replicas: [Self.usRegion: .init(description: "", policy: policy, tags: [])]), from: "eu")
+        }
+    }
+
+    func hexBytes(_ text: String) -> [UInt8] {
+        stride(from: 0, to: text.count, by: 2).map { UInt8(text.dropFirst($0).prefix(2), radix: 16)! }
     }
 }

@@ -72,9 +72,10 @@ extension KMSEngine {
                 guard let primary = held.record.primaryRegion, peers.peer(serving: primary) == peer || takesOver else {
                     throw KMSError(.accessDenied, "peer \(peer) does not hold the primary key of \(sent.keyID) (its primary Region here is \(held.record.primaryRegion ?? "none"))")
                 }
-                // A new epoch is a change of primary, and a change of primary is a new epoch.
-                guard (sentEpoch > epoch) == (sent.primaryRegion != primary) else {
-                    throw KMSError(.validation, "peer \(peer) changes the primary of \(sent.keyID) or its epoch, not both")
+                // A change of primary is a new epoch (a new epoch without one is a change undone,
+                // or several this deployment missed).
+                guard sentEpoch > epoch || sent.primaryRegion == primary else {
+                    throw KMSError(.validation, "peer \(peer) moves the primary of \(sent.keyID) without a new primary epoch")
                 }
             } else {
                 guard peers.peer(serving: sent.primaryRegion ?? "") == peer else {
@@ -160,12 +161,12 @@ extension KMSEngine {
                 if sentEpoch > (copy.record.primaryEpoch ?? 0) {
                     // The one that may take the primary back if its target's copy goes.
                     next.formerPrimaryRegion = copy.record.primaryRegion
-                    // A newer change of primary: whatever handover this copy was making is done
-                    // or superseded, and it stops speaking for the key (unless handed it now).
+                    // A newer change of primary: the handover this copy was making has reached
+                    // its target (Updating ends). A copy still handing over goes on telling the
+                    // peers that have not acknowledged it — now the newer state — since they
+                    // still take only its word.
                     if next.state == .updating { next.state = next.stateAfterUpdate ?? .enabled }
                     next.stateAfterUpdate = nil
-                    next.handingOver = nil
-                    next.peerSynced = nil
                 }
                 if next.region == sent.primaryRegion, copy.record.primaryRegion != sent.primaryRegion {
                     // Handed the primary: this copy now speaks for the key, to every peer. As the
@@ -174,6 +175,7 @@ extension KMSEngine {
                         throw KMSError(.invalidState, "\(copy.record.arn) is \(next.state.rawValue): it cannot become the primary key")
                     }
                     next.peerSynced = [:]
+                    next.handingOver = nil
                 }
                 let added = sentVersions.subtracting(copy.material.keys)
                 let merged = copy.material.merging(material.filter { added.contains($0.key) }) { ours, _ in ours }
@@ -266,6 +268,9 @@ extension KMSEngine {
             }
             guard let parsed = try? KeyMaterial(spec: sent.spec, bytes: bytes) else {
                 throw KMSError(.validation, "version \(version)'s material is not a \(sent.spec.rawValue) key")
+            }
+            if case let .asymmetric(key) = parsed, !key.isSound() {
+                throw KMSError(.validation, "version \(version)'s \(sent.spec.rawValue) key pair is not sound (range, curve or pairing)")
             }
             material[version] = parsed
         }

@@ -165,7 +165,7 @@ extension KMSEngine {
                     }
                     if key.handingOver == true, key.stateAfterUpdate == nil, (key.peerRegions ?? []).allSatisfy({ key.peerSynced?[$0] == fingerprint }) {
                         key.handingOver = nil
-                        key.peerSynced = nil
+                        if key.primaryRegion != key.region { key.peerSynced = nil }
                     }
                 }
                 state.keys[identity] = next
