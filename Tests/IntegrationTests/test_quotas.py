@@ -157,7 +157,9 @@ def test_cross_account_calls_count_against_the_key_owner():
             # The partner's calls by ARN and by ciphertext drain the owner's bucket...
             assert burst(lambda: partner.generate_data_key(KeyId=key, KeySpec="AES_256"), 6) == 0
             assert burst(lambda: partner.decrypt(CiphertextBlob=blob), 12) >= 6
-            assert burst(lambda: owner.encrypt(KeyId=key, Plaintext=b"x"), 3) == 3
+            # (A token comes back every 100 ms: on a loaded machine one or two may be back by now.
+            # Had the partner's calls used its own bucket, the owner's would be full: none refused.)
+            assert burst(lambda: owner.encrypt(KeyId=key, Plaintext=b"x"), 3) >= 1
             # ... and not the partner's own: a call without a key is the caller's.
             assert burst(lambda: partner.generate_random(NumberOfBytes=8), 8) == 0
             kmsd.stop()
