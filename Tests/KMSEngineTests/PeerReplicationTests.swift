@@ -503,24 +503,10 @@ import Testing
     }
 
     @Test func threeDeploymentsSettleWhenAHandoverTargetIsDeleted() throws {
-        let (eu, us, ap) = (try EngineFixture(), try EngineFixture(), try EngineFixture())
-        let regions = ["eu": ["eu-west-1"], "us": [Self.usRegion], "ap": ["ap-south-1"]]
-        var links: [String: DirectPeer] = [:]
-        let fixtures = ["eu": eu, "us": us, "ap": ap]
-        for (name, f) in fixtures {
-            _ = try f.engine.createAccount(accountID: f.caller.account, name: "one account, three deployments")
-            links[name] = DirectPeer(name: name, peers: regions.filter { $0.key != name })
-            f.engine.connectPeers(links[name]!, every: nil)
-        }
-        for (name, link) in links { for (other, f) in fixtures where other != name { link.connect(f.engine, peer: other) } }
-        defer { for (name, link) in links { for other in fixtures.keys where other != name { link.connect(nil, peer: other) } } }
-        func caller(_ region: String) -> Caller { Caller(account: eu.caller.account, region: region, requestID: "test") }
-
-        var request = CreateKeyRequest()
-        request.multiRegion = true
-        let keyID = try eu.engine.createKey(request, caller: eu.caller).keyMetadata.keyId
-        for region in [Self.usRegion, "ap-south-1"] { _ = try eu.engine.replicateKey(ReplicateKeyRequest(keyID: keyID, replicaRegion: region), caller: eu.caller) }
-        #expect(eu.engine.synchronizePeers() == (2, 0))
+        let t = try Trio()
+        let (eu, us, ap) = (t.eu, t.us, t.ap)
+        func caller(_ region: String) -> Caller { t.caller(region) }
+        let keyID = try t.key()
 
         // The handover to us reaches ap, not us: us's copy is pending deletion and refuses it.
         _ = try us.engine.scheduleKeyDeletion(keyID: keyID, pendingWindowInDays: 7, caller: caller(Self.usRegion))
