@@ -12,7 +12,24 @@ import Synchronization
 /// cryptographic operations read an in-memory snapshot and never touch SQLite.
 public final class KMSEngine: Sendable {
     let store: any KeyStore
-    let rootKey: RootKey
+    /// The root key and what derives from it (``StoreKeys``); replaced by a rotation of the root
+    /// key, here (``rotateRootKey(to:)``) or by another instance of a shared store.
+    let keys: Mutex<StoreKeys>
+    var rootKey: RootKey { keys.withLock { $0.root } }
+    /// The root key before a rotation this process saw: tokens it sealed (sessions, import
+    /// parameters) still open until they expire or the process ends. Nothing stored is under it.
+    let previousRoot = Mutex<RootKey?>(nil)
+    var previousRootKey: RootKey? { previousRoot.withLock { $0 } }
+    /// The root key the store may be rotated to (`--next-root-key-*`): an instance given it
+    /// follows another instance's rotation of a shared store, and opens a store rotated already.
+    let nextRootKey: RootKey?
+    /// Set while this instance rotates the root key holding a shared store's writers' turn:
+    /// nobody else changes the store meanwhile, so the follower confirms the state without
+    /// loading it (a load between the commit and the new keys' taking effect would fail).
+    let rotatingRootKey = Atomic<Bool>(false)
+    /// Whether the store opened under ``nextRootKey`` (rotated already): the operator should
+    /// install it as the root key.
+    public var openedUnderNextRootKey: Bool { nextRootKey.map { $0.key == rootKey.key } ?? false }
     let audit: AuditLog
     let clock: any EngineClock
     /// The working state. Held only to read a snapshot or to swap in a committed change.
@@ -28,12 +45,14 @@ public final class KMSEngine: Sendable {
     let customKeyStoreConnector: (any CustomKeyStoreConnector)?
     let keyStoreConnections = CustomKeyStoreConnections()
     /// Serializes management operations (draft, commit, swap); taken before `state`.
-    private let management = ExclusiveLock()
+    let management = ExclusiveLock()
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
     /// in init; a dispatch source is thread-safe to cancel.
     private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
     /// A shared store's follower (``StoreFollower``): nil when this instance is the store's one writer.
     let follower: StoreFollower?
+    /// Moves a shared store's instance's audit anchor along the others' records (nil otherwise).
+    let anchorFollower: AnchorFollower?
     /// The peer deployments multi-Region keys are replicated with (none until ``connectPeers(_:every:)``).
     let peerLink = PeerLink()
 
@@ -51,7 +70,8 @@ public final class KMSEngine: Sendable {
     ///   - shared: serve a PostgreSQL store together with other instances (``StoreFollower``).
     ///   - onStoreLost: called when the store's PostgreSQL session (and its writer lock) is lost:
     ///     the caller must stop serving, since another instance may be writing already.
-    public static func open(path: String, rootKey: RootKey, clock: any EngineClock = SystemClock(),
+    ///   - nextRootKey: the key the store may be rotated to (``nextRootKey``).
+    public static func open(path: String, rootKey: RootKey, nextRootKey: RootKey? = nil, clock: any EngineClock = SystemClock(),
                             schedulerInterval: Duration? = .seconds(60), auditAnchor: String? = nil,
                             createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil,
                             waitForWriter: Bool = false, shared: Bool = false,
@@ -59,25 +79,30 @@ public final class KMSEngine: Sendable {
         let location = StoreLocation(path)
         // A standby keeps its anchor up with the serving instance's trail while it waits; an
         // instance serving a shared store, with the trail the others write.
-        let follower = try auditAnchor.map { AnchorFollower(location: location, anchor: AuditAnchor(path: $0), chain: try AuditChain(rootKey: rootKey)) }
+        let follower = auditAnchor.map { AnchorFollower(location: location, anchor: AuditAnchor(path: $0), roots: [rootKey] + (nextRootKey.map { [$0] } ?? [])) }
         return try KMSEngine(store: RelationalKeyStore(location: location, shared: shared, waitForWriter: waitForWriter,
-                                                       whileWaiting: { follower?.followIfDue() }, onLost: onStoreLost), rootKey: rootKey, clock: clock, schedulerInterval: schedulerInterval,
+                                                       whileWaiting: { follower?.followIfDue() }, onLost: onStoreLost), rootKey: rootKey,
+                             nextRootKey: nextRootKey, clock: clock, schedulerInterval: schedulerInterval,
                       anchor: auditAnchor.map(AuditAnchor.init), createAnchor: createAnchor, customKeyStores: customKeyStores,
                       anchorFollower: shared ? follower : nil)
     }
 
-    init(store: any KeyStore, rootKey: RootKey, clock: any EngineClock, schedulerInterval: Duration?, anchor: AuditAnchor? = nil,
-         createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil, anchorFollower: AnchorFollower? = nil) throws {
+    init(store: any KeyStore, rootKey: RootKey, nextRootKey: RootKey? = nil, clock: any EngineClock, schedulerInterval: Duration?,
+         anchor: AuditAnchor? = nil, createAnchor: Bool = false, customKeyStores: (any CustomKeyStoreConnector)? = nil,
+         anchorFollower: AnchorFollower? = nil) throws {
         self.store = store
         customKeyStoreConnector = customKeyStores
-        self.rootKey = rootKey
         self.clock = clock
+        self.nextRootKey = nextRootKey
+        self.anchorFollower = anchorFollower
         lastUsage = LastUsageTracker(startDate: clock.now())
-        try Self.checkRootKey(rootKey, store: store)
-        let chain = try AuditChain(rootKey: rootKey)
+        let root = try Self.checkRootKey(rootKey, next: nextRootKey, store: store)
+        let keys = try StoreKeys.load(root: root, metadata: store.metadata)
+        self.keys = Mutex(keys)
+        let chain = try keys.chain()
         let upgrading = try !store.recordsAuthenticated()
         if upgrading { try Self.checkNeverAuthenticated(store: store, chain: chain) }
-        try store.authenticateRecords(with: RecordAuthenticator(rootKey: rootKey), upgrade: upgrading)
+        try store.authenticateRecords(with: RecordAuthenticator(rootKey: root), upgrade: upgrading)
         let contents = try store.load()
         // A store with no state digest: made before digests, or one whose digest was removed to
         // have an edited set of records digested as it is. The trail tells them apart, as for
@@ -89,7 +114,7 @@ public final class KMSEngine: Sendable {
             try Self.checkNever(Self.authenticatedStateOperation, store: store, chain: chain,
                                 what: "the set of its records was authenticated")
         }
-        let (state, resealed) = try Self.liveState(contents, rootKey: rootKey)
+        let (state, resealed) = try Self.liveState(contents, keys: keys)
         if contents.legacyMaterialLabels {
             // One transaction: every row under its identity, and the migration's marker gone.
             try store.apply(resealed + [.deleteMetadata(name: "legacy_material_labels")], audit: [])
@@ -123,7 +148,8 @@ public final class KMSEngine: Sendable {
     /// - Parameter previous: the state before a shared store's load; a key whose record and
     ///   sealed material rows are what they were is taken from it as it is (opening every key's
     ///   material and parsing its policy again was most of the rest of a load's time).
-    static func liveState(_ contents: StoreContents, rootKey: RootKey, previous: EngineState? = nil) throws -> (EngineState, [StoreChange]) {
+    static func liveState(_ contents: StoreContents, keys: StoreKeys, previous: EngineState? = nil) throws -> (EngineState, [StoreChange]) {
+        let rootKey = keys.root
         var state = EngineState()
         state.generation = contents.generation
         state.sealedMaterial = contents.sealedMaterial
@@ -136,9 +162,9 @@ public final class KMSEngine: Sendable {
                 continue
             }
             let (material, reseals) = try Self.openMaterial(of: record, sealed: contents.sealedMaterial[record.identity] ?? [:],
-                                                            legacyLabels: contents.legacyMaterialLabels, rootKey: rootKey)
+                                                            legacyLabels: contents.legacyMaterialLabels, keys: keys)
             resealed += reseals
-            try Self.identifyMaterial(&record, material, rootKey: rootKey)
+            try Self.identifyMaterial(&record, material, fingerprintKey: keys.fingerprint)
             state.keys[record.identity] = LiveKey(record: record, material: material)
         }
         for alias in contents.aliases {
@@ -167,7 +193,8 @@ public final class KMSEngine: Sendable {
     /// material deleted or expired: no expiration model left) or the key's material is a
     /// token's. Returns the material and the re-seals to write.
     static func openMaterial(of record: KeyRecord, sealed rows: [UInt32: [UInt8]], legacyLabels: Bool,
-                             rootKey: RootKey) throws -> ([UInt32: KeyMaterial], [StoreChange]) {
+                             keys: StoreKeys) throws -> ([UInt32: KeyMaterial], [StoreChange]) {
+        let rootKey = keys.root
         var material: [UInt32: KeyMaterial] = [:]
         var reseals: [StoreChange] = []
         for version in record.allVersions {
@@ -188,7 +215,7 @@ public final class KMSEngine: Sendable {
                                                    sealed: try rootKey.seal(bytes, label: label, version: version.version)))
                 }
                 if let expected = version.materialID, record.spec == .symmetricDefault {
-                    guard try materialFingerprint(bytes, keyID: record.keyID, rootKey: rootKey) == expected else { throw StoreError("") }
+                    guard try materialFingerprint(bytes, keyID: record.keyID, key: keys.fingerprint) == expected else { throw StoreError("") }
                 }
                 material[version.version] = try KeyMaterial(spec: record.spec, bytes: bytes)
             } catch {
@@ -235,17 +262,18 @@ public final class KMSEngine: Sendable {
         try? audit.flush()
     }
 
-    /// A new store records a sealed check value; an existing one must open it under `rootKey`.
-    private static func checkRootKey(_ rootKey: RootKey, store: any KeyStore) throws {
-        let label = "kmsd root key check"
-        if let sealed = try store.metadata("root_check") {
-            guard (try? rootKey.open(sealed, label: label, version: 0)) != nil else {
-                throw StoreError("the root key does not match this key store (nothing was changed)")
-            }
-        } else {
-            let check = try rootKey.seal(try SecretBytes.random(count: 32), label: label, version: 0)
+    /// A new store records a sealed check value; an existing one must open it under `rootKey`,
+    /// or under `next` (the store was rotated to it). Returns the key that opens it.
+    private static func checkRootKey(_ rootKey: RootKey, next: RootKey?, store: any KeyStore) throws -> RootKey {
+        guard let sealed = try store.metadata("root_check") else {
+            let check = try rootKey.seal(try SecretBytes.random(count: 32), label: StoreKeys.checkLabel, version: 0)
             try store.apply([.putMetadata(name: "root_check", value: check)], audit: [])
+            return rootKey
         }
+        if StoreKeys.opensCheck(rootKey, sealed) { return rootKey }
+        if let next, StoreKeys.opensCheck(next, sealed) { return next }
+        throw StoreError("the root key does not match this key store (nothing was changed)"
+                         + (next == nil ? "; if its root key was rotated, give the new one" : ", nor does the next root key"))
     }
 
     /// Calls `handler` when this instance can no longer follow its shared store (with why: the
@@ -461,15 +489,26 @@ public final class KMSEngine: Sendable {
     @discardableResult
     func follow() throws -> Bool {
         guard let follower else { return false }
+        guard !audit.rootKeyRetired else { throw StoreError(AuditLog.retiredMessage) }
         let asked = DispatchTime.now().uptimeNanoseconds
-        let position = try store.position()
+        if rotatingRootKey.load(ordering: .acquiring) {
+            follower.confirm(asked: asked)
+            return false
+        }
+        let position: StorePosition
+        do { position = try store.position() } catch {
+            // Another instance may have rotated the root key: taken up if this one was given
+            // the new key, and said so if not (rather than "edited outside kmsd").
+            try adoptRotatedRootKey(failure: error)
+            position = try store.position()
+        }
         var loaded = false
         if position.generation > state.withLock({ $0.generation }) {
             let contents = try store.load()
             // A missing digest is refused here whatever the trail says: only a new store's first
             // open writes the first one, and that was this instance's open or another's, before.
             guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
-            let (next, _) = try Self.liveState(contents, rootKey: rootKey, previous: state.withLock { $0 })
+            let (next, _) = try Self.liveState(contents, keys: keys.withLock { $0 }, previous: state.withLock { $0 })
             loaded = install(next)
             if loaded {
                 StoreFollower.reloads.increment()

@@ -1,4 +1,5 @@
 import Foundation
+import KMSEngine
 import KMSFSCrypto
 import KMSPeers
 import NIOCore
@@ -15,8 +16,8 @@ public final class PeerServer: Sendable {
     private let pool: NIOThreadPool
     private let channel: any Channel
     public let boundAddress: String
-    /// Largest message taken (the engine refuses larger ones too).
-    static let maximumBody = 1 << 20
+    /// Largest message read: the engine's limit.
+    static let maximumBody = KMSEngine.maximumPeerMessageBytes
     /// Connections at once (peers keep one or two each), and how long a message may take to arrive.
     static let maximumConnections = 64
     static let requestDeadline = TimeAmount.seconds(10)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSEngine
+import KMSFSCrypto
 
 /// `kmsd admin`: accounts, access keys, seeds. While kmsd serves the store, the command goes to
 /// it through its admin socket; otherwise it opens the store itself (with the root key).
@@ -9,7 +10,7 @@ struct AdminCommand: ParsableCommand {
         commandName: "admin",
         abstract: "Manage accounts and access keys, or apply a seed file (through a running kmsd, or on the store).",
         subcommands: [CreateAccount.self, ListAccounts.self, CreateAccessKey.self, ListAccessKeys.self, RevokeAccessKey.self, ApplySeed.self,
-                      AnchorAudit.self]
+                      AnchorAudit.self, RotateRootKey.self]
     )
 
     struct CreateAccount: ParsableCommand {
@@ -98,6 +99,72 @@ struct AdminCommand: ParsableCommand {
             let engine = try storeOptions.openEngine(createAnchor: true)
             try engine.flushAudit()
             print("audit anchor: \(storeOptions.anchor)")
+        }
+    }
+}
+
+extension AdminCommand {
+    struct RotateRootKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-root-key",
+            abstract: "Seal everything in the store again under a new root key (through a running kmsd, or on the store).",
+            discussion: """
+                One transaction re-seals every key's material and every secret under the new key, gives every record its \
+                MAC under it, and starts the audit chain's segment under it; interrupted, it leaves the store under the old \
+                key, and running it again finishes it. KeyMaterialIds do not change, and the audit trail verifies whole \
+                under the new key. The new key's file is made (mode 0600, a new random key) if it does not exist.
+
+                Afterwards only the new key opens the store: install it as the root key (--root-key-*) before kmsd \
+                restarts. Instances given it as --next-root-key-* (the other instances of a shared store, a standby) take \
+                the rotation up as it happens; instances without it stop serving and say why. Backups made before the \
+                rotation stay under the old key.
+                """)
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "The new root key's file (32 raw bytes or 64 hex digits); made if it does not exist.")
+        var newRootKeyFile: String
+
+        func run() throws {
+            let key = try Self.loadOrCreate(newRootKeyFile)
+            var hex = key.hexEncoded()
+            defer { hex.withUnsafeMutableBytes(SecretBytes.wipe) }
+            print(try storeOptions.runAdmin(.rotateRootKey(newKeyHex: String(decoding: hex.dropLast(), as: UTF8.self))))
+            print("install \(newRootKeyFile) as the store's root key (--root-key-file or its credential) before kmsd restarts")
+        }
+
+        /// The key in `path`, or a new one written there first: created 0600 and synced, so the
+        /// key the store is sealed under is on disk before the store is. An existing file must be
+        /// a regular file of this user (or root) that no one else may read or write: whoever
+        /// could write it would choose the store's root key, whoever could read it would have it.
+        static func loadOrCreate(_ path: String) throws -> RootKey {
+            var info = stat()
+            if lstat(path, &info) == 0 {
+                guard info.st_mode & S_IFMT == S_IFREG else { throw CommandFailure("\(path) is not a regular file (a symbolic link?): give the key file itself") }
+                guard info.st_uid == geteuid() || info.st_uid == 0, info.st_mode & 0o077 == 0 else {
+                    throw CommandFailure("\(path) has mode 0\(String(info.st_mode & 0o7777, radix: 8)) and owner \(info.st_uid): "
+                                         + "a root key file must be this user's (or root's) with mode 0600 or 0400")
+                }
+                return try RootKey(loading: .file(path))
+            }
+            let key = try RootKey.generate()
+            var hex = key.hexEncoded()
+            defer { hex.withUnsafeMutableBytes(SecretBytes.wipe) }
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw CommandFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
+            let written = hex.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let synced = fsync(fd) == 0
+            close(fd)
+            guard written == hex.count, synced else {
+                unlink(path)
+                throw CommandFailure("cannot write the new root key to \(path)")
+            }
+            let directory = (path as NSString).deletingLastPathComponent
+            let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if directoryFD >= 0 {
+                fsync(directoryFD)
+                close(directoryFD)
+            }
+            print("new root key: \(path) (mode 0600)")
+            return key
         }
     }
 }

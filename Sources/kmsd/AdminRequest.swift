@@ -1,5 +1,6 @@
 import Foundation
 import KMSEngine
+import KMSFSCrypto
 
 /// One `kmsd admin` command, declared once: the CLI runs it on the store itself when no kmsd
 /// serves the store, or sends it over the admin socket to the kmsd that does (the store admits
@@ -12,6 +13,9 @@ enum AdminRequest: Codable {
     case revokeAccessKey(String)
     /// The seed's text travels, not its path: a sandboxed kmsd may not see the operator's files.
     case seed(path: String, yaml: String)
+    /// The new root key travels too (64 hex digits), for the same reason; the socket is 0600
+    /// and its requests are wiped after use.
+    case rotateRootKey(newKeyHex: String)
 
     /// Runs the command on `engine` and returns what the CLI prints.
     func perform(on engine: KMSEngine) throws -> String {
@@ -38,6 +42,15 @@ enum AdminRequest: Codable {
             return "revoked \(id)"
         case let .seed(path, yaml):
             return try engine.applySeed(SeedFile.parse(yaml, path: path), path: path)
+        case let .rotateRootKey(hex):
+            var bytes = Array(hex.utf8)
+            defer { bytes.withUnsafeMutableBytes(SecretBytes.wipe) }
+            let rotation = try engine.rotateRootKey(to: RootKey(decoding: &bytes))
+            return """
+                root key rotated from \(rotation.from) to \(rotation.to): \(rotation.materialVersions) key material versions, \(rotation.accessKeys) access key secrets and \
+                \(rotation.customKeyStores) custom key store secrets sealed again; every record authenticated again; the audit \
+                trail continues under the new key from record \(rotation.firstRecord)
+                """
         }
     }
 }

@@ -8,6 +8,8 @@ import Yams
 /// store: /var/lib/kmsd/keys.sqlite
 /// rootKey:                  # one of file, fd, credential
 ///   credential: root.key
+/// nextRootKey:              # the key a rotation goes to (kmsd admin rotate-root-key); as rootKey
+///   credential: next-root.key
 /// listen:
 ///   - tcp://127.0.0.1:8080
 ///   - tls://0.0.0.0:8443
@@ -40,6 +42,7 @@ struct ConfigFile: Decodable {
 
     var store: String?
     var rootKey: RootKeySource?
+    var nextRootKey: RootKeySource?
     var listen: [String]?
     var tls: TLS?
     var maxBodyBytes: Int?
@@ -55,7 +58,7 @@ struct ConfigFile: Decodable {
     var xksCABundle: String?
     var peering: PeeringSettings?
 
-    static let knownKeys: Set<String> = ["pkcs11Module", "xksCABundle", "store", "rootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
+    static let knownKeys: Set<String> = ["pkcs11Module", "xksCABundle", "store", "rootKey", "nextRootKey", "listen", "tls", "maxBodyBytes", "idleTimeout", "requestTimeout",
                                          "maxConnections", "hostNames", "seed", "auditAnchor", "adminSocket", "peering"]
 
     /// Reads `path`; an unknown setting is an error (a typo must not be silently ignored).

@@ -160,6 +160,10 @@ struct ServeCommand: ParsableCommand {
             // under threads still answering or following the store.
             Glibc._exit(75)
         }
+        if engine.openedUnderNextRootKey {
+            print("kmsd: WARNING: the key store's root key was rotated to the next root key: install that as the root key (--root-key-*)")
+            fflush(nil)
+        }
         engine.onFollowProblem { problem in
             print(problem.map { "kmsd: cannot follow the shared key store (refusing requests after 1 s): \($0)" }
                   ?? "kmsd: following the shared key store again")
@@ -211,6 +215,9 @@ struct ServeCommand: ParsableCommand {
         peerServer?.shutdown()
         server.shutdown()
         engine.stopBackgroundWork()
+        do { try engine.flushAudit() } catch {
+            print("kmsd: WARNING: \(engine.auditBacklog) audit records could not be written to the key store: \(error)")
+        }
         print("kmsd: stopped")
     }
 

@@ -25,6 +25,15 @@ struct StoreOptions: ParsableArguments {
     var rootKeyCredential: String?
 
     @Option(help: """
+        The root key the store may be rotated to (`kmsd admin rotate-root-key`), from this file: an instance \
+        given it takes up a rotation another instance of a shared store made, and opens a store rotated already.
+        """)
+    var nextRootKeyFile: String?
+
+    @Option(help: "The next root key from this systemd credential ($CREDENTIALS_DIRECTORY/<name>).")
+    var nextRootKeyCredential: String?
+
+    @Option(help: """
         Keep the audit head in this file, outside the store: a store whose trail was cut or rolled back \
         no longer opens. Best where the store's writers cannot write. Default: beside the store, STORE.audit-anchor.
         """)
@@ -39,6 +48,9 @@ struct StoreOptions: ParsableArguments {
     func validate() throws {
         let sources = [rootKeyFile != nil, rootKeyFD != nil, rootKeyCredential != nil].filter { $0 }.count
         guard sources <= 1 else { throw ValidationError("give one of --root-key-file, --root-key-fd, --root-key-credential") }
+        guard nextRootKeyFile == nil || nextRootKeyCredential == nil else {
+            throw ValidationError("give one of --next-root-key-file, --next-root-key-credential")
+        }
     }
 
     /// The configuration file's settings, or none.
@@ -49,6 +61,16 @@ struct StoreOptions: ParsableArguments {
     }
 
     var location: StoreLocation { StoreLocation(store) }
+
+    /// The next root key, if one was given (flags, then the configuration file's `nextRootKey`).
+    var nextRootKeySource: RootKey.Source? {
+        if let nextRootKeyCredential { return .credential(nextRootKeyCredential) }
+        if let nextRootKeyFile { return .file(nextRootKeyFile) }
+        guard let configured = try? configFile()?.nextRootKey else { return nil }
+        if let credential = configured.credential { return .credential(credential) }
+        if let fd = configured.fd { return .fileDescriptor(fd) }
+        return configured.file.map { .file($0) }
+    }
 
     /// Where files that default to beside an SQLite store go for a PostgreSQL one.
     static let postgresStateDirectory = "/var/lib/kmsd"
@@ -110,7 +132,7 @@ struct StoreOptions: ParsableArguments {
     func openEngine(scheduler: Bool = false, createAnchor: Bool = false, waitForWriter: Bool = false, shared: Bool = false,
                     onStoreLost: (@Sendable (String) -> Void)? = nil) throws -> KMSEngine {
         do {
-            return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource),
+            return try KMSEngine.open(path: store, rootKey: RootKey(loading: rootKeySource), nextRootKey: nextRootKeySource.map { try RootKey(loading: $0) },
                                       schedulerInterval: scheduler ? .seconds(60) : nil, auditAnchor: anchor, createAnchor: createAnchor,
                                       customKeyStores: KeyStoreConnector(pkcs11Module: pkcs11Module ?? (try? configFile()?.pkcs11Module) ?? nil,
                                                                          xksCABundle: xksCABundle ?? (try? configFile()?.xksCABundle) ?? nil),

@@ -555,3 +555,24 @@ def test_a_stalled_proxy_holds_only_its_own_keys(world, xks_store):
     # The ordinary key's 20 round trips were done while calls on the stalled proxy still waited.
     assert waiting > 0, outcomes
     assert set(outcomes) <= {"ok", "KMSInvalidStateException"} and "KMSInvalidStateException" in outcomes
+
+
+def test_custom_key_stores_reconnect_after_a_rotation_of_the_root_key(world, hsm_store, xks_store):
+    """Their secrets (token password, proxy credential) are sealed again under the new root key,
+    in the store and in the running kmsd: each store disconnects and connects again, and what its
+    keys sealed before still decrypts. Last in this module: the server's root key changes."""
+    server, proxy, *_ = world
+    kms = server.client()
+    key = kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=hsm_store)["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key, Plaintext=b"before the root key rotation")["CiphertextBlob"]
+    rotated = subprocess.run([KMSD, "admin", "rotate-root-key", "--store", server.store, "--new-root-key-file",
+                              os.path.join(server.directory, "new-root.key")], capture_output=True, text=True, timeout=60)
+    assert rotated.returncode == 0, rotated.stderr
+    # Every store made in this module so far has its secret sealed again (hsm and xks at least).
+    assert int(re.search(r"(\d+) custom key store secrets", rotated.stdout).group(1)) >= 2, rotated.stdout
+    for store in (hsm_store, xks_store):
+        kms.disconnect_custom_key_store(CustomKeyStoreId=store)
+        assert settled(kms, store)["ConnectionState"] == "DISCONNECTED"
+        kms.connect_custom_key_store(CustomKeyStoreId=store)
+        assert settled(kms, store)["ConnectionState"] == "CONNECTED", store_entry(kms, store)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"before the root key rotation"

@@ -9,6 +9,12 @@ import Synchronization
 /// deleting a record breaks every later MAC, and recomputing them needs the root key. Cutting
 /// records off the end leaves a valid shorter chain: the store's `audit_head` names the last
 /// sequence number to tell a cut from a quiet period (see docs/KMS.md for what that covers).
+///
+/// A rotation of the root key starts a new segment: records from its first sequence number on
+/// are MAC'ed under the new root key's K, and the earlier segments' keys are kept, sealed under
+/// the new root key (``ChainHistory``), to verify the records before. Whoever holds an old root
+/// key can recompute an old segment, but not the first MAC of the segment after it, which
+/// chains on from the old segment's last MAC under a key they do not have.
 final class AuditChain: Sendable {
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
@@ -16,16 +22,40 @@ final class AuditChain: Sendable {
         return decoder
     }()
 
+    /// One key per segment, by its first sequence number, in order; the last is the current one.
     /// Keyed once; used under the audit writer's lock or by one verifier at a time.
-    private let hmac: Mutex<HMACContext>
+    private let segments: [Segment]
 
-    init(rootKey: RootKey) throws {
-        let key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd audit chain 1".utf8), outputByteCount: 32)
-        hmac = Mutex(try HMACContext(key: key))
+    private final class Segment: Sendable {
+        let from: Int64
+        let hmac: Mutex<HMACContext>
+        init(from: Int64, key: SecretBytes) throws {
+            self.from = from
+            hmac = Mutex(try HMACContext(key: key))
+        }
     }
 
+    /// The chain under `rootKey`, with the earlier segments `history` keeps.
+    init(rootKey: RootKey, history: ChainHistory = ChainHistory()) throws {
+        segments = try history.segments.map { try Segment(from: $0.from, key: $0.key) }
+            + [try Segment(from: history.currentFrom, key: Self.key(rootKey))]
+    }
+
+    /// The chain key a root key gives: what ``ChainHistory`` keeps of a segment once its root key is rotated.
+    static func key(_ rootKey: RootKey) throws -> SecretBytes {
+        try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd audit chain 1".utf8), outputByteCount: 32)
+    }
+
+    /// The segment `sequence` is in.
+    private func segment(_ sequence: Int64) -> Segment {
+        segments.last(where: { $0.from <= sequence }) ?? segments[0]
+    }
+
+    /// The first sequence number of the current segment (1 for a store whose root key never rotated).
+    var currentFrom: Int64 { segments[segments.count - 1].from }
+
     func mac(previous: [UInt8], sequence: Int64, record: [UInt8]) -> [UInt8] {
-        hmac.withLock { $0.mac(previous, Self.bigEndian(sequence), record) }
+        segment(sequence).hmac.withLock { $0.mac(previous, Self.bigEndian(sequence), record) }
     }
 
     private static func bigEndian(_ value: Int64) -> [UInt8] {
@@ -34,10 +64,11 @@ final class AuditChain: Sendable {
 
     static let genesis = [UInt8](repeating: 0, count: 32)
 
-    /// The stored head: `u64 sequence ‖ mac(sequence) ‖ HMAC(K, "head" ‖ both)`.
+    /// The stored head: `u64 sequence ‖ mac(sequence) ‖ HMAC(K, "head" ‖ both)`, under the
+    /// current segment's key.
     func head(sequence: Int64, mac: [UInt8]) -> [UInt8] {
         let body = Self.bigEndian(sequence) + mac
-        return body + hmac.withLock { $0.mac(Array("head".utf8), body) }
+        return body + segments[segments.count - 1].hmac.withLock { $0.mac(Array("head".utf8), body) }
     }
 
     /// Walks `records` (the stored trail, in order) from the first and reports the first break;
@@ -70,13 +101,36 @@ final class AuditChain: Sendable {
         return AuditVerification(verifiedCount: verified, problem: nil)
     }
 
-    /// The sequence number and MAC a head names, if the head's own MAC verifies.
-    func parseHead(_ head: [UInt8]) -> (Int64, [UInt8])? {
-        guard head.count == 8 + 32 + 32 else { return nil }
+    /// `head` (under the key of its sequence's segment) with a mark that this root key was
+    /// rotated away: `head ‖ HMAC(K, "retired" ‖ u64 sequence ‖ mac(sequence))`. An instance
+    /// that saw the store rotated to a key it was not given writes it into its audit anchor, so
+    /// that it never again opens a store under the key it had — such a store can only be an older
+    /// copy, put back by whoever kept that key.
+    func retired(_ head: [UInt8]) -> [UInt8]? {
+        guard head.count == 72, let (sequence, _) = parseHead(head, earlierSegments: true) else { return nil }
+        return Array(head) + segment(sequence).hmac.withLock { $0.mac(Array("retired".utf8), Array(head[0..<40])) }
+    }
+
+    /// Whether `head` carries the mark of ``retired(_:)`` under the current segment's key: the
+    /// root key this chain was opened under was rotated away.
+    func retiresCurrentKey(_ head: [UInt8]) -> Bool {
+        guard head.count == 72 + 32, let (sequence, _) = parseHead(head, earlierSegments: true), sequence >= currentFrom else { return false }
+        let mark = segments[segments.count - 1].hmac.withLock { $0.mac(Array("retired".utf8), Array(head[0..<40])) }
+        return ConstantTime.equal(mark, Array(head[72...]))
+    }
+
+    /// The sequence number and MAC a head names, if the head's own MAC verifies under the
+    /// current segment's key — or, with `earlierSegments`, under the key of the segment the
+    /// sequence number is in: an audit anchor written just before a rotation's commit and not
+    /// since (a crash between the two) names a record of the segment before.
+    /// A head with the mark of ``retired(_:)`` parses as the head it marks.
+    func parseHead(_ head: [UInt8], earlierSegments: Bool = false) -> (Int64, [UInt8])? {
+        guard head.count == 8 + 32 + 32 || head.count == 8 + 32 + 32 + 32 else { return nil }
         let body = Array(head[0..<40])
-        guard hmac.withLock({ $0.mac(Array("head".utf8), body) }) == Array(head[40...]) else { return nil }
-        let sequence = body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        return (Int64(sequence), Array(body[8..<40]))
+        let sequence = Int64(bitPattern: body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let keyed = earlierSegments ? segment(sequence) : segments[segments.count - 1]
+        guard ConstantTime.equal(keyed.hmac.withLock({ $0.mac(Array("head".utf8), body) }), Array(head[40..<72])) else { return nil }
+        return (sequence, Array(body[8..<40]))
     }
 }
 

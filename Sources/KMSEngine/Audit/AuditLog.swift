@@ -21,7 +21,10 @@ final class AuditLog: Sendable {
 
     static let flushInterval = DispatchTimeInterval.milliseconds(100)
     private let store: any KeyStore
-    private let chain: AuditChain
+    /// The chain records are MAC'ed under: replaced when the root key rotates (read and
+    /// replaced under `writer`).
+    private let chainKeys: Mutex<AuditChain>
+    private var chain: AuditChain { chainKeys.withLock { $0 } }
     /// The head kept outside the store, if the engine was given a place for it.
     private let anchor: AuditAnchor?
     /// Records not yet written. Appends hold this lock only to push.
@@ -39,7 +42,7 @@ final class AuditLog: Sendable {
     ///   anchor removed to hide a rollback.
     init(store: any KeyStore, chain: AuditChain, last: SealedAuditRecord?, anchor: AuditAnchor? = nil, createAnchor: Bool = false) throws {
         self.store = store
-        self.chain = chain
+        self.chainKeys = Mutex(chain)
         self.anchor = anchor
         if let anchor { try Self.check(anchor, chain: chain, store: store, last: last, create: createAnchor) }
         self.writer = Mutex(Chain(lastSequence: last?.sequence ?? 0, lastMAC: last?.mac ?? AuditChain.genesis))
@@ -81,49 +84,96 @@ final class AuditLog: Sendable {
     /// - Returns: the store's generation after the commit.
     @discardableResult
     func commit(changes: [StoreChange], record: AuditRecord?, basedOn generation: Int64? = nil) throws -> Int64? {
-        try writer.withLock { chainState in
-            var batch = chainState.spare
-            chainState.spare = []
-            pending.withLock { swap(&$0, &batch) }
-            defer {
-                batch.removeAll(keepingCapacity: true)
-                chainState.spare = batch
-            }
-            if let record { batch.append(record) }
-            guard !batch.isEmpty || !changes.isEmpty else { return nil }
-            let encoded = batch.map(\.canonicalJSON)
-            var next = chainState
-            var sealed: [SealedAuditRecord] = []
-            do {
-                let stored = try store.apply(changes, basedOn: generation) { storeHead in
-                    next = chainState
-                    if let storeHead {
-                        guard storeHead.sequence >= chainState.lastSequence else {
-                            throw StoreError("the store's audit trail ends at record \(storeHead.sequence), before record \(chainState.lastSequence) that this instance has seen: records were cut off or the store was rolled back; refusing to write")
-                        }
-                        next.lastSequence = storeHead.sequence
-                        next.lastMAC = storeHead.mac
+        try writer.withLock { chainState in try commit(&chainState, changes: changes, record: record, basedOn: generation, rotation: nil) }
+    }
+
+    /// A rotation of the root key, as the trail sees it: the store's records re-authenticated
+    /// under `authenticator`, and a new chain segment that begins with the rotation's own record.
+    struct Rotation {
+        var authenticator: RecordAuthenticator
+        /// The chain from the given sequence number (the rotation record's) on, and the store
+        /// metadata that says so (written in the same transaction).
+        var chainFrom: (Int64) throws -> (AuditChain, [(name: String, value: [UInt8])])
+    }
+
+    /// Writes what is pending under the current chain, then `record` as the first record of the
+    /// chain `rotation` makes, with `changes`, all in one transaction that re-authenticates the
+    /// store's records; from then on the trail is chained under the new chain.
+    @discardableResult
+    func commit(changes: [StoreChange], record: AuditRecord, basedOn generation: Int64?, rotation: Rotation) throws -> Int64? {
+        try writer.withLock { chainState in try commit(&chainState, changes: changes, record: record, basedOn: generation, rotation: rotation) }
+    }
+
+    /// Takes up the chain another instance rotated the store's root key to.
+    func adopt(_ chain: AuditChain) {
+        writer.withLock { _ in chainKeys.withLock { $0 = chain } }
+    }
+
+    /// Set once this instance saw the store's root key rotated to a key it was not given: it
+    /// writes nothing more under the old one (a store that still takes it is an older copy).
+    private let retired = Atomic<Bool>(false)
+    var rootKeyRetired: Bool { retired.load(ordering: .acquiring) }
+
+    /// Stops writing, and marks the audit anchor (``AuditChain/retired(_:)``) so that no later
+    /// start opens the store under this root key again.
+    func retireRootKey() {
+        writer.withLock { _ in
+            retired.store(true, ordering: .releasing)
+            guard let anchor, let bytes = try? anchor.read(), let marked = chain.retired(bytes) else { return }
+            try? anchor.write(marked)
+        }
+    }
+
+    private func commit(_ chainState: inout Chain, changes: [StoreChange], record: AuditRecord?, basedOn generation: Int64?,
+                        rotation: Rotation?) throws -> Int64? {
+        guard !rootKeyRetired else { throw StoreError(Self.retiredMessage) }
+        var batch = chainState.spare
+        chainState.spare = []
+        pending.withLock { swap(&$0, &batch) }
+        defer {
+            batch.removeAll(keepingCapacity: true)
+            chainState.spare = batch
+        }
+        if let record { batch.append(record) }
+        guard !batch.isEmpty || !changes.isEmpty else { return nil }
+        let encoded = batch.map(\.canonicalJSON)
+        var next = chainState
+        var sealed: [SealedAuditRecord] = []
+        var chain = self.chain
+        do {
+            let stored = try store.apply(changes, basedOn: generation, reauthenticating: rotation?.authenticator) { storeHead in
+                next = chainState
+                if let storeHead {
+                    guard storeHead.sequence >= chainState.lastSequence else {
+                        throw StoreError("the store's audit trail ends at record \(storeHead.sequence), before record \(chainState.lastSequence) that this instance has seen: records were cut off or the store was rolled back; refusing to write")
                     }
-                    sealed = []
-                    for bytes in encoded {
-                        next.lastSequence += 1
-                        next.lastMAC = chain.mac(previous: next.lastMAC, sequence: next.lastSequence, record: bytes)
-                        sealed.append(SealedAuditRecord(sequence: next.lastSequence, record: bytes, mac: next.lastMAC))
-                    }
-                    return AuditAppend(records: sealed, head: sealed.isEmpty ? nil : chain.head(sequence: next.lastSequence, mac: next.lastMAC))
+                    next.lastSequence = storeHead.sequence
+                    next.lastMAC = storeHead.mac
                 }
-                chainState = next
-                // After the commit: the anchor may lag the store after a crash, never lead it. A
-                // failed write leaves it lagging (the next commit writes it again); the committed
-                // change stands, as the store has it.
-                if let anchor, !sealed.isEmpty { try? anchor.write(chain.head(sequence: next.lastSequence, mac: next.lastMAC)) }
-                return stored
-            } catch {
-                // Nothing was written: put the crypto-call records back for the next attempt.
-                let requeue = record == nil ? batch : Array(batch.dropLast())
-                pending.withLock { $0.insert(contentsOf: requeue, at: 0) }
-                throw error
+                sealed = []
+                chain = self.chain
+                var metadata: [(name: String, value: [UInt8])] = []
+                for (index, bytes) in encoded.enumerated() {
+                    next.lastSequence += 1
+                    if let rotation, index == encoded.count - 1 { (chain, metadata) = try rotation.chainFrom(next.lastSequence) }
+                    next.lastMAC = chain.mac(previous: next.lastMAC, sequence: next.lastSequence, record: bytes)
+                    sealed.append(SealedAuditRecord(sequence: next.lastSequence, record: bytes, mac: next.lastMAC))
+                }
+                return AuditAppend(records: sealed, head: sealed.isEmpty ? nil : chain.head(sequence: next.lastSequence, mac: next.lastMAC),
+                                   metadata: metadata)
             }
+            chainState = next
+            if rotation != nil { chainKeys.withLock { $0 = chain } }
+            // After the commit: the anchor may lag the store after a crash, never lead it. A
+            // failed write leaves it lagging (the next commit writes it again); the committed
+            // change stands, as the store has it.
+            if let anchor, !sealed.isEmpty { try? anchor.write(chain.head(sequence: next.lastSequence, mac: next.lastMAC)) }
+            return stored
+        } catch {
+            // Nothing was written: put the crypto-call records back for the next attempt.
+            let requeue = record == nil ? batch : Array(batch.dropLast())
+            pending.withLock { $0.insert(contentsOf: requeue, at: 0) }
+            throw error
         }
     }
 
@@ -139,14 +189,21 @@ final class AuditLog: Sendable {
             try anchor.write(chain.head(sequence: last.sequence, mac: last.mac))
             return
         }
-        guard let (sequence, mac) = chain.parseHead(bytes) else {
+        guard let (sequence, mac) = chain.parseHead(bytes, earlierSegments: true) else {
             throw StoreError("the audit anchor \(anchor.path) does not verify under the root key (changed, or from another store)")
+        }
+        guard !chain.retiresCurrentKey(bytes) else {
+            throw StoreError("this instance saw the store's root key rotated away from the key it opens this store with (its audit anchor "
+                             + "\(anchor.path) says so): a store that opens under that key is an older copy put back; open the store under its new root key")
         }
         guard sequence > 0 else { return }
         guard let record = try store.auditRecords(after: sequence - 1).first, record.sequence == sequence, record.mac == mac else {
             throw StoreError("the audit trail ends before its anchor \(anchor.path) (record \(sequence), store's last \(last?.sequence ?? 0)): records were cut off or the store was rolled back; refusing to open the store")
         }
     }
+
+    static let retiredMessage = "the store's root key was rotated (by another instance) to a key this instance was not given: "
+        + "restart it with the new root key as its root key (or, before a rotation, give instances the next one: --next-root-key-*)"
 
     /// Walks the stored chain from the first record and reports the first break.
     func verify() throws -> AuditVerification {

@@ -37,23 +37,25 @@ public final class AuditReader {
     /// not checked here: the instances check them at every load.
     /// - Throws: ``StoreError`` if `rootKey` is not the store's, or the anchor does not verify.
     public func verify(rootKey: RootKey, anchorPath: String? = nil) throws -> AuditVerification {
-        let chain = try AuditChain(rootKey: rootKey)
-        let anchored = try anchorPath.flatMap { path -> (Int64, [UInt8])? in
-            guard let bytes = try AuditAnchor(path: path).read() else { return nil }
-            guard let head = chain.parseHead(bytes) else { throw StoreError("the audit anchor \(path) does not verify under the root key") }
-            return head
-        }
-        return try database.snapshot {
-            guard let check = try database.query("SELECT value FROM meta WHERE name = 'root_check'").first?.first?.blob,
-                  (try? rootKey.open(check, label: "kmsd root key check", version: 0)) != nil else {
-                throw StoreError("the root key does not match this key store")
+        try database.snapshot {
+            guard let check = try database.metadata("root_check"), StoreKeys.opensCheck(rootKey, check) else {
+                throw StoreError("the root key does not match this key store (if its root key was rotated, give the new one)")
+            }
+            // The chain's earlier segments, if the root key was ever rotated.
+            let chain = try StoreKeys.load(root: rootKey, metadata: database.metadata).chain()
+            let anchored = try anchorPath.flatMap { path -> (Int64, [UInt8])? in
+                guard let bytes = try AuditAnchor(path: path).read() else { return nil }
+                guard let head = chain.parseHead(bytes, earlierSegments: true) else {
+                    throw StoreError("the audit anchor \(path) does not verify under the root key")
+                }
+                return head
             }
             let records = try database.query("SELECT seq, record, mac FROM audit ORDER BY seq").map { row in
                 guard let seq = row[0].integer else { throw StoreError("malformed audit row") }
                 func bytes(_ value: SQLValue) -> [UInt8] { value.blob ?? value.text.map { Array($0.utf8) } ?? [] }
                 return SealedAuditRecord(sequence: seq, record: bytes(row[1]), mac: bytes(row[2]))
             }
-            let verification = chain.verify(records, head: try database.query("SELECT value FROM meta WHERE name = 'audit_head'").first?.first?.blob)
+            let verification = chain.verify(records, head: try database.metadata("audit_head"))
             if let (sequence, mac) = anchored, sequence > 0, verification.isIntact,
                !records.contains(where: { $0.sequence == sequence && $0.mac == mac }) {
                 return AuditVerification(verifiedCount: verification.verifiedCount, problem: "the trail no longer holds record \(sequence) as its anchor \(anchorPath ?? "") names it (the store's last is \(records.last?.sequence ?? 0)): records were cut off, or the store was rolled back")

@@ -48,6 +48,24 @@ public struct RootKey: Sendable {
         self.init(try Self.decode(&raw))
     }
 
+    /// The key from its stored form (32 raw bytes, or 64 hex digits and a line break); `raw`
+    /// is left for the caller to wipe.
+    public init(decoding raw: inout [UInt8]) throws {
+        self.init(try Self.decode(&raw))
+    }
+
+    /// A name for the key that says nothing of it: 16 hex digits of `HKDF(key, "kmsd root key
+    /// identifier")`, so that operators can tell which key a store is under.
+    public var identifier: String {
+        (try? HKDF.sha256(inputKeyMaterial: key, info: Array("kmsd root key identifier".utf8), outputByteCount: 8))
+            .map { $0.withUnsafeBytes { hex($0) } } ?? "?"
+    }
+
+    /// Every byte the same (a zeroed or filled buffer): no key to seal a store under.
+    var isDegenerate: Bool {
+        key.withUnsafeBytes { bytes in bytes.allSatisfy { $0 == bytes[0] } }
+    }
+
     /// A new random root key, for `kmsd init` and tests.
     public static func generate() throws -> RootKey { RootKey(try SecretBytes.random(count: 32)) }
 

@@ -121,7 +121,7 @@ extension KMSEngine {
             record.versions[0].expirationModel = .doesNotExpire
         } else if !awaitingImport {
             material[1] = try generated ?? KeyMaterial.generate(request.keySpec)
-            try Self.identifyMaterial(&record, material, rootKey: rootKey)
+            try Self.identifyMaterial(&record, material, fingerprintKey: keys.withLock { $0.fingerprint })
         }
         return LiveKey(record: record, material: material, policy: policy)
     }

@@ -83,7 +83,7 @@ extension KMSEngine {
             if type == .new, keyMaterialID != nil {
                 throw KMSError(.validation, "KeyMaterialId cannot be given with ImportType NEW_KEY_MATERIAL")
             }
-            guard let token = ImportToken(opening: importToken, with: rootKey) else {
+            guard let token = ImportToken(opening: importToken, with: rootKey) ?? previousRootKey.flatMap({ ImportToken(opening: importToken, with: $0) }) else {
                 throw KMSError(.invalidImportToken, "The import token is not valid")
             }
             guard token.keyID == key.record.keyID else {
@@ -252,15 +252,15 @@ extension KMSEngine {
         return try KeyMaterial(spec: spec, bytes: material)
     }
 
-    /// A fingerprint of imported material that says nothing of it without the root key:
-    /// `HMAC(k, key ID ‖ 0 ‖ HMAC(k, material))`, the material MAC'ed where it lies (no copy).
-    /// It is the material's KeyMaterialId, as AWS derives that from the key ID and the material.
+    /// A fingerprint of imported material that says nothing of it without the store's
+    /// fingerprint key (``StoreKeys``): `HMAC(k, key ID ‖ 0 ‖ HMAC(k, material))`, the material
+    /// MAC'ed where it lies (no copy). It is the material's KeyMaterialId, as AWS derives that
+    /// from the key ID and the material.
     func materialFingerprint(_ material: SecretBytes, keyID: String) throws -> String {
-        try Self.materialFingerprint(material, keyID: keyID, rootKey: rootKey)
+        try Self.materialFingerprint(material, keyID: keyID, key: keys.withLock { $0.fingerprint })
     }
 
-    static func materialFingerprint(_ material: SecretBytes, keyID: String, rootKey: RootKey) throws -> String {
-        let key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsd imported material fingerprint 1".utf8), outputByteCount: 32)
+    static func materialFingerprint(_ material: SecretBytes, keyID: String, key: SecretBytes) throws -> String {
         let inner = material.withUnsafeBytes { bytes in HMAC.sha256(key: key, message: bytes) }
         return hex(HMAC.sha256(key: key, message: Array(keyID.utf8) + [0] + inner))
     }
@@ -328,11 +328,11 @@ extension WrappingAlgorithm {
 extension KMSEngine {
     /// Gives the versions of a symmetric key whose material is here a KeyMaterialId, if they have
     /// none yet (keys made before IDs existed; AWS_KMS keys' new versions get theirs when made).
-    static func identifyMaterial(_ record: inout KeyRecord, _ material: [UInt32: KeyMaterial], rootKey: RootKey) throws {
+    static func identifyMaterial(_ record: inout KeyRecord, _ material: [UInt32: KeyMaterial], fingerprintKey: SecretBytes) throws {
         guard record.spec == .symmetricDefault else { return }
         for index in record.versions.indices where record.versions[index].materialID == nil {
             guard let bytes = try material[record.versions[index].version]?.storedBytes() else { continue }
-            record.versions[index].materialID = try materialFingerprint(bytes, keyID: record.keyID, rootKey: rootKey)
+            record.versions[index].materialID = try materialFingerprint(bytes, keyID: record.keyID, key: fingerprintKey)
         }
     }
 }

@@ -103,7 +103,7 @@ extension KMSEngine {
             func identified(_ record: KeyRecord, _ material: [UInt32: KeyMaterial]) throws -> KeyRecord {
                 var record = record
                 for index in record.versions.indices { record.versions[index].materialID = nil }
-                try Self.identifyMaterial(&record, material, rootKey: rootKey)
+                try Self.identifyMaterial(&record, material, fingerprintKey: keys.withLock { $0.fingerprint })
                 return record
             }
             func put(_ key: LiveKey, sealing versions: some Sequence<UInt32>) throws {

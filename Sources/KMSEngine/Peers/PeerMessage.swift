@@ -107,3 +107,8 @@ enum PeerMessage {
         }
     }
 }
+
+extension KMSEngine {
+    /// The largest peer message the engine takes: the listener reads no more than this.
+    public static var maximumPeerMessageBytes: Int { PeerMessage.maximumBytes }
+}

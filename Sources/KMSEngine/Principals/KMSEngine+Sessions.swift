@@ -83,7 +83,8 @@ extension KMSEngine {
         let invalid = KMSError(.init(rawValue: "UnrecognizedClientException"), "The security token included in the request is invalid.")
         guard token.hasPrefix(Self.sessionTokenPrefix), token.utf8.count <= 4096,
               let sealed = Data(base64Encoded: String(token.dropFirst(Self.sessionTokenPrefix.count))),
-              let opened = try? rootKey.open(Array(sealed), label: Self.sessionLabel, version: 0)
+              let opened = (try? rootKey.open(Array(sealed), label: Self.sessionLabel, version: 0))
+                ?? previousRootKey.flatMap({ try? $0.open(Array(sealed), label: Self.sessionLabel, version: 0) })
         else { throw invalid }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970

@@ -26,9 +26,14 @@ protocol KeyStore: Sendable {
     /// chain; a store with one writer passes nil (its audit log knows the head). Changes are
     /// refused with ``StaleStateError`` unless the shared store is still at `generation`, the
     /// state they were drafted on: a conditional write, the draft's version against the store's.
+    ///
+    /// With `reauthenticating` (a rotation of the root key), every record is then given its MAC
+    /// under that authenticator and the state digest is computed and sealed under it, in the same
+    /// transaction; from then on it is the store's.
     /// - Returns: the store's generation after the transaction.
     @discardableResult
-    func apply(_ changes: [StoreChange], basedOn generation: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64
+    func apply(_ changes: [StoreChange], basedOn generation: Int64?, reauthenticating: RecordAuthenticator?,
+               audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64
     /// Where a shared store is: its trail's last record and its generation (moved by every
     /// transaction that changes a record), both from the sealed state digest, checked; and the
     /// last record this instance has seen in it still there, with its MAC (else: cut or rolled back).
@@ -51,6 +56,11 @@ extension KeyStore {
     func apply(_ changes: [StoreChange], audit: [SealedAuditRecord]) throws {
         try apply(changes, basedOn: nil) { _ in AuditAppend(records: audit, head: nil) }
     }
+
+    @discardableResult
+    func apply(_ changes: [StoreChange], basedOn generation: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {
+        try apply(changes, basedOn: generation, reauthenticating: nil, audit: seal)
+    }
 }
 
 /// The last record of the audit trail: where the next one chains from.
@@ -69,6 +79,8 @@ struct StorePosition: Equatable {
 struct AuditAppend {
     var records: [SealedAuditRecord]
     var head: [UInt8]?
+    /// Metadata the trail's records go with: a rotation's chain history (``StoreKeys``).
+    var metadata: [(name: String, value: [UInt8])] = []
 }
 
 /// A shared store moved on (another instance committed a change) since the state a change was
@@ -124,4 +136,12 @@ enum StoreChange {
     case deleteIdentity(arn: String)
     case putCustomKeyStore(CustomKeyStoreRecord, sealedSecret: [UInt8])
     case deleteCustomKeyStore(id: String)
+}
+
+extension SQLConnection {
+    /// A value of the store's `meta` table, read on this connection (a reader beside kmsd: the
+    /// audit verifier, a standby's anchor follower).
+    func metadata(_ name: String) throws -> [UInt8]? {
+        try query("SELECT value FROM meta WHERE name = ?1", [.text(name)]).first?.first?.blob
+    }
 }

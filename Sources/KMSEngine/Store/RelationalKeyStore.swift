@@ -302,21 +302,41 @@ final class RelationalKeyStore: KeyStore {
             if try db.query("SELECT value FROM meta WHERE name = 'records'", []).first?.first?.blob != Array("1".utf8) {
                 guard upgrade else { throw StoreError("the store's records are not marked authenticated: refusing to open it") }
                 try db.transaction {
-                    for (table, columns) in Self.authenticated {
-                        // Each row is found again by its primary key, which is among the columns.
-                        let key = Self.primaryKeys[table]!
-                        let match = key.enumerated().map { "\($0.element) = ?\($0.offset + 2)" }.joined(separator: " AND ")
-                        for row in try db.query("SELECT \(columns.joined(separator: ", ")) FROM \(table)", []) {
-                            let mac = authenticator.mac(table: table, row.map { $0.text ?? "" })
-                            let keyValues = key.map { row[columns.firstIndex(of: $0)!] }
-                            try db.query("UPDATE \(table) SET mac = ?1 WHERE \(match)", [.blob(mac)] + keyValues)
-                        }
-                    }
+                    _ = try Self.authenticateAll(db, with: authenticator, checkedUnder: nil)
                     try Self.putMetadata(db, "records", Array("1".utf8))
                 }
             }
         }
         self.authenticator.withLock { $0 = authenticator }
+    }
+
+    /// Gives every record its MAC under `authenticator` (as the record is now) and returns the
+    /// state digest of them. With `previous` (a rotation of the root key), each row must first
+    /// verify under it, and the digest of the rows under it is returned too: a row changed,
+    /// added or deleted behind kmsd since it last checked the store is refused, not blessed.
+    private static func authenticateAll(_ db: any SQLConnection, with authenticator: RecordAuthenticator,
+                                        checkedUnder previous: RecordAuthenticator?) throws -> (digest: [UInt8], previous: [UInt8]) {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var previousDigest = digest
+        for (table, columns) in Self.authenticated {
+            // Each row is found again by its primary key, which is among the columns.
+            let key = Self.primaryKeys[table]!
+            let match = key.enumerated().map { "\($0.element) = ?\($0.offset + 2)" }.joined(separator: " AND ")
+            for row in try db.query("SELECT mac, \(columns.joined(separator: ", ")) FROM \(table)", []) {
+                let fields = row.dropFirst().map { $0.text ?? "" }
+                if let previous {
+                    guard previous.verifies(row[0].blob, table: table, fields) else {
+                        throw StoreError("the record \(table)/\(fields.first ?? "?") was changed outside kmsd (its MAC does not verify under the root key): nothing was changed")
+                    }
+                    add(previous.element(table: table, mac: row[0].blob ?? []), to: &previousDigest)
+                }
+                let mac = authenticator.mac(table: table, fields)
+                let keyValues = key.map { row[columns.firstIndex(of: $0)! + 1] }
+                try db.query("UPDATE \(table) SET mac = ?1 WHERE \(match)", [.blob(mac)] + keyValues)
+                add(authenticator.element(table: table, mac: mac), to: &digest)
+            }
+        }
+        return (digest, previousDigest)
     }
 
     /// Refuses the store if any record's MAC does not verify.
@@ -590,7 +610,8 @@ final class RelationalKeyStore: KeyStore {
             (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit WHERE seq = ?2)
         """
 
-    func apply(_ changes: [StoreChange], basedOn expected: Int64?, audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {
+    func apply(_ changes: [StoreChange], basedOn expected: Int64?, reauthenticating rekey: RecordAuthenticator?,
+               audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return try database.withLock { db in
@@ -621,6 +642,7 @@ final class RelationalKeyStore: KeyStore {
                 }
                 let append = try seal(head), audit = append.records
                 if let sealedHead = append.head { try Self.putMetadata(db, "audit_head", sealedHead) }
+                for (name, value) in append.metadata { try Self.putMetadata(db, name, value) }
                 for change in changes {
                     switch change {
                     case let .putKey(record):
@@ -737,9 +759,21 @@ final class RelationalKeyStore: KeyStore {
                     }
                 }
                 try Self.insertAudit(audit, into: db)
-                // The digest moves with the records and the head in the same transaction; the
-                // generation with every change to a record.
-                if var written = state, let authenticator {
+                if let rekey {
+                    // Every record under the new key, and the digest of them from scratch; the
+                    // records as they are must be the set the digest kmsd keeps says.
+                    guard let authenticator, let kept = state else { throw StoreError("the store's records are not authenticated yet") }
+                    let (digest, previous) = try Self.authenticateAll(db, with: rekey, checkedUnder: authenticator)
+                    guard ConstantTime.equal(previous, kept.digest) else {
+                        throw StoreError("the store's records are not the set kmsd last wrote (a record was deleted, or an older copy of one put back, outside kmsd): nothing was changed")
+                    }
+                    state = SealedState(digest: digest, head: audit.last?.sequence ?? head?.sequence ?? kept.head, generation: kept.generation + 1)
+                    let sealed = try rekey.sealDigest(digest, head: state!.head, generation: state!.generation)
+                    try Self.putMetadata(db, Self.stateDigestName, sealed)
+                    if shared { try checkKept(db, sealed: sealed, last: audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) } ?? head) }
+                } else if var written = state, let authenticator {
+                    // The digest moves with the records and the head in the same transaction;
+                    // the generation with every change to a record.
                     written.head = audit.last?.sequence ?? head?.sequence ?? written.head
                     if !changes.isEmpty { written.generation += 1 }
                     let sealed = try authenticator.sealDigest(written.digest, head: written.head, generation: written.generation)
@@ -750,6 +784,7 @@ final class RelationalKeyStore: KeyStore {
                 return (state?.generation ?? 0, audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) })
             } }
             tracked.withLock { $0 = state }
+            if let rekey { self.authenticator.withLock { $0 = rekey } }
             if shared { advancePin(to: written) }
             return generation
         }
@@ -796,7 +831,7 @@ final class RelationalKeyStore: KeyStore {
     }
 
     func metadata(_ name: String) throws -> [UInt8]? {
-        try database.withLock { db in try db.query("SELECT value FROM meta WHERE name = ?1", [.text(name)]).first?.first?.blob }
+        try database.withLock { db in try db.metadata(name) }
     }
 
     private static func auditRow(_ row: SQLRow) throws -> SealedAuditRecord {

@@ -77,6 +77,12 @@ final class StoreFollower: Sendable {
         if wait { cancelled.wait() }
     }
 
+    /// Set when the store's root key was rotated to a key this instance was not given: every
+    /// request is refused from then on.
+    private let retired = Atomic<Bool>(false)
+
+    func retire() { retired.store(true, ordering: .releasing) }
+
     /// The state was current when the store was asked at `asked`. Kept if a later confirmation
     /// is there already (two threads confirm at once).
     func confirm(asked: UInt64) {
@@ -90,6 +96,9 @@ final class StoreFollower: Sendable {
 
     /// Throws unless the state was confirmed current within ``staleLimit``.
     func checkFresh() throws(KMSError) {
+        guard !retired.load(ordering: .relaxed) else {
+            throw KMSError(.internalError, "the key store's root key was rotated to a key this kmsd instance was not given: try another instance")
+        }
         let last = confirmed.load(ordering: .acquiring)
         let now = DispatchTime.now().uptimeNanoseconds
         let age = now > last ? now - last : 0

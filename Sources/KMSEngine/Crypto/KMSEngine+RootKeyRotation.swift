@@ -1,0 +1,161 @@
+import KMSFSCrypto
+import KMSStore
+
+/// What a rotation of the root key did (``KMSEngine/rotateRootKey(to:)``).
+public struct RootKeyRotation: Sendable, Equatable {
+    /// Key material versions re-sealed.
+    public var materialVersions: Int
+    /// Access key secrets re-sealed.
+    public var accessKeys: Int
+    /// Custom key store secrets (passwords, proxy credentials) re-sealed.
+    public var customKeyStores: Int
+    /// The first audit record chained under the new root key: the rotation's own.
+    public var firstRecord: Int64
+    /// The old and new keys' identifiers (``RootKey/identifier``).
+    public var from: String
+    public var to: String
+}
+
+extension KMSEngine {
+    static let rotateRootKeyOperation = "RotateRootKey"
+
+    /// Rotates the store's root key to `next`, while the engine serves.
+    ///
+    /// One transaction: every sealed row (key material, access key and custom key store
+    /// secrets) is opened under the current key and sealed under `next`; every record gets its
+    /// MAC under `next` and the state digest is computed again; the root-key check, the
+    /// fingerprint key and the audit chain's history are sealed under `next`; and the rotation's
+    /// audit record begins the chain's segment under `next`. Interrupted, it leaves the store as
+    /// it was, under the current key: running it again is the resumption. Cryptographic calls go
+    /// on meanwhile (the material itself does not change); management calls wait for it.
+    ///
+    /// Afterwards only `next` opens the store (or an instance given it as ``nextRootKey``): the
+    /// operator installs it as the root key. Other instances of a shared store that were given
+    /// it take it up at their next poll; those that were not stop serving and say why.
+    /// - Throws: ``KMSError`` (`ValidationException`) if `next` is the current key; ``StoreError``
+    ///   if a sealed row does not open under the current key (the store is then left as it was).
+    public func rotateRootKey(to next: RootKey) throws -> RootKeyRotation {
+        var outcome: RootKeyRotation?
+        try management.withLock {
+            try store.holdingTurn {
+                if follower != nil { try follow() }
+                let current = keys.withLock { $0 }
+                guard current.root.key != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
+                guard !next.isDegenerate else {
+                    throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
+                }
+                var record = newRecord(Self.rotateRootKeyOperation, Self.adminCaller)
+                rotatingRootKey.store(true, ordering: .releasing)
+                defer { rotatingRootKey.store(false, ordering: .releasing) }
+                do {
+                    let (changes, counts) = try resealed(store.load(), from: current.root, to: next)
+                    var rotated: StoreKeys?
+                    let rotation = AuditLog.Rotation(authenticator: try RecordAuthenticator(rootKey: next)) { from in
+                        let keys = try current.rotated(to: next, from: from)
+                        rotated = keys
+                        return (try keys.chain(), try keys.sealedMetadata())
+                    }
+                    record.note = "root key rotated from \(current.root.identifier) to \(next.identifier): \(counts.material) key material versions, \(counts.accessKeys) access key secrets and "
+                        + "\(counts.customKeyStores) custom key store secrets sealed again, every record authenticated again"
+                    _ = try audit.commit(changes: changes, record: record, basedOn: nil, rotation: rotation)
+                    guard let rotated else { throw StoreError("the rotation committed without its audit record") }
+                    take(rotated, previous: current.root)
+                    keepSealedCopies(changes)
+                    // The store's generation moved: a shared store's instance loads it again (its
+                    // own material rows are sealed anew); one writer has nothing to load.
+                    // Committed: a failure to load now is the follower's to retry, not this call's.
+                    rotatingRootKey.store(false, ordering: .releasing)
+                    if follower != nil { _ = try? follow() }
+                    outcome = RootKeyRotation(materialVersions: counts.material, accessKeys: counts.accessKeys,
+                                              customKeyStores: counts.customKeyStores, firstRecord: rotated.history.currentFrom,
+                                              from: current.root.identifier, to: next.identifier)
+                } catch {
+                    record.errorCode = (error as? KMSError)?.code.rawValue ?? KMSError.Code.internalError.rawValue
+                    record.note = "root key not rotated: \(error)"
+                    audit.append(record)
+                    throw error
+                }
+            }
+        }
+        guard let outcome else { throw StoreError("the root key was not rotated") }
+        return outcome
+    }
+
+    /// The store changes that seal everything `contents` holds sealed under `current` again
+    /// under `next` (the metadata is written with the rotation's audit record).
+    private func resealed(_ contents: StoreContents, from current: RootKey, to next: RootKey) throws
+        -> ([StoreChange], (material: Int, accessKeys: Int, customKeyStores: Int)) {
+        func reseal(_ sealed: [UInt8], label: String, version: UInt32, what: String) throws -> [UInt8] {
+            guard let opened = try? current.open(sealed, label: label, version: version) else {
+                throw StoreError("\(what) does not open under the current root key: nothing was rotated")
+            }
+            return try next.seal(opened, label: label, version: version)
+        }
+        var changes: [StoreChange] = []
+        var counts = (material: 0, accessKeys: 0, customKeyStores: 0)
+        for (identity, rows) in contents.sealedMaterial {
+            for (version, sealed) in rows {
+                changes.append(.resealMaterial(identity, version: version, sealed: try reseal(
+                    sealed, label: identity.materialLabel, version: version, what: "the material of key \(identity.keyID) version \(version)")))
+                counts.material += 1
+            }
+        }
+        for (key, sealed) in contents.accessKeys {
+            changes.append(.putAccessKey(key, sealedSecret: try reseal(
+                sealed, label: "access key " + key.accessKeyID, version: 0, what: "the secret of access key \(key.accessKeyID)")))
+            counts.accessKeys += 1
+        }
+        for (keyStore, sealed) in contents.customKeyStores {
+            changes.append(.putCustomKeyStore(keyStore, sealedSecret: try reseal(
+                sealed, label: CustomKeyStoreRecord.secretLabel(keyStore.id), version: 0, what: "the secret of custom key store \(keyStore.id)")))
+            counts.customKeyStores += 1
+        }
+        return (changes, counts)
+    }
+
+    /// Puts what `changes` sealed again into the state's copies of the sealed rows: a custom key
+    /// store's secret is opened from its copy at each connection, and a shared store's load
+    /// keeps the keys whose rows match their copies.
+    private func keepSealedCopies(_ changes: [StoreChange]) {
+        state.withLock { state in
+            for change in changes {
+                switch change {
+                case let .resealMaterial(identity, version, sealed):
+                    state.sealedMaterial[identity, default: [:]][version] = sealed
+                case let .putCustomKeyStore(record, sealed):
+                    if let held = state.customKeyStores[record.id] { state.customKeyStores[record.id] = (held.record, sealed) }
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    /// Makes `keys` the engine's; `previous` goes on opening tokens sealed before (sessions,
+    /// import parameters) until this process ends.
+    private func take(_ keys: StoreKeys, previous: RootKey) {
+        self.keys.withLock { $0 = keys }
+        previousRoot.withLock { $0 = previous }
+    }
+
+    /// Called when a shared store's position cannot be read (`failure`): if another instance
+    /// rotated the root key to this instance's ``nextRootKey``, takes the new keys up (records,
+    /// chain, anchor) and returns; otherwise throws — saying so if the store was rotated to a key
+    /// this instance does not have, and `failure` if it was not rotated at all.
+    func adoptRotatedRootKey(failure: any Error) throws {
+        guard let check = try store.metadata("root_check") else { throw failure }
+        let current = keys.withLock { $0 }
+        if StoreKeys.opensCheck(current.root, check) { throw failure }
+        guard let next = nextRootKey, StoreKeys.opensCheck(next, check) else {
+            // For good: refuse requests now (not after the follower's bound), write nothing more,
+            // and have the anchor say so, so that no restart under this key takes an older copy.
+            audit.retireRootKey()
+            follower?.retire()
+            throw StoreError(AuditLog.retiredMessage)
+        }
+        let rotated = try StoreKeys.load(root: next, metadata: store.metadata)
+        try store.authenticateRecords(with: RecordAuthenticator(rootKey: next), upgrade: false)
+        audit.adopt(try rotated.chain())
+        take(rotated, previous: current.root)
+    }
+}
