@@ -27,6 +27,8 @@ public final class KMSEngine: Sendable {
     /// nobody else changes the store meanwhile, so the follower confirms the state without
     /// loading it (a load between the commit and the new keys' taking effect would fail).
     let rotatingRootKey = Atomic<Bool>(false)
+    /// The last announcement of a rotation this instance saw in its shared store, or made.
+    let announcedRotation = Mutex<[UInt8]?>(nil)
     /// Whether the store opened under ``nextRootKey`` (rotated already): the operator should
     /// install it as the root key.
     public var openedUnderNextRootKey: Bool { nextRootKey.map { $0.key == rootKey.key } ?? false }
@@ -266,6 +268,7 @@ public final class KMSEngine: Sendable {
     /// or under `next` (the store was rotated to it). Returns the key that opens it.
     private static func checkRootKey(_ rootKey: RootKey, next: RootKey?, store: any KeyStore) throws -> RootKey {
         guard let sealed = try store.metadata("root_check") else {
+            guard !rootKey.isDegenerate else { throw StoreError("the root key has every byte the same: not a key to make a store under") }
             let check = try rootKey.seal(try SecretBytes.random(count: 32), label: StoreKeys.checkLabel, version: 0)
             try store.apply([.putMetadata(name: "root_check", value: check)], audit: [])
             return rootKey
@@ -509,6 +512,7 @@ public final class KMSEngine: Sendable {
             // open writes the first one, and that was this instance's open or another's, before.
             guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
             let (next, _) = try Self.liveState(contents, keys: keys.withLock { $0 }, previous: state.withLock { $0 })
+            noticeAnnouncedRotation(try store.metadata(Self.rotationAnnouncement))
             loaded = install(next)
             if loaded {
                 StoreFollower.reloads.increment()

@@ -136,14 +136,23 @@ extension AdminCommand {
         /// a regular file of this user (or root) that no one else may read or write: whoever
         /// could write it would choose the store's root key, whoever could read it would have it.
         static func loadOrCreate(_ path: String) throws -> RootKey {
-            var info = stat()
-            if lstat(path, &info) == 0 {
-                guard info.st_mode & S_IFMT == S_IFREG else { throw CommandFailure("\(path) is not a regular file (a symbolic link?): give the key file itself") }
+            // Opened once, not followed, and checked on what was opened: a name swapped between
+            // a check and a read cannot put another file's key in.
+            let existing = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            if existing >= 0 {
+                defer { close(existing) }
+                var info = stat()
+                guard fstat(existing, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                    throw CommandFailure("\(path) is not a regular file: give the key file itself")
+                }
                 guard info.st_uid == geteuid() || info.st_uid == 0, info.st_mode & 0o077 == 0 else {
                     throw CommandFailure("\(path) has mode 0\(String(info.st_mode & 0o7777, radix: 8)) and owner \(info.st_uid): "
                                          + "a root key file must be this user's (or root's) with mode 0600 or 0400")
                 }
-                return try RootKey(loading: .file(path))
+                return try RootKey(loading: .fileDescriptor(existing))
+            }
+            guard errno == ENOENT else {
+                throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))\(errno == ELOOP ? " (a symbolic link: give the key file itself)" : "")")
             }
             let key = try RootKey.generate()
             var hex = key.hexEncoded()

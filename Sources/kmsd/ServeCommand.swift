@@ -165,7 +165,7 @@ struct ServeCommand: ParsableCommand {
             fflush(nil)
         }
         engine.onFollowProblem { problem in
-            print(problem.map { "kmsd: cannot follow the shared key store (refusing requests after 1 s): \($0)" }
+            print(problem.map { "kmsd: cannot follow the shared key store (requests are refused once its state is 1 s old): \($0)" }
                   ?? "kmsd: following the shared key store again")
             fflush(nil)
         }

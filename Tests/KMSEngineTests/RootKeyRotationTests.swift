@@ -2,6 +2,7 @@ import Foundation
 import KMSFSCrypto
 import KMSFSTestSupport
 import KMSStore
+import Synchronization
 import Testing
 @testable import KMSEngine
 
@@ -88,7 +89,8 @@ import Testing
     @Test func theOldKeyOpensNothingAndForgesNothing() throws {
         let f = try EngineFixture()
         let contents = try Self.fill(f)
-        _ = try f.engine.rotateRootKey(to: try RootKey.generate())
+        let next = try RootKey.generate()
+        _ = try f.engine.rotateRootKey(to: next)
         try f.close()
         let database = try f.rawConnection()
         let material = try database.query("SELECT account, region, key_id, version, sealed FROM key_material")
@@ -106,6 +108,15 @@ import Testing
                 #expect((try? f.rootKey.open(value ?? [], label: label, version: 0)) == nil)
             }
         }
+        // The chain history or the fingerprint key removed (so that the trail, or KeyMaterialIds,
+        // are judged under the new key alone): refused at open.
+        for name in [StoreKeys.historyName, StoreKeys.fingerprintName] {
+            let kept = try #require(try database.metadata(name))
+            try database.query("DELETE FROM meta WHERE name = ?1", [.text(name)])
+            #expect(throws: StoreError.self) { _ = try KMSEngine.open(path: f.storePath, rootKey: next, clock: f.clock, schedulerInterval: nil) }
+            try database.query("INSERT INTO meta(name, value) VALUES(?1, ?2)", [.text(name), .blob(kept)])
+        }
+        _ = try KMSEngine.open(path: f.storePath, rootKey: next, clock: f.clock, schedulerInterval: nil)
         // A key's policy opened to everyone, MAC'ed under the old key: refused at open.
         let oldAuthenticator = try RecordAuthenticator(rootKey: f.rootKey)
         let row = try database.query("SELECT key_id, account, region, record FROM keys WHERE key_id = ?1", [.text(contents.symmetric.keyId)])[0]
@@ -208,6 +219,42 @@ import Testing
         // The control: an anchor that did not see the rotation lets the copy open (it cannot tell).
         let unaware = directory.appendingPathComponent("unaware.anchor").path
         _ = try open(root, anchor: unaware)
+    }
+
+    /// An instance without the new key learns of the rotation before it happens (an
+    /// announcement in the store), stops answering, and writes its audit records while it still
+    /// can: every call it answered is in the trail, though it answered calls up to the rotation.
+    @Test func anInstanceWithoutTheNewKeyStopsBeforeTheRotationAndLosesNoAuditRecord() throws {
+        let url = try PostgresServer.shared.get().newDatabase()
+        defer { if case let .success(server) = PostgresServer.shared { server.dropDatabase(url) } }
+        let (root, next, clock) = (try RootKey.generate(), try RootKey.generate(), ManualClock())
+        let a = try KMSEngine.open(path: url, rootKey: root, clock: clock, schedulerInterval: nil, shared: true)
+        let c = try KMSEngine.open(path: url, rootKey: root, clock: clock, schedulerInterval: nil, shared: true)
+        let account = Caller(account: "111122223333", region: "eu-west-1", requestID: "setup")
+        let key = try a.createKey(CreateKeyRequest(), caller: account).keyMetadata.keyId
+        for _ in 0..<150 { _ = try a.createKey(CreateKeyRequest(), caller: account) }  // a rotation that takes a while
+        try c.follow()
+        let served = Mutex<[String]>([])
+        let done = Atomic<Bool>(false)
+        let load = Thread {
+            var index = 0
+            while !done.load(ordering: .acquiring) {
+                index += 1
+                let caller = Caller(account: account.account, region: account.region, requestID: "c-\(index)")
+                if (try? c.encrypt(keyID: key, plaintext: secret("x"), caller: caller)) != nil { served.withLock { $0.append(caller.requestID) } }
+            }
+        }
+        load.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        _ = try a.rotateRootKey(to: next)
+        done.store(true, ordering: .releasing)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(throws: KMSError.self) { _ = try c.encrypt(keyID: key, plaintext: secret("x"), caller: account) }
+        let recorded = Set(try a.auditRecords().map(\.requestID))
+        let answered = served.withLock { $0 }
+        #expect(!answered.isEmpty)
+        let unrecorded = answered.filter { !recorded.contains($0) }
+        #expect(unrecorded.isEmpty, "\(unrecorded.count) of \(answered.count) answered calls are not in the trail, from \(unrecorded.first ?? "")")
     }
 
     @Test func rotatingToTheSameKeyIsRefusedAndChangesNothing() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import KMSFSCrypto
 import KMSStore
 
@@ -35,20 +36,23 @@ extension KMSEngine {
     /// - Throws: ``KMSError`` (`ValidationException`) if `next` is the current key; ``StoreError``
     ///   if a sealed row does not open under the current key (the store is then left as it was).
     public func rotateRootKey(to next: RootKey) throws -> RootKeyRotation {
+        guard !next.isDegenerate else {
+            throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
+        }
+        if follower != nil { try announceRotation(to: next) }
         var outcome: RootKeyRotation?
+        defer { if follower != nil, outcome == nil { withdrawAnnouncement() } }
         try management.withLock {
             try store.holdingTurn {
                 if follower != nil { try follow() }
                 let current = keys.withLock { $0 }
                 guard current.root.key != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
-                guard !next.isDegenerate else {
-                    throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
-                }
                 var record = newRecord(Self.rotateRootKeyOperation, Self.adminCaller)
                 rotatingRootKey.store(true, ordering: .releasing)
                 defer { rotatingRootKey.store(false, ordering: .releasing) }
                 do {
-                    let (changes, counts) = try resealed(store.load(), from: current.root, to: next)
+                    var (changes, counts) = try resealed(store.load(), from: current.root, to: next)
+                    if follower != nil { changes.append(.deleteMetadata(name: Self.rotationAnnouncement)) }
                     var rotated: StoreKeys?
                     let rotation = AuditLog.Rotation(authenticator: try RecordAuthenticator(rootKey: next)) { from in
                         let keys = try current.rotated(to: next, from: from)
@@ -111,6 +115,56 @@ extension KMSEngine {
             counts.customKeyStores += 1
         }
         return (changes, counts)
+    }
+
+    /// The metadata that announces a rotation to a shared store's other instances: a check value
+    /// sealed under the new key, which those given it as their next open.
+    static let rotationAnnouncement = "root_rotation"
+    /// Not the check's label: an announcement put in the check's place opens as nothing.
+    static let announcementLabel = "kmsd root key rotation announced"
+
+    /// Before a rotation of a shared store: tells the other instances, and gives those without
+    /// the new key time (three polls) to stop answering and write their audit records while the
+    /// writers' turn is free — after the rotation they could chain none (a rotation holds the turn
+    /// for as long as it re-seals, and their records would wait behind it and be lost).
+    private func announceRotation(to next: RootKey) throws {
+        let check = try next.seal(try SecretBytes.random(count: 32), label: Self.announcementLabel, version: 0)
+        announcedRotation.withLock { $0 = check }
+        try manage(Self.rotateRootKeyOperation, Self.adminCaller) { record, _ in
+            record.note = "rotation of the root key to \(next.identifier) announced"
+            return ((), [.putMetadata(name: Self.rotationAnnouncement, value: check)])
+        }
+        Thread.sleep(forTimeInterval: 3 * Double(StoreFollower.pollNanoseconds) / 1e9 + 0.05)
+    }
+
+    /// After a rotation that did not happen: the announcement goes (best effort; the others'
+    /// pause ends by itself otherwise).
+    private func withdrawAnnouncement() {
+        _ = try? manage(Self.rotateRootKeyOperation, Self.adminCaller) { record, _ in
+            record.note = "announced rotation of the root key withdrawn"
+            return ((), [.deleteMetadata(name: Self.rotationAnnouncement)])
+        }
+    }
+
+    /// What a load of a shared store found announced (`announcement`): this instance pauses if it
+    /// was not given the key the store is about to be rotated to, and resumes once the
+    /// announcement is gone.
+    /// An announcement is acted on once (the pause is bounded even if it stays), and this
+    /// instance's own is not.
+    func noticeAnnouncedRotation(_ announcement: [UInt8]?) {
+        guard let follower else { return }
+        guard let announcement else {
+            announcedRotation.withLock { $0 = nil }
+            follower.pauseForRotation(false)
+            return
+        }
+        let isNew = announcedRotation.withLock { last in
+            defer { last = announcement }
+            return last != announcement
+        }
+        if isNew, !(nextRootKey.map { StoreKeys.opensCheck($0, announcement, label: Self.announcementLabel) } ?? false) {
+            follower.pauseForRotation(true)
+        }
     }
 
     /// Puts what `changes` sealed again into the state's copies of the sealed rows: a custom key

@@ -26,6 +26,13 @@ struct StoreKeys: Sendable {
     /// The keys of a store under `root`, from what its metadata holds (`metadata` reads a value).
     /// - Throws: ``StoreError`` if a value is there but does not open under `root`.
     static func load(root: RootKey, metadata: (String) throws -> [UInt8]?) throws -> StoreKeys {
+        // A store whose root key was rotated says so in its check (which only the root key
+        // makes): its fingerprint key and chain history must be there, not removed to have the
+        // trail or the KeyMaterialIds judged under the current key alone.
+        let rotated = try metadata("root_check").flatMap { try? root.open($0, label: checkLabel, version: 0) }?.count == rotatedCheckLength
+        if rotated, try metadata(fingerprintName) == nil || metadata(historyName) == nil {
+            throw StoreError("the store's root key was rotated but its fingerprint key or audit chain history is gone: the store was edited outside kmsd; refusing to open it")
+        }
         let fingerprint: SecretBytes
         if let sealed = try metadata(fingerprintName) {
             guard let opened = try? root.open(sealed, label: fingerprintLabel, version: 0), opened.count == 32 else {
@@ -49,9 +56,10 @@ struct StoreKeys: Sendable {
         try HKDF.sha256(inputKeyMaterial: root.key, info: Array("kmsd imported material fingerprint 1".utf8), outputByteCount: 32)
     }
 
-    /// Whether `root` opens the store's root-key check (`check`, `meta.root_check`).
-    static func opensCheck(_ root: RootKey, _ check: [UInt8]) -> Bool {
-        (try? root.open(check, label: checkLabel, version: 0)) != nil
+    /// Whether `root` opens the store's root-key check (`check`, `meta.root_check`), or what
+    /// was sealed under another `label` for the same purpose (a rotation's announcement).
+    static func opensCheck(_ root: RootKey, _ check: [UInt8], label: String = checkLabel) -> Bool {
+        (try? root.open(check, label: label, version: 0)) != nil
     }
 
     /// The audit chain: earlier segments from the history, the current one under the root key.
@@ -65,10 +73,13 @@ struct StoreKeys: Sendable {
         return StoreKeys(root: next, fingerprint: fingerprint, history: history)
     }
 
-    /// The metadata that says what these keys are, sealed under the root key: the check, the
-    /// fingerprint key and the chain history.
+    /// A rotated store's check value is one byte longer than a new store's (32 random bytes).
+    static let rotatedCheckLength = 33
+
+    /// The metadata that says what these keys are, sealed under the root key: the check (of a
+    /// rotated store), the fingerprint key and the chain history.
     func sealedMetadata() throws -> [(name: String, value: [UInt8])] {
-        [("root_check", try root.seal(try SecretBytes.random(count: 32), label: Self.checkLabel, version: 0)),
+        [("root_check", try root.seal(try SecretBytes.random(count: Self.rotatedCheckLength), label: Self.checkLabel, version: 0)),
          (Self.fingerprintName, try root.seal(fingerprint, label: Self.fingerprintLabel, version: 0)),
          (Self.historyName, try history.sealed(under: root))]
     }

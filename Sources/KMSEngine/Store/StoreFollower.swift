@@ -14,7 +14,8 @@ import Synchronization
 /// notification still needs a query to arrive on a synchronous session, and the bound has to
 /// hold when notifications are lost with a session anyway.
 final class StoreFollower: Sendable {
-    static let pollInterval = DispatchTimeInterval.milliseconds(100)
+    static let pollNanoseconds: UInt64 = 100_000_000
+    static let pollInterval = DispatchTimeInterval.nanoseconds(Int(pollNanoseconds))
     /// The bound: docs/KMS.md, "Several instances serving one PostgreSQL store".
     static let staleLimit: UInt64 = 1_000_000_000
     /// How many times a management change is drafted optimistically before it holds the
@@ -83,6 +84,19 @@ final class StoreFollower: Sendable {
 
     func retire() { retired.store(true, ordering: .releasing) }
 
+    /// Until when requests are refused because another instance announced a rotation of the root
+    /// key to a key this instance was not given (DispatchTime nanoseconds; 0: none): its audit
+    /// records could not be chained after the rotation, so it stops making them first.
+    private let pausedUntil = Atomic<UInt64>(0)
+    /// How long an announced rotation pauses an instance at most: a rotating instance that died
+    /// before its rotation does not stop the others for longer.
+    static let rotationPause: UInt64 = 60_000_000_000
+
+    /// Pauses for an announced rotation (``rotationPause``), or ends the pause (`false`).
+    func pauseForRotation(_ pause: Bool) {
+        pausedUntil.store(pause ? DispatchTime.now().uptimeNanoseconds + Self.rotationPause : 0, ordering: .releasing)
+    }
+
     /// The state was current when the store was asked at `asked`. Kept if a later confirmation
     /// is there already (two threads confirm at once).
     func confirm(asked: UInt64) {
@@ -99,8 +113,11 @@ final class StoreFollower: Sendable {
         guard !retired.load(ordering: .relaxed) else {
             throw KMSError(.internalError, "the key store's root key was rotated to a key this kmsd instance was not given: try another instance")
         }
-        let last = confirmed.load(ordering: .acquiring)
         let now = DispatchTime.now().uptimeNanoseconds
+        guard pausedUntil.load(ordering: .relaxed) <= now else {
+            throw KMSError(.internalError, "the key store's root key is being rotated to a key this kmsd instance was not given: try another instance")
+        }
+        let last = confirmed.load(ordering: .acquiring)
         let age = now > last ? now - last : 0
         guard age > Self.staleLimit else { return }
         throw KMSError(.internalError, "this kmsd instance has not confirmed its key store's state for \(age / 1_000_000) ms "
