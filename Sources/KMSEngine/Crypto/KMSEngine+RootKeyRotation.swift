@@ -39,6 +39,7 @@ extension KMSEngine {
         guard !next.isDegenerate else {
             throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
         }
+        guard keys.withLock({ $0.root.key }) != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
         if follower != nil { try announceRotation(to: next) }
         var outcome: RootKeyRotation?
         defer { if follower != nil, outcome == nil { withdrawAnnouncement() } }
@@ -149,6 +150,7 @@ extension KMSEngine {
     /// What a load of a shared store found announced (`announcement`): this instance pauses if it
     /// was not given the key the store is about to be rotated to, and resumes once the
     /// announcement is gone.
+    ///
     /// An announcement is acted on once (the pause is bounded even if it stays), and this
     /// instance's own is not.
     func noticeAnnouncedRotation(_ announcement: [UInt8]?) {
@@ -194,7 +196,7 @@ extension KMSEngine {
 
     /// Called when a shared store's position cannot be read (`failure`): if another instance
     /// rotated the root key to this instance's ``nextRootKey``, takes the new keys up (records,
-    /// chain, anchor) and returns; otherwise throws — saying so if the store was rotated to a key
+    /// chain; the anchor follower reads them itself) and returns; otherwise throws — saying so if the store was rotated to a key
     /// this instance does not have, and `failure` if it was not rotated at all.
     func adoptRotatedRootKey(failure: any Error) throws {
         guard let check = try store.metadata("root_check") else { throw failure }
