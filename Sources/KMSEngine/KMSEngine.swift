@@ -505,6 +505,9 @@ public final class KMSEngine: Sendable {
             try adoptRotatedRootKey(failure: error)
             position = try store.position()
         }
+        // Before any load, which may take a while: an announced rotation pauses this instance
+        // within one poll.
+        noticeAnnouncedRotation(position.announcement)
         var loaded = false
         if position.generation > state.withLock({ $0.generation }) {
             let contents = try store.load()
@@ -512,7 +515,6 @@ public final class KMSEngine: Sendable {
             // open writes the first one, and that was this instance's open or another's, before.
             guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
             let (next, _) = try Self.liveState(contents, keys: keys.withLock { $0 }, previous: state.withLock { $0 })
-            noticeAnnouncedRotation(try store.metadata(Self.rotationAnnouncement))
             loaded = install(next)
             if loaded {
                 StoreFollower.reloads.increment()

@@ -125,9 +125,11 @@ extension KMSEngine {
     static let announcementLabel = "kmsd root key rotation announced"
 
     /// Before a rotation of a shared store: tells the other instances, and gives those without
-    /// the new key time (three polls) to stop answering and write their audit records while the
-    /// writers' turn is free — after the rotation they could chain none (a rotation holds the turn
-    /// for as long as it re-seals, and their records would wait behind it and be lost).
+    /// the new key time to stop answering and write their audit records while the writers' turn
+    /// is free — after the rotation they could chain none (a rotation holds the turn for as long
+    /// as it re-seals, and their records would wait behind it and be lost). The wait is the
+    /// follower's bound and two polls: an instance still answering after it has polled since the
+    /// announcement (one that has not refuses requests), and each poll reads the announcement.
     private func announceRotation(to next: RootKey) throws {
         let check = try next.seal(try SecretBytes.random(count: 32), label: Self.announcementLabel, version: 0)
         announcedRotation.withLock { $0 = check }
@@ -135,7 +137,7 @@ extension KMSEngine {
             record.note = "rotation of the root key to \(next.identifier) announced"
             return ((), [.putMetadata(name: Self.rotationAnnouncement, value: check)])
         }
-        Thread.sleep(forTimeInterval: 3 * Double(StoreFollower.pollNanoseconds) / 1e9 + 0.05)
+        Thread.sleep(forTimeInterval: Double(StoreFollower.staleLimit + 2 * StoreFollower.pollNanoseconds) / 1e9)
     }
 
     /// After a rotation that did not happen: the announcement goes (best effort; the others'
@@ -166,6 +168,8 @@ extension KMSEngine {
         }
         if isNew, !(nextRootKey.map { StoreKeys.opensCheck($0, announcement, label: Self.announcementLabel) } ?? false) {
             follower.pauseForRotation(true)
+            // What it answered so far goes into the trail now, while the turn is free.
+            try? audit.flush()
         }
     }
 

@@ -73,6 +73,8 @@ struct AuditPosition: Equatable {
 struct StorePosition: Equatable {
     var head: Int64
     var generation: Int64
+    /// A rotation of the root key another instance announced (``KMSEngine/rotationAnnouncement``), read with the position.
+    var announcement: [UInt8]? = nil
 }
 
 /// Audit records sealed for one transaction, and the trail's sealed head after them.

@@ -549,7 +549,7 @@ final class RelationalKeyStore: KeyStore {
                 return StorePosition(head: head, generation: 0)
             }
             let written = try openDigest(sealed, head: head)
-            return StorePosition(head: head, generation: written.generation)
+            return StorePosition(head: head, generation: written.generation, announcement: try db.metadata(KMSEngine.rotationAnnouncement))
         }
     }
 
