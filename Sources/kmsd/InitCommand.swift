@@ -50,6 +50,9 @@ struct InitCommand: ParsableCommand {
             }
             print("root key: generated into \(path) (mode 0600); back it up: without it the store cannot be opened")
         }
+        guard try !RootKey(loading: storeOptions.rootKeySource).isDegenerate else {
+            throw ValidationError("the root key has every byte the same: not a key to make a store under")
+        }
         let engine = try storeOptions.openEngine()
         let created = try engine.createAccount(accountID: account, name: accountName)
         let key = try engine.createAccessKey(account: created.accountID).key

@@ -263,7 +263,11 @@ import Testing
         let contents = try Self.fill(f)
         #expect(throws: KMSError.validation) { _ = try f.engine.rotateRootKey(to: f.rootKey) }
         #expect(throws: KMSError.validation) { _ = try f.engine.rotateRootKey(to: RootKey(SecretBytes(copying: [UInt8](repeating: 0, count: 32)))) }
-        try f.reopen()
+        // A key the store had before: its old checks and chain segments would pass for current ones.
+        _ = try f.engine.rotateRootKey(to: try RootKey.generate())
+        #expect(throws: KMSError.validation) { _ = try f.engine.rotateRootKey(to: f.rootKey) }
+        try f.engine.flushAudit()
+        #expect(try f.engine.verifyAudit().isIntact)
         try Self.expectUnchanged(contents, f.engine, f)
     }
 
@@ -280,10 +284,21 @@ import Testing
         }
         let (a, b, c) = (try open(next: nil), try open(next: next), try open(next: nil))
         let key = try a.createKey(CreateKeyRequest(), caller: caller).keyMetadata.keyId
+        for _ in 0..<150 { _ = try a.createKey(CreateKeyRequest(), caller: caller) }  // a rotation that takes a while
         let sealed = try a.encrypt(keyID: key, plaintext: secret("shared"), caller: caller).ciphertextBlob
         try b.follow()
         try c.follow()
+        // b answers all along: its records written while the rotation held the writers' turn
+        // must go on under the new chain (the trail verifies below).
+        let done = Atomic<Bool>(false)
+        let load = Thread {
+            while !done.load(ordering: .acquiring) { _ = try? b.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
+        }
+        load.start()
+        Thread.sleep(forTimeInterval: 0.2)
         _ = try a.rotateRootKey(to: next)
+        Thread.sleep(forTimeInterval: 0.3)
+        done.store(true, ordering: .releasing)
 
         try b.follow()
         #expect(text(try b.decrypt(ciphertextBlob: sealed, caller: caller).plaintext) == "shared")

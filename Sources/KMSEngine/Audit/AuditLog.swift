@@ -104,9 +104,15 @@ final class AuditLog: Sendable {
         try writer.withLock { chainState in try commit(&chainState, changes: changes, record: record, basedOn: generation, rotation: rotation) }
     }
 
-    /// Takes up the chain another instance rotated the store's root key to.
-    func adopt(_ chain: AuditChain) {
-        writer.withLock { _ in chainKeys.withLock { $0 = chain } }
+    /// Takes up the chain another instance rotated the store's root key to, after `switchStore`
+    /// (the store's records under the new key), both while no commit is in progress: a commit
+    /// that waited behind the rotation must not find the store under the new key and chain its
+    /// records under the old one.
+    func adopt(_ chain: AuditChain, switchingStore switchStore: () throws -> Void) throws {
+        try writer.withLock { _ in
+            try switchStore()
+            chainKeys.withLock { $0 = chain }
+        }
     }
 
     /// Set once this instance saw the store's root key rotated to a key it was not given: it

@@ -39,21 +39,24 @@ extension KMSEngine {
         guard !next.isDegenerate else {
             throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
         }
-        guard keys.withLock({ $0.root.key }) != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
-        if follower != nil { try announceRotation(to: next) }
+        try checkNew(next)
+        let announced = follower != nil ? try announceRotation(to: next) : nil
         var outcome: RootKeyRotation?
-        defer { if follower != nil, outcome == nil { withdrawAnnouncement() } }
+        defer { if let announced, outcome == nil { withdrawAnnouncement(announced) } }
         try management.withLock {
             try store.holdingTurn {
                 if follower != nil { try follow() }
                 let current = keys.withLock { $0 }
-                guard current.root.key != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
+                try checkNew(next)
                 var record = newRecord(Self.rotateRootKeyOperation, Self.adminCaller)
                 rotatingRootKey.store(true, ordering: .releasing)
                 defer { rotatingRootKey.store(false, ordering: .releasing) }
                 do {
+                    if let announced, try store.metadata(Self.rotationAnnouncement) != announced {
+                        throw KMSError(.validation, "the announcement of this rotation was replaced or withdrawn (another rotation at the same time?): nothing was rotated; run it again")
+                    }
                     var (changes, counts) = try resealed(store.load(), from: current.root, to: next)
-                    if follower != nil { changes.append(.deleteMetadata(name: Self.rotationAnnouncement)) }
+                    if announced != nil { changes.append(.deleteMetadata(name: Self.rotationAnnouncement)) }
                     var rotated: StoreKeys?
                     let rotation = AuditLog.Rotation(authenticator: try RecordAuthenticator(rootKey: next)) { from in
                         let keys = try current.rotated(to: next, from: from)
@@ -84,6 +87,18 @@ extension KMSEngine {
         }
         guard let outcome else { throw StoreError("the root key was not rotated") }
         return outcome
+    }
+
+    /// Refuses `next` if it is the store's root key now or was one before (its audit chain key is
+    /// in the history): a key used again would make the store's older checks and chain segments
+    /// pass for current ones.
+    private func checkNew(_ next: RootKey) throws {
+        let current = keys.withLock { $0 }
+        guard current.root.key != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
+        let chainKey = try AuditChain.key(next)
+        guard !current.history.segments.contains(where: { $0.key == chainKey }) else {
+            throw KMSError(.validation, "the new root key was this store's root key before: rotate to a new one")
+        }
     }
 
     /// The store changes that seal everything `contents` holds sealed under `current` again
@@ -130,20 +145,27 @@ extension KMSEngine {
     /// as it re-seals, and their records would wait behind it and be lost). The wait is the
     /// follower's bound and two polls: an instance still answering after it has polled since the
     /// announcement (one that has not refuses requests), and each poll reads the announcement.
-    private func announceRotation(to next: RootKey) throws {
-        let check = try next.seal(try SecretBytes.random(count: 32), label: Self.announcementLabel, version: 0)
-        announcedRotation.withLock { $0 = check }
+    /// - Returns: the announcement, `u64 milliseconds since 1970 ‖ sealed value`: the time
+    ///   bounds the pause (``StoreFollower/rotationPause``) of every instance, a restarted one too,
+    ///   if the rotation never comes.
+    private func announceRotation(to next: RootKey) throws -> [UInt8] {
+        var announcement: [UInt8] = []
+        announcement.appendUInt64(UInt64(max(0, clock.now().timeIntervalSince1970 * 1000)))
+        announcement += try next.seal(try SecretBytes.random(count: 32), label: Self.announcementLabel, version: 0)
+        announcedRotation.withLock { $0 = announcement }
         try manage(Self.rotateRootKeyOperation, Self.adminCaller) { record, _ in
             record.note = "rotation of the root key to \(next.identifier) announced"
-            return ((), [.putMetadata(name: Self.rotationAnnouncement, value: check)])
+            return ((), [.putMetadata(name: Self.rotationAnnouncement, value: announcement)])
         }
         Thread.sleep(forTimeInterval: Double(StoreFollower.staleLimit + 2 * StoreFollower.pollNanoseconds) / 1e9)
+        return announcement
     }
 
-    /// After a rotation that did not happen: the announcement goes (best effort; the others'
-    /// pause ends by itself otherwise).
-    private func withdrawAnnouncement() {
+    /// After a rotation that did not happen: its announcement goes, if it is still there (not
+    /// another rotation's, announced meanwhile). Best effort: the others' pause ends by itself.
+    private func withdrawAnnouncement(_ announcement: [UInt8]) {
         _ = try? manage(Self.rotateRootKeyOperation, Self.adminCaller) { record, _ in
+            guard try store.metadata(Self.rotationAnnouncement) == announcement else { throw NothingToRecord() }
             record.note = "announced rotation of the root key withdrawn"
             return ((), [.deleteMetadata(name: Self.rotationAnnouncement)])
         }
@@ -159,18 +181,22 @@ extension KMSEngine {
         guard let follower else { return }
         guard let announcement else {
             announcedRotation.withLock { $0 = nil }
-            follower.pauseForRotation(false)
+            follower.endRotationPause()
             return
         }
         let isNew = announcedRotation.withLock { last in
             defer { last = announcement }
             return last != announcement
         }
-        if isNew, !(nextRootKey.map { StoreKeys.opensCheck($0, announcement, label: Self.announcementLabel) } ?? false) {
-            follower.pauseForRotation(true)
-            // What it answered so far goes into the trail now, while the turn is free.
-            try? audit.flush()
-        }
+        guard isNew, announcement.count > 8 else { return }
+        let sealed = Array(announcement[8...])
+        guard !(nextRootKey.map { StoreKeys.opensCheck($0, sealed, label: Self.announcementLabel) } ?? false) else { return }
+        let made = Double(announcement[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) / 1000
+        let left = made + Double(StoreFollower.rotationPause) / 1e9 - clock.now().timeIntervalSince1970
+        guard left > 0 else { return }
+        follower.pauseForRotation(seconds: min(left, Double(StoreFollower.rotationPause) / 1e9))
+        // What it answered so far goes into the trail now, while the turn is free.
+        try? audit.flush()
     }
 
     /// Puts what `changes` sealed again into the state's copies of the sealed rows: a custom key
@@ -214,8 +240,7 @@ extension KMSEngine {
             throw StoreError(AuditLog.retiredMessage)
         }
         let rotated = try StoreKeys.load(root: next, metadata: store.metadata)
-        try store.authenticateRecords(with: RecordAuthenticator(rootKey: next), upgrade: false)
-        audit.adopt(try rotated.chain())
+        try audit.adopt(try rotated.chain()) { try store.authenticateRecords(with: RecordAuthenticator(rootKey: next), upgrade: false) }
         take(rotated, previous: current.root)
     }
 }

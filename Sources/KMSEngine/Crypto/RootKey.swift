@@ -62,7 +62,7 @@ public struct RootKey: Sendable {
     }
 
     /// Every byte the same (a zeroed or filled buffer): no key to seal a store under.
-    var isDegenerate: Bool {
+    public var isDegenerate: Bool {
         key.withUnsafeBytes { bytes in bytes.allSatisfy { $0 == bytes[0] } }
     }
 

@@ -92,10 +92,14 @@ final class StoreFollower: Sendable {
     /// before its rotation does not stop the others for longer.
     static let rotationPause: UInt64 = 60_000_000_000
 
-    /// Pauses for an announced rotation (``rotationPause``), or ends the pause (`false`).
-    func pauseForRotation(_ pause: Bool) {
-        pausedUntil.store(pause ? DispatchTime.now().uptimeNanoseconds + Self.rotationPause : 0, ordering: .releasing)
+    /// Pauses for an announced rotation, for `seconds` (what is left of ``rotationPause`` since
+    /// the announcement was made).
+    func pauseForRotation(seconds: Double) {
+        pausedUntil.store(DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9), ordering: .releasing)
     }
+
+    /// Ends a pause: the announcement is gone.
+    func endRotationPause() { pausedUntil.store(0, ordering: .releasing) }
 
     /// The state was current when the store was asked at `asked`. Kept if a later confirmation
     /// is there already (two threads confirm at once).
