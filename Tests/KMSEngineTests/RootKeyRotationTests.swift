@@ -229,7 +229,10 @@ import Testing
         defer { if case let .success(server) = PostgresServer.shared { server.dropDatabase(url) } }
         let (root, next, clock) = (try RootKey.generate(), try RootKey.generate(), ManualClock())
         let a = try KMSEngine.open(path: url, rootKey: root, clock: clock, schedulerInterval: nil, shared: true)
-        let c = try KMSEngine.open(path: url, rootKey: root, clock: clock, schedulerInterval: nil, shared: true)
+        // c's clock is 90 s ahead of a's: the pause is timed by c's own clock from when it sees
+        // the announcement, not from a's time in it.
+        let c = try KMSEngine.open(path: url, rootKey: root, clock: ManualClock(clock.now().addingTimeInterval(90)),
+                                   schedulerInterval: nil, shared: true)
         let account = Caller(account: "111122223333", region: "eu-west-1", requestID: "setup")
         let key = try a.createKey(CreateKeyRequest(), caller: account).keyMetadata.keyId
         for _ in 0..<150 { _ = try a.createKey(CreateKeyRequest(), caller: account) }  // a rotation that takes a while

@@ -40,7 +40,8 @@ extension KMSEngine {
             throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
         }
         try checkNew(next)
-        let announced = follower != nil ? try announceRotation(to: next) : nil
+        let announcing = follower != nil ? try announceRotation(to: next) : nil
+        let announced = announcing?.announcement
         var outcome: RootKeyRotation?
         defer { if let announced, outcome == nil { withdrawAnnouncement(announced) } }
         try management.withLock {
@@ -54,6 +55,10 @@ extension KMSEngine {
                 do {
                     if let announced, try store.metadata(Self.rotationAnnouncement) != announced {
                         throw KMSError(.validation, "the announcement of this rotation was replaced or withdrawn (another rotation at the same time?): nothing was rotated; run it again")
+                    }
+                    if let announcing, DispatchTime.now().uptimeNanoseconds - announcing.at > UInt64(announcing.pause) * 500_000_000 {
+                        throw KMSError(.internalError, "the rotation did not start within half of the pause it announced (\(announcing.pause) s; "
+                                       + "the others resume after it): nothing was rotated; run it again")
                     }
                     var (changes, counts) = try resealed(store.load(), from: current.root, to: next)
                     if announced != nil { changes.append(.deleteMetadata(name: Self.rotationAnnouncement)) }
@@ -145,21 +150,38 @@ extension KMSEngine {
     /// as it re-seals, and their records would wait behind it and be lost). The wait is the
     /// follower's bound and two polls: an instance still answering after it has polled since the
     /// announcement (one that has not refuses requests), and each poll reads the announcement.
-    /// - Returns: the announcement, `u64 milliseconds since 1970 ‖ sealed value`: the time
-    ///   bounds the pause (``StoreFollower/rotationPause``) of every instance, a restarted one too,
-    ///   if the rotation never comes.
-    private func announceRotation(to next: RootKey) throws -> [UInt8] {
+    ///
+    /// - Returns: the announcement, `u64 milliseconds since 1970 ‖ u32 pause seconds ‖ sealed
+    ///   value`, and when it was made (this instance's monotonic clock). Each instance pauses for
+    ///   the announced time from when it first sees it (by its own clock: the instances' clocks
+    ///   need not agree), so a rotating instance that died stops the others no longer; the time
+    ///   made only tells a stale announcement (``staleAnnouncement``) from a current one.
+    private func announceRotation(to next: RootKey) throws -> (announcement: [UInt8], pause: UInt32, at: UInt64) {
+        let records = state.withLock { $0.keys.count + $0.aliases.count + $0.accessKeys.count + $0.identities.count
+            + $0.grants.values.reduce(0) { $0 + $1.count } }
+        let pause = Self.rotationPause(records: records)
         var announcement: [UInt8] = []
         announcement.appendUInt64(UInt64(max(0, clock.now().timeIntervalSince1970 * 1000)))
+        announcement.appendUInt32(pause)
         announcement += try next.seal(try SecretBytes.random(count: 32), label: Self.announcementLabel, version: 0)
         announcedRotation.withLock { $0 = announcement }
         try manage(Self.rotateRootKeyOperation, Self.adminCaller) { record, _ in
             record.note = "rotation of the root key to \(next.identifier) announced"
             return ((), [.putMetadata(name: Self.rotationAnnouncement, value: announcement)])
         }
+        let at = DispatchTime.now().uptimeNanoseconds
         Thread.sleep(forTimeInterval: Double(StoreFollower.staleLimit + 2 * StoreFollower.pollNanoseconds) / 1e9)
-        return announcement
+        return (announcement, pause, at)
     }
+
+    /// How long instances without the new key pause for a rotation of a store of `records`
+    /// records: a minute, and 5 ms a record (ten times what re-sealing one takes in a release
+    /// build), at most an hour. The rotation starts within half of it or not at all.
+    static func rotationPause(records: Int) -> UInt32 { UInt32(min(3600, 60 + records / 200)) }
+
+    /// An announcement made more than this long before its pause ended is stale whatever the
+    /// clocks say: its rotation is long dead.
+    static let staleAnnouncement: Double = 600
 
     /// After a rotation that did not happen: its announcement goes, if it is still there (not
     /// another rotation's, announced meanwhile). Best effort: the others' pause ends by itself.
@@ -188,13 +210,13 @@ extension KMSEngine {
             defer { last = announcement }
             return last != announcement
         }
-        guard isNew, announcement.count > 8 else { return }
-        let sealed = Array(announcement[8...])
+        guard isNew, announcement.count > 12 else { return }
+        let sealed = Array(announcement[12...])
         guard !(nextRootKey.map { StoreKeys.opensCheck($0, sealed, label: Self.announcementLabel) } ?? false) else { return }
         let made = Double(announcement[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) / 1000
-        let left = made + Double(StoreFollower.rotationPause) / 1e9 - clock.now().timeIntervalSince1970
-        guard left > 0 else { return }
-        follower.pauseForRotation(seconds: min(left, Double(StoreFollower.rotationPause) / 1e9))
+        let pause = Double(min(3600, announcement[8..<12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }))
+        guard clock.now().timeIntervalSince1970 - made < pause + Self.staleAnnouncement else { return }
+        follower.pauseForRotation(seconds: pause)
         // What it answered so far goes into the trail now, while the turn is free.
         try? audit.flush()
     }

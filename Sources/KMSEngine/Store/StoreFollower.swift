@@ -88,12 +88,8 @@ final class StoreFollower: Sendable {
     /// key to a key this instance was not given (DispatchTime nanoseconds; 0: none): its audit
     /// records could not be chained after the rotation, so it stops making them first.
     private let pausedUntil = Atomic<UInt64>(0)
-    /// How long an announced rotation pauses an instance at most: a rotating instance that died
-    /// before its rotation does not stop the others for longer.
-    static let rotationPause: UInt64 = 60_000_000_000
 
-    /// Pauses for an announced rotation, for `seconds` (what is left of ``rotationPause`` since
-    /// the announcement was made).
+    /// Pauses for an announced rotation, for `seconds` from now (this instance's own clock).
     func pauseForRotation(seconds: Double) {
         pausedUntil.store(DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9), ordering: .releasing)
     }
