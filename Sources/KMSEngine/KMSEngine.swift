@@ -507,7 +507,7 @@ public final class KMSEngine: Sendable {
         }
         // Before any load, which may take a while: an announced rotation pauses this instance
         // within one poll.
-        noticeAnnouncedRotation(position.announcement)
+        noticeAnnouncedRotation(position.announcement, storeMoved: position.generation > state.withLock({ $0.generation }))
         var loaded = false
         if position.generation > state.withLock({ $0.generation }) {
             let contents = try store.load()

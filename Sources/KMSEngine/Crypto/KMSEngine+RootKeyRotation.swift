@@ -198,12 +198,16 @@ extension KMSEngine {
     /// announcement is gone.
     ///
     /// An announcement is acted on once (the pause is bounded even if it stays), and this
-    /// instance's own is not.
-    func noticeAnnouncedRotation(_ announcement: [UInt8]?) {
+    /// instance's own is not. A pause ends early only when the announcement went with a change
+    /// of the store (`storeMoved`: its sealed generation moved, as a withdrawal moves it): a row
+    /// deleted behind kmsd does not end it.
+    func noticeAnnouncedRotation(_ announcement: [UInt8]?, storeMoved: Bool) {
         guard let follower else { return }
         guard let announcement else {
-            announcedRotation.withLock { $0 = nil }
-            follower.endRotationPause()
+            if storeMoved {
+                announcedRotation.withLock { $0 = nil }
+                follower.endRotationPause()
+            }
             return
         }
         let isNew = announcedRotation.withLock { last in

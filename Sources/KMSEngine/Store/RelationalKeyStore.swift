@@ -539,7 +539,8 @@ final class RelationalKeyStore: KeyStore {
         guard let follow else { throw StoreError("only a shared store is followed") }
         return try follow.withConnection { db in
             let pinned = pin.withLock { $0 }
-            let row = try db.query(Self.headSQL, [.text(Self.stateDigestName), .integer(pinned?.sequence ?? 0)]).first
+            let row = try db.query(Self.positionSQL, [.text(Self.stateDigestName), .integer(pinned?.sequence ?? 0),
+                                                      .text(KMSEngine.rotationAnnouncement)]).first
             let last = row?[1].integer.map { AuditPosition(sequence: $0, mac: row?[2].blob ?? []) }
             try checkPin(pinned, macAtPin: row?[3].blob, last: last)
             let head = last?.sequence ?? 0
@@ -549,7 +550,7 @@ final class RelationalKeyStore: KeyStore {
                 return StorePosition(head: head, generation: 0)
             }
             let written = try openDigest(sealed, head: head)
-            return StorePosition(head: head, generation: written.generation, announcement: try db.metadata(KMSEngine.rotationAnnouncement))
+            return StorePosition(head: head, generation: written.generation, announcement: row?[4].blob)
         }
     }
 
@@ -602,6 +603,14 @@ final class RelationalKeyStore: KeyStore {
         }
         return (head, try openDigest(sealed, head: head?.sequence ?? 0))
     }
+
+    /// ``headSQL`` and an announced rotation of the root key (meta ?3), in one snapshot: an
+    /// announcement gone and a digest not yet moved would otherwise pass for a withdrawn rotation.
+    private static let positionSQL = """
+        SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),
+            (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit WHERE seq = ?2),
+            (SELECT value FROM meta WHERE name = ?3)
+        """
 
     /// The sealed digest, the trail's last record and the MAC of record ?2 (the pin), in one
     /// statement (one snapshot).

@@ -89,9 +89,16 @@ final class StoreFollower: Sendable {
     /// records could not be chained after the rotation, so it stops making them first.
     private let pausedUntil = Atomic<UInt64>(0)
 
-    /// Pauses for an announced rotation, for `seconds` from now (this instance's own clock).
+    /// Pauses for an announced rotation, for `seconds` from now (this instance's own clock); a
+    /// pause under way is never shortened (a rewritten announcement cannot end it early).
     func pauseForRotation(seconds: Double) {
-        pausedUntil.store(DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9), ordering: .releasing)
+        let until = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
+        var current = pausedUntil.load(ordering: .acquiring)
+        while current < until {
+            let (exchanged, original) = pausedUntil.compareExchange(expected: current, desired: until, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            current = original
+        }
     }
 
     /// Ends a pause: the announcement is gone.
