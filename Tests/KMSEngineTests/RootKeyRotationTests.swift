@@ -261,6 +261,39 @@ import Testing
         #expect(missing == 0, "\(missing) of \(total) answered calls are not in the trail, from \(first)")
     }
 
+    /// An announcement pauses an instance without the key; removed behind kmsd (the store's
+    /// sealed generation does not move) it does not end the pause, and a rewritten one does not
+    /// shorten it; gone with a change of the store, it does.
+    @Test func aPauseEndsOnlyWithAChangeOfTheStore() throws {
+        let url = try PostgresServer.shared.get().newDatabase()
+        defer { if case let .success(server) = PostgresServer.shared { server.dropDatabase(url) } }
+        let (root, clock) = (try RootKey.generate(), ManualClock())
+        let caller = Caller(account: "111122223333", region: "eu-west-1", requestID: "test")
+        let a = try KMSEngine.open(path: url, rootKey: root, clock: clock, schedulerInterval: nil, shared: true)
+        let c = try KMSEngine.open(path: url, rootKey: root, clock: clock, schedulerInterval: nil, shared: true)
+        let key = try a.createKey(CreateKeyRequest(), caller: caller).keyMetadata.keyId
+        try c.follow()
+        func announcement(pause: UInt32) -> [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.appendUInt64(UInt64(clock.now().timeIntervalSince1970 * 1000))
+            bytes.appendUInt32(pause)
+            return bytes + [UInt8](repeating: 7, count: 60)
+        }
+        let database = try PostgresDatabase(url: url)
+        try database.query("INSERT INTO meta(name, value) VALUES(?1, ?2)", [.text(KMSEngine.rotationAnnouncement), .blob(announcement(pause: 60))])
+        try c.follow()
+        #expect(throws: KMSError.self) { _ = try c.describeKey(keyID: key, caller: caller) }
+        try database.query("UPDATE meta SET value = ?2 WHERE name = ?1", [.text(KMSEngine.rotationAnnouncement), .blob(announcement(pause: 0))])
+        try c.follow()
+        #expect(throws: KMSError.self) { _ = try c.describeKey(keyID: key, caller: caller) }
+        try database.query("DELETE FROM meta WHERE name = ?1", [.text(KMSEngine.rotationAnnouncement)])
+        try c.follow()
+        #expect(throws: KMSError.self) { _ = try c.describeKey(keyID: key, caller: caller) }
+        _ = try a.createKey(CreateKeyRequest(), caller: caller)
+        try c.follow()
+        #expect(try c.describeKey(keyID: key, caller: caller).keyMetadata.keyId == key)
+    }
+
     @Test func rotatingToTheSameKeyIsRefusedAndChangesNothing() throws {
         let f = try EngineFixture()
         let contents = try Self.fill(f)
