@@ -604,20 +604,17 @@ final class RelationalKeyStore: KeyStore {
         return (head, try openDigest(sealed, head: head?.sequence ?? 0))
     }
 
-    /// ``headSQL`` and an announced rotation of the root key (meta ?3), in one snapshot: an
-    /// announcement gone and a digest not yet moved would otherwise pass for a withdrawn rotation.
-    private static let positionSQL = """
-        SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),
-            (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit WHERE seq = ?2),
-            (SELECT value FROM meta WHERE name = ?3)
-        """
-
     /// The sealed digest, the trail's last record and the MAC of record ?2 (the pin), in one
     /// statement (one snapshot).
-    private static let headSQL = """
-        SELECT (SELECT value FROM meta WHERE name = ?1), (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),
+    private static let headColumns = """
+        (SELECT value FROM meta WHERE name = ?1), (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1),
             (SELECT mac FROM audit ORDER BY seq DESC LIMIT 1), (SELECT mac FROM audit WHERE seq = ?2)
         """
+    private static let headSQL = "SELECT " + headColumns
+
+    /// ``headSQL`` and an announced rotation of the root key (meta ?3), in one snapshot: an
+    /// announcement gone and a digest not yet moved would otherwise pass for a withdrawn rotation.
+    private static let positionSQL = "SELECT " + headColumns + ", (SELECT value FROM meta WHERE name = ?3)"
 
     func apply(_ changes: [StoreChange], basedOn expected: Int64?, reauthenticating rekey: RecordAuthenticator?,
                audit seal: (AuditPosition?) throws -> AuditAppend) throws -> Int64 {

@@ -92,10 +92,14 @@ final class StoreFollower: Sendable {
     /// Pauses for an announced rotation, for `seconds` from now (this instance's own clock); a
     /// pause under way is never shortened (a rewritten announcement cannot end it early).
     func pauseForRotation(seconds: Double) {
-        let until = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
-        var current = pausedUntil.load(ordering: .acquiring)
-        while current < until {
-            let (exchanged, original) = pausedUntil.compareExchange(expected: current, desired: until, ordering: .acquiringAndReleasing)
+        Self.raise(pausedUntil, to: DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9))
+    }
+
+    /// Moves `atomic` up to `value`, never down (two threads may move it at once).
+    private static func raise(_ atomic: borrowing Atomic<UInt64>, to value: UInt64) {
+        var current = atomic.load(ordering: .acquiring)
+        while current < value {
+            let (exchanged, original) = atomic.compareExchange(expected: current, desired: value, ordering: .acquiringAndReleasing)
             if exchanged { break }
             current = original
         }
@@ -106,14 +110,7 @@ final class StoreFollower: Sendable {
 
     /// The state was current when the store was asked at `asked`. Kept if a later confirmation
     /// is there already (two threads confirm at once).
-    func confirm(asked: UInt64) {
-        var current = confirmed.load(ordering: .acquiring)
-        while current < asked {
-            let (exchanged, original) = confirmed.compareExchange(expected: current, desired: asked, ordering: .acquiringAndReleasing)
-            if exchanged { break }
-            current = original
-        }
-    }
+    func confirm(asked: UInt64) { Self.raise(confirmed, to: asked) }
 
     /// Throws unless the state was confirmed current within ``staleLimit``.
     func checkFresh() throws(KMSError) {
