@@ -9,22 +9,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "IntegrationTests"))
-from conftest import ACCOUNT, KMSD, Kmsd  # noqa: E402
+from conftest import KMSD, Kmsd  # noqa: E402
+from bench_seed import seed  # noqa: E402
 
 SIZES = [int(n) for n in " ".join(sys.argv[1:]).split()] or [1000, 10000]
-
-
-def seed(directory, server, count):
-    path = os.path.join(directory, "seed.yaml")
-    with open(path, "w") as f:
-        f.write("region: us-east-1\naccounts:\n  - id: \"%s\"\n    keys:\n" % ACCOUNT)
-        for index in range(count):
-            f.write("      - id: %s\n        aliases: [alias/bench-%d]\n        rotationPeriodInDays: 90\n" % (uuid.uuid4(), index))
-    result = subprocess.run([KMSD, "admin", "seed", "--store", server.store, path], capture_output=True, text=True, timeout=3600)
-    assert result.returncode == 0, result.stderr
 
 
 def percentile(values, p):
@@ -39,7 +29,7 @@ def main():
         with tempfile.TemporaryDirectory(prefix="kmsd-bench-rotate-") as directory:
             server = Kmsd(directory)
             try:
-                seed(directory, server, count)
+                seed(directory, ["--store", server.store], count, key_lines="        rotationPeriodInDays: 90\n")
                 kms = server.client()
                 blob = kms.encrypt(KeyId="alias/bench-0", Plaintext=b"x" * 32)["CiphertextBlob"]
                 samples, failures, stop = [], [], threading.Event()

@@ -48,6 +48,10 @@ public final class KMSEngine: Sendable {
     let keyStoreConnections = CustomKeyStoreConnections()
     /// Serializes management operations (draft, commit, swap); taken before `state`.
     let management = ExclusiveLock()
+    /// Serializes a shared store's loads with the installs of what they return: a load from the
+    /// change feed is applied to the state the previous load left (plus this instance's own
+    /// changes since, which the feed also names), so two may not overlap.
+    let loading = ExclusiveLock()
     /// The background timer of ``runScheduledTasks()``, if any. `nonisolated(unsafe)`: set once
     /// in init; a dispatch source is thread-safe to cancel.
     private nonisolated(unsafe) var scheduler: DispatchSourceTimer?
@@ -105,7 +109,7 @@ public final class KMSEngine: Sendable {
         let upgrading = try !store.recordsAuthenticated()
         if upgrading { try Self.checkNeverAuthenticated(store: store, chain: chain) }
         try store.authenticateRecords(with: RecordAuthenticator(rootKey: root), upgrade: upgrading)
-        let contents = try store.load()
+        let contents = try store.loadChanges(stateAt: 0)
         // A store with no state digest: made before digests, or one whose digest was removed to
         // have an edited set of records digested as it is. The trail tells them apart, as for
         // the records' marker (which, when upgrading, has just checked the trail whole).
@@ -150,11 +154,18 @@ public final class KMSEngine: Sendable {
     /// - Parameter previous: the state before a shared store's load; a key whose record and
     ///   sealed material rows are what they were is taken from it as it is (opening every key's
     ///   material and parsing its policy again was most of the rest of a load's time).
+    ///   With ``StoreContents/changed`` (a load from the change feed), the state is `previous`
+    ///   with what changed taken out and put in again as loaded.
     static func liveState(_ contents: StoreContents, keys: StoreKeys, previous: EngineState? = nil) throws -> (EngineState, [StoreChange]) {
         let rootKey = keys.root
         var state = EngineState()
+        if let delta = contents.changed {
+            guard let previous else { throw StoreError("the store's changes were loaded without the state they change") }
+            state = previous
+            state.without(delta)
+        }
         state.generation = contents.generation
-        state.sealedMaterial = contents.sealedMaterial
+        state.sealedMaterial.merge(contents.sealedMaterial) { $1 }
         var resealed: [StoreChange] = []
         for stored in contents.keys {
             var record = stored.migrated()
@@ -509,17 +520,22 @@ public final class KMSEngine: Sendable {
         // within one poll.
         noticeAnnouncedRotation(position.announcement, storeMoved: position.generation > state.withLock({ $0.generation }))
         var loaded = false
-        if position.generation > state.withLock({ $0.generation }) {
-            let contents = try store.load()
+        try loading.withLock {
+            guard position.generation > state.withLock({ $0.generation }) else { return }
+            let contents = try store.loadChanges(stateAt: state.withLock { $0.generation })
             // A missing digest is refused here whatever the trail says: only a new store's first
             // open writes the first one, and that was this instance's open or another's, before.
             guard !contents.stateDigestMissing else { throw StoreError("the store's state digest is missing: it was removed outside kmsd") }
-            let (next, _) = try Self.liveState(contents, keys: keys.withLock { $0 }, previous: state.withLock { $0 })
-            loaded = install(next)
-            if loaded {
-                StoreFollower.reloads.increment()
-                reconnectCustomKeyStores()
+            let next: EngineState
+            do { (next, _) = try Self.liveState(contents, keys: keys.withLock { $0 }, previous: state.withLock { $0 }) } catch {
+                store.distrustLastLoad()
+                throw error
             }
+            loaded = install(next)
+        }
+        if loaded {
+            StoreFollower.reloads.increment()
+            reconnectCustomKeyStores()
         }
         follower.confirm(asked: asked)
         return loaded

@@ -51,4 +51,21 @@ struct EngineState {
     var grants: [KeyIdentity: [String: GrantRecord]] = [:]
     /// Custom key stores by ID, with their sealed secrets.
     var customKeyStores: [String: (record: CustomKeyStoreRecord, sealedSecret: [UInt8])] = [:]
+
+    /// Takes out everything `delta` names (a load from the change feed puts back what is still there).
+    mutating func without(_ delta: StoreDelta) {
+        for identity in delta.keys {
+            keys[identity] = nil
+            sealedMaterial[identity] = nil
+        }
+        for alias in delta.aliases { aliases[alias] = nil }
+        for account in delta.accounts { accounts[account] = nil }
+        for accessKey in delta.accessKeys { accessKeys[accessKey] = nil }
+        for case let (grantID, key?) in delta.grants {
+            grants[key]?[grantID] = nil
+            if grants[key]?.isEmpty == true { grants[key] = nil }
+        }
+        for arn in delta.identities { identities[arn] = nil }
+        for store in delta.customKeyStores { customKeyStores[store] = nil }
+    }
 }

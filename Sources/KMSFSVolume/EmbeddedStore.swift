@@ -28,7 +28,7 @@ public struct EmbeddedStore: Sendable, Equatable {
         return EmbeddedStore(directory: absolute + ".keys")
     }
 
-    private func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+    func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
     /// How the root key is kept, as commands describe it and decide what to ask for.
     public enum ProtectionKind: Equatable, Sendable, CustomStringConvertible {
@@ -66,8 +66,12 @@ public struct EmbeddedStore: Sendable, Equatable {
     /// one whose keys someone else holds.
     /// - Throws: ``VolumeError/rootKey(_:)`` naming what is missing or wrong.
     public func loadRootKey(_ unlock: RootKeyUnlock) throws -> RootKey {
+        try loadRootKey(passphrase: unlock.passphrase?.take(), keyFile: unlock.keyFile)
+    }
+
+    /// ``loadRootKey(_:)`` with the passphrase taken already (a rotation's unlock tries it twice).
+    func loadRootKey(passphrase: SecretBytes?, keyFile: String?) throws -> RootKey {
         try GuardedFile.checkDirectory(directory, what: "the key store")
-        let passphrase = unlock.passphrase?.take()
         guard let record = try RootKeyRecord.load(path: recordFile) else {
             guard FileManager.default.fileExists(atPath: rootKeyFile) else {
                 throw VolumeError.rootKey("the key store \(directory) has no root key (neither \(RootKeyRecord.fileName) nor root.key)")
@@ -75,6 +79,12 @@ public struct EmbeddedStore: Sendable, Equatable {
             try refuseUnused(passphrase, kind: .unprotected)
             return try loadKeyFile(rootKeyFile)
         }
+        return try unlocking(record, passphrase: passphrase, keyFile: keyFile)
+    }
+
+    /// The key `record` keeps, unlocked with `passphrase`, or read from its key file (`keyFile`
+    /// instead, if given) or its credential.
+    func unlocking(_ record: RootKeyRecord, passphrase: SecretBytes?, keyFile: String?) throws -> RootKey {
         switch record.protection {
         case .passphrase:
             guard let passphrase else {
@@ -82,7 +92,7 @@ public struct EmbeddedStore: Sendable, Equatable {
             }
             return RootKey(try record.open(passphrase: passphrase))
         case .keyFile:
-            guard let path = unlock.keyFile ?? record.keyFile else { throw VolumeError.rootKey("the root key record names no key file") }
+            guard let path = keyFile ?? record.keyFile else { throw VolumeError.rootKey("the root key record names no key file") }
             try refuseUnused(passphrase, kind: .keyFile(path))
             guard FileManager.default.fileExists(atPath: path) else {
                 throw VolumeError.rootKey("the root key file \(path) is not there (kept elsewhere? give --root-key-file PATH)")
@@ -102,7 +112,7 @@ public struct EmbeddedStore: Sendable, Equatable {
 
     /// A root key in a file (hex or raw), checked as a key: a regular file of at most 1 KiB that
     /// only its owner (the caller or root) may read.
-    private func loadKeyFile(_ path: String) throws -> RootKey {
+    func loadKeyFile(_ path: String) throws -> RootKey {
         let fd = try GuardedFile.open(path, what: "the root key file", maximumSize: 1024, access: .ownerOnly)
         defer { close(fd) }
         do { return try RootKey(loading: .fileDescriptor(fd)) } catch {
@@ -118,8 +128,18 @@ public struct EmbeddedStore: Sendable, Equatable {
 
     /// The engine on this store, its root key unlocked with `unlock`; `schedulerInterval` as
     /// ``KMSEngine/open(path:rootKey:clock:schedulerInterval:)`` (a mount runs due rotations).
+    /// An interrupted `kmsfs protect --new-root-key` may have left the store under its new key:
+    /// that key, kept as the rotation's new protection says, is given as the next root key.
     public func openEngine(_ unlock: RootKeyUnlock = RootKeyUnlock(), schedulerInterval: Duration? = nil) throws -> KMSEngine {
-        try KMSEngine.open(path: storePath, rootKey: loadRootKey(unlock), schedulerInterval: schedulerInterval)
+        let passphrase = unlock.passphrase?.take()
+        let root = try loadRootKey(passphrase: passphrase, keyFile: unlock.keyFile)
+        let next = (try? pendingKey(passphrase: passphrase)) ?? nil
+        do {
+            return try KMSEngine.open(path: storePath, rootKey: root, nextRootKey: next, schedulerInterval: schedulerInterval)
+        } catch {
+            guard hasPendingRootKey, next == nil else { throw error }
+            throw VolumeError.rootKey("\(error) — an interrupted `kmsfs protect --new-root-key` left \(RootKeyRecord.nextFileName): run it again, with the same --to, to finish")
+        }
     }
 
     /// Keeps `rootKey` as `protection` says, then removes every other form (an unprotected
@@ -127,13 +147,27 @@ public struct EmbeddedStore: Sendable, Equatable {
     /// in between leaves a store that still opens.
     public func keep(_ rootKey: RootKey, as protection: RootKeyProtection) throws {
         let previous = try RootKeyRecord.load(path: recordFile)
+        guard let record = try record(keeping: rootKey, as: protection) else {
+            try Self.writeHex(rootKey, to: rootKeyFile)
+            if previous != nil { unlink(recordFile) }
+            return
+        }
+        try record.write(path: recordFile)
+        guard Self.shred(rootKeyFile) else {
+            throw VolumeError.rootKey("the root key is now protected, but \(rootKeyFile) (the clear copy) could not be removed: remove it by hand")
+        }
+    }
+
+    /// The record that keeps `rootKey` as `protection` says, its key file or credential written
+    /// (and read back) first; nil for ``RootKeyProtection/unprotected``, which has none.
+    func record(keeping rootKey: RootKey, as protection: RootKeyProtection) throws -> RootKeyRecord? {
         switch protection {
         case let .passphrase(passphrase):
             let record = try RootKeyRecord.sealing(rootKey.key, passphrase: passphrase)
             guard try record.open(passphrase: passphrase) == rootKey.key else {
                 throw VolumeError.rootKey("the sealed root key does not open: nothing was changed")
             }
-            try record.write(path: recordFile)
+            return record
         case let .keyFile(path):
             let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
             try Self.refuseKeyFile(absolute, inside: [directory])
@@ -149,7 +183,7 @@ public struct EmbeddedStore: Sendable, Equatable {
             }
             var record = RootKeyRecord(protection: .keyFile)
             record.keyFile = absolute
-            try record.write(path: recordFile)
+            return record
         case let .credential(name, store):
             try SystemdCredential.write(rootKey, name: name, store: store)
             guard try SystemdCredential.read(name: name, store: store).key == rootKey.key else {
@@ -158,14 +192,9 @@ public struct EmbeddedStore: Sendable, Equatable {
             var record = RootKeyRecord(protection: .credential)
             record.credential = name
             record.credentialStore = store
-            try record.write(path: recordFile)
+            return record
         case .unprotected:
-            try Self.writeHex(rootKey, to: rootKeyFile)
-            if previous != nil { unlink(recordFile) }
-            return
-        }
-        guard Self.shred(rootKeyFile) else {
-            throw VolumeError.rootKey("the root key is now protected, but \(rootKeyFile) (the clear copy) could not be removed: remove it by hand")
+            return nil
         }
     }
 

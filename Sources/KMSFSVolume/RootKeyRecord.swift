@@ -51,6 +51,8 @@ public struct RootKeyUnlock: Sendable, Equatable {
 /// with the record's cost and salt as additional data (a changed cost or salt fails to open).
 struct RootKeyRecord: Codable, Equatable {
     static let fileName = "root-key.json"
+    /// The record of the new key of a rotation under way (`kmsfs protect --new-root-key`).
+    static let nextFileName = "root-key.next.json"
     static let currentFormat = 1
 
     enum Kind: String, Codable {

@@ -172,6 +172,52 @@ def test_protect_changes_the_protection_and_keeps_every_file(tmp_path):
         assert reads_secret(before, mount_point)
 
 
+def test_a_new_root_key_keeps_every_file_and_the_old_key_opens_nothing(tmp_path):
+    """`kmsfs protect --new-root-key`: the store moves to a new root key, kept under a new
+    passphrase; a file written before reads back through a mount given the new passphrase. The
+    old key — what a thief of the old key file, or of the unprotected store, holds — opens nothing
+    of the store as it is now, and no file of the store holds either key. Refused under a mount;
+    and the new key file of a second rotation must be a new file."""
+    second = passphrase_file(tmp_path, "second", "second passphrase")
+    with new_volume("kmsfs-new-root-", "--unprotected") as (cipher, mount_point):
+        store = cipher + ".keys"
+        write_secret(cipher, mount_point)
+        old_hex = open(os.path.join(store, "root.key")).read().strip()
+        with foreground_mount(cipher, mount_point):
+            busy = subprocess.run([KMSFS, "protect", cipher, "--to", "passphrase", "--new-passphrase-file", second, "--new-root-key"],
+                                  capture_output=True, text=True)
+            assert busy.returncode == 1 and "already mounted at" in busy.stderr
+        rotated = subprocess.run([KMSFS, "protect", cipher, "--to", "passphrase", "--new-passphrase-file", second, "--new-root-key"],
+                                 capture_output=True, text=True)
+        assert rotated.returncode == 0 and "root key rotated from" in rotated.stdout, rotated.stdout + rotated.stderr
+        assert "root-key.json" in os.listdir(store) and not {"root.key", "root-key.next.json"} & set(os.listdir(store))
+        assert reads_secret(cipher, mount_point, ["--passphrase-file", second])
+        # A copy of the store as it is now, given the old key as its unprotected root.key.
+        stolen = steal(cipher)
+        os.remove(stolen + ".keys/root-key.json")
+        with open(os.open(stolen + ".keys/root.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(old_hex + "\n")
+        assert "does not match this key store" in mount_fails(stolen, mount_point)
+        for name in os.listdir(store):
+            data = open(os.path.join(store, name), "rb").read()
+            assert old_hex.encode() not in data and bytes.fromhex(old_hex) not in data, name
+        # To a key file: an existing file (holding another key) is refused, a new one is made.
+        taken = tmp_path / "taken.key"
+        with open(os.open(str(taken), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(old_hex + "\n")
+        refused = subprocess.run([KMSFS, "protect", cipher, "--to", "key-file:" + str(taken), "--new-root-key", "--passphrase-file", second],
+                                 capture_output=True, text=True)
+        assert refused.returncode == 1 and "holds another key" in refused.stderr, refused.stderr
+        assert reads_secret(cipher, mount_point, ["--passphrase-file", second])
+        fresh = str(tmp_path / "fresh.key")
+        again = subprocess.run([KMSFS, "protect", cipher, "--to", "key-file:" + fresh, "--new-root-key", "--passphrase-file", second],
+                               capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+        assert oct(os.stat(fresh).st_mode & 0o777) == "0o600"
+        assert reads_secret(cipher, mount_point)
+        assert "was the store replaced" in mount_fails(cipher, mount_point, "--passphrase-file", second)
+
+
 def test_what_a_planted_or_mistaken_file_cannot_do(tmp_path):
     """Files that decide where a root key comes from are checked before use: a record naming a
     FIFO or a huge file fails at once; a key file others can read, a passphrase file others can

@@ -20,6 +20,9 @@ public struct RootKeyRotation: Sendable, Equatable {
 extension KMSEngine {
     static let rotateRootKeyOperation = "RotateRootKey"
 
+    /// The identifier (``RootKey/identifier``) of the root key the store is under now.
+    public var rootKeyIdentifier: String { keys.withLock { $0.root.identifier } }
+
     /// Rotates the store's root key to `next`, while the engine serves.
     ///
     /// One transaction: every sealed row (key material, access key and custom key store

@@ -13,9 +13,15 @@ protocol KeyStore: Sendable {
     /// records of a store written before are given theirs first (the engine decides when that is
     /// genuine); without, a store that is not marked authenticated is refused.
     func authenticateRecords(with authenticator: RecordAuthenticator, upgrade: Bool) throws
-    /// Everything persisted, for the engine to load at start.
+    /// Everything persisted, read and checked whole.
     /// - Throws: ``StoreError`` naming a record whose MAC does not verify.
     func load() throws -> StoreContents
+    /// What the engine's state is made from: the first call reads the store whole (as
+    /// ``load()``); on a shared store, a later one returns only what changed since the previous
+    /// call (``StoreContents/changed``) when the change feed can account for it, proven against
+    /// the sealed digest — and reads the store whole otherwise. `generation` is the engine's
+    /// state's: one behind the previous call's (its contents never installed) is not patched.
+    func loadChanges(stateAt generation: Int64) throws -> StoreContents
     /// Whether other kmsd instances write this store at the same time (`kmsd serve --shared`).
     var shared: Bool { get }
     /// Applies `changes` and appends the audit records `seal` makes (and writes the trail's sealed
@@ -45,6 +51,9 @@ protocol KeyStore: Sendable {
     /// Called once the engine has opened the store: a shared store without a state digest is
     /// refused from then on.
     func requireDigest()
+    /// The engine refused what the last load returned (a key's material that does not open, a
+    /// row missing): the next load reads the store whole rather than build on it.
+    func distrustLastLoad()
     /// Every audit record, in order, for verification.
     func auditRecords(after sequence: Int64) throws -> [SealedAuditRecord]
     /// A value in the store's metadata table (schema version, root-key check, audit head).
@@ -113,6 +122,23 @@ struct StoreContents {
     /// Material rows sealed under their key ID alone (schema 1), to be sealed again under their
     /// key's identity: set by the migration, cleared with the re-seal.
     var legacyMaterialLabels = false
+    /// Set when these contents are only what changed since the previous
+    /// ``KeyStore/loadChanges()``: the rows named here that still exist are in the contents
+    /// (keys with all their material), the others were deleted. Nil: everything.
+    var changed: StoreDelta?
+}
+
+/// The rows a load from the change feed names, by what the engine keeps them under.
+struct StoreDelta {
+    /// Keys whose record or material changed.
+    var keys: Set<KeyIdentity> = []
+    var aliases: Set<EngineState.AliasID> = []
+    var accounts: Set<String> = []
+    var accessKeys: Set<String> = []
+    /// Grants by ID, with the key each belonged to before the change (nil: a new grant).
+    var grants: [String: KeyIdentity?] = [:]
+    var identities: Set<String> = []
+    var customKeyStores: Set<String> = []
 }
 
 enum StoreChange {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Dispatch
 import Foundation
 import KMSFSCrypto
@@ -52,10 +53,15 @@ final class RelationalKeyStore: KeyStore {
     /// an older copy of the store put back, is refused even once traffic has carried the new,
     /// forked trail past its number.
     private let pin = Mutex<AuditPosition?>(nil)
-    /// The key records of the last load, decoded, by their rows' MACs (which cover the JSON text
-    /// and were verified first): an instance following a shared store loads it whole at every
-    /// change made elsewhere, and decoding every record again was most of that load's time.
-    private let decoded = Mutex<[[UInt8]: KeyRecord]>([:])
+    /// The records of the last load, decoded, by their rows' MACs (which cover the JSON text and
+    /// were verified first): decoding every record again was most of a follower's load's time.
+    private let decoded = Mutex<[[UInt8]: any Sendable]>([:])
+    /// A shared store's rows as this instance last loaded them, for the next load to patch
+    /// (``ChangeFeed``); nil until a load, and again whenever the authenticator changes.
+    private let mirror = Mutex<StoreMirror?>(nil)
+    /// Loads that read the whole store (the others read the change feed's rows).
+    let fullLoads = Atomic<Int>(0)
+    static let fullLoadsMetric = CoreMetrics.Counter(label: "kmsd_store_full_loads_total")
     /// The connection, behind the one lock that serializes all store access.
     private let database: ConnectionLock
     private let dialect: SQLDialect
@@ -194,7 +200,7 @@ final class RelationalKeyStore: KeyStore {
                 CREATE TABLE IF NOT EXISTS identities(arn TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, mac \(blob));
                 CREATE TABLE IF NOT EXISTS custom_key_stores(
                     id TEXT PRIMARY KEY, account TEXT NOT NULL, record TEXT NOT NULL, sealed_secret \(blob) NOT NULL, mac \(blob));
-                """)
+                """ + ChangeFeed.createSQL(integer: integer))
             var existing = try database.query("SELECT value FROM meta WHERE name = 'schema'", []).first?.first?.blob
             if database.dialect == .sqlite {
                 // Tables of stores made before records had MACs lack the column.
@@ -285,7 +291,7 @@ final class RelationalKeyStore: KeyStore {
     func dropTables() throws {
         try database.withLock { db in
             try db.transaction {
-                for table in StoreBackup.tables.map(\.name).reversed() { try db.execute("DROP TABLE IF EXISTS \(table)") }
+                for table in StoreBackup.tables.map(\.name).reversed() + ["change_feed"] { try db.execute("DROP TABLE IF EXISTS \(table)") }
             }
         }
     }
@@ -308,6 +314,7 @@ final class RelationalKeyStore: KeyStore {
             }
         }
         self.authenticator.withLock { $0 = authenticator }
+        mirror.withLock { $0 = nil }
     }
 
     /// Gives every record its MAC under `authenticator` (as the record is now) and returns the
@@ -339,17 +346,96 @@ final class RelationalKeyStore: KeyStore {
         return (digest, previousDigest)
     }
 
-    /// Refuses the store if any record's MAC does not verify.
-    private func verifyRecords(_ db: any SQLConnection) throws {
-        guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
+    /// One row as a mirror keeps it, its MAC verified (`row`: the MAC, the columns it covers, and
+    /// a sealed secret where the table has one, as ``rowSQL(_:_:)`` selects them).
+    private static func mirrorRow(_ row: SQLRow, table: String, columns: [String], _ authenticator: RecordAuthenticator) throws -> StoreMirror.Row {
+        let fields = (1...columns.count).map { row[$0].text ?? "" }
+        guard authenticator.verifies(row[0].blob, table: table, fields), let mac = row[0].blob else {
+            throw StoreError("the record \(table)/\(fields.first ?? "?") was changed outside kmsd (its MAC does not verify under the root key): refusing to open the store")
+        }
+        return StoreMirror.Row(fields: fields, mac: mac, sealed: StoreMirror.sealedTables.contains(table) ? row[columns.count + 1].blob ?? [] : nil)
+    }
+
+    private static func rowSQL(_ table: String, _ columns: [String]) -> String {
+        "SELECT mac, \(columns.joined(separator: ", "))\(StoreMirror.sealedTables.contains(table) ? ", sealed_secret" : "") FROM \(table)"
+    }
+
+    /// Every row of the store, each MAC verified, and every key's sealed material.
+    private func readWhole(_ db: any SQLConnection, _ authenticator: RecordAuthenticator) throws -> StoreMirror {
+        var mirror = StoreMirror()
         for (table, columns) in Self.authenticated {
-            for row in try db.query("SELECT mac, \(columns.joined(separator: ", ")) FROM \(table)") {
-                let fields = row.dropFirst().map { $0.text ?? "" }
-                guard authenticator.verifies(row[0].blob, table: table, Array(fields)) else {
-                    throw StoreError("the record \(table)/\(fields.first ?? "?") was changed outside kmsd (its MAC does not verify under the root key): refusing to open the store")
-                }
+            for row in try db.query(Self.rowSQL(table, columns)) {
+                let read = try Self.mirrorRow(row, table: table, columns: columns, authenticator)
+                mirror.replace(table, StoreMirror.rowKey(table: table, fields: read.fields), with: read, authenticator: authenticator)
             }
         }
+        for row in try db.query("SELECT account, region, key_id, version, sealed FROM key_material") {
+            guard let account = row[0].text, let region = row[1].text, let keyID = row[2].text, let version = row[3].integer,
+                  let sealed = row[4].blob, let version = UInt32(exactly: version) else {
+                throw StoreError("malformed key_material row")
+            }
+            mirror.material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][version] = sealed
+        }
+        return mirror
+    }
+
+    /// Brings `mirror` to the sealed state `written` by reading again only the rows the change
+    /// feed names, and returns what changed; nil when that cannot be proven (the feed incomplete,
+    /// or the patched digest not the sealed one): `mirror` is then to be dropped, and the store
+    /// read whole.
+    private func patch(_ mirror: inout StoreMirror, _ db: any SQLConnection, to written: SealedState,
+                       _ authenticator: RecordAuthenticator) throws -> StoreDelta? {
+        if written.generation == mirror.generation { return ConstantTime.equal(mirror.digest, written.digest) ? StoreDelta() : nil }
+        guard written.generation > mirror.generation,
+              let entries = try ChangeFeed.changes(db, after: mirror.generation, through: written.generation) else { return nil }
+        var delta = StoreDelta()
+        for entry in entries {
+            guard let values = StoreMirror.keyValues(entry.rowKey) else { return nil }
+            switch entry.table {
+            case "meta":
+                continue
+            case "key_material":
+                guard values.count == 3 else { return nil }
+                delta.keys.insert(KeyIdentity(account: values[0], region: values[1], keyID: values[2]))
+            default:
+                guard let columns = Self.authenticated.first(where: { $0.table == entry.table })?.columns,
+                      let key = Self.primaryKeys[entry.table], values.count == key.count else { return nil }
+                let match = key.enumerated().map { "\($0.element) = ?\($0.offset + 1)" }.joined(separator: " AND ")
+                let row = try db.query(Self.rowSQL(entry.table, columns) + " WHERE " + match, values.map { .text($0) }).first
+                let read = try row.map { try Self.mirrorRow($0, table: entry.table, columns: columns, authenticator) }
+                let rowKey = StoreMirror.rowKey(values)
+                switch entry.table {
+                case "keys": delta.keys.insert(KeyIdentity(account: values[0], region: values[1], keyID: values[2]))
+                case "aliases": delta.aliases.insert(EngineState.AliasID(account: values[0], region: values[1], name: values[2]))
+                case "accounts": delta.accounts.insert(values[0])
+                case "access_keys": delta.accessKeys.insert(values[0])
+                case "identities": delta.identities.insert(values[0])
+                case "custom_key_stores": delta.customKeyStores.insert(values[0])
+                case "grants":
+                    // The key the grant belonged to, to take it from there.
+                    let before = try mirror.rows["grants"]?[rowKey].map { try JSONDecoder().decode(GrantRecord.self, from: Data($0.record.utf8)) }
+                    delta.grants[values[0]] = before?.keyIdentity
+                default: return nil
+                }
+                mirror.replace(entry.table, rowKey, with: read, authenticator: authenticator)
+            }
+        }
+        // A key's material is read again whenever its record changed too: the material rows
+        // carry no MAC in the digest, so the feed alone vouches for them.
+        for key in delta.keys {
+            var versions: [UInt32: [UInt8]] = [:]
+            for row in try db.query("SELECT version, sealed FROM key_material WHERE account = ?1 AND region = ?2 AND key_id = ?3",
+                                    [.text(key.account), .text(key.region), .text(key.keyID)]) {
+                guard let version = row[0].integer.flatMap({ UInt32(exactly: $0) }), let sealed = row[1].blob else {
+                    throw StoreError("malformed key_material row")
+                }
+                versions[version] = sealed
+            }
+            mirror.material[key] = versions.isEmpty ? nil : versions
+        }
+        guard ConstantTime.equal(mirror.digest, written.digest) else { return nil }
+        mirror.generation = written.generation
+        return delta
     }
 
     private func mac(_ table: String, _ fields: [String?]) -> SQLValue {
@@ -357,21 +443,12 @@ final class RelationalKeyStore: KeyStore {
         return .blob(authenticator.mac(table: table, fields.map { $0 ?? "" }))
     }
 
-    /// Checks the set of records against the sealed digest; returns false if the store has no
+    /// Checks the digest of the records read (`digest`) against the sealed one, which must have
+    /// been written with the trail's last record `head`; returns false if the store has no
     /// digest yet (written before digests existed: the engine decides whether that is genuine).
-    private func verifyState(_ db: any SQLConnection) throws -> Bool {
-        guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
-        var digest = [UInt8](repeating: 0, count: 32)
-        for (table, _) in Self.authenticated {
-            for row in try db.query("SELECT mac FROM \(table)") {
-                Self.add(authenticator.element(table: table, mac: row[0].blob ?? []), to: &digest)
-            }
-        }
-        let head = try db.query("SELECT MAX(seq) FROM audit").first?.first?.integer ?? 0
+    private func checkState(_ digest: [UInt8], sealed: [UInt8]?, head: Int64, _ authenticator: RecordAuthenticator) throws -> Bool {
         tracked.withLock { $0 = SealedState(digest: digest, head: head, generation: 0) }
-        guard let sealed = try db.query("SELECT value FROM meta WHERE name = ?1", [.text(Self.stateDigestName)]).first?.first?.blob else {
-            return false
-        }
+        guard let sealed else { return false }
         guard let written = authenticator.openDigest(sealed) else {
             throw StoreError("the store's state digest does not open under the root key: refusing to open the store")
         }
@@ -462,67 +539,72 @@ final class RelationalKeyStore: KeyStore {
                      [.text(name), .blob(value)])
     }
 
-    func load() throws -> StoreContents {
-        let decoder = JSONDecoder()
-        // A shared store is loaded on the follow session: a load does not wait behind writes.
-        if let follow { return try follow.withConnection { db in try load(db, decoder) } }
-        return try database.withLock { db in try load(db, decoder) }
+    func load() throws -> StoreContents { try reading { db in try read(db, changes: nil) } }
+
+    func loadChanges(stateAt generation: Int64) throws -> StoreContents { try reading { db in try read(db, changes: generation) } }
+
+    /// A shared store is read on the follow session: a load does not wait behind writes.
+    private func reading(_ body: (any SQLConnection) throws -> StoreContents) throws -> StoreContents {
+        if let follow { return try follow.withConnection(body) }
+        return try database.withLock(body)
     }
 
-    private func load(_ db: any SQLConnection, _ decoder: JSONDecoder) throws -> StoreContents {
+    /// One snapshot of the store: with `changes` (the generation of the engine's state), on a
+    /// shared store whose mirror is there and not ahead of that state, only the rows changed
+    /// since (``ChangeFeed``); otherwise every row, each checked.
+    private func read(_ db: any SQLConnection, changes: Int64?) throws -> StoreContents {
         let pinned = pin.withLock { $0 }
         return try db.snapshot {
             try verifySchema(db)
-            try verifyRecords(db)
-            let digested = try verifyState(db)
-            let known = decoded.withLock { $0 }
-            var decodedNow: [[UInt8]: KeyRecord] = [:]
-            let keys = try db.query("SELECT record, mac FROM keys").map { row in
-                let mac = row[1].blob ?? []
-                let record = try known[mac] ?? decoder.decode(KeyRecord.self, from: Data((row[0].text ?? "").utf8))
-                decodedNow[mac] = record
-                return record
-            }
-            decoded.withLock { $0 = decodedNow }
-            var material: [KeyIdentity: [UInt32: [UInt8]]] = [:]
-            for row in try db.query("SELECT account, region, key_id, version, sealed FROM key_material") {
-                guard let account = row[0].text, let region = row[1].text, let keyID = row[2].text, let version = row[3].integer,
-                      let sealed = row[4].blob, let version = UInt32(exactly: version) else {
-                    throw StoreError("malformed key_material row")
+            guard let authenticator = authenticator.withLock({ $0 }) else { throw StoreError("records are not authenticated yet") }
+            let head = try db.query("SELECT MAX(seq) FROM audit").first?.first?.integer ?? 0
+            let sealed = try db.query("SELECT value FROM meta WHERE name = ?1", [.text(Self.stateDigestName)]).first?.first?.blob
+            var current: StoreMirror?
+            var delta: StoreDelta?
+            // Taken out, so that it is patched in place (not copied); put back once read.
+            if let changes, shared, let sealed, var previous = mirror.withLock({ held in defer { held = nil }; return held }),
+               previous.generation <= changes {
+                let written = try openDigest(sealed, head: head)
+                delta = try patch(&previous, db, to: written, authenticator)
+                if delta != nil {
+                    current = previous
+                    tracked.withLock { $0 = written }
                 }
-                material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][version] = sealed
             }
-            let aliases = try db.query("SELECT record FROM aliases").map { row in
-                try decoder.decode(AliasRecord.self, from: Data((row[0].text ?? "").utf8))
+            var digested = true
+            if current == nil {
+                var whole = try readWhole(db, authenticator)
+                digested = try checkState(whole.digest, sealed: sealed, head: head, authenticator)
+                whole.generation = tracked.withLock { $0?.generation ?? 0 }
+                current = whole
+                fullLoads.add(1, ordering: .relaxed)
+                Self.fullLoadsMetric.increment()
             }
             let last = try db.query("SELECT seq, record, mac FROM audit ORDER BY seq DESC LIMIT 1").first.map(Self.auditRow)
             if let pinned {
                 let macAtPin = try db.query("SELECT mac FROM audit WHERE seq = ?1", [.integer(pinned.sequence)]).first?.first?.blob
                 try checkPin(pinned, macAtPin: macAtPin, last: last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) })
             }
-            let accounts = try db.query("SELECT record FROM accounts").map { row in
-                try decoder.decode(AccountRecord.self, from: Data((row[0].text ?? "").utf8))
+            var contents: StoreContents
+            if let delta {
+                contents = try current!.contents(of: delta)
+            } else {
+                let decodedNow: [[UInt8]: any Sendable]
+                (contents, decodedNow) = try current!.contents(decoded: decoded.withLock { $0 })
+                decoded.withLock { $0 = decodedNow }
             }
-            let accessKeys = try db.query("SELECT record, sealed_secret FROM access_keys").map { row in
-                (try decoder.decode(AccessKeyRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
-            }
-            let grants = try db.query("SELECT record FROM grants").map { row in
-                try decoder.decode(GrantRecord.self, from: Data((row[0].text ?? "").utf8))
-            }
-            let identities = try db.query("SELECT record FROM identities").map { row in
-                try decoder.decode(IdentityRecord.self, from: Data((row[0].text ?? "").utf8))
-            }
-            let customKeyStores = try db.query("SELECT record, sealed_secret FROM custom_key_stores").map { row in
-                (try decoder.decode(CustomKeyStoreRecord.self, from: Data((row[0].text ?? "").utf8)), row[1].blob ?? [])
-            }
-            return StoreContents(generation: tracked.withLock { $0?.generation ?? 0 }, keys: keys, sealedMaterial: material, aliases: aliases, accounts: accounts,
-                                 accessKeys: accessKeys, lastAudit: last, grants: grants, identities: identities,
-                                 customKeyStores: customKeyStores, stateDigestMissing: !digested,
-                                 legacyMaterialLabels: try db.query("SELECT 1 FROM meta WHERE name = 'legacy_material_labels'").first != nil)
+            if changes != nil, shared { mirror.withLock { $0 = current } }
+            contents.changed = delta
+            contents.lastAudit = last
+            contents.stateDigestMissing = !digested
+            contents.legacyMaterialLabels = try db.query("SELECT 1 FROM meta WHERE name = 'legacy_material_labels'").first != nil
+            return contents
         }
     }
 
     func requireDigest() { digestRequired.store(true, ordering: .releasing) }
+
+    func distrustLastLoad() { mirror.withLock { $0 = nil } }
 
     func holdingTurn(_ body: () throws -> Void) throws {
         guard shared else { return try body() }
@@ -623,10 +705,13 @@ final class RelationalKeyStore: KeyStore {
         return try database.withLock { db in
             let authenticator = self.authenticator.withLock { $0 }
             var state = tracked.withLock { $0 }
-            /// Takes the rows `sql` selects (their MACs) out of the digest, before they change.
+            var touched = ChangeFeed.Touched()
+            /// Takes the rows `sql` selects (their MACs) out of the digest, before they change,
+            /// and names them in the change feed.
             func remove(_ table: String, _ sql: String, _ parameters: [SQLValue]) throws {
-                guard state != nil, let authenticator else { return }
-                for row in try db.query("SELECT mac FROM \(table) WHERE " + sql, parameters) {
+                for row in try db.query("SELECT mac, \(Self.primaryKeys[table]!.joined(separator: ", ")) FROM \(table) WHERE " + sql, parameters) {
+                    touched.touch(table, row.dropFirst().map { $0.text ?? "" })
+                    guard state != nil, let authenticator else { continue }
                     Self.subtract(authenticator.element(table: table, mac: row[0].blob ?? []), from: &state!.digest)
                 }
             }
@@ -657,6 +742,7 @@ final class RelationalKeyStore: KeyStore {
                         // the cascade would take the key's material with it.
                         let recordMAC = mac("keys", [record.keyID, record.account, record.region, json])
                         let identity = Self.identity(record.identity)
+                        touched.touch("keys", [record.account, record.region, record.keyID])
                         try remove("keys", "account = ?1 AND region = ?2 AND key_id = ?3", identity)
                         try db.query("""
                             INSERT INTO keys(account, region, key_id, record, mac) VALUES(?1, ?2, ?3, ?4, ?5)
@@ -664,16 +750,20 @@ final class RelationalKeyStore: KeyStore {
                             """, identity + [.text(json), recordMAC])
                         add("keys", recordMAC)
                     case let .putMaterial(key, version, sealed):
+                        touched.touch("key_material", [key.account, key.region, key.keyID])
                         try db.query("INSERT INTO key_material(account, region, key_id, version, sealed) VALUES(?1, ?2, ?3, ?4, ?5)",
                                      Self.identity(key) + [.integer(Int64(version)), .blob(sealed)])
                     case let .resealMaterial(key, version, sealed):
+                        touched.touch("key_material", [key.account, key.region, key.keyID])
                         try db.query("UPDATE key_material SET sealed = ?5 WHERE account = ?1 AND region = ?2 AND key_id = ?3 AND version = ?4",
                                      Self.identity(key) + [.integer(Int64(version)), .blob(sealed)])
                     case let .deleteMaterial(key, version):
+                        touched.touch("key_material", [key.account, key.region, key.keyID])
                         try db.query("DELETE FROM key_material WHERE account = ?1 AND region = ?2 AND key_id = ?3 AND version = ?4",
                                      Self.identity(key) + [.integer(Int64(version))])
                     case let .deleteKey(key):
                         let identity = Self.identity(key)
+                        touched.touch("key_material", [key.account, key.region, key.keyID])
                         let aliases = "account = ?1 AND region = ?2 AND target_key_id = ?3"
                         // Grants name their key by ARN (its identity) in the record and by ID in the row.
                         let grants = "key_id = ?3 AND \(dialect.jsonMember("record", "keyARN")) = 'arn:aws:kms:' || ?2 || ':' || ?1 || ':key/' || ?3"
@@ -686,6 +776,7 @@ final class RelationalKeyStore: KeyStore {
                     case let .putAlias(alias):
                         let json = String(decoding: try encoder.encode(alias), as: UTF8.self)
                         let recordMAC = mac("aliases", [alias.account, alias.region, alias.aliasName, alias.targetKeyID, json])
+                        touched.touch("aliases", [alias.account, alias.region, alias.aliasName])
                         try remove("aliases", "account = ?1 AND region = ?2 AND alias_name = ?3",
                                    [.text(alias.account), .text(alias.region), .text(alias.aliasName)])
                         try db.query("""
@@ -700,18 +791,22 @@ final class RelationalKeyStore: KeyStore {
                         try db.query("DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND alias_name = ?3",
                                      [.text(account), .text(region), .text(aliasName)])
                     case let .deleteMetadata(name):
+                        touched.touch("meta", [name])
                         try db.query("DELETE FROM meta WHERE name = ?1", [.text(name)])
                     case let .putMetadata(name, value):
+                        touched.touch("meta", [name])
                         try Self.putMetadata(db, name, value)
                     case let .putAccount(account):
                         let json = String(decoding: try encoder.encode(account), as: UTF8.self)
                         let recordMAC = mac("accounts", [account.accountID, json])
+                        touched.touch("accounts", [account.accountID])
                         try db.query("INSERT INTO accounts(account_id, record, mac) VALUES(?1, ?2, ?3)",
                                      [.text(account.accountID), .text(json), recordMAC])
                         add("accounts", recordMAC)
                     case let .putAccessKey(key, sealed):
                         let json = String(decoding: try encoder.encode(key), as: UTF8.self)
                         let recordMAC = mac("access_keys", [key.accessKeyID, key.account, json])
+                        touched.touch("access_keys", [key.accessKeyID])
                         try remove("access_keys", "access_key_id = ?1", [.text(key.accessKeyID)])
                         try db.query("""
                             INSERT INTO access_keys(access_key_id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)
@@ -725,6 +820,7 @@ final class RelationalKeyStore: KeyStore {
                     case let .putGrant(grant):
                         let json = String(decoding: try encoder.encode(grant), as: UTF8.self)
                         let recordMAC = mac("grants", [grant.grantID, grant.keyID, json])
+                        touched.touch("grants", [grant.grantID])
                         try remove("grants", "grant_id = ?1", [.text(grant.grantID)])
                         try db.query("""
                             INSERT INTO grants(grant_id, key_id, record, mac) VALUES(?1, ?2, ?3, ?4)
@@ -738,6 +834,7 @@ final class RelationalKeyStore: KeyStore {
                     case let .putIdentity(identity):
                         let json = String(decoding: try encoder.encode(identity), as: UTF8.self)
                         let recordMAC = mac("identities", [identity.arn, identity.account, json])
+                        touched.touch("identities", [identity.arn])
                         try remove("identities", "arn = ?1", [.text(identity.arn)])
                         try db.query("""
                             INSERT INTO identities(arn, account, record, mac) VALUES(?1, ?2, ?3, ?4)
@@ -751,6 +848,7 @@ final class RelationalKeyStore: KeyStore {
                     case let .putCustomKeyStore(store, sealed):
                         let json = String(decoding: try encoder.encode(store), as: UTF8.self)
                         let recordMAC = mac("custom_key_stores", [store.id, store.account, json])
+                        touched.touch("custom_key_stores", [store.id])
                         try remove("custom_key_stores", "id = ?1", [.text(store.id)])
                         try db.query("""
                             INSERT INTO custom_key_stores(id, account, record, sealed_secret, mac) VALUES(?1, ?2, ?3, ?4, ?5)
@@ -774,8 +872,10 @@ final class RelationalKeyStore: KeyStore {
                         throw StoreError("the store's records are not the set kmsd last wrote (a record was deleted, or an older copy of one put back, outside kmsd): nothing was changed")
                     }
                     state = SealedState(digest: digest, head: audit.last?.sequence ?? head?.sequence ?? kept.head, generation: kept.generation + 1)
+                    touched.touchEveryRow()
                     let sealed = try rekey.sealDigest(digest, head: state!.head, generation: state!.generation)
                     try Self.putMetadata(db, Self.stateDigestName, sealed)
+                    if shared { try ChangeFeed.record(touched, generation: state!.generation, into: db) }
                     if shared { try checkKept(db, sealed: sealed, last: audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) } ?? head) }
                 } else if var written = state, let authenticator {
                     // The digest moves with the records and the head in the same transaction;
@@ -785,12 +885,16 @@ final class RelationalKeyStore: KeyStore {
                     let sealed = try authenticator.sealDigest(written.digest, head: written.head, generation: written.generation)
                     try Self.putMetadata(db, Self.stateDigestName, sealed)
                     state = written
+                    if shared, !changes.isEmpty { try ChangeFeed.record(touched, generation: written.generation, into: db) }
                     if shared { try checkKept(db, sealed: sealed, last: audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) } ?? head) }
                 }
                 return (state?.generation ?? 0, audit.last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) })
             } }
             tracked.withLock { $0 = state }
-            if let rekey { self.authenticator.withLock { $0 = rekey } }
+            if let rekey {
+                self.authenticator.withLock { $0 = rekey }
+                mirror.withLock { $0 = nil }
+            }
             if shared { advancePin(to: written) }
             return generation
         }

@@ -6,8 +6,9 @@ import Synchronization
 ///
 /// Every instance holds the store's state in memory and answers cryptographic calls from it. A
 /// change any instance commits moves the store's generation; each instance asks for it every
-/// ``pollInterval`` and, when it moved, loads the store again (checking every record, as at
-/// open). An instance that has not confirmed its state current for ``staleLimit`` — its store
+/// ``pollInterval`` and, when it moved, loads what changed: the rows the ``ChangeFeed`` names
+/// (each checked as at open, and the digest of the whole set), or the whole store when the feed
+/// cannot account for the change. An instance that has not confirmed its state current for ``staleLimit`` — its store
 /// slow, unreachable, or a load failing — refuses every request with KMSInternalException, which
 /// clients take as a reason to try another instance. So a DisableKey or a deleted access key is
 /// refused by every instance within ``staleLimit`` of its commit. Polling, not LISTEN/NOTIFY: a

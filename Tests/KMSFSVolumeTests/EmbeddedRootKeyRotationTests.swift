@@ -1,0 +1,134 @@
+import Foundation
+import KMSClient
+import KMSEngine
+import KMSFSCrypto
+@testable import KMSFSVolume
+import Testing
+
+/// `kmsfs protect --new-root-key` on an embedded store: the keys in it outlive the rotation,
+/// only the new root key opens the store afterwards, and a rotation interrupted at either of its
+/// two steps leaves a store that opens and that the same command finishes.
+@Suite struct EmbeddedRootKeyRotationTests {
+    final class Scratch {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kmsfs-rotate-\(UUID().uuidString)").path
+        var cipher: String { path + "/cipher" }
+        init() throws { try FileManager.default.createDirectory(atPath: path + "/usb", withIntermediateDirectories: true) }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    let scratch: Scratch
+    let store: EmbeddedStore
+    let configuration: VolumeConfiguration
+    let oldKey: RootKey
+
+    init() throws {
+        scratch = try Scratch()
+        configuration = try VolumeInitializer.initialize(cipherDirectory: scratch.cipher, options: .init())
+        store = EmbeddedStore.of(cipherDirectory: scratch.cipher, options: .init())
+        oldKey = try store.loadRootKey(RootKeyUnlock())
+    }
+
+    func client(_ engine: KMSEngine) throws -> EmbeddedKMSClient {
+        guard case let .embedded(embedded) = configuration.keyService else { throw VolumeError.rootKey("not embedded") }
+        return EmbeddedKMSClient(engine: engine, caller: Caller(account: embedded.account, region: embedded.region, viaService: "kmsfs"))
+    }
+
+    var context: [String: String] { ["kmsfs:volume": configuration.volumeID] }
+
+    /// A data key made before, and the wrapped copy a file keeps of it.
+    func dataKey() throws -> (plaintext: [UInt8], wrapped: [UInt8]) {
+        let key = try client(try store.openEngine()).generateDataKey(keyID: configuration.defaultKeyID, context: context)
+        return (key.plaintext.withUnsafeBytes { Array($0) }, key.ciphertextBlob)
+    }
+
+    func unwraps(_ key: (plaintext: [UInt8], wrapped: [UInt8]), _ unlock: RootKeyUnlock = RootKeyUnlock()) throws -> Bool {
+        try client(try store.openEngine(unlock)).decrypt(ciphertextBlob: key.wrapped, context: context, keyID: nil).withUnsafeBytes { Array($0) } == key.plaintext
+    }
+
+    static func passphrase(_ text: String) -> SecretBytes {
+        var bytes = Array(text.utf8)
+        return SecretBytes(wiping: &bytes)
+    }
+
+    @Test func aRotatedStoreKeepsItsKeysAndOpensUnderTheNewKeyOnly() throws {
+        let key = try dataKey()
+        let keyFile = scratch.path + "/usb/new.key"
+        let rotation = try #require(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(keyFile)))
+        #expect(rotation.from == oldKey.identifier && rotation.from != rotation.to)
+        #expect(try store.protectionKind() == .keyFile(keyFile))
+        #expect(!FileManager.default.fileExists(atPath: store.rootKeyFile))
+        #expect(!store.hasPendingRootKey)
+        #expect(try unwraps(key))
+        #expect { _ = try KMSEngine.open(path: store.storePath, rootKey: oldKey, schedulerInterval: nil) } throws: {
+            "\($0)".contains("does not match this key store")
+        }
+        // Nothing in the store's directory holds either key.
+        let newKey = try store.loadRootKey(RootKeyUnlock())
+        for name in try FileManager.default.contentsOfDirectory(atPath: store.directory) {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: store.directory + "/" + name)))
+            for secret in [oldKey, newKey] {
+                let raw = secret.key.withUnsafeBytes { Array($0) }
+                #expect(!bytes.contains(subsequence: raw) && !bytes.contains(subsequence: secret.hexEncoded()), "\(name)")
+            }
+        }
+    }
+
+    /// Stopped after its first step (the new key kept, the store not rotated) and after its
+    /// second (the store rotated, the record not replaced): the volume opens either way, and the
+    /// same command finishes.
+    @Test func anInterruptedRotationOpensAndIsFinishedByTheSameCommand() throws {
+        let key = try dataKey()
+        let keyFile = scratch.path + "/usb/new.key"
+        let next = try RootKey.generate()
+        try store.keepPending(next, as: .keyFile(keyFile))
+        #expect(try unwraps(key))
+        let finished = try #require(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(keyFile)))
+        #expect(finished.to == next.identifier)
+        #expect(try unwraps(key))
+
+        // The second step done by hand, the third not.
+        let third = try RootKey.generate(), thirdFile = scratch.path + "/usb/third.key"
+        try store.keepPending(third, as: .keyFile(thirdFile))
+        _ = try KMSEngine.open(path: store.storePath, rootKey: next, schedulerInterval: nil).rotateRootKey(to: third)
+        #expect(try store.protectionKind() == .keyFile(keyFile))
+        #expect(try unwraps(key))
+        #expect(throws: VolumeError.self) { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(scratch.path + "/usb/other.key")) }
+        #expect(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(thirdFile)) == nil)
+        #expect(try store.protectionKind() == .keyFile(thirdFile) && !store.hasPendingRootKey)
+        #expect(try unwraps(key))
+    }
+
+    /// A new passphrase: a store left rotated does not open with the old passphrase alone, says
+    /// why, and opens once the command is run again with the new one.
+    @Test func anInterruptedRotationToANewPassphraseIsFinishedWithIt() throws {
+        let key = try dataKey()
+        try store.keep(oldKey, as: .passphrase(Self.passphrase("old passphrase")))
+        let next = try RootKey.generate()
+        try store.keepPending(next, as: .passphrase(Self.passphrase("new passphrase")))
+        _ = try KMSEngine.open(path: store.storePath, rootKey: oldKey, schedulerInterval: nil).rotateRootKey(to: next)
+        let old = RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("old passphrase")))
+        #expect { _ = try store.openEngine(old) } throws: { "\($0)".contains("interrupted") }
+        let again = RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("old passphrase")))
+        #expect(try store.rotateRootKey(again, to: .passphrase(Self.passphrase("new passphrase"))) == nil)
+        #expect(try unwraps(key, RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("new passphrase")))))
+        #expect(throws: VolumeError.self) { _ = try store.openEngine(RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("old passphrase")))) }
+    }
+
+    /// The new key is never written over the only key that opens the store.
+    @Test func theCurrentKeysPlaceIsNeverTakenBeforeTheRotation() throws {
+        let keyFile = scratch.path + "/usb/current.key"
+        try store.keep(oldKey, as: .keyFile(keyFile))
+        #expect(throws: VolumeError.self) { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(keyFile)) }
+        #expect(throws: VolumeError.self) { _ = try store.rotateRootKey(RootKeyUnlock(), to: .unprotected) }
+        #expect(!store.hasPendingRootKey)
+        #expect(try store.loadRootKey(RootKeyUnlock()).identifier == oldKey.identifier)
+        _ = try store.openEngine()
+    }
+}
+
+extension Array where Element == UInt8 {
+    func contains(subsequence: [UInt8]) -> Bool {
+        guard !subsequence.isEmpty, count >= subsequence.count else { return false }
+        return (0...(count - subsequence.count)).contains { self[$0..<($0 + subsequence.count)].elementsEqual(subsequence) }
+    }
+}
