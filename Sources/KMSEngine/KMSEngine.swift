@@ -185,7 +185,7 @@ public final class KMSEngine: Sendable {
         }
         for account in contents.accounts { state.accounts[account.accountID] = account }
         for (key, sealed) in contents.accessKeys {
-            guard let secret = try? rootKey.open(sealed, label: "access key " + key.accessKeyID, version: 0) else {
+            guard let secret = try? rootKey.open(sealed, label: key.secretLabel, version: 0) else {
                 throw StoreError("the secret of access key \(key.accessKeyID) does not open under the root key")
             }
             state.accessKeys[key.accessKeyID] = LiveAccessKey(record: key, secret: secret)
@@ -211,7 +211,10 @@ public final class KMSEngine: Sendable {
         var material: [UInt32: KeyMaterial] = [:]
         var reseals: [StoreChange] = []
         for version in record.allVersions {
-            guard let sealed = rows[version.version] else {
+            // Imported material deleted (or expired) stays deleted: a row for it, put back by
+            // whoever can write the store (material rows carry no MAC), is not opened.
+            let deleted = record.origin == .external && version.expirationModel == nil
+            guard !deleted, let sealed = rows[version.version] else {
                 let mayBeGone = record.origin == .external ? version.expirationModel == nil : record.customKeyStoreID != nil
                 if mayBeGone { continue }
                 throw StoreError("key \(record.keyID) version \(version.version) has no material: the store was edited outside kmsd; refusing to open it")

@@ -61,7 +61,10 @@ struct EngineState {
         for alias in delta.aliases { aliases[alias] = nil }
         for account in delta.accounts { accounts[account] = nil }
         for accessKey in delta.accessKeys { accessKeys[accessKey] = nil }
-        for case let (grantID, key?) in delta.grants {
+        for (grantID, known) in delta.grants {
+            // The key it belonged to, as the last load saw it; a grant this instance made since
+            // (its own commits are not in that load) is looked for where it is.
+            guard let key = known ?? grants.first(where: { $0.value[grantID] != nil })?.key else { continue }
             grants[key]?[grantID] = nil
             if grants[key]?.isEmpty == true { grants[key] = nil }
         }

@@ -80,6 +80,27 @@ import Testing
         #expect(throws: KMSError.validation) { try f.engine.rotateKeyOnDemand(keyID: key, caller: f.caller) }
     }
 
+    /// Deleted imported material stays deleted when whoever can write the store puts its row back
+    /// (material rows carry no MAC): the record says it is gone, and it is not opened.
+    @Test func deletedMaterialPutBackIsNotOpened() throws {
+        let f = try EngineFixture()
+        let key = try Self.externalKey(f)
+        var (token, wrapped) = try Self.wrapped(f, key: key, material: try SecretBytes.random(count: 32))
+        let first = try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped, caller: f.caller).keyMaterialID
+        let blob = try f.engine.encrypt(keyID: key, plaintext: SecretBytes(copying: Array("old".utf8)), caller: f.caller).ciphertextBlob
+        (token, wrapped) = try Self.wrapped(f, key: key, material: try SecretBytes.random(count: 32))
+        try f.engine.importKeyMaterial(keyID: key, importToken: token, encryptedKeyMaterial: wrapped, importType: .new, caller: f.caller)
+        _ = try f.engine.rotateKeyOnDemand(keyID: key, caller: f.caller)
+        let saved = try f.rawConnection().query("SELECT account, region, key_id, version, sealed FROM key_material WHERE version = 1")
+        #expect(saved.count == 1)
+        _ = try f.engine.deleteImportedKeyMaterial(keyID: key, keyMaterialID: first, caller: f.caller)
+        try f.close()
+        try f.rawConnection().query("INSERT INTO key_material(account, region, key_id, version, sealed) VALUES(?1, ?2, ?3, ?4, ?5)", saved[0].values)
+        try f.reopen()
+        #expect(throws: KMSError.self) { try f.engine.decrypt(ciphertextBlob: blob, caller: f.caller) }
+        _ = try f.engine.encrypt(keyID: key, plaintext: SecretBytes(copying: Array("new".utf8)), caller: f.caller)
+    }
+
     /// A record written when a key had one imported material (fingerprint, expiry on the key,
     /// no versions once deleted) reads as that material on version 1.
     @Test func oneMaterialRecordsMigrateToVersionOne() throws {

@@ -102,7 +102,10 @@ import Testing
             #expect((try? f.rootKey.open(row[4].blob!, label: identity.materialLabel, version: UInt32(row[3].integer!))) == nil)
         }
         let secretRow = try database.query("SELECT sealed_secret FROM access_keys WHERE access_key_id = ?1", [.text(contents.accessKeyID)])
-        #expect((try? f.rootKey.open(secretRow[0][0].blob!, label: "access key " + contents.accessKeyID, version: 0)) == nil)
+        let record = try JSONDecoder().decode(AccessKeyRecord.self, from: Data((try database.query(
+            "SELECT record FROM access_keys WHERE access_key_id = ?1", [.text(contents.accessKeyID)])[0][0].text ?? "").utf8))
+        #expect((try? f.rootKey.open(secretRow[0][0].blob!, label: record.secretLabel, version: 0)) == nil)
+        #expect((try? next.open(secretRow[0][0].blob!, label: record.secretLabel, version: 0)) != nil)
         for name in ["root_check", StoreKeys.fingerprintName, StoreKeys.historyName, RelationalKeyStore.stateDigestName] {
             let value = try database.query("SELECT value FROM meta WHERE name = ?1", [.text(name)]).first?.first?.blob
             #expect(value != nil, "\(name)")

@@ -248,14 +248,37 @@ import Testing
         #expect(throws: KMSError.disabled) { _ = try b.encrypt(keyID: key, plaintext: secret("x"), caller: caller) }
     }
 
-    /// A store writer who removes or rewrites the feed's entries makes the others read the store
-    /// whole, which loads the change all the same.
+    /// A grant made on one engine (its own commit, not in its last load) and revoked on the
+    /// other, or gone with its key's deletion there: gone from the first too.
+    @Test func aGrantMadeHereAndRemovedElsewhereIsGoneHere() throws {
+        let (a, b) = (try engine(), try engine())
+        let (key, doomed) = (try createKey(a), try createKey(a))
+        try b.follow()
+        let request = { (key: String) in CreateGrantRequest(keyID: key, granteePrincipal: "arn:aws:iam::111122223333:role/reader", operations: ["Decrypt"]) }
+        let revoked = try a.createGrant(request(key), caller: caller).grantID
+        _ = try a.createGrant(request(doomed), caller: caller)
+        try b.follow()
+        try b.revokeGrant(keyID: key, grantID: revoked, caller: caller)
+        _ = try b.scheduleKeyDeletion(keyID: doomed, pendingWindowInDays: 7, caller: caller)
+        clock.advance(days: 8)
+        #expect(try b.runScheduledTasks().deleted == 1)
+        try a.follow()
+        #expect(try a.listGrants(keyID: key, caller: caller).grants.isEmpty)
+        #expect(a.state.withLock { $0.grants.isEmpty })
+        #expect(fullLoads(a) == 1)
+    }
+
+    /// A store writer who removes, rewrites or pads the feed's entries makes the others read the
+    /// store whole, which loads the change all the same.
     @Test func aChangeTheFeedDoesNotAccountForIsLoadedWhole() throws {
         let (a, b) = (try engine(), try engine())
         let (key, other) = (try createKey(a), try createKey(a))
         try b.follow()
         let raw = try PostgresDatabase(url: url)
-        for tamper in ["DELETE FROM change_feed", "UPDATE change_feed SET row_key = '[\"\(caller.account)\",\"\(caller.region)\",\"\(other)\"]' WHERE generation = (SELECT MAX(generation) FROM change_feed)"] {
+        for tamper in ["DELETE FROM change_feed", "UPDATE change_feed SET row_key = '[\"\(caller.account)\",\"\(caller.region)\",\"\(other)\"]' WHERE generation = (SELECT MAX(generation) FROM change_feed)",
+                       // Entries for rows that do not exist, each a query: past a bound, read whole.
+                       "INSERT INTO change_feed SELECT (SELECT MAX(generation) FROM change_feed), 'accounts', '[\"junk' || n || '\"]' "
+                           + "FROM generate_series(1, 100) AS n"] {
             let before = fullLoads(b)
             try a.disableKey(keyID: key, caller: caller)
             try raw.execute(tamper)

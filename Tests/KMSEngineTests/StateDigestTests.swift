@@ -86,6 +86,22 @@ import KMSStore
 
     /// Every kind of change moves the digest with it: a store changed only through the engine
     /// (keys made, rotated, deleted with their aliases and grants) always reopens.
+    /// An access key revoked and made again with the same ID and a new secret: the revoked
+    /// secret put back beside the new record (the secret column is outside the record's MAC) does
+    /// not open — the store is refused, not opened with the old secret accepted.
+    @Test func aRevokedSecretPutBackBesideItsSuccessorIsRefused() throws {
+        let f = try EngineFixture()
+        _ = try f.engine.createAccount(accountID: "111122223333", name: "default")
+        let id = "AKIAREUSEDREUSED0001"
+        _ = try f.engine.createAccessKey(account: "111122223333", accessKeyID: id, secretAccessKey: "first-secret-first-secret-first-secret-00", anyShape: true)
+        let first = try f.rawConnection().query("SELECT sealed_secret FROM access_keys WHERE access_key_id = ?1", [.text(id)])[0][0]
+        try f.engine.revokeAccessKey(id)
+        _ = try f.engine.createAccessKey(account: "111122223333", accessKeyID: id, secretAccessKey: "second-secret-second-secret-second-sec00", anyShape: true)
+        try f.close()
+        try f.rawConnection().query("UPDATE access_keys SET sealed_secret = ?1 WHERE access_key_id = ?2", [first, .text(id)])
+        #expect { try f.reopen() } throws: { "\($0)".contains("does not open under the root key") }
+    }
+
     @Test func everyEngineChangeKeepsTheDigest() throws {
         let f = try EngineFixture()
         _ = try f.engine.createAccount(accountID: "111122223333", name: "default")

@@ -130,12 +130,12 @@ extension KMSEngine {
         }
         for (key, sealed) in contents.accessKeys {
             changes.append(.putAccessKey(key, sealedSecret: try reseal(
-                sealed, label: "access key " + key.accessKeyID, version: 0, what: "the secret of access key \(key.accessKeyID)")))
+                sealed, label: key.secretLabel, version: 0, what: "the secret of access key \(key.accessKeyID)")))
             counts.accessKeys += 1
         }
         for (keyStore, sealed) in contents.customKeyStores {
             changes.append(.putCustomKeyStore(keyStore, sealedSecret: try reseal(
-                sealed, label: CustomKeyStoreRecord.secretLabel(keyStore.id), version: 0, what: "the secret of custom key store \(keyStore.id)")))
+                sealed, label: keyStore.secretLabel, version: 0, what: "the secret of custom key store \(keyStore.id)")))
             counts.customKeyStores += 1
         }
         return (changes, counts)

@@ -35,7 +35,12 @@ struct CustomKeyStoreRecord: Codable, Sendable, Equatable {
                                xksProxyURIEndpoint: xksProxyURIEndpoint, xksProxyURIPath: xksProxyURIPath, xksAccessKeyID: xksAccessKeyID)
     }
 
-    static func secretLabel(_ id: String) -> String { "custom key store " + id }
+    /// The sealed secret this record goes with (``SecretBinding``): made anew with each new
+    /// secret; nil in records written before.
+    var secretBinding: String?
+
+    /// What the secret is sealed under, with the record's binding.
+    var secretLabel: String { SecretBinding.label("custom key store " + id, secretBinding) }
 }
 
 /// What DescribeCustomKeyStores returns for one store.

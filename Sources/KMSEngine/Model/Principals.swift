@@ -17,6 +17,11 @@ public struct AccessKeyRecord: Codable, Sendable, Equatable {
     public var creationDate: Date
     /// `Active` or `Inactive` (IAM's UpdateAccessKey); nil, in records written before, is Active.
     public var status: String?
+    /// The sealed secret this record goes with (``SecretBinding``); nil in records written before.
+    var secretBinding: String? = nil
+
+    /// What the secret is sealed under, with the record's binding.
+    var secretLabel: String { SecretBinding.label("access key " + accessKeyID, secretBinding) }
 
     public var isActive: Bool { status == nil || status == "Active" }
     /// The IAM user the key belongs to, nil for an account root's key.

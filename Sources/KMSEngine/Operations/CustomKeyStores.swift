@@ -46,7 +46,8 @@ extension KMSEngine {
         try checkUnique(store, in: state)
         guard let secret else { throw KMSError(.validation, type == .awsCloudHSM ? "KeyStorePassword is required" : "XksProxyAuthenticationCredential is required") }
         try requireConnector(for: type)
-        return (store, try sealSecret(secret, of: store.id))
+        let sealed = try sealSecret(secret, of: &store)
+        return (store, sealed)
     }
 
     public func describeCustomKeyStores(id: String?, name: String?, limit: Int? = nil, marker: String? = nil, caller: Caller) throws
@@ -133,7 +134,7 @@ extension KMSEngine {
                 }
             }
             try checkUnique(changed, in: state)
-            if let secret { sealed = try sealSecret(secret, of: id) }
+            if let secret { sealed = try sealSecret(secret, of: &changed) }
             state.customKeyStores[id] = (changed, sealed)
             return ((), [.putCustomKeyStore(changed, sealedSecret: sealed)])
         }
@@ -199,7 +200,7 @@ extension KMSEngine {
                 throw CustomKeyStoreFailure(.connection("INTERNAL_ERROR"), "no connector")
             }
             let secret: SecretBytes
-            do { secret = try rootKey.open(sealed, label: CustomKeyStoreRecord.secretLabel(store.id), version: 0) } catch {
+            do { secret = try rootKey.open(sealed, label: store.secretLabel, version: 0) } catch {
                 throw CustomKeyStoreFailure(.connection("INTERNAL_ERROR"), "the store's secret does not open")
             }
             let connection = try connector.connect(store.endpoint, secret: secret, call: call)
@@ -223,8 +224,10 @@ extension KMSEngine {
         }
     }
 
-    private func sealSecret(_ secret: SecretBytes, of id: String) throws -> [UInt8] {
-        try rootKey.seal(secret, label: CustomKeyStoreRecord.secretLabel(id), version: 0)
+    /// Seals a new secret of `store`, under a new binding (which `store`, to be written with it, takes).
+    private func sealSecret(_ secret: SecretBytes, of store: inout CustomKeyStoreRecord) throws -> [UInt8] {
+        store.secretBinding = try SecretBinding.make()
+        return try rootKey.seal(secret, label: store.secretLabel, version: 0)
     }
 
     /// A store's name and proxy URI are each in use by one store of an account and Region; a

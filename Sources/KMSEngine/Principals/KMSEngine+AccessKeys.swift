@@ -40,7 +40,7 @@ extension KMSEngine {
             let live = try Self.ownedAccessKey(accessKeyID, owner: owner, in: state)
             var updated = live.record
             updated.status = status
-            let sealed = try rootKey.seal(live.secret, label: "access key " + accessKeyID, version: 0)
+            let sealed = try rootKey.seal(live.secret, label: updated.secretLabel, version: 0)
             state.accessKeys[accessKeyID] = LiveAccessKey(record: updated, secret: live.secret)
             record.note = "access key \(accessKeyID) \(status)"
             return ((), [.putAccessKey(updated, sealedSecret: sealed)])

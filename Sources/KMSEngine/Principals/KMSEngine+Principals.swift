@@ -76,8 +76,8 @@ extension KMSEngine {
             }
         }
         let key = AccessKeyRecord(accessKeyID: id, account: account, principal: Self.principal(account: account, userName: userName),
-                                  creationDate: clock.now(), status: "Active")
-        let sealed = try rootKey.seal(SecretBytes(copying: Array(secret.utf8)), label: "access key " + id, version: 0)
+                                  creationDate: clock.now(), status: "Active", secretBinding: try SecretBinding.make())
+        let sealed = try rootKey.seal(SecretBytes(copying: Array(secret.utf8)), label: key.secretLabel, version: 0)
         state.accessKeys[id] = LiveAccessKey(record: key, secret: SecretBytes(copying: Array(secret.utf8)))
         return (NewAccessKey(record: key, secretAccessKey: secret), changes + [.putAccessKey(key, sealedSecret: sealed)])
     }

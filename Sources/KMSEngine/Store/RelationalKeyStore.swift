@@ -387,7 +387,8 @@ final class RelationalKeyStore: KeyStore {
                        _ authenticator: RecordAuthenticator) throws -> StoreDelta? {
         if written.generation == mirror.generation { return ConstantTime.equal(mirror.digest, written.digest) ? StoreDelta() : nil }
         guard written.generation > mirror.generation,
-              let entries = try ChangeFeed.changes(db, after: mirror.generation, through: written.generation) else { return nil }
+              let entries = try ChangeFeed.changes(db, after: mirror.generation, through: written.generation),
+              entries.count <= max(64, mirror.rowCount / 8) else { return nil }
         var delta = StoreDelta()
         for entry in entries {
             guard let values = StoreMirror.keyValues(entry.rowKey) else { return nil }
