@@ -189,10 +189,7 @@ public struct EmbeddedStore: Sendable, Equatable {
             guard try SystemdCredential.read(name: name, store: store).key == rootKey.key else {
                 throw VolumeError.rootKey("the credential \(name) does not give the root key back: nothing was changed")
             }
-            var record = RootKeyRecord(protection: .credential)
-            record.credential = name
-            record.credentialStore = store
-            return record
+            return RootKeyRecord.naming(credential: name, store: store)
         case .unprotected:
             return nil
         }

@@ -92,6 +92,14 @@ struct RootKeyRecord: Codable, Equatable {
         try AtomicFile.write(Array(try encoder.encode(self)) + [0x0a], to: path, mode: 0o600)
     }
 
+    /// A record naming a sealed systemd credential.
+    static func naming(credential name: String, store: String) -> RootKeyRecord {
+        var record = RootKeyRecord(protection: .credential)
+        record.credential = name
+        record.credentialStore = store
+        return record
+    }
+
     /// The additional data of the sealed key: what the derivation depends on.
     static func sealedAAD(cost: Scrypt.Cost, salt: [UInt8]) -> [UInt8] {
         Array("kmsfs root key 1 scrypt \(cost.n) \(cost.r) \(cost.p) ".utf8) + salt

@@ -114,6 +114,47 @@ import Testing
         #expect(throws: VolumeError.self) { _ = try store.openEngine(RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("old passphrase")))) }
     }
 
+    /// Stopped at each other point a review found: after the new key file was written (no
+    /// record yet); after the record replaced the current one (the clear old key not yet
+    /// shredded); passphrase to key file after the commit (the mount needs no new passphrase).
+    @Test func everyInterruptionIsFinishedByTheSameCommand() throws {
+        let key = try dataKey()
+        // The key file written, nothing else: it is taken as the new key.
+        let first = scratch.path + "/usb/first.key", written = try RootKey.generate()
+        try EmbeddedStore.writeHex(written, to: first)
+        #expect(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(first))?.to == written.identifier)
+        #expect(try unwraps(key))
+        // Back to a clear root.key beside the record: the record replaced, the shred not done.
+        let second = scratch.path + "/usb/second.key", next = try RootKey.generate()
+        try store.keepPending(next, as: .keyFile(second))
+        _ = try KMSEngine.open(path: store.storePath, rootKey: written, schedulerInterval: nil).rotateRootKey(to: next)
+        try EmbeddedStore.writeHex(written, to: store.rootKeyFile)
+        #expect(rename(store.pendingRecordFile, store.recordFile) == 0)
+        #expect(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(second)) == nil)
+        #expect(!FileManager.default.fileExists(atPath: store.rootKeyFile))
+        #expect(try unwraps(key))
+        // A passphrase store moving to a key file, stopped after the commit: a mount with the
+        // passphrase opens it (the pending key file needs none).
+        let passphrase = Self.passphrase("a passphrase")
+        try store.keep(next, as: .passphrase(passphrase))
+        let third = scratch.path + "/usb/third.key", last = try RootKey.generate()
+        try store.keepPending(last, as: .keyFile(third))
+        _ = try KMSEngine.open(path: store.storePath, rootKey: next, schedulerInterval: nil).rotateRootKey(to: last)
+        #expect(try unwraps(key, RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("a passphrase")))))
+        #expect(try store.rotateRootKey(RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("a passphrase"))), to: .keyFile(third)) == nil)
+        #expect(try store.protectionKind() == .keyFile(third))
+        #expect(try unwraps(key))
+    }
+
+    /// A wrong current key writes nothing: no new key file, no pending record.
+    @Test func aWrongCurrentKeyWritesNothing() throws {
+        let wrong = scratch.path + "/usb/wrong.key", target = scratch.path + "/usb/target.key"
+        try EmbeddedStore.writeHex(try RootKey.generate(), to: wrong)
+        try store.keep(oldKey, as: .keyFile(scratch.path + "/usb/current.key"))
+        #expect(throws: (any Error).self) { _ = try store.rotateRootKey(RootKeyUnlock(keyFile: wrong), to: .keyFile(target)) }
+        #expect(!store.hasPendingRootKey && !FileManager.default.fileExists(atPath: target))
+    }
+
     /// The new key is never written over the only key that opens the store.
     @Test func theCurrentKeysPlaceIsNeverTakenBeforeTheRotation() throws {
         let keyFile = scratch.path + "/usb/current.key"

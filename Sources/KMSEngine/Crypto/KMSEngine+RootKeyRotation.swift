@@ -39,10 +39,7 @@ extension KMSEngine {
     /// - Throws: ``KMSError`` (`ValidationException`) if `next` is the current key; ``StoreError``
     ///   if a sealed row does not open under the current key (the store is then left as it was).
     public func rotateRootKey(to next: RootKey) throws -> RootKeyRotation {
-        guard !next.isDegenerate else {
-            throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
-        }
-        try checkNew(next)
+        try checkNextRootKey(next)
         let announcing = follower != nil ? try announceRotation(to: next) : nil
         let announced = announcing?.announcement
         var outcome: RootKeyRotation?
@@ -100,6 +97,15 @@ extension KMSEngine {
     /// Refuses `next` if it is the store's root key now or was one before (its audit chain key is
     /// in the history): a key used again would make the store's older checks and chain segments
     /// pass for current ones.
+    /// Throws what ``rotateRootKey(to:)`` would refuse `next` for (not a key; the store's key
+    /// now, or before): checked before anything is written for a rotation to it.
+    public func checkNextRootKey(_ next: RootKey) throws {
+        guard !next.isDegenerate else {
+            throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
+        }
+        try checkNew(next)
+    }
+
     private func checkNew(_ next: RootKey) throws {
         let current = keys.withLock { $0 }
         guard current.root.key != next.key else { throw KMSError(.validation, "the new root key is the store's root key already") }
