@@ -10,11 +10,12 @@ import Glibc
 /// protection says. For when the old key, or what protected it, may be known to someone else.
 ///
 /// The store and the protection change in steps that cannot be one, so:
-/// 1. the current key is proven against the store (nothing is written for a wrong one);
-/// 2. the new key is kept first, beside the current one, as the new protection says (its key
-///    file or credential, then `root-key.next.json`; or `root.key.next` for a store that stays
-///    unprotected) — an existing key file or credential of that name is taken as the new key,
-///    so that a run stopped after writing it is finished, not refused;
+/// 1. the current key is proven against the store (nothing is written for a wrong one), and a
+///    clear old key beside its record is shredded;
+/// 2. the new key's record is written beside the current one (`root-key.next.json`, MAC'ed under
+///    the current key, so that one planted there is not taken), then its key file or credential
+///    — never one that exists: it could hold another volume's key; for a store that stays
+///    unprotected, `root.key.next`;
 /// 3. the store is rotated (one SQLite transaction);
 /// 4. that record replaces the current one (a rename), and a clear old key is shredded.
 /// Interrupted anywhere, the store opens — under its old key, or under the new one given as the
@@ -36,23 +37,24 @@ extension EmbeddedStore {
     public func rotateRootKey(_ unlock: RootKeyUnlock, to protection: RootKeyProtection) throws -> RootKeyRotation? {
         shredLeftovers()
         let previous = try RootKeyRecord.load(path: recordFile)
-        let passphrase = unlock.passphrase?.take()
-        if try finishedBefore(previous, protection, passphrase: passphrase) { return nil }
-        try refuseOverwritingCurrent(previous, with: protection)
-        let current = try loadRootKey(passphrase: passphrase, keyFile: unlock.keyFile)
-        let next: RootKey
-        if let pending = try pendingKey(for: protection) {
-            next = pending
-        } else {
-            // Nothing is written for a key that is not this store's, nor for a new key the
-            // rotation would refuse (the current key, or one the store had before).
-            let engine = try KMSEngine.open(path: storePath, rootKey: current, schedulerInterval: nil)
-            next = try newKey(for: protection)
-            do { try engine.checkNextRootKey(next) } catch {
-                throw VolumeError.rootKey("\(protection.name) holds a key this store cannot take as its new root key (\(error)): name a new one")
+        let current = try loadRootKey(passphrase: unlock.passphrase?.take(), keyFile: unlock.keyFile)
+        var next = try pendingKey(for: protection, current: current)
+        do {
+            // Nothing is written for a key that is not this store's.
+            let engine = try KMSEngine.open(path: storePath, rootKey: current, nextRootKey: next, schedulerInterval: nil)
+            if previous != nil, engine.rootKeyIdentifier == current.identifier, !Self.shred(rootKeyFile) {
+                throw VolumeError.rootKey("\(rootKeyFile) (an old key, in the clear) could not be removed: remove it by hand")
             }
-            try keepPending(next, as: protection)
+            if next == nil {
+                try refuseOverwritingCurrent(previous, with: protection)
+                try refuseExisting(protection)
+                let new = try RootKey.generate()
+                try engine.checkNextRootKey(new)
+                try keepPending(new, as: protection, current: current)
+                next = new
+            }
         }
+        guard let next else { return nil }
         var rotation: RootKeyRotation?
         do {
             // Under the old key, or under the new one if the interrupted run got that far.
@@ -64,32 +66,6 @@ extension EmbeddedStore {
         return rotation
     }
 
-    /// Whether a run stopped after its record replaced the current one, and this run is the
-    /// same command: the record is the one asked for (the same key file or credential; a new
-    /// passphrase that opens it while the one given for the current key does not). Then only a
-    /// clear old key may be left, and is shredded.
-    private func finishedBefore(_ previous: RootKeyRecord?, _ protection: RootKeyProtection, passphrase: SecretBytes?) throws -> Bool {
-        guard !hasPendingRootKey, let previous else { return false }
-        switch protection {
-        case let .keyFile(path):
-            guard previous.protection == .keyFile, previous.keyFile == Self.absolute(path),
-                  FileManager.default.fileExists(atPath: rootKeyFile) else { return false }
-        case let .credential(name, store):
-            guard previous.protection == .credential, previous.credential == name,
-                  previous.credentialStore ?? RootKeyProtection.defaultCredentialStore == store,
-                  FileManager.default.fileExists(atPath: rootKeyFile) else { return false }
-        case let .passphrase(new):
-            guard previous.protection == .passphrase, let passphrase, (try? previous.open(passphrase: passphrase)) == nil,
-                  (try? previous.open(passphrase: new)) != nil else { return false }
-        case .unprotected:
-            return false
-        }
-        guard Self.shred(rootKeyFile) else {
-            throw VolumeError.rootKey("the root key is rotated and protected, but \(rootKeyFile) (the old key, in the clear) could not be removed: remove it by hand")
-        }
-        return true
-    }
-
     /// The new key can only be kept beside the current one, never over it: until the rotation
     /// is done, the current key is the only one that opens the store.
     private func refuseOverwritingCurrent(_ previous: RootKeyRecord?, with protection: RootKeyProtection) throws {
@@ -98,72 +74,92 @@ extension EmbeddedStore {
             throw VolumeError.rootKey("--new-root-key with --to unprotected is for a store that is unprotected already: "
                                       + "rotate under a protection, then run kmsfs protect --to unprotected")
         case let .keyFile(path) where previous?.protection == .keyFile && previous?.keyFile == Self.absolute(path):
-            throw VolumeError.rootKey("the key file \(path) holds the current root key: name a new file for the new one")
+            throw VolumeError.rootKey("the key file \(path) holds the current root key (a rotation to it is done): name a new file to rotate again")
         case let .credential(name, store) where previous?.protection == .credential && previous?.credential == name
             && (previous?.credentialStore ?? RootKeyProtection.defaultCredentialStore) == store:
-            throw VolumeError.rootKey("the credential \(name) holds the current root key: name a new credential for the new one")
+            throw VolumeError.rootKey("the credential \(name) holds the current root key (a rotation to it is done): name a new credential to rotate again")
         default:
             return
         }
     }
 
-    /// A new key; or, where the new protection names a key file or credential that exists (a run
-    /// stopped after writing it, or one the operator made), the key it holds.
-    private func newKey(for protection: RootKeyProtection) throws -> RootKey {
+    /// A key file or credential that exists is not taken for the new key: it may hold another
+    /// volume's key, which this one would then depend on.
+    private func refuseExisting(_ protection: RootKeyProtection) throws {
         switch protection {
         case let .keyFile(path) where FileManager.default.fileExists(atPath: Self.absolute(path)):
-            return try loadKeyFile(Self.absolute(path))
+            throw VolumeError.rootKey("\(path) exists: name a new file for the new root key (kmsfs creates it 0600)")
         case let .credential(name, store) where FileManager.default.fileExists(atPath: (store as NSString).appendingPathComponent(name)):
-            do { return try SystemdCredential.read(name: name, store: store) } catch {
-                throw VolumeError.rootKey("the credential \(name) exists in \(store) but gives no key (\(error)): remove it, or name another")
-            }
+            throw VolumeError.rootKey("the credential \(name) exists in \(store): name a new credential for the new root key")
         default:
-            return try RootKey.generate()
+            return
         }
     }
 
-    /// Writes the new key's record (its key file or credential first, unless they hold it
-    /// already) beside the current one.
-    func keepPending(_ next: RootKey, as protection: RootKeyProtection) throws {
-        if case let .credential(name, store) = protection, FileManager.default.fileExists(atPath: (store as NSString).appendingPathComponent(name)) {
-            try RootKeyRecord.naming(credential: name, store: store).write(path: pendingRecordFile)
-        } else if let record = try record(keeping: next, as: protection) {
-            try record.write(path: pendingRecordFile)
-        } else {
+    /// Writes the new key's record, MAC'ed under the current key, beside the current one; then
+    /// its key file or credential. (A store that stays unprotected: `root.key.next`.)
+    func keepPending(_ next: RootKey, as protection: RootKeyProtection, current: RootKey) throws {
+        switch protection {
+        case .unprotected:
             try Self.writeHex(next, to: pendingClearFile)
+        case .passphrase:
+            if let record = try record(keeping: next, as: protection) { try record.authenticated(under: current).write(path: pendingRecordFile) }
+        case let .keyFile(path):
+            try RootKeyRecord.naming(keyFile: Self.absolute(path)).authenticated(under: current).write(path: pendingRecordFile)
+            _ = try record(keeping: next, as: protection)
+        case let .credential(name, store):
+            try RootKeyRecord.naming(credential: name, store: store).authenticated(under: current).write(path: pendingRecordFile)
+            _ = try record(keeping: next, as: protection)
         }
+    }
+
+    /// The new key's record an interrupted run left, if it is this store's (its MAC verifies
+    /// under the current key).
+    private func pendingRecord(current: RootKey) throws -> RootKeyRecord? {
+        guard let record = try RootKeyRecord.load(path: pendingRecordFile), record.isAuthenticated(under: current) else { return nil }
+        return record
     }
 
     /// The key an interrupted rotation left, opened as `protection` says; nil if none was left.
-    /// - Throws: ``VolumeError/rootKey(_:)`` if one was left that `protection` does not open.
-    private func pendingKey(for protection: RootKeyProtection) throws -> RootKey? {
+    /// A key file or credential its record names that was not written yet is written now (the
+    /// store is rotated only after it is).
+    /// - Throws: ``VolumeError/rootKey(_:)`` if one was left that `protection` does not open, or
+    ///   that is not this store's.
+    private func pendingKey(for protection: RootKeyProtection, current: RootKey) throws -> RootKey? {
         guard hasPendingRootKey else { return nil }
         let mismatch = VolumeError.rootKey("an interrupted rotation left \(RootKeyRecord.nextFileName) (or root.key.next), which does not open "
-                                           + "with what was given: give the same --to (and new passphrase) as that run")
-        let record = try RootKeyRecord.load(path: pendingRecordFile)
-        switch protection {
-        case .unprotected:
+                                           + "with what was given: give the same --to (and new passphrase) as that run, or remove it if no "
+                                           + "such run was made")
+        if case .unprotected = protection {
             guard FileManager.default.fileExists(atPath: pendingClearFile) else { throw mismatch }
             return try loadKeyFile(pendingClearFile)
+        }
+        guard let record = try pendingRecord(current: current) else { throw mismatch }
+        switch protection {
         case let .passphrase(passphrase):
-            guard let record, record.protection == .passphrase,
-                  let key = try? unlocking(record, passphrase: passphrase, keyFile: nil) else { throw mismatch }
+            guard record.protection == .passphrase, let key = try? unlocking(record, passphrase: passphrase, keyFile: nil) else { throw mismatch }
             return key
         case let .keyFile(path):
-            guard let record, record.protection == .keyFile, record.keyFile == Self.absolute(path) else { throw mismatch }
-            return try unlocking(record, passphrase: nil, keyFile: nil)
+            guard record.protection == .keyFile, record.keyFile == Self.absolute(path) else { throw mismatch }
         case let .credential(name, store):
-            guard let record, record.protection == .credential, record.credential == name,
+            guard record.protection == .credential, record.credential == name,
                   (record.credentialStore ?? RootKeyProtection.defaultCredentialStore) == store else { throw mismatch }
-            return try unlocking(record, passphrase: nil, keyFile: nil)
+        case .unprotected:
+            throw mismatch
         }
+        if let key = try? unlocking(record, passphrase: nil, keyFile: nil) { return key }
+        try refuseExisting(protection)
+        let next = try RootKey.generate()
+        _ = try self.record(keeping: next, as: protection)
+        return next
     }
 
-    /// The key an interrupted rotation left, if what unlocks the current key unlocks it too (the
-    /// same passphrase; a key file or credential, which need nothing): for ``openEngine(_:schedulerInterval:)``.
-    /// A clear `root.key.next` counts only beside a store that is unprotected already.
-    func pendingKey(passphrase: SecretBytes?) throws -> RootKey? {
-        if let record = try RootKeyRecord.load(path: pendingRecordFile) {
+    /// The key an interrupted rotation left, if its record is this store's (MAC'ed under
+    /// `current`) and what unlocked the current key unlocks it too (the same passphrase; a key
+    /// file or credential, which need nothing): for ``openEngine(_:schedulerInterval:)``. A clear
+    /// `root.key.next` counts only beside a store that is unprotected already.
+    func pendingKey(passphrase: SecretBytes?, current: RootKey) throws -> RootKey? {
+        if let record = try pendingRecord(current: current) {
             return try unlocking(record, passphrase: record.protection == .passphrase ? passphrase : nil, keyFile: nil)
         }
         guard try RootKeyRecord.load(path: recordFile) == nil, FileManager.default.fileExists(atPath: pendingClearFile) else { return nil }
@@ -189,8 +185,8 @@ extension EmbeddedStore {
         shredLeftovers()
     }
 
-    /// What interrupted runs may leave: temporary copies of the new key's files (a clear one, for
-    /// a store that stays unprotected), a replaced clear key, the other kind of pending file.
+    /// What interrupted runs may leave in the store: temporary copies of the new key's files (a
+    /// clear one, for a store that stays unprotected) and a replaced clear key.
     private func shredLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names where name.hasPrefix(RootKeyRecord.nextFileName + ".tmp-") || name.hasPrefix("root.key.next.tmp-")
@@ -206,17 +202,5 @@ extension EmbeddedStore {
         guard fd >= 0 else { return }
         fsync(fd)
         close(fd)
-    }
-}
-
-extension RootKeyProtection {
-    /// How messages name where a key is kept.
-    var name: String {
-        switch self {
-        case .passphrase: return "the passphrase"
-        case let .keyFile(path): return "the key file \(path)"
-        case let .credential(name, _): return "the credential \(name)"
-        case .unprotected: return "root.key"
-        }
     }
 }

@@ -133,7 +133,7 @@ public struct EmbeddedStore: Sendable, Equatable {
     public func openEngine(_ unlock: RootKeyUnlock = RootKeyUnlock(), schedulerInterval: Duration? = nil) throws -> KMSEngine {
         let passphrase = unlock.passphrase?.take()
         let root = try loadRootKey(passphrase: passphrase, keyFile: unlock.keyFile)
-        let next = (try? pendingKey(passphrase: passphrase)) ?? nil
+        let next = (try? pendingKey(passphrase: passphrase, current: root)) ?? nil
         do {
             return try KMSEngine.open(path: storePath, rootKey: root, nextRootKey: next, schedulerInterval: schedulerInterval)
         } catch {
@@ -181,9 +181,7 @@ public struct EmbeddedStore: Sendable, Equatable {
             guard try loadKeyFile(absolute).key == rootKey.key else {
                 throw VolumeError.rootKey("\(absolute) exists and holds another key: name a new file (kmsfs creates it 0600)")
             }
-            var record = RootKeyRecord(protection: .keyFile)
-            record.keyFile = absolute
-            return record
+            return RootKeyRecord.naming(keyFile: absolute)
         case let .credential(name, store):
             try SystemdCredential.write(rootKey, name: name, store: store)
             guard try SystemdCredential.read(name: name, store: store).key == rootKey.key else {

@@ -1,4 +1,5 @@
 import Foundation
+import KMSEngine
 import KMSFSCrypto
 import Synchronization
 
@@ -69,6 +70,10 @@ struct RootKeyRecord: Codable, Equatable {
     var keyFile: String?
     var credential: String?
     var credentialStore: String?
+    /// A rotation's record of the new key (``nextFileName``): a MAC of the rest under the
+    /// current root key, so that a record planted there by whoever can write the store's
+    /// directory is not taken for one.
+    var authentication: String?
 
     init(protection: Kind) {
         format = Self.currentFormat
@@ -92,12 +97,42 @@ struct RootKeyRecord: Codable, Equatable {
         try AtomicFile.write(Array(try encoder.encode(self)) + [0x0a], to: path, mode: 0o600)
     }
 
+    /// A record naming a key file.
+    static func naming(keyFile path: String) -> RootKeyRecord {
+        var record = RootKeyRecord(protection: .keyFile)
+        record.keyFile = path
+        return record
+    }
+
     /// A record naming a sealed systemd credential.
     static func naming(credential name: String, store: String) -> RootKeyRecord {
         var record = RootKeyRecord(protection: .credential)
         record.credential = name
         record.credentialStore = store
         return record
+    }
+
+    /// This record with its ``authentication`` under `rootKey`.
+    func authenticated(under rootKey: RootKey) throws -> RootKeyRecord {
+        var record = self
+        record.authentication = Data(try mac(under: rootKey)).base64EncodedString()
+        return record
+    }
+
+    func isAuthenticated(under rootKey: RootKey) -> Bool {
+        guard let given = authentication.flatMap({ Data(base64Encoded: $0) }), let expected = try? mac(under: rootKey) else { return false }
+        return ConstantTime.equal(Array(given), expected)
+    }
+
+    /// HMAC-SHA-256 under a key derived from `rootKey`, of the record without its authentication
+    /// (JSON, keys sorted).
+    private func mac(under rootKey: RootKey) throws -> [UInt8] {
+        var bare = self
+        bare.authentication = nil
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let key = try HKDF.sha256(inputKeyMaterial: rootKey.key, info: Array("kmsfs next root key record".utf8), outputByteCount: 32)
+        return HMAC.sha256(key: key, message: Array(try encoder.encode(bare)))
     }
 
     /// The additional data of the sealed key: what the derivation depends on.

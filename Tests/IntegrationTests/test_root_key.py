@@ -201,14 +201,14 @@ def test_a_new_root_key_keeps_every_file_and_the_old_key_opens_nothing(tmp_path)
         for name in os.listdir(store):
             data = open(os.path.join(store, name), "rb").read()
             assert old_hex.encode() not in data and bytes.fromhex(old_hex) not in data, name
-        # To a key file: an existing file is taken as the new key, but not one the store had
-        # before (here the old key); nothing is left behind. A new file is made.
+        # To a key file: an existing file is refused (it may be another volume's key), and
+        # nothing is left behind; a new file is made.
         taken = tmp_path / "taken.key"
         with open(os.open(str(taken), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
             f.write(old_hex + "\n")
         refused = subprocess.run([KMSFS, "protect", cipher, "--to", "key-file:" + str(taken), "--new-root-key", "--passphrase-file", second],
                                  capture_output=True, text=True)
-        assert refused.returncode == 1 and "cannot take as its new root key" in refused.stderr, refused.stderr
+        assert refused.returncode == 1 and "exists: name a new file" in refused.stderr, refused.stderr
         assert not {"root-key.next.json", "root.key.next"} & set(os.listdir(store))
         assert reads_secret(cipher, mount_point, ["--passphrase-file", second])
         fresh = str(tmp_path / "fresh.key")

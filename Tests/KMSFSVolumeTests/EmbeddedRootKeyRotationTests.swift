@@ -80,7 +80,7 @@ import Testing
         let key = try dataKey()
         let keyFile = scratch.path + "/usb/new.key"
         let next = try RootKey.generate()
-        try store.keepPending(next, as: .keyFile(keyFile))
+        try store.keepPending(next, as: .keyFile(keyFile), current: oldKey)
         #expect(try unwraps(key))
         let finished = try #require(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(keyFile)))
         #expect(finished.to == next.identifier)
@@ -88,7 +88,7 @@ import Testing
 
         // The second step done by hand, the third not.
         let third = try RootKey.generate(), thirdFile = scratch.path + "/usb/third.key"
-        try store.keepPending(third, as: .keyFile(thirdFile))
+        try store.keepPending(third, as: .keyFile(thirdFile), current: next)
         _ = try KMSEngine.open(path: store.storePath, rootKey: next, schedulerInterval: nil).rotateRootKey(to: third)
         #expect(try store.protectionKind() == .keyFile(keyFile))
         #expect(try unwraps(key))
@@ -104,7 +104,7 @@ import Testing
         let key = try dataKey()
         try store.keep(oldKey, as: .passphrase(Self.passphrase("old passphrase")))
         let next = try RootKey.generate()
-        try store.keepPending(next, as: .passphrase(Self.passphrase("new passphrase")))
+        try store.keepPending(next, as: .passphrase(Self.passphrase("new passphrase")), current: oldKey)
         _ = try KMSEngine.open(path: store.storePath, rootKey: oldKey, schedulerInterval: nil).rotateRootKey(to: next)
         let old = RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("old passphrase")))
         #expect { _ = try store.openEngine(old) } throws: { "\($0)".contains("interrupted") }
@@ -114,36 +114,61 @@ import Testing
         #expect(throws: VolumeError.self) { _ = try store.openEngine(RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("old passphrase")))) }
     }
 
-    /// Stopped at each other point a review found: after the new key file was written (no
-    /// record yet); after the record replaced the current one (the clear old key not yet
+    /// Stopped at each other point a review found: after the new key's record (its key file not
+    /// written yet); after the record replaced the current one (the clear old key not yet
     /// shredded); passphrase to key file after the commit (the mount needs no new passphrase).
     @Test func everyInterruptionIsFinishedByTheSameCommand() throws {
         let key = try dataKey()
-        // The key file written, nothing else: it is taken as the new key.
-        let first = scratch.path + "/usb/first.key", written = try RootKey.generate()
-        try EmbeddedStore.writeHex(written, to: first)
-        #expect(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(first))?.to == written.identifier)
+        // The record written, its key file not: the same command writes it and finishes.
+        let first = scratch.path + "/usb/first.key"
+        try RootKeyRecord.naming(keyFile: first).authenticated(under: oldKey).write(path: store.pendingRecordFile)
+        let rotated = try #require(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(first)))
+        let written = try store.loadRootKey(RootKeyUnlock())
+        #expect(rotated.to == written.identifier && FileManager.default.fileExists(atPath: first))
         #expect(try unwraps(key))
-        // Back to a clear root.key beside the record: the record replaced, the shred not done.
+        // The record replaced, the clear old root.key not shredded: the same command shreds it,
+        // and says the rotation to that file is done.
         let second = scratch.path + "/usb/second.key", next = try RootKey.generate()
-        try store.keepPending(next, as: .keyFile(second))
+        try store.keepPending(next, as: .keyFile(second), current: written)
         _ = try KMSEngine.open(path: store.storePath, rootKey: written, schedulerInterval: nil).rotateRootKey(to: next)
         try EmbeddedStore.writeHex(written, to: store.rootKeyFile)
         #expect(rename(store.pendingRecordFile, store.recordFile) == 0)
-        #expect(try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(second)) == nil)
+        #expect { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(second)) } throws: { "\($0)".contains("a rotation to it is done") }
         #expect(!FileManager.default.fileExists(atPath: store.rootKeyFile))
         #expect(try unwraps(key))
         // A passphrase store moving to a key file, stopped after the commit: a mount with the
         // passphrase opens it (the pending key file needs none).
-        let passphrase = Self.passphrase("a passphrase")
-        try store.keep(next, as: .passphrase(passphrase))
+        try store.keep(next, as: .passphrase(Self.passphrase("a passphrase")))
         let third = scratch.path + "/usb/third.key", last = try RootKey.generate()
-        try store.keepPending(last, as: .keyFile(third))
+        try store.keepPending(last, as: .keyFile(third), current: next)
         _ = try KMSEngine.open(path: store.storePath, rootKey: next, schedulerInterval: nil).rotateRootKey(to: last)
         #expect(try unwraps(key, RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("a passphrase")))))
         #expect(try store.rotateRootKey(RootKeyUnlock(passphrase: OneTimePassphrase(Self.passphrase("a passphrase"))), to: .keyFile(third)) == nil)
         #expect(try store.protectionKind() == .keyFile(third))
         #expect(try unwraps(key))
+    }
+
+    /// A key file that exists is not taken for the new key (it may be another volume's), and
+    /// nothing is written.
+    @Test func anExistingKeyFileIsNotTaken() throws {
+        let theirs = scratch.path + "/usb/other-volume.key"
+        try EmbeddedStore.writeHex(try RootKey.generate(), to: theirs)
+        #expect { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(theirs)) } throws: { "\($0)".contains("exists") }
+        #expect(!store.hasPendingRootKey)
+        #expect(try store.loadRootKey(RootKeyUnlock()).identifier == oldKey.identifier)
+    }
+
+    /// A store swapped for one under the attacker's key, with a pending record planted beside it
+    /// naming the attacker's key file: the record is not MAC'ed under this store's key, so it is
+    /// not taken, and the swapped store does not open.
+    @Test func aPlantedPendingRecordIsNotTaken() throws {
+        let attackers = try RootKey.generate(), file = scratch.path + "/usb/attacker.key"
+        try EmbeddedStore.writeHex(attackers, to: file)
+        _ = try KMSEngine.open(path: store.storePath, rootKey: oldKey, schedulerInterval: nil).rotateRootKey(to: attackers)
+        for planted in [RootKeyRecord.naming(keyFile: file), try RootKeyRecord.naming(keyFile: file).authenticated(under: attackers)] {
+            try planted.write(path: store.pendingRecordFile)
+            #expect { _ = try store.openEngine() } throws: { "\($0)".contains("does not match") }
+        }
     }
 
     /// A wrong current key writes nothing: no new key file, no pending record.

@@ -101,7 +101,7 @@ extension KMSEngine {
     /// now, or before): checked before anything is written for a rotation to it.
     public func checkNextRootKey(_ next: RootKey) throws {
         guard !next.isDegenerate else {
-            throw KMSError(.validation, "the new root key has every byte the same: not a key (let rotate-root-key make one)")
+            throw KMSError(.validation, "the new root key has every byte the same: not a key (let the rotation make one)")
         }
         try checkNew(next)
     }

@@ -135,8 +135,8 @@ struct StoreDelta {
     var aliases: Set<EngineState.AliasID> = []
     var accounts: Set<String> = []
     var accessKeys: Set<String> = []
-    /// Grants by ID, with the key each belonged to before the change, as the last load saw it
-    /// (nil: a grant it did not see, new or made by this instance since).
+    /// Grants by ID, with the key each belongs to, as the last load saw it or as the row says
+    /// now (nil: a grant gone that the last load did not see: made by this instance since).
     var grants: [String: KeyIdentity?] = [:]
     var identities: Set<String> = []
     var customKeyStores: Set<String> = []

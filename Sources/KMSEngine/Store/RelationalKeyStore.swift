@@ -413,9 +413,10 @@ final class RelationalKeyStore: KeyStore {
                 case "identities": delta.identities.insert(values[0])
                 case "custom_key_stores": delta.customKeyStores.insert(values[0])
                 case "grants":
-                    // The key the grant belonged to, to take it from there.
-                    let before = try mirror.rows["grants"]?[rowKey].map { try JSONDecoder().decode(GrantRecord.self, from: Data($0.record.utf8)) }
-                    delta.grants[values[0]] = before?.keyIdentity
+                    // The key the grant belongs to, to take it from there: as the last load saw
+                    // it, or as the row says now (grants do not move); else the engine looks.
+                    let record = try (mirror.rows["grants"]?[rowKey] ?? read).map { try JSONDecoder().decode(GrantRecord.self, from: Data($0.record.utf8)) }
+                    delta.grants[values[0]] = record?.keyIdentity
                 default: return nil
                 }
                 mirror.replace(entry.table, rowKey, with: read, authenticator: authenticator)
