@@ -37,6 +37,10 @@ extension EmbeddedStore {
     public func rotateRootKey(_ unlock: RootKeyUnlock, to protection: RootKeyProtection) throws -> RootKeyRotation? {
         shredLeftovers()
         let previous = try RootKeyRecord.load(path: recordFile)
+        if case .unprotected = protection, previous != nil {
+            throw VolumeError.rootKey("--new-root-key with --to unprotected is for a store that is unprotected already: "
+                                      + "rotate under a protection, then run kmsfs protect --to unprotected")
+        }
         let current = try loadRootKey(passphrase: unlock.passphrase?.take(), keyFile: unlock.keyFile)
         var next = try pendingKey(for: protection, current: current)
         do {
@@ -70,14 +74,13 @@ extension EmbeddedStore {
     /// is done, the current key is the only one that opens the store.
     private func refuseOverwritingCurrent(_ previous: RootKeyRecord?, with protection: RootKeyProtection) throws {
         switch protection {
-        case .unprotected where previous != nil:
-            throw VolumeError.rootKey("--new-root-key with --to unprotected is for a store that is unprotected already: "
-                                      + "rotate under a protection, then run kmsfs protect --to unprotected")
         case let .keyFile(path) where previous?.protection == .keyFile && previous?.keyFile == Self.absolute(path):
-            throw VolumeError.rootKey("the key file \(path) holds the current root key (a rotation to it is done): name a new file to rotate again")
+            throw VolumeError.rootKey("the key file \(path) holds the store's current root key (after a finished rotation, the new one): "
+                                      + "name a new file for a new key")
         case let .credential(name, store) where previous?.protection == .credential && previous?.credential == name
             && (previous?.credentialStore ?? RootKeyProtection.defaultCredentialStore) == store:
-            throw VolumeError.rootKey("the credential \(name) holds the current root key (a rotation to it is done): name a new credential to rotate again")
+            throw VolumeError.rootKey("the credential \(name) holds the store's current root key (after a finished rotation, the new one): "
+                                      + "name a new credential for a new key")
         default:
             return
         }
@@ -96,21 +99,25 @@ extension EmbeddedStore {
         }
     }
 
-    /// Writes the new key's record, MAC'ed under the current key, beside the current one; then
-    /// its key file or credential. (A store that stays unprotected: `root.key.next`.)
+    /// Writes the new key's record, naming the key by its identifier and MAC'ed under the
+    /// current key, beside the current one; then its key file or credential. (A store that stays
+    /// unprotected: `root.key.next`.)
     func keepPending(_ next: RootKey, as protection: RootKeyProtection, current: RootKey) throws {
+        var record: RootKeyRecord
         switch protection {
         case .unprotected:
-            try Self.writeHex(next, to: pendingClearFile)
+            return try Self.writeHex(next, to: pendingClearFile)
         case .passphrase:
-            if let record = try record(keeping: next, as: protection) { try record.authenticated(under: current).write(path: pendingRecordFile) }
+            guard let sealed = try self.record(keeping: next, as: protection) else { return }
+            record = sealed
         case let .keyFile(path):
-            try RootKeyRecord.naming(keyFile: Self.absolute(path)).authenticated(under: current).write(path: pendingRecordFile)
-            _ = try record(keeping: next, as: protection)
+            record = RootKeyRecord.naming(keyFile: Self.absolute(path))
         case let .credential(name, store):
-            try RootKeyRecord.naming(credential: name, store: store).authenticated(under: current).write(path: pendingRecordFile)
-            _ = try record(keeping: next, as: protection)
+            record = RootKeyRecord.naming(credential: name, store: store)
         }
+        record.keyIdentifier = next.identifier
+        try record.authenticated(under: current).write(path: pendingRecordFile)
+        if record.protection != .passphrase { _ = try self.record(keeping: next, as: protection) }
     }
 
     /// The new key's record an interrupted run left, if it is this store's (its MAC verifies
@@ -147,10 +154,14 @@ extension EmbeddedStore {
         case .unprotected:
             throw mismatch
         }
-        if let key = try? unlocking(record, passphrase: nil, keyFile: nil) { return key }
+        let named = (try? unlocking(record, passphrase: nil, keyFile: nil)).flatMap { $0.identifier == record.keyIdentifier ? $0 : nil }
+        if let named { return named }
+        // Stopped between the record and its key file or credential (the store is rotated only
+        // after both): a new key, and a new record naming it. A key file or credential that
+        // appeared meanwhile, not the one the record names, is refused.
         try refuseExisting(protection)
         let next = try RootKey.generate()
-        _ = try self.record(keeping: next, as: protection)
+        try keepPending(next, as: protection, current: current)
         return next
     }
 
@@ -160,7 +171,8 @@ extension EmbeddedStore {
     /// `root.key.next` counts only beside a store that is unprotected already.
     func pendingKey(passphrase: SecretBytes?, current: RootKey) throws -> RootKey? {
         if let record = try pendingRecord(current: current) {
-            return try unlocking(record, passphrase: record.protection == .passphrase ? passphrase : nil, keyFile: nil)
+            let key = try unlocking(record, passphrase: record.protection == .passphrase ? passphrase : nil, keyFile: nil)
+            return key.identifier == record.keyIdentifier ? key : nil
         }
         guard try RootKeyRecord.load(path: recordFile) == nil, FileManager.default.fileExists(atPath: pendingClearFile) else { return nil }
         return try loadKeyFile(pendingClearFile)

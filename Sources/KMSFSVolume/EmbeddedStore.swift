@@ -138,7 +138,8 @@ public struct EmbeddedStore: Sendable, Equatable {
             return try KMSEngine.open(path: storePath, rootKey: root, nextRootKey: next, schedulerInterval: schedulerInterval)
         } catch {
             guard hasPendingRootKey, next == nil else { throw error }
-            throw VolumeError.rootKey("\(error) — an interrupted `kmsfs protect --new-root-key` left \(RootKeyRecord.nextFileName): run it again, with the same --to, to finish")
+            throw VolumeError.rootKey("\(error) — \(RootKeyRecord.nextFileName) is beside the store: if an interrupted `kmsfs protect --new-root-key` left it, "
+                                      + "run that again, with the same --to, to finish; if none was run, the store or that file was put there by someone else")
         }
     }
 

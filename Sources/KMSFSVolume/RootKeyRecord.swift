@@ -74,6 +74,10 @@ struct RootKeyRecord: Codable, Equatable {
     /// current root key, so that a record planted there by whoever can write the store's
     /// directory is not taken for one.
     var authentication: String?
+    /// A rotation's record of the new key: the key's identifier (``RootKey/identifier``, which
+    /// says nothing of it), so that only that key is taken from the key file or credential it
+    /// names — not one that appears there later.
+    var keyIdentifier: String?
 
     init(protection: Kind) {
         format = Self.currentFormat

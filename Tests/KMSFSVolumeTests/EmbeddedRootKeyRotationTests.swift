@@ -133,7 +133,7 @@ import Testing
         _ = try KMSEngine.open(path: store.storePath, rootKey: written, schedulerInterval: nil).rotateRootKey(to: next)
         try EmbeddedStore.writeHex(written, to: store.rootKeyFile)
         #expect(rename(store.pendingRecordFile, store.recordFile) == 0)
-        #expect { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(second)) } throws: { "\($0)".contains("a rotation to it is done") }
+        #expect { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(second)) } throws: { "\($0)".contains("holds the store's current root key") }
         #expect(!FileManager.default.fileExists(atPath: store.rootKeyFile))
         #expect(try unwraps(key))
         // A passphrase store moving to a key file, stopped after the commit: a mount with the
@@ -169,6 +169,28 @@ import Testing
             try planted.write(path: store.pendingRecordFile)
             #expect { _ = try store.openEngine() } throws: { "\($0)".contains("does not match") }
         }
+    }
+
+    /// A run stopped after its record, before its key file; then a key file appears at that path
+    /// (whoever can write there): neither the command nor a mount takes it — the record names
+    /// the key it is for — and the command refuses the file.
+    @Test func aKeyFileThatAppearsAfterTheRecordIsNotTaken() throws {
+        let target = scratch.path + "/usb/new.key", planted = try RootKey.generate()
+        var record = RootKeyRecord.naming(keyFile: target)
+        record.keyIdentifier = try RootKey.generate().identifier
+        try record.authenticated(under: oldKey).write(path: store.pendingRecordFile)
+        try EmbeddedStore.writeHex(planted, to: target)
+        _ = try KMSEngine.open(path: store.storePath, rootKey: oldKey, schedulerInterval: nil).rotateRootKey(to: planted)
+        #expect { _ = try store.openEngine() } throws: { "\($0)".contains("does not match") }
+        #expect { _ = try store.rotateRootKey(RootKeyUnlock(), to: .keyFile(target)) } throws: { "\($0)".contains("exists") }
+    }
+
+    /// `--to unprotected` on a protected store is refused, whatever `root.key.next` lies beside it.
+    @Test func unprotectedIsRefusedForAProtectedStoreWhateverLiesBesideIt() throws {
+        try store.keep(oldKey, as: .keyFile(scratch.path + "/usb/current.key"))
+        try EmbeddedStore.writeHex(try RootKey.generate(), to: store.pendingClearFile)
+        #expect { _ = try store.rotateRootKey(RootKeyUnlock(), to: .unprotected) } throws: { "\($0)".contains("unprotected already") }
+        #expect(try store.openEngine().rootKeyIdentifier == oldKey.identifier)
     }
 
     /// A wrong current key writes nothing: no new key file, no pending record.
