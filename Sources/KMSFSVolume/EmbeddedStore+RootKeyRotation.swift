@@ -42,23 +42,24 @@ extension EmbeddedStore {
                                       + "rotate under a protection, then run kmsfs protect --to unprotected")
         }
         let current = try loadRootKey(passphrase: unlock.passphrase?.take(), keyFile: unlock.keyFile)
-        var next = try pendingKey(for: protection, current: current)
+        let pending = try pendingKey(for: protection, current: current)
+        let next: RootKey
         do {
             // Nothing is written for a key that is not this store's.
-            let engine = try KMSEngine.open(path: storePath, rootKey: current, nextRootKey: next, schedulerInterval: nil)
+            let engine = try KMSEngine.open(path: storePath, rootKey: current, nextRootKey: pending, schedulerInterval: nil)
             if previous != nil, engine.rootKeyIdentifier == current.identifier, !Self.shred(rootKeyFile) {
                 throw VolumeError.rootKey("\(rootKeyFile) (an old key, in the clear) could not be removed: remove it by hand")
             }
-            if next == nil {
+            if let pending {
+                next = pending
+            } else {
                 try refuseOverwritingCurrent(previous, with: protection)
                 try refuseExisting(protection)
-                let new = try RootKey.generate()
-                try engine.checkNextRootKey(new)
-                try keepPending(new, as: protection, current: current)
-                next = new
+                next = try RootKey.generate()
+                try engine.checkNextRootKey(next)
+                try keepPending(next, as: protection, current: current)
             }
         }
-        guard let next else { return nil }
         var rotation: RootKeyRotation?
         do {
             // Under the old key, or under the new one if the interrupted run got that far.

@@ -170,7 +170,7 @@ public struct EmbeddedStore: Sendable, Equatable {
             }
             return record
         case let .keyFile(path):
-            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            let absolute = Self.absolute(path)
             try Self.refuseKeyFile(absolute, inside: [directory])
             var keyFile = stat(), clear = stat()
             if stat(absolute, &keyFile) == 0, stat(rootKeyFile, &clear) == 0, keyFile.st_dev == clear.st_dev, keyFile.st_ino == clear.st_ino {

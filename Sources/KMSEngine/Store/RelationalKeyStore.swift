@@ -369,14 +369,21 @@ final class RelationalKeyStore: KeyStore {
                 mirror.replace(table, StoreMirror.rowKey(table: table, fields: read.fields), with: read, authenticator: authenticator)
             }
         }
-        for row in try db.query("SELECT account, region, key_id, version, sealed FROM key_material") {
+        try Self.readMaterial(try db.query(Self.materialSQL), into: &mirror.material)
+        return mirror
+    }
+
+    private static let materialSQL = "SELECT account, region, key_id, version, sealed FROM key_material"
+
+    /// Puts `rows` (as ``materialSQL`` selects them) into `material`.
+    private static func readMaterial(_ rows: [SQLRow], into material: inout [KeyIdentity: [UInt32: [UInt8]]]) throws {
+        for row in rows {
             guard let account = row[0].text, let region = row[1].text, let keyID = row[2].text, let version = row[3].integer,
                   let sealed = row[4].blob, let version = UInt32(exactly: version) else {
                 throw StoreError("malformed key_material row")
             }
-            mirror.material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][version] = sealed
+            material[KeyIdentity(account: account, region: region, keyID: keyID), default: [:]][version] = sealed
         }
-        return mirror
     }
 
     /// Brings `mirror` to the sealed state `written` by reading again only the rows the change
@@ -425,15 +432,9 @@ final class RelationalKeyStore: KeyStore {
         // A key's material is read again whenever its record changed too: the material rows
         // carry no MAC in the digest, so the feed alone vouches for them.
         for key in delta.keys {
-            var versions: [UInt32: [UInt8]] = [:]
-            for row in try db.query("SELECT version, sealed FROM key_material WHERE account = ?1 AND region = ?2 AND key_id = ?3",
-                                    [.text(key.account), .text(key.region), .text(key.keyID)]) {
-                guard let version = row[0].integer.flatMap({ UInt32(exactly: $0) }), let sealed = row[1].blob else {
-                    throw StoreError("malformed key_material row")
-                }
-                versions[version] = sealed
-            }
-            mirror.material[key] = versions.isEmpty ? nil : versions
+            mirror.material[key] = nil
+            try Self.readMaterial(try db.query(Self.materialSQL + " WHERE account = ?1 AND region = ?2 AND key_id = ?3",
+                                               [.text(key.account), .text(key.region), .text(key.keyID)]), into: &mirror.material)
         }
         guard ConstantTime.equal(mirror.digest, written.digest) else { return nil }
         mirror.generation = written.generation
@@ -587,14 +588,9 @@ final class RelationalKeyStore: KeyStore {
                 let macAtPin = try db.query("SELECT mac FROM audit WHERE seq = ?1", [.integer(pinned.sequence)]).first?.first?.blob
                 try checkPin(pinned, macAtPin: macAtPin, last: last.map { AuditPosition(sequence: $0.sequence, mac: $0.mac) })
             }
-            var contents: StoreContents
-            if let delta {
-                contents = try current!.contents(of: delta)
-            } else {
-                let decodedNow: [[UInt8]: any Sendable]
-                (contents, decodedNow) = try current!.contents(decoded: decoded.withLock { $0 })
-                decoded.withLock { $0 = decodedNow }
-            }
+            let (loaded, decodedNow) = try current!.contents(of: delta, decoded: delta == nil ? decoded.withLock { $0 } : [:])
+            if delta == nil { decoded.withLock { $0 = decodedNow } }
+            var contents = loaded
             if changes != nil, shared { mirror.withLock { $0 = current } }
             contents.changed = delta
             contents.lastAudit = last

@@ -64,35 +64,16 @@ struct StoreMirror {
         if let row { RelationalKeyStore.add(authenticator.element(table: table, mac: row.mac), to: &digest) }
     }
 
-    /// The rows `delta` names that are there, decoded (keys with all their material).
-    func contents(of delta: StoreDelta) throws -> StoreContents {
-        let decoder = JSONDecoder()
-        func records<R: Decodable>(_ table: String, _ keys: some Sequence<[String]>, as type: R.Type) throws -> [(R, Row)] {
-            try keys.compactMap { rows[table]?[Self.rowKey($0)] }.map { (try decoder.decode(R.self, from: Data($0.record.utf8)), $0) }
-        }
-        var material: [KeyIdentity: [UInt32: [UInt8]]] = [:]
-        for key in delta.keys { material[key] = self.material[key] }
-        return StoreContents(
-            generation: generation,
-            keys: try records("keys", delta.keys.map { [$0.account, $0.region, $0.keyID] }, as: KeyRecord.self).map(\.0),
-            sealedMaterial: material,
-            aliases: try records("aliases", delta.aliases.map { [$0.account, $0.region, $0.name] }, as: AliasRecord.self).map(\.0),
-            accounts: try records("accounts", delta.accounts.map { [$0] }, as: AccountRecord.self).map(\.0),
-            accessKeys: try records("access_keys", delta.accessKeys.map { [$0] }, as: AccessKeyRecord.self).map { ($0.0, $0.1.sealed ?? []) },
-            lastAudit: nil,
-            grants: try records("grants", delta.grants.keys.map { [$0] }, as: GrantRecord.self).map(\.0),
-            identities: try records("identities", delta.identities.map { [$0] }, as: IdentityRecord.self).map(\.0),
-            customKeyStores: try records("custom_key_stores", delta.customKeyStores.map { [$0] }, as: CustomKeyStoreRecord.self)
-                .map { ($0.0, $0.1.sealed ?? []) })
-    }
-
-    /// The records, decoded: a record whose row's MAC (which covers its JSON) was decoded before
-    /// is taken from `decoded` as it is; returns what is decoded now, by MAC, for the next load.
-    func contents(decoded known: [[UInt8]: any Sendable]) throws -> (StoreContents, [[UInt8]: any Sendable]) {
+    /// The records, decoded: every row, or (with `delta`) the rows it names that are there, and
+    /// those keys' material. A record whose row's MAC (which covers its JSON) was decoded before is
+    /// taken from `known` as it is; returns what is decoded now, by MAC, for the next load.
+    func contents(of delta: StoreDelta? = nil, decoded known: [[UInt8]: any Sendable] = [:]) throws
+        -> (StoreContents, [[UInt8]: any Sendable]) {
         let decoder = JSONDecoder()
         var now: [[UInt8]: any Sendable] = [:]
-        func records<R: Decodable & Sendable>(_ table: String, as type: R.Type) throws -> [(R, Row)] {
-            try (rows[table] ?? [:]).values.map { row in
+        func records<R: Decodable & Sendable>(_ table: String, _ named: [[String]]?, as type: R.Type) throws -> [(R, Row)] {
+            let chosen = named.map { $0.compactMap { rows[table]?[Self.rowKey($0)] } } ?? Array((rows[table] ?? [:]).values)
+            return try chosen.map { row in
                 let record = try (known[row.mac] as? R) ?? decoder.decode(R.self, from: Data(row.record.utf8))
                 now[row.mac] = record
                 return (record, row)
@@ -100,15 +81,16 @@ struct StoreMirror {
         }
         let contents = StoreContents(
             generation: generation,
-            keys: try records("keys", as: KeyRecord.self).map(\.0),
-            sealedMaterial: material,
-            aliases: try records("aliases", as: AliasRecord.self).map(\.0),
-            accounts: try records("accounts", as: AccountRecord.self).map(\.0),
-            accessKeys: try records("access_keys", as: AccessKeyRecord.self).map { ($0.0, $0.1.sealed ?? []) },
+            keys: try records("keys", delta.map { $0.keys.map { [$0.account, $0.region, $0.keyID] } }, as: KeyRecord.self).map(\.0),
+            sealedMaterial: delta.map { Dictionary(uniqueKeysWithValues: $0.keys.compactMap { key in material[key].map { (key, $0) } }) } ?? material,
+            aliases: try records("aliases", delta.map { $0.aliases.map { [$0.account, $0.region, $0.name] } }, as: AliasRecord.self).map(\.0),
+            accounts: try records("accounts", delta.map { $0.accounts.map { [$0] } }, as: AccountRecord.self).map(\.0),
+            accessKeys: try records("access_keys", delta.map { $0.accessKeys.map { [$0] } }, as: AccessKeyRecord.self).map { ($0.0, $0.1.sealed ?? []) },
             lastAudit: nil,
-            grants: try records("grants", as: GrantRecord.self).map(\.0),
-            identities: try records("identities", as: IdentityRecord.self).map(\.0),
-            customKeyStores: try records("custom_key_stores", as: CustomKeyStoreRecord.self).map { ($0.0, $0.1.sealed ?? []) })
+            grants: try records("grants", delta.map { $0.grants.keys.map { [$0] } }, as: GrantRecord.self).map(\.0),
+            identities: try records("identities", delta.map { $0.identities.map { [$0] } }, as: IdentityRecord.self).map(\.0),
+            customKeyStores: try records("custom_key_stores", delta.map { $0.customKeyStores.map { [$0] } }, as: CustomKeyStoreRecord.self)
+                .map { ($0.0, $0.1.sealed ?? []) })
         return (contents, now)
     }
 }
